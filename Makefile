@@ -1,0 +1,38 @@
+# tcpstated build, test and run targets. `make test` is what CI runs.
+GO        ?= go
+PKGS      := ./...
+FUZZTIME  ?= 30s
+
+.PHONY: all build test lint vet fmt-check unit property-long bench-engine fuzz
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+
+## test: everything CI checks (format, vet, unit + race, property tests)
+test: fmt-check vet unit
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+## property-long: the lossy-link property test over many more seeds
+property-long:
+	TCPSTATED_PROPERTY_SEEDS=20000 $(GO) test -count=1 -run 'TestProperty' ./fsm/
+
+## bench-engine: engine hot-path benchmarks (figures go in docs/PERFORMANCE.md)
+bench-engine:
+	$(GO) test -run '^$$' -bench . -benchmem ./fsm/
+
+## fuzz: run every fuzz target in fsm/ for FUZZTIME each
+fuzz:
+	@for t in $$($(GO) test -list 'Fuzz.*' ./fsm/ | grep ^Fuzz); do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./fsm/ || exit 1; \
+	done

@@ -1,0 +1,3 @@
+module github.com/tcpstated/tcpstated
+
+go 1.26
