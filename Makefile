@@ -36,3 +36,4 @@ fuzz:
 	@for t in $$($(GO) test -list 'Fuzz.*' ./fsm/ | grep ^Fuzz); do \
 		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./fsm/ || exit 1; \
 	done
+include mk/generate.mk
