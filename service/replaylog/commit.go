@@ -1,0 +1,223 @@
+package replaylog
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Group commit. One syncer goroutine per store runs rounds. A round is the
+// set of logs whose writers are waiting (or, in FsyncBatch mode, that are
+// dirty). A writer first writes its frame, then joins the round that has
+// not started yet and waits for it to finish. When the syncer takes a round
+// it swaps in a fresh one for late joiners, notes each log's written record
+// count (every joiner's write precedes this), makes the logs durable with
+// one fdatasync each or, from SyncfsThreshold logs on, one syncfs of the
+// data directory, advances each log's durable count, and closes the round's
+// channel, waking all of its waiters at once. While it syncs, the next
+// round fills up; so under load every round's cost is shared by every
+// append that arrived during the previous one, across all sessions.
+
+// round is one group commit.
+type round struct {
+	logs []*FileLog
+	done chan struct{} // closed when the round is over
+}
+
+func newRound() *round { return &round{done: make(chan struct{})} }
+
+type committer struct {
+	s    *FileStore
+	kick chan struct{} // capacity 1: "a round is waiting"
+	quit chan struct{}
+	exit chan struct{}
+
+	mu     sync.Mutex // FileLog.mu may be held when taking it, never the reverse
+	next   *round
+	closed bool
+}
+
+func newCommitter(s *FileStore) *committer {
+	c := &committer{
+		s:    s,
+		kick: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		exit: make(chan struct{}),
+		next: newRound(),
+	}
+	go c.loop()
+	return c
+}
+
+// join queues l in the next round, wakes the syncer and returns the round
+// to wait on; nil if the store is closed.
+func (c *committer) join(l *FileLog) *round {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	r := c.next
+	if l.pending != r {
+		l.pending = r
+		r.logs = append(r.logs, l)
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return r
+}
+
+// enqueue marks l dirty for the next FsyncBatch round without waking the
+// syncer or waiting.
+func (c *committer) enqueue(l *FileLog) {
+	c.mu.Lock()
+	if r := c.next; !c.closed && l.pending != r {
+		l.pending = r
+		r.logs = append(r.logs, l)
+	}
+	c.mu.Unlock()
+}
+
+func (c *committer) stop() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	close(c.quit)
+	<-c.exit
+}
+
+func (c *committer) loop() {
+	defer close(c.exit)
+	var tick <-chan time.Time
+	if c.s.opts.Fsync == FsyncBatch {
+		t := time.NewTicker(c.s.opts.BatchInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		quit := false
+		select {
+		case <-c.kick:
+		case <-tick:
+		case <-c.quit:
+			quit = true
+		}
+		c.mu.Lock()
+		r := c.next
+		if len(r.logs) > 0 {
+			c.next = newRound()
+		}
+		c.mu.Unlock()
+		if len(r.logs) > 0 {
+			c.run(r)
+			close(r.done)
+		}
+		if quit {
+			return
+		}
+	}
+}
+
+type syncJob struct {
+	l    *FileLog
+	upto uint64 // records written when the round started
+}
+
+// run makes the round's logs durable up to what they had written when it
+// started.
+func (c *committer) run(r *round) {
+	s := c.s
+	jobs := make([]syncJob, 0, len(r.logs))
+	for _, l := range r.logs {
+		l.mu.Lock()
+		upto := l.written
+		l.mu.Unlock()
+		if l.err() == nil && l.durable.Load() < upto {
+			jobs = append(jobs, syncJob{l, upto})
+		}
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	start := time.Now()
+	s.stats.rounds.Add(1)
+	s.stats.roundLogs.Add(uint64(len(jobs)))
+	done := false
+	if s.syncfs != nil && len(jobs) >= s.opts.SyncfsThreshold {
+		s.stats.syncfs.Add(1)
+		if err := s.syncfs(s.dirf); err == nil {
+			// syncfs wrote back every dirty page and inode of the file
+			// system, ours included, and (Linux ≥ 5.8) would have failed if
+			// any write-back had.
+			for _, j := range jobs {
+				j.l.advance(j.upto)
+			}
+			done = true
+		} else {
+			// Find out which logs the failure touches: fdatasync reports a
+			// write-back error to each file that has not seen it yet.
+			s.log.Warn("syncfs failed; syncing logs one by one", "err", err)
+		}
+	}
+	if !done {
+		for _, j := range jobs {
+			c.syncOne(j)
+		}
+	}
+	if d := time.Since(start); d > slowSync {
+		s.log.Warn("slow fsync round", "took", d, "logs", len(jobs))
+	}
+}
+
+func (c *committer) syncOne(j syncJob) {
+	l := j.l
+	l.fdMu.RLock()
+	defer l.fdMu.RUnlock()
+	if l.fileClosed {
+		return
+	}
+	c.s.stats.fdatasyncs.Add(1)
+	if err := c.s.fdatasync(l.f); err != nil {
+		l.poison(fmt.Errorf("fdatasync: %w", err))
+		return
+	}
+	l.advance(j.upto)
+}
+
+// advance raises the durable count to n.
+func (l *FileLog) advance(n uint64) {
+	for {
+		d := l.durable.Load()
+		if d >= n || l.durable.CompareAndSwap(d, n) {
+			return
+		}
+	}
+}
+
+// Stats counts the store's work since it was opened.
+type Stats struct {
+	Appends    uint64 // records written
+	Rounds     uint64 // group-commit rounds that had something to sync
+	RoundLogs  uint64 // logs synced, summed over rounds
+	Fdatasyncs uint64 // fdatasync(2) calls on logs
+	Syncfs     uint64 // syncfs(2) calls
+}
+
+type storeStats struct {
+	appends, rounds, roundLogs, fdatasyncs, syncfs atomic.Uint64
+}
+
+// Stats returns the store's counters.
+func (s *FileStore) Stats() Stats {
+	return Stats{
+		Appends:    s.stats.appends.Load(),
+		Rounds:     s.stats.rounds.Load(),
+		RoundLogs:  s.stats.roundLogs.Load(),
+		Fdatasyncs: s.stats.fdatasyncs.Load(),
+		Syncfs:     s.stats.syncfs.Load(),
+	}
+}

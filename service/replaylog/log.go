@@ -1,0 +1,254 @@
+package replaylog
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// FileLog is a Log kept in one file of a FileStore.
+type FileLog struct {
+	s    *FileStore
+	name string
+	seed uint32
+
+	mu      sync.Mutex // serialises appends; guards the fields below
+	f       *os.File
+	crc     uint32 // chain value after the last record
+	size    int64  // file size = offset of the next frame
+	written uint64 // records written
+	closed  bool
+	buf     []byte
+
+	fdMu       sync.RWMutex // shared while the fd is used outside mu (sync, read); exclusive to close it
+	fileClosed bool
+
+	durable atomic.Uint64         // records known to be on stable storage
+	failure atomic.Pointer[error] // set once: the poison
+
+	pending *round // the round this log is queued in; guarded by s.gc.mu
+}
+
+var _ Log = (*FileLog)(nil)
+
+func newFileLog(s *FileStore, name string, f *os.File, seed uint32, size int64, records uint64) *FileLog {
+	l := &FileLog{s: s, name: name, seed: seed, f: f, crc: seed, size: size, written: records}
+	l.durable.Store(records)
+	return l
+}
+
+// Name returns the log's name.
+func (l *FileLog) Name() string { return l.name }
+
+// Len is the number of records appended.
+func (l *FileLog) Len() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.written
+}
+
+// Size is the file size, header included.
+func (l *FileLog) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// err returns the poison, if any.
+func (l *FileLog) err() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// poison records the first write or sync failure; every later call returns
+// it. After a failed fsync the kernel may have dropped the dirty pages, so
+// retrying could report success for data that is gone.
+func (l *FileLog) poison(cause error) error {
+	err := fmt.Errorf("%w: %q: %w", ErrPoisoned, l.name, cause)
+	if l.failure.CompareAndSwap(nil, &err) {
+		l.s.log.Error("log failed; it refuses every further call", "log", l.name, "err", cause)
+		return err
+	}
+	return l.err()
+}
+
+// Append writes payload as the next record and, in FsyncAlways mode, waits
+// until it is durable (group commit). If the wait fails the index is
+// returned with the error: the record was written but is not known durable.
+func (l *FileLog) Append(payload []byte) (uint64, error) {
+	i, err := l.AppendAsync(payload)
+	if err != nil {
+		return 0, err
+	}
+	if l.s.opts.Fsync == FsyncAlways {
+		if err := l.waitDurable(i); err != nil {
+			return i, err
+		}
+	}
+	return i, nil
+}
+
+// AppendAsync writes payload as the next record with one write(2) of the
+// whole frame and returns its index without waiting for durability. Call
+// Durable(index) later, typically after releasing the caller's own lock.
+func (l *FileLog) AppendAsync(payload []byte) (uint64, error) {
+	if len(payload) > MaxRecordSize {
+		return 0, ErrTooLarge
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if err := l.err(); err != nil {
+		return 0, err
+	}
+	fs := frameSize(len(payload))
+	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
+		return 0, fmt.Errorf("%w: %q has %d bytes, limit %d", ErrLogFull, l.name, l.size, max)
+	}
+	buf, crc := appendFrame(l.buf[:0], l.crc, payload)
+	if _, err := l.f.Write(buf); err != nil {
+		// A partial frame may be in the file: the next Open truncates it.
+		return 0, l.poison(fmt.Errorf("write: %w", err))
+	}
+	if cap(buf) <= 64<<10 {
+		l.buf = buf
+	} else {
+		l.buf = nil // don't pin a large buffer
+	}
+	l.crc = crc
+	l.size += fs
+	i := l.written
+	l.written++
+	l.s.stats.appends.Add(1)
+	if l.s.opts.Fsync == FsyncBatch {
+		l.s.gc.enqueue(l)
+	}
+	return i, nil
+}
+
+// Durable returns nil once record index and all records before it are on
+// stable storage. In FsyncAlways mode it waits for the group-commit round
+// that covers index (joining the next one if needed); in FsyncBatch and
+// FsyncNever modes it does not wait and only reports a failure of the log.
+// Records are made durable in index order: a nil return for index i implies
+// every record ≤ i is durable.
+func (l *FileLog) Durable(index uint64) error {
+	if err := l.err(); err != nil {
+		return err
+	}
+	if l.durable.Load() > index {
+		return nil
+	}
+	if l.s.opts.Fsync != FsyncAlways {
+		if index >= l.Len() {
+			return fmt.Errorf("%w: %d", ErrNotAppended, index)
+		}
+		return nil
+	}
+	return l.waitDurable(index)
+}
+
+// Sync makes every record appended so far durable, in any mode.
+func (l *FileLog) Sync() error {
+	n := l.Len()
+	if err := l.err(); err != nil || n == 0 {
+		return err
+	}
+	return l.waitDurable(n - 1)
+}
+
+func (l *FileLog) waitDurable(index uint64) error {
+	for {
+		if err := l.err(); err != nil {
+			return err
+		}
+		if l.durable.Load() > index {
+			return nil
+		}
+		l.mu.Lock()
+		written, closed := l.written, l.fileClosed
+		l.mu.Unlock()
+		if index >= written {
+			return fmt.Errorf("%w: %d", ErrNotAppended, index)
+		}
+		if closed {
+			return ErrClosed
+		}
+		r := l.s.gc.join(l)
+		if r == nil {
+			return ErrClosed
+		}
+		<-r.done
+	}
+}
+
+// Records reads back every record appended before the call, verifying the
+// CRC chain from the file's seed. payload is only valid during fn.
+func (l *FileLog) Records(fn func(index uint64, payload []byte) error) error {
+	l.mu.Lock()
+	size, n, closed := l.size, l.written, l.closed
+	l.mu.Unlock()
+	if err := l.err(); err != nil {
+		return err
+	}
+	if closed {
+		return ErrClosed
+	}
+	l.fdMu.RLock()
+	defer l.fdMu.RUnlock()
+	if l.fileClosed {
+		return ErrClosed
+	}
+	sc, _, err := newScanner(l.f, size)
+	if err != nil {
+		return err
+	}
+	for i := uint64(0); i < n; i++ {
+		p, err := sc.next()
+		if err == io.EOF {
+			return fmt.Errorf("%w: log ended after %d of %d records", ErrCorrupt, i, n)
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(i, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close makes the log durable (unless FsyncNever) and closes its file. It
+// returns the poison if the log had failed.
+func (l *FileLog) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	n := l.written
+	l.mu.Unlock()
+
+	err := l.err()
+	if err == nil && l.s.opts.Fsync != FsyncNever && n > 0 {
+		err = l.waitDurable(n - 1)
+	}
+	l.fdMu.Lock()
+	l.mu.Lock()
+	l.fileClosed = true
+	l.mu.Unlock()
+	cerr := l.f.Close()
+	l.fdMu.Unlock()
+	l.s.forget(l)
+	if err == nil && cerr != nil {
+		err = fmt.Errorf("replaylog: closing %q: %w", l.name, cerr)
+	}
+	return err
+}

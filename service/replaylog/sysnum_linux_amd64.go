@@ -1,0 +1,7 @@
+package replaylog
+
+// The syscall package has no SYS_SYNCFS.
+const (
+	sysSYNCFS  = 306
+	haveSyncfs = true
+)
