@@ -1,0 +1,185 @@
+package fsm
+
+// ring is a byte FIFO with a fixed upper bound, allocated lazily so idle
+// connections hold no buffer memory.
+type ring struct {
+	buf  []byte
+	head int // index of the first byte
+	n    int // bytes held
+}
+
+func (r *ring) Len() int { return r.n }
+
+// grow makes room for at least want bytes, never beyond limit.
+func (r *ring) grow(want, limit int) {
+	c := len(r.buf)
+	if c >= want || c >= limit {
+		return
+	}
+	nc := c * 2
+	if nc < 4096 {
+		nc = 4096
+	}
+	for nc < want {
+		nc *= 2
+	}
+	if nc > limit {
+		nc = limit
+	}
+	nb := make([]byte, nc)
+	r.peek(0, nb[:r.n])
+	r.buf, r.head = nb, 0
+}
+
+// write appends as much of p as fits under limit and returns the count.
+func (r *ring) write(p []byte, limit int) int {
+	if room := limit - r.n; len(p) > room {
+		p = p[:max(room, 0)]
+	}
+	if len(p) == 0 {
+		return 0
+	}
+	r.grow(r.n+len(p), limit)
+	if room := len(r.buf) - r.n; len(p) > room {
+		p = p[:room]
+	}
+	tail := (r.head + r.n) % len(r.buf)
+	k := copy(r.buf[tail:], p)
+	copy(r.buf, p[k:])
+	r.n += len(p)
+	return len(p)
+}
+
+// peek copies the bytes at offsets [off, off+len(p)) into p without
+// consuming them and returns the count.
+func (r *ring) peek(off int, p []byte) int {
+	if off >= r.n {
+		return 0
+	}
+	if len(p) > r.n-off {
+		p = p[:r.n-off]
+	}
+	start := (r.head + off) % max(len(r.buf), 1)
+	k := copy(p, r.buf[start:])
+	copy(p[k:], r.buf)
+	return len(p)
+}
+
+// read consumes up to len(p) bytes into p.
+func (r *ring) read(p []byte) int {
+	k := r.peek(0, p)
+	r.discard(k)
+	return k
+}
+
+// discard drops the first n bytes.
+func (r *ring) discard(n int) {
+	if n > r.n {
+		n = r.n
+	}
+	r.n -= n
+	if r.n == 0 {
+		r.head = 0
+		return
+	}
+	r.head = (r.head + n) % len(r.buf)
+}
+
+// release frees the buffer memory of an empty ring.
+func (r *ring) release() {
+	if r.n == 0 {
+		r.buf, r.head = nil, 0
+	}
+}
+
+// oooSeg is a segment held for reassembly: text beyond RCV.NXT, and
+// possibly a FIN after it.
+type oooSeg struct {
+	seq  Seq
+	data []byte
+	fin  bool
+}
+
+func (s *oooSeg) end() Seq {
+	e := s.seq.Add(Size(len(s.data)))
+	if s.fin {
+		e++
+	}
+	return e
+}
+
+// maxOOO bounds the segments held for reassembly; beyond it new
+// out-of-order segments are dropped (the sender will retransmit them).
+const maxOOO = 256
+
+// reassembly holds out-of-order segments sorted by sequence number.
+type reassembly struct {
+	segs  []oooSeg
+	bytes int
+}
+
+// insert stores a copy of data at seq (with fin if set) unless it is already
+// covered. It reports whether anything was stored.
+func (q *reassembly) insert(seq Seq, data []byte, fin bool) bool {
+	end := seq.Add(Size(len(data)))
+	if fin {
+		end++
+	}
+	i := 0
+	for ; i < len(q.segs); i++ {
+		s := &q.segs[i]
+		if s.seq.LessEq(seq) && end.LessEq(s.end()) {
+			return false // a duplicate of what we hold
+		}
+		if seq.LessThan(s.seq) {
+			break
+		}
+	}
+	if len(q.segs) >= maxOOO {
+		return false
+	}
+	q.segs = append(q.segs, oooSeg{})
+	copy(q.segs[i+1:], q.segs[i:])
+	q.segs[i] = oooSeg{seq: seq, data: append([]byte(nil), data...), fin: fin}
+	q.bytes += len(data)
+	return true
+}
+
+// pop removes and returns the first segment if it starts at or before next.
+func (q *reassembly) pop(next Seq) (oooSeg, bool) {
+	if len(q.segs) == 0 || q.segs[0].seq.GreaterThan(next) {
+		return oooSeg{}, false
+	}
+	s := q.segs[0]
+	q.segs[0] = oooSeg{}
+	q.segs = q.segs[1:]
+	if len(q.segs) == 0 {
+		q.segs = nil
+	}
+	q.bytes -= len(s.data)
+	return s, true
+}
+
+// sackBlocks fills b with the held ranges, merged, lowest first (RFC 2018
+// §4 asks for the most recent first; we report in sequence order, which
+// the RFC permits for the others).
+func (q *reassembly) sackBlocks(b *[MaxSACKBlocks]SACKBlock, limit int) int {
+	n := 0
+	for _, s := range q.segs {
+		e := s.seq.Add(Size(len(s.data)))
+		if n > 0 && s.seq.LessEq(b[n-1].End) {
+			if e.GreaterThan(b[n-1].End) {
+				b[n-1].End = e
+			}
+			continue
+		}
+		if n == limit {
+			break
+		}
+		b[n] = SACKBlock{s.seq, e}
+		n++
+	}
+	return n
+}
+
+func (q *reassembly) clear() { q.segs, q.bytes = nil, 0 }

@@ -1,0 +1,130 @@
+package fsm
+
+import "time"
+
+// ISNMode selects how initial sequence numbers are chosen.
+type ISNMode uint8
+
+const (
+	// ISNRandom follows RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
+	ISNRandom ISNMode = iota
+	// ISNFixed uses Config.FixedISN for every connection, so teaching material
+	// can use small numbers. It is not safe on a real network (RFC 6528 §1).
+	ISNFixed
+)
+
+// Config holds an engine's options. The zero value of a field means its
+// documented default; see Defaults.
+type Config struct {
+	// Secret keys the ISN function, SYN cookies and timestamp offsets. Same
+	// secret, same inputs: same outputs.
+	Secret [16]byte
+
+	ISNMode  ISNMode
+	FixedISN uint32
+
+	// MSL is the maximum segment lifetime; TIME-WAIT lasts 2·MSL
+	// (RFC 9293 §3.4.2, §3.6.1). Default 30 s.
+	MSL time.Duration
+
+	// MSS is the largest payload this side accepts, sent in the MSS option
+	// (RFC 9293 §3.7.1). Default 1460.
+	MSS uint16
+	// RecvBuffer bounds data received but not yet read: it is the receive
+	// window. Default 65535 bytes.
+	RecvBuffer int
+	// SendBuffer bounds data written but not yet acknowledged. Default 256 KiB.
+	SendBuffer int
+	// WindowScale is the shift offered in the window scale option (RFC 7323
+	// §2): -1 disables the option, 0..14 offers that shift. The default (0
+	// in the struct, see NoWindowScale) offers the smallest shift that
+	// covers RecvBuffer.
+	WindowScale int
+	// NoWindowScale, NoTimestamps and NoSACK turn off offering (and accepting)
+	// these options. They are on by default, as in every modern stack.
+	NoWindowScale bool
+	NoTimestamps  bool
+	NoSACK        bool
+
+	// SynQueue limits half-open (SYN-RECEIVED) connections per listener;
+	// AcceptQueue is the default accept backlog. Defaults 128 each.
+	SynQueue    int
+	AcceptQueue int
+	// SynCookies answers SYNs with RFC 4987 cookies when the SYN queue is
+	// full instead of dropping them.
+	SynCookies bool
+
+	// Nagle enables the Nagle algorithm (RFC 9293 §3.7.4). Default on.
+	NoNagle bool
+	// NoDelayedAck sends an ACK for every segment. Delayed ACKs (RFC 9293
+	// §3.8.6.3) are on by default with DelayedAckTimeout.
+	NoDelayedAck      bool
+	DelayedAckTimeout time.Duration // default 200 ms (must be < 500 ms)
+
+	// InitialWindow is the initial congestion window in segments (RFC 6928
+	// allows 10). Default 10.
+	InitialWindow int
+
+	// RTO bounds (RFC 6298): initial 1 s, minimum 1 s, maximum 60 s.
+	InitialRTO, MinRTO, MaxRTO time.Duration
+	// MaxRetries is how many times a data segment or FIN is retransmitted
+	// before the connection is aborted (RFC 9293 §3.8.3, R2). Default 15.
+	MaxRetries int
+	// SynRetries is how many times a SYN or SYN,ACK is retransmitted before
+	// giving up. Default 6 for SYN, 5 for SYN,ACK.
+	SynRetries, SynAckRetries int
+
+	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
+	// before the oldest is forgotten. Default 1024; -1 forgets at once.
+	RetainClosed int
+	// MaxEndpoints bounds live endpoints; 0 means unlimited.
+	MaxEndpoints int
+}
+
+// Defaults returns c with every zero field replaced by its default.
+func (c Config) Defaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MSL, 30*time.Second)
+	if c.MSS == 0 {
+		c.MSS = 1460
+	}
+	defInt(&c.RecvBuffer, 65535)
+	defInt(&c.SendBuffer, 256<<10)
+	defInt(&c.SynQueue, 128)
+	defInt(&c.AcceptQueue, 128)
+	def(&c.DelayedAckTimeout, 200*time.Millisecond)
+	if c.DelayedAckTimeout >= 500*time.Millisecond {
+		c.DelayedAckTimeout = 499 * time.Millisecond // RFC 9293 §3.8.6.3 MUST-40
+	}
+	defInt(&c.InitialWindow, 10)
+	def(&c.InitialRTO, time.Second)
+	def(&c.MinRTO, time.Second)
+	def(&c.MaxRTO, 60*time.Second)
+	defInt(&c.MaxRetries, 15)
+	defInt(&c.SynRetries, 6)
+	defInt(&c.SynAckRetries, 5)
+	if c.RetainClosed == 0 {
+		c.RetainClosed = 1024
+	}
+	if c.WindowScale < 0 {
+		c.NoWindowScale = true
+	}
+	if !c.NoWindowScale && c.WindowScale == 0 {
+		for c.RecvBuffer>>c.WindowScale > 65535 && c.WindowScale < 14 {
+			c.WindowScale++
+		}
+	}
+	if c.WindowScale > 14 {
+		c.WindowScale = 14
+	}
+	return c
+}

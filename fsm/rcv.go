@@ -1,0 +1,576 @@
+package fsm
+
+import "time"
+
+// segmentArrives processes a segment for an existing connection
+// (RFC 9293 §3.10.7.3 SYN-SENT and §3.10.7.4 "Otherwise"), then lets the
+// sending policy run and sends any ACK that could not be piggybacked.
+func (e *Engine) segmentArrives(c *conn, seg *Segment) {
+	if c.state == SynSent {
+		e.synSentArrives(c, seg)
+		return
+	}
+	ackNow := e.otherwiseArrives(c, seg)
+	if c.state == Closed {
+		return
+	}
+	e.output(c)
+	if ackNow && c.ackPending {
+		e.sendAck(c)
+	}
+}
+
+// synSentArrives is RFC 9293 §3.10.7.3.
+func (e *Engine) synSentArrives(c *conn, seg *Segment) {
+	f := seg.Flags
+	t := Tuple{c.local, c.remote}
+	// First, check the ACK bit.
+	if f&FlagACK != 0 && (seg.Ack.LessEq(c.iss) || seg.Ack.GreaterThan(c.sndNxt)) {
+		if f&FlagRST != 0 {
+			e.explain(c.id, CodeSynSentBadAckRstDropped, ActionDropped, Field{"SEG.ACK", uint64(seg.Ack)})
+			return
+		}
+		e.sendRst(c.id, t, seg)
+		e.explain(c.id, CodeSynSentBadAckSentRst, ActionAnswered, Field{"SEG.ACK", uint64(seg.Ack)},
+			Field{"ISS", uint64(c.iss)}, Field{"SND.NXT", uint64(c.sndNxt)})
+		return
+	}
+	// Second, check the RST bit.
+	if f&FlagRST != 0 {
+		if f&FlagACK != 0 {
+			e.explain(c.id, CodeSynSentRstRefused, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
+			e.event(c, EventRefused)
+			e.toClosed(c, CodeSynSentRstRefused, ErrConnectionRefused)
+			return
+		}
+		e.explain(c.id, CodeSynSentRstNoAckDropped, ActionDropped)
+		return
+	}
+	// Fourth, check the SYN bit.
+	if f&FlagSYN == 0 {
+		e.explain(c.id, CodeSynSentOtherDropped, ActionDropped)
+		return
+	}
+	c.irs, c.rcvNxt = seg.Seq, seg.Seq+1
+	e.negotiate(c, seg)
+	c.sndWnd = uint32(seg.Window) // never scaled in a SYN (RFC 7323 §2.2)
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1 = seg.Seq
+	if f&FlagACK == 0 {
+		// Simultaneous open (RFC 9293 §3.5, Figure 8).
+		e.setState(c, SynReceived, CodeSynSentSimultaneousOpen)
+		e.explain(c.id, CodeSynSentSimultaneousOpen, ActionAnswered, Field{"IRS", uint64(c.irs)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		c.retries = 0
+		e.stopRtx(c)
+		e.sendSynAck(c)
+		if len(seg.Payload) > 0 {
+			c.synData = append([]byte(nil), seg.Payload...)
+			e.explain(c.id, CodeSynDataQueued, ActionQueued, Field{"SEG.LEN", uint64(len(seg.Payload))})
+		}
+		return
+	}
+	c.sndWl2 = seg.Ack
+	c.sndUna, c.rtxNxt = seg.Ack, seg.Ack
+	if c.retries == 0 && c.rttMeasuring {
+		e.rttSample(c, e.now-c.rttStart)
+	}
+	c.rttMeasuring, c.retries = false, 0
+	e.stopRtx(c)
+	c.cwnd = e.initialCwnd(c)
+	e.setState(c, Established, CodeSynSentSynAckEstablished)
+	e.event(c, EventEstablished)
+	e.explain(c.id, CodeSynSentSynAckEstablished, ActionAnswered, Field{"IRS", uint64(c.irs)},
+		Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"SND.UNA", uint64(c.sndUna)})
+	// Data on the SYN,ACK is processed from the sixth step on.
+	if len(seg.Payload) > 0 || f&FlagFIN != 0 {
+		e.processText(c, seg.Seq+1, seg.Payload, f&FlagFIN != 0)
+	}
+	e.sendAck(c)
+	e.output(c)
+}
+
+// acceptable is the four-case acceptability test of RFC 9293 §3.10.7.4.
+func acceptable(seq Seq, segLen Size, rcvNxt Seq, rcvWnd Size) bool {
+	switch {
+	case segLen == 0 && rcvWnd == 0:
+		return seq == rcvNxt
+	case segLen == 0:
+		return seq.InWindow(rcvNxt, rcvWnd)
+	case rcvWnd == 0:
+		return false
+	default:
+		return seq.InWindow(rcvNxt, rcvWnd) || seq.Add(segLen-1).InWindow(rcvNxt, rcvWnd)
+	}
+}
+
+// otherwiseArrives is RFC 9293 §3.10.7.4 for SYN-RECEIVED through
+// TIME-WAIT. It reports whether an ACK must go out at once.
+func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
+	f := seg.Flags
+	segLen := seg.Len()
+	o := &seg.Options
+
+	// RFC 7323 §3.2: with timestamps on, a non-RST segment without one is dropped.
+	if c.tsOK && !o.HasTimestamp && f&FlagRST == 0 {
+		e.explain(c.id, CodeNoTimestampDropped, ActionDropped)
+		return false
+	}
+	// A retransmitted SYN while our SYN,ACK is unacknowledged: resend it.
+	if c.state == SynReceived && f&(FlagSYN|FlagACK|FlagRST) == FlagSYN && seg.Seq == c.irs {
+		e.explain(c.id, CodeDuplicateSynResentSynAck, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)})
+		e.sendSynAck(c)
+		return false
+	}
+	// A new SYN in TIME-WAIT may reopen the connection (RFC 9293 §3.6.1;
+	// RFC 6191 with timestamps): it must be newer than the old incarnation.
+	if c.state == TimeWait && f&(FlagSYN|FlagACK|FlagRST) == FlagSYN {
+		newer := seg.Seq.GreaterThan(c.rcvNxt)
+		if c.tsOK && o.HasTimestamp {
+			newer = int32(o.TSVal-c.tsRecent) > 0
+		}
+		if l := e.listenerFor(c.local); newer && l != nil {
+			minISS := c.sndNxt.Add(1 << 17)
+			e.explain(c.id, CodeTimeWaitReopened, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			t := Tuple{c.local, c.remote}
+			e.toClosed(c, CodeTimeWaitReopened, nil)
+			e.listenArrivesISS(l, t, seg, &minISS)
+			return false
+		}
+	}
+	// PAWS (RFC 7323 §5.3): an older timestamp marks an old duplicate.
+	if c.tsOK && f&FlagRST == 0 && int32(o.TSVal-c.tsRecent) < 0 {
+		e.explain(c.id, CodePAWSRejected, ActionAnswered, Field{"SEG.TSVAL", uint64(o.TSVal)}, Field{"TS.RECENT", uint64(c.tsRecent)})
+		e.sendAck(c)
+		return false
+	}
+	// TIME-WAIT: the peer's FIN again means our last ACK was lost.
+	if c.state == TimeWait && f&FlagFIN != 0 && f&FlagRST == 0 && seg.Seq.Add(Size(len(seg.Payload))) == c.rcvNxt-1 {
+		e.explain(c.id, CodeFinTimeWaitReAck, ActionAnswered)
+		e.sendAck(c)
+		c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
+		e.schedule(c)
+		return false
+	}
+
+	// First, check the sequence number.
+	wnd := c.rcvWnd()
+	seq, payload := seg.Seq, seg.Payload
+	syn, fin := f&FlagSYN != 0, f&FlagFIN != 0
+	// Like Linux, a bare FIN at RCV.NXT is taken even into a zero window:
+	// it needs no buffer space.
+	bareFin := fin && len(payload) == 0 && !syn && seq == c.rcvNxt
+	if !acceptable(seq, segLen, c.rcvNxt, wnd) && !bareFin {
+		if wnd == 0 && seq == c.rcvNxt && f&FlagACK != 0 {
+			// RFC 9293: with a zero window, valid ACKs, URGs and RSTs are
+			// still processed; the text is not.
+			e.explain(c.id, CodeZeroWindowTextDropped, ActionInfo, Field{"SEG.LEN", uint64(len(payload))})
+			payload, fin, syn = nil, false, false
+		} else if f&FlagRST != 0 {
+			e.explain(c.id, CodeUnacceptableRstDropped, ActionDropped, Field{"SEG.SEQ", uint64(seq)},
+				Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"RCV.WND", uint64(wnd)})
+			return false
+		} else {
+			e.explain(c.id, CodeUnacceptableSentAck, ActionAnswered, Field{"SEG.SEQ", uint64(seq)}, Field{"SEG.LEN", uint64(segLen)},
+				Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"RCV.WND", uint64(wnd)})
+			e.sendAck(c)
+			return false
+		}
+	}
+	// Trim to the window: what lies before RCV.NXT was received already.
+	if seq.LessThan(c.rcvNxt) && f&FlagRST == 0 {
+		d := int(c.rcvNxt.Sub(seq))
+		if syn {
+			syn = false
+			seq++
+			d--
+		}
+		trimmed := min(d, len(payload))
+		payload = payload[trimmed:]
+		seq = seq.Add(Size(trimmed))
+		if d > trimmed {
+			fin = false // the FIN too was seen before
+		}
+		if trimmed > 0 {
+			e.explain(c.id, CodeDataDuplicate, ActionInfo, Field{"TRIMMED", uint64(trimmed)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		}
+	}
+	if right := c.rcvAdv; len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
+		keep := int(right.Sub(seq))
+		if int32(right.Sub(seq)) < 0 {
+			keep = 0
+		}
+		e.explain(c.id, CodeDataTrimmed, ActionInfo, Field{"TRIMMED", uint64(len(payload) - keep)})
+		payload, fin = payload[:keep], false
+	}
+
+	// Second, check the RST bit (RFC 5961 §3.2 narrows RFC 9293's rule).
+	if f&FlagRST != 0 {
+		if seg.Seq != c.rcvNxt {
+			e.explain(c.id, CodeRstChallengeAck, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			e.sendAck(c)
+			return false
+		}
+		switch c.state {
+		case SynReceived:
+			if c.passive {
+				e.explain(c.id, CodeRstReturnToListen, ActionAccepted)
+				e.toClosed(c, CodeRstReturnToListen, ErrConnectionReset)
+				return false
+			}
+			e.explain(c.id, CodeRstReset, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)})
+			e.event(c, EventRefused)
+			e.toClosed(c, CodeRstReset, ErrConnectionRefused)
+		case Established, FinWait1, FinWait2, CloseWait:
+			e.explain(c.id, CodeRstReset, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)})
+			e.event(c, EventReset)
+			e.toClosed(c, CodeRstReset, ErrConnectionReset)
+		default: // CLOSING, LAST-ACK, TIME-WAIT
+			e.explain(c.id, CodeRstClosed, ActionAccepted)
+			e.toClosed(c, CodeRstClosed, nil)
+		}
+		return false
+	}
+
+	// Third, security: not implemented (RFC 9293 §3.10.7.4 allows this).
+
+	// Fourth, check the SYN bit.
+	if syn {
+		if c.state == SynReceived && c.passive {
+			e.explain(c.id, CodeSynReturnToListen, ActionAccepted)
+			e.toClosed(c, CodeSynReturnToListen, nil)
+			return false
+		}
+		e.explain(c.id, CodeSynChallengeAck, ActionAnswered, Field{"SND.NXT", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		e.sendAck(c)
+		return false
+	}
+
+	// Fifth, check the ACK field.
+	if f&FlagACK == 0 {
+		e.explain(c.id, CodeNoAckDropped, ActionDropped)
+		return false
+	}
+	ackNow := false
+	if c.state == SynReceived {
+		if !(c.sndUna.LessThan(seg.Ack) && seg.Ack.LessEq(c.sndNxt)) {
+			e.sendRst(c.id, Tuple{c.local, c.remote}, seg)
+			e.explain(c.id, CodeSynReceivedBadAckSentRst, ActionAnswered, Field{"SEG.ACK", uint64(seg.Ack)},
+				Field{"SND.UNA", uint64(c.sndUna)}, Field{"SND.NXT", uint64(c.sndNxt)})
+			return false
+		}
+		if p := c.parent; p != nil && len(p.lq.acceptQueue) >= p.lq.acceptLimit {
+			p.lq.stats.AcceptQueueDrops++
+			e.explain(c.id, CodeAcceptQueueFull, ActionDropped, Field{"ACCEPTQ.LEN", uint64(len(p.lq.acceptQueue))},
+				Field{"ACCEPTQ.LIMIT", uint64(p.lq.acceptLimit)}, Field{"DROPS", p.lq.stats.AcceptQueueDrops})
+			return false
+		}
+		e.establish(c, seg)
+		ackNow = e.deliverSynData(c)
+	}
+	if seg.Ack.GreaterThan(c.sndNxt) {
+		e.explain(c.id, CodeAckTooHighSentAck, ActionAnswered, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"SND.NXT", uint64(c.sndNxt)})
+		e.sendAck(c)
+		return false
+	}
+	if seg.Ack.LessThan(c.sndUna - Seq(c.maxSndWnd)) {
+		e.explain(c.id, CodeAckOutsideRangeChallenge, ActionAnswered, Field{"SEG.ACK", uint64(seg.Ack)},
+			Field{"SND.UNA", uint64(c.sndUna)}, Field{"SND.NXT", uint64(c.sndNxt)})
+		e.sendAck(c)
+		return false
+	}
+	wasUna := c.sndUna
+	sndWnd := uint32(seg.Window) << c.sndScale
+	switch {
+	case c.sndUna.LessThan(seg.Ack):
+		e.ackNew(c, seg)
+	case seg.Ack == c.sndUna:
+		if len(payload) == 0 && !fin && sndWnd == c.sndWnd && c.flight() > 0 {
+			e.dupAck(c, seg)
+		}
+	default:
+		e.explain(c.id, CodeAckOld, ActionInfo, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"SND.UNA", uint64(c.sndUna)})
+	}
+	// Update the send window (RFC 9293 §3.10.7.4: only from segments newer
+	// than the last update).
+	if c.sndWl1.LessThan(seg.Seq) || (c.sndWl1 == seg.Seq && c.sndWl2.LessEq(seg.Ack)) {
+		if sndWnd != c.sndWnd {
+			e.explain(c.id, CodeWindowUpdated, ActionInfo, Field{"SND.WND", uint64(sndWnd)},
+				Field{"SND.WL1", uint64(seg.Seq)}, Field{"SND.WL2", uint64(seg.Ack)})
+		}
+		c.sndWnd, c.sndWl1, c.sndWl2 = sndWnd, seg.Seq, seg.Ack
+		c.maxSndWnd = max(c.maxSndWnd, sndWnd)
+	}
+	finAcked := c.finSent && c.sndUna == c.sndNxt && wasUna != c.sndUna
+	switch c.state {
+	case FinWait1:
+		if finAcked {
+			e.explain(c.id, CodeFinAcked, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
+			e.setState(c, FinWait2, CodeFinAcked)
+		}
+	case Closing:
+		if finAcked {
+			e.explain(c.id, CodeFinAcked, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
+			e.enterTimeWait(c, CodeFinAcked)
+		}
+		return false
+	case LastAck:
+		if finAcked {
+			e.explain(c.id, CodeFinAcked, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
+			e.toClosed(c, CodeFinAcked, nil)
+		}
+		return false
+	}
+
+	// Sixth, check the URG bit: urgent data is ordinary data here.
+	if f&FlagURG != 0 {
+		e.explain(c.id, CodeUrgentIgnored, ActionInfo)
+	}
+
+	// Seventh and eighth: the segment text and the FIN.
+	if len(payload) > 0 || fin {
+		if e.processText(c, seq, payload, fin) {
+			ackNow = true
+		}
+	}
+	return ackNow
+}
+
+// establish completes a passive or simultaneous open on an acceptable ACK
+// in SYN-RECEIVED.
+func (e *Engine) establish(c *conn, seg *Segment) {
+	c.sndWnd = uint32(seg.Window) << c.sndScale
+	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+	c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
+	c.cwnd = e.initialCwnd(c)
+	if c.retries == 0 && c.rttMeasuring {
+		e.rttSample(c, e.now-c.rttStart)
+	}
+	c.rttMeasuring, c.retries = false, 0
+	e.stopRtx(c)
+	e.explain(c.id, CodeSynReceivedAckEstablished, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
+	e.setState(c, Established, CodeSynReceivedAckEstablished)
+	e.event(c, EventEstablished)
+	if p := c.parent; p != nil {
+		p.lq.remove(c)
+		p.lq.acceptQueue = append(p.lq.acceptQueue, c)
+		c.inAcceptQueue = true
+		e.event(p, EventAcceptReady)
+	}
+	if c.finQueued {
+		e.setState(c, FinWait1, CodeAppClose)
+	}
+}
+
+// deliverSynData hands text that arrived on the SYN to the application now
+// that the connection is ESTABLISHED.
+func (e *Engine) deliverSynData(c *conn) bool {
+	if len(c.synData) == 0 {
+		return false
+	}
+	d := c.synData
+	c.synData = nil
+	return e.processText(c, c.irs+1, d, false)
+}
+
+// ackNew handles an ACK of new data: SND.UNA advances, acknowledged bytes
+// leave the send buffer, RTT is sampled, the congestion window grows.
+func (e *Engine) ackNew(c *conn, seg *Segment) {
+	old := c.sndUna
+	acked := uint32(seg.Ack.Sub(old))
+	start := c.sndBufSeq()
+	end := start.Add(Size(c.sndBuf.Len()))
+	upto := MinSeq(seg.Ack, end)
+	if upto.GreaterThan(start) {
+		c.sndBuf.discard(int(upto.Sub(start)))
+		if c.sndBuf.Len() == 0 {
+			c.sndBuf.release()
+		}
+	}
+	c.sndUna = seg.Ack
+	if c.rtxNxt.LessThan(c.sndUna) {
+		c.rtxNxt = c.sndUna
+	}
+	e.explain(c.id, CodeAckNew, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"OLD.SND.UNA", uint64(old)})
+
+	// RTT (RFC 6298 §3, RFC 7323 §4): from the echoed timestamp, or from
+	// the one timed segment (Karn: never from a retransmitted one).
+	if c.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0 {
+		if d := e.tsVal(c) - seg.Options.TSEcr; int32(d) >= 0 {
+			e.rttSample(c, time.Duration(d)*time.Millisecond)
+		}
+	} else if c.rttMeasuring && seg.Ack.GreaterEq(c.rttSeq) {
+		c.rttMeasuring = false
+		if c.retries == 0 {
+			e.rttSample(c, e.now-c.rttStart)
+		}
+	}
+	c.retries, c.probes = 0, 0
+
+	// Congestion control: RFC 5681 §3.1, NewReno recovery per RFC 6582.
+	mss := uint32(c.effMSS())
+	if old != c.iss {
+		switch {
+		case c.inRecovery && seg.Ack.GreaterEq(c.recover):
+			c.cwnd = min(c.ssthresh, max(c.flight(), mss)+mss)
+			c.inRecovery = false
+		case c.inRecovery:
+			// Partial ACK: resend the next hole, deflate by what was acked.
+			c.rtxNxt = c.sndUna
+			keep := c.sndNxt
+			e.retransmitOne(c)
+			c.rtxNxt = keep
+			c.cwnd = c.cwnd - min(acked, c.cwnd) + mss
+		case c.cwnd < c.ssthresh:
+			c.cwnd += min(acked, mss)
+		default:
+			c.cwnd += max(mss*mss/c.cwnd, 1)
+		}
+	}
+	c.dupAcks = 0
+	if c.sndUna == c.sndNxt {
+		e.stopRtx(c)
+	} else {
+		e.armRtx(c) // RFC 6298 §5.3
+	}
+}
+
+// dupAck counts duplicate ACKs and starts fast retransmit on the third
+// (RFC 5681 §3.2).
+func (e *Engine) dupAck(c *conn, seg *Segment) {
+	c.dupAcks++
+	e.explain(c.id, CodeAckDuplicate, ActionInfo, Field{"DUPACKS", uint64(c.dupAcks)}, Field{"SEG.ACK", uint64(seg.Ack)})
+	mss := uint32(c.effMSS())
+	switch {
+	case c.inRecovery:
+		c.cwnd += mss
+	case c.dupAcks == 3:
+		c.ssthresh = max(c.flight()/2, 2*mss)
+		c.recover = c.sndNxt
+		c.inRecovery = true
+		c.cwnd = c.ssthresh + 3*mss
+		e.explain(c.id, CodeFastRetransmit, ActionAccepted, Field{"SEG.SEQ", uint64(c.sndUna)},
+			Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)})
+		keep := c.rtxNxt
+		c.rtxNxt = c.sndUna
+		e.retransmitOne(c)
+		c.rtxNxt = MaxSeq(keep, c.rtxNxt)
+		if c.rtxNxt.LessThan(c.sndNxt) && keep == c.sndNxt {
+			c.rtxNxt = c.sndNxt
+		}
+	}
+}
+
+func (e *Engine) rttSample(c *conn, r time.Duration) {
+	if r < 0 {
+		return
+	}
+	if c.srtt == 0 && c.rttvar == 0 {
+		c.srtt, c.rttvar = r, r/2
+	} else {
+		delta := c.srtt - r
+		if delta < 0 {
+			delta = -delta
+		}
+		c.rttvar = (3*c.rttvar + delta) / 4
+		c.srtt = (7*c.srtt + r) / 8
+	}
+	c.rto = min(max(c.srtt+max(time.Millisecond, 4*c.rttvar), e.cfg.MinRTO), e.cfg.MaxRTO)
+}
+
+// processText is the seventh (segment text) and eighth (FIN) steps of
+// RFC 9293 §3.10.7.4 for text starting at seq, already trimmed to the
+// window. It reports whether an ACK must be sent at once.
+func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		if len(payload) > 0 {
+			e.explain(c.id, CodeDataAfterFinIgnored, ActionDropped)
+		}
+		return false
+	}
+	if c.userClosed && len(payload) > 0 {
+		e.explain(c.id, CodeDataAfterCloseReset, ActionAnswered)
+		e.sendRstFor(c)
+		e.toClosed(c, CodeDataAfterCloseReset, ErrConnectionReset)
+		return false
+	}
+	if seq != c.rcvNxt {
+		if c.ooo.insert(seq, payload, fin) {
+			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq)},
+				Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		}
+		if fin {
+			e.explain(c.id, CodeFinOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq.Add(Size(len(payload))))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		}
+		c.ackPending = true
+		return true
+	}
+	ackNow := false
+	if len(payload) > 0 {
+		n := c.rcvBuf.write(payload, e.cfg.RecvBuffer+1<<c.rcvScale)
+		c.rcvNxt = c.rcvNxt.Add(Size(n))
+		e.explain(c.id, CodeDataInOrder, ActionAccepted, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		e.event(c, EventDataReadable)
+		hadHoles := len(c.ooo.segs) > 0
+		// Pull whatever the reassembly queue now continues.
+		for {
+			s, ok := c.ooo.pop(c.rcvNxt)
+			if !ok {
+				break
+			}
+			if d := int(c.rcvNxt.Sub(s.seq)); d < len(s.data) {
+				k := c.rcvBuf.write(s.data[d:], e.cfg.RecvBuffer+1<<c.rcvScale)
+				c.rcvNxt = c.rcvNxt.Add(Size(k))
+			}
+			if s.fin && s.end()-1 == c.rcvNxt {
+				fin = true
+			}
+		}
+		if hadHoles {
+			ackNow = true // RFC 5681 §4.2: ACK at once when a hole is filled
+		}
+		c.ackPending = true
+		c.segsUnacked += n
+		if e.cfg.NoDelayedAck || c.segsUnacked >= 2*int(c.rcvMSS) {
+			ackNow = true
+		} else if c.delackAt == 0 {
+			c.delackAt = e.deadlineAfter(e.cfg.DelayedAckTimeout)
+			e.schedule(c)
+		}
+	}
+	if fin {
+		c.rcvNxt++
+		c.rcvFin = true
+		c.ooo.clear()
+		e.explain(c.id, CodeFinReceived, ActionAccepted, Field{"SEG.SEQ", uint64(c.rcvNxt - 1)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		e.event(c, EventPeerClosed)
+		e.event(c, EventDataReadable)
+		c.ackPending = true
+		ackNow = true
+		switch c.state {
+		case Established:
+			e.setState(c, CloseWait, CodeFinReceived)
+		case FinWait1:
+			if c.finSent && c.sndUna == c.sndNxt {
+				e.enterTimeWait(c, CodeFinReceived)
+			} else {
+				e.setState(c, Closing, CodeFinReceived)
+			}
+		case FinWait2:
+			e.enterTimeWait(c, CodeFinReceived)
+		}
+	}
+	return ackNow
+}
+
+// enterTimeWait starts the 2·MSL wait (RFC 9293 §3.10.7.4 eighth step),
+// turning off the other timers.
+func (e *Engine) enterTimeWait(c *conn, cause Code) {
+	e.setState(c, TimeWait, cause)
+	c.rtxAt, c.persistAt = 0, 0
+	c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
+	e.schedule(c)
+	c.sndBuf = ring{}
+	c.ooo.clear()
+}

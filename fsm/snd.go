@@ -1,0 +1,399 @@
+package fsm
+
+import (
+	"net/netip"
+	"time"
+)
+
+// emit encodes seg from local to remote into the output batch.
+func (e *Engine) emit(id EndpointID, local, remote netip.AddrPort, seg *Segment) {
+	seg.SrcPort, seg.DstPort = local.Port(), remote.Port()
+	src, dst := local.Addr(), remote.Addr()
+	start := len(e.arena)
+	e.arena = AppendPacket(e.arena, src, dst, seg)
+	data := e.arena[start:len(e.arena):len(e.arena)]
+	p := Packet{Endpoint: id, Time: e.now, Src: src, Dst: dst, Segment: *seg, Data: data}
+	if n := len(seg.Payload); n > 0 {
+		p.Segment.Payload = data[len(data)-n:]
+	}
+	e.ready.Packets = append(e.ready.Packets, p)
+}
+
+// tsVal is our timestamp clock: 1 ms ticks plus the connection's offset
+// (RFC 7323 §5.4).
+func (e *Engine) tsVal(c *conn) uint32 { return uint32(e.now/time.Millisecond) + c.tsOffset }
+
+// segment builds a segment of c with the given flags, sequence number and
+// payload, filling ACK, window and options from the TCB.
+func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment {
+	s := Segment{Flags: flags, Seq: seq, Payload: payload}
+	if flags&FlagACK != 0 {
+		s.Ack = c.rcvNxt
+		c.lastAckSent = c.rcvNxt
+		c.ackPending, c.segsUnacked = false, 0
+		if c.delackAt != 0 {
+			c.delackAt = 0
+			e.schedule(c)
+		}
+	}
+	if flags&FlagSYN != 0 {
+		// The window in a SYN is never scaled (RFC 7323 §2.2).
+		w := min(e.cfg.RecvBuffer, 65535)
+		c.rcvAdv = c.rcvNxt.Add(Size(w))
+		s.Window = uint16(w)
+		o := &s.Options
+		o.MSS, o.HasMSS = c.rcvMSS, true
+		active := flags&FlagACK == 0
+		if !e.cfg.NoWindowScale && (active || c.wsOK) {
+			o.WScale, o.HasWScale = uint8(e.cfg.WindowScale), true
+		}
+		if !e.cfg.NoSACK && (active || c.sackOK) {
+			o.SACKPermitted = true
+		}
+		if !e.cfg.NoTimestamps && (active || c.tsOK) {
+			o.HasTimestamp, o.TSVal = true, e.tsVal(c)
+			if !active {
+				o.TSEcr = c.tsRecent
+			}
+		}
+		return s
+	}
+	s.Window = e.advertise(c)
+	if c.tsOK && flags&FlagRST == 0 {
+		s.Options.HasTimestamp, s.Options.TSVal, s.Options.TSEcr = true, e.tsVal(c), c.tsRecent
+	}
+	if c.sackOK && flags&FlagACK != 0 && len(c.ooo.segs) > 0 {
+		limit := MaxSACKBlocks
+		if c.tsOK {
+			limit = 3
+		}
+		s.Options.NumSACK = uint8(c.ooo.sackBlocks(&s.Options.SACK, limit))
+	}
+	return s
+}
+
+// advertise computes the window field to send and moves the advertised
+// right edge, applying receiver-side silly window avoidance (RFC 9293
+// §3.8.6.2.2): the edge only moves right once the free space exceeds what
+// was offered by min(RCV.BUFF/2, MSS), and never moves left.
+func (e *Engine) advertise(c *conn) uint16 {
+	free := Size(max(e.cfg.RecvBuffer-c.rcvBuf.Len(), 0))
+	cur := c.rcvWnd()
+	if c.rcvAdv.LessThan(c.rcvNxt) {
+		cur = 0
+	}
+	thresh := Size(min(e.cfg.RecvBuffer/2, int(c.rcvMSS)))
+	if free > cur && free-cur >= thresh {
+		cur = free
+	}
+	field := (uint32(cur) + 1<<c.rcvScale - 1) >> c.rcvScale // round up: never shrink
+	if field > 65535 {
+		field = 65535
+	}
+	c.rcvAdv = c.rcvNxt.Add(Size(field << c.rcvScale))
+	return uint16(field)
+}
+
+func (e *Engine) sendSyn(c *conn) {
+	s := e.segment(c, FlagSYN, c.iss, nil)
+	c.sndNxt = c.iss + 1
+	if c.rtxNxt.LessThan(c.sndNxt) {
+		c.rtxNxt = c.sndNxt
+	}
+	e.emit(c.id, c.local, c.remote, &s)
+	if c.retries == 0 {
+		c.rttMeasuring, c.rttStart = true, e.now
+	}
+	if c.rtxAt == 0 {
+		e.armRtx(c)
+	}
+}
+
+func (e *Engine) sendSynAck(c *conn) {
+	s := e.segment(c, FlagSYN|FlagACK, c.iss, nil)
+	c.sndNxt = c.iss + 1
+	c.rtxNxt = c.sndNxt
+	e.emit(c.id, c.local, c.remote, &s)
+	if c.retries == 0 {
+		c.rttMeasuring, c.rttStart = true, e.now
+	}
+	if c.rtxAt == 0 {
+		e.armRtx(c)
+	}
+}
+
+// sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+func (e *Engine) sendAck(c *conn) {
+	s := e.segment(c, FlagACK, c.sndNxt, nil)
+	e.emit(c.id, c.local, c.remote, &s)
+}
+
+// sendRstFor sends <SEQ=SND.NXT><CTL=RST> for an abort (RFC 9293 §3.10.5).
+func (e *Engine) sendRstFor(c *conn) {
+	s := Segment{Flags: FlagRST, Seq: c.sndNxt}
+	e.emit(c.id, c.local, c.remote, &s)
+}
+
+// sendRst replies to seg with a reset (RFC 9293 §3.5.2): if the segment has
+// an ACK, <SEQ=SEG.ACK><CTL=RST>; otherwise <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+func (e *Engine) sendRst(id EndpointID, t Tuple, seg *Segment) Segment {
+	var r Segment
+	if seg.Flags&FlagACK != 0 {
+		r = Segment{Flags: FlagRST, Seq: seg.Ack}
+	} else {
+		r = Segment{Flags: FlagRST | FlagACK, Seq: 0, Ack: seg.Seq.Add(seg.Len())}
+	}
+	e.emit(id, t.Local, t.Remote, &r)
+	return r
+}
+
+// output sends what the sending policy allows now: retransmissions first
+// (go-back-N after a timeout), then new data and the FIN, within
+// min(SND.WND, cwnd), with Nagle (RFC 9293 §3.7.4) and sender-side silly
+// window avoidance (RFC 9293 §3.8.6.2.1).
+func (e *Engine) output(c *conn) {
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+	default:
+		return
+	}
+	mss := c.effMSS()
+	wnd := min(c.sndWnd, c.cwnd)
+	for {
+		next := c.sndNxt
+		retx := c.rtxNxt.LessThan(c.sndNxt)
+		if retx {
+			next = c.rtxNxt
+		}
+		off := int(next.Sub(c.sndBufSeq()))
+		avail := c.sndBuf.Len() - off
+		if retx {
+			avail = min(avail, int(c.sndNxt.Sub(next)))
+		}
+		avail = max(avail, 0)
+		usable := int64(c.sndUna.Add(Size(wnd)).Sub(next))
+		if int32(c.sndUna.Add(Size(wnd)).Sub(next)) < 0 {
+			usable = 0
+		}
+		n := min(avail, mss, int(min(usable, int64(mss))))
+		finHere := c.finQueued && n == avail && next.Add(Size(n)) == c.finSeq() &&
+			(!c.finSent || retx)
+		if n == 0 && !(finHere && usable > 0) {
+			break
+		}
+		if !retx && n < mss && !finHere {
+			inFlight := c.sndNxt != c.sndUna
+			switch {
+			case inFlight && !e.cfg.NoNagle:
+				n = 0 // Nagle: wait for the outstanding data to be acknowledged
+			case n == avail:
+			case c.maxSndWnd > 0 && uint32(n) >= c.maxSndWnd/2:
+			default:
+				n = 0 // SWS: wait for a bigger window
+			}
+			if n == 0 {
+				break
+			}
+		}
+		flags := FlagACK
+		var payload []byte
+		if n > 0 {
+			if cap(e.scratch) < n {
+				e.scratch = make([]byte, max(n, 1<<16))
+			}
+			payload = e.scratch[:n]
+			c.sndBuf.peek(off, payload)
+			if n == avail {
+				flags |= FlagPSH
+			}
+		}
+		if finHere {
+			flags |= FlagFIN
+		}
+		s := e.segment(c, flags, next, payload)
+		e.emit(c.id, c.local, c.remote, &s)
+		segLen := Size(n)
+		if finHere {
+			segLen++
+			if !c.finSent {
+				c.finSent = true
+				e.explain(c.id, CodeFinSent, ActionInfo, Field{"SEG.SEQ", uint64(next.Add(Size(n)))})
+			}
+		}
+		if retx {
+			c.rtxNxt = next.Add(segLen)
+		} else {
+			if !c.rttMeasuring && !c.tsOK && segLen > 0 {
+				c.rttMeasuring, c.rttSeq, c.rttStart = true, next.Add(segLen), e.now
+			}
+			c.sndNxt = next.Add(segLen)
+			c.rtxNxt = c.sndNxt
+		}
+		if c.rtxAt == 0 {
+			e.armRtx(c)
+		}
+		if finHere {
+			break
+		}
+	}
+	// Zero window with something to send and nothing outstanding: probe
+	// (RFC 9293 §3.8.6.1).
+	pending := c.sndBuf.Len() > int(c.sndNxt.Sub(c.sndBufSeq())) || (c.finQueued && !c.finSent)
+	if c.sndWnd == 0 && pending && c.sndNxt == c.sndUna {
+		if c.persistAt == 0 {
+			c.persistAt = e.deadlineAfter(e.persistInterval(c))
+			e.schedule(c)
+		}
+	} else if c.persistAt != 0 && c.sndWnd > 0 {
+		c.persistAt, c.probes = 0, 0
+		e.schedule(c)
+	}
+}
+
+func (e *Engine) persistInterval(c *conn) time.Duration {
+	d := max(c.rto, e.cfg.MinRTO)
+	for i := 0; i < c.probes && d < e.cfg.MaxRTO; i++ {
+		d *= 2
+	}
+	return min(d, e.cfg.MaxRTO)
+}
+
+// persistTimeout sends a zero-window probe: one byte of new data (or the
+// FIN) beyond the window, or that byte again if it is still unacknowledged.
+func (e *Engine) persistTimeout(c *conn) {
+	if c.sndWnd > 0 {
+		e.output(c)
+		return
+	}
+	seq := c.sndUna
+	off := int(seq.Sub(c.sndBufSeq()))
+	var payload []byte
+	flags := FlagACK
+	if off < c.sndBuf.Len() {
+		if cap(e.scratch) < 1 {
+			e.scratch = make([]byte, 1<<16)
+		}
+		payload = e.scratch[:1]
+		c.sndBuf.peek(off, payload)
+	} else if c.finQueued {
+		flags |= FlagFIN
+		c.finSent = true
+	} else {
+		return
+	}
+	s := e.segment(c, flags, seq, payload)
+	e.emit(c.id, c.local, c.remote, &s)
+	e.explain(c.id, CodePersistProbe, ActionAccepted, Field{"SEG.SEQ", uint64(seq)}, Field{"RTO.MS", uint64(e.persistInterval(c) / time.Millisecond)})
+	if end := seq.Add(s.Len()); end.GreaterThan(c.sndNxt) {
+		c.sndNxt, c.rtxNxt = end, end
+	}
+	c.probes++
+	c.persistAt = e.deadlineAfter(e.persistInterval(c))
+	e.schedule(c)
+}
+
+// retransmitTimeout handles the retransmission timer (RFC 6298 §5, RFC 9293
+// §3.8.3): give up after too many tries, else back off the RTO, collapse
+// the congestion window (RFC 5681 §3.1) and resend from SND.UNA.
+func (e *Engine) retransmitTimeout(c *conn) {
+	c.retries++
+	c.rto = min(c.rto*2, e.cfg.MaxRTO)
+	c.rttMeasuring = false // Karn's algorithm
+	fields := []Field{{"RTO.MS", uint64(c.rto / time.Millisecond)}, {"RETRIES", uint64(c.retries)}}
+	switch c.state {
+	case SynSent:
+		if c.retries > e.cfg.SynRetries {
+			e.giveUp(c, CodeGiveUp)
+			return
+		}
+		e.explain(c.id, CodeSynRetransmit, ActionAccepted, fields...)
+		e.sendSyn(c)
+		e.armRtx(c)
+		return
+	case SynReceived:
+		if c.retries > e.cfg.SynAckRetries {
+			if c.passive {
+				e.explain(c.id, CodeSynReceivedGiveUp, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)})
+				e.toClosed(c, CodeSynReceivedGiveUp, ErrTimedOut)
+			} else {
+				e.giveUp(c, CodeGiveUp)
+			}
+			return
+		}
+		e.explain(c.id, CodeSynAckRetransmit, ActionAccepted, fields...)
+		e.sendSynAck(c)
+		e.armRtx(c)
+		return
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+	default:
+		return
+	}
+	if c.sndNxt == c.sndUna {
+		return
+	}
+	if c.retries > e.cfg.MaxRetries {
+		e.giveUp(c, CodeGiveUp)
+		return
+	}
+	mss := uint32(c.effMSS())
+	c.ssthresh = max(c.flight()/2, 2*mss)
+	c.cwnd = mss
+	c.inRecovery, c.dupAcks = false, 0
+	e.explain(c.id, CodeRetransmitTimeout, ActionAccepted, Field{"SND.UNA", uint64(c.sndUna)}, fields[0], fields[1])
+	// Resend the first segment whatever the window says: after a timeout it
+	// doubles as a window probe.
+	c.rtxNxt = c.sndUna
+	e.retransmitOne(c)
+	e.armRtx(c)
+	e.output(c)
+}
+
+// retransmitOne resends the segment at rtxNxt (up to one MSS, with the FIN
+// if it falls there) and advances rtxNxt past it.
+func (e *Engine) retransmitOne(c *conn) {
+	next := c.rtxNxt
+	off := int(next.Sub(c.sndBufSeq()))
+	n := min(max(c.sndBuf.Len()-off, 0), c.effMSS(), int(c.sndNxt.Sub(next)))
+	fin := c.finSent && next.Add(Size(n)) == c.finSeq()
+	var payload []byte
+	if n > 0 {
+		if cap(e.scratch) < n {
+			e.scratch = make([]byte, max(n, 1<<16))
+		}
+		payload = e.scratch[:n]
+		c.sndBuf.peek(off, payload)
+	}
+	flags := FlagACK
+	if fin {
+		flags |= FlagFIN
+	}
+	if n == 0 && !fin {
+		return
+	}
+	s := e.segment(c, flags, next, payload)
+	e.emit(c.id, c.local, c.remote, &s)
+	c.rtxNxt = next.Add(s.Len())
+}
+
+func (e *Engine) giveUp(c *conn, code Code) {
+	e.explain(c.id, code, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)})
+	e.event(c, EventTimedOut)
+	e.toClosed(c, code, ErrTimedOut)
+}
+
+// maybeWindowUpdate sends a window update after the application read, when
+// the window it can now offer is at least double the one the peer knows
+// and the SWS threshold is met (RFC 9293 §3.8.6.2.2).
+func (e *Engine) maybeWindowUpdate(c *conn) {
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		return
+	}
+	free := Size(max(e.cfg.RecvBuffer-c.rcvBuf.Len(), 0))
+	cur := c.rcvWnd()
+	thresh := Size(min(e.cfg.RecvBuffer/2, int(c.rcvMSS)))
+	if free > cur && free-cur >= thresh && free >= 2*cur {
+		e.sendAck(c)
+	}
+}

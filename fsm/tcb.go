@@ -1,0 +1,131 @@
+package fsm
+
+import (
+	"net/netip"
+	"time"
+)
+
+// conn is one endpoint: a connection's TCB (RFC 9293 §3.3.1) or, when lq is
+// set, a listener. Field names follow the RFC's variables.
+type conn struct {
+	id            EndpointID
+	state         State
+	local, remote netip.AddrPort
+	lq            *listenQueues // non-nil for a listener
+	parent        *conn         // the listener of a passive connection until accepted
+	inAcceptQueue bool
+	passive       bool // created from a listener (passive OPEN)
+
+	// Send sequence space (RFC 9293 §3.3.1).
+	iss       Seq
+	sndUna    Seq
+	sndNxt    Seq
+	sndWnd    uint32 // scaled, in bytes
+	sndWl1    Seq
+	sndWl2    Seq
+	maxSndWnd uint32
+	// rtxNxt is where go-back-N retransmission resumes after a timeout;
+	// it is never beyond sndNxt, and equals it when not retransmitting.
+	rtxNxt Seq
+
+	// Receive sequence space.
+	irs    Seq
+	rcvNxt Seq
+	rcvAdv Seq // right edge last advertised: RCV.NXT+RCV.WND; never moves left
+
+	// Negotiated options.
+	sndMSS      uint16 // largest payload we send (peer's MSS option, RFC 9293 §3.7.1)
+	rcvMSS      uint16 // the MSS we announced
+	sndScale    uint8  // shift applied to the peer's window (RFC 7323 §2.3)
+	rcvScale    uint8  // shift applied to ours
+	wsOK        bool
+	tsOK        bool
+	sackOK      bool
+	tsRecent    uint32
+	lastAckSent Seq
+	tsOffset    uint32
+	peerOptions Options // options of the peer's SYN, for inspection
+
+	// Data.
+	sndBuf     ring // from the first unacknowledged data byte (sndBufSeq)
+	rcvBuf     ring // in order, not yet read
+	ooo        reassembly
+	synData    []byte // text that came on a SYN, held until ESTABLISHED
+	finQueued  bool   // CLOSE was called: a FIN follows the data
+	finSent    bool
+	rcvFin     bool // the peer's FIN has been processed
+	userClosed bool // the application will not read again (close, not shutdown)
+	err        error
+
+	// Congestion control (RFC 5681, NewReno RFC 6582).
+	cwnd       uint32
+	ssthresh   uint32
+	dupAcks    int
+	inRecovery bool
+	recover    Seq
+
+	// RTT estimation (RFC 6298).
+	srtt, rttvar, rto time.Duration
+	rttMeasuring      bool
+	rttSeq            Seq
+	rttStart          time.Duration
+	retries           int // consecutive retransmissions of the same data
+	probes            int
+
+	// Delayed ACK (RFC 9293 §3.8.6.3).
+	ackPending  bool
+	segsUnacked int
+
+	// Timers: deadlines on the engine clock; zero means not armed.
+	rtxAt, persistAt, delackAt, timeWaitAt time.Duration
+	deadline                               time.Duration
+	heapIdx                                int
+}
+
+// sndBufSeq is the sequence number of the first byte in sndBuf: the SYN
+// occupies ISS, so data starts at ISS+1 until the SYN is acknowledged.
+func (c *conn) sndBufSeq() Seq {
+	if c.sndUna == c.iss {
+		return c.iss + 1
+	}
+	return c.sndUna
+}
+
+// finSeq is the sequence number our FIN takes (valid once finQueued).
+func (c *conn) finSeq() Seq { return c.sndBufSeq().Add(Size(c.sndBuf.Len())) }
+
+// rcvWnd is RCV.WND as last advertised.
+func (c *conn) rcvWnd() Size { return c.rcvAdv.Sub(c.rcvNxt) }
+
+// effMSS is the payload per segment after the option space that every
+// segment carries (timestamps: 12 bytes, RFC 7323 §3.2).
+func (c *conn) effMSS() int {
+	m := int(c.sndMSS)
+	if c.tsOK {
+		m -= 12
+	}
+	return max(m, 1)
+}
+
+// flight is the number of sequence numbers sent and not yet acknowledged.
+func (c *conn) flight() uint32 { return uint32(c.sndNxt.Sub(c.sndUna)) }
+
+// listenQueues are a listener's two queues (the seed article's "half-open"
+// and "full" queues).
+type listenQueues struct {
+	synQueue    []*conn // SYN-RECEIVED children, oldest first
+	acceptQueue []*conn // ESTABLISHED (or later) children not yet accepted
+	synLimit    int
+	acceptLimit int
+	stats       ListenerStats
+}
+
+// ListenerStats count what happened to a listener's SYNs.
+type ListenerStats struct {
+	SynQueueDrops      uint64 // SYNs dropped because the SYN queue was full
+	AcceptQueueDrops   uint64 // handshake ACKs dropped because the accept queue was full
+	SynCookiesSent     uint64
+	SynCookiesAccepted uint64
+	SynCookiesRejected uint64
+	Accepted           uint64 // connections handed to the application
+}
