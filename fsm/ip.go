@@ -13,7 +13,7 @@ import (
 const (
 	ipv4HeaderLen = 20 // without options
 	ipv6HeaderLen = 40 // fixed header
-	defaultTTL    = 64 // TTL / hop limit we send (RFC 1700's recommended default, as on Linux)
+	ipHopLimit    = 64 // TTL / hop limit we send (the IANA-recommended default, as on Linux)
 
 	ipv4FlagDF      = 0x4000 // Don't Fragment, in the flags/fragment-offset word
 	ipv4FlagMF      = 0x2000 // More Fragments
@@ -126,14 +126,14 @@ func parseIPv6(b []byte) (src, dst netip.Addr, tcp []byte, err error) {
 	return src, dst, b[off:end:end], nil
 }
 
-// ipv4 reports whether a packet from src is sent as IPv4: src must be a
+// sendsIPv4 reports whether a packet from src is sent as IPv4: src must be a
 // plain IPv4 address (Is4). An IPv4-mapped IPv6 address is sent as IPv6,
 // which is what ParsePacket returns for such a packet.
-func ipv4(src netip.Addr) bool { return src.Is4() }
+func sendsIPv4(src netip.Addr) bool { return src.Is4() }
 
 // PacketLen returns len(AppendPacket(nil, src, dst, s)) without encoding.
 func PacketLen(src netip.Addr, s *Segment) int {
-	if ipv4(src) {
+	if sendsIPv4(src) {
 		return ipv4HeaderLen + s.HeaderLen() + len(s.Payload)
 	}
 	return ipv6HeaderLen + s.HeaderLen() + len(s.Payload)
@@ -152,7 +152,7 @@ func PacketLen(src netip.Addr, s *Segment) int {
 func AppendPacket(dst []byte, src, dstAddr netip.Addr, s *Segment) []byte {
 	tcpLen := s.HeaderLen() + len(s.Payload)
 	dst = slices.Grow(dst, PacketLen(src, s))
-	if ipv4(src) {
+	if sendsIPv4(src) {
 		d := dstAddr.Unmap()
 		if !d.Is4() {
 			d = netip.IPv4Unspecified()
@@ -162,7 +162,7 @@ func AppendPacket(dst []byte, src, dstAddr netip.Addr, s *Segment) []byte {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(ipv4HeaderLen+tcpLen))
 		dst = append(dst, 0, 0) // identification
 		dst = binary.BigEndian.AppendUint16(dst, ipv4FlagDF)
-		dst = append(dst, defaultTTL, protoTCP, 0, 0) // checksum filled in below
+		dst = append(dst, ipHopLimit, protoTCP, 0, 0) // checksum filled in below
 		s4, d4 := src.As4(), d.As4()
 		dst = append(dst, s4[:]...)
 		dst = append(dst, d4[:]...)
@@ -173,7 +173,7 @@ func AppendPacket(dst []byte, src, dstAddr netip.Addr, s *Segment) []byte {
 	s16, d16 := src.As16(), dstAddr.As16()
 	dst = append(dst, 0x60, 0, 0, 0) // version 6, traffic class 0, flow label 0
 	dst = binary.BigEndian.AppendUint16(dst, uint16(tcpLen))
-	dst = append(dst, protoTCP, defaultTTL)
+	dst = append(dst, protoTCP, ipHopLimit)
 	dst = append(dst, s16[:]...)
 	dst = append(dst, d16[:]...)
 	return AppendSegment(dst, s, netip.AddrFrom16(s16), netip.AddrFrom16(d16))

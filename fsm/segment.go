@@ -76,13 +76,13 @@ func (s *Segment) HeaderLen() int {
 // capacity. The reserved bits are sent as zero (RFC 9293 §3.1).
 func AppendSegment(dst []byte, s *Segment, src, dstAddr netip.Addr) []byte {
 	start := len(dst)
-	n := s.HeaderLen() + len(s.Payload)
-	dst = slices.Grow(dst, n)
+	hl := s.HeaderLen()
+	dst = slices.Grow(dst, hl+len(s.Payload))
 	dst = binary.BigEndian.AppendUint16(dst, s.SrcPort)
 	dst = binary.BigEndian.AppendUint16(dst, s.DstPort)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(s.Seq))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(s.Ack))
-	dst = append(dst, byte(s.HeaderLen()/4)<<4, byte(s.Flags))
+	dst = append(dst, byte(hl/4)<<4, byte(s.Flags))
 	dst = binary.BigEndian.AppendUint16(dst, s.Window)
 	dst = append(dst, 0, 0) // checksum, filled in below
 	dst = binary.BigEndian.AppendUint16(dst, s.Urgent)
