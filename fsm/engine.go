@@ -113,9 +113,11 @@ func (e *Engine) Now() time.Duration { return e.now }
 
 // Ready returns the outputs accumulated since the previous call.
 func (e *Engine) Ready() Ready {
-	r := e.ready
+	if e.drained {
+		return Ready{} // already handed out: nothing new since
+	}
 	e.drained = true
-	return r
+	return e.ready
 }
 
 // begin starts an input: outputs a host already drained are recycled.

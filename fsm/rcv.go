@@ -156,15 +156,24 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	wnd := c.rcvWnd()
 	seq, payload := seg.Seq, seg.Payload
 	syn, fin := f&FlagSYN != 0, f&FlagFIN != 0
+	if c.state == SynReceived && !c.passive && f&(FlagSYN|FlagACK|FlagRST) == FlagSYN|FlagACK && seq == c.irs {
+		// Simultaneous open: the peer's SYN,ACK repeats the SYN we have
+		// already taken, so it would fail the acceptability test; RFC 9293
+		// Figure 8 (line 6) has it complete the open, as Linux does: the SYN
+		// is trimmed and the ACK processed.
+		seq, syn, segLen = seq+1, false, segLen-1
+	}
 	// Like Linux, a bare FIN at RCV.NXT is taken even into a zero window:
 	// it needs no buffer space.
 	bareFin := fin && len(payload) == 0 && !syn && seq == c.rcvNxt
+	ackNow := false
 	if !acceptable(seq, segLen, c.rcvNxt, wnd) && !bareFin {
 		if wnd == 0 && seq == c.rcvNxt && f&FlagACK != 0 {
 			// RFC 9293: with a zero window, valid ACKs, URGs and RSTs are
 			// still processed; the text is not.
 			e.explain(c.id, CodeZeroWindowTextDropped, ActionInfo, Field{"SEG.LEN", uint64(len(payload))})
 			payload, fin, syn = nil, false, false
+			c.ackPending, ackNow = true, true // the probe's answer carries our window
 		} else if f&FlagRST != 0 {
 			e.explain(c.id, CodeUnacceptableRstDropped, ActionDropped, Field{"SEG.SEQ", uint64(seq)},
 				Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"RCV.WND", uint64(wnd)})
@@ -250,7 +259,6 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		e.explain(c.id, CodeNoAckDropped, ActionDropped)
 		return false
 	}
-	ackNow := false
 	if c.state == SynReceived {
 		if !(c.sndUna.LessThan(seg.Ack) && seg.Ack.LessEq(c.sndNxt)) {
 			e.sendRst(c.id, Tuple{c.local, c.remote}, seg)
@@ -405,6 +413,9 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 		}
 	}
 	c.retries, c.probes = 0, 0
+	if c.sndUna == c.sndNxt {
+		c.probing = false
+	}
 
 	// Congestion control: RFC 5681 §3.1, NewReno recovery per RFC 6582.
 	mss := uint32(c.effMSS())

@@ -157,6 +157,17 @@ func (e *Engine) output(c *conn) {
 	default:
 		return
 	}
+	if c.probing && c.sndWnd > 0 {
+		// The window reopened while a probe is unacknowledged: the probe
+		// was refused, so take it back and send it again as normal data.
+		c.probing = false
+		if c.sndUna.LessThan(c.sndNxt) {
+			if c.finSent && c.sndNxt == c.finSeq()+1 {
+				c.finSent = false
+			}
+			c.sndNxt, c.rtxNxt = c.sndUna, c.sndUna
+		}
+	}
 	mss := c.effMSS()
 	wnd := min(c.sndWnd, c.cwnd)
 	for {
@@ -286,6 +297,7 @@ func (e *Engine) persistTimeout(c *conn) {
 	e.explain(c.id, CodePersistProbe, ActionAccepted, Field{"SEG.SEQ", uint64(seq)}, Field{"RTO.MS", uint64(e.persistInterval(c) / time.Millisecond)})
 	if end := seq.Add(s.Len()); end.GreaterThan(c.sndNxt) {
 		c.sndNxt, c.rtxNxt = end, end
+		c.probing = true
 	}
 	c.probes++
 	c.persistAt = e.deadlineAfter(e.persistInterval(c))
@@ -364,6 +376,9 @@ func (e *Engine) retransmitOne(c *conn) {
 		c.sndBuf.peek(off, payload)
 	}
 	flags := FlagACK
+	if n > 0 && off+n == c.sndBuf.Len() {
+		flags |= FlagPSH
+	}
 	if fin {
 		flags |= FlagFIN
 	}

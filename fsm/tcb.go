@@ -71,6 +71,7 @@ type conn struct {
 	rttStart          time.Duration
 	retries           int // consecutive retransmissions of the same data
 	probes            int
+	probing           bool // SND.NXT includes a zero-window probe beyond the window
 
 	// Delayed ACK (RFC 9293 §3.8.6.3).
 	ackPending  bool
