@@ -74,7 +74,8 @@ func (EndpointKind) EnumDescriptor() ([]byte, []int) {
 	return file_tcpstate_v1_endpoint_proto_rawDescGZIP(), []int{0}
 }
 
-// The eleven connection states of RFC 9293 §3.3.2.
+// The eleven connection states of RFC 9293 §3.3.2 (in the RFC's order:
+// each value is fsm.State + 1).
 type State int32
 
 const (
@@ -151,27 +152,21 @@ func (State) EnumDescriptor() ([]byte, []int) {
 	return file_tcpstate_v1_endpoint_proto_rawDescGZIP(), []int{1}
 }
 
-// The kinds of timer an endpoint may arm.
+// The kinds of timer an endpoint may arm (values as fsm.TimerKind).
 type TimerKind int32
 
 const (
 	TimerKind_TIMER_KIND_UNSPECIFIED TimerKind = 0
-	// RFC 6298 retransmission timer.
+	// RFC 6298 retransmission timer (also the SYN and SYN-ACK retries).
 	TimerKind_TIMER_KIND_RETRANSMISSION TimerKind = 1
 	// Zero-window probe (persist) timer.
 	TimerKind_TIMER_KIND_PERSIST TimerKind = 2
-	// 2*MSL in TIME-WAIT.
-	TimerKind_TIMER_KIND_TIME_WAIT TimerKind = 3
 	// Delayed acknowledgment.
-	TimerKind_TIMER_KIND_DELAYED_ACK TimerKind = 4
+	TimerKind_TIMER_KIND_DELAYED_ACK TimerKind = 3
+	// 2*MSL in TIME-WAIT.
+	TimerKind_TIMER_KIND_TIME_WAIT TimerKind = 4
 	// Keep-alive.
 	TimerKind_TIMER_KIND_KEEPALIVE TimerKind = 5
-	// Give-up timer of a half-open connection in SYN-RECEIVED.
-	TimerKind_TIMER_KIND_SYN_RECEIVED TimerKind = 6
-	// FIN-WAIT-2 timeout for an orphaned connection.
-	TimerKind_TIMER_KIND_FIN_WAIT_2 TimerKind = 7
-	// User timeout (RFC 9293 §3.8.5): abort when data stays unacknowledged.
-	TimerKind_TIMER_KIND_USER_TIMEOUT TimerKind = 8
 )
 
 // Enum value maps for TimerKind.
@@ -180,23 +175,17 @@ var (
 		0: "TIMER_KIND_UNSPECIFIED",
 		1: "TIMER_KIND_RETRANSMISSION",
 		2: "TIMER_KIND_PERSIST",
-		3: "TIMER_KIND_TIME_WAIT",
-		4: "TIMER_KIND_DELAYED_ACK",
+		3: "TIMER_KIND_DELAYED_ACK",
+		4: "TIMER_KIND_TIME_WAIT",
 		5: "TIMER_KIND_KEEPALIVE",
-		6: "TIMER_KIND_SYN_RECEIVED",
-		7: "TIMER_KIND_FIN_WAIT_2",
-		8: "TIMER_KIND_USER_TIMEOUT",
 	}
 	TimerKind_value = map[string]int32{
 		"TIMER_KIND_UNSPECIFIED":    0,
 		"TIMER_KIND_RETRANSMISSION": 1,
 		"TIMER_KIND_PERSIST":        2,
-		"TIMER_KIND_TIME_WAIT":      3,
-		"TIMER_KIND_DELAYED_ACK":    4,
+		"TIMER_KIND_DELAYED_ACK":    3,
+		"TIMER_KIND_TIME_WAIT":      4,
 		"TIMER_KIND_KEEPALIVE":      5,
-		"TIMER_KIND_SYN_RECEIVED":   6,
-		"TIMER_KIND_FIN_WAIT_2":     7,
-		"TIMER_KIND_USER_TIMEOUT":   8,
 	}
 )
 
@@ -225,63 +214,6 @@ func (x TimerKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use TimerKind.Descriptor instead.
 func (TimerKind) EnumDescriptor() ([]byte, []int) {
 	return file_tcpstate_v1_endpoint_proto_rawDescGZIP(), []int{2}
-}
-
-// Which directions a shutdown closes.
-type ShutdownHow int32
-
-const (
-	// Unset: WRITE.
-	ShutdownHow_SHUTDOWN_HOW_UNSPECIFIED ShutdownHow = 0
-	// Stop reading (no segment is sent).
-	ShutdownHow_SHUTDOWN_HOW_READ ShutdownHow = 1
-	// Stop writing: send FIN after the queued data.
-	ShutdownHow_SHUTDOWN_HOW_WRITE ShutdownHow = 2
-	// Both.
-	ShutdownHow_SHUTDOWN_HOW_BOTH ShutdownHow = 3
-)
-
-// Enum value maps for ShutdownHow.
-var (
-	ShutdownHow_name = map[int32]string{
-		0: "SHUTDOWN_HOW_UNSPECIFIED",
-		1: "SHUTDOWN_HOW_READ",
-		2: "SHUTDOWN_HOW_WRITE",
-		3: "SHUTDOWN_HOW_BOTH",
-	}
-	ShutdownHow_value = map[string]int32{
-		"SHUTDOWN_HOW_UNSPECIFIED": 0,
-		"SHUTDOWN_HOW_READ":        1,
-		"SHUTDOWN_HOW_WRITE":       2,
-		"SHUTDOWN_HOW_BOTH":        3,
-	}
-)
-
-func (x ShutdownHow) Enum() *ShutdownHow {
-	p := new(ShutdownHow)
-	*p = x
-	return p
-}
-
-func (x ShutdownHow) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (ShutdownHow) Descriptor() protoreflect.EnumDescriptor {
-	return file_tcpstate_v1_endpoint_proto_enumTypes[3].Descriptor()
-}
-
-func (ShutdownHow) Type() protoreflect.EnumType {
-	return &file_tcpstate_v1_endpoint_proto_enumTypes[3]
-}
-
-func (x ShutdownHow) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use ShutdownHow.Descriptor instead.
-func (ShutdownHow) EnumDescriptor() ([]byte, []int) {
-	return file_tcpstate_v1_endpoint_proto_rawDescGZIP(), []int{3}
 }
 
 // An Endpoint is one TCP socket of a session: a listener, or a connection
@@ -326,8 +258,10 @@ type Endpoint struct {
 	// The last error of the connection, as the application would see it,
 	// e.g. "connection reset"; empty when none.
 	Error string `protobuf:"bytes,16,opt,name=error,proto3" json:"error,omitempty"`
-	// The peer's FIN has been received and all data before it read.
-	Eof           bool `protobuf:"varint,17,opt,name=eof,proto3" json:"eof,omitempty"`
+	// The peer's FIN has arrived (reads end once bytes_readable is read).
+	FinReceived bool `protobuf:"varint,17,opt,name=fin_received,json=finReceived,proto3" json:"fin_received,omitempty"`
+	// This endpoint's FIN has been sent.
+	FinSent       bool `protobuf:"varint,18,opt,name=fin_sent,json=finSent,proto3" json:"fin_sent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -474,9 +408,16 @@ func (x *Endpoint) GetError() string {
 	return ""
 }
 
-func (x *Endpoint) GetEof() bool {
+func (x *Endpoint) GetFinReceived() bool {
 	if x != nil {
-		return x.Eof
+		return x.FinReceived
+	}
+	return false
+}
+
+func (x *Endpoint) GetFinSent() bool {
+	if x != nil {
+		return x.FinSent
 	}
 	return false
 }
@@ -799,8 +740,12 @@ type ListenerStats struct {
 	SynCookiesSent uint64 `protobuf:"varint,7,opt,name=syn_cookies_sent,json=synCookiesSent,proto3" json:"syn_cookies_sent,omitempty"`
 	// ACKs that carried a valid cookie and created a connection.
 	SynCookiesAccepted uint64 `protobuf:"varint,8,opt,name=syn_cookies_accepted,json=synCookiesAccepted,proto3" json:"syn_cookies_accepted,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// ACKs whose cookie did not check out.
+	SynCookiesRejected uint64 `protobuf:"varint,9,opt,name=syn_cookies_rejected,json=synCookiesRejected,proto3" json:"syn_cookies_rejected,omitempty"`
+	// Connections handed to the application by accept.
+	Accepted      uint64 `protobuf:"varint,10,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListenerStats) Reset() {
@@ -889,6 +834,20 @@ func (x *ListenerStats) GetSynCookiesAccepted() uint64 {
 	return 0
 }
 
+func (x *ListenerStats) GetSynCookiesRejected() uint64 {
+	if x != nil {
+		return x.SynCookiesRejected
+	}
+	return 0
+}
+
+func (x *ListenerStats) GetAccepted() uint64 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
 // An armed timer.
 type Timer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -947,7 +906,7 @@ var File_tcpstate_v1_endpoint_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_endpoint_proto_rawDesc = "" +
 	"\n" +
-	"\x1atcpstate/v1/endpoint.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"\x92\x05\n" +
+	"\x1atcpstate/v1/endpoint.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"\xbe\x05\n" +
 	"\bEndpoint\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x19.tcpstate.v1.EndpointKindR\x04kind\x12(\n" +
@@ -968,8 +927,9 @@ const file_tcpstate_v1_endpoint_proto_rawDesc = "" +
 	"\fbytes_unsent\x18\r \x01(\rR\vbytesUnsent\x121\n" +
 	"\x14bytes_unacknowledged\x18\x0e \x01(\rR\x13bytesUnacknowledged\x12*\n" +
 	"\x06timers\x18\x0f \x03(\v2\x12.tcpstate.v1.TimerR\x06timers\x12\x14\n" +
-	"\x05error\x18\x10 \x01(\tR\x05error\x12\x10\n" +
-	"\x03eof\x18\x11 \x01(\bR\x03eof\"\xb8\x04\n" +
+	"\x05error\x18\x10 \x01(\tR\x05error\x12!\n" +
+	"\ffin_received\x18\x11 \x01(\bR\vfinReceived\x12\x19\n" +
+	"\bfin_sent\x18\x12 \x01(\bR\afinSent\"\xb8\x04\n" +
 	"\x03Tcb\x12\x17\n" +
 	"\asnd_una\x18\x01 \x01(\rR\x06sndUna\x12\x17\n" +
 	"\asnd_nxt\x18\x02 \x01(\rR\x06sndNxt\x12\x17\n" +
@@ -999,7 +959,7 @@ const file_tcpstate_v1_endpoint_proto_rawDesc = "" +
 	"\n" +
 	"timestamps\x18\x05 \x01(\bR\n" +
 	"timestamps\x12%\n" +
-	"\x0esack_permitted\x18\x06 \x01(\bR\rsackPermitted\"\xf1\x02\n" +
+	"\x0esack_permitted\x18\x06 \x01(\bR\rsackPermitted\"\xbf\x03\n" +
 	"\rListenerStats\x12(\n" +
 	"\x10syn_queue_length\x18\x01 \x01(\rR\x0esynQueueLength\x12&\n" +
 	"\x0fsyn_queue_limit\x18\x02 \x01(\rR\rsynQueueLimit\x12.\n" +
@@ -1008,7 +968,10 @@ const file_tcpstate_v1_endpoint_proto_rawDesc = "" +
 	"\x0fsyn_queue_drops\x18\x05 \x01(\x04R\rsynQueueDrops\x12,\n" +
 	"\x12accept_queue_drops\x18\x06 \x01(\x04R\x10acceptQueueDrops\x12(\n" +
 	"\x10syn_cookies_sent\x18\a \x01(\x04R\x0esynCookiesSent\x120\n" +
-	"\x14syn_cookies_accepted\x18\b \x01(\x04R\x12synCookiesAccepted\"j\n" +
+	"\x14syn_cookies_accepted\x18\b \x01(\x04R\x12synCookiesAccepted\x120\n" +
+	"\x14syn_cookies_rejected\x18\t \x01(\x04R\x12synCookiesRejected\x12\x1a\n" +
+	"\baccepted\x18\n" +
+	" \x01(\x04R\baccepted\"j\n" +
 	"\x05Timer\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.tcpstate.v1.TimerKindR\x04kind\x125\n" +
 	"\bdeadline\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bdeadline*g\n" +
@@ -1029,22 +992,14 @@ const file_tcpstate_v1_endpoint_proto_rawDesc = "" +
 	"\rSTATE_CLOSING\x10\t\x12\x12\n" +
 	"\x0eSTATE_LAST_ACK\x10\n" +
 	"\x12\x13\n" +
-	"\x0fSTATE_TIME_WAIT\x10\v*\x83\x02\n" +
+	"\x0fSTATE_TIME_WAIT\x10\v*\xae\x01\n" +
 	"\tTimerKind\x12\x1a\n" +
 	"\x16TIMER_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TIMER_KIND_RETRANSMISSION\x10\x01\x12\x16\n" +
-	"\x12TIMER_KIND_PERSIST\x10\x02\x12\x18\n" +
-	"\x14TIMER_KIND_TIME_WAIT\x10\x03\x12\x1a\n" +
-	"\x16TIMER_KIND_DELAYED_ACK\x10\x04\x12\x18\n" +
-	"\x14TIMER_KIND_KEEPALIVE\x10\x05\x12\x1b\n" +
-	"\x17TIMER_KIND_SYN_RECEIVED\x10\x06\x12\x19\n" +
-	"\x15TIMER_KIND_FIN_WAIT_2\x10\a\x12\x1b\n" +
-	"\x17TIMER_KIND_USER_TIMEOUT\x10\b*q\n" +
-	"\vShutdownHow\x12\x1c\n" +
-	"\x18SHUTDOWN_HOW_UNSPECIFIED\x10\x00\x12\x15\n" +
-	"\x11SHUTDOWN_HOW_READ\x10\x01\x12\x16\n" +
-	"\x12SHUTDOWN_HOW_WRITE\x10\x02\x12\x15\n" +
-	"\x11SHUTDOWN_HOW_BOTH\x10\x03B;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
+	"\x12TIMER_KIND_PERSIST\x10\x02\x12\x1a\n" +
+	"\x16TIMER_KIND_DELAYED_ACK\x10\x03\x12\x18\n" +
+	"\x14TIMER_KIND_TIME_WAIT\x10\x04\x12\x18\n" +
+	"\x14TIMER_KIND_KEEPALIVE\x10\x05B;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
 
 var (
 	file_tcpstate_v1_endpoint_proto_rawDescOnce sync.Once
@@ -1058,32 +1013,31 @@ func file_tcpstate_v1_endpoint_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_endpoint_proto_rawDescData
 }
 
-var file_tcpstate_v1_endpoint_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_tcpstate_v1_endpoint_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_tcpstate_v1_endpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_tcpstate_v1_endpoint_proto_goTypes = []any{
 	(EndpointKind)(0),           // 0: tcpstate.v1.EndpointKind
 	(State)(0),                  // 1: tcpstate.v1.State
 	(TimerKind)(0),              // 2: tcpstate.v1.TimerKind
-	(ShutdownHow)(0),            // 3: tcpstate.v1.ShutdownHow
-	(*Endpoint)(nil),            // 4: tcpstate.v1.Endpoint
-	(*Tcb)(nil),                 // 5: tcpstate.v1.Tcb
-	(*NegotiatedOptions)(nil),   // 6: tcpstate.v1.NegotiatedOptions
-	(*ListenerStats)(nil),       // 7: tcpstate.v1.ListenerStats
-	(*Timer)(nil),               // 8: tcpstate.v1.Timer
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
+	(*Endpoint)(nil),            // 3: tcpstate.v1.Endpoint
+	(*Tcb)(nil),                 // 4: tcpstate.v1.Tcb
+	(*NegotiatedOptions)(nil),   // 5: tcpstate.v1.NegotiatedOptions
+	(*ListenerStats)(nil),       // 6: tcpstate.v1.ListenerStats
+	(*Timer)(nil),               // 7: tcpstate.v1.Timer
+	(*durationpb.Duration)(nil), // 8: google.protobuf.Duration
 }
 var file_tcpstate_v1_endpoint_proto_depIdxs = []int32{
 	0,  // 0: tcpstate.v1.Endpoint.kind:type_name -> tcpstate.v1.EndpointKind
 	1,  // 1: tcpstate.v1.Endpoint.state:type_name -> tcpstate.v1.State
-	5,  // 2: tcpstate.v1.Endpoint.tcb:type_name -> tcpstate.v1.Tcb
-	6,  // 3: tcpstate.v1.Endpoint.negotiated:type_name -> tcpstate.v1.NegotiatedOptions
-	7,  // 4: tcpstate.v1.Endpoint.listener_stats:type_name -> tcpstate.v1.ListenerStats
-	8,  // 5: tcpstate.v1.Endpoint.timers:type_name -> tcpstate.v1.Timer
-	9,  // 6: tcpstate.v1.Tcb.srtt:type_name -> google.protobuf.Duration
-	9,  // 7: tcpstate.v1.Tcb.rttvar:type_name -> google.protobuf.Duration
-	9,  // 8: tcpstate.v1.Tcb.rto:type_name -> google.protobuf.Duration
+	4,  // 2: tcpstate.v1.Endpoint.tcb:type_name -> tcpstate.v1.Tcb
+	5,  // 3: tcpstate.v1.Endpoint.negotiated:type_name -> tcpstate.v1.NegotiatedOptions
+	6,  // 4: tcpstate.v1.Endpoint.listener_stats:type_name -> tcpstate.v1.ListenerStats
+	7,  // 5: tcpstate.v1.Endpoint.timers:type_name -> tcpstate.v1.Timer
+	8,  // 6: tcpstate.v1.Tcb.srtt:type_name -> google.protobuf.Duration
+	8,  // 7: tcpstate.v1.Tcb.rttvar:type_name -> google.protobuf.Duration
+	8,  // 8: tcpstate.v1.Tcb.rto:type_name -> google.protobuf.Duration
 	2,  // 9: tcpstate.v1.Timer.kind:type_name -> tcpstate.v1.TimerKind
-	9,  // 10: tcpstate.v1.Timer.deadline:type_name -> google.protobuf.Duration
+	8,  // 10: tcpstate.v1.Timer.deadline:type_name -> google.protobuf.Duration
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -1101,7 +1055,7 @@ func file_tcpstate_v1_endpoint_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_endpoint_proto_rawDesc), len(file_tcpstate_v1_endpoint_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      3,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,

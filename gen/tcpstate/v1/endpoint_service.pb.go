@@ -867,9 +867,7 @@ func (x *ReceiveDataResponse) GetOutputs() *Outputs {
 type ShutdownEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The connection, `sessions/{session}/endpoints/{endpoint}`.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Which side to shut; unset means WRITE.
-	How           ShutdownHow `protobuf:"varint,2,opt,name=how,proto3,enum=tcpstate.v1.ShutdownHow" json:"how,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -909,13 +907,6 @@ func (x *ShutdownEndpointRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *ShutdownEndpointRequest) GetHow() ShutdownHow {
-	if x != nil {
-		return x.How
-	}
-	return ShutdownHow_SHUTDOWN_HOW_UNSPECIFIED
 }
 
 type ShutdownEndpointResponse struct {
@@ -1220,10 +1211,9 @@ const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x10\n" +
 	"\x03eof\x18\x03 \x01(\bR\x03eof\x12.\n" +
-	"\aoutputs\x18\x04 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"Y\n" +
+	"\aoutputs\x18\x04 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"-\n" +
 	"\x17ShutdownEndpointRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
-	"\x03how\x18\x02 \x01(\x0e2\x18.tcpstate.v1.ShutdownHowR\x03how\"}\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"}\n" +
 	"\x18ShutdownEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"*\n" +
@@ -1284,7 +1274,6 @@ var file_tcpstate_v1_endpoint_service_proto_goTypes = []any{
 	(*AbortEndpointResponse)(nil),    // 19: tcpstate.v1.AbortEndpointResponse
 	(*Endpoint)(nil),                 // 20: tcpstate.v1.Endpoint
 	(*Outputs)(nil),                  // 21: tcpstate.v1.Outputs
-	(ShutdownHow)(0),                 // 22: tcpstate.v1.ShutdownHow
 }
 var file_tcpstate_v1_endpoint_service_proto_depIdxs = []int32{
 	0,  // 0: tcpstate.v1.CreateEndpointRequest.listen:type_name -> tcpstate.v1.ListenConfig
@@ -1297,36 +1286,35 @@ var file_tcpstate_v1_endpoint_service_proto_depIdxs = []int32{
 	21, // 7: tcpstate.v1.AcceptConnectionResponse.outputs:type_name -> tcpstate.v1.Outputs
 	21, // 8: tcpstate.v1.SendDataResponse.outputs:type_name -> tcpstate.v1.Outputs
 	21, // 9: tcpstate.v1.ReceiveDataResponse.outputs:type_name -> tcpstate.v1.Outputs
-	22, // 10: tcpstate.v1.ShutdownEndpointRequest.how:type_name -> tcpstate.v1.ShutdownHow
-	20, // 11: tcpstate.v1.ShutdownEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 12: tcpstate.v1.ShutdownEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	20, // 13: tcpstate.v1.CloseEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 14: tcpstate.v1.CloseEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	20, // 15: tcpstate.v1.AbortEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 16: tcpstate.v1.AbortEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	2,  // 17: tcpstate.v1.EndpointService.CreateEndpoint:input_type -> tcpstate.v1.CreateEndpointRequest
-	4,  // 18: tcpstate.v1.EndpointService.GetEndpoint:input_type -> tcpstate.v1.GetEndpointRequest
-	6,  // 19: tcpstate.v1.EndpointService.ListEndpoints:input_type -> tcpstate.v1.ListEndpointsRequest
-	8,  // 20: tcpstate.v1.EndpointService.AcceptConnection:input_type -> tcpstate.v1.AcceptConnectionRequest
-	10, // 21: tcpstate.v1.EndpointService.SendData:input_type -> tcpstate.v1.SendDataRequest
-	12, // 22: tcpstate.v1.EndpointService.ReceiveData:input_type -> tcpstate.v1.ReceiveDataRequest
-	14, // 23: tcpstate.v1.EndpointService.ShutdownEndpoint:input_type -> tcpstate.v1.ShutdownEndpointRequest
-	16, // 24: tcpstate.v1.EndpointService.CloseEndpoint:input_type -> tcpstate.v1.CloseEndpointRequest
-	18, // 25: tcpstate.v1.EndpointService.AbortEndpoint:input_type -> tcpstate.v1.AbortEndpointRequest
-	3,  // 26: tcpstate.v1.EndpointService.CreateEndpoint:output_type -> tcpstate.v1.CreateEndpointResponse
-	5,  // 27: tcpstate.v1.EndpointService.GetEndpoint:output_type -> tcpstate.v1.GetEndpointResponse
-	7,  // 28: tcpstate.v1.EndpointService.ListEndpoints:output_type -> tcpstate.v1.ListEndpointsResponse
-	9,  // 29: tcpstate.v1.EndpointService.AcceptConnection:output_type -> tcpstate.v1.AcceptConnectionResponse
-	11, // 30: tcpstate.v1.EndpointService.SendData:output_type -> tcpstate.v1.SendDataResponse
-	13, // 31: tcpstate.v1.EndpointService.ReceiveData:output_type -> tcpstate.v1.ReceiveDataResponse
-	15, // 32: tcpstate.v1.EndpointService.ShutdownEndpoint:output_type -> tcpstate.v1.ShutdownEndpointResponse
-	17, // 33: tcpstate.v1.EndpointService.CloseEndpoint:output_type -> tcpstate.v1.CloseEndpointResponse
-	19, // 34: tcpstate.v1.EndpointService.AbortEndpoint:output_type -> tcpstate.v1.AbortEndpointResponse
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	20, // 10: tcpstate.v1.ShutdownEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	21, // 11: tcpstate.v1.ShutdownEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	20, // 12: tcpstate.v1.CloseEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	21, // 13: tcpstate.v1.CloseEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	20, // 14: tcpstate.v1.AbortEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	21, // 15: tcpstate.v1.AbortEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	2,  // 16: tcpstate.v1.EndpointService.CreateEndpoint:input_type -> tcpstate.v1.CreateEndpointRequest
+	4,  // 17: tcpstate.v1.EndpointService.GetEndpoint:input_type -> tcpstate.v1.GetEndpointRequest
+	6,  // 18: tcpstate.v1.EndpointService.ListEndpoints:input_type -> tcpstate.v1.ListEndpointsRequest
+	8,  // 19: tcpstate.v1.EndpointService.AcceptConnection:input_type -> tcpstate.v1.AcceptConnectionRequest
+	10, // 20: tcpstate.v1.EndpointService.SendData:input_type -> tcpstate.v1.SendDataRequest
+	12, // 21: tcpstate.v1.EndpointService.ReceiveData:input_type -> tcpstate.v1.ReceiveDataRequest
+	14, // 22: tcpstate.v1.EndpointService.ShutdownEndpoint:input_type -> tcpstate.v1.ShutdownEndpointRequest
+	16, // 23: tcpstate.v1.EndpointService.CloseEndpoint:input_type -> tcpstate.v1.CloseEndpointRequest
+	18, // 24: tcpstate.v1.EndpointService.AbortEndpoint:input_type -> tcpstate.v1.AbortEndpointRequest
+	3,  // 25: tcpstate.v1.EndpointService.CreateEndpoint:output_type -> tcpstate.v1.CreateEndpointResponse
+	5,  // 26: tcpstate.v1.EndpointService.GetEndpoint:output_type -> tcpstate.v1.GetEndpointResponse
+	7,  // 27: tcpstate.v1.EndpointService.ListEndpoints:output_type -> tcpstate.v1.ListEndpointsResponse
+	9,  // 28: tcpstate.v1.EndpointService.AcceptConnection:output_type -> tcpstate.v1.AcceptConnectionResponse
+	11, // 29: tcpstate.v1.EndpointService.SendData:output_type -> tcpstate.v1.SendDataResponse
+	13, // 30: tcpstate.v1.EndpointService.ReceiveData:output_type -> tcpstate.v1.ReceiveDataResponse
+	15, // 31: tcpstate.v1.EndpointService.ShutdownEndpoint:output_type -> tcpstate.v1.ShutdownEndpointResponse
+	17, // 32: tcpstate.v1.EndpointService.CloseEndpoint:output_type -> tcpstate.v1.CloseEndpointResponse
+	19, // 33: tcpstate.v1.EndpointService.AbortEndpoint:output_type -> tcpstate.v1.AbortEndpointResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_endpoint_service_proto_init() }

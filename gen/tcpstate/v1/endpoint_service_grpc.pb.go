@@ -58,7 +58,8 @@ type EndpointServiceClient interface {
 	// recv(): reads buffered data (never blocks; may return no bytes). REST:
 	// `POST /v1/sessions/{session}/endpoints/{endpoint}:receive`.
 	ReceiveData(ctx context.Context, in *ReceiveDataRequest, opts ...grpc.CallOption) (*ReceiveDataResponse, error)
-	// shutdown(). REST:
+	// shutdown(SHUT_WR): closes the sending side; a FIN follows the queued
+	// data and receiving continues. REST:
 	// `POST /v1/sessions/{session}/endpoints/{endpoint}:shutdown`.
 	ShutdownEndpoint(ctx context.Context, in *ShutdownEndpointRequest, opts ...grpc.CallOption) (*ShutdownEndpointResponse, error)
 	// close(): RFC 9293 CLOSE (sends FIN after queued data; a listener stops
@@ -195,7 +196,8 @@ type EndpointServiceServer interface {
 	// recv(): reads buffered data (never blocks; may return no bytes). REST:
 	// `POST /v1/sessions/{session}/endpoints/{endpoint}:receive`.
 	ReceiveData(context.Context, *ReceiveDataRequest) (*ReceiveDataResponse, error)
-	// shutdown(). REST:
+	// shutdown(SHUT_WR): closes the sending side; a FIN follows the queued
+	// data and receiving continues. REST:
 	// `POST /v1/sessions/{session}/endpoints/{endpoint}:shutdown`.
 	ShutdownEndpoint(context.Context, *ShutdownEndpointRequest) (*ShutdownEndpointResponse, error)
 	// close(): RFC 9293 CLOSE (sends FIN after queued data; a listener stops

@@ -9,6 +9,7 @@ package tcpstatev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -21,56 +22,53 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// The kinds of event an application would be notified of.
+// The kinds of event an application would be notified of (values as
+// fsm.EventKind).
 type EventKind int32
 
 const (
 	EventKind_EVENT_KIND_UNSPECIFIED EventKind = 0
 	// The handshake completed (the connection reached ESTABLISHED).
-	EventKind_EVENT_KIND_CONNECTION_ESTABLISHED EventKind = 1
+	EventKind_EVENT_KIND_ESTABLISHED EventKind = 1
 	// A listener has a connection ready in its accept queue.
 	EventKind_EVENT_KIND_ACCEPT_READY EventKind = 2
-	// New bytes can be read.
+	// Data (or end of file) can be received.
 	EventKind_EVENT_KIND_DATA_READABLE EventKind = 3
-	// The peer closed its side (FIN received): reads will reach end of file.
+	// The peer's FIN arrived ("connection closing").
 	EventKind_EVENT_KIND_PEER_CLOSED EventKind = 4
-	// Send buffer space became available.
-	EventKind_EVENT_KIND_WRITABLE EventKind = 5
-	// The connection was reset by the peer.
-	EventKind_EVENT_KIND_CONNECTION_RESET EventKind = 6
-	// The peer refused the connection (RST in SYN-SENT).
-	EventKind_EVENT_KIND_CONNECTION_REFUSED EventKind = 7
-	// The connection was aborted after too many retransmissions.
-	EventKind_EVENT_KIND_TIMED_OUT EventKind = 8
-	// The connection reached CLOSED and its resources were released.
-	EventKind_EVENT_KIND_CLOSED EventKind = 9
+	// The connection was reset ("connection reset").
+	EventKind_EVENT_KIND_CONNECTION_RESET EventKind = 5
+	// The peer refused the connection ("connection refused": RST in SYN-SENT).
+	EventKind_EVENT_KIND_CONNECTION_REFUSED EventKind = 6
+	// Retransmissions gave up and the connection was aborted.
+	EventKind_EVENT_KIND_TIMED_OUT EventKind = 7
+	// The endpoint reached CLOSED.
+	EventKind_EVENT_KIND_CLOSED EventKind = 8
 )
 
 // Enum value maps for EventKind.
 var (
 	EventKind_name = map[int32]string{
 		0: "EVENT_KIND_UNSPECIFIED",
-		1: "EVENT_KIND_CONNECTION_ESTABLISHED",
+		1: "EVENT_KIND_ESTABLISHED",
 		2: "EVENT_KIND_ACCEPT_READY",
 		3: "EVENT_KIND_DATA_READABLE",
 		4: "EVENT_KIND_PEER_CLOSED",
-		5: "EVENT_KIND_WRITABLE",
-		6: "EVENT_KIND_CONNECTION_RESET",
-		7: "EVENT_KIND_CONNECTION_REFUSED",
-		8: "EVENT_KIND_TIMED_OUT",
-		9: "EVENT_KIND_CLOSED",
+		5: "EVENT_KIND_CONNECTION_RESET",
+		6: "EVENT_KIND_CONNECTION_REFUSED",
+		7: "EVENT_KIND_TIMED_OUT",
+		8: "EVENT_KIND_CLOSED",
 	}
 	EventKind_value = map[string]int32{
-		"EVENT_KIND_UNSPECIFIED":            0,
-		"EVENT_KIND_CONNECTION_ESTABLISHED": 1,
-		"EVENT_KIND_ACCEPT_READY":           2,
-		"EVENT_KIND_DATA_READABLE":          3,
-		"EVENT_KIND_PEER_CLOSED":            4,
-		"EVENT_KIND_WRITABLE":               5,
-		"EVENT_KIND_CONNECTION_RESET":       6,
-		"EVENT_KIND_CONNECTION_REFUSED":     7,
-		"EVENT_KIND_TIMED_OUT":              8,
-		"EVENT_KIND_CLOSED":                 9,
+		"EVENT_KIND_UNSPECIFIED":        0,
+		"EVENT_KIND_ESTABLISHED":        1,
+		"EVENT_KIND_ACCEPT_READY":       2,
+		"EVENT_KIND_DATA_READABLE":      3,
+		"EVENT_KIND_PEER_CLOSED":        4,
+		"EVENT_KIND_CONNECTION_RESET":   5,
+		"EVENT_KIND_CONNECTION_REFUSED": 6,
+		"EVENT_KIND_TIMED_OUT":          7,
+		"EVENT_KIND_CLOSED":             8,
 	}
 )
 
@@ -101,7 +99,7 @@ func (EventKind) EnumDescriptor() ([]byte, []int) {
 	return file_tcpstate_v1_outputs_proto_rawDescGZIP(), []int{0}
 }
 
-// What the engine did with the segment.
+// What the engine did with the input (values as fsm.Action).
 type Explanation_Action int32
 
 const (
@@ -112,10 +110,10 @@ const (
 	Explanation_ACTION_ANSWERED Explanation_Action = 2
 	// Discarded without a reply (bad checksum, queue full, ...).
 	Explanation_ACTION_DROPPED Explanation_Action = 3
-	// Held for later: out-of-order data, a SYN in the SYN queue.
+	// Held for later: out-of-order data, data before ESTABLISHED.
 	Explanation_ACTION_QUEUED Explanation_Action = 4
-	// Accepted after trimming to the receive window.
-	Explanation_ACTION_TRIMMED Explanation_Action = 5
+	// A note on processing that continued (another explanation follows).
+	Explanation_ACTION_INFO Explanation_Action = 5
 )
 
 // Enum value maps for Explanation_Action.
@@ -126,7 +124,7 @@ var (
 		2: "ACTION_ANSWERED",
 		3: "ACTION_DROPPED",
 		4: "ACTION_QUEUED",
-		5: "ACTION_TRIMMED",
+		5: "ACTION_INFO",
 	}
 	Explanation_Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
@@ -134,7 +132,7 @@ var (
 		"ACTION_ANSWERED":    2,
 		"ACTION_DROPPED":     3,
 		"ACTION_QUEUED":      4,
-		"ACTION_TRIMMED":     5,
+		"ACTION_INFO":        5,
 	}
 )
 
@@ -249,8 +247,11 @@ type Transition struct {
 	// RFC names, e.g. "LISTEN", "SYN-RECEIVED".
 	FromStateName string `protobuf:"bytes,4,opt,name=from_state_name,json=fromStateName,proto3" json:"from_state_name,omitempty"`
 	ToStateName   string `protobuf:"bytes,5,opt,name=to_state_name,json=toStateName,proto3" json:"to_state_name,omitempty"`
-	// What caused it, e.g. "received SYN", "application close", "2MSL timeout".
-	Cause         string `protobuf:"bytes,6,opt,name=cause,proto3" json:"cause,omitempty"`
+	// The code of the rule that caused it (an Explanation.code), e.g.
+	// "LISTEN_SYN_ACCEPTED".
+	Cause string `protobuf:"bytes,6,opt,name=cause,proto3" json:"cause,omitempty"`
+	// When, on the session clock.
+	Time          *durationpb.Duration `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,16 +328,19 @@ func (x *Transition) GetCause() string {
 	return ""
 }
 
+func (x *Transition) GetTime() *durationpb.Duration {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // An event on an endpoint.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The endpoint's resource name.
-	Endpoint string    `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
-	Kind     EventKind `protobuf:"varint,2,opt,name=kind,proto3,enum=tcpstate.v1.EventKind" json:"kind,omitempty"`
-	// For DATA_READABLE: bytes readable now. For WRITABLE: free send buffer.
-	Bytes uint32 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
-	// Human detail, e.g. "connection reset by peer".
-	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	Endpoint      string    `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Kind          EventKind `protobuf:"varint,2,opt,name=kind,proto3,enum=tcpstate.v1.EventKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -385,20 +389,6 @@ func (x *Event) GetKind() EventKind {
 	return EventKind_EVENT_KIND_UNSPECIFIED
 }
 
-func (x *Event) GetBytes() uint32 {
-	if x != nil {
-		return x.Bytes
-	}
-	return 0
-}
-
-func (x *Event) GetDetail() string {
-	if x != nil {
-		return x.Detail
-	}
-	return ""
-}
-
 // The engine's account of one decision, naming the RFC step that made it.
 type Explanation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -414,8 +404,9 @@ type Explanation struct {
 	// RCV.NXT=101..RCV.NXT+RCV.WND=65636: send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
 	// and drop the segment".
 	Text string `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
-	// The numbers involved, by RFC name, e.g. {"SEG.SEQ": 90, "RCV.NXT": 101}.
-	Fields        map[string]uint32 `protobuf:"bytes,6,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The numbers involved, by RFC name, e.g. {"SEG.SEQ": "90",
+	// "RCV.NXT": "101"} (uint64 values are strings in proto3 JSON).
+	Fields        map[string]uint64 `protobuf:"bytes,6,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,7 +476,7 @@ func (x *Explanation) GetText() string {
 	return ""
 }
 
-func (x *Explanation) GetFields() map[string]uint32 {
+func (x *Explanation) GetFields() map[string]uint64 {
 	if x != nil {
 		return x.Fields
 	}
@@ -496,12 +487,12 @@ var File_tcpstate_v1_outputs_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_outputs_proto_rawDesc = "" +
 	"\n" +
-	"\x19tcpstate/v1/outputs.proto\x12\vtcpstate.v1\x1a\x1atcpstate/v1/endpoint.proto\x1a\x19tcpstate/v1/segment.proto\"\xe0\x01\n" +
+	"\x19tcpstate/v1/outputs.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1atcpstate/v1/endpoint.proto\x1a\x19tcpstate/v1/segment.proto\"\xe0\x01\n" +
 	"\aOutputs\x120\n" +
 	"\bsegments\x18\x01 \x03(\v2\x14.tcpstate.v1.SegmentR\bsegments\x129\n" +
 	"\vtransitions\x18\x02 \x03(\v2\x17.tcpstate.v1.TransitionR\vtransitions\x12*\n" +
 	"\x06events\x18\x03 \x03(\v2\x12.tcpstate.v1.EventR\x06events\x12<\n" +
-	"\fexplanations\x18\x04 \x03(\v2\x18.tcpstate.v1.ExplanationR\fexplanations\"\xec\x01\n" +
+	"\fexplanations\x18\x04 \x03(\v2\x18.tcpstate.v1.ExplanationR\fexplanations\"\x9b\x02\n" +
 	"\n" +
 	"Transition\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x121\n" +
@@ -510,12 +501,11 @@ const file_tcpstate_v1_outputs_proto_rawDesc = "" +
 	"\bto_state\x18\x03 \x01(\x0e2\x12.tcpstate.v1.StateR\atoState\x12&\n" +
 	"\x0ffrom_state_name\x18\x04 \x01(\tR\rfromStateName\x12\"\n" +
 	"\rto_state_name\x18\x05 \x01(\tR\vtoStateName\x12\x14\n" +
-	"\x05cause\x18\x06 \x01(\tR\x05cause\"}\n" +
+	"\x05cause\x18\x06 \x01(\tR\x05cause\x12-\n" +
+	"\x04time\x18\a \x01(\v2\x19.google.protobuf.DurationR\x04time\"O\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12*\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x16.tcpstate.v1.EventKindR\x04kind\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\rR\x05bytes\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xa5\x03\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x16.tcpstate.v1.EventKindR\x04kind\"\xa2\x03\n" +
 	"\vExplanation\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x127\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x1f.tcpstate.v1.Explanation.ActionR\x06action\x12\x12\n" +
@@ -525,25 +515,24 @@ const file_tcpstate_v1_outputs_proto_rawDesc = "" +
 	"\x06fields\x18\x06 \x03(\v2$.tcpstate.v1.Explanation.FieldsEntryR\x06fields\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x85\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x82\x01\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fACTION_ACCEPTED\x10\x01\x12\x13\n" +
 	"\x0fACTION_ANSWERED\x10\x02\x12\x12\n" +
 	"\x0eACTION_DROPPED\x10\x03\x12\x11\n" +
-	"\rACTION_QUEUED\x10\x04\x12\x12\n" +
-	"\x0eACTION_TRIMMED\x10\x05*\xb3\x02\n" +
+	"\rACTION_QUEUED\x10\x04\x12\x0f\n" +
+	"\vACTION_INFO\x10\x05*\x8f\x02\n" +
 	"\tEventKind\x12\x1a\n" +
-	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12%\n" +
-	"!EVENT_KIND_CONNECTION_ESTABLISHED\x10\x01\x12\x1b\n" +
+	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16EVENT_KIND_ESTABLISHED\x10\x01\x12\x1b\n" +
 	"\x17EVENT_KIND_ACCEPT_READY\x10\x02\x12\x1c\n" +
 	"\x18EVENT_KIND_DATA_READABLE\x10\x03\x12\x1a\n" +
-	"\x16EVENT_KIND_PEER_CLOSED\x10\x04\x12\x17\n" +
-	"\x13EVENT_KIND_WRITABLE\x10\x05\x12\x1f\n" +
-	"\x1bEVENT_KIND_CONNECTION_RESET\x10\x06\x12!\n" +
-	"\x1dEVENT_KIND_CONNECTION_REFUSED\x10\a\x12\x18\n" +
-	"\x14EVENT_KIND_TIMED_OUT\x10\b\x12\x15\n" +
-	"\x11EVENT_KIND_CLOSED\x10\tB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
+	"\x16EVENT_KIND_PEER_CLOSED\x10\x04\x12\x1f\n" +
+	"\x1bEVENT_KIND_CONNECTION_RESET\x10\x05\x12!\n" +
+	"\x1dEVENT_KIND_CONNECTION_REFUSED\x10\x06\x12\x18\n" +
+	"\x14EVENT_KIND_TIMED_OUT\x10\a\x12\x15\n" +
+	"\x11EVENT_KIND_CLOSED\x10\bB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
 
 var (
 	file_tcpstate_v1_outputs_proto_rawDescOnce sync.Once
@@ -560,31 +549,33 @@ func file_tcpstate_v1_outputs_proto_rawDescGZIP() []byte {
 var file_tcpstate_v1_outputs_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tcpstate_v1_outputs_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_tcpstate_v1_outputs_proto_goTypes = []any{
-	(EventKind)(0),          // 0: tcpstate.v1.EventKind
-	(Explanation_Action)(0), // 1: tcpstate.v1.Explanation.Action
-	(*Outputs)(nil),         // 2: tcpstate.v1.Outputs
-	(*Transition)(nil),      // 3: tcpstate.v1.Transition
-	(*Event)(nil),           // 4: tcpstate.v1.Event
-	(*Explanation)(nil),     // 5: tcpstate.v1.Explanation
-	nil,                     // 6: tcpstate.v1.Explanation.FieldsEntry
-	(*Segment)(nil),         // 7: tcpstate.v1.Segment
-	(State)(0),              // 8: tcpstate.v1.State
+	(EventKind)(0),              // 0: tcpstate.v1.EventKind
+	(Explanation_Action)(0),     // 1: tcpstate.v1.Explanation.Action
+	(*Outputs)(nil),             // 2: tcpstate.v1.Outputs
+	(*Transition)(nil),          // 3: tcpstate.v1.Transition
+	(*Event)(nil),               // 4: tcpstate.v1.Event
+	(*Explanation)(nil),         // 5: tcpstate.v1.Explanation
+	nil,                         // 6: tcpstate.v1.Explanation.FieldsEntry
+	(*Segment)(nil),             // 7: tcpstate.v1.Segment
+	(State)(0),                  // 8: tcpstate.v1.State
+	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
 }
 var file_tcpstate_v1_outputs_proto_depIdxs = []int32{
-	7, // 0: tcpstate.v1.Outputs.segments:type_name -> tcpstate.v1.Segment
-	3, // 1: tcpstate.v1.Outputs.transitions:type_name -> tcpstate.v1.Transition
-	4, // 2: tcpstate.v1.Outputs.events:type_name -> tcpstate.v1.Event
-	5, // 3: tcpstate.v1.Outputs.explanations:type_name -> tcpstate.v1.Explanation
-	8, // 4: tcpstate.v1.Transition.from_state:type_name -> tcpstate.v1.State
-	8, // 5: tcpstate.v1.Transition.to_state:type_name -> tcpstate.v1.State
-	0, // 6: tcpstate.v1.Event.kind:type_name -> tcpstate.v1.EventKind
-	1, // 7: tcpstate.v1.Explanation.action:type_name -> tcpstate.v1.Explanation.Action
-	6, // 8: tcpstate.v1.Explanation.fields:type_name -> tcpstate.v1.Explanation.FieldsEntry
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	7,  // 0: tcpstate.v1.Outputs.segments:type_name -> tcpstate.v1.Segment
+	3,  // 1: tcpstate.v1.Outputs.transitions:type_name -> tcpstate.v1.Transition
+	4,  // 2: tcpstate.v1.Outputs.events:type_name -> tcpstate.v1.Event
+	5,  // 3: tcpstate.v1.Outputs.explanations:type_name -> tcpstate.v1.Explanation
+	8,  // 4: tcpstate.v1.Transition.from_state:type_name -> tcpstate.v1.State
+	8,  // 5: tcpstate.v1.Transition.to_state:type_name -> tcpstate.v1.State
+	9,  // 6: tcpstate.v1.Transition.time:type_name -> google.protobuf.Duration
+	0,  // 7: tcpstate.v1.Event.kind:type_name -> tcpstate.v1.EventKind
+	1,  // 8: tcpstate.v1.Explanation.action:type_name -> tcpstate.v1.Explanation.Action
+	6,  // 9: tcpstate.v1.Explanation.fields:type_name -> tcpstate.v1.Explanation.FieldsEntry
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_outputs_proto_init() }

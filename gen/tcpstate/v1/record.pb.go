@@ -157,8 +157,9 @@ type SessionStart struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The options in effect (server defaults filled in), as in Session.options.
 	Options *SessionOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
-	// The secret key behind ISNs and SYN cookies (derived from
-	// options.secret_seed, or random). Never shown by the API.
+	// The secret key behind ISNs, SYN cookies and timestamp offsets
+	// (fsm.Config.Secret; derived from options.secret_seed, or random).
+	// Never shown by the API.
 	SecretKey  []byte                 `protobuf:"bytes,3,opt,name=secret_key,json=secretKey,proto3" json:"secret_key,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Version of this record format (currently 1).
@@ -826,11 +827,10 @@ func (x *ReceiveInput) GetMaxBytes() uint32 {
 	return 0
 }
 
-// A shutdown call.
+// A shutdown call (the sending side).
 type ShutdownInput struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EndpointId    string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
-	How           ShutdownHow            `protobuf:"varint,2,opt,name=how,proto3,enum=tcpstate.v1.ShutdownHow" json:"how,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -870,13 +870,6 @@ func (x *ShutdownInput) GetEndpointId() string {
 		return x.EndpointId
 	}
 	return ""
-}
-
-func (x *ShutdownInput) GetHow() ShutdownHow {
-	if x != nil {
-		return x.How
-	}
-	return ShutdownHow_SHUTDOWN_HOW_UNSPECIFIED
 }
 
 // A close call.
@@ -1145,7 +1138,7 @@ var File_tcpstate_v1_record_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\n" +
-	"\x18tcpstate/v1/record.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atcpstate/v1/endpoint.proto\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/session.proto\"\xec\x01\n" +
+	"\x18tcpstate/v1/record.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/session.proto\"\xec\x01\n" +
 	"\tLogRecord\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12-\n" +
 	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time\x121\n" +
@@ -1199,11 +1192,10 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\fReceiveInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x1b\n" +
-	"\tmax_bytes\x18\x02 \x01(\rR\bmaxBytes\"\\\n" +
+	"\tmax_bytes\x18\x02 \x01(\rR\bmaxBytes\"0\n" +
 	"\rShutdownInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
-	"endpointId\x12*\n" +
-	"\x03how\x18\x02 \x01(\x0e2\x18.tcpstate.v1.ShutdownHowR\x03how\"-\n" +
+	"endpointId\"-\n" +
 	"\n" +
 	"CloseInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
@@ -1262,9 +1254,8 @@ var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
 	(*SessionOptions)(nil),        // 16: tcpstate.v1.SessionOptions
 	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(ShutdownHow)(0),              // 18: tcpstate.v1.ShutdownHow
-	(*Transition)(nil),            // 19: tcpstate.v1.Transition
-	(*Event)(nil),                 // 20: tcpstate.v1.Event
+	(*Transition)(nil),            // 18: tcpstate.v1.Transition
+	(*Event)(nil),                 // 19: tcpstate.v1.Event
 }
 var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	15, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
@@ -1284,15 +1275,14 @@ var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	11, // 14: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
 	12, // 15: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
 	15, // 16: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	18, // 17: tcpstate.v1.ShutdownInput.how:type_name -> tcpstate.v1.ShutdownHow
-	19, // 18: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	20, // 19: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	14, // 20: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	18, // 17: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	19, // 18: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	14, // 19: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }
@@ -1300,7 +1290,6 @@ func file_tcpstate_v1_record_proto_init() {
 	if File_tcpstate_v1_record_proto != nil {
 		return
 	}
-	file_tcpstate_v1_endpoint_proto_init()
 	file_tcpstate_v1_outputs_proto_init()
 	file_tcpstate_v1_session_proto_init()
 	file_tcpstate_v1_record_proto_msgTypes[0].OneofWrappers = []any{

@@ -298,23 +298,27 @@ type SessionOptions struct {
 	Nagle *bool `protobuf:"varint,14,opt,name=nagle,proto3,oneof" json:"nagle,omitempty"`
 	// Delayed ACKs (RFC 9293 §3.8.6.3). Unset: server default.
 	DelayedAck *bool `protobuf:"varint,15,opt,name=delayed_ack,json=delayedAck,proto3,oneof" json:"delayed_ack,omitempty"`
+	// How long an ACK may be delayed (under 500 ms).
+	DelayedAckTimeout *durationpb.Duration `protobuf:"bytes,16,opt,name=delayed_ack_timeout,json=delayedAckTimeout,proto3" json:"delayed_ack_timeout,omitempty"`
 	// Initial congestion window, in segments (RFC 5681).
-	InitialWindowSegments uint32 `protobuf:"varint,16,opt,name=initial_window_segments,json=initialWindowSegments,proto3" json:"initial_window_segments,omitempty"`
+	InitialWindowSegments uint32 `protobuf:"varint,17,opt,name=initial_window_segments,json=initialWindowSegments,proto3" json:"initial_window_segments,omitempty"`
 	// Seed from which the session's secret key is derived, making random ISNs
 	// reproducible across sessions. Unset: a random key.
-	SecretSeed *string `protobuf:"bytes,17,opt,name=secret_seed,json=secretSeed,proto3,oneof" json:"secret_seed,omitempty"`
+	SecretSeed *string `protobuf:"bytes,18,opt,name=secret_seed,json=secretSeed,proto3,oneof" json:"secret_seed,omitempty"`
 	// Lower bound of the retransmission timeout (RFC 6298).
-	MinRto *durationpb.Duration `protobuf:"bytes,18,opt,name=min_rto,json=minRto,proto3" json:"min_rto,omitempty"`
+	MinRto *durationpb.Duration `protobuf:"bytes,19,opt,name=min_rto,json=minRto,proto3" json:"min_rto,omitempty"`
 	// Upper bound of the retransmission timeout after backoff.
-	MaxRto *durationpb.Duration `protobuf:"bytes,19,opt,name=max_rto,json=maxRto,proto3" json:"max_rto,omitempty"`
+	MaxRto *durationpb.Duration `protobuf:"bytes,20,opt,name=max_rto,json=maxRto,proto3" json:"max_rto,omitempty"`
 	// RTO before any RTT sample (RFC 6298 §2.1).
-	InitialRto *durationpb.Duration `protobuf:"bytes,20,opt,name=initial_rto,json=initialRto,proto3" json:"initial_rto,omitempty"`
+	InitialRto *durationpb.Duration `protobuf:"bytes,21,opt,name=initial_rto,json=initialRto,proto3" json:"initial_rto,omitempty"`
 	// Retransmissions of one segment before the connection is aborted.
-	MaxRetries uint32 `protobuf:"varint,21,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
-	// Retransmissions of a SYN or SYN-ACK before giving up.
-	MaxSynRetries uint32 `protobuf:"varint,22,opt,name=max_syn_retries,json=maxSynRetries,proto3" json:"max_syn_retries,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxRetries uint32 `protobuf:"varint,22,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
+	// Retransmissions of a SYN before giving up.
+	MaxSynRetries uint32 `protobuf:"varint,23,opt,name=max_syn_retries,json=maxSynRetries,proto3" json:"max_syn_retries,omitempty"`
+	// Retransmissions of a SYN-ACK before giving up.
+	MaxSynAckRetries uint32 `protobuf:"varint,24,opt,name=max_syn_ack_retries,json=maxSynAckRetries,proto3" json:"max_syn_ack_retries,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SessionOptions) Reset() {
@@ -452,6 +456,13 @@ func (x *SessionOptions) GetDelayedAck() bool {
 	return false
 }
 
+func (x *SessionOptions) GetDelayedAckTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.DelayedAckTimeout
+	}
+	return nil
+}
+
 func (x *SessionOptions) GetInitialWindowSegments() uint32 {
 	if x != nil {
 		return x.InitialWindowSegments
@@ -501,6 +512,13 @@ func (x *SessionOptions) GetMaxSynRetries() uint32 {
 	return 0
 }
 
+func (x *SessionOptions) GetMaxSynAckRetries() uint32 {
+	if x != nil {
+		return x.MaxSynAckRetries
+	}
+	return 0
+}
+
 var File_tcpstate_v1_session_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_session_proto_rawDesc = "" +
@@ -516,7 +534,7 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\frecord_count\x18\x06 \x01(\x04R\vrecordCount\x12>\n" +
 	"\rnext_deadline\x18\a \x01(\v2\x19.google.protobuf.DurationR\fnextDeadline\x122\n" +
 	"\x15outbound_queue_length\x18\b \x01(\rR\x13outboundQueueLength\x12)\n" +
-	"\x10outbound_dropped\x18\t \x01(\x04R\x0foutboundDropped\"\xfc\a\n" +
+	"\x10outbound_dropped\x18\t \x01(\x04R\x0foutboundDropped\"\xf6\b\n" +
 	"\x0eSessionOptions\x125\n" +
 	"\n" +
 	"clock_mode\x18\x01 \x01(\x0e2\x16.tcpstate.v1.ClockModeR\tclockMode\x12/\n" +
@@ -540,17 +558,19 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"synCookies\x88\x01\x01\x12\x19\n" +
 	"\x05nagle\x18\x0e \x01(\bH\x04R\x05nagle\x88\x01\x01\x12$\n" +
 	"\vdelayed_ack\x18\x0f \x01(\bH\x05R\n" +
-	"delayedAck\x88\x01\x01\x126\n" +
-	"\x17initial_window_segments\x18\x10 \x01(\rR\x15initialWindowSegments\x12$\n" +
-	"\vsecret_seed\x18\x11 \x01(\tH\x06R\n" +
+	"delayedAck\x88\x01\x01\x12I\n" +
+	"\x13delayed_ack_timeout\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\x11delayedAckTimeout\x126\n" +
+	"\x17initial_window_segments\x18\x11 \x01(\rR\x15initialWindowSegments\x12$\n" +
+	"\vsecret_seed\x18\x12 \x01(\tH\x06R\n" +
 	"secretSeed\x88\x01\x01\x122\n" +
-	"\amin_rto\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x06minRto\x122\n" +
-	"\amax_rto\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\x06maxRto\x12:\n" +
-	"\vinitial_rto\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"\amin_rto\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\x06minRto\x122\n" +
+	"\amax_rto\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x06maxRto\x12:\n" +
+	"\vinitial_rto\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"initialRto\x12\x1f\n" +
-	"\vmax_retries\x18\x15 \x01(\rR\n" +
+	"\vmax_retries\x18\x16 \x01(\rR\n" +
 	"maxRetries\x12&\n" +
-	"\x0fmax_syn_retries\x18\x16 \x01(\rR\rmaxSynRetriesB\x0f\n" +
+	"\x0fmax_syn_retries\x18\x17 \x01(\rR\rmaxSynRetries\x12-\n" +
+	"\x13max_syn_ack_retries\x18\x18 \x01(\rR\x10maxSynAckRetriesB\x0f\n" +
 	"\r_window_scaleB\r\n" +
 	"\v_timestampsB\x11\n" +
 	"\x0f_sack_permittedB\x0e\n" +
@@ -597,14 +617,15 @@ var file_tcpstate_v1_session_proto_depIdxs = []int32{
 	0,  // 4: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
 	1,  // 5: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
 	5,  // 6: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
-	5,  // 7: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
-	5,  // 8: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
-	5,  // 9: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 7: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
+	5,  // 8: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
+	5,  // 9: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
+	5,  // 10: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_session_proto_init() }
