@@ -10,11 +10,18 @@
 
 BUF ?= $(GO) tool -modfile=tools/go.mod buf
 
+# gen/openapi/openapi.go embeds the OpenAPI document (package
+# github.com/tcpstated/tcpstated/gen/openapi, variable JSON). buf.gen.yaml
+# has clean: true, so it is written after every buf generate: always use
+# `make generate`, not `buf generate` alone.
+OPENAPI_EMBED := mk/openapi.go.tmpl
+
 .PHONY: generate buf-lint gen-check
 
-## generate: regenerate gen/ (Go code and gen/openapi/tcpstate.swagger.json)
+## generate: regenerate gen/ (Go code, gen/openapi/tcpstate.swagger.json and its embedding package)
 generate:
 	$(BUF) generate
+	cp $(OPENAPI_EMBED) gen/openapi/openapi.go
 
 ## buf-lint: lint api/proto with buf's STANDARD rules
 buf-lint:
@@ -25,6 +32,7 @@ buf-lint:
 gen-check:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(BUF) generate -o "$$tmp" && \
+	cp $(OPENAPI_EMBED) "$$tmp/gen/openapi/openapi.go" && \
 	if ! diff -r -q gen "$$tmp/gen" >/dev/null; then \
 		echo "gen-check: gen/ is stale: it differs from what api/proto generates:"; \
 		diff -r -q gen "$$tmp/gen" | sed -e "s|$$tmp/||g" -e 's/^/  /'; \
