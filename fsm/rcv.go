@@ -52,6 +52,9 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 		return
 	}
 	c.irs, c.rcvNxt = seg.Seq, seg.Seq+1
+	// Our SYN offered min(RecvBuffer, 65535) before IRS was known; anchor
+	// that window at RCV.NXT now.
+	c.rcvAdv = c.rcvNxt.Add(Size(min(e.cfg.RecvBuffer, 65535)))
 	e.negotiate(c, seg)
 	c.sndWnd = uint32(seg.Window) // never scaled in a SYN (RFC 7323 §2.2)
 	c.maxSndWnd = c.sndWnd
