@@ -323,13 +323,12 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			e.explain(c.id, CodeFinAcked, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
 			e.enterTimeWait(c, CodeFinAcked)
 		}
-		return false
 	case LastAck:
 		if finAcked {
 			e.explain(c.id, CodeFinAcked, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
 			e.toClosed(c, CodeFinAcked, nil)
+			return false
 		}
-		return false
 	}
 
 	// Sixth, check the URG bit: urgent data is ordinary data here.
