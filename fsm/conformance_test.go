@@ -80,7 +80,7 @@ var allStates = []State{Closed, Listen, SynSent, SynReceived, Established, FinWa
 // TestSendCall: SEND in every state. Reference: RFC 9293 §3.10.2.
 func TestSendCall(t *testing.T) {
 	want := map[State]error{
-		Closed:      ErrConnectionReset, // the TCB was reset: its error
+		Closed:      ErrConnectionDoesNotExist, // after ABORT the TCB is gone
 		Listen:      ErrIsListener,      // RFC: may turn the listener active; not supported (docs/CONFORMANCE.md)
 		SynSent:     nil,                // queued until ESTABLISHED
 		SynReceived: nil,
@@ -161,7 +161,7 @@ func TestCloseCall(t *testing.T) {
 		next    State
 		emits   string
 	}{
-		{Closed, ErrConnectionReset, Closed, ""},
+		{Closed, ErrConnectionDoesNotExist, Closed, ""}, // after ABORT the TCB is gone
 		{Listen, ErrIsListener, Listen, ""},
 		{SynSent, nil, Closed, ""},
 		{SynReceived, nil, SynReceived, ""}, // FIN queued until ESTABLISHED
