@@ -10,8 +10,10 @@ all: build
 build:
 	$(GO) build $(PKGS)
 
-## test: everything CI checks (format, vet, unit + race, property tests)
-test: fmt-check vet unit
+## test: everything CI checks: format, vet, proto lint, generated-code
+## freshness, then every Go test with the race detector (unit, property,
+## end-to-end)
+test: fmt-check vet buf-lint gen-check unit
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
