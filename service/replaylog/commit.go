@@ -36,6 +36,11 @@ type committer struct {
 	mu     sync.Mutex // FileLog.mu may be held when taking it, never the reverse
 	next   *round
 	closed bool
+
+	// Owned by the syncer goroutine.
+	syncfsCost time.Duration // running average of one syncfs
+	fileCost   time.Duration // running average of fdatasync time per log in a round
+	passed     int           // rounds since syncfs was last chosen
 }
 
 func newCommitter(s *FileStore) *committer {
@@ -108,11 +113,12 @@ func (c *committer) loop() {
 		}
 		c.mu.Lock()
 		r := c.next
-		if len(r.logs) > 0 {
+		busy := len(r.logs) > 0
+		if busy {
 			c.next = newRound()
 		}
 		c.mu.Unlock()
-		if len(r.logs) > 0 {
+		if busy {
 			c.run(r)
 			close(r.done)
 		}
@@ -140,37 +146,95 @@ func (c *committer) run(r *round) {
 			jobs = append(jobs, syncJob{l, upto})
 		}
 	}
-	if len(jobs) == 0 {
+	n := len(jobs)
+	if n == 0 {
 		return
 	}
-	start := time.Now()
 	s.stats.rounds.Add(1)
-	s.stats.roundLogs.Add(uint64(len(jobs)))
-	done := false
-	if s.syncfs != nil && len(jobs) >= s.opts.SyncfsThreshold {
+	s.stats.roundLogs.Add(uint64(n))
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > slowSync {
+			s.log.Warn("slow fsync round", "took", d, "logs", n)
+		}
+	}()
+	if c.chooseSyncfs(n) {
 		s.stats.syncfs.Add(1)
-		if err := s.syncfs(s.dirf); err == nil {
+		err := s.syncfs(s.dirf)
+		if err == nil {
 			// syncfs wrote back every dirty page and inode of the file
 			// system, ours included, and (Linux ≥ 5.8) would have failed if
 			// any write-back had.
+			c.syncfsCost = ewma(c.syncfsCost, time.Since(start))
 			for _, j := range jobs {
 				j.l.advance(j.upto)
 			}
-			done = true
-		} else {
-			// Find out which logs the failure touches: fdatasync reports a
-			// write-back error to each file that has not seen it yet.
-			s.log.Warn("syncfs failed; syncing logs one by one", "err", err)
+			return
 		}
+		// Find out which logs the failure touches: fdatasync reports a
+		// write-back error to each file that has not seen it yet.
+		s.log.Warn("syncfs failed; syncing logs one by one", "err", err)
+		start = time.Now()
 	}
-	if !done {
-		for _, j := range jobs {
-			c.syncOne(j)
-		}
+	c.syncEach(jobs)
+	c.fileCost = ewma(c.fileCost, time.Since(start)/time.Duration(n))
+}
+
+// chooseSyncfs decides how to sync n dirty logs. syncfs costs about the
+// same whatever n is, but it also writes back every other dirty file on the
+// file system, so a busy neighbour can make it slow; hence the choice
+// compares running averages of the observed costs (one syncfs against n
+// times one fdatasync) and, when syncfs lost, still tries it every
+// syncfsProbe rounds so the estimate can recover.
+func (c *committer) chooseSyncfs(n int) bool {
+	if c.s.syncfs == nil || n < c.s.opts.SyncfsThreshold {
+		return false
 	}
-	if d := time.Since(start); d > slowSync {
-		s.log.Warn("slow fsync round", "took", d, "logs", len(jobs))
+	if c.syncfsCost == 0 || c.fileCost == 0 || c.syncfsCost <= c.fileCost*time.Duration(n) {
+		c.passed = 0
+		return true
 	}
+	c.passed++
+	if c.passed >= syncfsProbe {
+		c.passed = 0
+		return true
+	}
+	return false
+}
+
+const (
+	syncfsProbe      = 64 // rounds between tries of a syncfs that looked slower
+	maxParallelSyncs = 16 // concurrent fdatasyncs share journal commits on ext4/xfs
+)
+
+// ewma folds sample into avg with weight 1/4.
+func ewma(avg, sample time.Duration) time.Duration {
+	if avg == 0 {
+		return sample
+	}
+	return avg + (sample-avg)/4
+}
+
+// syncEach fdatasyncs the logs, several at a time.
+func (c *committer) syncEach(jobs []syncJob) {
+	if len(jobs) == 1 {
+		c.syncOne(jobs[0])
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(jobs), maxParallelSyncs) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					return
+				}
+				c.syncOne(jobs[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (c *committer) syncOne(j syncJob) {

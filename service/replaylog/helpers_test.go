@@ -3,11 +3,21 @@ package replaylog
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 )
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Verbose() { // recovery and poisoning tests log warnings on purpose
+		slog.SetDefault(slog.New(slog.DiscardHandler))
+	}
+	os.Exit(m.Run())
+}
 
 // newTestStore opens a store in a fresh directory and closes it at the end.
 func newTestStore(t testing.TB, opts Options) *FileStore {

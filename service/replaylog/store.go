@@ -119,11 +119,12 @@ func ParseFsyncMode(s string) (FsyncMode, error) {
 const (
 	DefaultBatchInterval = 10 * time.Millisecond
 	// DefaultSyncfsThreshold: a group-commit round with at least this many
-	// dirty logs makes them durable with one syncfs(2) instead of one
-	// fdatasync(2) each. On this machine (ext4, virtio disk) one fdatasync
-	// of a small append costs about 150 µs and one syncfs about 150-400 µs
-	// whatever the number of dirty files, so syncfs wins from 3 files on.
-	DefaultSyncfsThreshold = 3
+	// dirty logs may make them durable with one syncfs(2) instead of one
+	// fdatasync(2) each (see committer.chooseSyncfs). Measured on the
+	// development machine (ext4 on a virtio disk, BenchmarkSyncRound): one
+	// fdatasync of a small append costs 150-200 µs, one syncfs 140-190 µs
+	// for 1-3 dirty files and about 470 µs for 64, so syncfs wins from 2.
+	DefaultSyncfsThreshold = 2
 	slowSync               = time.Second
 )
 
@@ -132,10 +133,11 @@ type Options struct {
 	Fsync FsyncMode
 	// BatchInterval is the FsyncBatch period (default 10 ms).
 	BatchInterval time.Duration
-	// SyncfsThreshold is the number of dirty logs from which a round uses
-	// syncfs(2) on the data directory (Linux ≥ 5.8 only, where syncfs
-	// reports write-back errors). 0 means DefaultSyncfsThreshold; negative
-	// disables syncfs.
+	// SyncfsThreshold is the number of dirty logs from which a round may use
+	// one syncfs(2) of the data directory's file system instead of an
+	// fdatasync(2) per log, when the observed costs favour it (Linux ≥ 5.8
+	// only, where syncfs reports write-back errors). 0 means
+	// DefaultSyncfsThreshold; negative disables syncfs.
 	SyncfsThreshold int
 	// MaxLogSize caps a log's file size; an Append that would pass it fails
 	// with ErrLogFull and writes nothing. 0 means no cap.

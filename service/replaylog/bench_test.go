@@ -1,0 +1,171 @@
+package replaylog
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Run with: go test -run '^$' -bench . -benchmem ./service/replaylog/
+// Benchmarks use a directory under the package (same file system as the
+// data directory would be), not the tmpfs a t.TempDir might be on.
+
+func benchDir(b *testing.B) string {
+	b.Helper()
+	dir, err := os.MkdirTemp(".", "bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func reportSyncs(b *testing.B, s *FileStore) {
+	st := s.Stats()
+	if st.Appends == 0 {
+		return
+	}
+	b.ReportMetric(float64(st.Fdatasyncs+st.Syncfs)/float64(st.Appends), "fsyncs/append")
+	if st.Rounds > 0 {
+		b.ReportMetric(float64(st.Appends)/float64(st.Rounds), "appends/round")
+	}
+}
+
+// BenchmarkAppendNever: the cost of framing, CRC and one write(2).
+func BenchmarkAppendNever(b *testing.B) {
+	s := openTestStore(b, benchDir(b), Options{Fsync: FsyncNever})
+	l, err := s.Create("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := payload(1, 64)
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Append(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendAlways: one appender, so one fsync per append: the raw
+// fsync latency of this machine.
+func BenchmarkAppendAlways(b *testing.B) {
+	s := openTestStore(b, benchDir(b), Options{})
+	l, err := s.Create("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := payload(1, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Append(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportSyncs(b, s)
+}
+
+// BenchmarkAppendAlwaysParallel: 64 appenders (32 per core here), each on
+// its own log (a session) or all on one log, in FsyncAlways mode. ns/op is
+// wall time per append across all appenders; group commit shows as
+// fsyncs/append far below 1.
+func BenchmarkAppendAlwaysParallel(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		shared bool
+		opts   Options
+	}{
+		{"logs=per-goroutine", false, Options{}},
+		{"logs=per-goroutine/fdatasync-only", false, Options{SyncfsThreshold: -1}},
+		{"logs=one", true, Options{}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openTestStore(b, benchDir(b), tc.opts)
+			shared, err := s.Create("shared")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			p := payload(1, 64)
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				l := shared
+				if !tc.shared {
+					var err error
+					if l, err = s.Create(fmt.Sprintf("s%d", next.Add(1))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				for pb.Next() {
+					if _, err := l.Append(p); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			reportSyncs(b, s)
+		})
+	}
+}
+
+// BenchmarkSyncRound measures the choice DefaultSyncfsThreshold encodes:
+// making N files that each got one small append durable with N fdatasyncs
+// or with one syncfs of their directory. ns/op is one round.
+func BenchmarkSyncRound(b *testing.B) {
+	for _, n := range []int{1, 2, 3, 4, 8, 16, 64} {
+		for _, how := range []string{"fdatasync", "syncfs"} {
+			b.Run(fmt.Sprintf("files=%d/%s", n, how), func(b *testing.B) {
+				if how == "syncfs" && !syncfsUsable() {
+					b.Skip("syncfs not usable here")
+				}
+				dir := benchDir(b)
+				d, err := os.Open(dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer d.Close()
+				files := make([]*os.File, n)
+				for i := range files {
+					f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer f.Close()
+					files[i] = f
+				}
+				rec, _ := appendFrame(nil, 0, payload(1, 64))
+				var syncTime time.Duration
+				for b.Loop() {
+					for _, f := range files {
+						if _, err := f.Write(rec); err != nil {
+							b.Fatal(err)
+						}
+					}
+					t0 := time.Now()
+					if how == "syncfs" {
+						err = syncfs(d)
+					} else {
+						for _, f := range files {
+							if err = fdatasync(f); err != nil {
+								break
+							}
+						}
+					}
+					syncTime += time.Since(t0)
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(syncTime.Microseconds())/float64(b.N), "µs-sync/round")
+			})
+		}
+	}
+}

@@ -1,0 +1,112 @@
+// Package replaylog stores the replay log of every tcpstated session: an
+// append-only sequence of opaque records (the service puts protobuf-encoded
+// inputs and outputs in them), checksummed, framed like etcd's WAL, made
+// durable with group commit, and recovered after a crash. It knows nothing
+// about what the records mean.
+//
+// # Files
+//
+// A FileStore keeps one file NAME.log per log in its data directory, where
+// NAME matches [a-z0-9-]{1,63} (a session id). The directory is flock'ed by
+// one store at a time. A log is created as NAME.log.tmp holding only the
+// file header, fsync'ed, renamed to NAME.log, and the directory is fsync'ed,
+// so a log either exists complete or not at all; leftover .tmp files are
+// removed when a store opens. Remove unlinks and fsyncs the directory.
+//
+// # Format
+//
+// All integers are little-endian. The file starts with a 32-byte header:
+//
+//	0        8          12         16                    28         32
+//	+--------+----------+----------+---------------------+----------+
+//	|TCPSLOG1| version=1|   seed   |  reserved (zeros)   | CRC-32C  |
+//	+--------+----------+----------+---------------------+----------+
+//	                                         CRC-32C of bytes 0..27 ^
+//
+// and is followed by frames, each starting at a multiple of 8 bytes:
+//
+//	0                               8          12            12+n     12+n+pad
+//	+-------------------------------+----------+-------------+--------+
+//	| pad (top byte) | n (56 bits)  |   crc    |   payload   | zeros  |
+//	+-------------------------------+----------+-------------+--------+
+//
+//	n     payload length, 0 ≤ n ≤ MaxRecordSize (16 MiB)
+//	pad   0..7 zero bytes so that the frame length 12+n+pad is a multiple of 8
+//	crc   CRC-32C (Castagnoli) over the 8 length bytes and the payload,
+//	      continuing from the previous frame's crc; the first frame continues
+//	      from the header's seed (random per file, so a frame copied from
+//	      another log never fits)
+//
+// Alignment means a length word never straddles a sector, so it is written
+// whole or not at all. An empty record has pad = 4, so no valid length word
+// is zero and a zero-filled region can never be mistaken for records. Each
+// frame is written with a single write(2). Record i (from 0) is the i-th
+// frame.
+//
+// # Recovery
+//
+// Open reads frames from the start and stops at the first that is not
+// good; everything before it is kept, the file is truncated there and
+// fsync'ed, and the RecoveryReport (and a warning log line) says how many
+// records were kept, the offset, the bytes dropped and why. The damage is
+// classified, as in etcd's decoder:
+//
+//   - ErrTornTail: the file ends inside a frame (also a length word that
+//     points past the end: a damaged length cannot be told from a short
+//     write); or the rest of the file from a frame boundary is zeros; or the
+//     last frame fails its CRC, only zeros follow it, and one of its
+//     512-byte-aligned pieces is all zeros (a partly written frame). A crash
+//     leaves these; in FsyncAlways mode they only hold records whose Append
+//     had not returned.
+//   - ErrCorrupt: a complete frame fails its CRC, its length exceeds
+//     MaxRecordSize or disagrees with its pad byte, its padding is not
+//     zero, or a zero length word is followed by non-zero data.
+//   - ErrBadHeader (also ErrCorrupt): the header is short or invalid. Open
+//     then returns a *DamageError and leaves the file untouched.
+//
+// A length is checked against MaxRecordSize and against the bytes left in
+// the file before anything is allocated. No file content makes the reader
+// panic (FuzzReadLog). Scan applies the same rules to a file image without
+// changing it, for offline dump and verify tools.
+//
+// # Durability
+//
+// Options.Fsync selects the contract:
+//
+//   - FsyncAlways (default): Append returns only when the record is on
+//     stable storage. AppendAsync writes and returns the index; Durable(i)
+//     waits until record i is durable. So a caller can append under its own
+//     lock and wait after releasing it, and consecutive requests on one
+//     session pipeline. When Durable(i) returns nil every record ≤ i of that
+//     log is durable: records are written in index order, and a sync covers
+//     everything written before it started.
+//   - FsyncBatch: Append returns after the write; the store syncs dirty logs
+//     every BatchInterval (10 ms). A machine crash loses at most that much.
+//   - FsyncNever: only Sync (and Close, except in this mode) syncs.
+//
+// Sync forces durability of everything appended so far in any mode.
+//
+// Group commit: one syncer goroutine per store. Waiters join the next
+// round; the syncer takes the round, notes how many records each of its
+// logs has written, makes them durable, and wakes all the round's waiters.
+// Appends arriving meanwhile form the next round, so concurrent appenders
+// on one log or across many sessions share syncs. A round with one dirty
+// log uses fdatasync(2). With two or more (SyncfsThreshold) it uses one
+// syncfs(2) of the data directory's file system on Linux ≥ 5.8 (earlier
+// kernels do not report write-back errors from syncfs), as long as the
+// running average cost of a syncfs stays below that of one fdatasync per
+// log; syncfs also writes back unrelated files on the same file system,
+// so a busy neighbour makes it slow, and the store then falls back to
+// parallel fdatasyncs (probing syncfs again every 64 rounds). On the
+// development machine (ext4, virtio) one fdatasync costs 150-200 µs and a
+// syncfs 140-470 µs whatever the number of dirty logs; see
+// BenchmarkSyncRound and BenchmarkAppendAlwaysParallel.
+//
+// Failures are never retried: after a failed write or sync the kernel may
+// have dropped the dirty pages, so a retry could report success for lost
+// data. The log is poisoned instead: that call and every later one return
+// an error wrapping ErrPoisoned and the cause. A failed syncfs is followed
+// by an fdatasync of each log in the round, which attributes the error to
+// the logs it touched. The service should treat a poisoned session as
+// failed and reopen it (recovery then trims any partial frame).
+package replaylog
