@@ -461,3 +461,66 @@ func TestWindowScaleAppliedToSendWindow(t *testing.T) {
 		t.Fatalf("SND.WND %d scale %d, want 8000 and 3", in.SndWnd, in.SndScale)
 	}
 }
+
+// TestFinWait1FinAckGoesToTimeWait: a FIN that also acknowledges our FIN
+// takes FIN-WAIT-1 straight to TIME-WAIT. Reference: RFC 9293 §3.10.7.4
+// eighth step (FIN-WAIT-1).
+func TestFinWait1FinAckGoesToTimeWait(t *testing.T) {
+	_, srv, _, s := reach(t, FinWait1)
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK | FlagFIN, Seq: 101, Ack: 302, Window: 1000})
+	srv.expect(". seq=302 ack=102")
+	srv.wantState(s, TimeWait)
+}
+
+// TestAckBelowWindowChallenged: an ACK older than SND.UNA-MAX.SND.WND is a
+// blind-injection attempt: answered with an ACK and dropped.
+// Reference: RFC 5961 §5.2.
+func TestAckBelowWindowChallenged(t *testing.T) {
+	_, srv, _, s := defaultPair(t)
+	oldAck := Seq(301)
+	oldAck -= 70000 // below SND.UNA-MAX.SND.WND (65535)
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: oldAck, Window: 1000, Payload: []byte("inj")})
+	wantExplanation(t, srv.collect(), CodeAckOutsideRangeChallenge)
+	srv.expect(". seq=301 ack=101")
+	if srv.e.Readable(s) != 0 {
+		t.Fatal("injected data accepted")
+	}
+}
+
+// TestWindowUpdateOnlyFromNewerSegments: SND.WND changes only when
+// SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK.
+// Reference: RFC 9293 §3.10.7.4 fifth step (ESTABLISHED).
+func TestWindowUpdateOnlyFromNewerSegments(t *testing.T) {
+	_, srv, _, s := defaultPair(t)
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 5000})
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 4000})
+	if in, _ := srv.e.Endpoint(s); in.SndWnd != 4000 {
+		t.Fatalf("SND.WND %d, want 4000 (same WL1/WL2 updates)", in.SndWnd)
+	}
+	// Data that advances SEG.SEQ updates; an older SEG.SEQ afterwards does not.
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 3000, Payload: []byte("ab")})
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 9000})
+	if in, _ := srv.e.Endpoint(s); in.SndWnd != 3000 {
+		t.Fatalf("SND.WND %d, want 3000: an older segment must not update it", in.SndWnd)
+	}
+}
+
+// TestSynReceivedGiveUp: a half-open connection whose SYN,ACK is never
+// acknowledged is dropped after SynAckRetries, freeing its SYN-queue slot.
+// Reference: RFC 9293 §3.8.3, §3.10.8.
+func TestSynReceivedGiveUp(t *testing.T) {
+	cfg := fixedConfig(300)
+	cfg.SynAckRetries = 1
+	srv := newSide(t, "server", cfg)
+	l, _ := srv.e.Listen(serverAddr, 0)
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+	srv.expect("S. seq=300 ack=101")
+	srv.e.AdvanceTo(time.Second)
+	srv.expect("S. seq=300 ack=101")
+	srv.e.AdvanceTo(3 * time.Second)
+	wantExplanation(t, srv.collect(), CodeSynReceivedGiveUp)
+	srv.wantState(2, Closed)
+	if in, _ := srv.e.Endpoint(l); in.SynQueue != 0 {
+		t.Fatalf("SYN queue %d after give-up", in.SynQueue)
+	}
+}
