@@ -524,3 +524,13 @@ func TestSynReceivedGiveUp(t *testing.T) {
 		t.Fatalf("SYN queue %d after give-up", in.SynQueue)
 	}
 }
+
+// TestUrgentDataInline: urgent data is delivered in line with the rest.
+// Reference: RFC 9293 §3.10.7.4 sixth step, RFC 6093 §5.
+func TestUrgentDataInline(t *testing.T) {
+	_, srv, _, s := defaultPair(t)
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK | FlagURG, Seq: 101, Ack: 301, Window: 1000, Urgent: 2, Payload: []byte("!!rest")})
+	wantExplanation(t, srv.collect(), CodeUrgentIgnored)
+	srv.expect(". seq=301 ack=107")
+	mustRead(t, srv, s, "!!rest")
+}
