@@ -152,9 +152,10 @@ func (c *committer) run(r *round) {
 	}
 	s.stats.rounds.Add(1)
 	s.stats.roundLogs.Add(uint64(n))
-	start := time.Now()
+	began := time.Now()
+	start := began
 	defer func() {
-		if d := time.Since(start); d > slowSync {
+		if d := time.Since(began); d > slowSync {
 			s.log.Warn("slow fsync round", "took", d, "logs", n)
 		}
 	}()

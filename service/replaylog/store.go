@@ -45,6 +45,8 @@ type Log interface {
 	Append(payload []byte) (index uint64, err error)
 	// AppendAsync writes one record (one write(2) of the whole frame) and
 	// returns without waiting for durability. Records are ordered by index.
+	// In FsyncAlways mode nothing syncs the record until someone calls
+	// Durable (or Sync, or Close).
 	AppendAsync(payload []byte) (index uint64, err error)
 	// Durable waits until record index and every record before it are on
 	// stable storage (FsyncAlways mode); in FsyncBatch and FsyncNever modes it
@@ -55,7 +57,7 @@ type Log interface {
 	// Records calls fn for each record appended before the call, in order,
 	// reading them back from the file and verifying the CRC chain. payload
 	// is only valid during the call. An error from fn stops the iteration
-	// and is returned.
+	// and is returned. fn may append but must not Close the log.
 	Records(fn func(index uint64, payload []byte) error) error
 	// Len is the number of records appended.
 	Len() uint64
@@ -121,9 +123,12 @@ const (
 	// DefaultSyncfsThreshold: a group-commit round with at least this many
 	// dirty logs may make them durable with one syncfs(2) instead of one
 	// fdatasync(2) each (see committer.chooseSyncfs). Measured on the
-	// development machine (ext4 on a virtio disk, BenchmarkSyncRound): one
-	// fdatasync of a small append costs 150-200 µs, one syncfs 140-190 µs
-	// for 1-3 dirty files and about 470 µs for 64, so syncfs wins from 2.
+	// development machine (ext4 on a virtio disk, BenchmarkSyncRound): an
+	// fdatasync of a small append costs about 190 µs, N of them 190·N µs in
+	// sequence or about half that in parallel (64 files: 10.5 ms, 5.4 ms);
+	// one syncfs costs 200-300 µs for 1-16 dirty files and 580 µs for 64.
+	// One file: equal, so fdatasync (it touches nothing else); from two on
+	// syncfs wins.
 	DefaultSyncfsThreshold = 2
 	slowSync               = time.Second
 )

@@ -521,3 +521,115 @@ func TestPoisonIsPerLog(t *testing.T) {
 		t.Fatalf("bad log errors %d/20, good log errors %d/0", badErrs.Load(), goodErrs.Load())
 	}
 }
+
+// TestCloseWhileAppending: closing a log, or the whole store, under
+// concurrent appenders never loses an acknowledged record, and every other
+// Append fails with ErrClosed.
+func TestCloseWhileAppending(t *testing.T) {
+	for _, closeStore := range []bool{false, true} {
+		for _, mode := range []FsyncMode{FsyncAlways, FsyncBatch} {
+			t.Run(fmt.Sprintf("store=%v/%v", closeStore, mode), func(t *testing.T) {
+				dir := t.TempDir()
+				s, err := OpenFileStore(dir, Options{Fsync: mode, BatchInterval: time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, _ := s.Create("c")
+				var acked sync.Map
+				var wg sync.WaitGroup
+				for g := 0; g < 8; g++ {
+					wg.Go(func() {
+						for i := 0; ; i++ {
+							p := []byte(fmt.Sprintf("%d/%d", g, i))
+							if _, err := l.Append(p); err != nil {
+								if !errors.Is(err, ErrClosed) {
+									t.Errorf("Append: %v", err)
+								}
+								return
+							}
+							acked.Store(string(p), true)
+						}
+					})
+				}
+				time.Sleep(20 * time.Millisecond)
+				if closeStore {
+					err = s.Close()
+				} else {
+					err = l.Close()
+					s.Close()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Wait()
+				s = openTestStore(t, dir, Options{})
+				l2, rep, err := s.Open("c")
+				if err != nil || rep.Truncated {
+					t.Fatalf("reopen: %+v %v", rep, err)
+				}
+				found := map[string]bool{}
+				l2.Records(func(_ uint64, p []byte) error { found[string(p)] = true; return nil })
+				n := 0
+				acked.Range(func(k, _ any) bool {
+					n++
+					if !found[k.(string)] {
+						t.Errorf("acknowledged record %s lost", k)
+					}
+					return true
+				})
+				if n == 0 {
+					t.Fatal("no append succeeded")
+				}
+			})
+		}
+	}
+}
+
+func TestChooseSyncfs(t *testing.T) {
+	us := time.Microsecond
+	newC := func(usable bool) *committer {
+		s := &FileStore{opts: Options{SyncfsThreshold: DefaultSyncfsThreshold}}
+		if usable {
+			s.syncfs = func(*os.File) error { return nil }
+		}
+		return &committer{s: s}
+	}
+	for _, tc := range []struct {
+		name            string
+		usable          bool
+		syncfs, perFile time.Duration
+		n               int
+		want            bool
+	}{
+		{"unusable", false, 0, 0, 100, false},
+		{"one log", true, 0, 0, 1, false},
+		{"nothing measured yet", true, 0, 0, 2, true},
+		{"cheaper than n fdatasyncs", true, 300 * us, 190 * us, 2, true},
+		{"dearer than n fdatasyncs", true, 30000 * us, 190 * us, 2, false},
+		{"dear, but n large", true, 30000 * us, 190 * us, 200, true},
+	} {
+		c := newC(tc.usable)
+		c.syncfsCost, c.fileCost = tc.syncfs, tc.perFile
+		if got := c.chooseSyncfs(tc.n); got != tc.want {
+			t.Errorf("%s: chooseSyncfs(%d) = %v", tc.name, tc.n, got)
+		}
+	}
+	// A slow syncfs is still tried every syncfsProbe rounds.
+	c := newC(true)
+	c.syncfsCost, c.fileCost = time.Second, 100*us
+	tries := 0
+	for i := 0; i < 10*syncfsProbe; i++ {
+		if c.chooseSyncfs(4) {
+			tries++
+		}
+	}
+	if tries != 10 {
+		t.Errorf("%d probes in %d rounds, want 10", tries, 10*syncfsProbe)
+	}
+	if got := ewma(0, 8*us); got != 8*us {
+		t.Errorf("ewma first sample: %v", got)
+	}
+	if got := ewma(8*us, 16*us); got != 10*us {
+		t.Errorf("ewma(8µs, 16µs) = %v", got)
+	}
+}
