@@ -188,6 +188,12 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			return false
 		}
 	}
+	// RFC 7323 §4.3 (R3 of §5.3): an acceptable segment that starts at or
+	// before the last ACK we sent updates TS.Recent, the TSval we echo
+	// (PAWS above refused any older one).
+	if c.tsOK && o.HasTimestamp && f&FlagRST == 0 && seg.Seq.LessEq(c.lastAckSent) {
+		c.tsRecent = o.TSVal
+	}
 	// Trim to the window: what lies before RCV.NXT was received already.
 	if seq.LessThan(c.rcvNxt) && f&FlagRST == 0 {
 		d := int(c.rcvNxt.Sub(seq))

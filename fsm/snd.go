@@ -199,6 +199,10 @@ func (e *Engine) output(c *conn) {
 				n = 0 // Nagle: wait for the outstanding data to be acknowledged
 			case n == avail:
 			case c.maxSndWnd > 0 && uint32(n) >= c.maxSndWnd/2:
+			case !inFlight && c.probes > 0:
+				// The persist timer fired while the window was too small
+				// for a full segment: the override timeout of sender SWS
+				// avoidance (RFC 9293 §3.8.6.2.1) sends what fits.
 			default:
 				n = 0 // SWS: wait for a bigger window
 			}
@@ -233,6 +237,9 @@ func (e *Engine) output(c *conn) {
 		}
 		if retx {
 			c.rtxNxt = next.Add(segLen)
+			if c.rtxNxt.GreaterThan(c.sndNxt) {
+				c.sndNxt = c.rtxNxt // the FIN went out for the first time on a retransmission
+			}
 		} else {
 			if !c.rttMeasuring && !c.tsOK && segLen > 0 {
 				c.rttMeasuring, c.rttSeq, c.rttStart = true, next.Add(segLen), e.now
@@ -247,10 +254,12 @@ func (e *Engine) output(c *conn) {
 			break
 		}
 	}
-	// Zero window with something to send and nothing outstanding: probe
-	// (RFC 9293 §3.8.6.1).
+	// Something to send and nothing outstanding: with a zero window, probe
+	// (RFC 9293 §3.8.6.1); with a window too small to use (SWS avoidance),
+	// the same timer is the override timeout (§3.8.6.2.1), as on Linux.
+	// Either way a lost window update cannot stall the connection.
 	pending := c.sndBuf.Len() > int(c.sndNxt.Sub(c.sndBufSeq())) || (c.finQueued && !c.finSent)
-	if c.sndWnd == 0 && pending && c.sndNxt == c.sndUna {
+	if pending && c.sndNxt == c.sndUna {
 		if c.persistAt == 0 {
 			c.persistAt = e.deadlineAfter(e.persistInterval(c))
 			e.schedule(c)
@@ -273,6 +282,7 @@ func (e *Engine) persistInterval(c *conn) time.Duration {
 // FIN) beyond the window, or that byte again if it is still unacknowledged.
 func (e *Engine) persistTimeout(c *conn) {
 	if c.sndWnd > 0 {
+		c.probes++ // lets output override SWS avoidance, and backs off
 		e.output(c)
 		return
 	}
