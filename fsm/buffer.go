@@ -10,11 +10,20 @@ type ring struct {
 
 func (r *ring) Len() int { return r.n }
 
-// grow makes room for at least want bytes, never beyond limit.
-func (r *ring) grow(want, limit int) {
+// grow makes room for at least want bytes, never beyond limit. An empty
+// ring takes a spare buffer first, if there is one.
+func (r *ring) grow(want, limit int, spare *spareBufs) {
 	c := len(r.buf)
 	if c >= want || c >= limit {
 		return
+	}
+	if c == 0 {
+		if b := spare.get(); b != nil {
+			r.buf, r.head = b, 0
+			if c = len(b); c >= want || c >= limit {
+				return
+			}
+		}
 	}
 	nc := c * 2
 	if nc < 4096 {
@@ -32,14 +41,14 @@ func (r *ring) grow(want, limit int) {
 }
 
 // write appends as much of p as fits under limit and returns the count.
-func (r *ring) write(p []byte, limit int) int {
+func (r *ring) write(p []byte, limit int, spare *spareBufs) int {
 	if room := limit - r.n; len(p) > room {
 		p = p[:max(room, 0)]
 	}
 	if len(p) == 0 {
 		return 0
 	}
-	r.grow(r.n+len(p), limit)
+	r.grow(r.n+len(p), limit, spare)
 	if room := len(r.buf) - r.n; len(p) > room {
 		p = p[:room]
 	}
@@ -85,11 +94,50 @@ func (r *ring) discard(n int) {
 	r.head = (r.head + n) % len(r.buf)
 }
 
-// release frees the buffer memory of an empty ring.
-func (r *ring) release() {
+// release gives the buffer of an empty ring to spare.
+func (r *ring) release(spare *spareBufs) {
 	if r.n == 0 {
-		r.buf, r.head = nil, 0
+		r.drop(spare)
 	}
+}
+
+// drop empties the ring and gives its buffer to spare.
+func (r *ring) drop(spare *spareBufs) {
+	spare.put(r.buf)
+	*r = ring{}
+}
+
+// spareBufs keeps the buffers of rings that emptied for the next ring that
+// needs one, so a connection that keeps draining its buffers does not
+// allocate them again while an idle connection still holds none. It keeps
+// at most maxSpareBytes; the engine has one for receive buffers and one for
+// send buffers, whose sizes differ.
+type spareBufs struct {
+	bufs  [][]byte
+	bytes int
+}
+
+const maxSpareBytes = 1 << 20
+
+func (s *spareBufs) put(b []byte) {
+	if len(b) == 0 || s.bytes+len(b) > maxSpareBytes {
+		return
+	}
+	s.bufs = append(s.bufs, b)
+	s.bytes += len(b)
+}
+
+// get returns the most recently put buffer, or nil.
+func (s *spareBufs) get() []byte {
+	n := len(s.bufs)
+	if n == 0 {
+		return nil
+	}
+	b := s.bufs[n-1]
+	s.bufs[n-1] = nil
+	s.bufs = s.bufs[:n-1]
+	s.bytes -= len(b)
+	return b
 }
 
 // oooSeg is a segment held for reassembly: text beyond RCV.NXT, and

@@ -92,6 +92,8 @@ type Engine struct {
 	drained bool
 	arena   []byte // backing store of emitted packets
 	scratch []byte // payload assembly for segments taken from a ring
+
+	rcvSpare, sndSpare spareBufs // buffers of emptied rings, for reuse
 }
 
 // New returns an engine with the given configuration (zero fields take
@@ -286,7 +288,7 @@ func (e *Engine) Send(id EndpointID, data []byte) (int, error) {
 	if len(data) == 0 {
 		return 0, nil
 	}
-	n := c.sndBuf.write(data, e.cfg.SendBuffer)
+	n := c.sndBuf.write(data, e.cfg.SendBuffer, &e.sndSpare)
 	if n == 0 {
 		return 0, ErrInsufficientResources
 	}
@@ -317,7 +319,7 @@ func (e *Engine) Receive(id EndpointID, buf []byte) (int, error) {
 	e.begin()
 	n := c.rcvBuf.read(buf)
 	if c.rcvBuf.Len() == 0 {
-		c.rcvBuf.release()
+		c.rcvBuf.release(&e.rcvSpare)
 	}
 	if c.state != Closed {
 		e.maybeWindowUpdate(c)
@@ -538,7 +540,7 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 	}
 	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt = 0, 0, 0, 0
 	e.schedule(c)
-	c.sndBuf = ring{}
+	c.sndBuf.drop(&e.sndSpare)
 	c.ooo.clear()
 	c.synData = nil
 	if c.state != Closed {

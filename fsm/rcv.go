@@ -399,7 +399,7 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 	if upto.GreaterThan(start) {
 		c.sndBuf.discard(int(upto.Sub(start)))
 		if c.sndBuf.Len() == 0 {
-			c.sndBuf.release()
+			c.sndBuf.release(&e.sndSpare)
 		}
 	}
 	c.sndUna = seg.Ack
@@ -527,7 +527,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	}
 	ackNow := false
 	if len(payload) > 0 {
-		n := c.rcvBuf.write(payload, e.cfg.RecvBuffer+1<<c.rcvScale)
+		n := c.rcvBuf.write(payload, e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
 		c.rcvNxt = c.rcvNxt.Add(Size(n))
 		e.explain(c.id, CodeDataInOrder, ActionAccepted, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		e.event(c, EventDataReadable)
@@ -539,7 +539,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 				break
 			}
 			if d := int(c.rcvNxt.Sub(s.seq)); d < len(s.data) {
-				k := c.rcvBuf.write(s.data[d:], e.cfg.RecvBuffer+1<<c.rcvScale)
+				k := c.rcvBuf.write(s.data[d:], e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
 				c.rcvNxt = c.rcvNxt.Add(Size(k))
 			}
 			if s.fin && s.end()-1 == c.rcvNxt {
@@ -590,6 +590,6 @@ func (e *Engine) enterTimeWait(c *conn, cause Code) {
 	c.rtxAt, c.persistAt = 0, 0
 	c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
 	e.schedule(c)
-	c.sndBuf = ring{}
+	c.sndBuf.drop(&e.sndSpare)
 	c.ooo.clear()
 }
