@@ -94,7 +94,12 @@ type Engine struct {
 	scratch []byte // payload assembly for segments taken from a ring
 
 	rcvSpare, sndSpare spareBufs // buffers of emptied rings, for reuse
+	retired            []*conn   // forgotten during this input
+	free               []*conn   // forgotten earlier, zeroed, for newConn
 }
+
+// maxFreeConns bounds the forgotten connections kept for reuse.
+const maxFreeConns = 256
 
 // New returns an engine with the given configuration (zero fields take
 // their defaults) at time 0.
@@ -124,6 +129,9 @@ func (e *Engine) Ready() Ready {
 
 // begin starts an input: outputs a host already drained are recycled.
 func (e *Engine) begin() {
+	if len(e.retired) > 0 {
+		e.recycle()
+	}
 	if !e.drained {
 		return
 	}
@@ -257,11 +265,11 @@ func (e *Engine) Accept(id EndpointID) (EndpointID, error) {
 		return 0, ErrNoConnection
 	}
 	e.begin()
-	c := l.lq.acceptQueue[0]
-	l.lq.acceptQueue = l.lq.acceptQueue[1:]
-	if len(l.lq.acceptQueue) == 0 {
-		l.lq.acceptQueue = nil
-	}
+	q := l.lq.acceptQueue
+	c := q[0]
+	copy(q, q[1:]) // keep the capacity: accepting does not allocate
+	q[len(q)-1] = nil
+	l.lq.acceptQueue = q[:len(q)-1]
 	c.parent, c.inAcceptQueue = nil, false
 	l.lq.stats.Accepted++
 	e.explain(c.id, CodeAppAccept, ActionAccepted)
@@ -483,7 +491,15 @@ func (e *Engine) closedErr(c *conn) error {
 
 func (e *Engine) newConn(local, remote netip.AddrPort) *conn {
 	e.nextID++
-	c := &conn{id: e.nextID, local: local, remote: remote, heapIdx: -1}
+	var c *conn
+	if n := len(e.free); n > 0 {
+		c = e.free[n-1]
+		e.free[n-1] = nil
+		e.free = e.free[:n-1]
+	} else {
+		c = new(conn)
+	}
+	*c = conn{id: e.nextID, local: local, remote: remote, heapIdx: -1}
 	e.byID[c.id] = c
 	e.live++
 	return c
@@ -553,15 +569,37 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 
 func (e *Engine) retire(id EndpointID) {
 	if e.cfg.RetainClosed < 0 {
-		delete(e.byID, id)
+		e.forget(id)
 		return
 	}
 	e.closed = append(e.closed, id)
 	if len(e.closed) > e.cfg.RetainClosed {
-		delete(e.byID, e.closed[0])
+		e.forget(e.closed[0])
 		e.closed[0] = 0
 		e.closed = e.closed[1:]
 	}
+}
+
+// forget drops a CLOSED endpoint. Its memory is reused from the next input
+// on, when no caller can still hold it.
+func (e *Engine) forget(id EndpointID) {
+	if c := e.byID[id]; c != nil {
+		delete(e.byID, id)
+		e.retired = append(e.retired, c)
+	}
+}
+
+// recycle zeroes the connections forgotten by earlier inputs for newConn.
+func (e *Engine) recycle() {
+	for i, c := range e.retired {
+		if len(e.free) < maxFreeConns {
+			c.rcvBuf.drop(&e.rcvSpare)
+			*c = conn{}
+			e.free = append(e.free, c)
+		}
+		e.retired[i] = nil
+	}
+	e.retired = e.retired[:0]
 }
 
 func (e *Engine) event(c *conn, k EventKind) {
