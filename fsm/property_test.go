@@ -31,9 +31,16 @@ import (
 
 const (
 	propDefaultSeeds = 300
-	propTimeLimit    = time.Hour // virtual time before a run counts as stuck
-	propStepLimit    = 5_000_000
-	propMaxFailures  = 5
+	// propTimeLimit is the virtual time after which a run counts as stuck.
+	// Virtual time costs nothing; only steps do. A run of many small writes
+	// over a 20% lossy link can legitimately need over an hour: lost ACKs
+	// make retransmitted duplicates draw ACKs that echo the original TSval
+	// (RFC 7323 §4.3: an unacceptable segment does not update TS.Recent),
+	// the RTT samples include the timeouts, and the RTO sits near its 60 s
+	// maximum, so each loss costs a minute.
+	propTimeLimit   = 24 * time.Hour
+	propStepLimit   = 5_000_000
+	propMaxFailures = 5
 )
 
 // propMode is how the two applications end the connection.
@@ -73,6 +80,9 @@ type propParams struct {
 	maxChunk int           // largest single Send
 	pAct     float64       // chance an application acts on an event rather than on its next tick
 	appTick  time.Duration // the application's polling interval
+	// slowReader: the receiving application reads only on its ticks, so a
+	// small receive buffer fills: zero windows, probes, window updates.
+	slowReader bool
 	// firstClose: the first closer calls Close once it has read all the
 	// peer's data instead of Shutdown (half-close) as soon as it has written.
 	firstClose bool
@@ -104,9 +114,9 @@ func (p *propParams) String() string {
 		}
 		return b.String()
 	}
-	return fmt.Sprintf("mode=%s client{%s} server{%s} %v->%v (listen %v) loss=%.3f dup=%.3f reorder=%.3f delay=%v+%v size=%v chunk=%d pAct=%.2f tick=%v firstClose=%v cookies=%v",
+	return fmt.Sprintf("mode=%s client{%s} server{%s} %v->%v (listen %v) loss=%.3f dup=%.3f reorder=%.3f delay=%v+%v size=%v chunk=%d pAct=%.2f tick=%v slowReader=%v firstClose=%v cookies=%v",
 		p.mode, cfg(p.cli), cfg(p.srv), p.cliAddr, p.srvAddr, p.listen, p.loss, p.dup, p.reorder, p.delay, p.jitter,
-		p.size, p.maxChunk, p.pAct, p.appTick, p.firstClose, p.cookies)
+		p.size, p.maxChunk, p.pAct, p.appTick, p.slowReader, p.firstClose, p.cookies)
 }
 
 // propGenerate derives a run's parameters from its seed.
@@ -218,13 +228,18 @@ func propGenerate(seed uint64, mode propMode) propParams {
 	p.maxChunk = 1 + r.IntN(64<<10)
 	if r.IntN(3) == 0 {
 		p.maxChunk = 1 + r.IntN(200) // small writes: Nagle's case
-		p.size[0], p.size[1] = min(p.size[0], 32<<10), min(p.size[1], 32<<10)
+		lim := min(32<<10, 256*p.maxChunk)
+		p.size[0], p.size[1] = min(p.size[0], lim), min(p.size[1], lim)
 	}
 	p.pAct = 1
 	if r.IntN(2) == 0 {
 		p.pAct = 0.1 + 0.9*r.Float64()
 	}
 	p.appTick = time.Duration(1+r.IntN(200)) * time.Millisecond
+	if r.IntN(4) == 0 {
+		p.slowReader = true
+		p.appTick = time.Duration(200+r.IntN(3000)) * time.Millisecond
+	}
 	p.firstClose = r.IntN(2) == 0
 	p.abortSide = r.IntN(2)
 	p.abortAt = time.Duration(r.Int64N(int64(2 * time.Second)))
@@ -288,6 +303,9 @@ type propCounts struct {
 	zeroWindow  int // window-zero advertisements seen
 	cookies     int
 	orphans     int // abort runs that left the survivor in FIN-WAIT-2
+	twReset     int // TIME-WAIT ended by an RST before the application read end of file
+	maxTime     time.Duration
+	maxSeed     uint64 // the seed of the longest run
 }
 
 func (c *propCounts) add(o propCounts) {
@@ -299,6 +317,10 @@ func (c *propCounts) add(o propCounts) {
 	c.zeroWindow += o.zeroWindow
 	c.cookies += o.cookies
 	c.orphans += o.orphans
+	c.twReset += o.twReset
+	if o.maxTime > c.maxTime {
+		c.maxTime, c.maxSeed = o.maxTime, o.maxSeed
+	}
 }
 
 func (s *propSim) fail(format string, args ...any) {
@@ -544,10 +566,13 @@ func (s *propSim) appTurn(i int, force bool) {
 		if force || s.p.pAct >= 1 || s.app.Float64() < s.p.pAct {
 			return true
 		}
-		if s.wake == 0 || s.now+s.p.appTick < s.wake {
-			s.wake = s.now + s.p.appTick
+		return s.later()
+	}
+	readNow := func() bool {
+		if s.p.slowReader && !force {
+			return s.later()
 		}
-		return false
+		return act()
 	}
 	if i == 1 && pe.id == 0 {
 		in, _ := pe.e.Endpoint(s.lid)
@@ -574,18 +599,7 @@ func (s *propSim) appTurn(i int, force bool) {
 	if !pe.est && in.State >= Established {
 		pe.est, pe.estAt = true, s.now
 	}
-	if in.State == Closed {
-		if s.p.mode == propAbort {
-			return
-		}
-		// A connection closes only after its application has read end of
-		// file or called Close.
-		if !pe.eof && !pe.closed {
-			s.fail("%s connection CLOSED before its application read end of file", pe.name)
-		}
-		return
-	}
-	if s.p.mode == propAbort && i == s.p.abortSide && pe.est && other.est &&
+	if s.p.mode == propAbort && i == s.p.abortSide && pe.est && other.est && in.State != Closed &&
 		(s.now >= pe.estAt+s.p.abortAt || (pe.written == len(pe.out) && pe.read == len(other.out))) {
 		if err := pe.e.Abort(pe.id); err != nil {
 			s.fail("%s abort: %v", pe.name, err)
@@ -596,8 +610,8 @@ func (s *propSim) appTurn(i int, force bool) {
 	}
 
 	// Read, until end of file or Close (after which the application reads
-	// no more).
-	if !pe.eof && !pe.closed && (in.Readable > 0 || in.FinReceived) && act() {
+	// no more). Data stays readable after the connection has closed.
+	if !pe.eof && !pe.closed && (in.Readable > 0 || in.FinReceived) && readNow() {
 		for {
 			b := s.buf[:1+s.app.IntN(len(s.buf))]
 			n, err := pe.e.Receive(pe.id, b)
@@ -615,6 +629,9 @@ func (s *propSim) appTurn(i int, force bool) {
 				s.note("%s read EOF after %d bytes", pe.name, pe.read)
 				break
 			}
+			if err != nil && in.State == Closed {
+				break
+			}
 			if err != nil {
 				s.fail("%s receive: %v", pe.name, err)
 			}
@@ -622,6 +639,26 @@ func (s *propSim) appTurn(i int, force bool) {
 				break
 			}
 		}
+	}
+
+	if in.State == Closed {
+		if s.p.mode == propAbort {
+			return
+		}
+		// A connection closes only after its application has read end of
+		// file or called Close, or in TIME-WAIT (the FIN is in) when an RST
+		// cuts TIME-WAIT short: RFC 9293 §3.10.7.4 has TIME-WAIT accept an
+		// RST, as Linux does by default (RFC 1337 describes the hazard), and
+		// once the data is read Receive answers "connection does not exist"
+		// rather than end of file.
+		if !pe.eof && !pe.closed && in.FinReceived && in.Err == nil && pe.read == len(other.out) {
+			pe.eof = true
+			s.counts.twReset++
+		}
+		if !pe.eof && !pe.closed && (!s.p.slowReader || force) {
+			s.fail("%s connection CLOSED before its application read end of file", pe.name)
+		}
+		return
 	}
 
 	// Write.
@@ -688,6 +725,14 @@ func (s *propSim) appTurn(i int, force bool) {
 	}
 }
 
+// later asks for an application tick: something was left for it to do.
+func (s *propSim) later() bool {
+	if s.wake == 0 || s.now+s.p.appTick < s.wake {
+		s.wake = s.now + s.p.appTick
+	}
+	return false
+}
+
 // appShut is the other half of a simultaneous close.
 func (s *propSim) appShut(i int) {
 	pe := s.peers[i]
@@ -749,6 +794,29 @@ func (s *propSim) check() {
 				pe.name, in.State, got, pe.read, in.Readable, want)
 		}
 	}
+}
+
+// nextEvent returns the time of the next packet arrival, engine timer or
+// application tick, or -1 if there is none.
+func (s *propSim) nextEvent() time.Duration {
+	next := time.Duration(-1)
+	consider := func(t time.Duration) {
+		if next < 0 || t < next {
+			next = t
+		}
+	}
+	if len(s.inf) > 0 {
+		consider(s.inf[0].at)
+	}
+	for _, pe := range s.peers {
+		if d, ok := pe.e.NextDeadline(); ok {
+			consider(d)
+		}
+	}
+	if s.wake != 0 {
+		consider(s.wake)
+	}
+	return next
 }
 
 func (s *propSim) finished() bool {
@@ -860,24 +928,13 @@ func propRun(p propParams, traceLen int) (msg string, counts propCounts) {
 		if s.finished() {
 			break
 		}
-		// The next event: a packet arrival, an engine timer or an
-		// application tick.
-		next := time.Duration(-1)
-		consider := func(t time.Duration) {
-			if next < 0 || t < next {
-				next = t
+		next := s.nextEvent()
+		if next < 0 {
+			// Nothing scheduled: the applications get a last look first.
+			for i := range s.peers {
+				s.appTurn(i, true)
 			}
-		}
-		if len(s.inf) > 0 {
-			consider(s.inf[0].at)
-		}
-		for _, pe := range s.peers {
-			if d, ok := pe.e.NextDeadline(); ok {
-				consider(d)
-			}
-		}
-		if s.wake != 0 {
-			consider(s.wake)
+			next = s.nextEvent()
 		}
 		if next < 0 {
 			if sv := s.peers[1-p.abortSide]; p.mode == propAbort && s.peers[p.abortSide].aborted {
@@ -888,6 +945,9 @@ func propRun(p propParams, traceLen int) (msg string, counts propCounts) {
 					s.counts.orphans++
 					return "", s.counts
 				}
+			}
+			if s.finished() {
+				break
 			}
 			s.fail("stuck: no packet in flight, no timer armed, nothing for the applications to do")
 		}
@@ -905,7 +965,10 @@ func propRun(p propParams, traceLen int) (msg string, counts propCounts) {
 		}
 	}
 
-	// Final checks.
+	// Final checks, after a last look by each application.
+	for i := range s.peers {
+		s.appTurn(i, true)
+	}
 	for i, pe := range s.peers {
 		other := s.peers[1-i]
 		in, _ := pe.e.Endpoint(pe.id)
@@ -941,6 +1004,7 @@ func propRun(p propParams, traceLen int) (msg string, counts propCounts) {
 			s.counts.cookies++
 		}
 	}
+	s.counts.maxTime, s.counts.maxSeed = s.now, p.seed
 	return "", s.counts
 }
 
@@ -1036,8 +1100,8 @@ func TestPropertyLossyLink(t *testing.T) {
 				n = propDefaultSeeds / 3
 			}
 			c := propRunSeeds(t, mode, n)
-			t.Logf("%s: states %v, %d lost, %d duplicated, %d zero-window segments, %d via SYN cookies, %d FIN-WAIT-2 orphans",
-				mode, c.states, c.lost, c.duped, c.zeroWindow, c.cookies, c.orphans)
+			t.Logf("%s: states %v, %d lost, %d duplicated, %d zero-window segments, %d via SYN cookies, %d FIN-WAIT-2 orphans, %d TIME-WAITs reset; longest run %v (seed %d)",
+				mode, c.states, c.lost, c.duped, c.zeroWindow, c.cookies, c.orphans, c.twReset, c.maxTime.Round(time.Second), c.maxSeed)
 			if single || t.Failed() || testing.Short() {
 				return
 			}
