@@ -610,9 +610,20 @@ func (e *Engine) event(c *conn, k EventKind) {
 }
 
 func (e *Engine) explain(id EndpointID, code Code, act Action, fs ...Field) {
-	x := Explanation{Endpoint: id, Code: code, Action: act}
-	x.NFields = uint8(copy(x.Fields[:], fs))
-	e.ready.Explanations = append(e.ready.Explanations, x)
+	// Built in place: an Explanation is 160 bytes, and this runs for
+	// nearly every input.
+	xs := e.ready.Explanations
+	if len(xs) < cap(xs) {
+		xs = xs[:len(xs)+1]
+	} else {
+		xs = append(xs, Explanation{})
+	}
+	x := &xs[len(xs)-1]
+	*x = Explanation{Endpoint: id, Code: code, Action: act, NFields: uint8(min(len(fs), maxFields))}
+	for i := range x.NFields {
+		x.Fields[i] = fs[i]
+	}
+	e.ready.Explanations = xs
 }
 
 // Endpoints returns a snapshot of every endpoint still visible, by ID.

@@ -12,11 +12,19 @@ func (e *Engine) emit(id EndpointID, local, remote netip.AddrPort, seg *Segment)
 	start := len(e.arena)
 	e.arena = AppendPacket(e.arena, src, dst, seg)
 	data := e.arena[start:len(e.arena):len(e.arena)]
-	p := Packet{Endpoint: id, Time: e.now, Src: src, Dst: dst, Segment: *seg, Data: data}
+	// Built in place: a Packet is 192 bytes.
+	ps := e.ready.Packets
+	if len(ps) < cap(ps) {
+		ps = ps[:len(ps)+1]
+	} else {
+		ps = append(ps, Packet{})
+	}
+	p := &ps[len(ps)-1]
+	*p = Packet{Endpoint: id, Time: e.now, Src: src, Dst: dst, Segment: *seg, Data: data}
 	if n := len(seg.Payload); n > 0 {
 		p.Segment.Payload = data[len(data)-n:]
 	}
-	e.ready.Packets = append(e.ready.Packets, p)
+	e.ready.Packets = ps
 }
 
 // tsVal is our timestamp clock: 1 ms ticks plus the connection's offset
