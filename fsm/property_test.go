@@ -288,8 +288,9 @@ type propSim struct {
 	sent     uint64
 	wake     time.Duration // next application tick; 0: none wanted
 	steps    int
-	trace    []string // the last events, for a failure report
-	traceLen int      // how many: 80, or 5000 when one seed runs alone
+	trace    []string      // the last events, for a failure report
+	traceLen int           // how many: 80, or 5000 when one seed runs alone
+	rec      *bytes.Buffer // the transcript, when recording
 	tracePos int
 	buf      []byte
 	counts   propCounts
@@ -487,6 +488,9 @@ func checkEngineInvariants(e *Engine) error {
 func (s *propSim) drain(i int) {
 	pe := s.peers[i]
 	r := pe.e.Ready()
+	if s.rec != nil {
+		recordReady(s.rec, pe.name, &r)
+	}
 	for _, tr := range r.Transitions {
 		s.note("%s ep%d %s -> %s (%s)", pe.name, tr.Endpoint, tr.From, tr.To, tr.Cause)
 		if tr.Endpoint == pe.id {
@@ -842,10 +846,13 @@ func (s *propSim) advance(t time.Duration) {
 
 // propRun runs one seed. It returns the failure message ("" on success)
 // and what the run exercised.
-func propRun(p propParams, traceLen int) (msg string, counts propCounts) {
+// With rec set, every output batch and the final snapshots are written to
+// it (see recordReady), for the determinism test.
+func propRun(p propParams, traceLen int, rec *bytes.Buffer) (msg string, counts propCounts) {
 	s := &propSim{
 		p:        p,
 		traceLen: traceLen,
+		rec:      rec,
 		link:     rand.New(rand.NewPCG(p.seed, 2)),
 		app:      rand.New(rand.NewPCG(p.seed, 3)),
 		buf:      make([]byte, 20000),
@@ -1005,6 +1012,11 @@ func propRun(p propParams, traceLen int) (msg string, counts propCounts) {
 		}
 	}
 	s.counts.maxTime, s.counts.maxSeed = s.now, p.seed
+	if s.rec != nil {
+		for _, pe := range s.peers {
+			recordEndpoints(s.rec, pe.name, pe.e)
+		}
+	}
 	return "", s.counts
 }
 
@@ -1056,7 +1068,7 @@ func propRunSeeds(t *testing.T, mode propMode, n int) propCounts {
 		go func() {
 			defer wg.Done()
 			for seed := range work {
-				msg, c := propRun(propGenerate(seed, mode), traceLen)
+				msg, c := propRun(propGenerate(seed, mode), traceLen, nil)
 				mu.Lock()
 				total.add(c)
 				if msg != "" {
