@@ -82,6 +82,7 @@ type Engine struct {
 	now       time.Duration
 	nextID    EndpointID
 	conns     map[Tuple]*conn
+	last      *conn // the connection conns last returned: a one-entry cache
 	listeners map[netip.AddrPort]*conn
 	byID      map[EndpointID]*conn
 	timers    timerHeap
@@ -168,7 +169,7 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 	}
 	e.begin()
 	t := Tuple{Local: netip.AddrPortFrom(dst, seg.DstPort), Remote: netip.AddrPortFrom(src, seg.SrcPort)}
-	c := e.conns[t]
+	c := e.connFor(t)
 	if !TCPChecksumValid(src, dst, tcp) {
 		var id EndpointID
 		if c != nil {
@@ -188,6 +189,21 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 		}
 	}
 	return nil
+}
+
+// connFor looks a connection up by 4-tuple. Segments come in runs for one
+// connection, so the last hit is checked first: comparing two tuples is
+// much cheaper than hashing one. e.last is always in conns under its own
+// tuple; toClosed clears it when it deletes that entry.
+func (e *Engine) connFor(t Tuple) *conn {
+	if c := e.last; c != nil && c.local == t.Local && c.remote == t.Remote {
+		return c
+	}
+	c := e.conns[t]
+	if c != nil {
+		e.last = c
+	}
+	return c
 }
 
 func (e *Engine) listenerFor(local netip.AddrPort) *conn {
@@ -539,7 +555,7 @@ func (e *Engine) setState(c *conn, to State, cause Code) {
 // toClosed deletes a TCB (RFC 9293 "delete the TCB, enter CLOSED"): the
 // endpoint stays visible in CLOSED, with err, until RetainClosed pushes it out.
 func (e *Engine) toClosed(c *conn, cause Code, err error) {
-	if c.state == Closed && c.lq == nil && e.conns[Tuple{c.local, c.remote}] != c {
+	if c.state == Closed && c.lq == nil && e.connFor(Tuple{c.local, c.remote}) != c {
 		return
 	}
 	if err != nil {
@@ -551,8 +567,9 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 	}
 	if c.lq != nil {
 		delete(e.listeners, c.local)
-	} else if e.conns[Tuple{c.local, c.remote}] == c {
+	} else if e.connFor(Tuple{c.local, c.remote}) == c {
 		delete(e.conns, Tuple{c.local, c.remote})
+		e.last = nil
 	}
 	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt = 0, 0, 0, 0
 	e.schedule(c)
