@@ -1,0 +1,266 @@
+package service
+
+import (
+	"context"
+	"strconv"
+	"unicode/utf8"
+
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+)
+
+// endpointServer implements EndpointService.
+type endpointServer struct {
+	pb.UnimplementedEndpointServiceServer
+	s *Service
+}
+
+func (h *endpointServer) CreateEndpoint(ctx context.Context, req *pb.CreateEndpointRequest) (*pb.CreateEndpointResponse, error) {
+	ss, err := h.s.lookupName("parent", req.GetParent())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	in, err := createInput(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &pb.CreateEndpointResponse{Outputs: &pb.Outputs{}}
+	_, err = ss.exec(in, resp.Outputs, func(*pb.CallResult) {
+		eid := in.GetListen().GetEndpointId()
+		if c := in.GetConnect(); c != nil {
+			eid = c.EndpointId
+		}
+		resp.Endpoint = ss.endpointLocked(eid)
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// createInput validates a CreateEndpoint request and builds its input.
+func createInput(req *pb.CreateEndpointRequest) (*pb.Input, error) {
+	eid := req.GetEndpointId()
+	if eid != "" && !validEndpointAlias(eid) {
+		return nil, invalidf("endpoint_id: %q is not 1 to 63 characters of a-z, 0-9 and - starting with a letter", eid)
+	}
+	switch mode := req.GetMode().(type) {
+	case *pb.CreateEndpointRequest_Listen:
+		l := mode.Listen
+		local, err := parseAddrPort("listen.local_address", l.GetLocalAddress())
+		if err != nil {
+			return nil, err
+		}
+		if local.Port() == 0 {
+			return nil, invalidf("listen.local_address: %q has port 0", l.GetLocalAddress())
+		}
+		if l.GetBacklog() > maxBacklog {
+			return nil, invalidf("listen.backlog: %d is above the maximum %d", l.GetBacklog(), maxBacklog)
+		}
+		return &pb.Input{Kind: &pb.Input_Listen{Listen: &pb.ListenInput{
+			EndpointId: eid, LocalAddress: local.String(), Backlog: l.GetBacklog(),
+		}}}, nil
+	case *pb.CreateEndpointRequest_Connect:
+		c := mode.Connect
+		local, err := parseAddrPort("connect.local_address", c.GetLocalAddress())
+		if err != nil {
+			return nil, err
+		}
+		remote, err := parseAddrPort("connect.remote_address", c.GetRemoteAddress())
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case local.Port() == 0 || local.Addr().IsUnspecified():
+			return nil, invalidf("connect.local_address: %q needs a specific address and a port", c.GetLocalAddress())
+		case remote.Port() == 0 || remote.Addr().IsUnspecified():
+			return nil, invalidf("connect.remote_address: %q needs a specific address and a port", c.GetRemoteAddress())
+		case local.Addr().Is4() != remote.Addr().Is4():
+			return nil, invalidf("connect.remote_address: %q is not of the same address family as the local address %q", c.GetRemoteAddress(), c.GetLocalAddress())
+		}
+		return &pb.Input{Kind: &pb.Input_Connect{Connect: &pb.ConnectInput{
+			EndpointId: eid, LocalAddress: local.String(), RemoteAddress: remote.String(),
+		}}}, nil
+	}
+	return nil, invalidf("mode: one of listen or connect is required")
+}
+
+// endpointLocked returns the view of an endpoint by its ID, nil if the
+// engine no longer has it.
+func (ss *session) endpointLocked(eid string) *pb.Endpoint {
+	id, err := ss.m.resolve(eid)
+	if err != nil {
+		return nil
+	}
+	info, ok := ss.m.eng.Endpoint(id)
+	if !ok {
+		return nil
+	}
+	return ss.m.endpointView(&info)
+}
+
+func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointRequest) (*pb.GetEndpointResponse, error) {
+	ss, eid, err := h.s.lookupEndpoint(req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if err := ss.usableLocked(); err != nil {
+		return nil, toStatus(err)
+	}
+	if _, err := ss.m.resolve(eid); err != nil {
+		return nil, toStatus(err)
+	}
+	ep := ss.endpointLocked(eid)
+	if ep == nil {
+		return nil, toStatus(notFoundf("endpoint %s was closed and is no longer kept", req.GetName()))
+	}
+	return &pb.GetEndpointResponse{Endpoint: ep}, nil
+}
+
+// lookupEndpoint finds the session of an endpoint name and returns the
+// endpoint's ID (resolved by the caller under the session lock).
+func (s *Service) lookupEndpoint(name string) (*session, string, error) {
+	sid, eid, err := parseEndpointName("name", name)
+	if err != nil {
+		return nil, "", err
+	}
+	ss, err := s.lookup(sid)
+	return ss, eid, err
+}
+
+func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpointsRequest) (*pb.ListEndpointsResponse, error) {
+	ss, err := h.s.lookupName("parent", req.GetParent())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	size, err := h.s.cfg.Limits.pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	tok, err := decodePageToken(req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var after uint64
+	if tok != "" {
+		if after, err = strconv.ParseUint(tok, 10, 32); err != nil {
+			return nil, toStatus(invalidf("page_token: %q is not a token this server issued", req.GetPageToken()))
+		}
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if err := ss.usableLocked(); err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &pb.ListEndpointsResponse{}
+	infos := ss.m.eng.Endpoints() // in ID (creation) order
+	for i := range infos {
+		if uint64(infos[i].ID) <= after {
+			continue
+		}
+		if len(resp.Endpoints) == size {
+			resp.NextPageToken = encodePageToken(strconv.FormatUint(uint64(infos[i-1].ID), 10))
+			break
+		}
+		resp.Endpoints = append(resp.Endpoints, ss.m.endpointView(&infos[i]))
+	}
+	return resp, nil
+}
+
+// call runs an application call on the endpoint called name and returns
+// the call's result and the endpoint afterwards.
+func (h *endpointServer) call(name string, in func(eid string) *pb.Input, out *pb.Outputs) (*pb.CallResult, *pb.Endpoint, error) {
+	ss, eid, err := h.s.lookupEndpoint(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ep *pb.Endpoint
+	res, err := ss.exec(in(eid), out, func(res *pb.CallResult) {
+		if id := res.GetEndpointId(); id != "" {
+			eid = id // accept: the new connection
+		}
+		ep = ss.endpointLocked(eid)
+	})
+	return res, ep, err
+}
+
+func (h *endpointServer) AcceptConnection(ctx context.Context, req *pb.AcceptConnectionRequest) (*pb.AcceptConnectionResponse, error) {
+	out := &pb.Outputs{}
+	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+		return &pb.Input{Kind: &pb.Input_Accept{Accept: &pb.AcceptInput{EndpointId: eid}}}
+	}, out)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.AcceptConnectionResponse{Endpoint: ep, Outputs: out}, nil
+}
+
+func (h *endpointServer) SendData(ctx context.Context, req *pb.SendDataRequest) (*pb.SendDataResponse, error) {
+	data := req.GetData()
+	if req.Payload == nil {
+		return nil, toStatus(invalidf("payload: one of data or text is required"))
+	}
+	if _, ok := req.Payload.(*pb.SendDataRequest_Text); ok {
+		data = []byte(req.GetText())
+	}
+	if max := h.s.cfg.Limits.MaxMessageBytes; len(data) > max {
+		return nil, toStatus(exhaustedf("data: %d bytes is above the limit of %d per call", len(data), max))
+	}
+	out := &pb.Outputs{}
+	res, _, err := h.call(req.GetName(), func(eid string) *pb.Input {
+		return &pb.Input{Kind: &pb.Input_Send{Send: &pb.SendInput{EndpointId: eid, Data: data}}}
+	}, out)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.SendDataResponse{BytesAccepted: res.GetCount(), Outputs: out}, nil
+}
+
+func (h *endpointServer) ReceiveData(ctx context.Context, req *pb.ReceiveDataRequest) (*pb.ReceiveDataResponse, error) {
+	out := &pb.Outputs{}
+	res, _, err := h.call(req.GetName(), func(eid string) *pb.Input {
+		return &pb.Input{Kind: &pb.Input_Receive{Receive: &pb.ReceiveInput{EndpointId: eid, MaxBytes: req.GetMaxBytes()}}}
+	}, out)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &pb.ReceiveDataResponse{Data: res.GetData(), Eof: res.GetEof(), Outputs: out}
+	if utf8.Valid(resp.Data) {
+		resp.Text = string(resp.Data)
+	}
+	return resp, nil
+}
+
+func (h *endpointServer) ShutdownEndpoint(ctx context.Context, req *pb.ShutdownEndpointRequest) (*pb.ShutdownEndpointResponse, error) {
+	out := &pb.Outputs{}
+	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+		return &pb.Input{Kind: &pb.Input_Shutdown{Shutdown: &pb.ShutdownInput{EndpointId: eid}}}
+	}, out)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ShutdownEndpointResponse{Endpoint: ep, Outputs: out}, nil
+}
+
+func (h *endpointServer) CloseEndpoint(ctx context.Context, req *pb.CloseEndpointRequest) (*pb.CloseEndpointResponse, error) {
+	out := &pb.Outputs{}
+	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+		return &pb.Input{Kind: &pb.Input_Close{Close: &pb.CloseInput{EndpointId: eid}}}
+	}, out)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.CloseEndpointResponse{Endpoint: ep, Outputs: out}, nil
+}
+
+func (h *endpointServer) AbortEndpoint(ctx context.Context, req *pb.AbortEndpointRequest) (*pb.AbortEndpointResponse, error) {
+	out := &pb.Outputs{}
+	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+		return &pb.Input{Kind: &pb.Input_Abort{Abort: &pb.AbortInput{EndpointId: eid}}}
+	}, out)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.AbortEndpointResponse{Endpoint: ep, Outputs: out}, nil
+}

@@ -1,0 +1,187 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/service/replaylog"
+)
+
+// logServer implements LogService.
+type logServer struct {
+	pb.UnimplementedLogServiceServer
+	s *Service
+}
+
+// errStop ends a walk over a log early.
+var errStop = errors.New("stop")
+
+// readLog returns a usable session's log (records are read without the
+// session lock: the log is safe for concurrent use).
+func (ss *session) readLog() (replaylog.Log, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if err := ss.usableLocked(); err != nil {
+		return nil, err
+	}
+	return ss.log, nil
+}
+
+// records calls fn for each decoded record from index from on, until fn
+// returns errStop.
+func (ss *session) records(from uint64, fn func(*pb.LogRecord) error) error {
+	lg, err := ss.readLog()
+	if err != nil {
+		return err
+	}
+	err = lg.Records(func(i uint64, payload []byte) error {
+		if i < from {
+			return nil
+		}
+		rec := &pb.LogRecord{}
+		if err := proto.Unmarshal(payload, rec); err != nil {
+			return errorf(kindDataLoss, "record %d of %s does not decode: %v", i, ss.name, err)
+		}
+		return fn(rec)
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	if errors.Is(err, replaylog.ErrClosed) {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		if e := ss.usableLocked(); e != nil {
+			return e
+		}
+	}
+	return err
+}
+
+func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (*pb.ListRecordsResponse, error) {
+	ss, err := h.s.lookupName("parent", req.GetParent())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	size, err := h.s.cfg.Limits.pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	tok, err := decodePageToken(req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var from uint64
+	if tok != "" {
+		if from, err = strconv.ParseUint(tok, 10, 64); err != nil {
+			return nil, toStatus(invalidf("page_token: %q is not a token this server issued", req.GetPageToken()))
+		}
+	}
+	resp := &pb.ListRecordsResponse{}
+	err = ss.records(from, func(rec *pb.LogRecord) error {
+		if len(resp.Records) == size {
+			resp.NextPageToken = encodePageToken(strconv.FormatUint(rec.Index, 10))
+			return errStop
+		}
+		resp.Records = append(resp.Records, recordView(rec))
+		return nil
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// streamBatch is the most records per StreamRecords message.
+const streamBatch = 100
+
+func (h *logServer) StreamRecords(req *pb.StreamRecordsRequest, stream pb.LogService_StreamRecordsServer) error {
+	ss, err := h.s.lookupName("parent", req.GetParent())
+	if err != nil {
+		return toStatus(err)
+	}
+	if req.GetFollow() {
+		ss.mu.Lock()
+		n := ss.followers
+		if n < h.s.cfg.Limits.MaxWatchers {
+			ss.followers++
+		}
+		ss.mu.Unlock()
+		if n >= h.s.cfg.Limits.MaxWatchers {
+			return toStatus(exhaustedf("session %s has its limit of %d following streams", ss.name, h.s.cfg.Limits.MaxWatchers))
+		}
+		defer func() {
+			ss.mu.Lock()
+			ss.followers--
+			ss.mu.Unlock()
+		}()
+	}
+	ctx := stream.Context()
+	next := req.GetStartIndex()
+	for {
+		// Take the notification channel before reading, so an append
+		// between the read and the wait is not missed.
+		ss.mu.Lock()
+		changed := ss.recordsChangedLocked()
+		ss.mu.Unlock()
+		batch := &pb.StreamRecordsResponse{}
+		err := ss.records(next, func(rec *pb.LogRecord) error {
+			batch.Records = append(batch.Records, recordView(rec))
+			next = rec.Index + 1
+			if len(batch.Records) == streamBatch {
+				if err := stream.Send(batch); err != nil {
+					return err
+				}
+				batch = &pb.StreamRecordsResponse{}
+			}
+			return ctx.Err()
+		})
+		if err == nil && len(batch.Records) > 0 {
+			err = stream.Send(batch)
+		}
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.kind == kindNotFound && req.GetFollow() && next > req.GetStartIndex() {
+				return nil // the session was deleted while we followed it
+			}
+			return toStatus(err)
+		}
+		if !req.GetFollow() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return toStatus(ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+func (h *logServer) VerifySession(ctx context.Context, req *pb.VerifySessionRequest) (*pb.VerifySessionResponse, error) {
+	ss, err := h.s.lookupName("name", req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	lg, err := ss.readLog()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	rr := &rerun{}
+	if err := lg.Records(rr.feed); err != nil {
+		if errors.Is(err, replaylog.ErrClosed) {
+			if _, e := ss.readLog(); e != nil {
+				return nil, toStatus(e)
+			}
+		}
+		return nil, toStatus(errorf(kindDataLoss, "re-running %s: %v", ss.name, err))
+	}
+	// A final input without its output is a call still in flight.
+	return &pb.VerifySessionResponse{
+		Identical:       rr.diff == nil,
+		RecordsChecked:  rr.records,
+		FirstDifference: rr.diff,
+	}, nil
+}

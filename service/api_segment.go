@@ -1,0 +1,205 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"context"
+
+	"github.com/tcpstated/tcpstated/fsm"
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+)
+
+// segmentServer implements SegmentService.
+type segmentServer struct {
+	pb.UnimplementedSegmentServiceServer
+	s *Service
+}
+
+func (h *segmentServer) SubmitSegment(ctx context.Context, req *pb.SubmitSegmentRequest) (*pb.SubmitSegmentResponse, error) {
+	ss, err := h.s.lookupName("parent", req.GetParent())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	pkt, err := submittedPacket(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &pb.SubmitSegmentResponse{Outputs: &pb.Outputs{}}
+	_, err = ss.exec(segmentInput(pkt), resp.Outputs, func(*pb.CallResult) {
+		resp.Segment = segmentView(pkt, pb.Direction_DIRECTION_INBOUND, ss.m.now(), firstEndpoint(resp.Outputs))
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+func segmentInput(pkt []byte) *pb.Input {
+	return &pb.Input{Kind: &pb.Input_Segment{Segment: &pb.SegmentInput{IpPacket: pkt}}}
+}
+
+// firstEndpoint is the endpoint the engine's first explanation names: the
+// one an inbound segment was demultiplexed to.
+func firstEndpoint(out *pb.Outputs) string {
+	for _, x := range out.GetExplanations() {
+		if x.Endpoint != "" {
+			return x.Endpoint
+		}
+	}
+	return ""
+}
+
+func (h *segmentServer) ListSegments(ctx context.Context, req *pb.ListSegmentsRequest) (*pb.ListSegmentsResponse, error) {
+	ss, err := h.s.lookupName("parent", req.GetParent())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetPageSize() < 0 {
+		return nil, toStatus(invalidf("page_size: %d is negative", req.GetPageSize()))
+	}
+	ss.mu.Lock()
+	if err := ss.usableLocked(); err != nil {
+		ss.mu.Unlock()
+		return nil, toStatus(err)
+	}
+	segs := ss.out.take(int(req.GetPageSize()))
+	remaining := ss.out.len()
+	ss.mu.Unlock()
+	resp := &pb.ListSegmentsResponse{Segments: make([]*pb.Segment, len(segs)), Remaining: uint32(remaining)}
+	for i := range segs {
+		resp.Segments[i] = segs[i].view()
+	}
+	return resp, nil
+}
+
+func (h *segmentServer) WatchSegments(req *pb.WatchSegmentsRequest, stream pb.SegmentService_WatchSegmentsServer) error {
+	ss, err := h.s.lookupName("parent", req.GetParent())
+	if err != nil {
+		return toStatus(err)
+	}
+	w := &watcher{ch: make(chan []outSeg, watcherBuffer), inbound: req.GetIncludeInbound()}
+	ss.mu.Lock()
+	if err := ss.usableLocked(); err != nil {
+		ss.mu.Unlock()
+		return toStatus(err)
+	}
+	if len(ss.watchers) >= h.s.cfg.Limits.MaxWatchers {
+		ss.mu.Unlock()
+		return toStatus(exhaustedf("session %s has its limit of %d watchers", ss.name, h.s.cfg.Limits.MaxWatchers))
+	}
+	queued := ss.out.take(0)
+	ss.watchers = append(ss.watchers, w)
+	ss.mu.Unlock()
+	defer ss.removeWatcher(w)
+
+	send := func(segs []outSeg) error {
+		resp := &pb.WatchSegmentsResponse{Segments: make([]*pb.Segment, len(segs))}
+		for i := range segs {
+			resp.Segments[i] = segs[i].view()
+		}
+		return stream.Send(resp)
+	}
+	if len(queued) > 0 {
+		if err := send(queued); err != nil {
+			return err
+		}
+	}
+	ctx := stream.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return toStatus(ctx.Err())
+		case segs, ok := <-w.ch:
+			if !ok {
+				return toStatus(w.err) // nil when the session was deleted or closed
+			}
+			if err := send(segs); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (ss *session) removeWatcher(w *watcher) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for i, x := range ss.watchers {
+		if x == w {
+			ss.watchers = append(ss.watchers[:i], ss.watchers[i+1:]...)
+			break
+		}
+	}
+	w.end(nil)
+}
+
+// ExchangeSegments answers each request, in order, with everything its
+// packets caused. A request's packets are applied under one hold of the
+// session lock and the whole request waits once for durability.
+func (h *segmentServer) ExchangeSegments(stream pb.SegmentService_ExchangeSegmentsServer) error {
+	var ss *session
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ss == nil {
+			if ss, err = h.s.lookupName("parent", req.GetParent()); err != nil {
+				return toStatus(err)
+			}
+		} else if p := req.GetParent(); p != "" && p != ss.name {
+			return toStatus(invalidf("parent: %q differs from the stream's session %s", p, ss.name))
+		}
+		if n, max := len(req.GetIpPackets()), h.s.cfg.Limits.MaxPacketsPerMessage; n > max {
+			return toStatus(exhaustedf("ip_packets: %d packets in one message, the limit is %d", n, max))
+		}
+		resp := &pb.ExchangeSegmentsResponse{Sequence: req.GetSequence(), Outputs: &pb.Outputs{}}
+		processed, perr, err := ss.execPackets(req.GetIpPackets(), resp.Outputs, req.GetRawOnly())
+		if err != nil {
+			return toStatus(err)
+		}
+		resp.Processed = uint32(processed)
+		if perr != nil {
+			resp.Error = fmt.Sprintf("ip_packets[%d]: %v", processed, perr)
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// execPackets delivers packets in order under one hold of the lock and
+// waits once until every record is durable. It stops at the first
+// malformed packet (perr; nothing of it was applied or logged).
+func (s *session) execPackets(pkts [][]byte, out *pb.Outputs, rawOnly bool) (processed int, perr, err error) {
+	s.mu.Lock()
+	if err := s.writableLocked(); err != nil {
+		s.mu.Unlock()
+		return 0, nil, err
+	}
+	if err := s.catchUpLocked(); err != nil {
+		s.mu.Unlock()
+		return 0, nil, err
+	}
+	for _, pkt := range pkts {
+		if _, err = s.stepLocked(segmentInput(pkt), out, rawOnly); err != nil {
+			var pe *fsm.ParseError
+			if errors.As(err, &pe) {
+				perr, err = err, nil
+			}
+			break
+		}
+		processed++
+	}
+	last := s.next
+	s.rearmLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return processed, nil, err
+	}
+	return processed, perr, s.waitDurable(last)
+}

@@ -1,0 +1,179 @@
+package service
+
+import (
+	"context"
+	"math"
+	"sort"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+)
+
+// sessionServer implements SessionService. Handlers validate, call the
+// session and convert errors with toStatus; nothing else.
+type sessionServer struct {
+	pb.UnimplementedSessionServiceServer
+	s *Service
+}
+
+func (h *sessionServer) CreateSession(ctx context.Context, req *pb.CreateSessionRequest) (*pb.CreateSessionResponse, error) {
+	ss, err := h.s.create(req.GetSessionId(), req.GetSession().GetOptions())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return &pb.CreateSessionResponse{Session: ss.viewLocked()}, nil
+}
+
+func (h *sessionServer) GetSession(ctx context.Context, req *pb.GetSessionRequest) (*pb.GetSessionResponse, error) {
+	ss, err := h.s.lookupName("name", req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	v, err := ss.view()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.GetSessionResponse{Session: v}, nil
+}
+
+// view returns the Session of a usable session (a broken one gives its error).
+func (ss *session) view() (*pb.Session, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if err := ss.usableLocked(); err != nil {
+		return nil, err
+	}
+	return ss.viewLocked(), nil
+}
+
+func (h *sessionServer) ListSessions(ctx context.Context, req *pb.ListSessionsRequest) (*pb.ListSessionsResponse, error) {
+	size, err := h.s.cfg.Limits.pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	after, err := decodePageToken(req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ids := h.s.sortedIDs()
+	i := sort.SearchStrings(ids, after)
+	if i < len(ids) && ids[i] == after {
+		i++
+	}
+	resp := &pb.ListSessionsResponse{}
+	for ; i < len(ids) && len(resp.Sessions) < size; i++ {
+		ss, err := h.s.lookup(ids[i])
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		ss.mu.Lock()
+		if ss.state != stateDeleted {
+			resp.Sessions = append(resp.Sessions, ss.viewLocked())
+		}
+		ss.mu.Unlock()
+	}
+	if i < len(ids) && len(resp.Sessions) > 0 {
+		resp.NextPageToken = encodePageToken(ids[i-1])
+	}
+	return resp, nil
+}
+
+func (h *sessionServer) DeleteSession(ctx context.Context, req *pb.DeleteSessionRequest) (*pb.DeleteSessionResponse, error) {
+	id, err := parseSessionName("name", req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := h.s.delete(id); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.DeleteSessionResponse{}, nil
+}
+
+// maxClock bounds the session clock (about 100 years), far from overflow.
+const maxClock = time.Duration(math.MaxInt64 / 3)
+
+func (h *sessionServer) AdvanceClock(ctx context.Context, req *pb.AdvanceClockRequest) (*pb.AdvanceClockResponse, error) {
+	ss, err := h.s.lookupName("name", req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &pb.Outputs{}
+	clock, err := ss.advance(req, out)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.AdvanceClockResponse{Clock: durationpb.New(clock), Outputs: out}, nil
+}
+
+// advance moves a VIRTUAL session's clock as the request says.
+func (ss *session) advance(req *pb.AdvanceClockRequest, out *pb.Outputs) (time.Duration, error) {
+	if ss.realtime {
+		return 0, errorf(kindPrecondition, "session %s has a REALTIME clock, which follows the wall clock; AdvanceClock applies to VIRTUAL sessions", ss.name)
+	}
+	var by, to *durationpb.Duration
+	switch t := req.GetTarget().(type) {
+	case *pb.AdvanceClockRequest_By:
+		by = t.By
+	case *pb.AdvanceClockRequest_To:
+		to = t.To
+	case *pb.AdvanceClockRequest_ToNextDeadline:
+		if !t.ToNextDeadline {
+			return 0, invalidf("to_next_deadline: must be true when given")
+		}
+	default:
+		return 0, invalidf("target: one of by, to or to_next_deadline is required")
+	}
+	for _, d := range []struct {
+		name string
+		v    *durationpb.Duration
+	}{{"by", by}, {"to", to}} {
+		if d.v == nil {
+			continue
+		}
+		if err := d.v.CheckValid(); err != nil {
+			return 0, invalidf("%s: %v", d.name, err)
+		}
+		if v := d.v.AsDuration(); v < 0 || v > maxClock {
+			return 0, invalidf("%s: %v is not in [0, %v]", d.name, v, maxClock)
+		}
+	}
+	ss.mu.Lock()
+	if err := ss.writableLocked(); err != nil {
+		ss.mu.Unlock()
+		return 0, err
+	}
+	now := ss.m.now()
+	var target time.Duration
+	switch {
+	case by != nil:
+		target = now + by.AsDuration()
+	case to != nil:
+		target = to.AsDuration()
+		if target < now {
+			ss.mu.Unlock()
+			return 0, invalidf("to: %v is before the session clock %v", target, now)
+		}
+	default:
+		dl, ok := ss.m.eng.NextDeadline()
+		if !ok || dl < now {
+			dl = now
+		}
+		target = dl
+	}
+	if target > maxClock {
+		ss.mu.Unlock()
+		return 0, invalidf("by: the clock would pass %v", maxClock)
+	}
+	_, err := ss.execLocked(advanceInput(target), out, false)
+	clock := ss.m.now()
+	last := ss.next
+	ss.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return clock, ss.waitDurable(last)
+}

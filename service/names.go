@@ -1,0 +1,104 @@
+package service
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/tcpstated/tcpstated/fsm"
+	"github.com/tcpstated/tcpstated/service/replaylog"
+)
+
+// Resource names (AIP-122): sessions/{session} and
+// sessions/{session}/endpoints/{endpoint}.
+const (
+	sessionsPrefix  = "sessions/"
+	endpointsInfix  = "/endpoints/"
+	maxSessionIDLen = 63
+)
+
+// validSessionID reports whether id can name a session: 1 to 63 characters
+// of [a-z0-9-], which is also what a log file name may be.
+func validSessionID(id string) bool { return replaylog.ValidName(id) }
+
+// validEndpointAlias reports whether a client-chosen endpoint ID is
+// acceptable: 1 to 63 characters of [a-z0-9-] starting with a letter, so it
+// can never be mistaken for an engine ID, which is a decimal number.
+func validEndpointAlias(id string) bool {
+	return replaylog.ValidName(id) && id[0] >= 'a' && id[0] <= 'z'
+}
+
+func sessionName(id string) string { return sessionsPrefix + id }
+
+// parseSessionName returns the ID in "sessions/{id}".
+func parseSessionName(field, name string) (string, error) {
+	id, ok := strings.CutPrefix(name, sessionsPrefix)
+	if !ok || !validSessionID(id) {
+		return "", invalidf("%s: %q is not a session name (want sessions/{session}, the ID 1 to 63 characters of a-z, 0-9 and -)", field, name)
+	}
+	return id, nil
+}
+
+// parseEndpointName returns the IDs in "sessions/{s}/endpoints/{e}".
+func parseEndpointName(field, name string) (sid, eid string, err error) {
+	rest, ok := strings.CutPrefix(name, sessionsPrefix)
+	if ok {
+		sid, eid, ok = strings.Cut(rest, endpointsInfix)
+	}
+	if !ok || !validSessionID(sid) || !replaylog.ValidName(eid) {
+		return "", "", invalidf("%s: %q is not an endpoint name (want sessions/{session}/endpoints/{endpoint})", field, name)
+	}
+	return sid, eid, nil
+}
+
+// parseEngineID parses an endpoint ID the engine assigned (decimal).
+func parseEngineID(s string) (fsm.EndpointID, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return fsm.EndpointID(n), true
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newSessionID returns a random session ID: "s-" and 16 base32 characters.
+func newSessionID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "s-" + idEncoding.EncodeToString(b[:])
+}
+
+// Page tokens are opaque to clients: base64url of "v1:" and the position.
+func encodePageToken(pos string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + pos))
+}
+
+func decodePageToken(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), "v1:") {
+		return "", invalidf("page_token: %q is not a token this server issued", tok)
+	}
+	return string(b[3:]), nil
+}
+
+// pageSize validates and caps a request's page_size.
+func (l Limits) pageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, invalidf("page_size: %d is negative", n)
+	case n == 0:
+		return l.DefaultPageSize, nil
+	case int(n) > l.MaxPageSize:
+		return l.MaxPageSize, nil
+	}
+	return int(n), nil
+}

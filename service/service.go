@@ -1,0 +1,432 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/service/replaylog"
+)
+
+// Service holds every session of the server and implements the tcpstate.v1
+// gRPC services. Sessions live in a sync.Map, so calls on different
+// sessions share no lock; calls on one session are serialised by its mutex.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	store   replaylog.Store
+	metrics *metrics
+
+	sessions sync.Map // id → *session
+	count    atomic.Int64
+	closed   atomic.Bool
+
+	restoreMu sync.Mutex
+	restored  []RestoreReport
+}
+
+// RestoreReport says what Open found in one session's log.
+type RestoreReport struct {
+	Session string // sessions/{id}
+	Records uint64 // records re-run
+	// Truncated: the log store cut a torn or corrupt tail (see Recovery).
+	Truncated bool
+	Recovery  replaylog.RecoveryReport
+	// Difference is the first output of the re-run that differs from the
+	// logged one; Differences counts them. The session continues from the
+	// re-run's state.
+	Difference  *pb.Difference
+	Differences int
+	// Completed: the last input had no output record (a crash between the
+	// two writes); the re-run's output was appended.
+	Completed bool
+	// Err: the log could not be re-run; the session is kept as broken
+	// (DATA_LOSS) until deleted.
+	Err error
+}
+
+// Open opens the log store in cfg.DataDir and restores every session in it
+// by re-running its log. Damaged logs are reported (RestoreReports and the
+// server's log) and never stop the server.
+func Open(cfg Config) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("service: no data directory")
+	}
+	store, err := replaylog.OpenFileStore(cfg.DataDir, replaylog.Options{
+		Fsync:         cfg.Fsync,
+		BatchInterval: cfg.FsyncBatchInterval,
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, store: store}
+	s.metrics = newMetrics(s, cfg.Metrics)
+	if err := s.restoreAll(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Register registers SessionService, EndpointService, SegmentService and
+// LogService on srv.
+func (s *Service) Register(srv grpc.ServiceRegistrar) {
+	pb.RegisterSessionServiceServer(srv, &sessionServer{s: s})
+	pb.RegisterEndpointServiceServer(srv, &endpointServer{s: s})
+	pb.RegisterSegmentServiceServer(srv, &segmentServer{s: s})
+	pb.RegisterLogServiceServer(srv, &logServer{s: s})
+}
+
+// RestoreReports returns what Open found in each session's log that was
+// not clean: truncations, differences, re-run failures.
+func (s *Service) RestoreReports() []RestoreReport {
+	s.restoreMu.Lock()
+	defer s.restoreMu.Unlock()
+	return append([]RestoreReport(nil), s.restored...)
+}
+
+// Limits returns the limits in effect.
+func (s *Service) Limits() Limits { return s.cfg.Limits }
+
+// SessionCount returns the number of sessions.
+func (s *Service) SessionCount() int { return int(s.count.Load()) }
+
+// Close stops every session's timers and watchers and syncs and closes
+// every log. Calls still running get UNAVAILABLE.
+func (s *Service) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	var first error
+	s.sessions.Range(func(_, v any) bool {
+		ss := v.(*session)
+		ss.mu.Lock()
+		if err := ss.closeLocked(stateClosed); err != nil && first == nil {
+			first = err
+		}
+		ss.mu.Unlock()
+		return true
+	})
+	if err := s.store.Close(); err != nil && first == nil && !errors.Is(err, replaylog.ErrClosed) {
+		first = err
+	}
+	return first
+}
+
+// lookup finds a session by ID.
+func (s *Service) lookup(id string) (*session, error) {
+	if s.closed.Load() {
+		return nil, errorf(kindUnavailable, "the server is shutting down")
+	}
+	v, ok := s.sessions.Load(id)
+	if !ok {
+		return nil, notFoundf("session %s not found", sessionName(id))
+	}
+	return v.(*session), nil
+}
+
+// lookupName finds a session by resource name.
+func (s *Service) lookupName(field, name string) (*session, error) {
+	id, err := parseSessionName(field, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.lookup(id)
+}
+
+// create makes a new session: validates the options, creates its log with
+// the start record (durable before the call returns) and registers it.
+func (s *Service) create(id string, req *pb.SessionOptions) (*session, error) {
+	if id == "" {
+		id = newSessionID()
+	} else if !validSessionID(id) {
+		return nil, invalidf("session_id: %q is not 1 to 63 characters of a-z, 0-9 and -", id)
+	}
+	opts, secret, err := effectiveOptions(req, s.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, errorf(kindUnavailable, "the server is shutting down")
+	}
+	if _, ok := s.sessions.Load(id); ok {
+		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+	}
+	if n := s.count.Add(1); n > int64(s.cfg.Limits.MaxSessions) {
+		s.count.Add(-1)
+		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
+	}
+	ss, err := s.createLog(id, opts, secret)
+	if err != nil {
+		s.count.Add(-1)
+		return nil, err
+	}
+	if _, loaded := s.sessions.LoadOrStore(id, ss); loaded {
+		// Cannot happen: the store refuses a second log of the same name.
+		ss.mu.Lock()
+		ss.closeLocked(stateDeleted)
+		ss.mu.Unlock()
+		s.count.Add(-1)
+		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+	}
+	s.metrics.sessionsCreated.Inc()
+	return ss, nil
+}
+
+func (s *Service) createLog(id string, opts *pb.SessionOptions, secret [16]byte) (*session, error) {
+	lg, err := s.store.Create(id)
+	switch {
+	case errors.Is(err, replaylog.ErrExist), errors.Is(err, replaylog.ErrBusy):
+		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+	case err != nil:
+		return nil, errorf(kindInternal, "creating the log of session %s: %v", sessionName(id), err)
+	}
+	now := time.Now()
+	params := engineParams{maxEndpoints: s.cfg.Limits.MaxEndpoints}
+	start := &pb.SessionStart{
+		Name:          sessionName(id),
+		Options:       opts,
+		SecretKey:     secret[:],
+		CreateTime:    timestamppb.New(now),
+		FormatVersion: 1,
+		EngineVersion: params.String(),
+	}
+	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
+	if err == nil {
+		_, err = lg.Append(rec)
+		if err == nil && s.cfg.Fsync != replaylog.FsyncAlways {
+			err = lg.Sync() // a session exists once its start record is durable
+		}
+	}
+	if err != nil {
+		lg.Close()
+		s.store.Remove(id)
+		return nil, errorf(kindInternal, "writing the log of session %s: %v", sessionName(id), err)
+	}
+	ss := &session{
+		svc:        s,
+		id:         id,
+		name:       sessionName(id),
+		createTime: now,
+		opts:       opts,
+		realtime:   opts.ClockMode == pb.ClockMode_CLOCK_MODE_REALTIME,
+		m:          newMachine(sessionName(id), engineConfig(opts, secret, params)),
+		log:        lg,
+		next:       1,
+		mono:       now,
+	}
+	ss.startTimer()
+	return ss, nil
+}
+
+func (ss *session) startTimer() {
+	if ss.realtime {
+		ss.timer = time.AfterFunc(time.Hour, ss.onTimer)
+		ss.timer.Stop()
+	}
+}
+
+// delete removes a session and its log.
+func (s *Service) delete(id string) error {
+	v, ok := s.sessions.LoadAndDelete(id)
+	if !ok {
+		return notFoundf("session %s not found", sessionName(id))
+	}
+	ss := v.(*session)
+	ss.mu.Lock()
+	err := ss.closeLocked(stateDeleted)
+	ss.mu.Unlock()
+	if err != nil {
+		s.log.Warn("closing a deleted session's log", "session", ss.name, "err", err)
+	}
+	s.count.Add(-1)
+	if err := s.store.Remove(id); err != nil && !errors.Is(err, replaylog.ErrNotExist) {
+		return errorf(kindInternal, "removing the log of session %s: %v", ss.name, err)
+	}
+	return nil
+}
+
+// sortedIDs returns the session IDs in name order.
+func (s *Service) sortedIDs() []string {
+	var ids []string
+	s.sessions.Range(func(k, _ any) bool {
+		ids = append(ids, k.(string))
+		return true
+	})
+	sort.Strings(ids)
+	return ids
+}
+
+// restoreAll re-runs every log in the store, a few at a time.
+func (s *Service) restoreAll() error {
+	names, err := s.store.List()
+	if err != nil {
+		return fmt.Errorf("service: listing logs: %w", err)
+	}
+	if len(names) > s.cfg.Limits.MaxSessions {
+		s.log.Warn("more sessions on disk than the session limit; all are restored", "sessions", len(names), "limit", s.cfg.Limits.MaxSessions)
+	}
+	start := time.Now()
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for _, id := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s.restore(id)
+		})
+	}
+	wg.Wait()
+	s.log.Info("sessions restored", "sessions", s.count.Load(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// restore opens one log and re-runs it.
+func (s *Service) restore(id string) {
+	name := sessionName(id)
+	lg, rep, err := s.store.Open(id)
+	if err != nil {
+		s.addBroken(id, nil, RestoreReport{Session: name, Err: err})
+		return
+	}
+	ss, r := s.rebuild(id, lg, rep)
+	if ss == nil {
+		lg.Close()
+		if r.Err == errEmptyLog {
+			// Created but its start record never made it: the create call
+			// never returned, so there is no session to restore.
+			s.log.Info("removing the log of a session whose creation did not complete", "session", name)
+			if err := s.store.Remove(id); err != nil {
+				s.log.Warn("removing an empty log", "session", name, "err", err)
+			}
+			return
+		}
+		s.addBroken(id, nil, r)
+		return
+	}
+	if r.Truncated || r.Difference != nil || r.Completed {
+		s.restoreMu.Lock()
+		s.restored = append(s.restored, r)
+		s.restoreMu.Unlock()
+	}
+	ss.restore = &r
+	ss.startTimer()
+	s.sessions.Store(id, ss)
+	s.count.Add(1)
+	ss.mu.Lock()
+	ss.rearmLocked()
+	ss.mu.Unlock()
+}
+
+var errEmptyLog = errors.New("the log has no records")
+
+// rebuild re-runs an open log and returns the live session built from it,
+// or nil and the reason in the report.
+func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryReport) (*session, RestoreReport) {
+	name := sessionName(id)
+	r := RestoreReport{Session: name, Truncated: rep.Truncated, Recovery: rep}
+	if rep.Truncated {
+		s.log.Warn("session log had a damaged tail; truncated", "session", name,
+			"records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "reason", rep.Reason)
+	}
+	if lg.Len() == 0 {
+		r.Err = errEmptyLog
+		return nil, r
+	}
+	rr := &rerun{}
+	if err := lg.Records(rr.feed); err != nil {
+		r.Err = err
+		s.log.Error("session log cannot be re-run; the session is kept as broken until deleted", "session", name, "err", err)
+		return nil, r
+	}
+	r.Records = rr.records
+	if rr.start.GetName() != name {
+		r.Err = fmt.Errorf("the log of %s says it belongs to %s", name, rr.start.GetName())
+		s.log.Error("session log belongs to another session", "session", name, "start_name", rr.start.GetName())
+		return nil, r
+	}
+	createTime := rr.start.CreateTime.AsTime()
+	ss := &session{
+		svc:        s,
+		id:         id,
+		name:       name,
+		createTime: createTime,
+		opts:       rr.start.Options,
+		realtime:   rr.start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
+		m:          rr.m,
+		log:        lg,
+		next:       lg.Len(),
+		mono:       time.Now(),
+		base:       time.Since(createTime),
+	}
+	if rr.pending != nil {
+		// The input is in the log but its output is not: append the
+		// re-run's output so the log is whole again.
+		ss.mu.Lock()
+		err := ss.appendLocked(&pb.LogRecord{Index: ss.next, Time: durationpb.New(rr.m.now()), Body: &pb.LogRecord_Output{Output: rr.pending}})
+		ss.mu.Unlock()
+		if err != nil {
+			r.Err = err
+			return nil, r
+		}
+		r.Completed = true
+		s.log.Info("session log ended with an input and no output; appended the re-run's output", "session", name, "input_index", rr.pendingIndex)
+	}
+	r.Difference, r.Differences = rr.diff, rr.diffs
+	if rr.diff != nil {
+		s.log.Warn("session re-run differs from its log; continuing from the re-run's state",
+			"session", name, "differences", rr.diffs, "index", rr.diff.Index, "field", rr.diff.Field,
+			"expected", rr.diff.Expected, "actual", rr.diff.Actual)
+		s.metrics.restoreDifferences.Inc()
+	}
+	return ss, r
+}
+
+// addBroken registers a session whose log cannot be re-run, so that its ID
+// stays taken and clients learn why (DATA_LOSS) and can delete it.
+func (s *Service) addBroken(id string, lg replaylog.Log, r RestoreReport) {
+	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "err", r.Err)
+	ss := &session{svc: s, id: id, name: r.Session, state: stateBroken, failure: r.Err, log: lg, restore: &r}
+	s.sessions.Store(id, ss)
+	s.count.Add(1)
+	s.restoreMu.Lock()
+	s.restored = append(s.restored, r)
+	s.restoreMu.Unlock()
+}
+
+// reloadLocked rebuilds a failed session from its log: the engine may have
+// run ahead of what was written, and the log is the truth.
+func (ss *session) reloadLocked() error {
+	s := ss.svc
+	if ss.log != nil {
+		ss.log.Close()
+		ss.log = nil
+	}
+	lg, rep, err := s.store.Open(ss.id)
+	if err != nil {
+		return err
+	}
+	fresh, r := s.rebuild(ss.id, lg, rep)
+	if fresh == nil {
+		lg.Close()
+		return r.Err
+	}
+	ss.m, ss.log, ss.next = fresh.m, fresh.log, fresh.next
+	ss.state, ss.failure = stateOpen, nil
+	ss.out = outQueue{}
+	s.log.Info("session reloaded from its log", "session", ss.name, "records", ss.next)
+	return nil
+}

@@ -1,0 +1,372 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tcpstated/tcpstated/fsm"
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/service/replaylog"
+)
+
+// A session is one engine, one replay log and one clock behind one mutex.
+//
+// Every change goes through exec: under the lock, the input is applied to
+// the engine; if the engine refuses it nothing changed and nothing is
+// written; otherwise the input record and the output record are appended
+// (AppendAsync: written, not yet synced), the outputs are handed to the
+// outbound queue and watchers, and the lock is released. Only then does the
+// call wait until its records are durable (group commit with every other
+// session), and only then does it reply. Records are made durable in index
+// order, so waiting for the last one covers the whole call.
+type session struct {
+	svc        *Service
+	id, name   string
+	createTime time.Time
+	opts       *pb.SessionOptions // effective options, shown to clients
+	realtime   bool
+
+	mu      sync.Mutex
+	m       *machine
+	log     replaylog.Log
+	next    uint64 // index of the next record (the log's length)
+	buf     []byte // record encoding buffer
+	state   sessionState
+	failure error // why the session is failed or broken
+	restore *RestoreReport
+
+	// REALTIME clock: the session clock is base plus the monotonic time
+	// since mono, never behind the engine's clock.
+	base     time.Duration
+	mono     time.Time
+	timer    *time.Timer
+	timerAt  time.Duration
+	timerSet bool
+
+	out       outQueue
+	watchers  []*watcher
+	recNotify chan struct{} // closed when records are appended; nil when nobody waits
+	followers int           // StreamRecords streams following the log
+}
+
+type sessionState uint8
+
+const (
+	stateOpen    sessionState = iota
+	stateFailed               // a log write failed: reloaded from the log on the next call
+	stateBroken               // the log could not be re-run: only Get, List and Delete work
+	stateDeleted              // deleted: every call is NOT_FOUND
+	stateClosed               // the service is shutting down
+)
+
+// usableLocked returns why the session cannot take a call, if it cannot.
+func (s *session) usableLocked() error {
+	switch s.state {
+	case stateOpen:
+		return nil
+	case stateFailed:
+		if err := s.reloadLocked(); err != nil {
+			return errorf(kindUnavailable, "session %s: its log failed (%v) and could not be reloaded: %v", s.name, s.failure, err)
+		}
+		return nil
+	case stateBroken:
+		return errorf(kindDataLoss, "session %s: its log cannot be re-run: %v (delete the session to discard it)", s.name, s.failure)
+	case stateDeleted:
+		return notFoundf("session %s not found", s.name)
+	}
+	return errorf(kindUnavailable, "session %s: the server is shutting down", s.name)
+}
+
+// exec applies one input, logs it and waits until it is durable. out, when
+// not nil, receives the API view of the outputs; then, when not nil, runs
+// under the lock after a successful step (to take a consistent view).
+func (s *session) exec(in *pb.Input, out *pb.Outputs, then func(res *pb.CallResult)) (*pb.CallResult, error) {
+	s.mu.Lock()
+	res, err := s.execLocked(in, out, false)
+	if err == nil && then != nil {
+		then(res)
+	}
+	last := s.next
+	s.rearmLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return res, s.waitDurable(last)
+}
+
+// execLocked is exec's work under the lock, without the wait.
+func (s *session) execLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.CallResult, error) {
+	if err := s.writableLocked(); err != nil {
+		return nil, err
+	}
+	if err := s.catchUpLocked(); err != nil {
+		return nil, err
+	}
+	return s.stepLocked(in, out, rawOnly)
+}
+
+// writableLocked checks the session can take a call that changes it.
+func (s *session) writableLocked() error {
+	if err := s.usableLocked(); err != nil {
+		return err
+	}
+	if max := s.svc.cfg.Limits.MaxLogBytes; s.log.Size() >= max {
+		return exhaustedf("session %s: its log has reached the limit of %d bytes; no further changes are accepted", s.name, max)
+	}
+	return nil
+}
+
+// stepLocked applies one input and logs it with its outputs. An input the
+// engine refuses changes nothing and is not logged. Calls that changed
+// nothing (a receive with nothing to read, a clock advance to the current
+// time) are not logged either.
+func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.CallResult, error) {
+	m := s.m
+	t0 := m.now()
+	res, err := m.apply(in)
+	rd := m.eng.Ready()
+	if err != nil {
+		return nil, err
+	}
+	m.observe(&rd)
+	if unchanged(in, res, &rd, t0) {
+		return res, nil
+	}
+	idx := s.next
+	d := m.digest(&rd, idx, res)
+	if err := s.appendLocked(&pb.LogRecord{Index: idx, Time: durationpb.New(t0), Body: &pb.LogRecord_Input{Input: in}}); err != nil {
+		return nil, s.failLocked(err)
+	}
+	if err := s.appendLocked(&pb.LogRecord{Index: idx + 1, Time: durationpb.New(m.now()), Body: &pb.LogRecord_Output{Output: d}}); err != nil {
+		return nil, s.failLocked(err)
+	}
+	if out != nil {
+		m.appendOutputs(out, &rd, d, rawOnly)
+	}
+	s.dispatchLocked(in, t0, &rd, d)
+	s.svc.metrics.observeStep(in, len(d.Packets))
+	return res, nil
+}
+
+// unchanged reports whether an input left the engine as it was.
+func unchanged(in *pb.Input, res *pb.CallResult, rd *fsm.Ready, t0 time.Duration) bool {
+	if !rd.Empty() {
+		return false
+	}
+	switch k := in.Kind.(type) {
+	case *pb.Input_Receive:
+		return len(res.GetData()) == 0
+	case *pb.Input_Send:
+		return res.GetCount() == 0
+	case *pb.Input_AdvanceClock:
+		return k.AdvanceClock.GetTo().AsDuration() <= t0
+	}
+	return false
+}
+
+// appendLocked encodes and writes one record (not yet durable).
+func (s *session) appendLocked(rec *pb.LogRecord) error {
+	b, err := proto.MarshalOptions{}.MarshalAppend(s.buf[:0], rec)
+	if err != nil {
+		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
+	}
+	if cap(b) <= 64<<10 {
+		s.buf = b
+	}
+	i, err := s.log.AppendAsync(b)
+	if err != nil {
+		return err
+	}
+	if i != rec.Index {
+		return fmt.Errorf("log %s: record written at index %d, expected %d", s.id, i, rec.Index)
+	}
+	s.next = i + 1
+	s.svc.metrics.logAppends.Inc()
+	if s.recNotify != nil {
+		close(s.recNotify)
+		s.recNotify = nil
+	}
+	return nil
+}
+
+// failLocked marks the session failed after a log write error: the engine
+// may now be ahead of its log, so the next call reloads it from the log.
+func (s *session) failLocked(err error) error {
+	if errors.Is(err, replaylog.ErrClosed) && s.state != stateOpen {
+		return s.usableLocked()
+	}
+	s.state = stateFailed
+	s.failure = err
+	s.svc.log.Error("session log write failed; the session will be reloaded from its log", "session", s.name, "err", err)
+	return errorf(kindUnavailable, "session %s: writing its log failed: %v", s.name, err)
+}
+
+// waitDurable waits until the first n records are durable.
+func (s *session) waitDurable(n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	start := time.Now()
+	err := s.log.Durable(n - 1)
+	s.svc.metrics.durableWait.Observe(time.Since(start).Seconds())
+	if err == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if errors.Is(err, replaylog.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
+		// Closing the log synced it first (except with fsync=never, where
+		// nothing is promised).
+		return nil
+	}
+	if s.state == stateOpen {
+		return s.failLocked(err)
+	}
+	return errorf(kindUnavailable, "session %s: its log failed: %v", s.name, err)
+}
+
+// catchUpLocked moves a REALTIME session's engine to the wall clock before
+// an input, logging the advance, when a timer is due or the clock has moved
+// by at least the configured resolution.
+func (s *session) catchUpLocked() error {
+	if !s.realtime {
+		return nil
+	}
+	now, cur := s.wallNow(), s.m.now()
+	if now <= cur {
+		return nil
+	}
+	dl, armed := s.m.eng.NextDeadline()
+	if !(armed && dl <= now) && now-cur < s.svc.cfg.RealtimeResolution {
+		return nil
+	}
+	_, err := s.stepLocked(advanceInput(now), nil, false)
+	return err
+}
+
+func advanceInput(to time.Duration) *pb.Input {
+	return &pb.Input{Kind: &pb.Input_AdvanceClock{AdvanceClock: &pb.AdvanceClockInput{To: durationpb.New(to)}}}
+}
+
+// wallNow is a REALTIME session's clock.
+func (s *session) wallNow() time.Duration {
+	now := s.base + time.Since(s.mono)
+	if cur := s.m.now(); now < cur {
+		return cur
+	}
+	return now
+}
+
+// rearmLocked sets a REALTIME session's timer to the engine's next deadline.
+func (s *session) rearmLocked() {
+	if !s.realtime || s.timer == nil {
+		return
+	}
+	dl, ok := s.m.eng.NextDeadline()
+	if !ok || s.state != stateOpen {
+		if s.timerSet {
+			s.timer.Stop()
+			s.timerSet = false
+		}
+		return
+	}
+	if s.timerSet && s.timerAt == dl {
+		return
+	}
+	wait := dl - s.wallNow()
+	if wait < 0 {
+		wait = 0
+	}
+	s.timer.Reset(wait)
+	s.timerAt, s.timerSet = dl, true
+}
+
+// onTimer fires a REALTIME session's due timers (the time.AfterFunc body).
+func (s *session) onTimer() {
+	s.mu.Lock()
+	s.timerSet = false
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return
+	}
+	before := s.next
+	err := s.catchUpLocked()
+	last := s.next
+	s.rearmLocked()
+	s.mu.Unlock()
+	if err != nil {
+		s.svc.log.Error("firing timers failed", "session", s.name, "err", err)
+		return
+	}
+	if last > before {
+		// Nobody waits for these records; make them durable promptly anyway.
+		if err := s.waitDurable(last); err != nil {
+			s.svc.log.Error("syncing timer records failed", "session", s.name, "err", err)
+		}
+	}
+}
+
+// view returns the API's Session.
+func (s *session) viewLocked() *pb.Session {
+	v := &pb.Session{
+		Name:       s.name,
+		Options:    s.opts,
+		CreateTime: timestamppb.New(s.createTime),
+	}
+	if s.m == nil {
+		return v
+	}
+	v.Clock = durationpb.New(s.m.now())
+	v.EndpointCount = uint32(len(s.m.eng.Endpoints()))
+	v.RecordCount = s.next
+	if dl, ok := s.m.eng.NextDeadline(); ok {
+		v.NextDeadline = durationpb.New(dl)
+	}
+	v.OutboundQueueLength = uint32(s.out.len())
+	v.OutboundDropped = s.out.dropped
+	return v
+}
+
+// closeLocked stops the session (deleted or server shutdown): timers stop,
+// watchers end, and the log is closed (synced unless fsync=never).
+func (s *session) closeLocked(st sessionState) error {
+	if s.state == stateDeleted || s.state == stateClosed {
+		return nil
+	}
+	s.state = st
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timerSet = false
+	}
+	for _, w := range s.watchers {
+		w.end(nil)
+	}
+	s.watchers = nil
+	if s.recNotify != nil {
+		close(s.recNotify)
+		s.recNotify = nil
+	}
+	if s.log == nil {
+		return nil
+	}
+	err := s.log.Close()
+	if errors.Is(err, replaylog.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// recordsChanged returns a channel closed at the next append (or close).
+func (s *session) recordsChangedLocked() <-chan struct{} {
+	if s.recNotify == nil {
+		s.recNotify = make(chan struct{})
+	}
+	return s.recNotify
+}
