@@ -104,6 +104,9 @@ func (h *logServer) StreamRecords(req *pb.StreamRecordsRequest, stream pb.LogSer
 		return toStatus(err)
 	}
 	if req.GetFollow() {
+		if h.s.stopping.Load() {
+			return toStatus(errShuttingDown)
+		}
 		ss.mu.Lock()
 		n := ss.followers
 		if n < h.s.cfg.Limits.MaxWatchers {
@@ -156,6 +159,9 @@ func (h *logServer) StreamRecords(req *pb.StreamRecordsRequest, stream pb.LogSer
 		case <-ctx.Done():
 			return toStatus(ctx.Err())
 		case <-changed:
+		}
+		if h.s.stopping.Load() {
+			return toStatus(errShuttingDown)
 		}
 	}
 }

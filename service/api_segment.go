@@ -81,6 +81,10 @@ func (h *segmentServer) WatchSegments(req *pb.WatchSegmentsRequest, stream pb.Se
 	}
 	w := &watcher{ch: make(chan []outSeg, watcherBuffer), inbound: req.GetIncludeInbound()}
 	ss.mu.Lock()
+	if h.s.stopping.Load() {
+		ss.mu.Unlock()
+		return toStatus(errShuttingDown)
+	}
 	if err := ss.usableLocked(); err != nil {
 		ss.mu.Unlock()
 		return toStatus(err)

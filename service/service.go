@@ -31,6 +31,7 @@ type Service struct {
 	sessions sync.Map // id → *session
 	count    atomic.Int64
 	closed   atomic.Bool
+	stopping atomic.Bool // streams end; no new ones start
 
 	restoreMu sync.Mutex
 	restored  []RestoreReport
@@ -103,6 +104,30 @@ func (s *Service) Limits() Limits { return s.cfg.Limits }
 
 // SessionCount returns the number of sessions.
 func (s *Service) SessionCount() int { return int(s.count.Load()) }
+
+// StopStreams ends every WatchSegments stream and every following
+// StreamRecords stream with UNAVAILABLE, and refuses new ones, so that a
+// graceful stop of the gRPC server does not wait for them. Unary calls are
+// not affected.
+func (s *Service) StopStreams() {
+	s.stopping.Store(true)
+	s.sessions.Range(func(_, v any) bool {
+		ss := v.(*session)
+		ss.mu.Lock()
+		for _, w := range ss.watchers {
+			w.end(errShuttingDown)
+		}
+		ss.watchers = nil
+		if ss.recNotify != nil {
+			close(ss.recNotify)
+			ss.recNotify = nil
+		}
+		ss.mu.Unlock()
+		return true
+	})
+}
+
+var errShuttingDown = errorf(kindUnavailable, "the server is shutting down")
 
 // Close stops every session's timers and watchers and syncs and closes
 // every log. Calls still running get UNAVAILABLE.

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tcpstated/tcpstated/service"
+)
+
+// serveConfig is what `tcpstated serve` is told by flags and environment.
+type serveConfig struct {
+	grpcAddr, httpAddr string
+	dataDir            string
+	fsync              string
+	logFormat          string
+	logLevel           string
+	shutdownTimeout    time.Duration
+	limits             service.Limits
+	maxLogBytes        int64
+}
+
+// envName is the environment fallback of a flag: TCPSTATED_GRPC_ADDR for
+// --grpc-addr.
+func envName(flagName string) string {
+	return "TCPSTATED_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := flag.NewFlagSet("tcpstated serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "address for the gRPC API (port 0: any free port, logged at start)")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address for HTTP: the REST gateway, /openapi.json, /metrics, /healthz (port 0: any free port)")
+	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the session logs, one file per session; created on first run")
+	fs.StringVar(&c.fsync, "fsync", "always", "when log records reach stable storage: always (a call returns once its records are fsync'ed, with group commit), batch (every 10 ms; a machine crash loses that much), never (only at shutdown)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "server log format on stderr: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "server log level: debug, info, warn or error")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long in-flight calls may take to finish before they are cut off")
+	fs.IntVar(&c.limits.MaxSessions, "max-sessions", service.DefaultMaxSessions, "most sessions the server holds")
+	fs.IntVar(&c.limits.MaxEndpoints, "max-endpoints", service.DefaultMaxEndpoints, "most live endpoints (listeners and connections) per session; fixed in a session's log when it is created")
+	fs.IntVar(&c.limits.MaxBufferBytes, "max-buffer-bytes", service.DefaultMaxBufferBytes, "largest send_buffer and receive_window a session may ask for, in bytes per connection and direction")
+	fs.IntVar(&c.limits.MaxOutboundQueue, "max-outbound-queue", service.DefaultMaxOutboundQueue, "segments a session's outbound queue holds before the oldest is discarded")
+	fs.IntVar(&c.limits.MaxMessageBytes, "max-message-bytes", service.DefaultMaxMessageBytes, "largest gRPC request message, in bytes (also the largest HTTP body, times 2 for base64)")
+	fs.Int64Var(&c.maxLogBytes, "max-log-bytes", service.DefaultMaxLogBytes, "largest session log, in bytes; past it the session refuses changes")
+	fs.IntVar(&c.limits.MaxPageSize, "max-page-size", service.DefaultMaxPageSize, "largest page_size of List calls")
+	fs.IntVar(&c.limits.MaxWatchers, "max-watchers", service.DefaultMaxWatchers, "most concurrent WatchSegments (and following StreamRecords) streams per session")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: tcpstated serve [flags]\n\n"+
+			"Serves the tcpstate.v1 API: gRPC (with grpc.health.v1 and server reflection) on --grpc-addr,\n"+
+			"and on --http-addr the REST gateway (/v1/...), /openapi.json, /metrics (Prometheus) and /healthz.\n"+
+			"Every session is restored from its log in --data-dir at start. SIGTERM or SIGINT stops the\n"+
+			"server gracefully: no new calls, in-flight calls finish, logs are synced and closed.\n\n"+
+			"Flags (each can also be set by the environment variable shown):\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(fs.Output(), "  --%s (%s, default %q)\n    \t%s\n", f.Name, envName(f.Name), f.DefValue, f.Usage)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	c.limits.MaxLogBytes = c.maxLogBytes
+	for name, v := range map[string]int{
+		"max-sessions": c.limits.MaxSessions, "max-endpoints": c.limits.MaxEndpoints, "max-buffer-bytes": c.limits.MaxBufferBytes,
+		"max-outbound-queue": c.limits.MaxOutboundQueue, "max-message-bytes": c.limits.MaxMessageBytes,
+		"max-page-size": c.limits.MaxPageSize, "max-watchers": c.limits.MaxWatchers,
+	} {
+		if v <= 0 {
+			return nil, fmt.Errorf("--%s: %d is not positive", name, v)
+		}
+	}
+	if c.maxLogBytes <= 0 {
+		return nil, fmt.Errorf("--max-log-bytes: %d is not positive", c.maxLogBytes)
+	}
+	return c, nil
+}

@@ -1,0 +1,50 @@
+// Command tcpstated serves TCP engine sessions over gRPC and a REST gateway,
+// and reads session logs offline.
+//
+//	tcpstated [serve] [flags]     run the server (the default)
+//	tcpstated log dump FILE       print a session log, one record per line
+//	tcpstated log verify FILE     re-run a session log and compare its outputs
+//
+// Run `tcpstated serve --help` for the flags; each has an environment
+// fallback (TCPSTATED_ and the flag name in capitals, - as _).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `tcpstated: a TCP state machine as a network service.
+
+Usage:
+  tcpstated [serve] [flags]     run the server (the default; see tcpstated serve --help)
+  tcpstated log dump FILE       print a session log (DATA_DIR/SESSION.log), one record per line
+  tcpstated log verify FILE     re-run a session log in a fresh engine and compare every output;
+                                exits 1 on a difference or a damaged log
+  tcpstated help                this text
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return serve(nil, stderr)
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "log":
+		return logCommand(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if len(args[0]) > 0 && args[0][0] == '-' {
+		return serve(args, stderr) // flags without the subcommand
+	}
+	fmt.Fprintf(stderr, "tcpstated: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

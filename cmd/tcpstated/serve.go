@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/tcpstated/tcpstated/gen/openapi"
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/service"
+	"github.com/tcpstated/tcpstated/service/replaylog"
+)
+
+func serve(args []string, stderr io.Writer) int {
+	c, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpstated serve: %v\n", err)
+		return 2
+	}
+	logger, err := newLogger(c.logFormat, c.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpstated serve: %v\n", err)
+		return 2
+	}
+	fsync, err := replaylog.ParseFsyncMode(c.fsync)
+	if err != nil {
+		fmt.Fprintf(stderr, "tcpstated serve: --fsync: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := runServer(ctx, c, fsync, logger); err != nil {
+		logger.Error("server failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
+}
+
+// runServer serves until ctx is cancelled, then shuts down gracefully.
+func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, logger *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rpcm := newRPCMetrics(reg)
+
+	svc, err := service.Open(service.Config{
+		DataDir: c.dataDir,
+		Fsync:   fsync,
+		Limits:  c.limits,
+		Logger:  logger,
+		Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
+	lim := svc.Limits()
+	for _, r := range svc.RestoreReports() {
+		logger.Warn("session restored with a report", "session", r.Session, "truncated", r.Truncated,
+			"differences", r.Differences, "completed", r.Completed, "err", r.Err)
+	}
+
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(lim.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(rpcm.unary),
+		grpc.ChainStreamInterceptor(rpcm.stream),
+	)
+	svc.Register(gs)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+
+	glis, err := net.Listen("tcp", c.grpcAddr)
+	if err != nil {
+		svc.Close()
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	hlis, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		glis.Close()
+		svc.Close()
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	handler, closeGateway, err := httpHandler(ctx, glis.Addr().String(), lim, reg, hs)
+	if err != nil {
+		glis.Close()
+		hlis.Close()
+		svc.Close()
+		return err
+	}
+	hsrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(glis) }()
+	go func() { errc <- hsrv.Serve(hlis) }()
+	for _, name := range []string{"", pb.SessionService_ServiceDesc.ServiceName, pb.EndpointService_ServiceDesc.ServiceName,
+		pb.SegmentService_ServiceDesc.ServiceName, pb.LogService_ServiceDesc.ServiceName} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	logger.Info("listening", "grpc", glis.Addr().String(), "http", hlis.Addr().String(),
+		"data_dir", c.dataDir, "fsync", fsync.String(), "sessions", svc.SessionCount())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "timeout", c.shutdownTimeout)
+	case serveErr = <-errc:
+		logger.Error("a listener failed; shutting down", "err", serveErr)
+	}
+
+	// Stop accepting, let in-flight calls finish, then sync and close logs.
+	hs.Shutdown() // health reports NOT_SERVING
+	svc.StopStreams()
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := hsrv.Shutdown(sctx); err != nil {
+		logger.Warn("HTTP shutdown cut off", "err", err)
+		hsrv.Close()
+	}
+	closeGateway()
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		logger.Warn("in-flight gRPC calls did not finish in time; stopping them")
+		gs.Stop()
+		<-done
+	}
+	if err := svc.Close(); err != nil {
+		logger.Error("closing session logs", "err", err)
+		return err
+	}
+	logger.Info("stopped")
+	return serveErr
+}
+
+// httpHandler serves the REST gateway (dialing the gRPC listener on
+// loopback, which server-streaming calls need), /openapi.json, /metrics
+// and /healthz.
+func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *prometheus.Registry, hs *health.Server) (http.Handler, func(), error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			// Every field is shown, zero or not, so a curl user sees the
+			// whole shape of each resource (e.g. "bytesReadable": 0).
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+	)
+	gctx, cancel := context.WithCancel(context.Background())
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(lim.MaxMessageBytes)),
+	}
+	for _, register := range []func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error{
+		pb.RegisterSessionServiceHandlerFromEndpoint,
+		pb.RegisterEndpointServiceHandlerFromEndpoint,
+		pb.RegisterSegmentServiceHandlerFromEndpoint,
+		pb.RegisterLogServiceHandlerFromEndpoint,
+	} {
+		if err := register(gctx, gw, grpcAddr, opts); err != nil {
+			cancel()
+			return nil, nil, fmt.Errorf("REST gateway: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapi.JSON)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	// JSON carries bytes as base64: allow for its 4/3 growth and the field names.
+	maxBody := int64(lim.MaxMessageBytes)*2 + 4096
+	mux.Handle("/", http.MaxBytesHandler(gw, maxBody))
+	return mux, cancel, nil
+}
