@@ -10,6 +10,11 @@ all: build
 build:
 	$(GO) build $(PKGS)
 
+## run: start the server on loopback (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080, data in ./data)
+.PHONY: run
+run:
+	$(GO) run ./cmd/tcpstated serve $(ARGS)
+
 ## test: everything CI checks: format, vet, proto lint, generated-code
 ## freshness, then every Go test with the race detector (unit, property,
 ## end-to-end)
