@@ -112,6 +112,15 @@ func (p *propParams) String() string {
 		if c.InitialWindow != 0 {
 			fmt.Fprintf(&b, " iw=%d", c.InitialWindow)
 		}
+		if c.MinRTO != 0 {
+			fmt.Fprintf(&b, " minrto=%v rto0=%v", c.MinRTO, c.InitialRTO)
+		}
+		if c.WindowScale != 0 {
+			fmt.Fprintf(&b, " wscale=%d", c.WindowScale)
+		}
+		if c.DelayedAckTimeout != 0 {
+			fmt.Fprintf(&b, " delack=%v", c.DelayedAckTimeout)
+		}
 		return b.String()
 	}
 	return fmt.Sprintf("mode=%s client{%s} server{%s} %v->%v (listen %v) loss=%.3f dup=%.3f reorder=%.3f delay=%v+%v size=%v chunk=%d pAct=%.2f tick=%v slowReader=%v firstClose=%v cookies=%v",
@@ -145,8 +154,19 @@ func propGenerate(seed uint64, mode propMode) propParams {
 		case 3:
 			c.RecvBuffer = 256 << 10 // window scaling
 		}
-		if r.IntN(6) == 0 {
+		switch r.IntN(12) {
+		case 0, 1:
 			c.MSS = uint16(64 + r.IntN(500))
+		case 2:
+			c.MSS = uint16(16 + r.IntN(48)) // a few bytes per segment
+		}
+		if r.IntN(8) == 0 {
+			// Spurious retransmissions: an RTO below the path's RTT.
+			c.MinRTO = time.Duration(10+r.IntN(200)) * time.Millisecond
+			c.InitialRTO = c.MinRTO + time.Duration(r.IntN(1000))*time.Millisecond
+		}
+		if r.IntN(8) == 0 {
+			c.WindowScale = 1 + r.IntN(14) // coarser than the buffer needs
 		}
 		if r.IntN(5) == 0 {
 			c.SendBuffer = 2048 + r.IntN(16<<10)
@@ -202,8 +222,11 @@ func propGenerate(seed uint64, mode propMode) propParams {
 
 	limit := 300 << 10
 	for _, c := range []Config{p.cli, p.srv} {
+		if c.MSS != 0 && c.MSS < 64 {
+			limit = min(limit, 2<<10)
+		}
 		if (c.MSS != 0 && c.MSS < 300) || (c.RecvBuffer != 0 && c.RecvBuffer < 8192) || (c.SendBuffer != 0 && c.SendBuffer < 8192) {
-			limit = 64 << 10 // many small segments: keep the run short
+			limit = min(limit, 64<<10) // many small segments: keep the run short
 		}
 	}
 	for i := range p.size {
@@ -1302,4 +1325,61 @@ func TestSWSOverrideAfterLostWindowUpdate(t *testing.T) {
 	cli.e.AdvanceTo(d)
 	relay(cli, srv, ". seq=3021 ack=301 len=1176")
 	relay(srv, cli, ". seq=301 ack=4197")
+}
+
+// TestFinNotTakenWhenTextBeforeItIsDropped: when the receive buffer takes
+// only part of a segment's text, RCV.NXT stops where the buffer did, and a
+// FIN on that segment lies beyond it: it must not be processed (nor end of
+// file reported) until the text before it is in. A coarse window scale
+// lets the advertised window run past the buffer (each advertisement
+// rounds the window up to a whole unit rather than shrink it, RFC 7323
+// §2.4), which is how a full buffer meets an acceptable segment. Found by
+// TestPropertyLossyLink as end of file 488 bytes early. Reference: RFC 9293
+// §3.10.7.4 seventh and eighth steps.
+func TestFinNotTakenWhenTextBeforeItIsDropped(t *testing.T) {
+	scfg := fixedConfig(300)
+	scfg.RecvBuffer, scfg.WindowScale = 1000, 9
+	cli := newSide(t, "client", fixedConfig(100))
+	srv := newSide(t, "server", scfg)
+	l, err := srv.e.Listen(serverAddr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.e.Connect(clientAddr, serverAddr); err != nil {
+		t.Fatal(err)
+	}
+	relay(cli, srv, "S seq=100")
+	relay(srv, cli, "S. seq=300 ack=101")
+	relay(cli, srv, ". seq=101 ack=301")
+	s, err := srv.e.Accept(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := func(seq Seq, flags Flags, n int) Packet {
+		g := Segment{SrcPort: clientAddr.Port(), DstPort: serverAddr.Port(), Flags: flags | FlagACK, Seq: seq, Ack: 301,
+			Window: 65535, Payload: bytes.Repeat([]byte{byte(seq)}, n)}
+		return Packet{Data: AppendPacket(nil, clientAddr.Addr(), serverAddr.Addr(), &g)}
+	}
+	// The application does not read; every 100-byte segment is acceptable.
+	seq := Seq(101)
+	for in, _ := srv.e.Endpoint(s); in.Readable+100 <= scfg.RecvBuffer+1<<9; in, _ = srv.e.Endpoint(s) {
+		if in.RcvWnd < 100 {
+			t.Fatalf("after %d bytes the window is %d: cannot overfill the buffer this way", in.Readable, in.RcvWnd)
+		}
+		srv.deliver(seg(seq, FlagPSH, 100))
+		seq += 100
+		srv.collect()
+	}
+	in, _ := srv.e.Endpoint(s)
+	room := scfg.RecvBuffer + 1<<9 - in.Readable
+	if in.RcvWnd < 101 || room >= 100 {
+		t.Fatalf("readable %d, window %d: the next segment would not straddle the buffer's end", in.Readable, in.RcvWnd)
+	}
+	srv.deliver(seg(seq, FlagPSH|FlagFIN, 100))
+	srv.collect()
+	in, _ = srv.e.Endpoint(s)
+	if in.FinReceived || in.State != Established || in.RcvNxt != seq.Add(Size(room)) {
+		t.Fatalf("took %d of 100 bytes and then the FIN: %s, RCV.NXT %d (want %d), FIN received %v",
+			room, in.State, in.RcvNxt, seq.Add(Size(room)), in.FinReceived)
+	}
 }

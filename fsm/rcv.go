@@ -529,6 +529,9 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	if len(payload) > 0 {
 		n := c.rcvBuf.write(payload, e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
 		c.rcvNxt = c.rcvNxt.Add(Size(n))
+		if n < len(payload) {
+			fin = false // the buffer is full: the FIN lies beyond what was taken
+		}
 		e.explain(c.id, CodeDataInOrder, ActionAccepted, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		e.event(c, EventDataReadable)
 		hadHoles := len(c.ooo.segs) > 0
