@@ -36,7 +36,7 @@ property-long:
 
 ## bench-engine: engine hot-path benchmarks (figures go in docs/PERFORMANCE.md)
 bench-engine:
-	$(GO) test -run '^$$' -bench . -benchmem ./fsm/
+	$(GO) test -run '^$$' -bench '$(or $(BENCH),.)' -benchmem -count=$(or $(COUNT),1) ./fsm/
 
 ## fuzz: run every fuzz target in fsm/ for FUZZTIME each
 fuzz:
