@@ -1,0 +1,177 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/service/replaylog"
+)
+
+func logPath(e *env, id string) string { return filepath.Join(e.dir, id+".log") }
+
+// TestDamagedLogs: a torn tail, a corrupt record and a bad header are each
+// reported, never fatal; the server restores what it can.
+func TestDamagedLogs(t *testing.T) {
+	e := newEnv(t, Config{})
+	_, torn := walkthroughOpen(t, e, "torn")
+	walkthroughOpen(t, e, "corrupt")
+	walkthroughOpen(t, e, "header")
+	walkthroughOpen(t, e, "fine")
+	full := e.recordCount("sessions/torn")
+	e.stop()
+
+	// Torn tail: the last frame loses its end.
+	p := logPath(e, "torn")
+	fi, _ := os.Stat(p)
+	if err := os.Truncate(p, fi.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt: a byte in the middle of the file flips.
+	p = logPath(e, "corrupt")
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(p, b, 0o640)
+	// Bad header.
+	p = logPath(e, "header")
+	b, _ = os.ReadFile(p)
+	copy(b, "NOTALOG!")
+	os.WriteFile(p, b, 0o640)
+
+	// The offline tools see the damage without changing the files.
+	for _, id := range []string{"torn", "corrupt"} {
+		res, err := VerifyLog(logPath(e, id))
+		if err != nil || res.Damage == nil || res.OK() {
+			t.Errorf("VerifyLog(%s) = %+v, %v; want damage reported", id, res, err)
+		}
+		var out bytes.Buffer
+		if err := DumpLog(&out, logPath(e, id)); err == nil || !strings.Contains(out.String(), "damaged after") {
+			t.Errorf("DumpLog(%s): err %v, output %q", id, err, out.String())
+		}
+	}
+	if _, err := VerifyLog(logPath(e, "header")); !errors.Is(err, replaylog.ErrBadHeader) {
+		t.Errorf("VerifyLog(header): %v, want ErrBadHeader", err)
+	}
+
+	e.start()
+	reports := map[string]RestoreReport{}
+	for _, r := range e.svc.RestoreReports() {
+		reports[r.Session] = r
+	}
+	if r := reports["sessions/torn"]; !r.Truncated || !errors.Is(r.Recovery.Damage, replaylog.ErrTornTail) || r.Err != nil {
+		t.Errorf("torn: %+v", r)
+	}
+	if r := reports["sessions/corrupt"]; !r.Truncated || !errors.Is(r.Recovery.Damage, replaylog.ErrCorrupt) || r.Err != nil {
+		t.Errorf("corrupt: %+v", r)
+	}
+	if r := reports["sessions/header"]; r.Err == nil {
+		t.Errorf("header: %+v", r)
+	}
+	if _, ok := reports["sessions/fine"]; ok {
+		t.Errorf("an undamaged log was reported")
+	}
+
+	// The torn session lost its last record (an output, appended again
+	// from the re-run) and otherwise works.
+	if n := e.recordCount("sessions/torn"); n != full {
+		t.Errorf("torn session has %d records, want %d (the lost output appended again)", n, full)
+	}
+	if ep := e.endpoint(torn); ep.StateName != "ESTABLISHED" {
+		t.Errorf("torn session's connection: %v", ep)
+	}
+	for _, id := range []string{"torn", "corrupt", "fine"} {
+		if v := e.verify("sessions/" + id); !v.Identical {
+			t.Errorf("verify %s after recovery: %v", id, v)
+		}
+	}
+	e.submit("sessions/corrupt", seg(client, server, 100, 0, []string{"SYN"}, ""))
+
+	// The session with the bad header is kept, refuses calls with
+	// DATA_LOSS, and can be deleted and created again.
+	_, err := e.sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/header"})
+	wantCode(t, err, codes.DataLoss)
+	_, err = e.sessions.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: "header"})
+	wantCode(t, err, codes.AlreadyExists)
+	must[*pb.DeleteSessionResponse](t)(e.sessions.DeleteSession(ctx(t), &pb.DeleteSessionRequest{Name: "sessions/header"}))
+	e.createSession("header", nil)
+}
+
+// rewriteLog rewrites a session's log (the server stopped), passing every
+// record through edit.
+func rewriteLog(t *testing.T, dir, id string, edit func(*pb.LogRecord)) {
+	t.Helper()
+	var recs [][]byte
+	f, err := os.Open(filepath.Join(dir, id+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	if _, err := replaylog.Scan(f, fi.Size(), func(_ uint64, p []byte) error {
+		rec := &pb.LogRecord{}
+		if err := proto.Unmarshal(p, rec); err != nil {
+			return err
+		}
+		edit(rec)
+		b, err := proto.Marshal(rec)
+		recs = append(recs, b)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	st, err := replaylog.OpenFileStore(dir, replaylog.Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Remove(id); err != nil {
+		t.Fatal(err)
+	}
+	lg, err := st.Create(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if _, err := lg.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lg.Close()
+}
+
+// TestDifferenceReported: a log whose outputs the engine does not
+// reproduce is restored from the re-run, and the difference is reported
+// on start, by VerifySession and by VerifyLog.
+func TestDifferenceReported(t *testing.T) {
+	e := newEnv(t, Config{})
+	walkthroughOpen(t, e, "d")
+	e.stop()
+	rewriteLog(t, e.dir, "d", func(r *pb.LogRecord) {
+		if out := r.GetOutput(); out != nil && r.Index == 4 {
+			out.Transitions[0].ToStateName = "SYN-SENT"
+		}
+	})
+	res, err := VerifyLog(logPath(e, "d"))
+	if err != nil || res.Identical || res.FirstDifference.GetIndex() != 4 || res.FirstDifference.GetField() != "transitions[0]" {
+		t.Fatalf("VerifyLog: %+v, %v", res, err)
+	}
+	e.start()
+	rep := e.svc.RestoreReports()
+	if len(rep) != 1 || rep[0].Difference.GetIndex() != 4 {
+		t.Fatalf("restore reports: %+v", rep)
+	}
+	v := e.verify("sessions/d")
+	if v.Identical || v.FirstDifference.GetIndex() != 4 || !strings.Contains(v.FirstDifference.Expected, "SYN-SENT") || !strings.Contains(v.FirstDifference.Actual, "SYN-RECEIVED") {
+		t.Fatalf("verify: %v", v)
+	}
+	if ep := e.endpoint("sessions/d/endpoints/2"); ep.StateName != "ESTABLISHED" {
+		t.Fatalf("state after a differing re-run: %v", ep)
+	}
+}
