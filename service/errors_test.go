@@ -32,8 +32,8 @@ func TestBadRequests(t *testing.T) {
 	}
 	connect("dead", "10.0.0.1:5001")
 	must[*pb.AbortEndpointResponse](t)(e.endpoints.AbortEndpoint(c, &pb.AbortEndpointRequest{Name: s + "/endpoints/dead"}))
-	e.submit(s, seg(client, server, 100, 0, []string{"SYN"}, ""))                          // connection 3
-	e.submit(s, seg(client, server, 101, 1001, []string{"ACK"}, "hello"))                  // ESTABLISHED, 5 bytes unread
+	e.submit(s, seg(client, server, 100, 0, []string{"SYN"}, ""))         // connection 3
+	e.submit(s, seg(client, server, 101, 1001, []string{"ACK"}, "hello")) // ESTABLISHED, 5 bytes unread
 	must[*pb.AcceptConnectionResponse](t)(e.endpoints.AcceptConnection(c, &pb.AcceptConnectionRequest{Name: s + "/endpoints/1"}))
 	connect("out", "10.0.0.1:5002") // SYN-SENT; now 3 live endpoints, the limit
 
