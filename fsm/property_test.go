@@ -47,13 +47,14 @@ const (
 type propMode uint8
 
 const (
-	propClientFirst  propMode = iota // the client closes first: it goes through TIME-WAIT
-	propServerFirst                  // the server closes first
-	propSimultaneous                 // both close in the same instant: FINs may cross (CLOSING)
-	propAbort                        // one side aborts mid-transfer; the other must still reach CLOSED
+	propClientFirst      propMode = iota // the client closes first: it goes through TIME-WAIT
+	propServerFirst                      // the server closes first
+	propSimultaneous                     // both close in the same instant: FINs may cross (CLOSING)
+	propAbort                            // one side aborts mid-transfer; the other must still reach CLOSED
+	propSimultaneousOpen                 // no listener: both connect at once, the SYNs cross; the client closes first
 )
 
-var propModeNames = [...]string{"client-closes-first", "server-closes-first", "simultaneous-close", "abort"}
+var propModeNames = [...]string{"client-closes-first", "server-closes-first", "simultaneous-close", "abort", "simultaneous-open"}
 
 func (m propMode) String() string { return propModeNames[m] }
 
@@ -203,7 +204,7 @@ func propGenerate(seed uint64, mode propMode) propParams {
 		}
 		p.listen = netip.AddrPortFrom(any, p.srvAddr.Port())
 	}
-	if r.IntN(8) == 0 {
+	if r.IntN(8) == 0 && mode != propSimultaneousOpen {
 		p.cookies = true
 		p.srv.SynCookies, p.srv.SynQueue = true, 1
 	}
@@ -708,10 +709,10 @@ func (s *propSim) appTurn(i int, force bool) {
 		return
 	}
 	done := pe.written == len(pe.out)
-	first := (s.p.mode == propClientFirst && i == 0) || (s.p.mode == propServerFirst && i == 1)
+	first := ((s.p.mode == propClientFirst || s.p.mode == propSimultaneousOpen) && i == 0) || (s.p.mode == propServerFirst && i == 1)
 	var shut, close bool
 	switch s.p.mode {
-	case propClientFirst, propServerFirst:
+	case propClientFirst, propServerFirst, propSimultaneousOpen:
 		if first {
 			if s.p.firstClose {
 				close = done && pe.read == len(other.out)
@@ -918,12 +919,14 @@ func propRun(p propParams, traceLen int, rec *bytes.Buffer) (msg string, counts 
 	}()
 
 	srv := s.peers[1]
-	lid, err := srv.e.Listen(p.listen, 0)
-	if err != nil {
-		s.fail("listen: %v", err)
+	if p.mode != propSimultaneousOpen {
+		lid, err := srv.e.Listen(p.listen, 0)
+		if err != nil {
+			s.fail("listen: %v", err)
+		}
+		s.lid = lid
+		s.drain(1)
 	}
-	s.lid = lid
-	s.drain(1)
 	if p.cookies {
 		// A ghost's SYN fills the one-entry SYN queue; its SYN,ACKs go nowhere.
 		s.ghost = netip.AddrPortFrom(p.cliAddr.Addr(), p.cliAddr.Port()+1)
@@ -941,6 +944,14 @@ func propRun(p propParams, traceLen int, rec *bytes.Buffer) (msg string, counts 
 	}
 	cli.id = cid
 	s.drain(0)
+	if p.mode == propSimultaneousOpen {
+		sid, err := srv.e.Connect(p.srvAddr, p.cliAddr)
+		if err != nil {
+			s.fail("connect: %v", err)
+		}
+		srv.id = sid
+		s.drain(1)
+	}
 
 	for !s.finished() {
 		s.steps++
@@ -1128,7 +1139,7 @@ func propRunSeeds(t *testing.T, mode propMode, n int) propCounts {
 // after every step. Reference: RFC 9293 §3.8 (reliability), §3.6 (closing).
 func TestPropertyLossyLink(t *testing.T) {
 	single := os.Getenv("TCPSTATED_PROPERTY_SEED") != ""
-	for _, mode := range []propMode{propClientFirst, propServerFirst, propSimultaneous, propAbort} {
+	for _, mode := range []propMode{propClientFirst, propServerFirst, propSimultaneous, propAbort, propSimultaneousOpen} {
 		t.Run(mode.String(), func(t *testing.T) {
 			n := propDefaultSeeds
 			if mode != propClientFirst && os.Getenv("TCPSTATED_PROPERTY_SEEDS") == "" {
@@ -1143,7 +1154,7 @@ func TestPropertyLossyLink(t *testing.T) {
 			// The seeds as a whole must exercise what the test is for.
 			want := []State{SynSent, SynReceived, Established, FinWait1, Closed}
 			switch mode {
-			case propClientFirst, propServerFirst:
+			case propClientFirst, propServerFirst, propSimultaneousOpen:
 				want = append(want, FinWait2, CloseWait, LastAck, TimeWait)
 			case propSimultaneous:
 				want = append(want, Closing, TimeWait)
