@@ -43,7 +43,9 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 	}
 	if len(q.synQueue) >= q.synLimit || (e.cfg.MaxEndpoints > 0 && e.live >= e.cfg.MaxEndpoints) {
 		fields := []Field{{"SYNQ.LEN", uint64(len(q.synQueue))}, {"SYNQ.LIMIT", uint64(q.synLimit)}}
-		if e.cfg.SynCookies {
+		// A cookie encodes at least 536 bytes of MSS: a peer that announced
+		// less gets none, so we never exceed its MSS (RFC 9293 §3.7.1).
+		if e.cfg.SynCookies && !(seg.Options.HasMSS && seg.Options.MSS < cookieMSS[0]) {
 			e.sendCookie(l, t, seg)
 			e.explain(l.id, CodeSynCookieSent, ActionAnswered, fields[0], fields[1], Field{"ISS", uint64(e.cookieFor(t, seg.Seq, e.cookieMSSFor(seg)))})
 			return

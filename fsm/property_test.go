@@ -25,9 +25,29 @@ import (
 // here, never in the engine: a seed fixes the configuration, the link and
 // the application, so a failing seed replays exactly.
 //
+// Modes (subtests): the client closes first, the server closes first, both
+// close at once, one side aborts, and a simultaneous open. A seed varies
+// both configurations (delayed ACKs, Nagle, buffer sizes down to zero
+// windows, MSS down to a few bytes, window scale, timestamps, SACK, SYN
+// cookies, initial window and RTO, ISNs just below 2^32), IPv4 or IPv6, the
+// link (loss 0-20%, duplication, reordering, delay and jitter) and the
+// applications (write sizes, slow readers, Close or Shutdown).
+//
+// After every step: checkEngineInvariants on both engines (SND.UNA <=
+// SND.NXT, buffers within bounds, timers after now and NextDeadline their
+// minimum, listener queues within limits), every emitted packet well formed,
+// the receive window's right edge never moving left, and the byte
+// accounting tying each TCB to its application: SND.UNA-ISS-1 bytes
+// acknowledged = written - unsent - unacked, and RCV.NXT-IRS-1 bytes
+// received = read + readable; every byte read is checked against what the
+// peer wrote at that offset.
+//
 // TCPSTATED_PROPERTY_SEEDS sets how many seeds each mode runs (default
-// propDefaultSeeds; `make property-long` runs 20000), and
-// TCPSTATED_PROPERTY_SEED runs one seed alone.
+// propDefaultSeeds for client-closes-first and a third of that for the
+// other modes; `make property-long` runs 20000 of each), and
+// TCPSTATED_PROPERTY_SEED runs one seed alone (with a longer trace), e.g.
+//
+//	TCPSTATED_PROPERTY_SEED=7 go test -run 'TestPropertyLossyLink/abort$' ./fsm/
 
 const (
 	propDefaultSeeds = 300
@@ -207,6 +227,11 @@ func propGenerate(seed uint64, mode propMode) propParams {
 	if r.IntN(8) == 0 && mode != propSimultaneousOpen {
 		p.cookies = true
 		p.srv.SynCookies, p.srv.SynQueue = true, 1
+		if p.cli.MSS != 0 && p.cli.MSS < cookieMSS[0] {
+			// No cookie encodes so small an MSS (TestSynCookieNeverExceedsPeerMSS):
+			// the SYN would wait for the ghost to leave the SYN queue.
+			p.cli.MSS = cookieMSS[0]
+		}
 	}
 
 	if r.IntN(5) != 0 {
@@ -533,6 +558,11 @@ func (s *propSim) drain(i int) {
 		}
 		if p.Segment.Window == 0 && p.Segment.Flags&FlagRST == 0 {
 			s.counts.zeroWindow++
+		}
+		// No segment is larger than the smaller of the two MSS values
+		// (RFC 9293 §3.7.1: the sender's own limit and the peer's option).
+		if n, mss := len(p.Segment.Payload), min(s.peers[0].e.Config().MSS, s.peers[1].e.Config().MSS); n > int(mss) {
+			s.fail("%s sent %d bytes in one segment, MSS %d", pe.name, n, mss)
 		}
 		to := -1
 		dst := netip.AddrPortFrom(p.Dst, p.Segment.DstPort)
@@ -1392,5 +1422,44 @@ func TestFinNotTakenWhenTextBeforeItIsDropped(t *testing.T) {
 	if in.FinReceived || in.State != Established || in.RcvNxt != seq.Add(Size(room)) {
 		t.Fatalf("took %d of 100 bytes and then the FIN: %s, RCV.NXT %d (want %d), FIN received %v",
 			room, in.State, in.RcvNxt, seq.Add(Size(room)), in.FinReceived)
+	}
+}
+
+// TestSynCookieNeverExceedsPeerMSS: a SYN cookie can only encode the MSS
+// values of its table, the smallest 536; a peer that announced less must
+// not be answered with a cookie, or the connection rebuilt from it would
+// send segments larger than the peer's MSS option. Such a SYN is dropped
+// as if there were no cookies (the peer retries once the SYN queue has
+// room), while a SYN with an MSS the table covers still gets its cookie.
+// Found by TestPropertyLossyLink with a 386-byte client MSS. Reference:
+// RFC 9293 §3.7.1 (the send MSS is at most the peer's MSS option),
+// RFC 4987 §3.6.
+func TestSynCookieNeverExceedsPeerMSS(t *testing.T) {
+	cfg := fixedConfig(300)
+	cfg.SynCookies, cfg.SynQueue = true, 1
+	srv := newSide(t, "server", cfg)
+	l, err := srv.e.Listen(serverAddr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := func(port uint16, mss uint16) Packet {
+		g := Segment{SrcPort: port, DstPort: serverAddr.Port(), Flags: FlagSYN, Seq: 1000, Window: 65535}
+		g.Options.MSS, g.Options.HasMSS = mss, true
+		return Packet{Data: AppendPacket(nil, clientAddr.Addr(), serverAddr.Addr(), &g)}
+	}
+	srv.deliver(syn(1001, 1460)) // fills the SYN queue
+	srv.expect("S. seq=300 ack=1001")
+	srv.deliver(syn(1002, 386))
+	srv.expectNothing()
+	if in, _ := srv.e.Endpoint(l); in.Stats.SynQueueDrops != 1 || in.Stats.SynCookiesSent != 0 {
+		t.Fatalf("SYN with MSS 386 and a full queue: stats %+v, want one drop and no cookie", in.Stats)
+	}
+	srv.deliver(syn(1003, 1460))
+	srv.collect()
+	if len(srv.out) != 1 || srv.out[0].Segment.Flags != FlagSYN|FlagACK || srv.out[0].Segment.Options.MSS < 536 {
+		t.Fatalf("SYN with MSS 1460 and a full queue: answered with %d segments, want a cookie SYN,ACK", len(srv.out))
+	}
+	if in, _ := srv.e.Endpoint(l); in.Stats.SynCookiesSent != 1 {
+		t.Fatalf("SYN with MSS 1460 and a full queue: stats %+v, want a cookie", in.Stats)
 	}
 }
