@@ -2,6 +2,11 @@ package service
 
 import (
 	"context"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"math"
 	"sort"
 	"time"
@@ -33,21 +38,30 @@ func (h *sessionServer) GetSession(ctx context.Context, req *pb.GetSessionReques
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	v, err := ss.view()
+	v, note, err := ss.view()
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if note != "" {
+		// Session has no field for it: the note travels as response
+		// metadata (HTTP header Grpc-Metadata-Tcpstated-Restore).
+		grpc.SetHeader(ctx, metadata.Pairs(restoreHeader, note))
 	}
 	return &pb.GetSessionResponse{Session: v}, nil
 }
 
-// view returns the Session of a usable session (a broken one gives its error).
-func (ss *session) view() (*pb.Session, error) {
+// restoreHeader carries what restoring the session found in its log.
+const restoreHeader = "tcpstated-restore"
+
+// view returns the Session of a usable session (a broken one gives its
+// error) and the note of what restoring it found, if anything.
+func (ss *session) view() (*pb.Session, string, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if err := ss.usableLocked(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return ss.viewLocked(), nil
+	return ss.viewLocked(), ss.restore.note(), nil
 }
 
 func (h *sessionServer) ListSessions(ctx context.Context, req *pb.ListSessionsRequest) (*pb.ListSessionsResponse, error) {
@@ -176,4 +190,29 @@ func (ss *session) advance(req *pb.AdvanceClockRequest, out *pb.Outputs) (time.D
 		return 0, err
 	}
 	return clock, ss.waitDurable(last)
+}
+
+// note renders what restoring found, "" when the log was clean.
+func (r *RestoreReport) note() string {
+	if r == nil {
+		return ""
+	}
+	var parts []string
+	if r.Truncated {
+		parts = append(parts, fmt.Sprintf("log truncated at byte %d (%d bytes dropped): %s", r.Recovery.TruncatedAt, r.Recovery.DroppedBytes, r.Recovery.Reason))
+	}
+	if r.Completed {
+		parts = append(parts, "the last input had no output record; the re-run's was appended")
+	}
+	if d := r.Difference; d != nil {
+		parts = append(parts, fmt.Sprintf("re-run differs from the log in %d outputs; first at record %d, %s: logged %s, re-run %s",
+			r.Differences, d.Index, d.Field, d.Expected, d.Actual))
+	}
+	// Metadata values are printable ASCII.
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, strings.Join(parts, "; "))
 }

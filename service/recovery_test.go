@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
@@ -166,6 +168,11 @@ func TestDifferenceReported(t *testing.T) {
 	rep := e.svc.RestoreReports()
 	if len(rep) != 1 || rep[0].Difference.GetIndex() != 4 {
 		t.Fatalf("restore reports: %+v", rep)
+	}
+	var md metadata.MD
+	must[*pb.GetSessionResponse](t)(e.sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/d"}, grpc.Header(&md)))
+	if note := md.Get(restoreHeader); len(note) != 1 || !strings.Contains(note[0], "record 4") {
+		t.Fatalf("restore note: %q", note)
 	}
 	v := e.verify("sessions/d")
 	if v.Identical || v.FirstDifference.GetIndex() != 4 || !strings.Contains(v.FirstDifference.Expected, "SYN-SENT") || !strings.Contains(v.FirstDifference.Actual, "SYN-RECEIVED") {

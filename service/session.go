@@ -37,6 +37,7 @@ type session struct {
 	log     replaylog.Log
 	next    uint64 // index of the next record (the log's length)
 	buf     []byte // record encoding buffer
+	enc     recordEncoder
 	state   sessionState
 	failure error // why the session is failed or broken
 	restore *RestoreReport
@@ -141,10 +142,7 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	}
 	idx := s.next
 	d := m.digest(&rd, idx, res)
-	if err := s.appendLocked(&pb.LogRecord{Index: idx, Time: durationpb.New(t0), Body: &pb.LogRecord_Input{Input: in}}); err != nil {
-		return nil, s.failLocked(err)
-	}
-	if err := s.appendLocked(&pb.LogRecord{Index: idx + 1, Time: durationpb.New(m.now()), Body: &pb.LogRecord_Output{Output: d}}); err != nil {
+	if err := s.appendPairLocked(idx, t0, in, d); err != nil {
 		return nil, s.failLocked(err)
 	}
 	if out != nil {
@@ -169,6 +167,32 @@ func unchanged(in *pb.Input, res *pb.CallResult, rd *fsm.Ready, t0 time.Duration
 		return k.AdvanceClock.GetTo().AsDuration() <= t0
 	}
 	return false
+}
+
+// appendPairLocked writes an input record and its output record. The
+// record messages are the session's own, reused for every pair.
+func (s *session) appendPairLocked(idx uint64, t0 time.Duration, in *pb.Input, d *pb.OutputDigest) error {
+	r := &s.enc
+	defer func() { r.in.Input, r.out.Output, r.rec.Body = nil, nil, nil }()
+	r.rec.Index, r.rec.Time, r.rec.Body, r.in.Input = idx, setDuration(&r.time, t0), &r.in, in
+	if err := s.appendLocked(&r.rec); err != nil {
+		return err
+	}
+	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.now()), &r.out, d
+	return s.appendLocked(&r.rec)
+}
+
+// recordEncoder holds the messages a session encodes its records with.
+type recordEncoder struct {
+	rec  pb.LogRecord
+	in   pb.LogRecord_Input
+	out  pb.LogRecord_Output
+	time durationpb.Duration
+}
+
+func setDuration(p *durationpb.Duration, d time.Duration) *durationpb.Duration {
+	p.Seconds, p.Nanos = int64(d/time.Second), int32(d%time.Second)
+	return p
 }
 
 // appendLocked encodes and writes one record (not yet durable).
