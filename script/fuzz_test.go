@@ -1,0 +1,51 @@
+package script
+
+import (
+	"errors"
+	"testing"
+)
+
+// FuzzParse checks that the parser never panics, that its errors point
+// into the source, that a parsed script formats to text that parses back to
+// the same script, and that running what parses never panics either.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(everySyntax))
+	f.Add([]byte("0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <...>\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		s, err := Parse("f", src)
+		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %T is not a *ParseError: %v", err, err)
+			}
+			if pe.Pos.Line < 1 || pe.Pos.Col < 1 || pe.Pos.Line > countLines(src)+1 {
+				t.Fatalf("error position %v outside the %d-line source: %v", pe.Pos, countLines(src), err)
+			}
+			return
+		}
+		text := s.Format()
+		s2, err := Parse("formatted", []byte(text))
+		if err != nil {
+			t.Fatalf("formatted script does not parse: %v\n%s", err, text)
+		}
+		if got := s2.Format(); got != text {
+			t.Fatalf("format not stable:\n%s\n---\n%s", text, got)
+		}
+		if len(src) <= 2048 {
+			rep, err := Run(src, Options{})
+			if err != nil || rep == nil {
+				t.Fatalf("Run after a successful Parse: %v", err)
+			}
+		}
+	})
+}
+
+func countLines(b []byte) int {
+	n := 1
+	for _, c := range b {
+		if c == '\n' {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,104 @@
+package script
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const usage = `usage: script run [--compare=strict|semantic] [--json] [--verbose] FILE...
+
+Runs packetdrill scripts against a fresh tcpstated engine on a virtual
+clock and reports, for every line, what was expected, what happened and
+why a line failed.
+
+  --compare=MODE  strict: every field packetdrill compares; semantic: the
+                  SYN/ACK/FIN/RST flags, seq, ack and payload length only.
+                  Default: the script's "// compare:" comment, else semantic.
+  --json          one JSON report per file, one per line
+  --verbose       list passing lines too, with the engine's explanations
+
+Exit status: 0 every script passed, 1 a script failed, 2 usage or syntax error.
+`
+
+// Main implements "script run [--compare=MODE] [--json] FILE...". It
+// returns the exit status: 0 when every script passed, 1 when one failed,
+// 2 for a usage error or a script that does not parse.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] != "run" {
+		fmt.Fprintf(stderr, "script: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("script run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	compare := fs.String("compare", "", "strict or semantic (default: the script's own, else semantic)")
+	asJSON := fs.Bool("json", false, "one JSON report per file")
+	verbose := fs.Bool("verbose", false, "list every line")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	mode, err := ParseCompareMode(*compare)
+	if err != nil || *compare == "auto" {
+		fmt.Fprintf(stderr, "script run: --compare: want strict or semantic, got %q\n", *compare)
+		return 2
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		fmt.Fprintf(stderr, "script run: no script files given\n%s", usage)
+		return 2
+	}
+	status := 0
+	enc := json.NewEncoder(stdout)
+	for _, name := range files {
+		rep, err := runFile(name, mode)
+		if err != nil {
+			fmt.Fprintf(stderr, "script run: %v\n", err)
+			status = 2
+			if *asJSON {
+				_ = enc.Encode(&Report{Script: name, Compare: mode.String(), Failure: err.Error(), Error: err.Error(), Lines: []LineResult{}})
+			}
+			continue
+		}
+		if !rep.Passed && status == 0 {
+			status = 1
+		}
+		if *asJSON {
+			if err := enc.Encode(rep); err != nil {
+				fmt.Fprintf(stderr, "script run: %v\n", err)
+				return 2
+			}
+			continue
+		}
+		if err := rep.WriteText(stdout, *verbose); err != nil {
+			fmt.Fprintf(stderr, "script run: %v\n", err)
+			return 2
+		}
+	}
+	return status
+}
+
+func runFile(name string, mode CompareMode) (*Report, error) {
+	src, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(string(src)) == "" {
+		return nil, fmt.Errorf("%s: the script is empty", name)
+	}
+	return Run(src, Options{Compare: mode, Name: name})
+}
