@@ -142,15 +142,39 @@ func (ss *session) removeWatcher(w *watcher) {
 // packets caused. A request's packets are applied under one hold of the
 // session lock and the whole request waits once for durability.
 func (h *segmentServer) ExchangeSegments(stream pb.SegmentService_ExchangeSegmentsServer) error {
+	// Requests are read by a goroutine so that a server shutdown can end
+	// the stream between two requests.
+	ctx := stream.Context()
+	reqs := make(chan *pb.ExchangeSegmentsRequest)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	var ss *session
 	for {
-		req, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
+		var req *pb.ExchangeSegmentsRequest
+		select {
+		case req = <-reqs:
+		case err := <-errc:
+			if err == io.EOF {
+				return nil
+			}
 			return err
+		case <-h.s.stopCh:
+			return toStatus(errShuttingDown)
 		}
+		var err error
 		if ss == nil {
 			if ss, err = h.s.lookupName("parent", req.GetParent()); err != nil {
 				return toStatus(err)

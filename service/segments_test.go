@@ -246,3 +246,36 @@ func TestLogSizeLimit(t *testing.T) {
 	// Reading still works.
 	e.verify(s)
 }
+
+// TestStopStreams: a shutdown ends open streams between messages with
+// UNAVAILABLE, so a graceful stop does not wait for them.
+func TestStopStreams(t *testing.T) {
+	e := newEnv(t, Config{})
+	s := e.createSession("st", nil).Name
+	c := ctx(t)
+	ex, err := e.segments.ExchangeSegments(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.Send(&pb.ExchangeSegmentsRequest{Parent: s, IpPackets: [][]byte{closedPortPacket(1)}})
+	must[*pb.ExchangeSegmentsResponse](t)(ex.Recv())
+	must[*pb.ListSegmentsResponse](t)(e.segments.ListSegments(c, &pb.ListSegmentsRequest{Parent: s}))
+	w, err := e.segments.WatchSegments(c, &pb.WatchSegmentsRequest{Parent: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.logs.StreamRecords(c, &pb.StreamRecordsRequest{Parent: s, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must[*pb.StreamRecordsResponse](t)(rs.Recv())
+	e.svc.StopStreams()
+	_, err = ex.Recv()
+	wantCode(t, err, codes.Unavailable)
+	_, err = w.Recv()
+	wantCode(t, err, codes.Unavailable)
+	_, err = rs.Recv()
+	wantCode(t, err, codes.Unavailable)
+	// Unary calls still work until the server stops.
+	e.submit(s, seg(client, server, 1, 0, []string{"SYN"}, ""))
+}

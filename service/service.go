@@ -31,7 +31,8 @@ type Service struct {
 	sessions sync.Map // id → *session
 	count    atomic.Int64
 	closed   atomic.Bool
-	stopping atomic.Bool // streams end; no new ones start
+	stopping atomic.Bool   // streams end; no new ones start
+	stopCh   chan struct{} // closed by StopStreams
 
 	restoreMu sync.Mutex
 	restored  []RestoreReport
@@ -73,7 +74,7 @@ func Open(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, store: store}
+	s := &Service{cfg: cfg, log: cfg.Logger, store: store, stopCh: make(chan struct{})}
 	s.metrics = newMetrics(s, cfg.Metrics)
 	if err := s.restoreAll(); err != nil {
 		store.Close()
@@ -110,7 +111,10 @@ func (s *Service) SessionCount() int { return int(s.count.Load()) }
 // graceful stop of the gRPC server does not wait for them. Unary calls are
 // not affected.
 func (s *Service) StopStreams() {
-	s.stopping.Store(true)
+	if s.stopping.Swap(true) {
+		return
+	}
+	close(s.stopCh)
 	s.sessions.Range(func(_, v any) bool {
 		ss := v.(*session)
 		ss.mu.Lock()
