@@ -213,8 +213,11 @@ func (s *session) execPackets(pkts [][]byte, out *pb.Outputs, rawOnly bool) (pro
 		s.mu.Unlock()
 		return 0, nil, err
 	}
+	in := segmentInput(nil) // one input message, refilled for each packet
+	sin := in.GetSegment()
 	for _, pkt := range pkts {
-		if _, err = s.stepLocked(segmentInput(pkt), out, rawOnly); err != nil {
+		sin.IpPacket = pkt
+		if _, err = s.stepLocked(in, out, rawOnly); err != nil {
 			var pe *fsm.ParseError
 			if errors.As(err, &pe) {
 				perr, err = err, nil

@@ -223,7 +223,7 @@ func (s *session) appendLocked(rec *pb.LogRecord) error {
 // failLocked marks the session failed after a log write error: the engine
 // may now be ahead of its log, so the next call reloads it from the log.
 func (s *session) failLocked(err error) error {
-	if errors.Is(err, replaylog.ErrClosed) && s.state != stateOpen {
+	if errors.Is(err, replaylog.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
 		return s.usableLocked()
 	}
 	s.state = stateFailed
