@@ -182,3 +182,28 @@ func TestDifferenceReported(t *testing.T) {
 		t.Fatalf("state after a differing re-run: %v", ep)
 	}
 }
+
+// TestLogFailureReload: when a log write fails the call fails with
+// UNAVAILABLE, and the next call reloads the session from its log.
+func TestLogFailureReload(t *testing.T) {
+	e := newEnv(t, Config{})
+	s, conn := walkthroughOpen(t, e, "fail")
+	ss, _ := e.svc.lookup("fail")
+	ss.mu.Lock()
+	ss.log.Close() // the next write fails as a broken disk would make it
+	ss.mu.Unlock()
+	_, err := e.segments.SubmitSegment(ctx(t), &pb.SubmitSegmentRequest{Parent: s,
+		Segment: &pb.SubmitSegmentRequest_Fields{Fields: seg(client, server, 106, 1001, []string{"FIN", "ACK"}, "")}})
+	wantCode(t, err, codes.Unavailable)
+	// The engine had taken the FIN; the log had not. The reload follows the log.
+	if ep := e.endpoint(conn); ep.StateName != "ESTABLISHED" {
+		t.Fatalf("after reload: %v", ep)
+	}
+	r := e.submit(s, seg(client, server, 106, 1001, []string{"FIN", "ACK"}, ""))
+	if len(r.Outputs.Transitions) == 0 || r.Outputs.Transitions[0].ToStateName != "CLOSE-WAIT" {
+		t.Fatalf("FIN after reload: %v", r.Outputs.Transitions)
+	}
+	if v := e.verify(s); !v.Identical {
+		t.Fatalf("verify: %v", v)
+	}
+}
