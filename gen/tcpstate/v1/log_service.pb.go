@@ -637,79 +637,6 @@ func (x *VerifySessionResponse) GetFirstDifference() *Difference {
 	return nil
 }
 
-// Where a re-run first differed from the log.
-type Difference struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Index of the logged output record that differs.
-	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// What differs, e.g. "packets[0]" or "transitions[1].to_state".
-	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
-	// The logged value, rendered as text.
-	Expected string `protobuf:"bytes,3,opt,name=expected,proto3" json:"expected,omitempty"`
-	// The re-run's value, rendered as text.
-	Actual        string `protobuf:"bytes,4,opt,name=actual,proto3" json:"actual,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Difference) Reset() {
-	*x = Difference{}
-	mi := &file_tcpstate_v1_log_service_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Difference) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Difference) ProtoMessage() {}
-
-func (x *Difference) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_log_service_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Difference.ProtoReflect.Descriptor instead.
-func (*Difference) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_log_service_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *Difference) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-func (x *Difference) GetField() string {
-	if x != nil {
-		return x.Field
-	}
-	return ""
-}
-
-func (x *Difference) GetExpected() string {
-	if x != nil {
-		return x.Expected
-	}
-	return ""
-}
-
-func (x *Difference) GetActual() string {
-	if x != nil {
-		return x.Actual
-	}
-	return ""
-}
-
 var File_tcpstate_v1_log_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_log_service_proto_rawDesc = "" +
@@ -752,13 +679,7 @@ const file_tcpstate_v1_log_service_proto_rawDesc = "" +
 	"\x15VerifySessionResponse\x12\x1c\n" +
 	"\tidentical\x18\x01 \x01(\bR\tidentical\x12'\n" +
 	"\x0frecords_checked\x18\x02 \x01(\x04R\x0erecordsChecked\x12B\n" +
-	"\x10first_difference\x18\x03 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference\"l\n" +
-	"\n" +
-	"Difference\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
-	"\x05field\x18\x02 \x01(\tR\x05field\x12\x1a\n" +
-	"\bexpected\x18\x03 \x01(\tR\bexpected\x12\x16\n" +
-	"\x06actual\x18\x04 \x01(\tR\x06actual*o\n" +
+	"\x10first_difference\x18\x03 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference*o\n" +
 	"\n" +
 	"RecordKind\x12\x1b\n" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -784,7 +705,7 @@ func file_tcpstate_v1_log_service_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpstate_v1_log_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tcpstate_v1_log_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tcpstate_v1_log_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_tcpstate_v1_log_service_proto_goTypes = []any{
 	(RecordKind)(0),               // 0: tcpstate.v1.RecordKind
 	(*Record)(nil),                // 1: tcpstate.v1.Record
@@ -795,28 +716,28 @@ var file_tcpstate_v1_log_service_proto_goTypes = []any{
 	(*StreamRecordsResponse)(nil), // 6: tcpstate.v1.StreamRecordsResponse
 	(*VerifySessionRequest)(nil),  // 7: tcpstate.v1.VerifySessionRequest
 	(*VerifySessionResponse)(nil), // 8: tcpstate.v1.VerifySessionResponse
-	(*Difference)(nil),            // 9: tcpstate.v1.Difference
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
-	(*Input)(nil),                 // 11: tcpstate.v1.Input
-	(*Outputs)(nil),               // 12: tcpstate.v1.Outputs
-	(*Segment)(nil),               // 13: tcpstate.v1.Segment
-	(*CallResult)(nil),            // 14: tcpstate.v1.CallResult
-	(*SessionOptions)(nil),        // 15: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*Input)(nil),                 // 10: tcpstate.v1.Input
+	(*Outputs)(nil),               // 11: tcpstate.v1.Outputs
+	(*Segment)(nil),               // 12: tcpstate.v1.Segment
+	(*CallResult)(nil),            // 13: tcpstate.v1.CallResult
+	(*SessionOptions)(nil),        // 14: tcpstate.v1.SessionOptions
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*Difference)(nil),            // 16: tcpstate.v1.Difference
 }
 var file_tcpstate_v1_log_service_proto_depIdxs = []int32{
-	10, // 0: tcpstate.v1.Record.time:type_name -> google.protobuf.Duration
+	9,  // 0: tcpstate.v1.Record.time:type_name -> google.protobuf.Duration
 	0,  // 1: tcpstate.v1.Record.kind:type_name -> tcpstate.v1.RecordKind
 	2,  // 2: tcpstate.v1.Record.start:type_name -> tcpstate.v1.RecordStart
-	11, // 3: tcpstate.v1.Record.input:type_name -> tcpstate.v1.Input
-	12, // 4: tcpstate.v1.Record.output:type_name -> tcpstate.v1.Outputs
-	13, // 5: tcpstate.v1.Record.segment:type_name -> tcpstate.v1.Segment
-	14, // 6: tcpstate.v1.Record.result:type_name -> tcpstate.v1.CallResult
-	15, // 7: tcpstate.v1.RecordStart.options:type_name -> tcpstate.v1.SessionOptions
-	16, // 8: tcpstate.v1.RecordStart.create_time:type_name -> google.protobuf.Timestamp
+	10, // 3: tcpstate.v1.Record.input:type_name -> tcpstate.v1.Input
+	11, // 4: tcpstate.v1.Record.output:type_name -> tcpstate.v1.Outputs
+	12, // 5: tcpstate.v1.Record.segment:type_name -> tcpstate.v1.Segment
+	13, // 6: tcpstate.v1.Record.result:type_name -> tcpstate.v1.CallResult
+	14, // 7: tcpstate.v1.RecordStart.options:type_name -> tcpstate.v1.SessionOptions
+	15, // 8: tcpstate.v1.RecordStart.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: tcpstate.v1.ListRecordsResponse.records:type_name -> tcpstate.v1.Record
 	1,  // 10: tcpstate.v1.StreamRecordsResponse.records:type_name -> tcpstate.v1.Record
-	9,  // 11: tcpstate.v1.VerifySessionResponse.first_difference:type_name -> tcpstate.v1.Difference
+	16, // 11: tcpstate.v1.VerifySessionResponse.first_difference:type_name -> tcpstate.v1.Difference
 	3,  // 12: tcpstate.v1.LogService.ListRecords:input_type -> tcpstate.v1.ListRecordsRequest
 	5,  // 13: tcpstate.v1.LogService.StreamRecords:input_type -> tcpstate.v1.StreamRecordsRequest
 	7,  // 14: tcpstate.v1.LogService.VerifySession:input_type -> tcpstate.v1.VerifySessionRequest
@@ -850,7 +771,7 @@ func file_tcpstate_v1_log_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_log_service_proto_rawDesc), len(file_tcpstate_v1_log_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -163,8 +163,12 @@ type Session struct {
 	// Segments discarded from the full outbound queue (oldest first) since the
 	// session started. Output only.
 	OutboundDropped uint64 `protobuf:"varint,9,opt,name=outbound_dropped,json=outboundDropped,proto3" json:"outbound_dropped,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What restoring the session from its replay log found when the server
+	// last started; unset if the session was created by this server process.
+	// Output only.
+	Restore       *RestoreStatus `protobuf:"bytes,10,opt,name=restore,proto3" json:"restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -260,6 +264,114 @@ func (x *Session) GetOutboundDropped() uint64 {
 	return 0
 }
 
+func (x *Session) GetRestore() *RestoreStatus {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
+// RestoreStatus reports how a session's log was restored at server start.
+type RestoreStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Records read back from the log.
+	Records uint64 `protobuf:"varint,1,opt,name=records,proto3" json:"records,omitempty"`
+	// The log ended in a torn or corrupt record that was cut off.
+	Truncated bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// Bytes cut off the end of the log.
+	DroppedBytes int64 `protobuf:"varint,3,opt,name=dropped_bytes,json=droppedBytes,proto3" json:"dropped_bytes,omitempty"`
+	// Why the log was truncated or could not be read, in words.
+	Damage string `protobuf:"bytes,4,opt,name=damage,proto3" json:"damage,omitempty"`
+	// Whether re-running the inputs reproduced every logged output.
+	Identical bool `protobuf:"varint,5,opt,name=identical,proto3" json:"identical,omitempty"`
+	// The first output that differed, if any.
+	FirstDifference *Difference `protobuf:"bytes,6,opt,name=first_difference,json=firstDifference,proto3" json:"first_difference,omitempty"`
+	// The log could not be read at all: the session answers DATA_LOSS until
+	// it is deleted.
+	Unreadable    bool `protobuf:"varint,7,opt,name=unreadable,proto3" json:"unreadable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreStatus) Reset() {
+	*x = RestoreStatus{}
+	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreStatus) ProtoMessage() {}
+
+func (x *RestoreStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreStatus.ProtoReflect.Descriptor instead.
+func (*RestoreStatus) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RestoreStatus) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *RestoreStatus) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *RestoreStatus) GetDroppedBytes() int64 {
+	if x != nil {
+		return x.DroppedBytes
+	}
+	return 0
+}
+
+func (x *RestoreStatus) GetDamage() string {
+	if x != nil {
+		return x.Damage
+	}
+	return ""
+}
+
+func (x *RestoreStatus) GetIdentical() bool {
+	if x != nil {
+		return x.Identical
+	}
+	return false
+}
+
+func (x *RestoreStatus) GetFirstDifference() *Difference {
+	if x != nil {
+		return x.FirstDifference
+	}
+	return nil
+}
+
+func (x *RestoreStatus) GetUnreadable() bool {
+	if x != nil {
+		return x.Unreadable
+	}
+	return false
+}
+
 // Options of a session's TCP engine. Every field is optional: an unset
 // (zero) field takes the server default, and Session.options reports the
 // values in effect.
@@ -323,7 +435,7 @@ type SessionOptions struct {
 
 func (x *SessionOptions) Reset() {
 	*x = SessionOptions{}
-	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +447,7 @@ func (x *SessionOptions) String() string {
 func (*SessionOptions) ProtoMessage() {}
 
 func (x *SessionOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +460,7 @@ func (x *SessionOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOptions.ProtoReflect.Descriptor instead.
 func (*SessionOptions) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{1}
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SessionOptions) GetClockMode() ClockMode {
@@ -519,11 +631,84 @@ func (x *SessionOptions) GetMaxSynAckRetries() uint32 {
 	return 0
 }
 
+// Where a re-run first differed from the log.
+type Difference struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the logged output record that differs.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// What differs, e.g. "packets[0]" or "transitions[1].to_state".
+	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	// The logged value, rendered as text.
+	Expected string `protobuf:"bytes,3,opt,name=expected,proto3" json:"expected,omitempty"`
+	// The re-run's value, rendered as text.
+	Actual        string `protobuf:"bytes,4,opt,name=actual,proto3" json:"actual,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Difference) Reset() {
+	*x = Difference{}
+	mi := &file_tcpstate_v1_session_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Difference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Difference) ProtoMessage() {}
+
+func (x *Difference) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_session_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Difference.ProtoReflect.Descriptor instead.
+func (*Difference) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Difference) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Difference) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *Difference) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *Difference) GetActual() string {
+	if x != nil {
+		return x.Actual
+	}
+	return ""
+}
+
 var File_tcpstate_v1_session_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x19tcpstate/v1/session.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x03\n" +
+	"\x19tcpstate/v1/session.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x03\n" +
 	"\aSession\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12;\n" +
@@ -534,7 +719,19 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\frecord_count\x18\x06 \x01(\x04R\vrecordCount\x12>\n" +
 	"\rnext_deadline\x18\a \x01(\v2\x19.google.protobuf.DurationR\fnextDeadline\x122\n" +
 	"\x15outbound_queue_length\x18\b \x01(\rR\x13outboundQueueLength\x12)\n" +
-	"\x10outbound_dropped\x18\t \x01(\x04R\x0foutboundDropped\"\xf6\b\n" +
+	"\x10outbound_dropped\x18\t \x01(\x04R\x0foutboundDropped\x124\n" +
+	"\arestore\x18\n" +
+	" \x01(\v2\x1a.tcpstate.v1.RestoreStatusR\arestore\"\x86\x02\n" +
+	"\rRestoreStatus\x12\x18\n" +
+	"\arecords\x18\x01 \x01(\x04R\arecords\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\x12#\n" +
+	"\rdropped_bytes\x18\x03 \x01(\x03R\fdroppedBytes\x12\x16\n" +
+	"\x06damage\x18\x04 \x01(\tR\x06damage\x12\x1c\n" +
+	"\tidentical\x18\x05 \x01(\bR\tidentical\x12B\n" +
+	"\x10first_difference\x18\x06 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference\x12\x1e\n" +
+	"\n" +
+	"unreadable\x18\a \x01(\bR\n" +
+	"unreadable\"\xf6\b\n" +
 	"\x0eSessionOptions\x125\n" +
 	"\n" +
 	"clock_mode\x18\x01 \x01(\x0e2\x16.tcpstate.v1.ClockModeR\tclockMode\x12/\n" +
@@ -577,7 +774,13 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\f_syn_cookiesB\b\n" +
 	"\x06_nagleB\x0e\n" +
 	"\f_delayed_ackB\x0e\n" +
-	"\f_secret_seed*X\n" +
+	"\f_secret_seed\"l\n" +
+	"\n" +
+	"Difference\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12\x1a\n" +
+	"\bexpected\x18\x03 \x01(\tR\bexpected\x12\x16\n" +
+	"\x06actual\x18\x04 \x01(\tR\x06actual*X\n" +
 	"\tClockMode\x12\x1a\n" +
 	"\x16CLOCK_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CLOCK_MODE_VIRTUAL\x10\x01\x12\x17\n" +
@@ -600,32 +803,36 @@ func file_tcpstate_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpstate_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tcpstate_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_tcpstate_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_tcpstate_v1_session_proto_goTypes = []any{
 	(ClockMode)(0),                // 0: tcpstate.v1.ClockMode
 	(IsnMode)(0),                  // 1: tcpstate.v1.IsnMode
 	(*Session)(nil),               // 2: tcpstate.v1.Session
-	(*SessionOptions)(nil),        // 3: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
+	(*RestoreStatus)(nil),         // 3: tcpstate.v1.RestoreStatus
+	(*SessionOptions)(nil),        // 4: tcpstate.v1.SessionOptions
+	(*Difference)(nil),            // 5: tcpstate.v1.Difference
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
 }
 var file_tcpstate_v1_session_proto_depIdxs = []int32{
-	3,  // 0: tcpstate.v1.Session.options:type_name -> tcpstate.v1.SessionOptions
-	4,  // 1: tcpstate.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 2: tcpstate.v1.Session.clock:type_name -> google.protobuf.Duration
-	5,  // 3: tcpstate.v1.Session.next_deadline:type_name -> google.protobuf.Duration
-	0,  // 4: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
-	1,  // 5: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
-	5,  // 6: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
-	5,  // 7: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
-	5,  // 8: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
-	5,  // 9: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
-	5,  // 10: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 0: tcpstate.v1.Session.options:type_name -> tcpstate.v1.SessionOptions
+	6,  // 1: tcpstate.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 2: tcpstate.v1.Session.clock:type_name -> google.protobuf.Duration
+	7,  // 3: tcpstate.v1.Session.next_deadline:type_name -> google.protobuf.Duration
+	3,  // 4: tcpstate.v1.Session.restore:type_name -> tcpstate.v1.RestoreStatus
+	5,  // 5: tcpstate.v1.RestoreStatus.first_difference:type_name -> tcpstate.v1.Difference
+	0,  // 6: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
+	1,  // 7: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
+	7,  // 8: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
+	7,  // 9: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
+	7,  // 10: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
+	7,  // 11: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
+	7,  // 12: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_session_proto_init() }
@@ -633,14 +840,14 @@ func file_tcpstate_v1_session_proto_init() {
 	if File_tcpstate_v1_session_proto != nil {
 		return
 	}
-	file_tcpstate_v1_session_proto_msgTypes[1].OneofWrappers = []any{}
+	file_tcpstate_v1_session_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_session_proto_rawDesc), len(file_tcpstate_v1_session_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
