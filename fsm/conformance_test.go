@@ -81,8 +81,8 @@ var allStates = []State{Closed, Listen, SynSent, SynReceived, Established, FinWa
 func TestSendCall(t *testing.T) {
 	want := map[State]error{
 		Closed:      ErrConnectionDoesNotExist, // after ABORT the TCB is gone
-		Listen:      ErrIsListener,      // RFC: may turn the listener active; not supported (docs/CONFORMANCE.md)
-		SynSent:     nil,                // queued until ESTABLISHED
+		Listen:      ErrIsListener,             // RFC: may turn the listener active; not supported (docs/CONFORMANCE.md)
+		SynSent:     nil,                       // queued until ESTABLISHED
 		SynReceived: nil,
 		Established: nil,
 		CloseWait:   nil,
