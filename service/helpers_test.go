@@ -163,6 +163,11 @@ func (e *env) submit(session string, f *pb.SegmentFields) *pb.SubmitSegmentRespo
 	return resp
 }
 
+func (e *env) getSession(name string) *pb.Session {
+	e.t.Helper()
+	return must[*pb.GetSessionResponse](e.t)(e.sessions.GetSession(ctx(e.t), &pb.GetSessionRequest{Name: name})).Session
+}
+
 func (e *env) endpoint(name string) *pb.Endpoint {
 	e.t.Helper()
 	resp, err := e.endpoints.GetEndpoint(ctx(e.t), &pb.GetEndpointRequest{Name: name})

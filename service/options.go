@@ -31,20 +31,32 @@ const (
 
 // engineParams are the engine settings that are not session options but
 // change what the engine does (MaxEndpoints bounds passive opens too). They
-// are fixed when a session is created and kept in the start record's
-// engine_version, so a re-run uses the same ones whatever the server's
-// limits are now.
+// are fixed when a session is created and kept in the start record
+// (SessionStart.max_endpoints), so a re-run uses the same ones whatever the
+// server's limits are now.
 type engineParams struct {
 	maxEndpoints int
 }
 
+// engineName is the start record's engine_version.
 const engineName = "tcpstated-fsm/1"
 
-func (p engineParams) String() string {
-	return engineName + " max_endpoints=" + strconv.Itoa(p.maxEndpoints)
+// startParams reads the parameters of a start record. Logs written before
+// SessionStart.max_endpoints existed packed it into engine_version as
+// "tcpstated-fsm/1 max_endpoints=N"; that form is still read.
+func startParams(st *pb.SessionStart) (engineParams, error) {
+	p, err := parseEngineParams(st.EngineVersion)
+	if err != nil {
+		return p, err
+	}
+	if st.MaxEndpoints != 0 {
+		p.maxEndpoints = int(st.MaxEndpoints)
+	}
+	return p, nil
 }
 
-// parseEngineParams reads the parameters back from engine_version.
+// parseEngineParams reads engine_version: the engine name, then, in old
+// logs, key=value parameters.
 func parseEngineParams(v string) (engineParams, error) {
 	var p engineParams
 	fields := strings.Fields(v)

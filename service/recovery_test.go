@@ -79,6 +79,19 @@ func TestDamagedLogs(t *testing.T) {
 	if _, ok := reports["sessions/fine"]; ok {
 		t.Errorf("an undamaged log was reported")
 	}
+	// Session.restore shows the same to clients.
+	if r := e.getSession("sessions/torn").Restore; !r.GetTruncated() || r.GetDroppedBytes() <= 0 || r.GetDamage() == "" || !r.GetIdentical() || r.GetUnreadable() {
+		t.Errorf("torn: Session.restore %v", r)
+	}
+	if r := e.getSession("sessions/fine").Restore; r.GetTruncated() || !r.GetIdentical() || r.GetRecords() == 0 {
+		t.Errorf("fine: Session.restore %v", r)
+	}
+	ls := must[*pb.ListSessionsResponse](t)(e.sessions.ListSessions(ctx(t), &pb.ListSessionsRequest{}))
+	for _, s := range ls.Sessions {
+		if s.Name == "sessions/header" && (!s.Restore.GetUnreadable() || s.Restore.GetDamage() == "" || s.Restore.GetIdentical()) {
+			t.Errorf("header: ListSessions shows restore %v", s.Restore)
+		}
+	}
 
 	// The torn session lost its last record (an output, appended again
 	// from the re-run) and otherwise works.
@@ -173,6 +186,9 @@ func TestDifferenceReported(t *testing.T) {
 	must[*pb.GetSessionResponse](t)(e.sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/d"}, grpc.Header(&md)))
 	if note := md.Get(restoreHeader); len(note) != 1 || !strings.Contains(note[0], "record 4") {
 		t.Fatalf("restore note: %q", note)
+	}
+	if r := e.getSession("sessions/d").Restore; r.GetIdentical() || r.GetFirstDifference().GetIndex() != 4 || r.GetRecords() == 0 || r.GetTruncated() {
+		t.Fatalf("Session.restore after a differing re-run: %v", r)
 	}
 	v := e.verify("sessions/d")
 	if v.Identical || v.FirstDifference.GetIndex() != 4 || !strings.Contains(v.FirstDifference.Expected, "SYN-SENT") || !strings.Contains(v.FirstDifference.Actual, "SYN-RECEIVED") {

@@ -88,7 +88,7 @@ func (r *rerun) begin(st *pb.SessionStart) error {
 		return fmt.Errorf("start record: the secret key is %d bytes, want %d", len(st.SecretKey), len(secret))
 	}
 	copy(secret[:], st.SecretKey)
-	params, err := parseEngineParams(st.EngineVersion)
+	params, err := startParams(st)
 	if err != nil {
 		return fmt.Errorf("start record: %w", err)
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"testing"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
@@ -18,6 +19,8 @@ func (e *env) snapshot() map[string]proto.Message {
 		// The outbound queue is the wire, not session state: it is not
 		// kept across a restart (segments on it are lost, as on a network).
 		s.OutboundQueueLength, s.OutboundDropped = 0, 0
+		// Restore says how this process got the session, not its state.
+		s.Restore = nil
 		out[s.Name] = s
 		eps := must[*pb.ListEndpointsResponse](e.t)(e.endpoints.ListEndpoints(c, &pb.ListEndpointsRequest{Parent: s.Name, PageSize: 1000}))
 		for _, ep := range eps.Endpoints {
@@ -47,6 +50,9 @@ func TestRestart(t *testing.T) {
 	}
 	e.createSession("c-empty", nil)
 
+	if g := e.getSession("sessions/a"); g.Restore != nil {
+		t.Errorf("a session this process created has restore %v, want none", g.Restore)
+	}
 	before := e.snapshot()
 	e.restart()
 	after := e.snapshot()
@@ -63,11 +69,61 @@ func TestRestart(t *testing.T) {
 			t.Errorf("verify %s: %v", id, v)
 		}
 	}
+	for _, id := range []string{"a", "b", "c-empty"} {
+		g := e.getSession("sessions/" + id)
+		want := &pb.RestoreStatus{Records: g.RecordCount, Identical: true}
+		if !proto.Equal(g.Restore, want) {
+			t.Errorf("%s: restore %v, want %v", id, g.Restore, want)
+		}
+	}
 	if r := e.svc.RestoreReports(); len(r) != 0 {
 		t.Errorf("clean logs gave restore reports: %+v", r)
 	}
 	// The aliases survived: the connection is still reachable by its ID.
 	if ep := e.endpoint("sessions/b/endpoints/out"); ep.StateName != "SYN-SENT" {
 		t.Errorf("aliased endpoint after restart: %v", ep)
+	}
+}
+
+// TestMaxEndpointsFixedInLog: the endpoint limit a session was created
+// with is in its start record (SessionStart.max_endpoints) and a restart
+// with another server limit keeps it; a log of the older form, with the
+// limit packed into engine_version, restores the same way.
+func TestMaxEndpointsFixedInLog(t *testing.T) {
+	cases := []struct {
+		name string
+		old  bool
+	}{
+		{"max_endpoints field", false},
+		{"engine_version form", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, Config{Limits: Limits{MaxEndpoints: 2}})
+			s := e.createSession("lim", nil)
+			e.listen(s.Name, "10.0.0.1:80")
+			e.stop()
+			rewriteLog(t, e.dir, "lim", func(r *pb.LogRecord) {
+				st := r.GetStart()
+				if st == nil {
+					return
+				}
+				if st.MaxEndpoints != 2 || st.EngineVersion != engineName {
+					t.Errorf("start record: max_endpoints %d, engine_version %q", st.MaxEndpoints, st.EngineVersion)
+				}
+				if tc.old {
+					st.MaxEndpoints, st.EngineVersion = 0, engineName+" max_endpoints=2"
+				}
+			})
+			e.cfg.Limits.MaxEndpoints = 100
+			e.start()
+			e.listen(s.Name, "10.0.0.1:81")
+			_, err := e.endpoints.CreateEndpoint(ctx(t), &pb.CreateEndpointRequest{Parent: s.Name,
+				Mode: &pb.CreateEndpointRequest_Listen{Listen: &pb.ListenConfig{LocalAddress: "10.0.0.1:82"}}})
+			wantCode(t, err, codes.ResourceExhausted)
+			if v := e.verify(s.Name); !v.Identical {
+				t.Errorf("verify: %v", v)
+			}
+		})
 	}
 }

@@ -231,7 +231,8 @@ func (s *Service) createLog(id string, opts *pb.SessionOptions, secret [16]byte)
 		SecretKey:     secret[:],
 		CreateTime:    timestamppb.New(now),
 		FormatVersion: 1,
-		EngineVersion: params.String(),
+		EngineVersion: engineName,
+		MaxEndpoints:  uint32(params.maxEndpoints),
 	}
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
@@ -351,7 +352,7 @@ func (s *Service) restore(id string) {
 		s.restored = append(s.restored, r)
 		s.restoreMu.Unlock()
 	}
-	ss.restore = &r
+	ss.restore, ss.restoreView = &r, r.status()
 	ss.startTimer()
 	s.sessions.Store(id, ss)
 	s.count.Add(1)
@@ -361,6 +362,28 @@ func (s *Service) restore(id string) {
 }
 
 var errEmptyLog = errors.New("the log has no records")
+
+// status is the report as the API shows it in Session.restore.
+func (r *RestoreReport) status() *pb.RestoreStatus {
+	st := &pb.RestoreStatus{
+		Records:         r.Records,
+		Truncated:       r.Truncated,
+		Identical:       r.Err == nil && r.Difference == nil,
+		FirstDifference: r.Difference,
+		Unreadable:      r.Err != nil,
+	}
+	if r.Truncated {
+		st.DroppedBytes = r.Recovery.DroppedBytes
+		st.Damage = r.Recovery.Reason
+	}
+	if r.Err != nil {
+		if st.Damage != "" {
+			st.Damage += "; "
+		}
+		st.Damage += r.Err.Error()
+	}
+	return st
+}
 
 // rebuild re-runs an open log and returns the live session built from it,
 // or nil and the reason in the report.
@@ -376,12 +399,13 @@ func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryRep
 		return nil, r
 	}
 	rr := &rerun{}
-	if err := lg.Records(rr.feed); err != nil {
+	err := lg.Records(rr.feed)
+	r.Records = rr.records
+	if err != nil {
 		r.Err = err
 		s.log.Error("session log cannot be re-run; the session is kept as broken until deleted", "session", name, "err", err)
 		return nil, r
 	}
-	r.Records = rr.records
 	if rr.start.GetName() != name {
 		r.Err = fmt.Errorf("the log of %s says it belongs to %s", name, rr.start.GetName())
 		s.log.Error("session log belongs to another session", "session", name, "start_name", rr.start.GetName())
@@ -428,7 +452,7 @@ func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryRep
 // stays taken and clients learn why (DATA_LOSS) and can delete it.
 func (s *Service) addBroken(id string, lg replaylog.Log, r RestoreReport) {
 	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "err", r.Err)
-	ss := &session{svc: s, id: id, name: r.Session, state: stateBroken, failure: r.Err, log: lg, restore: &r}
+	ss := &session{svc: s, id: id, name: r.Session, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}
 	s.sessions.Store(id, ss)
 	s.count.Add(1)
 	s.restoreMu.Lock()

@@ -41,6 +41,9 @@ type session struct {
 	state   sessionState
 	failure error // why the session is failed or broken
 	restore *RestoreReport
+	// restoreView is restore as the API shows it (Session.restore); nil
+	// for a session this process created.
+	restoreView *pb.RestoreStatus
 
 	// REALTIME clock: the session clock is base plus the monotonic time
 	// since mono, never behind the engine's clock.
@@ -343,6 +346,7 @@ func (s *session) viewLocked() *pb.Session {
 		Name:       s.name,
 		Options:    s.opts,
 		CreateTime: timestamppb.New(s.createTime),
+		Restore:    s.restoreView,
 	}
 	if s.m == nil {
 		return v
