@@ -169,7 +169,11 @@ type SessionStart struct {
 	// Live endpoints the engine allows (fsm.Config.MaxEndpoints), fixed when
 	// the session was created; it changes what the engine does, so a re-run
 	// must use it whatever the server's limit is now.
-	MaxEndpoints  uint32 `protobuf:"varint,7,opt,name=max_endpoints,json=maxEndpoints,proto3" json:"max_endpoints,omitempty"`
+	MaxEndpoints uint32 `protobuf:"varint,7,opt,name=max_endpoints,json=maxEndpoints,proto3" json:"max_endpoints,omitempty"`
+	// The tenant that created the session (the name its bearer token maps
+	// to in the server's --auth-tokens file); empty when the server ran
+	// without authentication. Only that tenant can see or use the session.
+	Tenant        string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +255,13 @@ func (x *SessionStart) GetMaxEndpoints() uint32 {
 		return x.MaxEndpoints
 	}
 	return 0
+}
+
+func (x *SessionStart) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
 }
 
 // One input to the engine. Endpoints are named by their ID (the last
@@ -1156,7 +1167,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05start\x18\x03 \x01(\v2\x19.tcpstate.v1.SessionStartH\x00R\x05start\x12*\n" +
 	"\x05input\x18\x04 \x01(\v2\x12.tcpstate.v1.InputH\x00R\x05input\x123\n" +
 	"\x06output\x18\x05 \x01(\v2\x19.tcpstate.v1.OutputDigestH\x00R\x06outputB\x06\n" +
-	"\x04body\"\xa8\x02\n" +
+	"\x04body\"\xc0\x02\n" +
 	"\fSessionStart\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12\x1d\n" +
@@ -1166,7 +1177,8 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"createTime\x12%\n" +
 	"\x0eformat_version\x18\x05 \x01(\rR\rformatVersion\x12%\n" +
 	"\x0eengine_version\x18\x06 \x01(\tR\rengineVersion\x12#\n" +
-	"\rmax_endpoints\x18\a \x01(\rR\fmaxEndpoints\"\xad\x04\n" +
+	"\rmax_endpoints\x18\a \x01(\rR\fmaxEndpoints\x12\x16\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\"\xad\x04\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
