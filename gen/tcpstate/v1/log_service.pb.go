@@ -637,6 +637,242 @@ func (x *VerifySessionResponse) GetFirstDifference() *Difference {
 	return nil
 }
 
+type ExportPcapRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sessions/{session}`.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPcapRequest) Reset() {
+	*x = ExportPcapRequest{}
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPcapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPcapRequest) ProtoMessage() {}
+
+func (x *ExportPcapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPcapRequest.ProtoReflect.Descriptor instead.
+func (*ExportPcapRequest) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_log_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExportPcapRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ExportPcapResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The capture file.
+	Pcap []byte `protobuf:"bytes,1,opt,name=pcap,proto3" json:"pcap,omitempty"`
+	// Packets in it.
+	PacketCount   uint32 `protobuf:"varint,2,opt,name=packet_count,json=packetCount,proto3" json:"packet_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPcapResponse) Reset() {
+	*x = ExportPcapResponse{}
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPcapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPcapResponse) ProtoMessage() {}
+
+func (x *ExportPcapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPcapResponse.ProtoReflect.Descriptor instead.
+func (*ExportPcapResponse) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_log_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExportPcapResponse) GetPcap() []byte {
+	if x != nil {
+		return x.Pcap
+	}
+	return nil
+}
+
+func (x *ExportPcapResponse) GetPacketCount() uint32 {
+	if x != nil {
+		return x.PacketCount
+	}
+	return 0
+}
+
+type DrawDiagramRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sessions/{session}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Most segments to draw, from the start of the log; 0 means 500 (the
+	// largest allowed is 5000). Segments past the cap are left out and the
+	// diagram's title says how many.
+	MaxSegments uint32 `protobuf:"varint,2,opt,name=max_segments,json=maxSegments,proto3" json:"max_segments,omitempty"`
+	// Print seq and ack relative to each side's ISN, as packetdrill does.
+	Relative bool `protobuf:"varint,3,opt,name=relative,proto3" json:"relative,omitempty"`
+	// Print each segment's TCP options under its label.
+	TcpOptions    bool `protobuf:"varint,4,opt,name=tcp_options,json=tcpOptions,proto3" json:"tcp_options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrawDiagramRequest) Reset() {
+	*x = DrawDiagramRequest{}
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrawDiagramRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrawDiagramRequest) ProtoMessage() {}
+
+func (x *DrawDiagramRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrawDiagramRequest.ProtoReflect.Descriptor instead.
+func (*DrawDiagramRequest) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_log_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DrawDiagramRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DrawDiagramRequest) GetMaxSegments() uint32 {
+	if x != nil {
+		return x.MaxSegments
+	}
+	return 0
+}
+
+func (x *DrawDiagramRequest) GetRelative() bool {
+	if x != nil {
+		return x.Relative
+	}
+	return false
+}
+
+func (x *DrawDiagramRequest) GetTcpOptions() bool {
+	if x != nil {
+		return x.TcpOptions
+	}
+	return false
+}
+
+type DrawDiagramResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The SVG document.
+	Svg []byte `protobuf:"bytes,1,opt,name=svg,proto3" json:"svg,omitempty"`
+	// Segments drawn.
+	SegmentsDrawn uint32 `protobuf:"varint,2,opt,name=segments_drawn,json=segmentsDrawn,proto3" json:"segments_drawn,omitempty"`
+	// Segments in the session's log.
+	SegmentsTotal uint32 `protobuf:"varint,3,opt,name=segments_total,json=segmentsTotal,proto3" json:"segments_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrawDiagramResponse) Reset() {
+	*x = DrawDiagramResponse{}
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrawDiagramResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrawDiagramResponse) ProtoMessage() {}
+
+func (x *DrawDiagramResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_log_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrawDiagramResponse.ProtoReflect.Descriptor instead.
+func (*DrawDiagramResponse) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_log_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DrawDiagramResponse) GetSvg() []byte {
+	if x != nil {
+		return x.Svg
+	}
+	return nil
+}
+
+func (x *DrawDiagramResponse) GetSegmentsDrawn() uint32 {
+	if x != nil {
+		return x.SegmentsDrawn
+	}
+	return 0
+}
+
+func (x *DrawDiagramResponse) GetSegmentsTotal() uint32 {
+	if x != nil {
+		return x.SegmentsTotal
+	}
+	return 0
+}
+
 var File_tcpstate_v1_log_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_log_service_proto_rawDesc = "" +
@@ -679,18 +915,36 @@ const file_tcpstate_v1_log_service_proto_rawDesc = "" +
 	"\x15VerifySessionResponse\x12\x1c\n" +
 	"\tidentical\x18\x01 \x01(\bR\tidentical\x12'\n" +
 	"\x0frecords_checked\x18\x02 \x01(\x04R\x0erecordsChecked\x12B\n" +
-	"\x10first_difference\x18\x03 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference*o\n" +
+	"\x10first_difference\x18\x03 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference\"'\n" +
+	"\x11ExportPcapRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"K\n" +
+	"\x12ExportPcapResponse\x12\x12\n" +
+	"\x04pcap\x18\x01 \x01(\fR\x04pcap\x12!\n" +
+	"\fpacket_count\x18\x02 \x01(\rR\vpacketCount\"\x88\x01\n" +
+	"\x12DrawDiagramRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fmax_segments\x18\x02 \x01(\rR\vmaxSegments\x12\x1a\n" +
+	"\brelative\x18\x03 \x01(\bR\brelative\x12\x1f\n" +
+	"\vtcp_options\x18\x04 \x01(\bR\n" +
+	"tcpOptions\"u\n" +
+	"\x13DrawDiagramResponse\x12\x10\n" +
+	"\x03svg\x18\x01 \x01(\fR\x03svg\x12%\n" +
+	"\x0esegments_drawn\x18\x02 \x01(\rR\rsegmentsDrawn\x12%\n" +
+	"\x0esegments_total\x18\x03 \x01(\rR\rsegmentsTotal*o\n" +
 	"\n" +
 	"RecordKind\x12\x1b\n" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RECORD_KIND_START\x10\x01\x12\x15\n" +
 	"\x11RECORD_KIND_INPUT\x10\x02\x12\x16\n" +
-	"\x12RECORD_KIND_OUTPUT\x10\x032\x90\x02\n" +
+	"\x12RECORD_KIND_OUTPUT\x10\x032\xb1\x03\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\vListRecords\x12\x1f.tcpstate.v1.ListRecordsRequest\x1a .tcpstate.v1.ListRecordsResponse\x12X\n" +
 	"\rStreamRecords\x12!.tcpstate.v1.StreamRecordsRequest\x1a\".tcpstate.v1.StreamRecordsResponse0\x01\x12V\n" +
-	"\rVerifySession\x12!.tcpstate.v1.VerifySessionRequest\x1a\".tcpstate.v1.VerifySessionResponseB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
+	"\rVerifySession\x12!.tcpstate.v1.VerifySessionRequest\x1a\".tcpstate.v1.VerifySessionResponse\x12M\n" +
+	"\n" +
+	"ExportPcap\x12\x1e.tcpstate.v1.ExportPcapRequest\x1a\x1f.tcpstate.v1.ExportPcapResponse\x12P\n" +
+	"\vDrawDiagram\x12\x1f.tcpstate.v1.DrawDiagramRequest\x1a .tcpstate.v1.DrawDiagramResponseB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
 
 var (
 	file_tcpstate_v1_log_service_proto_rawDescOnce sync.Once
@@ -705,7 +959,7 @@ func file_tcpstate_v1_log_service_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpstate_v1_log_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tcpstate_v1_log_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_tcpstate_v1_log_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tcpstate_v1_log_service_proto_goTypes = []any{
 	(RecordKind)(0),               // 0: tcpstate.v1.RecordKind
 	(*Record)(nil),                // 1: tcpstate.v1.Record
@@ -716,36 +970,44 @@ var file_tcpstate_v1_log_service_proto_goTypes = []any{
 	(*StreamRecordsResponse)(nil), // 6: tcpstate.v1.StreamRecordsResponse
 	(*VerifySessionRequest)(nil),  // 7: tcpstate.v1.VerifySessionRequest
 	(*VerifySessionResponse)(nil), // 8: tcpstate.v1.VerifySessionResponse
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
-	(*Input)(nil),                 // 10: tcpstate.v1.Input
-	(*Outputs)(nil),               // 11: tcpstate.v1.Outputs
-	(*Segment)(nil),               // 12: tcpstate.v1.Segment
-	(*CallResult)(nil),            // 13: tcpstate.v1.CallResult
-	(*SessionOptions)(nil),        // 14: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*Difference)(nil),            // 16: tcpstate.v1.Difference
+	(*ExportPcapRequest)(nil),     // 9: tcpstate.v1.ExportPcapRequest
+	(*ExportPcapResponse)(nil),    // 10: tcpstate.v1.ExportPcapResponse
+	(*DrawDiagramRequest)(nil),    // 11: tcpstate.v1.DrawDiagramRequest
+	(*DrawDiagramResponse)(nil),   // 12: tcpstate.v1.DrawDiagramResponse
+	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
+	(*Input)(nil),                 // 14: tcpstate.v1.Input
+	(*Outputs)(nil),               // 15: tcpstate.v1.Outputs
+	(*Segment)(nil),               // 16: tcpstate.v1.Segment
+	(*CallResult)(nil),            // 17: tcpstate.v1.CallResult
+	(*SessionOptions)(nil),        // 18: tcpstate.v1.SessionOptions
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*Difference)(nil),            // 20: tcpstate.v1.Difference
 }
 var file_tcpstate_v1_log_service_proto_depIdxs = []int32{
-	9,  // 0: tcpstate.v1.Record.time:type_name -> google.protobuf.Duration
+	13, // 0: tcpstate.v1.Record.time:type_name -> google.protobuf.Duration
 	0,  // 1: tcpstate.v1.Record.kind:type_name -> tcpstate.v1.RecordKind
 	2,  // 2: tcpstate.v1.Record.start:type_name -> tcpstate.v1.RecordStart
-	10, // 3: tcpstate.v1.Record.input:type_name -> tcpstate.v1.Input
-	11, // 4: tcpstate.v1.Record.output:type_name -> tcpstate.v1.Outputs
-	12, // 5: tcpstate.v1.Record.segment:type_name -> tcpstate.v1.Segment
-	13, // 6: tcpstate.v1.Record.result:type_name -> tcpstate.v1.CallResult
-	14, // 7: tcpstate.v1.RecordStart.options:type_name -> tcpstate.v1.SessionOptions
-	15, // 8: tcpstate.v1.RecordStart.create_time:type_name -> google.protobuf.Timestamp
+	14, // 3: tcpstate.v1.Record.input:type_name -> tcpstate.v1.Input
+	15, // 4: tcpstate.v1.Record.output:type_name -> tcpstate.v1.Outputs
+	16, // 5: tcpstate.v1.Record.segment:type_name -> tcpstate.v1.Segment
+	17, // 6: tcpstate.v1.Record.result:type_name -> tcpstate.v1.CallResult
+	18, // 7: tcpstate.v1.RecordStart.options:type_name -> tcpstate.v1.SessionOptions
+	19, // 8: tcpstate.v1.RecordStart.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: tcpstate.v1.ListRecordsResponse.records:type_name -> tcpstate.v1.Record
 	1,  // 10: tcpstate.v1.StreamRecordsResponse.records:type_name -> tcpstate.v1.Record
-	16, // 11: tcpstate.v1.VerifySessionResponse.first_difference:type_name -> tcpstate.v1.Difference
+	20, // 11: tcpstate.v1.VerifySessionResponse.first_difference:type_name -> tcpstate.v1.Difference
 	3,  // 12: tcpstate.v1.LogService.ListRecords:input_type -> tcpstate.v1.ListRecordsRequest
 	5,  // 13: tcpstate.v1.LogService.StreamRecords:input_type -> tcpstate.v1.StreamRecordsRequest
 	7,  // 14: tcpstate.v1.LogService.VerifySession:input_type -> tcpstate.v1.VerifySessionRequest
-	4,  // 15: tcpstate.v1.LogService.ListRecords:output_type -> tcpstate.v1.ListRecordsResponse
-	6,  // 16: tcpstate.v1.LogService.StreamRecords:output_type -> tcpstate.v1.StreamRecordsResponse
-	8,  // 17: tcpstate.v1.LogService.VerifySession:output_type -> tcpstate.v1.VerifySessionResponse
-	15, // [15:18] is the sub-list for method output_type
-	12, // [12:15] is the sub-list for method input_type
+	9,  // 15: tcpstate.v1.LogService.ExportPcap:input_type -> tcpstate.v1.ExportPcapRequest
+	11, // 16: tcpstate.v1.LogService.DrawDiagram:input_type -> tcpstate.v1.DrawDiagramRequest
+	4,  // 17: tcpstate.v1.LogService.ListRecords:output_type -> tcpstate.v1.ListRecordsResponse
+	6,  // 18: tcpstate.v1.LogService.StreamRecords:output_type -> tcpstate.v1.StreamRecordsResponse
+	8,  // 19: tcpstate.v1.LogService.VerifySession:output_type -> tcpstate.v1.VerifySessionResponse
+	10, // 20: tcpstate.v1.LogService.ExportPcap:output_type -> tcpstate.v1.ExportPcapResponse
+	12, // 21: tcpstate.v1.LogService.DrawDiagram:output_type -> tcpstate.v1.DrawDiagramResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -771,7 +1033,7 @@ func file_tcpstate_v1_log_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_log_service_proto_rawDesc), len(file_tcpstate_v1_log_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

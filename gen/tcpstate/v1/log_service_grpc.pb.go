@@ -22,14 +22,16 @@ const (
 	LogService_ListRecords_FullMethodName   = "/tcpstate.v1.LogService/ListRecords"
 	LogService_StreamRecords_FullMethodName = "/tcpstate.v1.LogService/StreamRecords"
 	LogService_VerifySession_FullMethodName = "/tcpstate.v1.LogService/VerifySession"
+	LogService_ExportPcap_FullMethodName    = "/tcpstate.v1.LogService/ExportPcap"
+	LogService_DrawDiagram_FullMethodName   = "/tcpstate.v1.LogService/DrawDiagram"
 )
 
 // LogServiceClient is the client API for LogService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// The replay log of a session: read it, and re-run it to check that the
-// engine reproduces every output.
+// The replay log of a session: read it, re-run it to check that the engine
+// reproduces every output, and export it as a pcap file or a ladder diagram.
 type LogServiceClient interface {
 	// Lists a session's log records in order. REST:
 	// `GET /v1/sessions/{session}/records`.
@@ -41,6 +43,19 @@ type LogServiceClient interface {
 	// Re-runs the session from its log in a fresh engine and reports whether
 	// every output is identical. REST: `POST /v1/sessions/{session}:verify`.
 	VerifySession(ctx context.Context, in *VerifySessionRequest, opts ...grpc.CallOption) (*VerifySessionResponse, error)
+	// Exports the session's segments, inbound and outbound in log order, as a
+	// classic pcap file (LINKTYPE_RAW: whole IPv4/IPv6 packets, nanosecond
+	// timestamps of the session clock from the session's creation time).
+	// REST: `GET /v1/sessions/{session}/pcap` returns the file itself
+	// (Content-Type application/vnd.tcpdump.pcap); it has no JSON form.
+	ExportPcap(ctx context.Context, in *ExportPcapRequest, opts ...grpc.CallOption) (*ExportPcapResponse, error)
+	// Draws the session as a ladder diagram in SVG: one column per address,
+	// an arrow per segment (dropped ones red and dashed, with the engine's
+	// reason), and each endpoint's RFC 9293 state where it changes.
+	// REST: `GET /v1/sessions/{session}/diagram.svg` returns the SVG itself
+	// (Content-Type image/svg+xml; query parameters max_segments, relative,
+	// tcp_options); it has no JSON form.
+	DrawDiagram(ctx context.Context, in *DrawDiagramRequest, opts ...grpc.CallOption) (*DrawDiagramResponse, error)
 }
 
 type logServiceClient struct {
@@ -90,12 +105,32 @@ func (c *logServiceClient) VerifySession(ctx context.Context, in *VerifySessionR
 	return out, nil
 }
 
+func (c *logServiceClient) ExportPcap(ctx context.Context, in *ExportPcapRequest, opts ...grpc.CallOption) (*ExportPcapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportPcapResponse)
+	err := c.cc.Invoke(ctx, LogService_ExportPcap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logServiceClient) DrawDiagram(ctx context.Context, in *DrawDiagramRequest, opts ...grpc.CallOption) (*DrawDiagramResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrawDiagramResponse)
+	err := c.cc.Invoke(ctx, LogService_DrawDiagram_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServiceServer is the server API for LogService service.
 // All implementations must embed UnimplementedLogServiceServer
 // for forward compatibility.
 //
-// The replay log of a session: read it, and re-run it to check that the
-// engine reproduces every output.
+// The replay log of a session: read it, re-run it to check that the engine
+// reproduces every output, and export it as a pcap file or a ladder diagram.
 type LogServiceServer interface {
 	// Lists a session's log records in order. REST:
 	// `GET /v1/sessions/{session}/records`.
@@ -107,6 +142,19 @@ type LogServiceServer interface {
 	// Re-runs the session from its log in a fresh engine and reports whether
 	// every output is identical. REST: `POST /v1/sessions/{session}:verify`.
 	VerifySession(context.Context, *VerifySessionRequest) (*VerifySessionResponse, error)
+	// Exports the session's segments, inbound and outbound in log order, as a
+	// classic pcap file (LINKTYPE_RAW: whole IPv4/IPv6 packets, nanosecond
+	// timestamps of the session clock from the session's creation time).
+	// REST: `GET /v1/sessions/{session}/pcap` returns the file itself
+	// (Content-Type application/vnd.tcpdump.pcap); it has no JSON form.
+	ExportPcap(context.Context, *ExportPcapRequest) (*ExportPcapResponse, error)
+	// Draws the session as a ladder diagram in SVG: one column per address,
+	// an arrow per segment (dropped ones red and dashed, with the engine's
+	// reason), and each endpoint's RFC 9293 state where it changes.
+	// REST: `GET /v1/sessions/{session}/diagram.svg` returns the SVG itself
+	// (Content-Type image/svg+xml; query parameters max_segments, relative,
+	// tcp_options); it has no JSON form.
+	DrawDiagram(context.Context, *DrawDiagramRequest) (*DrawDiagramResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
 
@@ -125,6 +173,12 @@ func (UnimplementedLogServiceServer) StreamRecords(*StreamRecordsRequest, grpc.S
 }
 func (UnimplementedLogServiceServer) VerifySession(context.Context, *VerifySessionRequest) (*VerifySessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifySession not implemented")
+}
+func (UnimplementedLogServiceServer) ExportPcap(context.Context, *ExportPcapRequest) (*ExportPcapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportPcap not implemented")
+}
+func (UnimplementedLogServiceServer) DrawDiagram(context.Context, *DrawDiagramRequest) (*DrawDiagramResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrawDiagram not implemented")
 }
 func (UnimplementedLogServiceServer) mustEmbedUnimplementedLogServiceServer() {}
 func (UnimplementedLogServiceServer) testEmbeddedByValue()                    {}
@@ -194,6 +248,42 @@ func _LogService_VerifySession_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_ExportPcap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportPcapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).ExportPcap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_ExportPcap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).ExportPcap(ctx, req.(*ExportPcapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LogService_DrawDiagram_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrawDiagramRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).DrawDiagram(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_DrawDiagram_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).DrawDiagram(ctx, req.(*DrawDiagramRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LogService_ServiceDesc is the grpc.ServiceDesc for LogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +298,14 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifySession",
 			Handler:    _LogService_VerifySession_Handler,
+		},
+		{
+			MethodName: "ExportPcap",
+			Handler:    _LogService_ExportPcap_Handler,
+		},
+		{
+			MethodName: "DrawDiagram",
+			Handler:    _LogService_DrawDiagram_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
