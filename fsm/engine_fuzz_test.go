@@ -24,12 +24,14 @@ import (
 // operation is an opcode byte and its arguments (fuzzOp*); a short input
 // reads as zeros. The seed corpus in testdata/fuzz/FuzzEngine is written by
 // TestFuzzEngineCorpus (TCPSTATED_WRITE_CORPUS=1) and reaches all 11 states.
+//
+//	go test -run '^$' -fuzz '^FuzzEngine$' -fuzztime 60s ./fsm/
 
 const (
 	fuzzMaxOps    = 4096
-	fuzzMaxQueue  = 256 // packets held per direction
-	fuzzPorts     = 4   // client ports 40000..40003
-	fuzzTSVAdvice = 1000
+	fuzzMaxQueue  = 256  // packets held per direction
+	fuzzPorts     = 4    // client ports 40000..40003
+	fuzzTSVAdvice = 1000 // synthetic TSvals stay within this of the sender's last one
 )
 
 // Opcodes (the byte modulo fuzzNumOps).
