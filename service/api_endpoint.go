@@ -15,7 +15,7 @@ type endpointServer struct {
 }
 
 func (h *endpointServer) CreateEndpoint(ctx context.Context, req *pb.CreateEndpointRequest) (*pb.CreateEndpointResponse, error) {
-	ss, err := h.s.lookupName("parent", req.GetParent())
+	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -99,7 +99,7 @@ func (ss *session) endpointLocked(eid string) *pb.Endpoint {
 }
 
 func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointRequest) (*pb.GetEndpointResponse, error) {
-	ss, eid, err := h.s.lookupEndpoint(req.GetName())
+	ss, eid, err := h.s.lookupEndpoint(ctx, req.GetName())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -120,17 +120,17 @@ func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointReq
 
 // lookupEndpoint finds the session of an endpoint name and returns the
 // endpoint's ID (resolved by the caller under the session lock).
-func (s *Service) lookupEndpoint(name string) (*session, string, error) {
+func (s *Service) lookupEndpoint(ctx context.Context, name string) (*session, string, error) {
 	sid, eid, err := parseEndpointName("name", name)
 	if err != nil {
 		return nil, "", err
 	}
-	ss, err := s.lookup(sid)
+	ss, err := s.lookup(ctx, sid)
 	return ss, eid, err
 }
 
 func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpointsRequest) (*pb.ListEndpointsResponse, error) {
-	ss, err := h.s.lookupName("parent", req.GetParent())
+	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -170,8 +170,8 @@ func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpoint
 
 // call runs an application call on the endpoint called name and returns
 // the call's result and the endpoint afterwards.
-func (h *endpointServer) call(name string, in func(eid string) *pb.Input, out *pb.Outputs) (*pb.CallResult, *pb.Endpoint, error) {
-	ss, eid, err := h.s.lookupEndpoint(name)
+func (h *endpointServer) call(ctx context.Context, name string, in func(eid string) *pb.Input, out *pb.Outputs) (*pb.CallResult, *pb.Endpoint, error) {
+	ss, eid, err := h.s.lookupEndpoint(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,7 +187,7 @@ func (h *endpointServer) call(name string, in func(eid string) *pb.Input, out *p
 
 func (h *endpointServer) AcceptConnection(ctx context.Context, req *pb.AcceptConnectionRequest) (*pb.AcceptConnectionResponse, error) {
 	out := &pb.Outputs{}
-	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Accept{Accept: &pb.AcceptInput{EndpointId: eid}}}
 	}, out)
 	if err != nil {
@@ -208,7 +208,7 @@ func (h *endpointServer) SendData(ctx context.Context, req *pb.SendDataRequest) 
 		return nil, toStatus(exhaustedf("data: %d bytes is above the limit of %d per call", len(data), max))
 	}
 	out := &pb.Outputs{}
-	res, _, err := h.call(req.GetName(), func(eid string) *pb.Input {
+	res, _, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Send{Send: &pb.SendInput{EndpointId: eid, Data: data}}}
 	}, out)
 	if err != nil {
@@ -219,7 +219,7 @@ func (h *endpointServer) SendData(ctx context.Context, req *pb.SendDataRequest) 
 
 func (h *endpointServer) ReceiveData(ctx context.Context, req *pb.ReceiveDataRequest) (*pb.ReceiveDataResponse, error) {
 	out := &pb.Outputs{}
-	res, _, err := h.call(req.GetName(), func(eid string) *pb.Input {
+	res, _, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Receive{Receive: &pb.ReceiveInput{EndpointId: eid, MaxBytes: req.GetMaxBytes()}}}
 	}, out)
 	if err != nil {
@@ -234,7 +234,7 @@ func (h *endpointServer) ReceiveData(ctx context.Context, req *pb.ReceiveDataReq
 
 func (h *endpointServer) ShutdownEndpoint(ctx context.Context, req *pb.ShutdownEndpointRequest) (*pb.ShutdownEndpointResponse, error) {
 	out := &pb.Outputs{}
-	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Shutdown{Shutdown: &pb.ShutdownInput{EndpointId: eid}}}
 	}, out)
 	if err != nil {
@@ -245,7 +245,7 @@ func (h *endpointServer) ShutdownEndpoint(ctx context.Context, req *pb.ShutdownE
 
 func (h *endpointServer) CloseEndpoint(ctx context.Context, req *pb.CloseEndpointRequest) (*pb.CloseEndpointResponse, error) {
 	out := &pb.Outputs{}
-	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Close{Close: &pb.CloseInput{EndpointId: eid}}}
 	}, out)
 	if err != nil {
@@ -256,7 +256,7 @@ func (h *endpointServer) CloseEndpoint(ctx context.Context, req *pb.CloseEndpoin
 
 func (h *endpointServer) AbortEndpoint(ctx context.Context, req *pb.AbortEndpointRequest) (*pb.AbortEndpointResponse, error) {
 	out := &pb.Outputs{}
-	_, ep, err := h.call(req.GetName(), func(eid string) *pb.Input {
+	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Abort{Abort: &pb.AbortInput{EndpointId: eid}}}
 	}, out)
 	if err != nil {

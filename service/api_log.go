@@ -62,7 +62,7 @@ func (ss *session) records(from uint64, fn func(*pb.LogRecord) error) error {
 }
 
 func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (*pb.ListRecordsResponse, error) {
-	ss, err := h.s.lookupName("parent", req.GetParent())
+	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -99,7 +99,7 @@ func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest)
 const streamBatch = 100
 
 func (h *logServer) StreamRecords(req *pb.StreamRecordsRequest, stream pb.LogService_StreamRecordsServer) error {
-	ss, err := h.s.lookupName("parent", req.GetParent())
+	ss, err := h.s.lookupName(stream.Context(), "parent", req.GetParent())
 	if err != nil {
 		return toStatus(err)
 	}
@@ -167,7 +167,7 @@ func (h *logServer) StreamRecords(req *pb.StreamRecordsRequest, stream pb.LogSer
 }
 
 func (h *logServer) VerifySession(ctx context.Context, req *pb.VerifySessionRequest) (*pb.VerifySessionResponse, error) {
-	ss, err := h.s.lookupName("name", req.GetName())
+	ss, err := h.s.lookupName(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -18,7 +18,7 @@ type segmentServer struct {
 }
 
 func (h *segmentServer) SubmitSegment(ctx context.Context, req *pb.SubmitSegmentRequest) (*pb.SubmitSegmentResponse, error) {
-	ss, err := h.s.lookupName("parent", req.GetParent())
+	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -52,7 +52,7 @@ func firstEndpoint(out *pb.Outputs) string {
 }
 
 func (h *segmentServer) ListSegments(ctx context.Context, req *pb.ListSegmentsRequest) (*pb.ListSegmentsResponse, error) {
-	ss, err := h.s.lookupName("parent", req.GetParent())
+	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -75,7 +75,7 @@ func (h *segmentServer) ListSegments(ctx context.Context, req *pb.ListSegmentsRe
 }
 
 func (h *segmentServer) WatchSegments(req *pb.WatchSegmentsRequest, stream pb.SegmentService_WatchSegmentsServer) error {
-	ss, err := h.s.lookupName("parent", req.GetParent())
+	ss, err := h.s.lookupName(stream.Context(), "parent", req.GetParent())
 	if err != nil {
 		return toStatus(err)
 	}
@@ -176,7 +176,7 @@ func (h *segmentServer) ExchangeSegments(stream pb.SegmentService_ExchangeSegmen
 		}
 		var err error
 		if ss == nil {
-			if ss, err = h.s.lookupName("parent", req.GetParent()); err != nil {
+			if ss, err = h.s.lookupName(ctx, "parent", req.GetParent()); err != nil {
 				return toStatus(err)
 			}
 		} else if p := req.GetParent(); p != "" && p != ss.name {

@@ -24,7 +24,7 @@ type sessionServer struct {
 }
 
 func (h *sessionServer) CreateSession(ctx context.Context, req *pb.CreateSessionRequest) (*pb.CreateSessionResponse, error) {
-	ss, err := h.s.create(req.GetSessionId(), req.GetSession().GetOptions())
+	ss, err := h.s.create(ctx, req.GetSessionId(), req.GetSession().GetOptions())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -34,7 +34,7 @@ func (h *sessionServer) CreateSession(ctx context.Context, req *pb.CreateSession
 }
 
 func (h *sessionServer) GetSession(ctx context.Context, req *pb.GetSessionRequest) (*pb.GetSessionResponse, error) {
-	ss, err := h.s.lookupName("name", req.GetName())
+	ss, err := h.s.lookupName(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -73,14 +73,14 @@ func (h *sessionServer) ListSessions(ctx context.Context, req *pb.ListSessionsRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	ids := h.s.sortedIDs()
+	ids := h.s.sortedIDsFor(ctx)
 	i := sort.SearchStrings(ids, after)
 	if i < len(ids) && ids[i] == after {
 		i++
 	}
 	resp := &pb.ListSessionsResponse{}
 	for ; i < len(ids) && len(resp.Sessions) < size; i++ {
-		ss, err := h.s.lookup(ids[i])
+		ss, err := h.s.lookup(ctx, ids[i])
 		if err != nil {
 			continue // deleted meanwhile
 		}
@@ -101,7 +101,7 @@ func (h *sessionServer) DeleteSession(ctx context.Context, req *pb.DeleteSession
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if err := h.s.delete(id); err != nil {
+	if err := h.s.delete(ctx, id); err != nil {
 		return nil, toStatus(err)
 	}
 	return &pb.DeleteSessionResponse{}, nil
@@ -111,7 +111,7 @@ func (h *sessionServer) DeleteSession(ctx context.Context, req *pb.DeleteSession
 const maxClock = time.Duration(math.MaxInt64 / 3)
 
 func (h *sessionServer) AdvanceClock(ctx context.Context, req *pb.AdvanceClockRequest) (*pb.AdvanceClockResponse, error) {
-	ss, err := h.s.lookupName("name", req.GetName())
+	ss, err := h.s.lookupName(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, toStatus(err)
 	}

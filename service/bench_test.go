@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -92,7 +93,7 @@ func BenchmarkExchange64(b *testing.B) {
 func BenchmarkStep(b *testing.B) {
 	e := benchEnv(b, replaylog.FsyncNever)
 	e.createSession("s", nil)
-	ss, _ := e.svc.lookup("s")
+	ss, _ := e.svc.lookup(context.Background(), "s")
 	pkt := closedPortPacket(1)
 	out := &pb.Outputs{}
 	b.ReportAllocs()

@@ -25,6 +25,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, receives the service's Prometheus collectors.
 	Metrics prometheus.Registerer
+	// RequireTenant: every call must carry a tenant (ContextWithTenant;
+	// the Authenticator's interceptors set it) and sees only the sessions
+	// that tenant created (tenant.go).
+	RequireTenant bool
 	// RealtimeResolution is the smallest clock step a REALTIME session logs
 	// before an input when no timer is due (default 1 ms). Timers that are
 	// due are always fired first.
@@ -37,6 +41,9 @@ type Config struct {
 type Limits struct {
 	// MaxSessions bounds the sessions of the server (default 10000).
 	MaxSessions int
+	// MaxSessionsPerTenant bounds the sessions one tenant may hold when
+	// Config.RequireTenant is set (default 1000).
+	MaxSessionsPerTenant int
 	// MaxEndpoints bounds the live endpoints of one session, listeners and
 	// connections (fsm.Config.MaxEndpoints; default 1024). It is fixed in a
 	// session's log when the session is created.
@@ -69,6 +76,7 @@ type Limits struct {
 // Default limits.
 const (
 	DefaultMaxSessions          = 10000
+	DefaultMaxSessionsPerTenant = 1000
 	DefaultMaxEndpoints         = 1024
 	DefaultMaxBufferBytes       = 4 << 20
 	DefaultMaxOutboundQueue     = 1024
@@ -88,6 +96,7 @@ func (l Limits) WithDefaults() Limits {
 		}
 	}
 	def(&l.MaxSessions, DefaultMaxSessions)
+	def(&l.MaxSessionsPerTenant, DefaultMaxSessionsPerTenant)
 	def(&l.MaxEndpoints, DefaultMaxEndpoints)
 	def(&l.MaxBufferBytes, DefaultMaxBufferBytes)
 	def(&l.MaxOutboundQueue, DefaultMaxOutboundQueue)

@@ -21,14 +21,15 @@ import (
 type kind uint8
 
 const (
-	kindInvalid      kind = iota + 1 // the request is malformed
-	kindNotFound                     // no such session or endpoint
-	kindExists                       // the ID is taken
-	kindPrecondition                 // the call is not allowed in this state
-	kindExhausted                    // a limit was reached
-	kindUnavailable                  // the server or the session is shutting down or failed
-	kindDataLoss                     // a session's log is damaged beyond recovery
-	kindInternal                     // a bug or an I/O failure
+	kindInvalid         kind = iota + 1 // the request is malformed
+	kindNotFound                        // no such session or endpoint
+	kindExists                          // the ID is taken
+	kindPrecondition                    // the call is not allowed in this state
+	kindExhausted                       // a limit was reached
+	kindUnavailable                     // the server or the session is shutting down or failed
+	kindDataLoss                        // a session's log is damaged beyond recovery
+	kindInternal                        // a bug or an I/O failure
+	kindUnauthenticated                 // the call carries no tenant (tenant.go)
 )
 
 // apiError is an error the service decided on, with its kind.
@@ -56,6 +57,8 @@ var kindCodes = [...]codes.Code{
 	kindUnavailable:  codes.Unavailable,
 	kindDataLoss:     codes.DataLoss,
 	kindInternal:     codes.Internal,
+
+	kindUnauthenticated: codes.Unauthenticated,
 }
 
 // sentinelCodes maps the engine's and the log store's errors to codes. The

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -204,7 +205,7 @@ func TestDifferenceReported(t *testing.T) {
 func TestLogFailureReload(t *testing.T) {
 	e := newEnv(t, Config{})
 	s, conn := walkthroughOpen(t, e, "fail")
-	ss, _ := e.svc.lookup("fail")
+	ss, _ := e.svc.lookup(context.Background(), "fail")
 	ss.mu.Lock()
 	ss.log.Close() // the next write fails as a broken disk would make it
 	ss.mu.Unlock()

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ type Service struct {
 
 	sessions sync.Map // id → *session
 	count    atomic.Int64
+	tenants  tenantCounts // sessions per tenant (tenant.go)
 	closed   atomic.Bool
 	stopping atomic.Bool   // streams end; no new ones start
 	stopCh   chan struct{} // closed by StopStreams
@@ -56,6 +58,8 @@ type RestoreReport struct {
 	// Err: the log could not be re-run; the session is kept as broken
 	// (DATA_LOSS) until deleted.
 	Err error
+	// Tenant owns the session (its start record's tenant), if known.
+	Tenant string
 }
 
 // Open opens the log store in cfg.DataDir and restores every session in it
@@ -155,30 +159,31 @@ func (s *Service) Close() error {
 	return first
 }
 
-// lookup finds a session by ID.
-func (s *Service) lookup(id string) (*session, error) {
+// lookup finds a session by ID. A session of another tenant than the
+// caller's is not found (tenant.go).
+func (s *Service) lookup(ctx context.Context, id string) (*session, error) {
 	if s.closed.Load() {
 		return nil, errorf(kindUnavailable, "the server is shutting down")
 	}
 	v, ok := s.sessions.Load(id)
-	if !ok {
+	if !ok || !s.visible(ctx, v.(*session)) {
 		return nil, notFoundf("session %s not found", sessionName(id))
 	}
 	return v.(*session), nil
 }
 
 // lookupName finds a session by resource name.
-func (s *Service) lookupName(field, name string) (*session, error) {
+func (s *Service) lookupName(ctx context.Context, field, name string) (*session, error) {
 	id, err := parseSessionName(field, name)
 	if err != nil {
 		return nil, err
 	}
-	return s.lookup(id)
+	return s.lookup(ctx, id)
 }
 
 // create makes a new session: validates the options, creates its log with
 // the start record (durable before the call returns) and registers it.
-func (s *Service) create(id string, req *pb.SessionOptions) (*session, error) {
+func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions) (*session, error) {
 	if id == "" {
 		id = newSessionID()
 	} else if !validSessionID(id) {
@@ -194,13 +199,19 @@ func (s *Service) create(id string, req *pb.SessionOptions) (*session, error) {
 	if _, ok := s.sessions.Load(id); ok {
 		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
 	}
+	tenant, err := s.reserveSession(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if n := s.count.Add(1); n > int64(s.cfg.Limits.MaxSessions) {
 		s.count.Add(-1)
+		s.tenants.release(tenant)
 		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
 	}
-	ss, err := s.createLog(id, opts, secret)
+	ss, err := s.createLog(id, tenant, opts, secret)
 	if err != nil {
 		s.count.Add(-1)
+		s.tenants.release(tenant)
 		return nil, err
 	}
 	if _, loaded := s.sessions.LoadOrStore(id, ss); loaded {
@@ -209,13 +220,14 @@ func (s *Service) create(id string, req *pb.SessionOptions) (*session, error) {
 		ss.closeLocked(stateDeleted)
 		ss.mu.Unlock()
 		s.count.Add(-1)
+		s.tenants.release(tenant)
 		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
 	}
 	s.metrics.sessionsCreated.Inc()
 	return ss, nil
 }
 
-func (s *Service) createLog(id string, opts *pb.SessionOptions, secret [16]byte) (*session, error) {
+func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte) (*session, error) {
 	lg, err := s.store.Create(id)
 	switch {
 	case errors.Is(err, replaylog.ErrExist), errors.Is(err, replaylog.ErrBusy):
@@ -233,6 +245,7 @@ func (s *Service) createLog(id string, opts *pb.SessionOptions, secret [16]byte)
 		FormatVersion: 1,
 		EngineVersion: engineName,
 		MaxEndpoints:  uint32(params.maxEndpoints),
+		Tenant:        tenant,
 	}
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
@@ -250,6 +263,7 @@ func (s *Service) createLog(id string, opts *pb.SessionOptions, secret [16]byte)
 		svc:        s,
 		id:         id,
 		name:       sessionName(id),
+		tenant:     tenant,
 		createTime: now,
 		opts:       opts,
 		realtime:   opts.ClockMode == pb.ClockMode_CLOCK_MODE_REALTIME,
@@ -270,12 +284,16 @@ func (ss *session) startTimer() {
 }
 
 // delete removes a session and its log.
-func (s *Service) delete(id string) error {
+func (s *Service) delete(ctx context.Context, id string) error {
+	if v, ok := s.sessions.Load(id); ok && !s.visible(ctx, v.(*session)) {
+		return notFoundf("session %s not found", sessionName(id))
+	}
 	v, ok := s.sessions.LoadAndDelete(id)
 	if !ok {
 		return notFoundf("session %s not found", sessionName(id))
 	}
 	ss := v.(*session)
+	s.tenants.release(ss.tenant)
 	ss.mu.Lock()
 	err := ss.closeLocked(stateDeleted)
 	ss.mu.Unlock()
@@ -356,6 +374,7 @@ func (s *Service) restore(id string) {
 	ss.startTimer()
 	s.sessions.Store(id, ss)
 	s.count.Add(1)
+	s.tenants.reserve(ss.tenant, 0)
 	ss.mu.Lock()
 	ss.rearmLocked()
 	ss.mu.Unlock()
@@ -401,6 +420,7 @@ func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryRep
 	rr := &rerun{}
 	err := lg.Records(rr.feed)
 	r.Records = rr.records
+	r.Tenant = rr.start.GetTenant()
 	if err != nil {
 		r.Err = err
 		s.log.Error("session log cannot be re-run; the session is kept as broken until deleted", "session", name, "err", err)
@@ -416,6 +436,7 @@ func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryRep
 		svc:        s,
 		id:         id,
 		name:       name,
+		tenant:     r.Tenant,
 		createTime: createTime,
 		opts:       rr.start.Options,
 		realtime:   rr.start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
@@ -452,9 +473,10 @@ func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryRep
 // stays taken and clients learn why (DATA_LOSS) and can delete it.
 func (s *Service) addBroken(id string, lg replaylog.Log, r RestoreReport) {
 	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "err", r.Err)
-	ss := &session{svc: s, id: id, name: r.Session, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}
+	ss := &session{svc: s, id: id, name: r.Session, tenant: r.Tenant, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}
 	s.sessions.Store(id, ss)
 	s.count.Add(1)
+	s.tenants.reserve(ss.tenant, 0)
 	s.restoreMu.Lock()
 	s.restored = append(s.restored, r)
 	s.restoreMu.Unlock()

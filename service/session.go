@@ -28,6 +28,7 @@ import (
 type session struct {
 	svc        *Service
 	id, name   string
+	tenant     string // the owner (tenant.go); "" without authentication
 	createTime time.Time
 	opts       *pb.SessionOptions // effective options, shown to clients
 	realtime   bool
