@@ -43,8 +43,7 @@ import (
 // peer wrote at that offset.
 //
 // TCPSTATED_PROPERTY_SEEDS sets how many seeds each mode runs (default
-// propDefaultSeeds for client-closes-first and a third of that for the
-// other modes; `make property-long` runs 20000 of each), and
+// propDefaultSeeds; `make property-long` runs 20000 of each), and
 // TCPSTATED_PROPERTY_SEED runs one seed alone (with a longer trace), e.g.
 //
 //	TCPSTATED_PROPERTY_SEED=7 go test -run 'TestPropertyLossyLink/abort$' ./fsm/
@@ -1173,11 +1172,7 @@ func TestPropertyLossyLink(t *testing.T) {
 	single := os.Getenv("TCPSTATED_PROPERTY_SEED") != ""
 	for _, mode := range []propMode{propClientFirst, propServerFirst, propSimultaneous, propAbort, propSimultaneousOpen} {
 		t.Run(mode.String(), func(t *testing.T) {
-			n := propDefaultSeeds
-			if mode != propClientFirst && os.Getenv("TCPSTATED_PROPERTY_SEEDS") == "" {
-				n = propDefaultSeeds / 3
-			}
-			c := propRunSeeds(t, mode, n)
+			c := propRunSeeds(t, mode, propDefaultSeeds)
 			t.Logf("%s: states %v, %d lost, %d duplicated, %d zero-window segments, %d via SYN cookies, %d FIN-WAIT-2 orphans, %d TIME-WAITs reset; longest run %v (seed %d)",
 				mode, c.states, c.lost, c.duped, c.zeroWindow, c.cookies, c.orphans, c.twReset, c.maxTime.Round(time.Second), c.maxSeed)
 			if single || t.Failed() || testing.Short() {
