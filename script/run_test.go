@@ -374,3 +374,96 @@ func TestMain_CLI(t *testing.T) {
 }
 
 func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func TestAnyTimeAndRanges(t *testing.T) {
+	// The delayed ACK comes at 0.5: "*" waits for it; a range accepts it.
+	base := handshake + "0.300 < P. 1:101(100) ack 1 win 65535\n"
+	for _, tc := range []struct {
+		line string
+		pass bool
+	}{
+		{"* > . 1:1(0) ack 101\n+0 read(4, ..., 1000) = 100\n", true},
+		{"+0~+0.3 > . 1:1(0) ack 101\n", true},
+		{"0.4~0.45 > . 1:1(0) ack 101\n", false},
+		{"0.45~0.6 > . 1:1(0) ack 101\n", true},
+		{"+0.196 > . 1:1(0) ack 101\n", true},  // within the 4 ms tolerance
+		{"+0.195 > . 1:1(0) ack 101\n", false}, // 5 ms late
+	} {
+		rep := run(t, base+tc.line, Options{})
+		if rep.Passed != tc.pass {
+			t.Errorf("%q: passed=%v, want %v\n%s", tc.line, rep.Passed, tc.pass, verboseText(rep))
+		}
+	}
+	// Relative times after "*" count from when the packet came.
+	rep := run(t, base+"* > . 1:1(0) ack 101\n+0.1 < . 101:101(0) ack 1 win 65535\n", Options{})
+	if l := rep.Lines[len(rep.Lines)-1]; !rep.Passed || l.Time != 0.6 {
+		t.Errorf("time after *: %v passed=%v", l.Time, rep.Passed)
+	}
+	// --tolerance_usecs widens the window.
+	rep = run(t, "--tolerance_usecs=10000\n"+base+"+0.195 > . 1:1(0) ack 101\n", Options{})
+	if !rep.Passed {
+		t.Errorf("tolerance 10 ms:\n%s", verboseText(rep))
+	}
+}
+
+func TestIPv4MappedIPv6(t *testing.T) {
+	rep := run(t, "--ip_version=ipv4-mapped-ipv6\n"+handshake, Options{})
+	if !rep.Passed {
+		t.Fatalf("%s", verboseText(rep))
+	}
+	wantContains(t, "SYN sent", rep.Lines[4].Actual, "sent 40000 > 8080 S")
+}
+
+// TestTimestampEcho: an inbound ecr naming a TSval the script wrote on a >
+// line is replaced by the TSval the engine really sent; any other non-zero
+// ecr by the engine's most recent TSval; 0 stays 0.
+func TestTimestampEcho(t *testing.T) {
+	src := `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 10) = 0
+0.1 < S 0:0(0) win 65535 <nop,nop,TS val 10 ecr 0>
++0 > S. 0:0(0) ack 1 <nop,nop,TS val 4242 ecr 10>
+0.2 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 20 ecr 4242>
+0.3 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 30 ecr 999>
+`
+	e := fsm.New(fsm.Config{ISNMode: fsm.ISNRandom, Secret: [16]byte{1}})
+	rep, err := RunOn(e, []byte(src), Options{})
+	if err != nil || !rep.Passed {
+		t.Fatalf("err=%v\n%s", err, verboseText(rep))
+	}
+	wantContains(t, "ecr mapped", strings.Join(rep.Lines[5].Notes, ""), "TS ecr 4242 is the val of an earlier > line: sent the engine's actual TSval")
+	wantContains(t, "ecr latest", strings.Join(rep.Lines[6].Notes, ""), "TS ecr 999: sent the engine's most recent TSval")
+	if !strings.Contains(strings.Join(rep.Lines[5].Engine, ""), "ACK_NEW") {
+		t.Errorf("the ACK was not taken: %v", rep.Lines[5].Engine)
+	}
+}
+
+// TestEngineConfig: header options and setsockopt calls before the first
+// connection configure the engine; later ones are reported as not judged.
+func TestEngineConfig(t *testing.T) {
+	s, err := Parse("", []byte(`--mss=1000 --tcpstated_delayed_ack=false --tcpstated_msl=2s --tcpstated_syn_queue=3
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_RCVBUF, [4096], 4) = 0
++0 setsockopt(3, SOL_SOCKET, SO_SNDBUF, [8192], 4) = 0
++0 setsockopt(3, SOL_TCP, TCP_NODELAY, [1], 4) = 0
++0 listen(3, 1) = 0
++0 setsockopt(3, SOL_SOCKET, SO_RCVBUF, [100], 4) = 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, applied := s.EngineConfig(fsm.Config{})
+	if cfg.MSS != 1000 || !cfg.NoDelayedAck || cfg.MSL != 2*time.Second || cfg.SynQueue != 3 ||
+		cfg.RecvBuffer != 4096 || cfg.SendBuffer != 8192 || !cfg.NoNagle {
+		t.Errorf("config %+v", cfg)
+	}
+	if len(applied) != 3 {
+		t.Errorf("applied %v", applied)
+	}
+	rep, _ := Run([]byte(s.Format()), Options{})
+	if !rep.Passed {
+		t.Fatalf("%s", verboseText(rep))
+	}
+	wantContains(t, "late SO_RCVBUF", rep.Lines[len(rep.Lines)-1].Actual, "not judged: SO_RCVBUF after the first connection")
+	wantContains(t, "early SO_RCVBUF", rep.Lines[5].Actual, "configures the engine: receive buffer (and window) 4096 bytes")
+}
