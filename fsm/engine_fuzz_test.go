@@ -29,9 +29,10 @@ import (
 
 const (
 	fuzzMaxOps    = 4096
-	fuzzMaxQueue  = 256  // packets held per direction
-	fuzzPorts     = 4    // client ports 40000..40003
-	fuzzTSVAdvice = 1000 // synthetic TSvals stay within this of the sender's last one
+	fuzzMaxPkts   = 20000 // packets delivered per input, to bound its run time
+	fuzzMaxQueue  = 256   // packets held per direction
+	fuzzPorts     = 4     // client ports 40000..40003
+	fuzzTSVAdvice = 1000  // synthetic TSvals stay within this of the sender's last one
 )
 
 // Opcodes (the byte modulo fuzzNumOps).
@@ -127,6 +128,7 @@ type fuzzRun struct {
 	now      time.Duration
 	v6       bool
 	buf      []byte // application reads and writes
+	pkts     int    // packets delivered so far
 }
 
 // fuzzFail is a broken invariant, raised by panic and turned into an error.
@@ -203,6 +205,7 @@ func (f *fuzzRun) conn(s *fuzzSide, i byte) (EndpointInfo, bool) {
 }
 
 func (f *fuzzRun) deliver(to *fuzzSide, pkt []byte) {
+	f.pkts++
 	_ = to.e.Deliver(pkt) // a malformed packet is an error, and changes nothing
 }
 
@@ -418,7 +421,7 @@ func fuzzEngineRun(data []byte, recordCodes bool) (f *fuzzRun, err error) {
 	}
 	f.lid = lid
 	f.check()
-	for ops := 0; len(r.b) > 0 && ops < fuzzMaxOps; ops++ {
+	for ops := 0; len(r.b) > 0 && ops < fuzzMaxOps && f.pkts < fuzzMaxPkts; ops++ {
 		switch r.u8() % fuzzNumOps {
 		case fuzzOpConnect:
 			_, _ = f.cli.e.Connect(f.cliPort(r.u8()), f.srvPort())
