@@ -542,3 +542,28 @@ func TestEverySegmentExplained(t *testing.T) {
 	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535})
 	wantExplanation(t, srv.collect(), CodeSegmentNoChange)
 }
+
+// TestCloseClosedListener: closing a listener twice is "connection does not
+// exist" and leaves a newer listener on the same address alone.
+// Reference: RFC 9293 §3.10.4 (CLOSED).
+func TestCloseClosedListener(t *testing.T) {
+	srv := newSide(t, "server", fixedConfig(300))
+	l1, _ := srv.e.Listen(serverAddr, 0)
+	if err := srv.e.Close(l1); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := srv.e.Listen(serverAddr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []func(EndpointID) error{srv.e.Close, srv.e.Abort} {
+		if err := call(l1); !errors.Is(err, ErrConnectionDoesNotExist) {
+			t.Fatalf("second close of a listener = %v", err)
+		}
+	}
+	srv.wantState(l2, Listen)
+	srv.collect()
+	srv.out = nil
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+	srv.expect("S. seq=300 ack=101")
+}

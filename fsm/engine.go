@@ -385,6 +385,9 @@ func (e *Engine) Close(id EndpointID) error {
 		return err
 	}
 	if c.lq != nil {
+		if c.state == Closed {
+			return ErrConnectionDoesNotExist
+		}
 		e.begin()
 		e.closeListener(c)
 		return nil
@@ -448,6 +451,9 @@ func (e *Engine) Abort(id EndpointID) error {
 	}
 	e.begin()
 	if c.lq != nil {
+		if c.state == Closed {
+			return ErrConnectionDoesNotExist
+		}
 		e.closeListener(c)
 		return nil
 	}
@@ -572,7 +578,9 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 		c.parent = nil
 	}
 	if c.lq != nil {
-		delete(e.listeners, c.local)
+		if e.listeners[c.local] == c {
+			delete(e.listeners, c.local)
+		}
 	} else if e.connFor(Tuple{c.local, c.remote}) == c {
 		delete(e.conns, Tuple{c.local, c.remote})
 		e.last = nil
