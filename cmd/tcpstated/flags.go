@@ -21,6 +21,11 @@ type serveConfig struct {
 	shutdownTimeout    time.Duration
 	limits             service.Limits
 	maxLogBytes        int64
+	// security.go
+	authTokens      string
+	tlsCert, tlsKey string
+	insecure        bool
+	debugEndpoints  bool
 }
 
 // envName is the environment fallback of a flag: TCPSTATED_GRPC_ADDR for
@@ -41,6 +46,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "server log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long in-flight calls may take to finish before they are cut off")
 	fs.IntVar(&c.limits.MaxSessions, "max-sessions", service.DefaultMaxSessions, "most sessions the server holds")
+	fs.IntVar(&c.limits.MaxSessionsPerTenant, "max-sessions-per-tenant", service.DefaultMaxSessionsPerTenant, "most sessions one tenant holds (with --auth-tokens)")
 	fs.IntVar(&c.limits.MaxEndpoints, "max-endpoints", service.DefaultMaxEndpoints, "most live endpoints (listeners and connections) per session; fixed in a session's log when it is created")
 	fs.IntVar(&c.limits.MaxBufferBytes, "max-buffer-bytes", service.DefaultMaxBufferBytes, "largest send_buffer and receive_window a session may ask for, in bytes per connection and direction")
 	fs.IntVar(&c.limits.MaxOutboundQueue, "max-outbound-queue", service.DefaultMaxOutboundQueue, "segments a session's outbound queue holds before the oldest is discarded")
@@ -48,6 +54,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.Int64Var(&c.maxLogBytes, "max-log-bytes", service.DefaultMaxLogBytes, "largest session log, in bytes; past it the session refuses changes")
 	fs.IntVar(&c.limits.MaxPageSize, "max-page-size", service.DefaultMaxPageSize, "largest page_size of List calls")
 	fs.IntVar(&c.limits.MaxWatchers, "max-watchers", service.DefaultMaxWatchers, "most concurrent WatchSegments (and following StreamRecords) streams per session")
+	fs.StringVar(&c.authTokens, "auth-tokens", "", "file of bearer tokens, one 'TOKEN TENANT' per line (# comments); with it every gRPC call and REST request needs 'authorization: Bearer TOKEN' and sees only its tenant's sessions (health, /healthz, /metrics and /openapi.json stay open); re-read on SIGHUP")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve TLS on both listeners; needs --tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow listening on a non-loopback address without --auth-tokens (anyone who can connect can use every session)")
+	fs.BoolVar(&c.debugEndpoints, "debug-endpoints", false, "serve /debug/pprof/ and POST /debug/free-os-memory on the HTTP listener (behind --auth-tokens when given)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: tcpstated serve [flags]\n\n"+
 			"Serves the tcpstate.v1 API: gRPC (with grpc.health.v1 and server reflection) on --grpc-addr,\n"+
@@ -84,7 +95,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	c.limits.MaxLogBytes = c.maxLogBytes
 	for name, v := range map[string]int{
-		"max-sessions": c.limits.MaxSessions, "max-endpoints": c.limits.MaxEndpoints, "max-buffer-bytes": c.limits.MaxBufferBytes,
+		"max-sessions": c.limits.MaxSessions, "max-sessions-per-tenant": c.limits.MaxSessionsPerTenant, "max-endpoints": c.limits.MaxEndpoints, "max-buffer-bytes": c.limits.MaxBufferBytes,
 		"max-outbound-queue": c.limits.MaxOutboundQueue, "max-message-bytes": c.limits.MaxMessageBytes,
 		"max-page-size": c.limits.MaxPageSize, "max-watchers": c.limits.MaxWatchers,
 	} {
@@ -94,6 +105,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if c.maxLogBytes <= 0 {
 		return nil, fmt.Errorf("--max-log-bytes: %d is not positive", c.maxLogBytes)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
 	return c, nil
 }
