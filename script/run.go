@@ -146,33 +146,31 @@ func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
 		if r, ok := evalInt(sc.Ret); !ok || r != 0 {
 			continue
 		}
-		name, _ := evalInt(sc.Args[2])
-		v, ok := optValue(sc.Args[3])
+		v, ok := evalInt(sc.Args[3])
 		if !ok {
 			continue
 		}
-		switch {
-		case sc.Args[2].Name == "SO_RCVBUF" || name == symbols["SO_RCVBUF"] && isSym(sc.Args[1], "SOL_SOCKET"):
+		switch optName(sc.Args[2]) {
+		case "SO_RCVBUF":
 			if v > 0 && v <= 1<<30 {
 				cfg.RecvBuffer = int(v)
 				applied[i] = fmt.Sprintf("configures the engine: receive buffer (and window) %d bytes", v)
 			}
-		case sc.Args[2].Name == "SO_SNDBUF" || name == symbols["SO_SNDBUF"] && isSym(sc.Args[1], "SOL_SOCKET"):
+		case "SO_SNDBUF":
 			if v > 0 && v <= 1<<30 {
 				cfg.SendBuffer = int(v)
 				applied[i] = fmt.Sprintf("configures the engine: send buffer %d bytes", v)
 			}
-		case sc.Args[2].Name == "TCP_NODELAY":
+		case "TCP_NODELAY":
 			cfg.NoNagle = v != 0
-			applied[i] = fmt.Sprintf("configures the engine: Nagle's algorithm %s", map[bool]string{true: "off", false: "on"}[v != 0])
+			if v != 0 {
+				applied[i] = "configures the engine: Nagle's algorithm off"
+			} else {
+				applied[i] = "configures the engine: Nagle's algorithm on"
+			}
 		}
 	}
 	return cfg, applied
-}
-
-func isSym(e *Expr, name string) bool {
-	v, ok := evalInt(e)
-	return ok && v == symbols[name]
 }
 
 // runner is the state of one run.
@@ -557,6 +555,10 @@ func (r *runner) inbound(ev *Event) {
 	r.lastIn, r.lastInExpl = ev.Pos.Line, append([]string(nil), r.cur.Engine[mark:]...)
 }
 
+// maxSilentTimers bounds how many timer expiries a > line waits through
+// for a packet, so that a timer that keeps re-arming cannot hang a run.
+const maxSilentTimers = 100000
+
 // outbound matches a > line against the first emitted, unmatched packet.
 func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 	p := ev.Packet
@@ -565,8 +567,9 @@ func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 	if at > r.now() {
 		r.advance(at)
 	}
-	// Wait for the next emission, timer by timer, until the window closes.
-	for len(r.queue) == 0 {
+	// Wait for the next emission, timer by timer, until the window closes
+	// (for "*", until no timer is armed, within reason).
+	for n := 0; len(r.queue) == 0 && n < maxSilentTimers; n++ {
 		d, ok := r.e.NextDeadline()
 		if !ok || d-r.base > hi {
 			break
