@@ -175,18 +175,19 @@ func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
 
 // runner is the state of one run.
 type runner struct {
-	s       *Script
-	h       *header
-	e       Engine
-	strict  bool
-	base    time.Duration // engine time at script time 0
-	rep     *Report
-	cur     *LineResult
-	queue   []*outPkt // emitted, not yet matched by a > line
-	flows   []*flow   // flow n is flows[n-1]
-	socks   map[int]*sock
-	applied map[int]string // setsockopt calls that configured the engine
-	cfgNote string         // set when the engine's configuration is not the script's
+	s         *Script
+	h         *header
+	e         Engine
+	strict    bool
+	base      time.Duration // engine time at script time 0
+	rep       *Report
+	cur       *LineResult
+	queue     []*outPkt // emitted, not yet matched by a > line
+	flows     []*flow   // flow n is flows[n-1]
+	socks     map[int]*sock
+	applied   map[int]string // setsockopt calls that configured the engine
+	cfgNote   string         // set when the engine's configuration is not the script's
+	remoteISN uint32         // the ISN of the peer the runner plays
 
 	last       time.Duration // resolved time of the previous event (script time)
 	lastIn     int           // line of the last inbound packet
@@ -202,6 +203,11 @@ type runner struct {
 
 // RunScript runs a parsed script on e and returns its report.
 func RunScript(e Engine, s *Script, opts Options) *Report {
+	if s.hdr == nil {
+		if err := s.resolveHeader(); err != nil {
+			return &Report{Script: s.Name, Session: opts.Session, Failure: err.Error(), Error: err.Error(), Lines: []LineResult{}}
+		}
+	}
 	mode := opts.Compare
 	if mode == CompareAuto {
 		mode = s.Compare
@@ -218,8 +224,9 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 	if r.rep.Script == "" {
 		r.rep.Script = s.Name
 	}
-	if !r.h.remoteISNSet {
-		r.h.remoteISN = opts.RemoteISN
+	r.remoteISN = opts.RemoteISN
+	if r.h.remoteISNSet {
+		r.remoteISN = r.h.remoteISN
 	}
 	e.Ready() // outputs from before the script are not the script's
 	want, applied := s.EngineConfig(defaultConfig())
@@ -460,7 +467,7 @@ func (r *runner) flow(n int) *flow {
 			n:         n,
 			local:     netip.AddrPortFrom(r.h.localIP, r.listenPort),
 			remote:    netip.AddrPortFrom(r.h.remoteIP, r.h.remotePort+uint16(n-1)),
-			remoteISN: r.h.remoteISN,
+			remoteISN: r.remoteISN,
 			tsMap:     map[uint32]uint32{},
 		}
 	}
@@ -479,7 +486,7 @@ func (r *runner) newActiveFlow(local, remote netip.AddrPort) *flow {
 	for len(r.flows) < n {
 		r.flows = append(r.flows, nil)
 	}
-	f := &flow{n: n, local: local, remote: remote, remoteISN: r.h.remoteISN, tsMap: map[uint32]uint32{}, active: true}
+	f := &flow{n: n, local: local, remote: remote, remoteISN: r.remoteISN, tsMap: map[uint32]uint32{}, active: true}
 	r.flows[n-1] = f
 	return f
 }

@@ -712,6 +712,9 @@ func (r *runner) sysSetsockopt(idx int, sc *Syscall) outcome {
 	}
 	name := optName(sc.Args[2])
 	if note, ok := r.applied[idx]; ok {
+		if r.cfgNote != "" {
+			note += "; " + r.cfgNote
+		}
 		return outcome{detail: note}
 	}
 	switch name {
