@@ -225,8 +225,8 @@ type Record_Input struct {
 }
 
 type Record_Output struct {
-	// For OUTPUT: the outputs decoded (explanations are not logged and
-	// are empty).
+	// For OUTPUT: the outputs decoded (explanations are not logged: they
+	// are empty unless ListRecordsRequest.explain re-ran the log).
 	Output *Outputs `protobuf:"bytes,7,opt,name=output,proto3,oneof"`
 }
 
@@ -312,7 +312,12 @@ type ListRecordsRequest struct {
 	// Most records to return; 0 means a server default.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of a previous call.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Fill in the explanations of each OUTPUT record (Record.output
+	// .explanations: why the engine accepted, answered or dropped each
+	// segment), which the log does not store, by re-running the log from its
+	// start up to the page's last record.
+	Explain       bool `protobuf:"varint,4,opt,name=explain,proto3" json:"explain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,6 +371,13 @@ func (x *ListRecordsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListRecordsRequest) GetExplain() bool {
+	if x != nil {
+		return x.Explain
+	}
+	return false
 }
 
 type ListRecordsResponse struct {
@@ -894,12 +906,13 @@ const file_tcpstate_v1_log_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12%\n" +
 	"\x0eformat_version\x18\x03 \x01(\rR\rformatVersion\x12%\n" +
-	"\x0eengine_version\x18\x04 \x01(\tR\rengineVersion\"h\n" +
+	"\x0eengine_version\x18\x04 \x01(\tR\rengineVersion\"\x82\x01\n" +
 	"\x12ListRecordsRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"l\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x18\n" +
+	"\aexplain\x18\x04 \x01(\bR\aexplain\"l\n" +
 	"\x13ListRecordsResponse\x12-\n" +
 	"\arecords\x18\x01 \x03(\v2\x13.tcpstate.v1.RecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"g\n" +
