@@ -92,6 +92,11 @@ func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest)
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if req.GetExplain() {
+		if err := ss.explainRecords(resp.Records); err != nil { // api_export.go
+			return nil, toStatus(err)
+		}
+	}
 	return resp, nil
 }
 
