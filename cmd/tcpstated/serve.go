@@ -198,7 +198,13 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 			return nil, nil, fmt.Errorf("REST gateway: %w", err)
 		}
 	}
+	conn, err := grpc.NewClient(grpcAddr, append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))...)
+	if err != nil {
+		cancel()
+		return nil, nil, fmt.Errorf("REST gateway: %w", err)
+	}
 	mux := http.NewServeMux()
+	registerFileRoutes(mux, gw, conn) // pcap and diagram.svg (files.go)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.JSON)
@@ -215,5 +221,5 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 	// JSON carries bytes as base64: allow for its 4/3 growth and the field names.
 	maxBody := int64(lim.MaxMessageBytes)*2 + 4096
 	mux.Handle("/", http.MaxBytesHandler(gw, maxBody))
-	return mux, cancel, nil
+	return mux, func() { cancel(); conn.Close() }, nil
 }
