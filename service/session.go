@@ -58,6 +58,9 @@ type session struct {
 	watchers  []*watcher
 	recNotify chan struct{} // closed when records are appended; nil when nobody waits
 	followers int           // StreamRecords streams following the log
+	// tap, when set, sees each batch of outputs stepLocked drains (a
+	// script run collects them for its runner: api_script.go).
+	tap func(*fsm.Ready)
 }
 
 type sessionState uint8
@@ -141,6 +144,9 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 		return nil, err
 	}
 	m.observe(&rd)
+	if s.tap != nil {
+		s.tap(&rd)
+	}
 	if unchanged(in, res, &rd, t0) {
 		return res, nil
 	}
