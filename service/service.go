@@ -87,13 +87,14 @@ func Open(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Register registers SessionService, EndpointService, SegmentService and
-// LogService on srv.
+// Register registers SessionService, EndpointService, SegmentService,
+// LogService and ScriptService on srv.
 func (s *Service) Register(srv grpc.ServiceRegistrar) {
 	pb.RegisterSessionServiceServer(srv, &sessionServer{s: s})
 	pb.RegisterEndpointServiceServer(srv, &endpointServer{s: s})
 	pb.RegisterSegmentServiceServer(srv, &segmentServer{s: s})
 	pb.RegisterLogServiceServer(srv, &logServer{s: s})
+	pb.RegisterScriptServiceServer(srv, &scriptServer{s: s})
 }
 
 // RestoreReports returns what Open found in each session's log that was

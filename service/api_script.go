@@ -1,0 +1,314 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tcpstated/tcpstated/fsm"
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/script"
+)
+
+// scriptServer implements ScriptService: a packetdrill script runs in a
+// fresh VIRTUAL-clock session, driven by the script package's runner
+// through scriptEngine, which turns every engine call of the runner into a
+// logged input of the session. The session's log is therefore the
+// script's exchange, and it can be inspected, exported and re-run like any
+// other.
+type scriptServer struct {
+	pb.UnimplementedScriptServiceServer
+	s *Service
+}
+
+// scriptSecretSeed makes the secret key of script sessions fixed, so that
+// running the same script twice gives the same session, byte for byte.
+const scriptSecretSeed = "tcpstated script"
+
+func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) (*pb.RunScriptResponse, error) {
+	mode, err := script.ParseCompareMode(req.GetCompare())
+	if err != nil || strings.EqualFold(req.GetCompare(), "auto") {
+		return nil, toStatus(invalidf("compare: %q is not SEMANTIC or STRICT", req.GetCompare()))
+	}
+	if strings.TrimSpace(req.GetScript()) == "" {
+		return nil, toStatus(invalidf("script: empty"))
+	}
+	parsed, err := script.Parse(req.GetName(), []byte(req.GetScript()))
+	if err != nil {
+		return nil, toStatus(invalidf("script: %v", err))
+	}
+	// The engine the script asks for, as session options; a script option
+	// the options cannot express shows in the report (the runner compares
+	// the configuration the engine has with the one the script wants).
+	want, _ := parsed.EngineConfig(fsm.Config{ISNMode: fsm.ISNFixed})
+	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	se := &scriptEngine{ctx: ctx, ss: ss}
+	rep := script.RunScript(se, parsed, script.Options{Compare: mode, Name: req.GetName(), Session: ss.name})
+	if se.fatal != nil {
+		return nil, toStatus(se.fatal)
+	}
+	if err := ss.waitDurable(se.last); err != nil {
+		return nil, toStatus(err)
+	}
+	return reportView(rep), nil
+}
+
+// scriptOptions expresses an engine configuration as session options.
+func scriptOptions(c fsm.Config) *pb.SessionOptions {
+	d := func(v time.Duration) *durationpb.Duration {
+		if v == 0 {
+			return nil
+		}
+		return durationpb.New(v)
+	}
+	o := &pb.SessionOptions{
+		ClockMode:             pb.ClockMode_CLOCK_MODE_VIRTUAL,
+		IsnMode:               pb.IsnMode_ISN_MODE_RANDOM,
+		Msl:                   d(c.MSL),
+		ReceiveWindow:         uint32(c.RecvBuffer),
+		SendBuffer:            uint32(c.SendBuffer),
+		Mss:                   uint32(c.MSS),
+		Timestamps:            proto.Bool(!c.NoTimestamps),
+		SackPermitted:         proto.Bool(!c.NoSACK),
+		SynBacklog:            uint32(c.SynQueue),
+		AcceptBacklog:         uint32(c.AcceptQueue),
+		SynCookies:            proto.Bool(c.SynCookies),
+		Nagle:                 proto.Bool(!c.NoNagle),
+		DelayedAck:            proto.Bool(!c.NoDelayedAck),
+		DelayedAckTimeout:     d(c.DelayedAckTimeout),
+		InitialWindowSegments: uint32(c.InitialWindow),
+		SecretSeed:            proto.String(scriptSecretSeed),
+		MinRto:                d(c.MinRTO),
+		MaxRto:                d(c.MaxRTO),
+		InitialRto:            d(c.InitialRTO),
+		MaxRetries:            uint32(c.MaxRetries),
+		MaxSynRetries:         uint32(c.SynRetries),
+		MaxSynAckRetries:      uint32(c.SynAckRetries),
+	}
+	if c.ISNMode == fsm.ISNFixed {
+		o.IsnMode, o.FixedIsn = pb.IsnMode_ISN_MODE_FIXED, c.FixedISN
+	}
+	switch {
+	case c.NoWindowScale || c.WindowScale < 0:
+		o.WindowScale = proto.Int32(-1)
+	case c.WindowScale > 0:
+		o.WindowScale = proto.Int32(int32(c.WindowScale))
+	}
+	return o
+}
+
+// reportView converts the runner's report to the API's.
+func reportView(r *script.Report) *pb.RunScriptResponse {
+	dur := func(sec float64) *durationpb.Duration {
+		return durationpb.New(time.Duration(sec*1e6+0.5) * time.Microsecond)
+	}
+	v := &pb.RunScriptResponse{
+		Passed:  r.Passed,
+		Session: r.Session,
+		Script:  r.Script,
+		Compare: r.Compare,
+		Failure: r.Failure,
+		Skipped: uint32(r.Skipped),
+		NotRun:  uint32(r.NotRun),
+		EndTime: dur(r.EndTime),
+		Lines:   make([]*pb.ScriptLine, 0, len(r.Lines)),
+	}
+	for _, l := range r.Lines {
+		v.Lines = append(v.Lines, &pb.ScriptLine{
+			Line:        uint32(l.Line),
+			Time:        dur(l.Time),
+			Text:        l.Text,
+			Kind:        l.Kind,
+			Expected:    l.Expected,
+			Actual:      l.Actual,
+			Status:      l.Status,
+			Reason:      l.Reason,
+			Notes:       l.Notes,
+			Transitions: l.Transitions,
+			Engine:      l.Engine,
+		})
+	}
+	return v
+}
+
+// scriptEngine is a session seen as a script.Engine: every call that
+// changes the engine becomes an input, applied and logged by the session
+// exactly as the same call over the API would be (endpoints are named by
+// the engine's IDs), and the outputs the session drained are kept for
+// the runner's next Ready. Reads (Endpoint, NextDeadline, Now) go to the
+// engine under the session's lock. Records are written as the script
+// runs; RunScript waits once, at the end, until they are durable.
+type scriptEngine struct {
+	ctx   context.Context // the call's: a cancelled call stops the run
+	ss    *session
+	ready fsm.Ready // copies of the outputs since the last Ready
+	last  uint64    // the log's length after the last call
+	fatal error     // the session failed (its log): the run's result is void
+}
+
+var _ script.Engine = (*scriptEngine)(nil)
+
+// exec applies one input through the session.
+func (e *scriptEngine) exec(in *pb.Input) (*pb.CallResult, error) {
+	s := e.ss
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.fatal != nil {
+		return nil, e.fatal
+	}
+	if err := e.ctx.Err(); err != nil {
+		e.fatal = err
+		return nil, err
+	}
+	s.tap = e.keep
+	res, err := s.execLocked(in, nil, false)
+	s.tap = nil
+	e.last = s.next
+	var ae *apiError
+	if err != nil && (s.state != stateOpen || errors.As(err, &ae) && ae.kind != kindInvalid && ae.kind != kindNotFound && ae.kind != kindExists) {
+		// Not the engine refusing the call (fsm's errors, or a bad
+		// endpoint or address), but the session failing: its log is full
+		// or could not be written. The run stops here.
+		e.fatal = err
+	}
+	return res, err
+}
+
+// keep copies one batch of outputs: Ready's memory is the engine's.
+func (e *scriptEngine) keep(rd *fsm.Ready) {
+	for _, p := range rd.Packets {
+		p.Data = append([]byte(nil), p.Data...)
+		if _, _, tcp, err := fsm.ParsePacket(p.Data); err == nil {
+			p.Segment, _ = fsm.ParseSegment(tcp)
+		}
+		e.ready.Packets = append(e.ready.Packets, p)
+	}
+	e.ready.Transitions = append(e.ready.Transitions, rd.Transitions...)
+	e.ready.Events = append(e.ready.Events, rd.Events...)
+	e.ready.Explanations = append(e.ready.Explanations, rd.Explanations...)
+}
+
+func engineID(s string) fsm.EndpointID {
+	n, _ := strconv.ParseUint(s, 10, 64)
+	return fsm.EndpointID(n)
+}
+
+func eid(id fsm.EndpointID) string { return strconv.FormatUint(uint64(id), 10) }
+
+func (e *scriptEngine) Listen(local netip.AddrPort, backlog int) (fsm.EndpointID, error) {
+	l := &pb.ListenInput{LocalAddress: local.String(), Backlog: uint32(max(backlog, 0))}
+	if _, err := e.exec(&pb.Input{Kind: &pb.Input_Listen{Listen: l}}); err != nil {
+		return 0, err
+	}
+	return engineID(l.EndpointId), nil
+}
+
+func (e *scriptEngine) Connect(local, remote netip.AddrPort) (fsm.EndpointID, error) {
+	c := &pb.ConnectInput{LocalAddress: local.String(), RemoteAddress: remote.String()}
+	if _, err := e.exec(&pb.Input{Kind: &pb.Input_Connect{Connect: c}}); err != nil {
+		return 0, err
+	}
+	return engineID(c.EndpointId), nil
+}
+
+func (e *scriptEngine) Accept(id fsm.EndpointID) (fsm.EndpointID, error) {
+	res, err := e.exec(&pb.Input{Kind: &pb.Input_Accept{Accept: &pb.AcceptInput{EndpointId: eid(id)}}})
+	if err != nil {
+		return 0, err
+	}
+	return engineID(res.GetEndpointId()), nil
+}
+
+func (e *scriptEngine) Send(id fsm.EndpointID, data []byte) (int, error) {
+	res, err := e.exec(&pb.Input{Kind: &pb.Input_Send{Send: &pb.SendInput{EndpointId: eid(id), Data: append([]byte(nil), data...)}}})
+	if err != nil {
+		return 0, err
+	}
+	return int(res.GetCount()), nil
+}
+
+// Receive reads into buf. The session reports the end of the peer's
+// stream as a result (eof); the engine, and so the runner, as
+// ErrConnectionClosing.
+func (e *scriptEngine) Receive(id fsm.EndpointID, buf []byte) (int, error) {
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	res, err := e.exec(&pb.Input{Kind: &pb.Input_Receive{Receive: &pb.ReceiveInput{EndpointId: eid(id), MaxBytes: uint32(min(len(buf), 1<<31-1))}}})
+	if err != nil {
+		return 0, err
+	}
+	n := copy(buf, res.GetData())
+	if n == 0 && res.GetEof() {
+		return 0, fsm.ErrConnectionClosing
+	}
+	return n, nil
+}
+
+func (e *scriptEngine) Shutdown(id fsm.EndpointID) error {
+	_, err := e.exec(&pb.Input{Kind: &pb.Input_Shutdown{Shutdown: &pb.ShutdownInput{EndpointId: eid(id)}}})
+	return err
+}
+
+func (e *scriptEngine) Close(id fsm.EndpointID) error {
+	_, err := e.exec(&pb.Input{Kind: &pb.Input_Close{Close: &pb.CloseInput{EndpointId: eid(id)}}})
+	return err
+}
+
+func (e *scriptEngine) Abort(id fsm.EndpointID) error {
+	_, err := e.exec(&pb.Input{Kind: &pb.Input_Abort{Abort: &pb.AbortInput{EndpointId: eid(id)}}})
+	return err
+}
+
+func (e *scriptEngine) Deliver(pkt []byte) error {
+	_, err := e.exec(&pb.Input{Kind: &pb.Input_Segment{Segment: &pb.SegmentInput{IpPacket: append([]byte(nil), pkt...)}}})
+	return err
+}
+
+func (e *scriptEngine) AdvanceTo(t time.Duration) {
+	e.exec(advanceInput(t))
+}
+
+func (e *scriptEngine) Ready() fsm.Ready {
+	rd := e.ready
+	e.ready = fsm.Ready{}
+	return rd
+}
+
+func (e *scriptEngine) NextDeadline() (time.Duration, bool) {
+	e.ss.mu.Lock()
+	defer e.ss.mu.Unlock()
+	return e.ss.m.eng.NextDeadline()
+}
+
+func (e *scriptEngine) Endpoint(id fsm.EndpointID) (fsm.EndpointInfo, bool) {
+	e.ss.mu.Lock()
+	defer e.ss.mu.Unlock()
+	return e.ss.m.eng.Endpoint(id)
+}
+
+func (e *scriptEngine) Now() time.Duration {
+	e.ss.mu.Lock()
+	defer e.ss.mu.Unlock()
+	return e.ss.m.now()
+}
+
+// Config is the session engine's configuration, for the runner's checks
+// of what the script asked for. The endpoint limit is the server's, not
+// the script's business, so it shows as the engine's default.
+func (e *scriptEngine) Config() fsm.Config {
+	e.ss.mu.Lock()
+	cfg := e.ss.m.eng.Config()
+	e.ss.mu.Unlock()
+	cfg.MaxEndpoints = fsm.Config{}.Defaults().MaxEndpoints
+	return cfg
+}
