@@ -129,7 +129,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 	go func() { errc <- gs.Serve(glis) }()
 	go func() { errc <- hsrv.Serve(hlis) }()
 	for _, name := range []string{"", pb.SessionService_ServiceDesc.ServiceName, pb.EndpointService_ServiceDesc.ServiceName,
-		pb.SegmentService_ServiceDesc.ServiceName, pb.LogService_ServiceDesc.ServiceName} {
+		pb.SegmentService_ServiceDesc.ServiceName, pb.LogService_ServiceDesc.ServiceName, pb.ScriptService_ServiceDesc.ServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	logger.Info("listening", "grpc", glis.Addr().String(), "http", hlis.Addr().String(),
@@ -192,6 +192,7 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 		pb.RegisterEndpointServiceHandlerFromEndpoint,
 		pb.RegisterSegmentServiceHandlerFromEndpoint,
 		pb.RegisterLogServiceHandlerFromEndpoint,
+		pb.RegisterScriptServiceHandlerFromEndpoint,
 	} {
 		if err := register(gctx, gw, grpcAddr, opts); err != nil {
 			cancel()
