@@ -54,7 +54,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	c.irs, c.rcvNxt = seg.Seq, seg.Seq+1
 	// Our SYN offered min(RecvBuffer, 65535) before IRS was known; anchor
 	// that window at RCV.NXT now.
-	c.rcvAdv = c.rcvNxt.Add(Size(min(e.cfg.RecvBuffer, 65535)))
+	c.setRcvEdge(c.rcvNxt.Add(Size(min(e.cfg.RecvBuffer, 65535))))
 	e.negotiate(c, seg)
 	c.sndWnd = uint32(seg.Window) // never scaled in a SYN (RFC 7323 §2.2)
 	c.maxSndWnd = c.sndWnd
@@ -212,7 +212,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			e.explain(c.id, CodeDataDuplicate, ActionInfo, Field{"TRIMMED", uint64(trimmed)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		}
 	}
-	if right := c.rcvAdv; len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
+	if right := c.rcvWire; len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
 		keep := int(right.Sub(seq))
 		if int32(right.Sub(seq)) < 0 {
 			keep = 0
@@ -409,8 +409,18 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 	e.explain(c.id, CodeAckNew, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"OLD.SND.UNA", uint64(old)})
 
 	// RTT (RFC 6298 §3, RFC 7323 §4): from the echoed timestamp, or from
-	// the one timed segment (Karn: never from a retransmitted one).
-	if c.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0 {
+	// the one timed segment. Karn's rule applies to both: an ACK covering
+	// retransmitted data gives no sample, because a duplicate the peer
+	// already had echoes the TSval of the first transmission (RFC 7323 §4.3
+	// keeps TS.Recent for unacceptable segments) and would count the timeout
+	// into the RTT.
+	karn := c.retransmitted && old.LessThan(c.rtxHigh)
+	if c.retransmitted && c.sndUna.GreaterEq(c.rtxHigh) {
+		c.retransmitted = false
+	}
+	if karn {
+		c.rttMeasuring = false
+	} else if c.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0 {
 		if d := e.tsVal(c) - seg.Options.TSEcr; int32(d) >= 0 {
 			e.rttSample(c, time.Duration(d)*time.Millisecond)
 		}

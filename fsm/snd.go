@@ -47,7 +47,7 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 	if flags&FlagSYN != 0 {
 		// The window in a SYN is never scaled (RFC 7323 §2.2).
 		w := min(e.cfg.RecvBuffer, 65535)
-		c.rcvAdv = c.rcvNxt.Add(Size(w))
+		c.setRcvEdge(c.rcvNxt.Add(Size(w)))
 		s.Window = uint16(w)
 		o := &s.Options
 		o.MSS, o.HasMSS = c.rcvMSS, true
@@ -86,19 +86,23 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 // was offered by min(RCV.BUFF/2, MSS), and never moves left.
 func (e *Engine) advertise(c *conn) uint16 {
 	free := Size(max(e.cfg.RecvBuffer-c.rcvBuf.Len(), 0))
-	cur := c.rcvWnd()
-	if c.rcvAdv.LessThan(c.rcvNxt) {
-		cur = 0
+	cur := Size(0)
+	if c.rcvAdv.GreaterThan(c.rcvNxt) {
+		cur = c.rcvAdv.Sub(c.rcvNxt)
 	}
 	thresh := Size(min(e.cfg.RecvBuffer/2, int(c.rcvMSS)))
 	if free > cur && free-cur >= thresh {
 		cur = free
 	}
-	field := (uint32(cur) + 1<<c.rcvScale - 1) >> c.rcvScale // round up: never shrink
+	// Round up to the scale unit so the edge the peer sees never moves
+	// left; the promise (rcvAdv) itself stays unrounded.
+	field := (uint32(cur) + 1<<c.rcvScale - 1) >> c.rcvScale
 	if field > 65535 {
 		field = 65535
+		cur = min(cur, Size(field<<c.rcvScale))
 	}
-	c.rcvAdv = c.rcvNxt.Add(Size(field << c.rcvScale))
+	c.rcvAdv = c.rcvNxt.Add(cur)
+	c.rcvWire = MaxSeq(c.rcvWire, c.rcvNxt.Add(Size(field<<c.rcvScale)))
 	return uint16(field)
 }
 
@@ -245,6 +249,7 @@ func (e *Engine) output(c *conn) {
 		}
 		if retx {
 			c.rtxNxt = next.Add(segLen)
+			c.noteRetransmit(c.rtxNxt)
 			if c.rtxNxt.GreaterThan(c.sndNxt) {
 				c.sndNxt = c.rtxNxt // the FIN went out for the first time on a retransmission
 			}
@@ -316,6 +321,8 @@ func (e *Engine) persistTimeout(c *conn) {
 	if end := seq.Add(s.Len()); end.GreaterThan(c.sndNxt) {
 		c.sndNxt, c.rtxNxt = end, end
 		c.probing = true
+	} else {
+		c.noteRetransmit(end)
 	}
 	c.probes++
 	c.persistAt = e.deadlineAfter(e.persistInterval(c))
@@ -406,6 +413,7 @@ func (e *Engine) retransmitOne(c *conn) {
 	s := e.segment(c, flags, next, payload)
 	e.emit(c.id, c.local, c.remote, &s)
 	c.rtxNxt = next.Add(s.Len())
+	c.noteRetransmit(c.rtxNxt)
 }
 
 func (e *Engine) giveUp(c *conn, code Code) {

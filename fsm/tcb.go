@@ -31,7 +31,13 @@ type conn struct {
 	// Receive sequence space.
 	irs    Seq
 	rcvNxt Seq
-	rcvAdv Seq // right edge last advertised: RCV.NXT+RCV.WND; never moves left
+	// rcvAdv is the right edge we promised, RCV.NXT+RCV.WND before window
+	// scaling rounds it; receiver SWS avoidance works on it. rcvWire is the
+	// edge the peer was told after rounding up to the scale unit (RFC 7323
+	// §2.3), never left of rcvAdv: acceptance uses it. Keeping both stops the
+	// rounding from creeping the window past the buffer.
+	rcvAdv  Seq
+	rcvWire Seq
 
 	// Negotiated options.
 	sndMSS      uint16 // largest payload we send (peer's MSS option, RFC 9293 §3.7.1)
@@ -70,6 +76,8 @@ type conn struct {
 	rttSeq            Seq
 	rttStart          time.Duration
 	retries           int // consecutive retransmissions of the same data
+	retransmitted     bool
+	rtxHigh           Seq // end of the highest retransmitted range while retransmitted
 	probes            int
 	probing           bool // SND.NXT includes a zero-window probe beyond the window
 
@@ -81,6 +89,15 @@ type conn struct {
 	rtxAt, persistAt, delackAt, timeWaitAt time.Duration
 	deadline                               time.Duration
 	heapIdx                                int
+}
+
+// noteRetransmit records that sequence numbers up to end were sent again,
+// so ACKs covering them give no RTT sample (Karn's rule, RFC 6298 §3).
+func (c *conn) noteRetransmit(end Seq) {
+	if !c.retransmitted || end.GreaterThan(c.rtxHigh) {
+		c.rtxHigh = end
+	}
+	c.retransmitted = true
 }
 
 // sndBufSeq is the sequence number of the first byte in sndBuf: the SYN
@@ -96,7 +113,16 @@ func (c *conn) sndBufSeq() Seq {
 func (c *conn) finSeq() Seq { return c.sndBufSeq().Add(Size(c.sndBuf.Len())) }
 
 // rcvWnd is RCV.WND as last advertised.
-func (c *conn) rcvWnd() Size { return c.rcvAdv.Sub(c.rcvNxt) }
+func (c *conn) rcvWnd() Size {
+	if c.rcvWire.LessThan(c.rcvNxt) {
+		return 0
+	}
+	return c.rcvWire.Sub(c.rcvNxt)
+}
+
+// setRcvEdge sets both right edges at once (SYN and SYN cookie paths, where
+// the window is not scaled).
+func (c *conn) setRcvEdge(e Seq) { c.rcvAdv, c.rcvWire = e, e }
 
 // effMSS is the payload per segment after the option space that every
 // segment carries (timestamps: 12 bytes, RFC 7323 §3.2).
