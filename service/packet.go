@@ -26,7 +26,10 @@ const (
 func submittedPacket(req *pb.SubmitSegmentRequest) ([]byte, error) {
 	switch s := req.GetSegment().(type) {
 	case *pb.SubmitSegmentRequest_IpPacket:
-		return s.IpPacket, checkPacket(s.IpPacket)
+		if err := checkPacket(s.IpPacket); err != nil {
+			return nil, invalidf("ip_packet: %v", err)
+		}
+		return s.IpPacket, nil
 	case *pb.SubmitSegmentRequest_Tcp:
 		return rawTCPPacket(s.Tcp)
 	case *pb.SubmitSegmentRequest_Fields:
@@ -36,7 +39,8 @@ func submittedPacket(req *pb.SubmitSegmentRequest) ([]byte, error) {
 }
 
 // checkPacket parses an IP packet and its TCP segment, returning the
-// *fsm.ParseError that names the layer and field of the first problem.
+// *fsm.ParseError that names the layer and header field of the first
+// problem (the caller prefixes the request field).
 func checkPacket(pkt []byte) error {
 	_, _, tcp, err := fsm.ParsePacket(pkt)
 	if err != nil {
@@ -65,7 +69,7 @@ func rawTCPPacket(r *pb.RawTcpSegment) ([]byte, error) {
 	}
 	seg := r.GetSegment()
 	if _, err := fsm.ParseSegment(seg); err != nil {
-		return nil, err
+		return nil, invalidf("tcp.segment: %v", err)
 	}
 	hl := ipv6HeaderLen
 	if src.Is4() {
