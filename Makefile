@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: all build test lint vet fmt-check unit property-long bench-engine fuzz
+.PHONY: all build test lint vet fmt-check unit property-long bench-engine fuzz crashtest
 
 all: build
 
@@ -43,4 +43,11 @@ fuzz:
 	@for t in $$($(GO) test -list 'Fuzz.*' ./fsm/ | grep ^Fuzz); do \
 		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./fsm/ || exit 1; \
 	done
+## crashtest: SIGKILL the server N times (default 100) under concurrent
+## clients and check that nothing acknowledged was lost (make test runs
+## the same harness with N=20 in cmd/crashtest's tests)
+crashtest: N ?= 100
+crashtest:
+	$(GO) run ./cmd/crashtest -n $(N)
+
 include mk/generate.mk

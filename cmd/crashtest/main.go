@@ -32,7 +32,7 @@ import (
 func main() {
 	var cfg Config
 	flag.IntVar(&cfg.N, "n", 100, "crashes")
-	seed := flag.Int64("seed", 0, "seed (0: from the clock; printed)")
+	seed := flag.Uint64("seed", 0, "seed (0: from the clock; printed)")
 	flag.StringVar(&cfg.Binary, "bin", "", "tcpstated binary (empty: go build ./cmd/tcpstated into a temporary directory)")
 	flag.StringVar(&cfg.DataDir, "dir", "", "data directory (empty: a temporary one, removed at the end)")
 	flag.IntVar(&cfg.Workers, "clients", 8, "concurrent clients")
@@ -40,7 +40,7 @@ func main() {
 	flag.DurationVar(&cfg.MinRun, "min-run", 200*time.Millisecond, "shortest time between a start and the kill")
 	flag.DurationVar(&cfg.MaxRun, "max-run", 1200*time.Millisecond, "longest time between a start and the kill")
 	flag.Parse()
-	cfg.Seed = uint64(*seed)
+	cfg.Seed = *seed
 	if *seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
