@@ -18,10 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tcpstated/tcpstated/gen/openapi"
@@ -221,6 +223,22 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 	})
 	// JSON carries bytes as base64: allow for its 4/3 growth and the field names.
 	maxBody := int64(lim.MaxMessageBytes)*2 + 4096
-	mux.Handle("/", http.MaxBytesHandler(gw, maxBody))
+	mux.Handle("/", limitBody(gw, maxBody))
 	return mux, func() { cancel(); conn.Close() }, nil
+}
+
+// limitBody refuses a request whose declared body is above max bytes with
+// RESOURCE_EXHAUSTED (HTTP 429), as the gRPC server refuses a message above
+// its limit; a longer body without a Content-Length is cut off at max.
+func limitBody(gw *runtime.ServeMux, max int64) http.Handler {
+	h := http.MaxBytesHandler(gw, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			_, out := runtime.MarshalerForRequest(gw, r)
+			runtime.HTTPError(r.Context(), gw, out, w, r, status.Errorf(codes.ResourceExhausted,
+				"request body: %d bytes is above the limit of %d", r.ContentLength, max))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
