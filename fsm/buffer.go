@@ -143,9 +143,10 @@ func (s *spareBufs) get() []byte {
 // oooSeg is a segment held for reassembly: text beyond RCV.NXT, and
 // possibly a FIN after it.
 type oooSeg struct {
-	seq  Seq
-	data []byte
-	fin  bool
+	seq   Seq
+	data  []byte
+	fin   bool
+	stamp uint32 // arrival order, for SACK block order
 }
 
 func (s *oooSeg) end() Seq {
@@ -164,6 +165,7 @@ const maxOOO = 256
 type reassembly struct {
 	segs  []oooSeg
 	bytes int
+	clock uint32 // stamps arrivals
 }
 
 // insert stores a copy of data at seq (with fin if set) unless it is already
@@ -177,7 +179,9 @@ func (q *reassembly) insert(seq Seq, data []byte, fin bool) bool {
 	for ; i < len(q.segs); i++ {
 		s := &q.segs[i]
 		if s.seq.LessEq(seq) && end.LessEq(s.end()) {
-			return false // a duplicate of what we hold
+			q.clock++
+			s.stamp = q.clock // it still triggers the next ACK's first SACK block
+			return false      // a duplicate of what we hold
 		}
 		if seq.LessThan(s.seq) {
 			break
@@ -188,7 +192,8 @@ func (q *reassembly) insert(seq Seq, data []byte, fin bool) bool {
 	}
 	q.segs = append(q.segs, oooSeg{})
 	copy(q.segs[i+1:], q.segs[i:])
-	q.segs[i] = oooSeg{seq: seq, data: append([]byte(nil), data...), fin: fin}
+	q.clock++
+	q.segs[i] = oooSeg{seq: seq, data: append([]byte(nil), data...), fin: fin, stamp: q.clock}
 	q.bytes += len(data)
 	return true
 }
@@ -208,26 +213,55 @@ func (q *reassembly) pop(next Seq) (oooSeg, bool) {
 	return s, true
 }
 
-// sackBlocks fills b with the held ranges, merged, lowest first (RFC 2018
-// §4 asks for the most recent first; we report in sequence order, which
-// the RFC permits for the others).
+// sackBlocks fills b with up to limit of the held ranges, merged, most
+// recently updated first: RFC 2018 §4 says the first block MUST contain
+// the segment that triggered the ACK and the rest SHOULD follow by recency.
+// It does not allocate: each pass over the queue picks the next block.
 func (q *reassembly) sackBlocks(b *[MaxSACKBlocks]SACKBlock, limit int) int {
 	n := 0
-	for _, s := range q.segs {
-		e := s.seq.Add(Size(len(s.data)))
-		if n > 0 && s.seq.LessEq(b[n-1].End) {
-			if e.GreaterThan(b[n-1].End) {
-				b[n-1].End = e
+	for n < limit {
+		var best SACKBlock
+		var bestStamp uint32
+		found := false
+		q.blocks(func(blk SACKBlock, stamp uint32) {
+			for _, chosen := range b[:n] {
+				if chosen.Start == blk.Start {
+					return
+				}
 			}
-			continue
-		}
-		if n == limit {
+			if !found || stamp > bestStamp {
+				best, bestStamp, found = blk, stamp, true
+			}
+		})
+		if !found {
 			break
 		}
-		b[n] = SACKBlock{s.seq, e}
+		b[n] = best
 		n++
 	}
 	return n
+}
+
+// blocks calls fn for each merged range of held data with its latest stamp.
+func (q *reassembly) blocks(fn func(SACKBlock, uint32)) {
+	var cur SACKBlock
+	var stamp uint32
+	open := false
+	for _, s := range q.segs {
+		e := s.seq.Add(Size(len(s.data)))
+		if open && s.seq.LessEq(cur.End) {
+			cur.End = MaxSeq(cur.End, e)
+			stamp = max(stamp, s.stamp)
+			continue
+		}
+		if open {
+			fn(cur, stamp)
+		}
+		cur, stamp, open = SACKBlock{s.seq, e}, s.stamp, true
+	}
+	if open {
+		fn(cur, stamp)
+	}
 }
 
 func (q *reassembly) clear() { q.segs, q.bytes = nil, 0 }

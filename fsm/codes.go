@@ -91,6 +91,7 @@ const (
 	CodeSynReceivedGiveUp
 	CodePersistProbe
 	CodeTimeWaitExpired
+	CodeFinWait2Timeout
 	CodeDelayedAckSent
 	// Application calls (§3.10.1–§3.10.6).
 	CodeAppListen
@@ -143,7 +144,7 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeSynCookieSent:      {"SYN_COOKIE_SENT", secCookies, "the SYN queue is full ({SYNQ.LEN} of {SYNQ.LIMIT}): answered with a SYN cookie as {ISS} and kept no state; options other than MSS are not kept"},
 	CodeSynCookieAccepted:  {"SYN_COOKIE_ACCEPTED", secCookies, "the ACK carries a valid SYN cookie ({SEG.ACK} - 1): the connection was rebuilt from it and entered ESTABLISHED"},
 	CodeAcceptQueueFull:    {"ACCEPT_QUEUE_FULL", "RFC 9293 §3.10.7.4", "the accept queue is full ({ACCEPTQ.LEN} of {ACCEPTQ.LIMIT}): the ACK completing the handshake was dropped and the connection stays in SYN-RECEIVED until the application accepts or the SYN,ACK is retransmitted ({DROPS} so far; Linux does the same)"},
-	CodeSynDataQueued:      {"SYN_DATA_QUEUED", secListen, "the SYN carries {SEG.LEN} bytes of data: queued for processing later, delivered once the connection is ESTABLISHED"},
+	CodeSynDataQueued:      {"SYN_DATA_QUEUED", secListen, "the SYN carries text or a FIN ({SEG.LEN} bytes, {FIN}): queued for processing later, processed once the connection is ESTABLISHED"},
 
 	CodeSynSentBadAckSentRst:     {"SYN_SENT_BAD_ACK_SENT_RST", secSynSent, "first check the ACK bit: {SEG.ACK} is not in (ISS, SND.NXT] with {ISS} {SND.NXT}; sent <SEQ=SEG.ACK><CTL=RST> and dropped the segment"},
 	CodeSynSentBadAckRstDropped:  {"SYN_SENT_BAD_ACK_RST_DROPPED", secSynSent, "first check the ACK bit: {SEG.ACK} is not acceptable and the segment is a RST: dropped"},
@@ -197,6 +198,7 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeSynReceivedGiveUp: {"SYN_RECEIVED_GIVE_UP", "RFC 9293 §3.8.3", "the SYN,ACK was retransmitted {RETRIES} times without an ACK: the half-open connection is dropped"},
 	CodePersistProbe:      {"ZERO_WINDOW_PROBE", secZeroWindow, "the peer's window is zero: sent a one-byte probe at {SEG.SEQ}; next probe in {RTO.MS} ms"},
 	CodeTimeWaitExpired:   {"TIME_WAIT_EXPIRED", secTimeouts, "the time-wait timeout (2·MSL = {TIMEOUT.MS} ms) expired: the TCB is deleted"},
+	CodeFinWait2Timeout:   {"FIN_WAIT_2_TIMEOUT", "RFC 9293 §3.10.8 (Linux tcp_fin_timeout)", "the application closed the connection and the peer sent no FIN for {TIMEOUT.MS} ms: the TCB is deleted"},
 	CodeDelayedAckSent:    {"DELAYED_ACK_SENT", secDelayedAck, "the delayed-ACK timer expired: sent ACK {RCV.NXT}"},
 
 	CodeAppListen:           {"APP_LISTEN", secOpen, "passive OPEN: listening, backlog {BACKLOG}"},

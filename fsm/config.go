@@ -74,6 +74,12 @@ type Config struct {
 	// giving up. Default 6 for SYN, 5 for SYN,ACK.
 	SynRetries, SynAckRetries int
 
+	// FinWait2Timeout bounds FIN-WAIT-2 after the application has closed
+	// (not merely shut down) the connection: a peer that never sends its
+	// FIN, or whose RST was lost, would otherwise hold it forever. Linux's
+	// tcp_fin_timeout; RFC 9293 sets no limit. Default 60 s.
+	FinWait2Timeout time.Duration
+
 	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
 	// before the oldest is forgotten. Default 1024; -1 forgets at once.
 	RetainClosed int
@@ -102,6 +108,7 @@ func (c Config) Defaults() Config {
 	defInt(&c.SynQueue, 128)
 	defInt(&c.AcceptQueue, 128)
 	def(&c.DelayedAckTimeout, 200*time.Millisecond)
+	def(&c.FinWait2Timeout, 60*time.Second)
 	if c.DelayedAckTimeout >= 500*time.Millisecond {
 		c.DelayedAckTimeout = 499 * time.Millisecond // RFC 9293 §3.8.6.3 MUST-40
 	}

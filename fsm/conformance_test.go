@@ -567,3 +567,22 @@ func TestCloseClosedListener(t *testing.T) {
 	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
 	srv.expect("S. seq=300 ack=101")
 }
+
+// TestFinWait2TimeoutAfterClose: a closed (orphaned) connection does not
+// wait in FIN-WAIT-2 forever for a FIN that never comes; one that only shut
+// down its sending side does (it may still read).
+func TestFinWait2TimeoutAfterClose(t *testing.T) {
+	for _, closeIt := range []bool{true, false} {
+		_, srv, _, s := reach(t, FinWait2)
+		if closeIt {
+			srv.e.Close(s)
+		}
+		srv.e.AdvanceTo(61 * time.Second)
+		if closeIt {
+			wantExplanation(t, srv.collect(), CodeFinWait2Timeout)
+			srv.wantState(s, Closed)
+		} else {
+			srv.wantState(s, FinWait2)
+		}
+	}
+}

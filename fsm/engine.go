@@ -405,6 +405,8 @@ func (e *Engine) Close(id EndpointID) error {
 	}
 	c.userClosed = true
 	if c.finQueued || c.state == FinWait2 || c.state == TimeWait {
+		e.begin()
+		e.armFinWait2(c)
 		return nil // already closing on the sending side: nothing more to do
 	}
 	return e.close(c, CodeAppClose)

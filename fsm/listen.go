@@ -74,10 +74,7 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 	e.explain(c.id, CodeListenSynAccepted, ActionAnswered,
 		Field{"IRS", uint64(c.irs)}, Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"ISS", uint64(c.iss)},
 		Field{"SYNQ.LEN", uint64(len(q.synQueue))}, Field{"SYNQ.LIMIT", uint64(q.synLimit)})
-	if len(seg.Payload) > 0 {
-		c.synData = append([]byte(nil), seg.Payload...)
-		e.explain(c.id, CodeSynDataQueued, ActionQueued, Field{"SEG.LEN", uint64(len(seg.Payload))})
-	}
+	e.queueSynText(c, seg)
 }
 
 // negotiate applies the options of the peer's SYN (RFC 9293 §3.7.1 MSS,
@@ -141,7 +138,7 @@ func (e *Engine) cookieAccepted(l *conn, t Tuple, seg *Segment, mss uint16) {
 	e.initConn(c, seg.Ack-1)
 	c.sndUna, c.sndNxt, c.rtxNxt = seg.Ack, seg.Ack, seg.Ack
 	c.irs, c.rcvNxt = seg.Seq-1, seg.Seq
-	c.rcvAdv = c.rcvNxt.Add(Size(min(e.cfg.RecvBuffer, 65535)))
+	c.setRcvEdge(c.rcvNxt.Add(Size(min(e.cfg.RecvBuffer, 65535))))
 	c.sndMSS = min(mss, e.cfg.MSS)
 	c.sndWnd, c.maxSndWnd = uint32(seg.Window), uint32(seg.Window)
 	c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack

@@ -66,10 +66,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 		c.retries = 0
 		e.stopRtx(c)
 		e.sendSynAck(c)
-		if len(seg.Payload) > 0 {
-			c.synData = append([]byte(nil), seg.Payload...)
-			e.explain(c.id, CodeSynDataQueued, ActionQueued, Field{"SEG.LEN", uint64(len(seg.Payload))})
-		}
+		e.queueSynText(c, seg)
 		return
 	}
 	c.sndWl2 = seg.Ack
@@ -323,6 +320,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		if finAcked {
 			e.explain(c.id, CodeFinAcked, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)})
 			e.setState(c, FinWait2, CodeFinAcked)
+			e.armFinWait2(c)
 		}
 	case Closing:
 		if finAcked {
@@ -377,15 +375,35 @@ func (e *Engine) establish(c *conn, seg *Segment) {
 	}
 }
 
-// deliverSynData hands text that arrived on the SYN to the application now
-// that the connection is ESTABLISHED.
+// queueSynText holds the text and FIN of a SYN until the connection is
+// ESTABLISHED: "any other control or text should be queued for processing
+// later" (RFC 9293 §3.10.7.2 third check, §3.10.7.3 fourth).
+func (e *Engine) queueSynText(c *conn, seg *Segment) {
+	fin := seg.Flags&FlagFIN != 0
+	if len(seg.Payload) == 0 && !fin {
+		return
+	}
+	c.synData = append([]byte(nil), seg.Payload...)
+	c.synFin = fin
+	e.explain(c.id, CodeSynDataQueued, ActionQueued, Field{"SEG.LEN", uint64(len(seg.Payload))}, Field{"FIN", b2u(fin)})
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// deliverSynData hands text (and a FIN) that arrived on the SYN to the
+// application now that the connection is ESTABLISHED.
 func (e *Engine) deliverSynData(c *conn) bool {
-	if len(c.synData) == 0 {
+	if len(c.synData) == 0 && !c.synFin {
 		return false
 	}
-	d := c.synData
-	c.synData = nil
-	return e.processText(c, c.irs+1, d, false)
+	d, fin := c.synData, c.synFin
+	c.synData, c.synFin = nil, false
+	return e.processText(c, c.irs+1, d, fin)
 }
 
 // ackNew handles an ACK of new data: SND.UNA advances, acknowledged bytes

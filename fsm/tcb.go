@@ -57,6 +57,7 @@ type conn struct {
 	rcvBuf     ring // in order, not yet read
 	ooo        reassembly
 	synData    []byte // text that came on a SYN, held until ESTABLISHED
+	synFin     bool   // the SYN also carried a FIN, held likewise
 	finQueued  bool   // CLOSE was called: a FIN follows the data
 	finSent    bool
 	rcvFin     bool // the peer's FIN has been processed

@@ -87,6 +87,16 @@ func (e *Engine) deadlineAfter(d time.Duration) time.Duration {
 	return t
 }
 
+// armFinWait2 starts the FIN-WAIT-2 timeout of a connection the
+// application has closed (Config.FinWait2Timeout). It shares the TIME-WAIT
+// timer slot: a connection is never in both states.
+func (e *Engine) armFinWait2(c *conn) {
+	if c.state == FinWait2 && c.userClosed && c.timeWaitAt == 0 {
+		c.timeWaitAt = e.deadlineAfter(e.cfg.FinWait2Timeout)
+		e.schedule(c)
+	}
+}
+
 func (e *Engine) armRtx(c *conn) {
 	c.rtxAt = e.deadlineAfter(c.rto)
 	e.schedule(c)
@@ -102,6 +112,12 @@ func (e *Engine) stopRtx(c *conn) {
 // fireTimers runs every timer of c that is due now.
 func (e *Engine) fireTimers(c *conn) {
 	now := e.now
+	if c.timeWaitAt != 0 && c.timeWaitAt <= now && c.state == FinWait2 {
+		c.timeWaitAt = 0
+		e.explain(c.id, CodeFinWait2Timeout, ActionAccepted, Field{"TIMEOUT.MS", uint64(e.cfg.FinWait2Timeout / time.Millisecond)})
+		e.toClosed(c, CodeFinWait2Timeout, nil)
+		return
+	}
 	if c.timeWaitAt != 0 && c.timeWaitAt <= now {
 		c.timeWaitAt = 0
 		e.explain(c.id, CodeTimeWaitExpired, ActionAccepted, Field{"TIMEOUT.MS", uint64(2 * e.cfg.MSL / time.Millisecond)})
