@@ -354,7 +354,7 @@ func (s *Service) restore(id string) {
 	ss, r := s.rebuild(id, lg, rep)
 	if ss == nil {
 		lg.Close()
-		if r.Err == errEmptyLog {
+		if r.Err == errEmptyLog && !(rep.Damage != nil && errors.Is(rep.Damage, replaylog.ErrCorrupt)) {
 			// Created but its start record never made it: the create call
 			// never returned, so there is no session to restore.
 			s.log.Info("removing the log of a session whose creation did not complete", "session", name)
@@ -362,6 +362,12 @@ func (s *Service) restore(id string) {
 				s.log.Warn("removing an empty log", "session", name, "err", err)
 			}
 			return
+		}
+		if r.Err == errEmptyLog {
+			// The start record itself is corrupt (not torn): that is
+			// damage, not an unfinished create, and the client must learn
+			// of it (DATA_LOSS until deleted).
+			r.Err = fmt.Errorf("the start record is damaged: %s", rep.Reason)
 		}
 		s.addBroken(id, nil, r)
 		return
