@@ -146,22 +146,44 @@ func (s *security) serveHTTP(srv *http.Server, lis net.Listener) error {
 	return srv.ServeTLS(lis, "", "")
 }
 
-// checkListener refuses a non-loopback listener without --auth-tokens
-// unless --insecure, and says at start what protects the server.
-func (s *security) checkListener(what string, lis net.Listener) error {
-	addr, _ := lis.Addr().(*net.TCPAddr)
-	loopback := addr != nil && addr.IP.IsLoopback()
+// checkAddr refuses a non-loopback listen address without --auth-tokens
+// unless --insecure, before anything is opened, and warns about the risky
+// combinations it lets through.
+func (s *security) checkAddr(what, addr string) error {
+	loopback := loopbackAddr(addr)
 	switch {
 	case s.auth == nil && !loopback && !s.insecure:
 		return fmt.Errorf("refusing to serve %s on %s, which is not a loopback address, without --auth-tokens: "+
 			"anyone who can connect could use every session; give --auth-tokens FILE, or --insecure to serve without authentication",
-			what, lis.Addr())
+			what, addr)
 	case s.auth == nil && !loopback:
-		s.log.Warn("serving without authentication on a non-loopback address (--insecure): anyone who can connect can use every session", "listener", what, "addr", lis.Addr().String())
+		s.log.Warn("serving without authentication on a non-loopback address (--insecure): anyone who can connect can use every session", "listener", what, "addr", addr)
 	case s.auth != nil && s.tls == nil && !loopback:
-		s.log.Warn("bearer tokens travel in clear text: serve TLS with --tls-cert and --tls-key", "listener", what, "addr", lis.Addr().String())
+		s.log.Warn("bearer tokens travel in clear text: serve TLS with --tls-cert and --tls-key", "listener", what, "addr", addr)
 	}
 	return nil
+}
+
+// loopbackAddr reports whether every address host:port names is a
+// loopback address. An empty host (all interfaces) is not.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // announce logs the security settings once the listeners are up.

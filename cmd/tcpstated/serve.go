@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -81,12 +80,23 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rpcm := newRPCMetrics(reg)
 
+	sec, err := newSecurity(c, logger) // security.go
+	if err != nil {
+		return err
+	}
+	if err := sec.checkAddr("gRPC", c.grpcAddr); err != nil {
+		return err
+	}
+	if err := sec.checkAddr("HTTP", c.httpAddr); err != nil {
+		return err
+	}
 	svc, err := service.Open(service.Config{
-		DataDir: c.dataDir,
-		Fsync:   fsync,
-		Limits:  c.limits,
-		Logger:  logger,
-		Metrics: reg,
+		DataDir:       c.dataDir,
+		Fsync:         fsync,
+		Limits:        c.limits,
+		Logger:        logger,
+		Metrics:       reg,
+		RequireTenant: sec.auth != nil,
 	})
 	if err != nil {
 		return err
@@ -97,11 +107,11 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 			"differences", r.Differences, "completed", r.Completed, "err", r.Err)
 	}
 
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(lim.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(rpcm.unary),
 		grpc.ChainStreamInterceptor(rpcm.stream),
-	)
+	}, sec.grpcOptions()...)...)
 	svc.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -118,7 +128,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 		svc.Close()
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	handler, closeGateway, err := httpHandler(ctx, glis.Addr().String(), lim, reg, hs)
+	handler, closeGateway, err := httpHandler(ctx, glis.Addr().String(), lim, reg, hs, sec)
 	if err != nil {
 		glis.Close()
 		hlis.Close()
@@ -129,13 +139,15 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(glis) }()
-	go func() { errc <- hsrv.Serve(hlis) }()
+	go func() { errc <- sec.serveHTTP(hsrv, hlis) }()
 	for _, name := range []string{"", pb.SessionService_ServiceDesc.ServiceName, pb.EndpointService_ServiceDesc.ServiceName,
 		pb.SegmentService_ServiceDesc.ServiceName, pb.LogService_ServiceDesc.ServiceName, pb.ScriptService_ServiceDesc.ServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	logger.Info("listening", "grpc", glis.Addr().String(), "http", hlis.Addr().String(),
 		"data_dir", c.dataDir, "fsync", fsync.String(), "sessions", svc.SessionCount())
+	sec.announce()
+	sec.watchReload(ctx)
 
 	var serveErr error
 	select {
@@ -175,7 +187,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 // httpHandler serves the REST gateway (dialing the gRPC listener on
 // loopback, which server-streaming calls need), /openapi.json, /metrics
 // and /healthz.
-func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *prometheus.Registry, hs *health.Server) (http.Handler, func(), error) {
+func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *prometheus.Registry, hs *health.Server, sec *security) (http.Handler, func(), error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Every field is shown, zero or not, so a curl user sees the
@@ -186,7 +198,7 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 	)
 	gctx, cancel := context.WithCancel(context.Background())
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(sec.gatewayCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(lim.MaxMessageBytes)),
 	}
 	for _, register := range []func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error{
@@ -224,7 +236,7 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 	// JSON carries bytes as base64: allow for its 4/3 growth and the field names.
 	maxBody := int64(lim.MaxMessageBytes)*2 + 4096
 	mux.Handle("/", limitBody(gw, maxBody))
-	return mux, func() { cancel(); conn.Close() }, nil
+	return sec.httpHandler(mux), func() { cancel(); conn.Close() }, nil
 }
 
 // limitBody refuses a request whose declared body is above max bytes with
