@@ -144,10 +144,10 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 		pb.SegmentService_ServiceDesc.ServiceName, pb.LogService_ServiceDesc.ServiceName, pb.ScriptService_ServiceDesc.ServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
+	sec.watchReload(ctx) // before "listening": a SIGHUP from then on reloads
 	logger.Info("listening", "grpc", glis.Addr().String(), "http", hlis.Addr().String(),
 		"data_dir", c.dataDir, "fsync", fsync.String(), "sessions", svc.SessionCount())
 	sec.announce()
-	sec.watchReload(ctx)
 
 	var serveErr error
 	select {
