@@ -216,7 +216,9 @@ func TestNonLoopbackNeedsAuthOrInsecure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.stop(30 * time.Second)
-	waitFor(t, func() bool { return strings.Contains(srv.logs.String(), "serving without authentication on a non-loopback address") })
+	waitFor(t, func() bool {
+		return strings.Contains(srv.logs.String(), "serving without authentication on a non-loopback address")
+	})
 }
 
 func writeFile(t *testing.T, path, s string) {
