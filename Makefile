@@ -34,6 +34,16 @@ unit:
 property-long:
 	TCPSTATED_PROPERTY_SEEDS=20000 $(GO) test -count=1 -run 'TestProperty' ./fsm/
 
+## bench: the real server under load (unary, streaming, REST; fsync=never and
+## always) against bare gRPC and gateway echo servers, and the memory of
+## 10 000 idle sessions; prints a Markdown table (docs/PERFORMANCE.md).
+## BENCH_ARGS passes flags to tcpstated-bench (e.g. --runs 1 --duration 1s).
+.PHONY: bench
+bench:
+	$(GO) build -o bin/tcpstated ./cmd/tcpstated
+	$(GO) build -o bin/tcpstated-bench ./cmd/tcpstated-bench
+	bin/tcpstated-bench --server-bin bin/tcpstated $(BENCH_ARGS)
+
 ## bench-engine: engine hot-path benchmarks (figures go in docs/PERFORMANCE.md)
 bench-engine:
 	$(GO) test -run '^$$' -bench '$(or $(BENCH),.)' -benchmem -count=$(or $(COUNT),1) ./fsm/

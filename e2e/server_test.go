@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	serverBin = filepath.Join(dir, "tcpstated")
 	benchBin = filepath.Join(dir, "tcpstated-bench")
-	for pkg, out := range map[string]string{"../cmd/tcpstated": serverBin} {
+	for pkg, out := range map[string]string{"../cmd/tcpstated": serverBin, "../cmd/tcpstated-bench": benchBin} {
 		if err := goBuild(pkg, out); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n", pkg, err)
 			os.RemoveAll(dir)

@@ -1,0 +1,359 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"google.golang.org/grpc"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config says what to run. Zero fields take the defaults of `make bench`.
+type Config struct {
+	ServerBin string // the tcpstated binary
+	EchoBin   string // a binary whose `echo` subcommand runs ServeEcho (cmd/tcpstated-bench)
+
+	Runs         int           // whole runs; figures are the median (default 3)
+	Duration     time.Duration // measured time of each load (default 3 s)
+	Warmup       time.Duration // unmeasured time before it (default 500 ms)
+	Callers      int           // unary and REST callers, one session each (default 64)
+	Streams      int           // ExchangeSegments streams, one session each (default 8)
+	PerMessage   int           // packets per ExchangeSegments message (default 64)
+	IdleSessions int           // sessions of the memory figure (default 10000; 0 with NoMemory)
+	NoMemory     bool          // skip the memory figure
+
+	Progress io.Writer // progress lines (nil: none)
+}
+
+func (c *Config) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Runs, 3)
+	def(&c.Callers, 64)
+	def(&c.Streams, 8)
+	def(&c.PerMessage, 64)
+	def(&c.IdleSessions, 10000)
+	if c.Duration <= 0 {
+		c.Duration = 3 * time.Second
+	}
+	if c.Warmup <= 0 {
+		c.Warmup = 500 * time.Millisecond
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// The measurements of one run.
+const (
+	echoUnary      = "echo gRPC unary"
+	echoStream     = "echo gRPC stream"
+	echoRESTLoop   = "echo gateway, dialing gRPC on loopback"
+	echoRESTInproc = "echo gateway, handlers in-process"
+)
+
+func realName(load, fsync string) string { return "tcpstated " + load + " fsync=" + fsync }
+
+// Report holds every run's measurements.
+type Report struct {
+	Config  Config
+	Runs    []map[string]*result
+	Memory  *memResult
+	Started time.Time
+	Took    time.Duration
+}
+
+// Run runs the benchmark. Each run starts the echo server and two
+// tcpstated servers (fsync=never and fsync=always) and then measures each
+// load on the three back to back, so that the ratios compare measurements
+// taken within seconds of each other on this shared machine.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.defaults()
+	rep := &Report{Config: cfg, Started: time.Now()}
+	tmp, err := os.MkdirTemp("", "tcpstated-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	for run := 1; run <= cfg.Runs; run++ {
+		res := map[string]*result{}
+		rep.Runs = append(rep.Runs, res)
+		fmt.Fprintf(cfg.Progress, "run %d of %d\n", run, cfg.Runs)
+		if err := runOnce(ctx, cfg, filepath.Join(tmp, fmt.Sprintf("run%d", run)), res); err != nil {
+			return rep, err
+		}
+	}
+	if !cfg.NoMemory {
+		p, err := startProcess(ctx, "tcpstated (memory)", cfg.ServerBin, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--data-dir", filepath.Join(tmp, "memory"), "--fsync", "never", "--max-sessions", strconv.Itoa(cfg.IdleSessions+10))
+		if err != nil {
+			return rep, err
+		}
+		fmt.Fprintf(cfg.Progress, "memory: %d idle sessions\n", cfg.IdleSessions)
+		m, err := idleMemory(ctx, p, cfg.IdleSessions)
+		if serr := p.stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return rep, fmt.Errorf("memory: %w", err)
+		}
+		rep.Memory = &m
+	}
+	rep.Took = time.Since(rep.Started)
+	return rep, nil
+}
+
+func (c Config) window() window { return newWindow(c.Warmup, c.Duration) }
+
+// conns is how many client connections carry n callers: one per 16.
+func conns(n int) int { return max(1, (n+15)/16) }
+
+// A server under test with its client connections.
+type target struct {
+	name  string // "echo" or "fsync=…"
+	p     *process
+	conns []*grpc.ClientConn
+}
+
+func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result) error {
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			closeAll(t.conns)
+			t.p.kill()
+		}
+	}()
+	start := func(name, bin string, args ...string) error {
+		p, err := startProcess(ctx, name, bin, args...)
+		if err != nil {
+			return err
+		}
+		t := &target{name: name, p: p}
+		targets = append(targets, t)
+		t.conns, err = dial(p.grpcAddr, conns(cfg.Callers))
+		return err
+	}
+	if err := start("echo", cfg.EchoBin, "echo", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--http-inproc-addr", "127.0.0.1:0", "--per-message", strconv.Itoa(cfg.PerMessage)); err != nil {
+		return err
+	}
+	unary, stream, rest := sessionNames("u", cfg.Callers), sessionNames("x", cfg.Streams), sessionNames("r", cfg.Callers)
+	for _, fsync := range []string{"never", "always"} {
+		if err := start("fsync="+fsync, cfg.ServerBin, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--data-dir", filepath.Join(dir, fsync), "--fsync", fsync); err != nil {
+			return err
+		}
+		if err := setupSessions(ctx, targets[len(targets)-1].conns[0], slices.Concat(unary, stream, rest)); err != nil {
+			return err
+		}
+	}
+	echo, real := targets[0], targets[1:]
+	type load struct {
+		name string
+		f    func(t *target, http string) result
+	}
+	loads := []load{
+		{"unary", func(t *target, _ string) result { return unaryLoad(ctx, t.conns, unary, cfg.window()) }},
+		{"stream", func(t *target, _ string) result {
+			return streamLoad(ctx, t.conns, stream, cfg.PerMessage, cfg.window())
+		}},
+		{"REST", func(t *target, http string) result { return restLoad(ctx, "http://"+http, rest, cfg.window()) }},
+	}
+	for _, l := range loads {
+		base := []struct{ name, http string }{{echoUnary, ""}}
+		switch l.name {
+		case "stream":
+			base[0].name = echoStream
+		case "REST":
+			base = []struct{ name, http string }{{echoRESTLoop, echo.p.httpAddr}, {echoRESTInproc, echo.p.httpAddr2}}
+		}
+		for _, b := range base {
+			if err := measure(cfg, res, b.name, func() result { return l.f(echo, b.http) }); err != nil {
+				return err
+			}
+		}
+		for _, t := range real {
+			if err := measure(cfg, res, "tcpstated "+l.name+" "+t.name, func() result { return l.f(t, t.p.httpAddr) }); err != nil {
+				return fmt.Errorf("%w\nserver log:\n%s", err, tail(t.p.logs.String(), 20))
+			}
+		}
+	}
+	for _, t := range targets {
+		closeAll(t.conns)
+		t.conns = nil
+		if err := t.p.stop(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func measure(cfg Config, res map[string]*result, name string, f func() result) error {
+	r := f()
+	res[name] = &r
+	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v errors %d\n", name, r.rate(), r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.errors)
+	if r.errors > 0 {
+		return fmt.Errorf("%s: %d calls failed; the first: %v", name, r.errors, r.firstErr)
+	}
+	if r.ops == 0 {
+		return fmt.Errorf("%s: no call completed in the window", name)
+	}
+	return nil
+}
+
+// A figure of the report: a server measurement against its baseline.
+type figure struct {
+	name     string
+	server   string   // measurement name
+	baseline []string // the faster of these is the baseline
+	unit     string
+	goal     float64 // minimum ratio; 0: no goal
+}
+
+func (c Config) figures() []figure {
+	return []figure{
+		{fmt.Sprintf("unary SubmitSegment, %d callers, fsync=never", c.Callers), realName("unary", "never"), []string{echoUnary}, "calls/s", 0.60},
+		{fmt.Sprintf("unary SubmitSegment, %d callers, fsync=always", c.Callers), realName("unary", "always"), []string{echoUnary}, "calls/s", 0.40},
+		{fmt.Sprintf("ExchangeSegments, %d streams × %d segments/message, fsync=never", c.Streams, c.PerMessage), realName("stream", "never"), []string{echoStream}, "segments/s", 0.70},
+		{fmt.Sprintf("ExchangeSegments, %d streams × %d segments/message, fsync=always", c.Streams, c.PerMessage), realName("stream", "always"), []string{echoStream}, "segments/s", 0},
+		{fmt.Sprintf("REST POST …/segments, %d callers, fsync=never", c.Callers), realName("REST", "never"), []string{echoRESTLoop, echoRESTInproc}, "requests/s", 0.60},
+		{fmt.Sprintf("REST POST …/segments, %d callers, fsync=always", c.Callers), realName("REST", "always"), []string{echoRESTLoop, echoRESTInproc}, "requests/s", 0},
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(v []time.Duration) time.Duration {
+	f := make([]float64, len(v))
+	for i, d := range v {
+		f[i] = float64(d)
+	}
+	return time.Duration(median(f))
+}
+
+func fmtRate(r float64) string {
+	switch {
+	case r >= 100:
+		return strconv.FormatFloat(r, 'f', 0, 64)
+	default:
+		return strconv.FormatFloat(r, 'f', 1, 64)
+	}
+}
+
+func fmtLat(d time.Duration) string {
+	switch {
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+// Markdown renders the report: per figure the medians over the runs of
+// the server's rate and latency, the baseline's, their ratio (the median
+// of each run's ratio), the goal and whether it is met.
+func (r *Report) Markdown(w io.Writer) {
+	c := r.Config
+	fmt.Fprintf(w, "%d runs of %v measured (after %v warm-up) per load; medians over the runs. Latency is per call (per message for streams), p50 / p99.\n\n",
+		len(r.Runs), c.Duration, c.Warmup)
+	fmt.Fprintln(w, "| figure | tcpstated | p50 / p99 | bare echo baseline | p50 / p99 | ratio | goal | met |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---|---:|---:|---|")
+	for _, f := range c.figures() {
+		var srv, base, ratio []float64
+		var sp50, sp99, bp50, bp99 []time.Duration
+		var baseName string
+		for _, run := range r.Runs {
+			s := run[f.server]
+			var b *result
+			for _, n := range f.baseline {
+				if x := run[n]; x != nil && (b == nil || x.rate() > b.rate()) {
+					b, baseName = x, n
+				}
+			}
+			if s == nil || b == nil {
+				continue
+			}
+			srv, base, ratio = append(srv, s.rate()), append(base, b.rate()), append(ratio, s.rate()/b.rate())
+			sp50, sp99 = append(sp50, s.pct(50)), append(sp99, s.pct(99))
+			bp50, bp99 = append(bp50, b.pct(50)), append(bp99, b.pct(99))
+		}
+		if len(srv) == 0 {
+			continue
+		}
+		goal, met := "—", "—"
+		if f.goal > 0 {
+			goal = fmt.Sprintf("≥ %.0f %%", f.goal*100)
+			met = "yes"
+			if median(ratio) < f.goal {
+				met = "**no**"
+			}
+		}
+		bname := "echo"
+		if len(f.baseline) > 1 {
+			bname = strings.TrimPrefix(baseName, "echo ")
+			bname = "faster: " + bname
+		}
+		fmt.Fprintf(w, "| %s | %s %s | %s / %s | %s (%s) | %s / %s | %.0f %% | %s | %s |\n", f.name,
+			fmtRate(median(srv)), f.unit, fmtLat(medianDur(sp50)), fmtLat(medianDur(sp99)),
+			fmtRate(median(base)), bname, fmtLat(medianDur(bp50)), fmtLat(medianDur(bp99)),
+			median(ratio)*100, goal, met)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Every baseline measured (medians):")
+	fmt.Fprintln(w)
+	for _, n := range []string{echoUnary, echoStream, echoRESTLoop, echoRESTInproc} {
+		var v []float64
+		var p50, p99 []time.Duration
+		for _, run := range r.Runs {
+			if x := run[n]; x != nil {
+				v, p50, p99 = append(v, x.rate()), append(p50, x.pct(50)), append(p99, x.pct(99))
+			}
+		}
+		if len(v) > 0 {
+			fmt.Fprintf(w, "- %s: %s/s, p50 %s, p99 %s\n", n, fmtRate(median(v)), fmtLat(medianDur(p50)), fmtLat(medianDur(p99)))
+		}
+	}
+	if m := r.Memory; m != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Memory of %d idle sessions (each with a listener and one ESTABLISHED connection, fsync=never), server process: "+
+			"RSS %.1f MiB → %.1f MiB (%.1f KiB per session); Go heap in use %.1f MiB → %.1f MiB (%.1f KiB per session); %d open files; created in %v.\n",
+			m.sessions, mib(m.rssBefore), mib(m.rssAfter), m.perSessionRSS/1024, m.heapBefore/(1<<20), m.heapAfter/(1<<20), m.perSessionHeap/1024,
+			m.fds, m.took.Round(100*time.Millisecond))
+	}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// MachineSummary describes the machine: CPU model, cores, Go version.
+func MachineSummary() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s %s/%s", model, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
