@@ -1,0 +1,5 @@
+//go:build race
+
+package issue4
+
+func init() { buildFlags = append(buildFlags, "-race") }
