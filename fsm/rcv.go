@@ -304,9 +304,10 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	default:
 		e.explain(c.id, CodeAckOld, ActionInfo, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"SND.UNA", uint64(c.sndUna)})
 	}
-	// Update the send window (RFC 9293 §3.10.7.4: only from segments newer
-	// than the last update).
-	if c.sndWl1.LessThan(seg.Seq) || (c.sndWl1 == seg.Seq && c.sndWl2.LessEq(seg.Ack)) {
+	// Update the send window (RFC 9293 §3.10.7.4: only when
+	// SND.UNA =< SEG.ACK =< SND.NXT, and only from segments newer than the
+	// last update). wasUna is SND.UNA before this ACK moved it.
+	if wasUna.LessEq(seg.Ack) && (c.sndWl1.LessThan(seg.Seq) || (c.sndWl1 == seg.Seq && c.sndWl2.LessEq(seg.Ack))) {
 		if sndWnd != c.sndWnd {
 			e.explain(c.id, CodeWindowUpdated, ActionInfo, Field{"SND.WND", uint64(sndWnd)},
 				Field{"SND.WL1", uint64(seg.Seq)}, Field{"SND.WL2", uint64(seg.Ack)})

@@ -1,0 +1,29 @@
+package fsm
+
+import (
+	"testing"
+)
+
+// Audit tests: rules an independent reading of the RFCs found the engine
+// breaking. Each test restates one rule and names its source.
+
+// TestWindowUpdateNeedsAckAtLeastSndUna: the send window is updated only
+// from a segment whose ACK is acceptable, SND.UNA =< SEG.ACK =< SND.NXT;
+// an old ACK (below SND.UNA) must not move SND.WND, SND.WL1 or SND.WL2,
+// whatever its SEG.SEQ: its window is relative to an older left edge.
+// Reference: RFC 9293 §3.10.7.4 fifth step (ESTABLISHED).
+func TestWindowUpdateNeedsAckAtLeastSndUna(t *testing.T) {
+	_, srv, _, s := defaultPair(t)
+	mustSend(t, srv, s, string(make([]byte, 200)))
+	srv.expect("P. seq=301 ack=101 len=200")
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 501, Window: 1000, Payload: []byte("ab")})
+	// Newer SEG.SEQ, but SEG.ACK (401) below SND.UNA (501).
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 103, Ack: 401, Window: 9000, Payload: []byte("cd")})
+	in, _ := srv.e.Endpoint(s)
+	if in.SndWnd != 1000 || in.SndWl1 != 101 || in.SndWl2 != 501 {
+		t.Fatalf("SND.WND %d WL1 %d WL2 %d, want 1000, 101, 501: an old ACK updated the window", in.SndWnd, in.SndWl1, in.SndWl2)
+	}
+	if srv.e.Readable(s) != 4 {
+		t.Fatalf("readable %d, want 4: the text of an old-ACK segment is still processed", srv.e.Readable(s))
+	}
+}
