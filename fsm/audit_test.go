@@ -27,3 +27,23 @@ func TestWindowUpdateNeedsAckAtLeastSndUna(t *testing.T) {
 		t.Fatalf("readable %d, want 4: the text of an old-ACK segment is still processed", srv.e.Readable(s))
 	}
 }
+
+// TestSimultaneousOpenSynAckWindowNotScaled: the window field of a segment
+// with SYN set, a SYN,ACK included, is never scaled, even once both sides
+// have offered window scaling; in a simultaneous open the SYN,ACK that
+// completes the handshake gives SND.WND = SEG.WND as sent.
+// Reference: RFC 7323 §2.2, §2.3; RFC 9293 §3.5 Figure 8.
+func TestSimultaneousOpenSynAckWindowNotScaled(t *testing.T) {
+	a := newSide(t, "A", fixedConfig(100))
+	ca, _ := a.e.Connect(clientAddr, serverAddr)
+	a.expect("S seq=100")
+	ws := Options{HasWScale: true, WScale: 3}
+	a.inject(serverAddr, clientAddr, Segment{Flags: FlagSYN, Seq: 300, Window: 1000, Options: ws})
+	a.wantState(ca, SynReceived)
+	a.expect("S. seq=100 ack=301")
+	a.inject(serverAddr, clientAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 300, Ack: 101, Window: 2000, Options: ws})
+	a.wantState(ca, Established)
+	if in, _ := a.e.Endpoint(ca); in.SndWnd != 2000 || in.SndScale != 3 {
+		t.Fatalf("SND.WND %d (scale %d), want 2000: the SYN,ACK's window was scaled", in.SndWnd, in.SndScale)
+	}
+}

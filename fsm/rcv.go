@@ -293,7 +293,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		return false
 	}
 	wasUna := c.sndUna
-	sndWnd := uint32(seg.Window) << c.sndScale
+	sndWnd := segWnd(c, seg)
 	switch {
 	case c.sndUna.LessThan(seg.Ack):
 		e.ackNew(c, seg)
@@ -350,10 +350,20 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	return ackNow
 }
 
+// segWnd is SEG.WND in bytes: shifted by the peer's scale, except in a
+// segment with SYN set (a SYN,ACK completing a simultaneous open), whose
+// window is never scaled (RFC 7323 §2.2).
+func segWnd(c *conn, seg *Segment) uint32 {
+	if seg.Flags&FlagSYN != 0 {
+		return uint32(seg.Window)
+	}
+	return uint32(seg.Window) << c.sndScale
+}
+
 // establish completes a passive or simultaneous open on an acceptable ACK
 // in SYN-RECEIVED.
 func (e *Engine) establish(c *conn, seg *Segment) {
-	c.sndWnd = uint32(seg.Window) << c.sndScale
+	c.sndWnd = segWnd(c, seg)
 	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 	c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
 	c.cwnd = e.initialCwnd(c)
