@@ -47,3 +47,32 @@ func TestSimultaneousOpenSynAckWindowNotScaled(t *testing.T) {
 		t.Fatalf("SND.WND %d (scale %d), want 2000: the SYN,ACK's window was scaled", in.SndWnd, in.SndScale)
 	}
 }
+
+// TestSynBeforeRcvNxtStillChallenged: in a synchronized state a segment
+// with SYN set gets a challenge ACK and is dropped "irrespective of the
+// sequence number"; trimming the part before RCV.NXT must not strip the
+// SYN and let the rest through as data, nor may a zero window.
+// Reference: RFC 5961 §4.2; RFC 9293 §3.10.7.4 fourth step.
+func TestSynBeforeRcvNxtStillChallenged(t *testing.T) {
+	t.Run("straddling RCV.NXT", func(t *testing.T) {
+		_, srv, _, s := defaultPair(t)
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 100, Ack: 301, Window: 1000, Payload: []byte("evil")})
+		wantExplanation(t, srv.collect(), CodeSynChallengeAck)
+		srv.expect(". seq=301 ack=101")
+		srv.expectNothing()
+		if n := srv.e.Readable(s); n != 0 {
+			t.Fatalf("%d bytes of a SYN segment delivered", n)
+		}
+	})
+	t.Run("zero window", func(t *testing.T) {
+		cfg := fixedConfig(300)
+		cfg.RecvBuffer = 100
+		_, srv, _, s := established(t, fixedConfig(100), cfg)
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 1000, Payload: make([]byte, 100)})
+		srv.expect(". seq=301 ack=201")
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 201, Ack: 301, Window: 1000, Payload: []byte("x")})
+		wantExplanation(t, srv.collect(), CodeSynChallengeAck)
+		srv.expect(". seq=301 ack=201")
+		srv.wantState(s, Established)
+	})
+}

@@ -172,7 +172,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			// RFC 9293: with a zero window, valid ACKs, URGs and RSTs are
 			// still processed; the text is not.
 			e.explain(c.id, CodeZeroWindowTextDropped, ActionInfo, Field{"SEG.LEN", uint64(len(payload))})
-			payload, fin, syn = nil, false, false
+			payload, fin = nil, false         // a SYN still gets its challenge ACK below
 			c.ackPending, ackNow = true, true // the probe's answer carries our window
 		} else if f&FlagRST != 0 {
 			e.explain(c.id, CodeUnacceptableRstDropped, ActionDropped, Field{"SEG.SEQ", uint64(seq)},
@@ -195,7 +195,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	if seq.LessThan(c.rcvNxt) && f&FlagRST == 0 {
 		d := int(c.rcvNxt.Sub(seq))
 		if syn {
-			syn = false
+			// The SYN's number is trimmed, but the SYN bit stays for the
+			// fourth check: a challenge ACK "irrespective of the sequence
+			// number" (RFC 5961 §4.2), never its text taken as data.
 			seq++
 			d--
 		}
