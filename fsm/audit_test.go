@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"testing"
+	"time"
 )
 
 // Audit tests: rules an independent reading of the RFCs found the engine
@@ -74,5 +75,51 @@ func TestSynBeforeRcvNxtStillChallenged(t *testing.T) {
 		wantExplanation(t, srv.collect(), CodeSynChallengeAck)
 		srv.expect(". seq=301 ack=201")
 		srv.wantState(s, Established)
+	})
+}
+
+// TestRTOThreeSecondsAfterSynTimeout: if the timer expired awaiting the
+// ACK of a SYN (ours or our SYN,ACK) and the RTO in use is under 3 s, the
+// RTO MUST be re-initialized to 3 s when data transmission begins; there
+// is no RTT sample to compute one from (Karn).
+// Reference: RFC 6298 §5.7.
+func TestRTOThreeSecondsAfterSynTimeout(t *testing.T) {
+	t.Run("SYN-SENT", func(t *testing.T) {
+		cli := newSide(t, "client", fixedConfig(100))
+		c, _ := cli.e.Connect(clientAddr, serverAddr)
+		cli.expect("S seq=100")
+		cli.e.AdvanceTo(time.Second)
+		cli.expect("S seq=100")
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 300, Ack: 101, Window: 1000})
+		cli.wantState(c, Established)
+		if in, _ := cli.e.Endpoint(c); in.RTO != 3*time.Second {
+			t.Fatalf("RTO %v after a SYN timeout, want 3s", in.RTO)
+		}
+	})
+	t.Run("SYN-RECEIVED", func(t *testing.T) {
+		srv := newSide(t, "server", fixedConfig(300))
+		l, _ := srv.e.Listen(serverAddr, 0)
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+		srv.expect("S. seq=300 ack=101")
+		srv.e.AdvanceTo(time.Second)
+		srv.expect("S. seq=300 ack=101")
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 1000})
+		s, err := srv.e.Accept(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in, _ := srv.e.Endpoint(s); in.RTO != 3*time.Second {
+			t.Fatalf("RTO %v after a SYN,ACK timeout, want 3s", in.RTO)
+		}
+	})
+	t.Run("no timeout: sample", func(t *testing.T) {
+		cli := newSide(t, "client", fixedConfig(100))
+		c, _ := cli.e.Connect(clientAddr, serverAddr)
+		cli.expect("S seq=100")
+		cli.e.AdvanceTo(100 * time.Millisecond)
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 300, Ack: 101, Window: 1000})
+		if in, _ := cli.e.Endpoint(c); in.RTO != time.Second {
+			t.Fatalf("RTO %v from a 100 ms sample, want the 1 s minimum", in.RTO)
+		}
 	})
 }

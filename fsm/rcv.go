@@ -73,6 +73,8 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	c.sndUna, c.rtxNxt = seg.Ack, seg.Ack
 	if c.retries == 0 && c.rttMeasuring {
 		e.rttSample(c, e.now-c.rttStart)
+	} else if c.retries > 0 {
+		e.synTimedOutRTO(c)
 	}
 	c.rttMeasuring, c.retries = false, 0
 	e.stopRtx(c)
@@ -352,6 +354,16 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	return ackNow
 }
 
+// synTimedOutRTO applies RFC 6298 §5.7: the timer expired awaiting the ACK
+// of our SYN (or SYN,ACK), so there is no RTT sample, and an RTO under 3 s
+// MUST be re-initialized to 3 s when data transmission begins.
+func (e *Engine) synTimedOutRTO(c *conn) {
+	const fallback = 3 * time.Second
+	if e.cfg.InitialRTO < fallback {
+		c.rto = min(max(fallback, e.cfg.MinRTO), e.cfg.MaxRTO)
+	}
+}
+
 // segWnd is SEG.WND in bytes: shifted by the peer's scale, except in a
 // segment with SYN set (a SYN,ACK completing a simultaneous open), whose
 // window is never scaled (RFC 7323 §2.2).
@@ -371,6 +383,8 @@ func (e *Engine) establish(c *conn, seg *Segment) {
 	c.cwnd = e.initialCwnd(c)
 	if c.retries == 0 && c.rttMeasuring {
 		e.rttSample(c, e.now-c.rttStart)
+	} else if c.retries > 0 {
+		e.synTimedOutRTO(c)
 	}
 	c.rttMeasuring, c.retries = false, 0
 	e.stopRtx(c)
