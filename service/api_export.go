@@ -106,7 +106,10 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 			}
 		}
 		for i := range items {
-			if err := fn(&items[i]); err != nil {
+			if err := fn(&items[i]); errors.Is(err, errStopWalk) {
+				stopped = true // count the rest
+				return nil
+			} else if err != nil {
 				return err
 			}
 		}
@@ -136,9 +139,8 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 			pending, pendingOut, havePend = pending[:0], nil, true
 			m := rr.m
 			t0 := rec.Time.AsDuration()
-			res, err := m.apply(in)
+			_, err := m.apply(in)
 			rd := m.eng.Ready()
-			_ = res
 			if err != nil {
 				// The live run accepted it (refused inputs are not logged);
 				// the difference shows as the packets differing.
@@ -177,9 +179,7 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 			if stopped {
 				return nil
 			}
-			if err := flush(rec); errors.Is(err, errStopWalk) {
-				stopped = true
-			} else if err != nil {
+			if err := flush(rec); err != nil {
 				return err
 			}
 		default:
@@ -187,15 +187,12 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 		}
 		return nil
 	})
-	if errors.Is(err, errStopWalk) {
-		stopped, err = true, nil
-	}
 	if err != nil {
 		return sum, err
 	}
 	if !stopped {
 		// An input still in flight (its output not yet written).
-		if err := flush(nil); err != nil && !errors.Is(err, errStopWalk) {
+		if err := flush(nil); err != nil {
 			return sum, err
 		}
 	}
