@@ -4,6 +4,7 @@
 //	tcpstated [serve] [flags]     run the server (the default)
 //	tcpstated log dump FILE       print a session log, one record per line
 //	tcpstated log verify FILE     re-run a session log and compare its outputs
+//	tcpstated tun [flags]         attach a session to a TUN device (talk TCP with the kernel)
 //
 // Run `tcpstated serve --help` for the flags; each has an environment
 // fallback (TCPSTATED_ and the flag name in capitals, - as _).
@@ -26,6 +27,8 @@ Usage:
   tcpstated log dump FILE       print a session log (DATA_DIR/SESSION.log), one record per line
   tcpstated log verify FILE     re-run a session log in a fresh engine and compare every output;
                                 exits 1 on a difference or a damaged log
+  tcpstated tun [flags]         attach a REALTIME session to a TUN device, so the Linux kernel
+                                talks TCP to the engine (see tcpstated tun --help)
   tcpstated help                this text
 `
 
@@ -38,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "log":
 		return logCommand(args[1:], stdout, stderr)
+	case "tun":
+		return tunCommand(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
