@@ -123,3 +123,27 @@ func TestRTOThreeSecondsAfterSynTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestZeroWindowProbeIsNotDuplicateAck: an ACK is a duplicate only if it
+// carries no data (among other conditions); a peer's zero-window probe
+// carries one byte, which our zero window refuses, and must not count
+// toward fast retransmit.
+// Reference: RFC 5681 §2 (DUPLICATE ACKNOWLEDGMENT, condition b), §3.2.
+func TestZeroWindowProbeIsNotDuplicateAck(t *testing.T) {
+	cfg := fixedConfig(300)
+	cfg.RecvBuffer = 100
+	_, srv, _, s := established(t, fixedConfig(100), cfg)
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535, Payload: make([]byte, 100)})
+	srv.expect(". seq=301 ack=201") // window 0 now
+	mustSend(t, srv, s, string(make([]byte, 50)))
+	srv.expect("P. seq=301 ack=201 len=50")
+	for i := 0; i < 3; i++ {
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 201, Ack: 301, Window: 65535, Payload: []byte("p")})
+		r := srv.collect()
+		if hasExplanation(r, CodeAckDuplicate) || hasExplanation(r, CodeFastRetransmit) {
+			t.Fatalf("probe %d counted as a duplicate ACK", i+1)
+		}
+		srv.expect(". seq=351 ack=201")
+	}
+	srv.expectNothing()
+}

@@ -302,7 +302,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	case c.sndUna.LessThan(seg.Ack):
 		e.ackNew(c, seg)
 	case seg.Ack == c.sndUna:
-		if len(payload) == 0 && !fin && sndWnd == c.sndWnd && c.flight() > 0 {
+		// RFC 5681 §2: no data, no SYN or FIN in the segment as it
+		// arrived (a refused zero-window probe is not a duplicate ACK).
+		if len(seg.Payload) == 0 && f&(FlagSYN|FlagFIN) == 0 && sndWnd == c.sndWnd && c.flight() > 0 {
 			e.dupAck(c, seg)
 		}
 	default:
