@@ -69,7 +69,7 @@ func (m *machine) endpointView(in *fsm.EndpointInfo) *pb.Endpoint {
 		Irs:         uint32(in.IRS),
 		SndWndScale: uint32(in.SndScale),
 		RcvWndScale: uint32(in.RcvScale),
-		Mss:         uint32(in.SndMSS),
+		Mss:         uint32(effSendMSS(in)),
 		Cwnd:        in.Cwnd,
 		Ssthresh:    in.Ssthresh,
 		Srtt:        optDuration(in.SRTT),
@@ -87,6 +87,17 @@ func (m *machine) endpointView(in *fsm.EndpointInfo) *pb.Endpoint {
 		}
 	}
 	return ep
+}
+
+// effSendMSS is Tcb.mss, the largest payload the endpoint sends: the
+// peer's MSS less the options every segment carries, the 12 bytes of
+// timestamps when they are on (RFC 9293 §3.7.1 Eff.snd.MSS; RFC 6691), as
+// the engine sends it.
+func effSendMSS(in *fsm.EndpointInfo) uint16 {
+	if in.Timestamps && in.SndMSS > 12 {
+		return in.SndMSS - 12
+	}
+	return in.SndMSS
 }
 
 // handshakeSettled reports whether the SYN exchange has fixed the options:
