@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -207,7 +206,7 @@ func setDuration(p *durationpb.Duration, d time.Duration) *durationpb.Duration {
 
 // appendLocked encodes and writes one record (not yet durable).
 func (s *session) appendLocked(rec *pb.LogRecord) error {
-	b, err := proto.MarshalOptions{}.MarshalAppend(s.buf[:0], rec)
+	b, err := appendRecord(s.buf[:0], rec)
 	if err != nil {
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
 	}
