@@ -5,6 +5,7 @@
 //	tcpstated log dump FILE       print a session log, one record per line
 //	tcpstated log verify FILE     re-run a session log and compare its outputs
 //	tcpstated tun [flags]         attach a session to a TUN device (talk TCP with the kernel)
+//	tcpstated script run FILE...  run packetdrill scripts against the engine (no server)
 //
 // Run `tcpstated serve --help` for the flags; each has an environment
 // fallback (TCPSTATED_ and the flag name in capitals, - as _).
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/tcpstated/tcpstated/script"
 )
 
 func main() {
@@ -29,6 +32,9 @@ Usage:
                                 exits 1 on a difference or a damaged log
   tcpstated tun [flags]         attach a REALTIME session to a TUN device, so the Linux kernel
                                 talks TCP to the engine (see tcpstated tun --help)
+  tcpstated script run [--compare=semantic|strict] [--json] [--verbose] FILE...
+                                run packetdrill scripts, each in a fresh engine on a virtual
+                                clock; exits 1 if one fails (see tcpstated script --help)
   tcpstated help                this text
 `
 
@@ -43,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return logCommand(args[1:], stdout, stderr)
 	case "tun":
 		return tunCommand(args[1:], stdout, stderr)
+	case "script":
+		return script.Main(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
