@@ -147,3 +147,53 @@ func TestZeroWindowProbeIsNotDuplicateAck(t *testing.T) {
 	}
 	srv.expectNothing()
 }
+
+// TestNoFastRetransmitBelowRecoverAfterTimeout: after a retransmission
+// timeout, recover is set to the highest sequence number sent; three
+// duplicate ACKs that do not cover more than recover (the go-back-N
+// retransmissions duplicating data the receiver already had) must not
+// start another fast retransmit nor cut ssthresh again. Duplicate ACKs
+// beyond recover still do.
+// Reference: RFC 6582 §3.2 steps 1, 2 and 4; RFC 5681 §3.2 (note on
+// repeated fast retransmits).
+func TestNoFastRetransmitBelowRecoverAfterTimeout(t *testing.T) {
+	cfg := fixedConfig(100)
+	cfg.MSS = 100
+	cli, _, c, _ := established(t, cfg, fixedConfig(300))
+	mustSend(t, cli, c, string(make([]byte, 500)))
+	for i := 0; i < 5; i++ {
+		cli.collect()
+	}
+	cli.out = nil
+	cli.e.AdvanceTo(time.Second)
+	cli.expect(". seq=101 ack=301 len=100") // the timeout's retransmission
+	cli.out = nil
+	before, _ := cli.e.Endpoint(c)
+	for i := 0; i < 3; i++ {
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 101, Window: 65535})
+		if hasExplanation(cli.collect(), CodeFastRetransmit) {
+			t.Fatal("fast retransmit on duplicate ACKs that do not cover recover (601)")
+		}
+	}
+	if in, _ := cli.e.Endpoint(c); in.Ssthresh != before.Ssthresh {
+		t.Fatalf("ssthresh %d, want %d unchanged", in.Ssthresh, before.Ssthresh)
+	}
+	// Everything up to recover acknowledged, more data sent and lost: the
+	// third duplicate ACK above recover starts fast retransmit again.
+	cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 601, Window: 65535})
+	cli.out = nil
+	mustSend(t, cli, c, string(make([]byte, 400)))
+	cli.collect()
+	cli.out = nil
+	cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 701, Window: 65535})
+	cli.collect()
+	cli.out = nil
+	fr := false
+	for i := 0; i < 3; i++ {
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 701, Window: 65535})
+		fr = fr || hasExplanation(cli.collect(), CodeFastRetransmit)
+	}
+	if !fr {
+		t.Fatal("no fast retransmit on the third duplicate ACK above recover")
+	}
+}

@@ -103,6 +103,7 @@ const (
 	CodeAppCloseUnreadReset
 	CodeFinSent
 	CodeListenerClosed
+	CodeFastRetransmitSkipped
 	numCodes
 )
 
@@ -210,4 +211,6 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeAppCloseUnreadReset: {"APP_CLOSE_UNREAD_RESET", "RFC 2525 §2.17", "CLOSE with {UNREAD} bytes unread: the data would be lost silently, so a RST was sent instead of a FIN"},
 	CodeFinSent:             {"FIN_SENT", secClose, "all queued data is sent: sent FIN at {SEG.SEQ}"},
 	CodeListenerClosed:      {"LISTENER_CLOSED", secClose, "the listener closed: connections not yet accepted are reset"},
+
+	CodeFastRetransmitSkipped: {"FAST_RETRANSMIT_SKIPPED", "RFC 6582 §3.2", "third duplicate ACK, but {SEG.ACK} does not cover more than {RECOVER} (SND.NXT at the last fast retransmit or timeout): no fast retransmit, ssthresh unchanged"},
 }

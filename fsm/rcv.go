@@ -502,6 +502,9 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 			c.cwnd += max(mss*mss/c.cwnd, 1)
 		}
 	}
+	if c.recoverGuard && c.sndUna.GreaterThan(c.recover) {
+		c.recoverGuard = false
+	}
 	c.dupAcks = 0
 	if c.sndUna == c.sndNxt {
 		e.stopRtx(c)
@@ -519,9 +522,14 @@ func (e *Engine) dupAck(c *conn, seg *Segment) {
 	switch {
 	case c.inRecovery:
 		c.cwnd += mss
+	case c.dupAcks == 3 && c.recoverGuard && !seg.Ack.GreaterThan(c.recover):
+		// RFC 6582 §3.2 step 2: the ACK does not cover more than recover
+		// (the highest sequence number sent at the last fast retransmit or
+		// timeout): no fast retransmit, ssthresh unchanged.
+		e.explain(c.id, CodeFastRetransmitSkipped, ActionInfo, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"RECOVER", uint64(c.recover)})
 	case c.dupAcks == 3:
 		c.ssthresh = max(c.flight()/2, 2*mss)
-		c.recover = c.sndNxt
+		c.recover, c.recoverGuard = c.sndNxt, true
 		c.inRecovery = true
 		c.cwnd = c.ssthresh + 3*mss
 		e.explain(c.id, CodeFastRetransmit, ActionAccepted, Field{"SEG.SEQ", uint64(c.sndUna)},

@@ -376,6 +376,10 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	c.ssthresh = max(c.flight()/2, 2*mss)
 	c.cwnd = mss
 	c.inRecovery, c.dupAcks = false, 0
+	// RFC 6582 §3.2 step 4: record the highest sequence number sent, so
+	// duplicate ACKs caused by this go-back-N resend do not start a fast
+	// retransmit (step 2).
+	c.recover, c.recoverGuard = c.sndNxt, true
 	e.explain(c.id, CodeRetransmitTimeout, ActionAccepted, Field{"SND.UNA", uint64(c.sndUna)}, fields[0], fields[1])
 	// Resend the first segment whatever the window says: after a timeout it
 	// doubles as a window probe.

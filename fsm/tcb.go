@@ -70,6 +70,10 @@ type conn struct {
 	dupAcks    int
 	inRecovery bool
 	recover    Seq
+	// recoverGuard: recover was set by a fast retransmit or a timeout and
+	// no ACK has gone beyond it yet, so RFC 6582 §3.2 step 2 applies.
+	// Cleared once passed, so the comparison never meets a wrapped recover.
+	recoverGuard bool
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto time.Duration
