@@ -27,6 +27,10 @@ type Config struct {
 	PerMessage   int           // packets per ExchangeSegments message (default 64)
 	IdleSessions int           // sessions of the memory figure (default 10000; 0 with NoMemory)
 	NoMemory     bool          // skip the memory figure
+	// ProfileDir, when set, receives a CPU profile of the server during
+	// each tcpstated measurement (NAME.pprof; read with go tool pprof and
+	// the server binary).
+	ProfileDir string
 
 	Progress io.Writer // progress lines (nil: none)
 }
@@ -94,7 +98,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if !cfg.NoMemory {
 		p, err := startProcess(ctx, "tcpstated (memory)", cfg.ServerBin, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--data-dir", filepath.Join(tmp, "memory"), "--fsync", "never", "--max-sessions", strconv.Itoa(cfg.IdleSessions+10))
+			"--data-dir", filepath.Join(tmp, "memory"), "--fsync", "never", "--max-sessions", strconv.Itoa(cfg.IdleSessions+10), "--debug-endpoints")
 		if err != nil {
 			return rep, err
 		}
@@ -148,8 +152,11 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 	}
 	unary, stream, rest := sessionNames("u", cfg.Callers), sessionNames("x", cfg.Streams), sessionNames("r", cfg.Callers)
 	for _, fsync := range []string{"never", "always"} {
-		if err := start("fsync="+fsync, cfg.ServerBin, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--data-dir", filepath.Join(dir, fsync), "--fsync", fsync); err != nil {
+		args := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, fsync), "--fsync", fsync}
+		if cfg.ProfileDir != "" {
+			args = append(args, "--debug-endpoints")
+		}
+		if err := start("fsync="+fsync, cfg.ServerBin, args...); err != nil {
 			return err
 		}
 		if err := setupSessions(ctx, targets[len(targets)-1].conns[0], slices.Concat(unary, stream, rest)); err != nil {
@@ -159,14 +166,14 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 	echo, real := targets[0], targets[1:]
 	type load struct {
 		name string
-		f    func(t *target, http string) result
+		f    func(t *target, http string, w window) result
 	}
 	loads := []load{
-		{"unary", func(t *target, _ string) result { return unaryLoad(ctx, t.conns, unary, cfg.window()) }},
-		{"stream", func(t *target, _ string) result {
-			return streamLoad(ctx, t.conns, stream, cfg.PerMessage, cfg.window())
+		{"unary", func(t *target, _ string, w window) result { return unaryLoad(ctx, t.conns, unary, w) }},
+		{"stream", func(t *target, _ string, w window) result {
+			return streamLoad(ctx, t.conns, stream, cfg.PerMessage, w)
 		}},
-		{"REST", func(t *target, http string) result { return restLoad(ctx, "http://"+http, rest, cfg.window()) }},
+		{"REST", func(t *target, http string, w window) result { return restLoad(ctx, "http://"+http, rest, w) }},
 	}
 	for _, l := range loads {
 		base := []struct{ name, http string }{{echoUnary, ""}}
@@ -177,13 +184,28 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 			base = []struct{ name, http string }{{echoRESTLoop, echo.p.httpAddr}, {echoRESTInproc, echo.p.httpAddr2}}
 		}
 		for _, b := range base {
-			if err := measure(cfg, res, b.name, func() result { return l.f(echo, b.http) }); err != nil {
+			if err := measure(cfg, res, b.name, echo.p, func(w window) result { return l.f(echo, b.http, w) }); err != nil {
 				return err
 			}
 		}
 		for _, t := range real {
-			if err := measure(cfg, res, "tcpstated "+l.name+" "+t.name, func() result { return l.f(t, t.p.httpAddr) }); err != nil {
+			name := "tcpstated " + l.name + " " + t.name
+			var prof chan error
+			if cfg.ProfileDir != "" {
+				prof = make(chan error, 1)
+				path := filepath.Join(cfg.ProfileDir, strings.NewReplacer(" ", "-", "=", "-").Replace(name)+".pprof")
+				go func() {
+					time.Sleep(cfg.Warmup)
+					prof <- t.p.profile(cfg.Duration, path)
+				}()
+			}
+			if err := measure(cfg, res, name, t.p, func(w window) result { return l.f(t, t.p.httpAddr, w) }); err != nil {
 				return fmt.Errorf("%w\nserver log:\n%s", err, tail(t.p.logs.String(), 20))
+			}
+			if prof != nil {
+				if err := <-prof; err != nil {
+					return fmt.Errorf("profiling %s: %w", name, err)
+				}
 			}
 		}
 	}
@@ -197,10 +219,27 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 	return nil
 }
 
-func measure(cfg Config, res map[string]*result, name string, f func() result) error {
-	r := f()
+// measure runs one load and samples the CPU time the server process p
+// used during its window.
+func measure(cfg Config, res map[string]*result, name string, p *process, f func(w window) result) error {
+	w := cfg.window()
+	cpu := make(chan time.Duration, 1)
+	go func() {
+		time.Sleep(time.Until(w.from))
+		before, err1 := p.cpu()
+		time.Sleep(time.Until(w.to))
+		after, err2 := p.cpu()
+		if err1 != nil || err2 != nil {
+			cpu <- 0
+			return
+		}
+		cpu <- after - before
+	}()
+	r := f(w)
+	r.serverCPU = <-cpu
 	res[name] = &r
-	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v errors %d\n", name, r.rate(), r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.errors)
+	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v server CPU %5.1f µs/op  errors %d\n", name, r.rate(),
+		r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.cpuPerOp(), r.errors)
 	if r.errors > 0 {
 		return fmt.Errorf("%s: %d calls failed; the first: %v", name, r.errors, r.firstErr)
 	}
@@ -274,12 +313,13 @@ func fmtLat(d time.Duration) string {
 // of each run's ratio), the goal and whether it is met.
 func (r *Report) Markdown(w io.Writer) {
 	c := r.Config
-	fmt.Fprintf(w, "%d runs of %v measured (after %v warm-up) per load; medians over the runs. Latency is per call (per message for streams), p50 / p99.\n\n",
+	fmt.Fprintf(w, "%d runs of %v measured (after %v warm-up) per load; medians over the runs. Latency is per call (per message for streams), p50 / p99. "+
+		"Server CPU is the server process's user+system CPU time per call, segment or request.\n\n",
 		len(r.Runs), c.Duration, c.Warmup)
-	fmt.Fprintln(w, "| figure | tcpstated | p50 / p99 | bare echo baseline | p50 / p99 | ratio | goal | met |")
-	fmt.Fprintln(w, "|---|---:|---|---:|---|---:|---:|---|")
+	fmt.Fprintln(w, "| figure | tcpstated | p50 / p99 | server CPU | bare echo baseline | p50 / p99 | server CPU | ratio | goal | met |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---|---:|---:|---:|---|")
 	for _, f := range c.figures() {
-		var srv, base, ratio []float64
+		var srv, base, ratio, scpu, bcpu []float64
 		var sp50, sp99, bp50, bp99 []time.Duration
 		var baseName string
 		for _, run := range r.Runs {
@@ -294,6 +334,7 @@ func (r *Report) Markdown(w io.Writer) {
 				continue
 			}
 			srv, base, ratio = append(srv, s.rate()), append(base, b.rate()), append(ratio, s.rate()/b.rate())
+			scpu, bcpu = append(scpu, s.cpuPerOp()), append(bcpu, b.cpuPerOp())
 			sp50, sp99 = append(sp50, s.pct(50)), append(sp99, s.pct(99))
 			bp50, bp99 = append(bp50, b.pct(50)), append(bp99, b.pct(99))
 		}
@@ -313,24 +354,25 @@ func (r *Report) Markdown(w io.Writer) {
 			bname = strings.TrimPrefix(baseName, "echo ")
 			bname = "faster: " + bname
 		}
-		fmt.Fprintf(w, "| %s | %s %s | %s / %s | %s (%s) | %s / %s | %.0f %% | %s | %s |\n", f.name,
-			fmtRate(median(srv)), f.unit, fmtLat(medianDur(sp50)), fmtLat(medianDur(sp99)),
-			fmtRate(median(base)), bname, fmtLat(medianDur(bp50)), fmtLat(medianDur(bp99)),
+		fmt.Fprintf(w, "| %s | %s %s | %s / %s | %.1f µs | %s (%s) | %s / %s | %.1f µs | %.0f %% | %s | %s |\n", f.name,
+			fmtRate(median(srv)), f.unit, fmtLat(medianDur(sp50)), fmtLat(medianDur(sp99)), median(scpu),
+			fmtRate(median(base)), bname, fmtLat(medianDur(bp50)), fmtLat(medianDur(bp99)), median(bcpu),
 			median(ratio)*100, goal, met)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every baseline measured (medians):")
 	fmt.Fprintln(w)
 	for _, n := range []string{echoUnary, echoStream, echoRESTLoop, echoRESTInproc} {
-		var v []float64
+		var v, cpu []float64
 		var p50, p99 []time.Duration
 		for _, run := range r.Runs {
 			if x := run[n]; x != nil {
 				v, p50, p99 = append(v, x.rate()), append(p50, x.pct(50)), append(p99, x.pct(99))
+				cpu = append(cpu, x.cpuPerOp())
 			}
 		}
 		if len(v) > 0 {
-			fmt.Fprintf(w, "- %s: %s/s, p50 %s, p99 %s\n", n, fmtRate(median(v)), fmtLat(medianDur(p50)), fmtLat(medianDur(p99)))
+			fmt.Fprintf(w, "- %s: %s/s, p50 %s, p99 %s, server CPU %.1f µs/op\n", n, fmtRate(median(v)), fmtLat(medianDur(p50)), fmtLat(medianDur(p99)), median(cpu))
 		}
 	}
 	if m := r.Memory; m != nil {

@@ -24,9 +24,21 @@ type result struct {
 	lat      []time.Duration // per call or message
 	errors   int64
 	firstErr error
+	// serverCPU is the CPU time (user and system) the server process used
+	// during the window: less sensitive than the rate to what else runs on
+	// the machine.
+	serverCPU time.Duration
 }
 
 func (r *result) rate() float64 { return float64(r.ops) / r.window.Seconds() }
+
+// cpuPerOp is the server's CPU time per operation, in µs.
+func (r *result) cpuPerOp() float64 {
+	if r.ops == 0 {
+		return 0
+	}
+	return float64(r.serverCPU.Microseconds()) / float64(r.ops)
+}
 
 // pct returns the p-th percentile latency (p in [0, 100]).
 func (r *result) pct(p float64) time.Duration {

@@ -18,7 +18,7 @@ type memResult struct {
 	rssBefore      int64 // VmRSS with no session
 	rssAfter       int64 // VmRSS with the sessions, idle
 	heapBefore     float64
-	heapAfter      float64 // go_memstats_heap_inuse_bytes (may hold garbage not yet collected)
+	heapAfter      float64 // go_memstats_heap_inuse_bytes after a GC
 	fds            int     // open files with the sessions (each keeps its log open)
 	took           time.Duration
 	firstErr       error
@@ -36,8 +36,15 @@ func idleMemory(ctx context.Context, p *process, n int) (memResult, error) {
 		return m, err
 	}
 	defer closeAll(conns)
-	settle := func() { time.Sleep(time.Second) }
-	settle()
+	// A GC, and the freed heap returned to the OS, before each reading
+	// (the server's --debug-endpoints), so both show what the server holds.
+	settle := func() error {
+		time.Sleep(500 * time.Millisecond)
+		return p.freeOSMemory()
+	}
+	if err := settle(); err != nil {
+		return m, err
+	}
 	if m.rssBefore, err = p.rss(); err != nil {
 		return m, err
 	}
@@ -68,7 +75,9 @@ func idleMemory(ctx context.Context, p *process, n int) (memResult, error) {
 	if m.firstErr != nil {
 		return m, m.firstErr
 	}
-	settle()
+	if err := settle(); err != nil {
+		return m, err
+	}
 	if m.rssAfter, err = p.rss(); err != nil {
 		return m, err
 	}

@@ -151,3 +151,62 @@ func (p *process) metric(name string) (float64, error) {
 	}
 	return 0, fmt.Errorf("/metrics has no %s", name)
 }
+
+// cpu returns the CPU time (user plus system) the process has used, from
+// /proc/PID/stat (in clock ticks of 10 ms on Linux).
+func (p *process) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", p.cmd.Process.Pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", p.cmd.Process.Pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times", p.cmd.Process.Pid)
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(utime+stime) * tick, nil
+}
+
+// freeOSMemory asks a server started with --debug-endpoints to collect
+// garbage and return freed memory to the OS.
+func (p *process) freeOSMemory() error {
+	resp, err := http.Post("http://"+p.httpAddr+"/debug/free-os-memory", "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST /debug/free-os-memory: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// profile fetches a CPU profile of d from a server started with
+// --debug-endpoints and writes it to path.
+func (p *process) profile(d time.Duration, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.httpAddr, max(1, int(d.Seconds()))))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: HTTP %d: %s", resp.StatusCode, b)
+	}
+	return os.WriteFile(path, b, 0o644)
+}
