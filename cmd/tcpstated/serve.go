@@ -219,7 +219,7 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 		return nil, nil, fmt.Errorf("REST gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	registerFileRoutes(mux, gw, conn) // pcap and diagram.svg (files.go)
+	registerFileRoutes(mux, gw, conn) // pcap, diagram.svg and the web view at /ui/ (files.go, ui.go)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.JSON)
