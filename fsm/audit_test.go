@@ -197,3 +197,33 @@ func TestNoFastRetransmitBelowRecoverAfterTimeout(t *testing.T) {
 		t.Fatal("no fast retransmit on the third duplicate ACK above recover")
 	}
 }
+
+// TestPersistProbeExplanationNamesNextInterval: the zero-window probe's
+// explanation says "next probe in {RTO.MS} ms"; the number must be the
+// interval the persist timer was actually armed with, which backs off
+// after each probe.
+// Reference: RFC 9293 §3.8.6.1 (probes with exponential backoff).
+func TestPersistProbeExplanationNamesNextInterval(t *testing.T) {
+	srvCfg := fixedConfig(300)
+	srvCfg.RecvBuffer = 10
+	srvCfg.NoWindowScale = true
+	cli, srv, c, _ := established(t, fixedConfig(100), srvCfg)
+	mustSend(t, cli, c, "0123456789ABCDEF")
+	relay(cli, srv, ". seq=101 ack=301 len=10")
+	relay(srv, cli, ". seq=301 ack=111")
+	for _, at := range []time.Duration{time.Second, 3 * time.Second} {
+		cli.e.AdvanceTo(at)
+		r := cli.collect()
+		cli.out = nil
+		var said uint64
+		for _, x := range r.Explanations {
+			if x.Code == CodePersistProbe {
+				said, _ = x.Field("RTO.MS")
+			}
+		}
+		next, _ := cli.e.NextDeadline()
+		if got := uint64((next - at) / time.Millisecond); said != got {
+			t.Fatalf("probe at %v says next probe in %d ms; the timer fires in %d ms", at, said, got)
+		}
+	}
+}

@@ -317,7 +317,6 @@ func (e *Engine) persistTimeout(c *conn) {
 	}
 	s := e.segment(c, flags, seq, payload)
 	e.emit(c.id, c.local, c.remote, &s)
-	e.explain(c.id, CodePersistProbe, ActionAccepted, Field{"SEG.SEQ", uint64(seq)}, Field{"RTO.MS", uint64(e.persistInterval(c) / time.Millisecond)})
 	if end := seq.Add(s.Len()); end.GreaterThan(c.sndNxt) {
 		c.sndNxt, c.rtxNxt = end, end
 		c.probing = true
@@ -325,8 +324,10 @@ func (e *Engine) persistTimeout(c *conn) {
 		c.noteRetransmit(end)
 	}
 	c.probes++
-	c.persistAt = e.deadlineAfter(e.persistInterval(c))
+	next := e.persistInterval(c) // backed off by this probe
+	c.persistAt = e.deadlineAfter(next)
 	e.schedule(c)
+	e.explain(c.id, CodePersistProbe, ActionAccepted, Field{"SEG.SEQ", uint64(seq)}, Field{"RTO.MS", uint64(next / time.Millisecond)})
 }
 
 // retransmitTimeout handles the retransmission timer (RFC 6298 §5, RFC 9293
