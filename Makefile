@@ -61,4 +61,11 @@ fuzz:
 		done; \
 	done
 
+## crashtest: SIGKILL the server N times (default 100) under concurrent
+## clients and check that nothing acknowledged was lost (make test runs
+## the same harness with N=20 in cmd/crashtest's tests)
+crashtest: N ?= 100
+crashtest:
+	$(GO) run ./cmd/crashtest -n $(N)
+
 include mk/generate.mk
