@@ -102,13 +102,16 @@ func (s *security) gatewayCredentials() credentials.TransportCredentials {
 	})
 }
 
-// openPath reports whether an HTTP path needs no token.
+// openPath reports whether an HTTP path needs no token. The web view's
+// static files (/ui/) are open: a browser cannot send a token when it
+// navigates to the page, and the files hold no data; the API calls the
+// page makes carry the token the user gives it.
 func openPath(p string) bool {
 	switch p {
-	case "/healthz", "/metrics", "/openapi.json":
+	case "/healthz", "/metrics", "/openapi.json", "/ui":
 		return true
 	}
-	return false
+	return strings.HasPrefix(p, "/ui/")
 }
 
 // httpHandler wraps the HTTP handler: debug endpoints when asked, then
