@@ -119,11 +119,11 @@ func shared(t *testing.T) *server {
 	return srv
 }
 
-// start runs `tcpstated serve` on 127.0.0.1:0 (both listeners) and reads
-// the bound addresses from its "listening" log line.
-func start(bin, dataDir string) (*server, error) {
-	cmd := exec.Command(bin, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--data-dir", dataDir, "--log-format", "json")
+// start runs `tcpstated serve` on 127.0.0.1:0 (both listeners), with
+// flags added, and reads the bound addresses from its "listening" log line.
+func start(bin, dataDir string, flags ...string) (*server, error) {
+	cmd := exec.Command(bin, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--data-dir", dataDir, "--log-format", "json"}, flags...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
