@@ -227,3 +227,20 @@ func TestPersistProbeExplanationNamesNextInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestDelayedAckEverySecondFullSegmentWithTimestamps: an ACK is sent at
+// once for at least every second full-sized segment. With timestamps on,
+// a full-sized segment carries MSS-12 bytes of data (RFC 7323 §3.2 option
+// space), so two of them must already trigger the ACK.
+// Reference: RFC 5681 §4.2; RFC 9293 §3.8.6.3.
+func TestDelayedAckEverySecondFullSegmentWithTimestamps(t *testing.T) {
+	cliCfg, srvCfg := fixedConfig(100), fixedConfig(300)
+	cliCfg.NoTimestamps, srvCfg.NoTimestamps = false, false
+	srvCfg.NoDelayedAck = false
+	cli, srv, c, _ := established(t, cliCfg, srvCfg)
+	mustSend(t, cli, c, string(make([]byte, 2*1448)))
+	relay(cli, srv, ". seq=101 ack=301 len=1448")
+	srv.expectNothing()
+	relay(cli, srv, "P. seq=1549 ack=301 len=1448")
+	srv.expect(". seq=301 ack=2997")
+}

@@ -619,7 +619,13 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		}
 		c.ackPending = true
 		c.segsUnacked += n
-		if e.cfg.NoDelayedAck || c.segsUnacked >= 2*int(c.rcvMSS) {
+		// A full-sized segment from the peer holds our MSS less the
+		// timestamp option every segment carries (RFC 7323 §3.2).
+		full := int(c.rcvMSS)
+		if c.tsOK {
+			full -= 12
+		}
+		if e.cfg.NoDelayedAck || c.segsUnacked >= 2*full {
 			ackNow = true
 		} else if c.delackAt == 0 {
 			c.delackAt = e.deadlineAfter(e.cfg.DelayedAckTimeout)
