@@ -25,6 +25,12 @@ type machine struct {
 	// acceptedFrom remembers the listener of each accepted connection (the
 	// engine forgets it on accept).
 	acceptedFrom map[fsm.EndpointID]fsm.EndpointID
+
+	// A live session's step drains the engine into rd and digests it into
+	// live: both are reused from step to step, so neither is allocated per
+	// input (nothing keeps them past the step; see session.stepLocked).
+	rd   fsm.Ready
+	live pb.OutputDigest
 }
 
 func newMachine(session string, cfg fsm.Config) *machine {

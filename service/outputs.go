@@ -16,7 +16,16 @@ import (
 // allocation; the copies are shared, read-only, by the log record, the API
 // response and the outbound queue.
 func (m *machine) digest(rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) *pb.OutputDigest {
-	d := &pb.OutputDigest{InputIndex: inputIndex, Result: res}
+	d := &pb.OutputDigest{}
+	m.fillDigest(d, rd, inputIndex, res)
+	return d
+}
+
+// fillDigest is digest into a reset d. The slices and messages it hangs on
+// d are new each time (callers keep them); d itself may be reused once its
+// record is written.
+func (m *machine) fillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) {
+	d.InputIndex, d.Result = inputIndex, res
 	if n := len(rd.Packets); n > 0 {
 		total := 0
 		for i := range rd.Packets {
@@ -50,7 +59,6 @@ func (m *machine) digest(rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) *
 			d.Events[i] = &pb.Event{Endpoint: m.endpointName(ev.Endpoint), Kind: pb.EventKind(ev.Kind)}
 		}
 	}
-	return d
 }
 
 func stateEnum(s fsm.State) pb.State { return pb.State(s) + 1 }

@@ -138,26 +138,32 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	m := s.m
 	t0 := m.now()
 	res, err := m.apply(in)
-	rd := m.eng.Ready()
+	m.rd = m.eng.Ready()
+	rd := &m.rd
 	if err != nil {
 		return nil, err
 	}
-	m.observe(&rd)
+	m.observe(rd)
 	if s.tap != nil {
-		s.tap(&rd)
+		s.tap(rd)
 	}
-	if unchanged(in, res, &rd, t0) {
+	if unchanged(in, res, rd, t0) {
 		return res, nil
 	}
 	idx := s.next
-	d := m.digest(&rd, idx, res)
+	// The digest is the machine's own, reused: the record encoding, the
+	// response and the outbound queue take its slices and messages, never
+	// the digest itself.
+	d := &m.live
+	d.Reset()
+	m.fillDigest(d, rd, idx, res)
 	if err := s.appendPairLocked(idx, t0, in, d); err != nil {
 		return nil, s.failLocked(err)
 	}
 	if out != nil {
-		m.appendOutputs(out, &rd, d, rawOnly)
+		m.appendOutputs(out, rd, d, rawOnly)
 	}
-	s.dispatchLocked(in, t0, &rd, d)
+	s.dispatchLocked(in, t0, rd, d)
 	s.svc.metrics.observeStep(in, len(d.Packets))
 	return res, nil
 }
