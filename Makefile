@@ -30,6 +30,14 @@ vet:
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
+## interop: tcpstated against the Linux kernel through a TUN device in a
+## network namespace (needs root; also part of `make test`, which skips it
+## without root unless CI=true); prints a PASS/FAIL line per check and the
+## throughput table
+.PHONY: interop
+interop:
+	$(GO) test -count=1 -v -run TestInterop ./interop/
+
 ## property-long: the lossy-link property test over many more seeds
 property-long:
 	TCPSTATED_PROPERTY_SEEDS=20000 $(GO) test -count=1 -run 'TestProperty' ./fsm/
