@@ -93,6 +93,13 @@ func TestWebUIFollowsAHandshakeInChromium(t *testing.T) {
 		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		t.Fatalf("the diagram did not load: %v", err)
 	}
+	// The pcap link, fetched the way the page fetches it (with the token,
+	// when one is set): the capture of the four segments.
+	size, err := chromedp.Run(tab, chromedp.Evaluate[int](
+		`api(document.getElementById("pcap").getAttribute("href")).then(r => r.blob()).then(b => b.size)`, chromedp.EvalAwaitPromise))
+	if err != nil || size <= 24 {
+		t.Errorf("the pcap link: %d bytes, %v", size, err)
+	}
 	state, err := chromedp.Run(tab, chromedp.Text(css(`#endpoint-state`)))
 	if err != nil {
 		t.Fatal(err)
@@ -108,5 +115,5 @@ func TestWebUIFollowsAHandshakeInChromium(t *testing.T) {
 	if err := os.WriteFile(file, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot of %s: %s", conn, file)
+	t.Logf("screenshot of %s: %s (%v after the ACK)", conn, file, time.Since(t0).Round(time.Millisecond))
 }

@@ -166,6 +166,24 @@ async function renderDiagram(s) {
   $("pcap").href = `/v1/${s.name}/pcap`;
 }
 
+// The pcap link is fetched by script, so that it carries the token.
+async function downloadPcap(ev) {
+  ev.preventDefault();
+  const a = ev.currentTarget;
+  try {
+    const blob = await (await api(a.getAttribute("href"))).blob();
+    const url = URL.createObjectURL(blob);
+    const tmp = el("a", { href: url, download: lastPart(a.getAttribute("href").replace(/\/pcap$/, "")) + ".pcap" });
+    document.body.append(tmp);
+    tmp.click();
+    tmp.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    $("status").textContent = e.message;
+    $("status").className = "status error";
+  }
+}
+
 let busy = false, again = false;
 async function refresh() {
   if (busy) { again = true; return; }
@@ -204,6 +222,7 @@ function start() {
   token.value = localStorage.getItem("tcpstated-token") || "";
   token.onchange = () => { localStorage.setItem("tcpstated-token", token.value); view.diagramKey = ""; refresh(); };
   $("relative").onchange = $("options").onchange = () => refresh();
+  $("pcap").onclick = downloadPcap;
   window.addEventListener("hashchange", () => { readHash(); refresh(); });
   const loop = async () => { await refresh(); setTimeout(loop, POLL_MS); };
   loop();
