@@ -244,3 +244,44 @@ func TestDelayedAckEverySecondFullSegmentWithTimestamps(t *testing.T) {
 	relay(cli, srv, "P. seq=1549 ack=301 len=1448")
 	srv.expect(". seq=301 ack=2997")
 }
+
+// TestDataSegmentWithSackFitsMSS: the data a segment carries plus all of
+// its TCP options must fit the send MSS, which counts data and options
+// together (Eff.snd.MSS subtracts the option size). A full-sized data
+// segment sent while we hold out-of-order data, and so carry SACK blocks,
+// must carry correspondingly less data.
+// Reference: RFC 9293 §3.7.1 (MUST-16); RFC 6691 §2; RFC 2018 §4.
+func TestDataSegmentWithSackFitsMSS(t *testing.T) {
+	for _, ts := range []bool{false, true} {
+		cliCfg, srvCfg := fixedConfig(100), fixedConfig(300)
+		cliCfg.NoTimestamps, srvCfg.NoTimestamps = !ts, !ts
+		_, srv, _, s := established(t, cliCfg, srvCfg)
+		in, _ := srv.e.Endpoint(s)
+		if !in.SACKPermitted || in.Timestamps != ts {
+			t.Fatalf("SACK %v timestamps %v", in.SACKPermitted, in.Timestamps)
+		}
+		// Out-of-order data from the client: our next segments carry SACK.
+		// (Timestamps on: the injected segment needs one to be accepted.)
+		seg := Segment{Flags: FlagACK, Seq: 111, Ack: 301, Window: 65535, Payload: make([]byte, 10)}
+		if ts {
+			seg.Options.HasTimestamp, seg.Options.TSVal = true, 1
+		}
+		srv.inject(clientAddr, serverAddr, seg)
+		srv.collect()
+		srv.out = nil
+		mustSend(t, srv, s, string(make([]byte, 3000)))
+		srv.collect()
+		if len(srv.out) == 0 {
+			t.Fatal("nothing sent")
+		}
+		for _, p := range srv.out {
+			g := p.Segment
+			if g.Options.NumSACK == 0 {
+				t.Fatalf("timestamps %v: no SACK blocks on %s", ts, g.String())
+			}
+			if size := g.HeaderLen() - MinHeaderLen + len(g.Payload); size > int(in.SndMSS) {
+				t.Fatalf("timestamps %v: %d bytes of options and data, over the send MSS %d: %s", ts, size, in.SndMSS, g.String())
+			}
+		}
+	}
+}

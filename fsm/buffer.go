@@ -264,4 +264,20 @@ func (q *reassembly) blocks(fn func(SACKBlock, uint32)) {
 	}
 }
 
+// numBlocks is the number of merged ranges blocks reports.
+func (q *reassembly) numBlocks() int {
+	n := 0
+	var end Seq
+	for i, s := range q.segs {
+		e := s.seq.Add(Size(len(s.data)))
+		if i > 0 && s.seq.LessEq(end) {
+			end = MaxSeq(end, e)
+			continue
+		}
+		n++
+		end = e
+	}
+	return n
+}
+
 func (q *reassembly) clear() { q.segs, q.bytes = nil, 0 }

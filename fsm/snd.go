@@ -180,7 +180,7 @@ func (e *Engine) output(c *conn) {
 			c.sndNxt, c.rtxNxt = c.sndUna, c.sndUna
 		}
 	}
-	mss := c.effMSS()
+	mss := c.segMSS()
 	wnd := min(c.sndWnd, c.cwnd)
 	for {
 		next := c.sndNxt
@@ -395,7 +395,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 func (e *Engine) retransmitOne(c *conn) {
 	next := c.rtxNxt
 	off := int(next.Sub(c.sndBufSeq()))
-	n := min(max(c.sndBuf.Len()-off, 0), c.effMSS(), int(c.sndNxt.Sub(next)))
+	n := min(max(c.sndBuf.Len()-off, 0), c.segMSS(), int(c.sndNxt.Sub(next)))
 	fin := c.finSent && next.Add(Size(n)) == c.finSeq()
 	var payload []byte
 	if n > 0 {

@@ -139,6 +139,21 @@ func (c *conn) effMSS() int {
 	return max(m, 1)
 }
 
+// segMSS is the data a segment may carry now: effMSS less the SACK option
+// the segment will carry while out-of-order data is held (RFC 9293 §3.7.1:
+// the send MSS counts options and data together; RFC 6691 §2).
+func (c *conn) segMSS() int {
+	m := c.effMSS()
+	if c.sackOK && len(c.ooo.segs) > 0 {
+		k := c.ooo.numBlocks()
+		if c.tsOK {
+			k = min(k, 3)
+		}
+		m -= 4 + optLenSACKBlock*min(k, MaxSACKBlocks)
+	}
+	return max(m, 1)
+}
+
 // flight is the number of sequence numbers sent and not yet acknowledged.
 func (c *conn) flight() uint32 { return uint32(c.sndNxt.Sub(c.sndUna)) }
 
