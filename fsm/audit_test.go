@@ -285,3 +285,41 @@ func TestDataSegmentWithSackFitsMSS(t *testing.T) {
 		}
 	}
 }
+
+// TestChallengeAckThrottle: challenge ACKs (for an in-window RST, a SYN,
+// an unacceptable ACK) are limited per connection per second of the
+// engine clock; beyond the limit the segment is dropped without reply,
+// and the budget returns a second later. The default (1000 per second)
+// leaves ordinary exchanges unchanged.
+// Reference: RFC 5961 §7.
+func TestChallengeAckThrottle(t *testing.T) {
+	if got := (Config{}).Defaults().ChallengeAckLimit; got != 1000 {
+		t.Fatalf("default limit %d, want 1000", got)
+	}
+	cfg := fixedConfig(300)
+	cfg.ChallengeAckLimit = 2
+	_, srv, _, s := established(t, fixedConfig(100), cfg)
+	triggers := []Segment{
+		{Flags: FlagRST, Seq: 105},                                        // in window, not RCV.NXT
+		{Flags: FlagSYN, Seq: 500, Window: 1000},                          // SYN in ESTABLISHED
+		{Flags: FlagACK, Seq: 101, Ack: 900, Window: 1000},                // SEG.ACK > SND.NXT
+		{Flags: FlagACK, Seq: 101, Ack: 301 + (1<<32 - 70000), Window: 1}, // below SND.UNA-MAX.SND.WND
+	}
+	for i, seg := range triggers {
+		srv.inject(clientAddr, serverAddr, seg)
+		r := srv.collect()
+		if i < 2 {
+			srv.expect(". seq=301 ack=101")
+			continue
+		}
+		wantExplanation(t, r, CodeChallengeAckThrottled)
+		srv.expectNothing()
+	}
+	srv.wantState(s, Established)
+	srv.e.AdvanceTo(time.Second)
+	srv.inject(clientAddr, serverAddr, triggers[0])
+	srv.expect(". seq=301 ack=101")
+	// An exact RST still resets: throttling never blocks it.
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagRST, Seq: 101})
+	srv.wantState(s, Closed)
+}

@@ -104,6 +104,7 @@ const (
 	CodeFinSent
 	CodeListenerClosed
 	CodeFastRetransmitSkipped
+	CodeChallengeAckThrottled
 	numCodes
 )
 
@@ -212,5 +213,6 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeFinSent:             {"FIN_SENT", secClose, "all queued data is sent: sent FIN at {SEG.SEQ}"},
 	CodeListenerClosed:      {"LISTENER_CLOSED", secClose, "the listener closed: connections not yet accepted are reset"},
 
+	CodeChallengeAckThrottled: {"CHALLENGE_ACK_THROTTLED", "RFC 5961 §7", "the segment calls for a challenge ACK (RFC 5961 §3.2, §4.2 or §5.2), but this connection already sent {LIMIT} in the current second of the engine clock: dropped without reply"},
 	CodeFastRetransmitSkipped: {"FAST_RETRANSMIT_SKIPPED", "RFC 6582 §3.2", "third duplicate ACK, but {SEG.ACK} does not cover more than {RECOVER} (SND.NXT at the last fast retransmit or timeout): no fast retransmit, ssthresh unchanged"},
 }

@@ -80,6 +80,12 @@ type Config struct {
 	// tcp_fin_timeout; RFC 9293 sets no limit. Default 60 s.
 	FinWait2Timeout time.Duration
 
+	// ChallengeAckLimit bounds the challenge ACKs (RFC 5961 §3.2, §4.2,
+	// §5.2) one connection sends per second of the engine clock; beyond it
+	// such segments are dropped without reply (RFC 5961 §7). Default 1000;
+	// -1 means no limit.
+	ChallengeAckLimit int
+
 	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
 	// before the oldest is forgotten. Default 1024; -1 forgets at once.
 	RetainClosed int
@@ -119,6 +125,9 @@ func (c Config) Defaults() Config {
 	defInt(&c.MaxRetries, 15)
 	defInt(&c.SynRetries, 6)
 	defInt(&c.SynAckRetries, 5)
+	if c.ChallengeAckLimit == 0 {
+		c.ChallengeAckLimit = 1000
+	}
 	if c.RetainClosed == 0 {
 		c.RetainClosed = 1024
 	}

@@ -225,8 +225,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	// Second, check the RST bit (RFC 5961 §3.2 narrows RFC 9293's rule).
 	if f&FlagRST != 0 {
 		if seg.Seq != c.rcvNxt {
-			e.explain(c.id, CodeRstChallengeAck, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			e.sendAck(c)
+			e.challengeAck(c, CodeRstChallengeAck, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 			return false
 		}
 		switch c.state {
@@ -259,8 +258,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			e.toClosed(c, CodeSynReturnToListen, nil)
 			return false
 		}
-		e.explain(c.id, CodeSynChallengeAck, ActionAnswered, Field{"SND.NXT", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-		e.sendAck(c)
+		e.challengeAck(c, CodeSynChallengeAck, Field{"SND.NXT", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		return false
 	}
 
@@ -286,14 +284,12 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		ackNow = e.deliverSynData(c)
 	}
 	if seg.Ack.GreaterThan(c.sndNxt) {
-		e.explain(c.id, CodeAckTooHighSentAck, ActionAnswered, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"SND.NXT", uint64(c.sndNxt)})
-		e.sendAck(c)
+		e.challengeAck(c, CodeAckTooHighSentAck, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"SND.NXT", uint64(c.sndNxt)})
 		return false
 	}
 	if seg.Ack.LessThan(c.sndUna - Seq(c.maxSndWnd)) {
-		e.explain(c.id, CodeAckOutsideRangeChallenge, ActionAnswered, Field{"SEG.ACK", uint64(seg.Ack)},
+		e.challengeAck(c, CodeAckOutsideRangeChallenge, Field{"SEG.ACK", uint64(seg.Ack)},
 			Field{"SND.UNA", uint64(c.sndUna)}, Field{"SND.NXT", uint64(c.sndNxt)})
-		e.sendAck(c)
 		return false
 	}
 	wasUna := c.sndUna
@@ -354,6 +350,28 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 	}
 	return ackNow
+}
+
+// challengeAck answers with the ACK the rule code calls for (RFC 5961
+// §3.2, §4.2, §5.2) unless this connection has already sent
+// Config.ChallengeAckLimit of them in the current second of the engine
+// clock, in which case the segment is dropped without reply (RFC 5961 §7).
+func (e *Engine) challengeAck(c *conn, code Code, fs ...Field) {
+	if limit := e.cfg.ChallengeAckLimit; limit > 0 {
+		if c.challengeAcks == 0 || e.now-c.challengeStart >= time.Second {
+			c.challengeStart, c.challengeAcks = e.now, 0
+		}
+		if c.challengeAcks >= limit {
+			var buf [maxFields]Field
+			n := copy(buf[:maxFields-1], fs)
+			buf[n] = Field{"LIMIT", uint64(limit)}
+			e.explain(c.id, CodeChallengeAckThrottled, ActionDropped, buf[:n+1]...)
+			return
+		}
+		c.challengeAcks++
+	}
+	e.explain(c.id, code, ActionAnswered, fs...)
+	e.sendAck(c)
 }
 
 // synTimedOutRTO applies RFC 6298 §5.7: the timer expired awaiting the ACK

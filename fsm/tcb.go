@@ -86,6 +86,11 @@ type conn struct {
 	probes            int
 	probing           bool // SND.NXT includes a zero-window probe beyond the window
 
+	// Challenge ACK throttling (RFC 5961 §7): sent in the second from
+	// challengeStart on the engine clock.
+	challengeStart time.Duration
+	challengeAcks  int
+
 	// Delayed ACK (RFC 9293 §3.8.6.3).
 	ackPending  bool
 	segsUnacked int
