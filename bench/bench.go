@@ -223,23 +223,43 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 // used during its window.
 func measure(cfg Config, res map[string]*result, name string, p *process, f func(w window) result) error {
 	w := cfg.window()
-	cpu := make(chan time.Duration, 1)
+	type sample struct {
+		cpu               time.Duration
+		waitSum, waitsNum float64 // tcpstated_log_durable_wait_seconds (tcpstated only)
+	}
+	read := func() (s sample, err error) {
+		if s.cpu, err = p.cpu(); err != nil {
+			return s, err
+		}
+		if p.name != "echo" {
+			if s.waitSum, err = p.metric("tcpstated_log_durable_wait_seconds_sum"); err != nil {
+				return s, err
+			}
+			s.waitsNum, err = p.metric("tcpstated_log_durable_wait_seconds_count")
+		}
+		return s, err
+	}
+	delta := make(chan sample, 1)
 	go func() {
 		time.Sleep(time.Until(w.from))
-		before, err1 := p.cpu()
+		before, err1 := read()
 		time.Sleep(time.Until(w.to))
-		after, err2 := p.cpu()
+		after, err2 := read()
 		if err1 != nil || err2 != nil {
-			cpu <- 0
+			delta <- sample{}
 			return
 		}
-		cpu <- after - before
+		delta <- sample{after.cpu - before.cpu, after.waitSum - before.waitSum, after.waitsNum - before.waitsNum}
 	}()
 	r := f(w)
-	r.serverCPU = <-cpu
+	d := <-delta
+	r.serverCPU = d.cpu
+	if d.waitsNum > 0 {
+		r.durableWait = time.Duration(d.waitSum / d.waitsNum * float64(time.Second))
+	}
 	res[name] = &r
-	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v server CPU %5.1f µs/op  errors %d\n", name, r.rate(),
-		r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.cpuPerOp(), r.errors)
+	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v server CPU %5.1f µs/op  durable wait %-9v errors %d\n", name, r.rate(),
+		r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.cpuPerOp(), r.durableWait.Round(time.Microsecond), r.errors)
 	if r.errors > 0 {
 		return fmt.Errorf("%s: %d calls failed; the first: %v", name, r.errors, r.firstErr)
 	}
@@ -373,6 +393,26 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 		if len(v) > 0 {
 			fmt.Fprintf(w, "- %s: %s/s, p50 %s, p99 %s, server CPU %.1f µs/op\n", n, fmtRate(median(v)), fmtLat(medianDur(p50)), fmtLat(medianDur(p99)), median(cpu))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Mean wait of a call for its records to be durable (tcpstated_log_durable_wait_seconds), medians:")
+	fmt.Fprintln(w)
+	for _, load := range []string{"unary", "stream", "REST"} {
+		var parts []string
+		for _, fsync := range []string{"never", "always"} {
+			var v []time.Duration
+			for _, run := range r.Runs {
+				if x := run[realName(load, fsync)]; x != nil {
+					v = append(v, x.durableWait)
+				}
+			}
+			if len(v) > 0 {
+				parts = append(parts, fmt.Sprintf("fsync=%s %s", fsync, fmtLat(medianDur(v))))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "- %s: %s\n", load, strings.Join(parts, ", "))
 		}
 	}
 	if m := r.Memory; m != nil {

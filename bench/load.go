@@ -28,6 +28,9 @@ type result struct {
 	// during the window: less sensitive than the rate to what else runs on
 	// the machine.
 	serverCPU time.Duration
+	// durableWait is the server's mean wait, per call, for its records to
+	// be durable (tcpstated only).
+	durableWait time.Duration
 }
 
 func (r *result) rate() float64 { return float64(r.ops) / r.window.Seconds() }
