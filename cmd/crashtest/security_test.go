@@ -167,6 +167,7 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 		{"/healthz", "", http.StatusOK},
 		{"/metrics", "", http.StatusOK},
 		{"/openapi.json", "", http.StatusOK},
+		{"/ui/", "", http.StatusOK},
 	} {
 		if code, body := get(tc.path, tc.token); code != tc.want {
 			t.Errorf("GET %s with token %q: %d %s, want %d", tc.path, tc.token, code, body, tc.want)
