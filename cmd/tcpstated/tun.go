@@ -6,9 +6,17 @@ package main
 // against a running server (--server):
 //
 //	device ──read──► reader ──(netem)──► ExchangeSegments (batches of packets)
-//	device ◄─write── WatchSegments ◄──(netem-out)── every segment the session emits
+//	device ◄─write── (netem-out) ◄── segments in the responses of every call
+//	                                 + WatchSegments (those no call returns: timers)
 //	application (echo, serve, sink, send-bytes) ── AcceptConnection, ReceiveData, SendData,
 //	                                               ShutdownEndpoint, CloseEndpoint, AbortEndpoint
+//
+// Every segment the session emits is on the watch, and most are also in
+// the response of the call that caused them. Writing them from the
+// response keeps latency low and does not depend on the watch keeping up
+// (the server drops a watch that falls 256 batches behind, and its
+// outbound queue keeps only the newest 1024 segments meanwhile); the wire
+// type writes each segment once, whichever copy comes first.
 //
 // The application is woken by every exchange response (the events of
 // inbound packets) and otherwise polls every 100 ms, for changes only
@@ -22,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -96,6 +105,7 @@ what arrives. Needs CAP_NET_ADMIN for the device.
 Output, one line per event, on stdout:
   session NAME | api ADDR | listening NAME LOCAL | connecting NAME LOCAL REMOTE
   accepted NAME LOCAL REMOTE
+  state NAME FROM TO CAUSE TIME           (state changes of inbound segments and application calls)
   done NAME received=N received_sha256=HEX sent=N sent_sha256=HEX state=STATE recv_mbps=X
   error NAME received=N sent=N: REASON   (e.g. "connection reset", "connection refused")
   stats packets_in=N packets_out=N ...
@@ -115,7 +125,7 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 	fs.StringVar(&c.dev, "dev", "tcpstated0", "TUN device name; opened if it exists, else created and configured (kernel side --peer, point-to-point to --local, up)")
 	fs.StringVar(&c.server, "server", "", "use the running server at this gRPC address (host:port or unix:PATH) instead of one in this process")
 	fs.StringVar(&c.dataDir, "data-dir", "", "in-process server: directory of the session log (default: a temporary directory, removed at exit)")
-	fs.StringVar(&c.fsync, "fsync", "batch", "in-process server: always, batch or never (see tcpstated serve --help)")
+	fs.StringVar(&c.fsync, "fsync", "", "in-process server: always, batch or never (see tcpstated serve --help); default never with the temporary directory, always with --data-dir")
 	fs.StringVar(&c.grpcListen, "grpc-listen", "", "in-process server: also serve the API here (host:port or unix:PATH), to watch the session with other clients")
 	fs.StringVar(&c.session, "session", "tun", "session ID; created if absent with the REALTIME clock, window scaling and the buffers below")
 	fs.StringVar(&local, "local", "10.9.0.2", "tcpstated's IP address (the source of what it sends)")
@@ -196,6 +206,12 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 	}
 	if c.abort && c.closeAfter == "never" {
 		return nil, errors.New("--abort acts when --close-after fires: not with never")
+	}
+	if c.fsync == "" {
+		c.fsync = "never" // the log goes with the temporary directory
+		if c.dataDir != "" {
+			c.fsync = "always"
+		}
 	}
 	if _, err := replaylog.ParseFsyncMode(c.fsync); err != nil {
 		return nil, fmt.Errorf("--fsync: %v", err)
@@ -283,11 +299,12 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 	}
 	out.printf("session %s", parent)
 
-	b := &bridge{dev: dev, seg: pb.NewSegmentServiceClient(conn), parent: parent, log: logger, wake: newNotifier()}
+	b := &bridge{dev: dev, seg: pb.NewSegmentServiceClient(conn), parent: parent, log: logger, wake: newNotifier(), out: out}
 	rng := rand.New(rand.NewPCG(c.netemSeed, 0x7463707374617465))
 	b.in = make(chan []byte, 8192)
 	b.netemIn = newNetem(c.netemIn, rng, func(p []byte) { b.in <- p }, &b.stats.netemDropped)
 	b.netemOut = newNetem(c.netemOut, rand.New(rand.NewPCG(c.netemSeed+1, 1)), b.write, &b.stats.netemDropped)
+	b.wire = newWire(b.netemOut.send)
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	for _, f := range []func(context.Context) error{b.readLoop, b.exchangeLoop, b.watchLoop} {
@@ -297,7 +314,7 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 			}
 		})
 	}
-	a := &app{cfg: c, ep: pb.NewEndpointServiceClient(conn), parent: parent, out: out, wake: b.wake, log: logger}
+	a := &app{cfg: c, ep: pb.NewEndpointServiceClient(conn), parent: parent, out: out, wake: b.wake, log: logger, wire: b.wire}
 	done := make(chan int, 1)
 	go func() { done <- a.run(ctx) }()
 
@@ -330,8 +347,12 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 	b.netemOut.stop()
 	wg.Wait()
 	s := &b.stats
-	out.printf("stats packets_in=%d packets_out=%d not_tcp=%d exchanges=%d refused_packets=%d netem_dropped=%d write_errors=%d",
-		s.packetsIn.Load(), s.packetsOut.Load(), s.notTCP.Load(), s.exchanges.Load(), s.refused.Load(), s.netemDropped.Load(), s.writeErrors.Load())
+	dropped := uint64(0)
+	if r, err := pb.NewSessionServiceClient(conn).GetSession(context.Background(), &pb.GetSessionRequest{Name: parent}); err == nil {
+		dropped = r.Session.GetOutboundDropped()
+	}
+	out.printf("stats packets_in=%d packets_out=%d not_tcp=%d exchanges=%d refused_packets=%d netem_dropped=%d write_errors=%d watch_restarts=%d outbound_dropped=%d",
+		s.packetsIn.Load(), s.packetsOut.Load(), s.notTCP.Load(), s.exchanges.Load(), s.refused.Load(), s.netemDropped.Load(), s.writeErrors.Load(), s.watchRestarts.Load(), dropped)
 	return code
 }
 
@@ -447,6 +468,8 @@ func (c *tunConfig) ensureSession(ctx context.Context, sc pb.SessionServiceClien
 // ---- the bridge: device ⇄ session ----
 
 type bridge struct {
+	out      *lineWriter
+	wire     *wire
 	dev      packetDevice
 	seg      pb.SegmentServiceClient
 	parent   string
@@ -456,7 +479,7 @@ type bridge struct {
 	netemIn  *netem
 	netemOut *netem
 	stats    struct {
-		packetsIn, packetsOut, notTCP, exchanges, refused, netemDropped, writeErrors atomic.Uint64
+		packetsIn, packetsOut, notTCP, exchanges, refused, netemDropped, writeErrors, watchRestarts atomic.Uint64
 	}
 }
 
@@ -503,16 +526,17 @@ func isTCP(p []byte) bool {
 	return false
 }
 
-// Batches stay well under the server's request limits.
+// Batches stay well under the server's request limits, and under the
+// 256 batches (one per packet) a watch may fall behind.
 const (
-	maxBatchPackets = 512
+	maxBatchPackets = 192
 	maxBatchBytes   = 1 << 20
 )
 
 // exchangeLoop submits packets in batches on one ExchangeSegments stream:
 // one request in flight; packets arriving meanwhile make the next batch.
-// Only the events of the responses are used (to wake the application):
-// emitted segments reach the device through watchLoop.
+// The responses' segments go to the device; their events wake the
+// application.
 func (b *bridge) exchangeLoop(ctx context.Context) error {
 	stream, err := b.seg.ExchangeSegments(ctx)
 	if err != nil {
@@ -553,6 +577,8 @@ func (b *bridge) exchangeLoop(ctx context.Context) error {
 				return fmt.Errorf("ExchangeSegments: %w", err)
 			}
 			b.stats.exchanges.Add(1)
+			b.out.transitions(resp.GetOutputs())
+			b.wire.fromCall(resp.GetOutputs())
 			if len(resp.GetOutputs().GetEvents()) > 0 || len(resp.GetOutputs().GetTransitions()) > 0 || resp.Processed > 0 {
 				b.wake.notify()
 			}
@@ -567,9 +593,10 @@ func (b *bridge) exchangeLoop(ctx context.Context) error {
 	}
 }
 
-// watchLoop writes every segment the session emits to the device. A watch
-// dropped for falling behind is opened again (the server keeps what it
-// emitted meanwhile in the outbound queue, which a new watch drains first).
+// watchLoop writes the segments no call response carried (those of timers,
+// and of other clients of the session) to the device. A watch dropped for
+// falling behind is opened again (the server keeps the newest segments
+// meanwhile in the outbound queue, which a new watch drains first).
 func (b *bridge) watchLoop(ctx context.Context) error {
 	for {
 		stream, err := b.seg.WatchSegments(ctx, &pb.WatchSegmentsRequest{Parent: b.parent})
@@ -586,7 +613,9 @@ func (b *bridge) watchLoop(ctx context.Context) error {
 					return nil
 				}
 				if status.Code(err) == codes.ResourceExhausted {
-					b.log.Warn("the segment watch fell behind; watching again", "err", err)
+					if b.stats.watchRestarts.Add(1) == 1 {
+						b.log.Warn("the segment watch fell behind; watching again (only segments of timers depend on it)", "err", err)
+					}
 					break
 				}
 				if err == io.EOF {
@@ -595,19 +624,76 @@ func (b *bridge) watchLoop(ctx context.Context) error {
 				return fmt.Errorf("WatchSegments: %w", err)
 			}
 			for _, s := range resp.Segments {
-				b.stats.packetsOut.Add(1)
-				b.netemOut.send(s.Raw)
+				b.wire.watched(s.Raw)
 			}
 		}
 	}
 }
 
 func (b *bridge) write(p []byte) {
+	b.stats.packetsOut.Add(1)
 	if err := b.dev.WritePacket(p); err != nil {
 		if b.stats.writeErrors.Add(1) == 1 {
 			b.log.Warn("writing to the device", "err", err)
 		}
 	}
+}
+
+// wire writes each emitted segment to the device once, from whichever of
+// its two copies arrives first: the response of the call that caused it,
+// or the watch. Copies are matched by a hash of their bytes; a segment
+// sent twice (identical bytes) is counted twice. A copy that never comes
+// (the watch lost it) leaves an entry behind; the tables are cleared when
+// they grow large, at the cost of a few segments written twice.
+type wire struct {
+	mu        sync.Mutex
+	seed      maphash.Seed
+	fromCalls map[uint64]int // written from a response, not yet seen on the watch
+	fromWatch map[uint64]int // written from the watch, not yet seen in a response
+	write     func([]byte)
+}
+
+const wireTableLimit = 1 << 16
+
+func newWire(write func([]byte)) *wire {
+	return &wire{seed: maphash.MakeSeed(), fromCalls: map[uint64]int{}, fromWatch: map[uint64]int{}, write: write}
+}
+
+// fromCall writes the segments of a call's outputs.
+func (w *wire) fromCall(out *pb.Outputs) {
+	for _, s := range out.GetSegments() {
+		if w.first(s.Raw, w.fromWatch, w.fromCalls) {
+			w.write(s.Raw)
+		}
+	}
+}
+
+// watched writes a segment from the watch.
+func (w *wire) watched(raw []byte) {
+	if w.first(raw, w.fromCalls, w.fromWatch) {
+		w.write(raw)
+	}
+}
+
+// first reports whether raw is new: not in seen (the other copy's table),
+// in which case it is noted in mine.
+func (w *wire) first(raw []byte, seen, mine map[uint64]int) bool {
+	k := maphash.Bytes(w.seed, raw)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := seen[k]; n > 0 {
+		if n == 1 {
+			delete(seen, k)
+		} else {
+			seen[k] = n - 1
+		}
+		return false
+	}
+	if len(mine) >= wireTableLimit {
+		clear(mine)
+	}
+	mine[k]++
+	return true
 }
 
 // notifier wakes every waiter at once: wait returns a channel that the
@@ -761,12 +847,20 @@ func (n *netem) stop() { n.once.Do(func() { close(n.quit) }) }
 // ---- the application ----
 
 type app struct {
+	wire   *wire
 	cfg    *tunConfig
 	ep     pb.EndpointServiceClient
 	parent string
 	out    *lineWriter
 	wake   *notifier
 	log    *slog.Logger
+}
+
+// outputs handles what one of the application's calls caused: its
+// segments go to the device, its state changes are printed.
+func (a *app) outputs(o *pb.Outputs) {
+	a.wire.fromCall(o)
+	a.out.transitions(o)
 }
 
 // pollInterval bounds how long the application waits without a wake-up
@@ -790,6 +884,7 @@ func (a *app) run(ctx context.Context) int {
 		}
 		name := resp.Endpoint.GetName()
 		a.out.printf("connecting %s %s %s", name, local, c.connect)
+		a.outputs(resp.Outputs)
 		if !a.serveConn(ctx, name) {
 			return 1
 		}
@@ -824,6 +919,7 @@ func (a *app) run(ctx context.Context) int {
 			}
 			started++
 			a.out.printf("accepted %s %s %s", r.Endpoint.GetName(), r.Endpoint.GetLocalAddress(), r.Endpoint.GetRemoteAddress())
+			a.outputs(r.Outputs)
 			go func(name string) { results <- a.serveConn(ctx, name) }(r.Endpoint.GetName())
 		}
 		select {
@@ -920,6 +1016,9 @@ func (a *app) serveConn(ctx context.Context, name string) bool {
 	for {
 		w := a.wake.wait()
 		finished, err := a.step(ctx, cs)
+		if err != nil && a.endedCleanly(ctx, cs, err) {
+			finished, err = true, nil
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return false
@@ -953,6 +1052,30 @@ func (a *app) serveConn(ctx context.Context, name string) bool {
 	}
 }
 
+// endedCleanly reports whether err only says the connection is already
+// gone after a clean end: CLOSED with the peer's FIN received, everything
+// read and no error (e.g. TIME-WAIT cut short by a RST, RFC 9293 §3.10.7.4,
+// before the application's close). Reads and closes then answer
+// "connection does not exist".
+func (a *app) endedCleanly(ctx context.Context, cs *connState, err error) bool {
+	if st, _ := status.FromError(err); st.Code() != codes.FailedPrecondition || st.Message() != fsm.ErrConnectionDoesNotExist.Error() {
+		return false
+	}
+	r, gerr := a.ep.GetEndpoint(ctx, &pb.GetEndpointRequest{Name: cs.name})
+	if gerr != nil {
+		return false
+	}
+	e := r.Endpoint
+	if cs.echo != nil {
+		cs.echo.closed = true
+	}
+	if e.StateName != "CLOSED" || !e.FinReceived || e.Error != "" || e.BytesReadable > 0 || !cs.src.done() {
+		return false
+	}
+	cs.eof, cs.closed = true, true
+	return true
+}
+
 // step reads what is readable, sends what the send buffer takes and
 // applies the close policy. It reports whether the connection is finished.
 func (a *app) step(ctx context.Context, cs *connState) (bool, error) {
@@ -962,6 +1085,7 @@ func (a *app) step(ctx context.Context, cs *connState) (bool, error) {
 		if err != nil {
 			return false, err
 		}
+		a.outputs(r.Outputs)
 		if n := len(r.Data); n > 0 {
 			now := time.Now()
 			if cs.received == 0 {
@@ -993,6 +1117,7 @@ func (a *app) step(ctx context.Context, cs *connState) (bool, error) {
 		if err != nil {
 			return false, err
 		}
+		a.outputs(r.GetOutputs())
 		n := int(r.GetBytesAccepted())
 		cs.sentHash.Write(b[:n])
 		cs.sent += int64(n)
@@ -1018,15 +1143,19 @@ func (a *app) step(ctx context.Context, cs *connState) (bool, error) {
 		if e := r.Endpoint; e.BytesUnsent+e.BytesUnacknowledged > 0 {
 			return false, nil // abort once the peer has everything
 		}
-		if _, err := a.ep.AbortEndpoint(ctx, &pb.AbortEndpointRequest{Name: cs.name}); err != nil {
+		r2, err := a.ep.AbortEndpoint(ctx, &pb.AbortEndpointRequest{Name: cs.name})
+		if err != nil {
 			return false, err
 		}
+		a.outputs(r2.Outputs)
 		return true, nil
 	case c.closeAfter == "sent" && !cs.shutdown:
 		// The active close: FIN now, reading on until the peer's FIN.
-		if _, err := a.ep.ShutdownEndpoint(ctx, &pb.ShutdownEndpointRequest{Name: cs.name}); err != nil {
+		r, err := a.ep.ShutdownEndpoint(ctx, &pb.ShutdownEndpointRequest{Name: cs.name})
+		if err != nil {
 			return false, err
 		}
+		a.outputs(r.Outputs)
 		cs.shutdown = true
 	}
 	if !cs.eof {
@@ -1034,11 +1163,24 @@ func (a *app) step(ctx context.Context, cs *connState) (bool, error) {
 	}
 	// Everything read and sent: close(2). After a shutdown this only
 	// releases the endpoint; otherwise it is the passive close.
-	if _, err := a.ep.CloseEndpoint(ctx, &pb.CloseEndpointRequest{Name: cs.name}); err != nil {
+	r, err := a.ep.CloseEndpoint(ctx, &pb.CloseEndpointRequest{Name: cs.name})
+	if err != nil {
 		return false, err
 	}
+	a.outputs(r.Outputs)
 	cs.closed = true
 	return true, nil
+}
+
+// transitions prints the state changes in out: "state NAME FROM TO CAUSE
+// TIME" (TIME on the session clock: lines from different goroutines may
+// come out of order).
+// Those of inbound segments and application calls are seen; those of
+// timers alone (the end of TIME-WAIT, a retransmission give-up) are not.
+func (l *lineWriter) transitions(out *pb.Outputs) {
+	for _, t := range out.GetTransitions() {
+		l.printf("state %s %s %s %s %v", t.Endpoint, t.FromStateName, t.ToStateName, t.Cause, t.Time.AsDuration())
+	}
 }
 
 // lineWriter writes whole lines from many goroutines.

@@ -34,8 +34,9 @@ func TestTunFlags(t *testing.T) {
 	}{
 		{"listen with defaults", []string{"--listen", "80"}, func(c *tunConfig) bool {
 			return c.listen == 80 && c.local.String() == "10.9.0.2" && c.closeAfter == "eof" && c.session == "tun" &&
-				c.receiveWindow == 4<<20 && c.fsync == "batch" && !c.netemIn.active()
+				c.receiveWindow == 4<<20 && c.fsync == "never" && !c.netemIn.active()
 		}, ""},
+		{"a data directory is synced", []string{"--listen", "80", "--data-dir", "d"}, func(c *tunConfig) bool { return c.fsync == "always" }, ""},
 		{"serve closes after sending", []string{"--listen", "80", "--serve", "f"}, func(c *tunConfig) bool { return c.closeAfter == "sent" }, ""},
 		{"connect", []string{"--connect", "10.9.0.1:5000", "--send-bytes", "10", "--sink", "--abort", "--close-after", "sent"}, func(c *tunConfig) bool {
 			return c.connect.String() == "10.9.0.1:5000" && c.sendBytes == 10 && c.abort
@@ -447,5 +448,43 @@ func TestTunBridgesRefuseAndReset(t *testing.T) {
 	}
 	if l := a2.out.line(t, "done "); kv(l, "state") != "CLOSED" {
 		t.Errorf("aborting side: %q, want CLOSED", l)
+	}
+}
+
+// TestWireWritesEachSegmentOnce: a segment reaches the bridge in the
+// response of the call that caused it and on the watch, in either order;
+// it is written once. Identical segments sent twice are written twice;
+// segments only the watch has (timers) are written.
+func TestWireWritesEachSegmentOnce(t *testing.T) {
+	type op struct {
+		watch bool // from the watch, else from a call's response
+		seg   string
+	}
+	cases := []struct {
+		name string
+		ops  []op
+		want string
+	}{
+		{"response then watch", []op{{false, "a"}, {true, "a"}}, "a"},
+		{"watch then response", []op{{true, "a"}, {false, "a"}}, "a"},
+		{"a timer's segment, only on the watch", []op{{true, "t"}}, "t"},
+		{"the same bytes sent twice", []op{{false, "a"}, {false, "a"}, {true, "a"}, {true, "a"}}, "aa"},
+		{"interleaved", []op{{false, "a"}, {true, "b"}, {true, "a"}, {false, "b"}, {true, "c"}}, "abc"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got strings.Builder
+			w := newWire(func(p []byte) { got.Write(p) })
+			for _, o := range tc.ops {
+				if o.watch {
+					w.watched([]byte(o.seg))
+				} else {
+					w.fromCall(&pb.Outputs{Segments: []*pb.Segment{{Raw: []byte(o.seg)}}})
+				}
+			}
+			if got.String() != tc.want {
+				t.Errorf("written %q, want %q", got.String(), tc.want)
+			}
+		})
 	}
 }
