@@ -323,3 +323,32 @@ func TestChallengeAckThrottle(t *testing.T) {
 	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagRST, Seq: 101})
 	srv.wantState(s, Closed)
 }
+
+// TestPartialAckAddsBackSMSSOnlyForFullSegment: on a partial ACK in fast
+// recovery, cwnd is deflated by the amount of new data acknowledged, and
+// SMSS is added back only if that amount is at least one SMSS.
+// Reference: RFC 6582 §3.2 step 5 (partial acknowledgments).
+func TestPartialAckAddsBackSMSSOnlyForFullSegment(t *testing.T) {
+	cfg := fixedConfig(100)
+	cfg.MSS = 100
+	cli, _, c, _ := established(t, cfg, fixedConfig(300))
+	mustSend(t, cli, c, string(make([]byte, 500)))
+	cli.collect()
+	cli.out = nil
+	for i := 0; i < 3; i++ {
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 101, Window: 65535})
+	}
+	cli.collect()
+	cli.out = nil
+	if in, _ := cli.e.Endpoint(c); in.Cwnd != 550 {
+		t.Fatalf("cwnd %d in recovery, want 550", in.Cwnd)
+	}
+	cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 151, Window: 65535}) // 50 bytes
+	if in, _ := cli.e.Endpoint(c); in.Cwnd != 500 {
+		t.Fatalf("cwnd %d after a 50-byte partial ACK, want 550-50 = 500", in.Cwnd)
+	}
+	cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 301, Window: 65535}) // 150 bytes
+	if in, _ := cli.e.Endpoint(c); in.Cwnd != 450 {
+		t.Fatalf("cwnd %d after a 150-byte partial ACK, want 500-150+100 = 450", in.Cwnd)
+	}
+}

@@ -513,7 +513,13 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 			keep := c.sndNxt
 			e.retransmitOne(c)
 			c.rtxNxt = keep
-			c.cwnd = c.cwnd - min(acked, c.cwnd) + mss
+			// RFC 6582 §3.2 step 5: deflate by the new data acknowledged;
+			// add SMSS back only if at least SMSS was acknowledged.
+			c.cwnd -= min(acked, c.cwnd)
+			if acked >= mss {
+				c.cwnd += mss
+			}
+			c.cwnd = max(c.cwnd, mss)
 		case c.cwnd < c.ssthresh:
 			c.cwnd += min(acked, mss)
 		default:
