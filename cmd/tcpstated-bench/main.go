@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,13 +58,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		cfg.Progress = stderr
 	}
+	loadBefore := loadAvg()
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpstated-bench: %v\n", err)
 		return 1
 	}
 	host, _ := os.Hostname()
-	fmt.Fprintf(stdout, "tcpstated-bench on %s, %s; took %v\n\n", host, bench.MachineSummary(), rep.Took.Round(time.Second))
+	fmt.Fprintf(stdout, "tcpstated-bench on %s, %s; took %v; load average (1 min) %s before, %s after\n\n",
+		host, bench.MachineSummary(), rep.Took.Round(time.Second), loadBefore, loadAvg())
 	rep.Markdown(stdout)
 	return 0
 }
@@ -83,4 +86,17 @@ func echo(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// loadAvg is the 1-minute load average: what else ran on the machine.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
