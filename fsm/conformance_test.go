@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -584,5 +585,72 @@ func TestFinWait2TimeoutAfterClose(t *testing.T) {
 		} else {
 			srv.wantState(s, FinWait2)
 		}
+	}
+}
+
+// TestTimeWaitReopenRFC6191: after a connection with timestamps, a SYN in
+// TIME-WAIT reopens it when its timestamp is newer, when it is equal and
+// SEG.SEQ is above RCV.NXT, and when it has no timestamp but SEG.SEQ is
+// above RCV.NXT; an older timestamp does not. Reference: RFC 6191 §2,
+// RFC 9293 §3.6.1.
+func TestTimeWaitReopenRFC6191(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   Options
+		seq    Seq
+		reopen bool
+	}{
+		{"newer timestamp", Options{HasTimestamp: true, TSVal: 2000}, 50, true},
+		{"equal timestamp, higher seq", Options{HasTimestamp: true, TSVal: 1002}, 5000, true},
+		{"equal timestamp, lower seq", Options{HasTimestamp: true, TSVal: 1002}, 50, false},
+		{"older timestamp", Options{HasTimestamp: true, TSVal: 900}, 5000, false},
+		{"no timestamp, higher seq", Options{}, 5000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fixedConfig(300)
+			cfg.NoTimestamps = false
+			srv := newSide(t, "server", cfg)
+			l, _ := srv.e.Listen(serverAddr, 0)
+			ts := func(v uint32) Options { return Options{HasTimestamp: true, TSVal: v} }
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000, Options: ts(1000)})
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 1000, Options: ts(1001)})
+			s, _ := srv.e.Accept(l)
+			srv.e.Shutdown(s)
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK | FlagFIN, Seq: 101, Ack: 302, Window: 1000, Options: ts(1002)})
+			srv.wantState(s, TimeWait)
+			srv.collect()
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: tt.seq, Window: 1000, Options: tt.opts})
+			if got := hasExplanation(srv.collect(), CodeTimeWaitReopened); got != tt.reopen {
+				t.Fatalf("reopened = %v, want %v", got, tt.reopen)
+			}
+		})
+	}
+}
+
+// TestSynCookiesRespectMaxEndpoints: connections rebuilt from SYN cookies
+// count against MaxEndpoints like any other.
+func TestSynCookiesRespectMaxEndpoints(t *testing.T) {
+	cfg := fixedConfig(300)
+	cfg.SynCookies, cfg.MaxEndpoints = true, 2
+	srv := newSide(t, "server", cfg)
+	srv.e.Listen(serverAddr, 0)
+	// The listener and one half-open connection reach the limit; the next
+	// SYN is answered with a cookie, and its ACK must not exceed the limit.
+	srv.inject(netip.MustParseAddrPort("10.0.0.9:1"), serverAddr, Segment{Flags: FlagSYN, Seq: 7, Window: 1000})
+	srv.collect()
+	srv.out = nil
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000, Options: Options{MSS: 1460, HasMSS: true}})
+	srv.collect()
+	cookie := srv.out[0].Segment.Seq
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: cookie + 1, Window: 1000})
+	live := 0
+	for _, in := range srv.e.Endpoints() {
+		if in.State != Closed {
+			live++
+		}
+	}
+	if live > 2 {
+		t.Fatalf("%d live endpoints, limit 2", live)
 	}
 }

@@ -125,6 +125,13 @@ func (e *Engine) sendCookie(l *conn, t Tuple, seg *Segment) {
 // on processing the ACK (which may carry data) in ESTABLISHED.
 func (e *Engine) cookieAccepted(l *conn, t Tuple, seg *Segment, mss uint16) {
 	q := l.lq
+	if e.cfg.MaxEndpoints > 0 && e.live >= e.cfg.MaxEndpoints {
+		// Cookies answered SYNs without counting them; the limit still holds.
+		q.stats.SynCookiesRejected++
+		e.explain(l.id, CodeSynQueueFull, ActionDropped, Field{"SYNQ.LEN", uint64(len(q.synQueue))},
+			Field{"SYNQ.LIMIT", uint64(q.synLimit)}, Field{"DROPS", q.stats.SynQueueDrops})
+		return
+	}
 	if len(q.acceptQueue) >= q.acceptLimit {
 		q.stats.AcceptQueueDrops++
 		e.explain(l.id, CodeAcceptQueueFull, ActionDropped, Field{"ACCEPTQ.LEN", uint64(len(q.acceptQueue))},

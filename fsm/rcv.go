@@ -112,6 +112,26 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	segLen := seg.Len()
 	o := &seg.Options
 
+	// A new SYN in TIME-WAIT may reopen the connection (RFC 9293 §3.6.1,
+	// RFC 6191 §2): it must be newer than the old incarnation: a larger
+	// timestamp, or an equal one (or none) with SEG.SEQ above RCV.NXT. It
+	// comes before the RFC 7323 §3.2 check: a new connection need not use
+	// timestamps.
+	if c.state == TimeWait && f&(FlagSYN|FlagACK|FlagRST) == FlagSYN {
+		newer := seg.Seq.GreaterThan(c.rcvNxt)
+		if c.tsOK && o.HasTimestamp {
+			d := int32(o.TSVal - c.tsRecent)
+			newer = d > 0 || (d == 0 && newer)
+		}
+		if l := e.listenerFor(c.local); newer && l != nil {
+			minISS := c.sndNxt.Add(1 << 17)
+			e.explain(c.id, CodeTimeWaitReopened, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			t := Tuple{c.local, c.remote}
+			e.toClosed(c, CodeTimeWaitReopened, nil)
+			e.listenArrivesISS(l, t, seg, &minISS)
+			return false
+		}
+	}
 	// RFC 7323 §3.2: with timestamps on, a non-RST segment without one is dropped.
 	if c.tsOK && !o.HasTimestamp && f&FlagRST == 0 {
 		e.explain(c.id, CodeNoTimestampDropped, ActionDropped)
@@ -122,22 +142,6 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		e.explain(c.id, CodeDuplicateSynResentSynAck, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)})
 		e.sendSynAck(c)
 		return false
-	}
-	// A new SYN in TIME-WAIT may reopen the connection (RFC 9293 §3.6.1;
-	// RFC 6191 with timestamps): it must be newer than the old incarnation.
-	if c.state == TimeWait && f&(FlagSYN|FlagACK|FlagRST) == FlagSYN {
-		newer := seg.Seq.GreaterThan(c.rcvNxt)
-		if c.tsOK && o.HasTimestamp {
-			newer = int32(o.TSVal-c.tsRecent) > 0
-		}
-		if l := e.listenerFor(c.local); newer && l != nil {
-			minISS := c.sndNxt.Add(1 << 17)
-			e.explain(c.id, CodeTimeWaitReopened, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			t := Tuple{c.local, c.remote}
-			e.toClosed(c, CodeTimeWaitReopened, nil)
-			e.listenArrivesISS(l, t, seg, &minISS)
-			return false
-		}
 	}
 	// PAWS (RFC 7323 §5.3): an older timestamp marks an old duplicate.
 	if c.tsOK && f&FlagRST == 0 && int32(o.TSVal-c.tsRecent) < 0 {
