@@ -2,8 +2,10 @@ package service
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -31,6 +33,30 @@ func validEndpointAlias(id string) bool {
 }
 
 func sessionName(id string) string { return sessionsPrefix + id }
+
+// Log names. Each tenant has its own namespace of session IDs (tenant.go),
+// but the log store has one namespace of file names, so the log of a
+// tenant's session is named after the tenant too: "t", the first
+// tenantHashLen hex digits of the SHA-256 of the tenant's name, "-" and the
+// ID ("t1a2b3c4d5e-demo"). A session with no owner (created without
+// authentication) keeps the plain ID as its log name, as before tenants had
+// namespaces, so existing data directories keep working. A log name is at
+// most 63 characters, so a tenant's session IDs are at most
+// maxTenantSessionIDLen.
+const (
+	tenantHashLen         = 10
+	tenantLogPrefixLen    = 1 + tenantHashLen + 1
+	maxTenantSessionIDLen = maxSessionIDLen - tenantLogPrefixLen
+)
+
+// logName returns the name of the log of session id of tenant.
+func logName(tenant, id string) string {
+	if tenant == "" {
+		return id
+	}
+	h := sha256.Sum256([]byte(tenant))
+	return "t" + hex.EncodeToString(h[:])[:tenantHashLen] + "-" + id
+}
 
 // parseSessionName returns the ID in "sessions/{id}".
 func parseSessionName(field, name string) (string, error) {

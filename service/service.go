@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,7 @@ type Service struct {
 	store   replaylog.Store
 	metrics *metrics
 
-	sessions sync.Map // id → *session
+	sessions sync.Map // sessionKey (tenant, id) → *session
 	count    atomic.Int64
 	tenants  tenantCounts // sessions per tenant (tenant.go)
 	closed   atomic.Bool
@@ -43,6 +44,7 @@ type Service struct {
 // RestoreReport says what Open found in one session's log.
 type RestoreReport struct {
 	Session string // sessions/{id}
+	Log     string // the log's name in the store (logName)
 	Records uint64 // records re-run
 	// Truncated: the log store cut a torn or corrupt tail (see Recovery).
 	Truncated bool
@@ -160,14 +162,18 @@ func (s *Service) Close() error {
 	return first
 }
 
-// lookup finds a session by ID. A session of another tenant than the
-// caller's is not found (tenant.go).
+// lookup finds a session by ID within the caller's tenant: another
+// tenant's session of that ID is a different session (tenant.go).
 func (s *Service) lookup(ctx context.Context, id string) (*session, error) {
 	if s.closed.Load() {
 		return nil, errorf(kindUnavailable, "the server is shutting down")
 	}
-	v, ok := s.sessions.Load(id)
-	if !ok || !s.visible(ctx, v.(*session)) {
+	t, ok := s.caller(ctx)
+	if !ok {
+		return nil, notFoundf("session %s not found", sessionName(id))
+	}
+	v, ok := s.sessions.Load(sessionKey{t, id})
+	if !ok {
 		return nil, notFoundf("session %s not found", sessionName(id))
 	}
 	return v.(*session), nil
@@ -185,10 +191,17 @@ func (s *Service) lookupName(ctx context.Context, field, name string) (*session,
 // create makes a new session: validates the options, creates its log with
 // the start record (durable before the call returns) and registers it.
 func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions) (*session, error) {
-	if id == "" {
-		id = newSessionID()
-	} else if !validSessionID(id) {
+	owner, ok := s.caller(ctx)
+	if !ok {
+		return nil, errorf(kindUnauthenticated, "the call has no tenant: this server requires a bearer token")
+	}
+	switch {
+	case id == "":
+		id = newSessionID() // random: unique in every namespace
+	case !validSessionID(id):
 		return nil, invalidf("session_id: %q is not 1 to 63 characters of a-z, 0-9 and -", id)
+	case owner != "" && len(id) > maxTenantSessionIDLen:
+		return nil, invalidf("session_id: %q is %d characters; a tenant's session IDs are at most %d (its log is named after the tenant and the ID, in at most 63 characters)", id, len(id), maxTenantSessionIDLen)
 	}
 	opts, secret, err := effectiveOptions(req, s.cfg.Limits)
 	if err != nil {
@@ -197,7 +210,8 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	if s.closed.Load() {
 		return nil, errorf(kindUnavailable, "the server is shutting down")
 	}
-	if _, ok := s.sessions.Load(id); ok {
+	key := sessionKey{owner, id}
+	if _, ok := s.sessions.Load(key); ok {
 		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
 	}
 	tenant, err := s.reserveSession(ctx)
@@ -215,7 +229,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 		s.tenants.release(tenant)
 		return nil, err
 	}
-	if _, loaded := s.sessions.LoadOrStore(id, ss); loaded {
+	if _, loaded := s.sessions.LoadOrStore(key, ss); loaded {
 		// Cannot happen: the store refuses a second log of the same name.
 		ss.mu.Lock()
 		ss.closeLocked(stateDeleted)
@@ -229,7 +243,8 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 }
 
 func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte) (*session, error) {
-	lg, err := s.store.Create(id)
+	file := logName(tenant, id)
+	lg, err := s.store.Create(file)
 	switch {
 	case errors.Is(err, replaylog.ErrExist), errors.Is(err, replaylog.ErrBusy):
 		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
@@ -257,13 +272,14 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	}
 	if err != nil {
 		lg.Close()
-		s.store.Remove(id)
+		s.store.Remove(file)
 		return nil, errorf(kindInternal, "writing the log of session %s: %v", sessionName(id), err)
 	}
 	ss := &session{
 		svc:        s,
 		id:         id,
 		name:       sessionName(id),
+		file:       file,
 		tenant:     tenant,
 		createTime: now,
 		opts:       opts,
@@ -286,10 +302,11 @@ func (ss *session) startTimer() {
 
 // delete removes a session and its log.
 func (s *Service) delete(ctx context.Context, id string) error {
-	if v, ok := s.sessions.Load(id); ok && !s.visible(ctx, v.(*session)) {
+	t, ok := s.caller(ctx)
+	if !ok {
 		return notFoundf("session %s not found", sessionName(id))
 	}
-	v, ok := s.sessions.LoadAndDelete(id)
+	v, ok := s.sessions.LoadAndDelete(sessionKey{t, id})
 	if !ok {
 		return notFoundf("session %s not found", sessionName(id))
 	}
@@ -302,17 +319,19 @@ func (s *Service) delete(ctx context.Context, id string) error {
 		s.log.Warn("closing a deleted session's log", "session", ss.name, "err", err)
 	}
 	s.count.Add(-1)
-	if err := s.store.Remove(id); err != nil && !errors.Is(err, replaylog.ErrNotExist) {
+	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, replaylog.ErrNotExist) {
 		return errorf(kindInternal, "removing the log of session %s: %v", ss.name, err)
 	}
 	return nil
 }
 
-// sortedIDs returns the session IDs in name order.
+// sortedIDs returns the IDs of the sessions with no owner, in name order.
 func (s *Service) sortedIDs() []string {
 	var ids []string
 	s.sessions.Range(func(k, _ any) bool {
-		ids = append(ids, k.(string))
+		if k := k.(sessionKey); k.tenant == "" {
+			ids = append(ids, k.id)
+		}
 		return true
 	})
 	sort.Strings(ids)
@@ -331,11 +350,11 @@ func (s *Service) restoreAll() error {
 	start := time.Now()
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
-	for _, id := range names {
+	for _, file := range names {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s.restore(id)
+			s.restore(file)
 		})
 	}
 	wg.Wait()
@@ -343,22 +362,22 @@ func (s *Service) restoreAll() error {
 	return nil
 }
 
-// restore opens one log and re-runs it.
-func (s *Service) restore(id string) {
-	name := sessionName(id)
-	lg, rep, err := s.store.Open(id)
+// restore opens the log named file and re-runs it.
+func (s *Service) restore(file string) {
+	name := sessionName(file)
+	lg, rep, err := s.store.Open(file)
 	if err != nil {
-		s.addBroken(id, nil, RestoreReport{Session: name, Err: err})
+		s.addBroken(sessionKey{"", file}, nil, RestoreReport{Session: name, Log: file, Err: err})
 		return
 	}
-	ss, r := s.rebuild(id, lg, rep)
+	ss, r := s.rebuild(file, lg, rep)
 	if ss == nil {
 		lg.Close()
 		if r.Err == errEmptyLog && !(rep.Damage != nil && errors.Is(rep.Damage, replaylog.ErrCorrupt)) {
 			// Created but its start record never made it: the create call
 			// never returned, so there is no session to restore.
 			s.log.Info("removing the log of a session whose creation did not complete", "session", name)
-			if err := s.store.Remove(id); err != nil {
+			if err := s.store.Remove(file); err != nil {
 				s.log.Warn("removing an empty log", "session", name, "err", err)
 			}
 			return
@@ -369,7 +388,15 @@ func (s *Service) restore(id string) {
 			// of it (DATA_LOSS until deleted).
 			r.Err = fmt.Errorf("the start record is damaged: %s", rep.Reason)
 		}
-		s.addBroken(id, nil, r)
+		s.addBroken(r.key(), nil, r)
+		return
+	}
+	if _, dup := s.sessions.LoadOrStore(sessionKey{ss.tenant, ss.id}, ss); dup {
+		// Two logs hold the same session (one of them renamed or copied
+		// by hand): keep the first, report the second as damage.
+		ss.log.Close()
+		r.Err = fmt.Errorf("the log %s holds session %s of tenant %q, which another log holds too", file, ss.name, ss.tenant)
+		s.addBroken(sessionKey{"", file}, nil, r)
 		return
 	}
 	if r.Truncated || r.Difference != nil || r.Completed {
@@ -379,7 +406,6 @@ func (s *Service) restore(id string) {
 	}
 	ss.restore, ss.restoreView = &r, r.status()
 	ss.startTimer()
-	s.sessions.Store(id, ss)
 	s.count.Add(1)
 	s.tenants.reserve(ss.tenant, 0)
 	ss.mu.Lock()
@@ -411,13 +437,15 @@ func (r *RestoreReport) status() *pb.RestoreStatus {
 	return st
 }
 
-// rebuild re-runs an open log and returns the live session built from it,
-// or nil and the reason in the report.
-func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryReport) (*session, RestoreReport) {
-	name := sessionName(id)
-	r := RestoreReport{Session: name, Truncated: rep.Truncated, Recovery: rep}
+// rebuild re-runs the open log named file and returns the live session
+// built from it, or nil and the reason in the report. The session's owner
+// and ID come from the start record; r.Session and r.Tenant say which
+// session the log holds (sessions/{file} and no owner when the start record
+// is unreadable or does not agree with the file's name).
+func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryReport) (*session, RestoreReport) {
+	r := RestoreReport{Session: sessionName(file), Log: file, Truncated: rep.Truncated, Recovery: rep}
 	if rep.Truncated {
-		s.log.Warn("session log had a damaged tail; truncated", "session", name,
+		s.log.Warn("session log had a damaged tail; truncated", "log", file,
 			"records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "reason", rep.Reason)
 	}
 	if lg.Len() == 0 {
@@ -427,22 +455,31 @@ func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryRep
 	rr := &rerun{}
 	err := lg.Records(rr.feed)
 	r.Records = rr.records
-	r.Tenant = rr.start.GetTenant()
+	var key sessionKey
+	if rr.start != nil {
+		var kerr error
+		if key, kerr = startKey(file, rr.start); kerr != nil {
+			r.Err = kerr
+			s.log.Error("session log belongs to another session", "log", file, "start_name", rr.start.GetName(), "tenant", rr.start.GetTenant())
+			return nil, r
+		}
+		r.Session, r.Tenant = sessionName(key.id), key.tenant
+	}
+	if err == nil && rr.start == nil {
+		err = errors.New("the log has no start record")
+	}
 	if err != nil {
 		r.Err = err
-		s.log.Error("session log cannot be re-run; the session is kept as broken until deleted", "session", name, "err", err)
-		return nil, r
-	}
-	if rr.start.GetName() != name {
-		r.Err = fmt.Errorf("the log of %s says it belongs to %s", name, rr.start.GetName())
-		s.log.Error("session log belongs to another session", "session", name, "start_name", rr.start.GetName())
+		s.log.Error("session log cannot be re-run; the session is kept as broken until deleted", "session", r.Session, "tenant", r.Tenant, "log", file, "err", err)
 		return nil, r
 	}
 	createTime := rr.start.CreateTime.AsTime()
+	name := r.Session
 	ss := &session{
 		svc:        s,
-		id:         id,
+		id:         key.id,
 		name:       name,
+		file:       file,
 		tenant:     r.Tenant,
 		createTime: createTime,
 		opts:       rr.start.Options,
@@ -476,14 +513,49 @@ func (s *Service) rebuild(id string, lg replaylog.Log, rep replaylog.RecoveryRep
 	return ss, r
 }
 
-// addBroken registers a session whose log cannot be re-run, so that its ID
-// stays taken and clients learn why (DATA_LOSS) and can delete it.
-func (s *Service) addBroken(id string, lg replaylog.Log, r RestoreReport) {
-	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "err", r.Err)
-	ss := &session{svc: s, id: id, name: r.Session, tenant: r.Tenant, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}
-	s.sessions.Store(id, ss)
-	s.count.Add(1)
-	s.tenants.reserve(ss.tenant, 0)
+// key is the registry key of the session a report is about.
+func (r *RestoreReport) key() sessionKey {
+	return sessionKey{r.Tenant, strings.TrimPrefix(r.Session, sessionsPrefix)}
+}
+
+// startKey returns the registry key of the session whose start record is
+// st, read from the log named file, and checks that the file's name is
+// the one that session's log has: logName(tenant, id), or, for a tenant's
+// session, the plain ID (logs written before tenants had namespaces). A
+// mismatch is damage: the log is not trusted to say whose it is.
+func startKey(file string, st *pb.SessionStart) (sessionKey, error) {
+	id, err := parseSessionName("start.name", st.GetName())
+	if err != nil {
+		return sessionKey{}, fmt.Errorf("the log %s: start record: %w", file, err)
+	}
+	t := st.GetTenant()
+	if t != "" && !validTenant(t) {
+		return sessionKey{}, fmt.Errorf("the log %s: start record: tenant %q is not a tenant name", file, t)
+	}
+	if file != logName(t, id) && !(t != "" && file == id) {
+		if t == "" {
+			return sessionKey{}, fmt.Errorf("the log %s says it belongs to %s (no tenant), whose log is %s", file, st.GetName(), logName(t, id))
+		}
+		return sessionKey{}, fmt.Errorf("the log %s says it belongs to %s of tenant %q, whose log is %s", file, st.GetName(), t, logName(t, id))
+	}
+	return sessionKey{t, id}, nil
+}
+
+// addBroken registers a session whose log cannot be re-run under key, so
+// that its ID stays taken and clients learn why (DATA_LOSS) and can delete
+// it.
+func (s *Service) addBroken(key sessionKey, lg replaylog.Log, r RestoreReport) {
+	r.Session, r.Tenant = sessionName(key.id), key.tenant
+	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "tenant", r.Tenant, "log", r.Log, "err", r.Err)
+	ss := &session{svc: s, id: key.id, name: r.Session, file: r.Log, tenant: r.Tenant, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}
+	if _, dup := s.sessions.LoadOrStore(key, ss); dup {
+		// Only a hand-made data directory gets here (a log named like
+		// another's session): the server's log names it.
+		s.log.Error("a broken session's log is shadowed by another session of the same name; remove its file", "log", r.Log)
+	} else {
+		s.count.Add(1)
+		s.tenants.reserve(ss.tenant, 0)
+	}
 	s.restoreMu.Lock()
 	s.restored = append(s.restored, r)
 	s.restoreMu.Unlock()
@@ -497,14 +569,18 @@ func (ss *session) reloadLocked() error {
 		ss.log.Close()
 		ss.log = nil
 	}
-	lg, rep, err := s.store.Open(ss.id)
+	lg, rep, err := s.store.Open(ss.file)
 	if err != nil {
 		return err
 	}
-	fresh, r := s.rebuild(ss.id, lg, rep)
+	fresh, r := s.rebuild(ss.file, lg, rep)
 	if fresh == nil {
 		lg.Close()
 		return r.Err
+	}
+	if fresh.id != ss.id || fresh.tenant != ss.tenant {
+		fresh.log.Close()
+		return fmt.Errorf("the log %s now holds session %s of tenant %q", ss.file, fresh.name, fresh.tenant)
 	}
 	ss.m, ss.log, ss.next = fresh.m, fresh.log, fresh.next
 	ss.state, ss.failure = stateOpen, nil

@@ -27,6 +27,7 @@ import (
 type session struct {
 	svc        *Service
 	id, name   string
+	file       string // the log's name in the store (logName)
 	tenant     string // the owner (tenant.go); "" without authentication
 	createTime time.Time
 	opts       *pb.SessionOptions // effective options, shown to clients
@@ -224,7 +225,7 @@ func (s *session) appendLocked(rec *pb.LogRecord) error {
 		return err
 	}
 	if i != rec.Index {
-		return fmt.Errorf("log %s: record written at index %d, expected %d", s.id, i, rec.Index)
+		return fmt.Errorf("log %s: record written at index %d, expected %d", s.file, i, rec.Index)
 	}
 	s.next = i + 1
 	s.svc.metrics.logAppends.Inc()

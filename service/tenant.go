@@ -11,16 +11,26 @@ import (
 // the Authenticator's interceptors from the caller's bearer token). A
 // session belongs to the tenant that created it: the name is written in its
 // start record (SessionStart.tenant) and read back when the session is
-// restored. Every lookup of a session by name goes through
-// Service.lookup, which answers NOT_FOUND, with the very message a missing
-// session gets, when the caller is not the owner; ListSessions shows only
-// the caller's sessions. So a tenant cannot tell another tenant's session
-// from no session, with one exception: CreateSession with a session_id
-// another tenant holds is ALREADY_EXISTS (the ID space is shared; IDs the
-// server chooses are random 80-bit names).
+// restored.
 //
-// Without RequireTenant there is one anonymous tenant, "", that sees every
-// session, whoever created it.
+// Every tenant has its own namespace of session IDs: the registry is keyed
+// by (tenant, ID), and every call resolves sessions/{id} within the
+// caller's tenant only (Service.lookup), so alice's sessions/demo and bob's
+// sessions/demo are two sessions, each visible only to its owner, and
+// CreateSession with an ID another tenant holds succeeds. A tenant cannot
+// tell another tenant's session from no session. Logs are named after the
+// tenant and the ID (logName in names.go).
+//
+// Without RequireTenant there is one anonymous tenant, "", and one
+// namespace: the sessions with no owner. Sessions with an owner are
+// restored (and count towards Limits.MaxSessions) but are not visible to
+// the anonymous caller, since two tenants may hold the same ID; sessions
+// with no owner are not visible to any tenant.
+
+// sessionKey is a session's key in the registry: its owner and its ID.
+type sessionKey struct {
+	tenant, id string
+}
 
 type tenantKey struct{}
 
@@ -44,15 +54,6 @@ func (s *Service) caller(ctx context.Context) (string, bool) {
 	}
 	t, ok := TenantFromContext(ctx)
 	return t, ok && t != ""
-}
-
-// visible reports whether the caller of ctx may see ss.
-func (s *Service) visible(ctx context.Context, ss *session) bool {
-	if !s.cfg.RequireTenant {
-		return true
-	}
-	t, ok := s.caller(ctx)
-	return ok && ss.tenant == t
 }
 
 // tenantCounts counts the sessions of each tenant, for
@@ -118,10 +119,14 @@ func (s *Service) TenantSessions(tenant string) int { return s.tenants.count(ten
 // sortedIDsFor returns the IDs of the sessions the caller of ctx may see, in
 // name order.
 func (s *Service) sortedIDsFor(ctx context.Context) []string {
+	t, ok := s.caller(ctx)
+	if !ok {
+		return nil
+	}
 	var ids []string
-	s.sessions.Range(func(k, v any) bool {
-		if s.visible(ctx, v.(*session)) {
-			ids = append(ids, k.(string))
+	s.sessions.Range(func(k, _ any) bool {
+		if k := k.(sessionKey); k.tenant == t {
+			ids = append(ids, k.id)
 		}
 		return true
 	})

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service/replaylog"
 )
@@ -398,10 +399,6 @@ func TestTenantIsolation(t *testing.T) {
 	if a, b, b2 := listAll(as), listAll(bs), listAll(bob2); a != "sessions/a1 sessions/a2 sessions/a3" || b != "sessions/b1 sessions/b2" || b2 != b {
 		t.Fatalf("alice lists %q, bob %q, bob's second token %q", a, b, b2)
 	}
-	// The one exception: the ID space is shared.
-	if _, err := bs.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: "a1"}); status.Code(err) != codes.AlreadyExists {
-		t.Fatalf("bob creating alice's ID: %v", err)
-	}
 
 	e.stop()
 	e.start()
@@ -454,5 +451,292 @@ func TestSessionLimitsPerTenantAndInAll(t *testing.T) {
 	e.start()
 	if a, b := e.svc.TenantSessions("alice"), e.svc.TenantSessions("bob"); a != 3 || b != 2 {
 		t.Fatalf("counts after restart: alice %d, bob %d", a, b)
+	}
+}
+
+// tenantClients are one tenant's clients of every service.
+type tenantClients struct {
+	sessions  pb.SessionServiceClient
+	endpoints pb.EndpointServiceClient
+	segments  pb.SegmentServiceClient
+	logs      pb.LogServiceClient
+}
+
+func (e *authEnv) clients(token string) tenantClients {
+	c := e.conn("Bearer " + token)
+	return tenantClients{pb.NewSessionServiceClient(c), pb.NewEndpointServiceClient(c), pb.NewSegmentServiceClient(c), pb.NewLogServiceClient(c)}
+}
+
+// logFiles returns the names of the log files in dir.
+func logFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range m {
+		names = append(names, filepath.Base(f))
+	}
+	return names
+}
+
+// The rule: every tenant has its own namespace of session IDs. Two tenants
+// creating the same ID both succeed (no ALREADY_EXISTS telling one that
+// the other holds it), and get two sessions: each tenant's Get, List,
+// records, verify, endpoints and segments reach only its own, before and
+// after a restart; deleting one leaves the other. Within one tenant an ID
+// is still taken once.
+func TestTenantsHaveTheirOwnSessionIDs(t *testing.T) {
+	e := newAuthEnv(t, Config{})
+	tenants := []struct {
+		name, token string
+		isn         uint32 // tells the two sessions apart in their segments
+		endpoint    string
+	}{
+		{"alice", tokenAlice, 1000, "la"},
+		{"bob", tokenBob, 5000, "lb"},
+	}
+	for _, tn := range tenants {
+		c := e.clients(tn.token)
+		// Before the fix, bob's create was ALREADY_EXISTS: alice holds "demo".
+		if _, err := c.sessions.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: "demo", Session: &pb.Session{Options: fixedISNOptions(tn.isn)}}); err != nil {
+			t.Fatalf("%s creates sessions/demo: %v", tn.name, err)
+		}
+		if _, err := c.sessions.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: "demo"}); status.Code(err) != codes.AlreadyExists {
+			t.Fatalf("%s creates sessions/demo twice: %v, want AlreadyExists", tn.name, err)
+		}
+		if _, err := c.endpoints.CreateEndpoint(ctx(t), &pb.CreateEndpointRequest{Parent: "sessions/demo", EndpointId: tn.endpoint,
+			Mode: &pb.CreateEndpointRequest_Listen{Listen: &pb.ListenConfig{LocalAddress: server}}}); err != nil {
+			t.Fatalf("%s creates a listener: %v", tn.name, err)
+		}
+	}
+	// Alice's session gets a SYN (and answers with her ISN); bob's does not.
+	ac := e.clients(tokenAlice)
+	r, err := ac.segments.SubmitSegment(ctx(t), &pb.SubmitSegmentRequest{Parent: "sessions/demo", Segment: &pb.SubmitSegmentRequest_IpPacket{IpPacket: rawPacket(40000, 100, 0, fsm.FlagSYN, nil)}})
+	if err != nil || len(r.Outputs.Segments) != 1 || r.Outputs.Segments[0].Seq != 1000 {
+		t.Fatalf("alice's SYN: %v %v, want a SYN-ACK with seq 1000", r, err)
+	}
+	records := map[string]uint64{"alice": 5, "bob": 3} // start, listen in/out, SYN in/out
+
+	check := func(t *testing.T) {
+		for _, tn := range tenants {
+			c := e.clients(tn.token)
+			g, err := c.sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/demo"})
+			if err != nil {
+				t.Fatalf("%s: GetSession: %v", tn.name, err)
+			}
+			if g.Session.Options.FixedIsn != tn.isn || g.Session.RecordCount != records[tn.name] {
+				t.Errorf("%s: GetSession shows ISN %d and %d records, want %d and %d", tn.name, g.Session.Options.FixedIsn, g.Session.RecordCount, tn.isn, records[tn.name])
+			}
+			l, err := c.sessions.ListSessions(ctx(t), &pb.ListSessionsRequest{})
+			if err != nil || len(l.Sessions) != 1 || l.Sessions[0].Name != "sessions/demo" || l.Sessions[0].Options.FixedIsn != tn.isn {
+				t.Errorf("%s: ListSessions: %v %v, want only its sessions/demo", tn.name, l, err)
+			}
+			rec, err := c.logs.ListRecords(ctx(t), &pb.ListRecordsRequest{Parent: "sessions/demo", PageSize: 100})
+			if err != nil || uint64(len(rec.Records)) != records[tn.name] {
+				t.Errorf("%s: ListRecords: %d records (%v), want %d", tn.name, len(rec.GetRecords()), err, records[tn.name])
+			}
+			v, err := c.logs.VerifySession(ctx(t), &pb.VerifySessionRequest{Name: "sessions/demo"})
+			if err != nil || !v.Identical || v.RecordsChecked != records[tn.name] {
+				t.Errorf("%s: VerifySession: %v %v", tn.name, v, err)
+			}
+			eps, err := c.endpoints.ListEndpoints(ctx(t), &pb.ListEndpointsRequest{Parent: "sessions/demo"})
+			var names []string
+			for _, ep := range eps.GetEndpoints() {
+				names = append(names, ep.Name)
+			}
+			if err != nil || len(names) == 0 || names[0] != "sessions/demo/endpoints/"+tn.endpoint {
+				t.Errorf("%s: ListEndpoints: %v %v, want its listener %s first", tn.name, names, err, tn.endpoint)
+			}
+			other := "lb"
+			if tn.endpoint == "lb" {
+				other = "la"
+			}
+			if _, err := c.endpoints.GetEndpoint(ctx(t), &pb.GetEndpointRequest{Name: "sessions/demo/endpoints/" + other}); status.Code(err) != codes.NotFound {
+				t.Errorf("%s: GetEndpoint of the other tenant's listener: %v, want NotFound", tn.name, err)
+			}
+		}
+		if n := len(logFiles(t, e.dir)); n != 2 {
+			t.Errorf("%d log files, want 2: %v", n, logFiles(t, e.dir))
+		}
+	}
+	check(t)
+	e.stop()
+	e.start()
+	t.Run("after restart", check)
+	if reps := e.svc.RestoreReports(); len(reps) != 0 {
+		t.Fatalf("restore reports: %+v", reps)
+	}
+
+	// Bob's segment reaches bob's session: a SYN-ACK with his ISN.
+	bc := e.clients(tokenBob)
+	r, err = bc.segments.SubmitSegment(ctx(t), &pb.SubmitSegmentRequest{Parent: "sessions/demo", Segment: &pb.SubmitSegmentRequest_IpPacket{IpPacket: rawPacket(40000, 100, 0, fsm.FlagSYN, nil)}})
+	if err != nil || len(r.Outputs.Segments) != 1 || r.Outputs.Segments[0].Seq != 5000 {
+		t.Fatalf("bob's SYN: %v %v, want a SYN-ACK with seq 5000", r, err)
+	}
+	records["bob"] += 2
+
+	// Alice deletes hers; bob's stays, log file included.
+	ac = e.clients(tokenAlice)
+	if _, err := ac.sessions.DeleteSession(ctx(t), &pb.DeleteSessionRequest{Name: "sessions/demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/demo"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("alice's deleted session: %v", err)
+	}
+	g, err := bc.sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/demo"})
+	if err != nil || g.Session.RecordCount != records["bob"] {
+		t.Fatalf("bob's session after alice's delete: %v %v", g, err)
+	}
+	if files := logFiles(t, e.dir); len(files) != 1 || files[0] != logName("bob", "demo")+".log" {
+		t.Fatalf("log files after alice's delete: %v", files)
+	}
+	if a, b := e.svc.TenantSessions("alice"), e.svc.TenantSessions("bob"); a != 0 || b != 1 || e.svc.SessionCount() != 1 {
+		t.Fatalf("counts: alice %d, bob %d, all %d", a, b, e.svc.SessionCount())
+	}
+	e.stop()
+	e.start()
+	if _, err := e.clients(tokenAlice).sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/demo"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("alice's deleted session after a restart: %v", err)
+	}
+	if _, err := e.clients(tokenBob).sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/demo"}); err != nil {
+		t.Fatalf("bob's session after a restart: %v", err)
+	}
+}
+
+// The rule: a tenant's session IDs are at most 51 characters (its log is
+// named "t", ten hex digits of the tenant's hash, "-" and the ID, in 63);
+// a longer one is INVALID_ARGUMENT naming the limit, and nothing is
+// created. Server-chosen IDs are unique per tenant. Without tenants, IDs
+// of 63 characters still work and logs keep the plain ID as their name.
+func TestTenantSessionIDLength(t *testing.T) {
+	e := newAuthEnv(t, Config{})
+	as := e.clients(tokenAlice).sessions
+	for _, tc := range []struct {
+		n    int
+		want codes.Code
+	}{{maxTenantSessionIDLen, codes.OK}, {maxTenantSessionIDLen + 1, codes.InvalidArgument}, {63, codes.InvalidArgument}} {
+		_, err := as.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: strings.Repeat("a", tc.n)})
+		if status.Code(err) != tc.want {
+			t.Fatalf("a %d-character ID: %v, want %v", tc.n, err, tc.want)
+		}
+		if tc.want == codes.InvalidArgument && !strings.Contains(status.Convert(err).Message(), "at most 51") {
+			t.Fatalf("a %d-character ID: %q does not name the limit", tc.n, status.Convert(err).Message())
+		}
+	}
+	if n := e.svc.SessionCount(); n != 1 {
+		t.Fatalf("%d sessions, want 1", n)
+	}
+	if got, want := logName("alice", "x"), "t2bd806c97f-x"; got != want {
+		t.Fatalf("logName(alice, x) = %q, want %q (the names of existing logs depend on it)", got, want)
+	}
+	// Server-chosen IDs.
+	seen := map[string]bool{}
+	for _, tok := range []string{tokenAlice, tokenBob} {
+		r, err := e.clients(tok).sessions.CreateSession(ctx(t), &pb.CreateSessionRequest{})
+		if err != nil || seen[r.Session.Name] {
+			t.Fatalf("server-chosen ID: %v %v", r, err)
+		}
+		seen[r.Session.Name] = true
+	}
+
+	plain := newEnv(t, Config{Fsync: replaylog.FsyncNever})
+	id := strings.Repeat("b", 63)
+	plain.createSession(id, nil)
+	if files := logFiles(t, plain.dir); len(files) != 1 || files[0] != id+".log" {
+		t.Fatalf("without tenants the log files are %v, want %s.log", files, id)
+	}
+}
+
+// The rule: on restore a session's owner and ID come from its start
+// record, and the log's file name must agree: logName(tenant, id), or, for
+// a tenant's session, the plain ID (logs written before tenants had
+// namespaces). A log whose name agrees with neither is damage: kept as a
+// broken session with no owner (no tenant sees it) and reported, never
+// given to the tenant its record names.
+func TestTenantRestoreChecksLogNames(t *testing.T) {
+	e := newAuthEnv(t, Config{})
+	as := e.clients(tokenAlice).sessions
+	for _, id := range []string{"legacy", "moved"} {
+		if _, err := as.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.stop()
+	rename := func(from, to string) {
+		if err := os.Rename(filepath.Join(e.dir, from+".log"), filepath.Join(e.dir, to+".log")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename(logName("alice", "legacy"), "legacy")        // as written before per-tenant names
+	rename(logName("alice", "moved"), "somewhere-else") // agrees with nothing
+	e.start()
+	as = e.clients(tokenAlice).sessions
+	if _, err := as.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/legacy"}); err != nil {
+		t.Fatalf("alice's session in a log named after the plain ID: %v", err)
+	}
+	if _, err := e.clients(tokenBob).sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/legacy"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("bob sees alice's legacy session: %v", err)
+	}
+	for _, name := range []string{"sessions/moved", "sessions/somewhere-else"} {
+		if _, err := as.GetSession(ctx(t), &pb.GetSessionRequest{Name: name}); status.Code(err) != codes.NotFound {
+			t.Fatalf("alice's %s, whose log was renamed: %v, want NotFound", name, err)
+		}
+	}
+	reps := e.svc.RestoreReports()
+	if len(reps) != 1 || reps[0].Log != "somewhere-else" || reps[0].Tenant != "" || reps[0].Err == nil ||
+		!strings.Contains(reps[0].Err.Error(), `says it belongs to sessions/moved of tenant "alice"`) {
+		t.Fatalf("restore reports: %+v", reps)
+	}
+	if n := e.svc.SessionCount(); n != 2 {
+		t.Fatalf("%d sessions, want 2 (one broken)", n)
+	}
+	// Alice can create "moved" again; the broken log is not in her way.
+	if _, err := as.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: "moved"}); err != nil {
+		t.Fatal(err)
+	}
+	// She cannot create "legacy" again: it is hers, whatever its log's name.
+	if _, err := as.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: "legacy"}); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("alice creates her legacy session's ID: %v", err)
+	}
+	if _, err := as.DeleteSession(ctx(t), &pb.DeleteSessionRequest{Name: "sessions/legacy"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "legacy.log")); !os.IsNotExist(err) {
+		t.Fatalf("the legacy log after delete: %v", err)
+	}
+}
+
+// The rule: sessions with no owner (created without --auth-tokens) are
+// visible to no tenant, and a tenant may create the same ID; sessions with
+// an owner are not visible without tenants (two tenants may hold one ID).
+func TestTenantsAndOwnerlessSessions(t *testing.T) {
+	dir := t.TempDir()
+	plain := newEnv(t, Config{DataDir: dir, Fsync: replaylog.FsyncNever})
+	plain.createSession("demo", nil)
+	plain.stop()
+
+	e := newAuthEnv(t, Config{DataDir: dir})
+	as := e.clients(tokenAlice).sessions
+	if l, err := as.ListSessions(ctx(t), &pb.ListSessionsRequest{}); err != nil || len(l.Sessions) != 0 {
+		t.Fatalf("alice lists %v %v, want nothing", l, err)
+	}
+	if _, err := as.GetSession(ctx(t), &pb.GetSessionRequest{Name: "sessions/demo"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("alice reads the ownerless session: %v", err)
+	}
+	if _, err := as.CreateSession(ctx(t), &pb.CreateSessionRequest{SessionId: "demo"}); err != nil {
+		t.Fatalf("alice creates the ownerless session's ID: %v", err)
+	}
+	e.stop()
+
+	plain = newEnv(t, Config{DataDir: dir, Fsync: replaylog.FsyncNever})
+	l := must[*pb.ListSessionsResponse](t)(plain.sessions.ListSessions(ctx(t), &pb.ListSessionsRequest{}))
+	if len(l.Sessions) != 1 || l.Sessions[0].Name != "sessions/demo" || plain.svc.SessionCount() != 2 {
+		t.Fatalf("without tenants: lists %v of %d sessions, want the ownerless sessions/demo of 2", l.Sessions, plain.svc.SessionCount())
+	}
+	must[*pb.DeleteSessionResponse](t)(plain.sessions.DeleteSession(ctx(t), &pb.DeleteSessionRequest{Name: "sessions/demo"}))
+	if files := logFiles(t, dir); len(files) != 1 || files[0] != logName("alice", "demo")+".log" {
+		t.Fatalf("log files: %v, want only alice's", files)
 	}
 }
