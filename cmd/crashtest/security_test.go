@@ -176,6 +176,16 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 	if code, body := get("/v1/sessions", bobToken); code != 200 || strings.Contains(body, "a1") {
 		t.Errorf("bob lists: %d %s", code, body)
 	}
+	// Each tenant has its own session IDs: bob's sessions/a1 is his own
+	// (ALREADY_EXISTS here would tell him alice holds one).
+	if _, err := sc.CreateSession(withToken(bobToken), &pb.CreateSessionRequest{SessionId: "a1", Session: &pb.Session{Options: &pb.SessionOptions{ClockMode: pb.ClockMode_CLOCK_MODE_REALTIME}}}); err != nil {
+		t.Fatalf("bob creates his own sessions/a1: %v", err)
+	}
+	for _, tc := range []struct{ token, clock string }{{aliceToken, "CLOCK_MODE_VIRTUAL"}, {bobToken, "CLOCK_MODE_REALTIME"}} {
+		if code, body := get("/v1/sessions/a1", tc.token); code != http.StatusOK || !strings.Contains(body, tc.clock) {
+			t.Errorf("GET /v1/sessions/a1 as %s: %d %s, want its own session (%s)", tc.token[:5], code, body, tc.clock)
+		}
+	}
 	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + srv.httpAddr + "/healthz"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == 200 {
