@@ -140,6 +140,7 @@ func newLab(t *testing.T, bin, dir string) *lab {
 func (l *lab) capture(t *testing.T, dir string) {
 	file := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".pcapng")
 	cmd := exec.Command("ip", "netns", "exec", l.name, "tshark", "-q", "-i", "tun0", "-w", file)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // tshark and its dumpcap, stopped together
 	if err := cmd.Start(); err != nil {
 		t.Logf("no capture: %v", err)
 		return
@@ -154,8 +155,15 @@ func (l *lab) capture(t *testing.T, dir string) {
 	t.Logf("capturing tun0 into %s", file)
 	t.Cleanup(func() {
 		time.Sleep(200 * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
 	})
 }
 
