@@ -138,15 +138,9 @@ func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpoint
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	tok, err := decodePageToken(req.GetPageToken())
+	after, err := decodeNumericPageToken(req.GetPageToken(), 32)
 	if err != nil {
 		return nil, toStatus(err)
-	}
-	var after uint64
-	if tok != "" {
-		if after, err = strconv.ParseUint(tok, 10, 32); err != nil {
-			return nil, toStatus(invalidf("page_token: %q is not a token this server issued", req.GetPageToken()))
-		}
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

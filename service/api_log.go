@@ -70,15 +70,9 @@ func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	tok, err := decodePageToken(req.GetPageToken())
+	from, err := decodeNumericPageToken(req.GetPageToken(), 64)
 	if err != nil {
 		return nil, toStatus(err)
-	}
-	var from uint64
-	if tok != "" {
-		if from, err = strconv.ParseUint(tok, 10, 64); err != nil {
-			return nil, toStatus(invalidf("page_token: %q is not a token this server issued", req.GetPageToken()))
-		}
 	}
 	resp := &pb.ListRecordsResponse{}
 	err = ss.records(from, func(rec *pb.LogRecord) error {

@@ -116,6 +116,20 @@ func decodePageToken(tok string) (string, error) {
 	return string(b[3:]), nil
 }
 
+// decodeNumericPageToken decodes a page token holding a number of at most
+// bits bits (an endpoint ID, a record index); 0 for the first page.
+func decodeNumericPageToken(tok string, bits int) (uint64, error) {
+	s, err := decodePageToken(tok)
+	if err != nil || s == "" {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(s, 10, bits)
+	if err != nil {
+		return 0, invalidf("page_token: %q is not a token this server issued", tok)
+	}
+	return n, nil
+}
+
 // pageSize validates and caps a request's page_size.
 func (l Limits) pageSize(n int32) (int, error) {
 	switch {
