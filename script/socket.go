@@ -521,20 +521,29 @@ func dataLen(sc *Syscall) (int, bool) {
 	return int(n), true
 }
 
-func (r *runner) sysWrite(idx int, sc *Syscall) outcome {
-	s, o, ok := r.argFD(sc)
+// ioArgs reads the arguments write/send and read/recv share: the socket,
+// the length, and send/recv flags (plain is the call without flags).
+func (r *runner) ioArgs(sc *Syscall, plain string) (s *sock, n int, detail string, o outcome, ok bool) {
+	s, o, ok = r.argFD(sc)
 	if !ok {
-		return o
+		return nil, 0, "", o, false
 	}
-	n, ok := dataLen(sc)
+	n, ok = dataLen(sc)
 	if !ok {
-		return outcome{skip: fmt.Sprintf("skipped: %s's length %s must be a number up to 1 MiB", sc.Name, argText(sc, 2))}
+		return nil, 0, "", outcome{skip: fmt.Sprintf("skipped: %s's length %s must be a number up to 1 MiB", sc.Name, argText(sc, 2))}, false
 	}
-	var detail string
-	if sc.Name != "write" && len(sc.Args) > 3 {
+	if sc.Name != plain && len(sc.Args) > 3 {
 		if fl, ok := argInt(sc, 3); !ok || fl != 0 {
 			detail = "flags " + argText(sc, 3) + " ignored"
 		}
+	}
+	return s, n, detail, outcome{}, true
+}
+
+func (r *runner) sysWrite(idx int, sc *Syscall) outcome {
+	s, n, detail, o, ok := r.ioArgs(sc, "write")
+	if !ok {
+		return o
 	}
 	if s.conn == 0 {
 		return errOut("EPIPE")
@@ -578,19 +587,9 @@ func argText(sc *Syscall, i int) string {
 }
 
 func (r *runner) sysRead(idx int, sc *Syscall) outcome {
-	s, o, ok := r.argFD(sc)
+	s, n, detail, o, ok := r.ioArgs(sc, "read")
 	if !ok {
 		return o
-	}
-	n, ok := dataLen(sc)
-	if !ok {
-		return outcome{skip: fmt.Sprintf("skipped: %s's length %s must be a number up to 1 MiB", sc.Name, argText(sc, 2))}
-	}
-	var detail string
-	if sc.Name != "read" && len(sc.Args) > 3 {
-		if fl, ok := argInt(sc, 3); !ok || fl != 0 {
-			detail = "flags " + argText(sc, 3) + " ignored"
-		}
 	}
 	if s.conn == 0 {
 		return errOut("ENOTCONN")
