@@ -578,6 +578,7 @@ const (
 
 // transfer is what the kernel saw of one exchange.
 type transfer struct {
+	start       time.Time // when the kernel began writing and reading
 	received    int64
 	sha         string
 	first, last time.Time
@@ -586,13 +587,17 @@ type transfer struct {
 	elapsed     time.Duration
 }
 
-// mbps is the receive rate from the first byte to the last, in MB/s.
-func (x *transfer) mbps() float64 {
-	d := x.last.Sub(x.first)
-	if d <= 0 {
+// mbps is the kernel's receive rate, from the start of the exchange to
+// the last byte, in MB/s.
+func (x *transfer) mbps() float64 { return rateUntil(x.received, x.start, x.last) }
+
+// rateUntil is n bytes from start to end in MB/s (10^6 bytes per second).
+func rateUntil(n int64, start, end time.Time) float64 {
+	d := end.Sub(start)
+	if d <= 0 || n == 0 {
 		return 0
 	}
-	return float64(x.received) / 1e6 / d.Seconds()
+	return float64(n) / 1e6 / d.Seconds()
 }
 
 // exchange writes n pattern bytes on c while reading until end of file or
@@ -601,7 +606,7 @@ func (x *transfer) mbps() float64 {
 func exchange(c *net.TCPConn, n int64, order closeOrder, timeout time.Duration) *transfer {
 	start := time.Now()
 	c.SetDeadline(start.Add(timeout))
-	x := &transfer{}
+	x := &transfer{start: start}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		x.writeErr = writePattern(c, n)

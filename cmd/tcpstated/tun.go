@@ -106,12 +106,13 @@ Output, one line per event, on stdout:
   session NAME | api ADDR | listening NAME LOCAL | connecting NAME LOCAL REMOTE
   accepted NAME LOCAL REMOTE
   state NAME FROM TO CAUSE TIME           (state changes of inbound segments and application calls)
-  done NAME received=N received_sha256=HEX sent=N sent_sha256=HEX state=STATE recv_mbps=X
+  done NAME received=N received_sha256=HEX sent=N sent_sha256=HEX state=STATE recv_mbps=X recv_end_unix_ns=T
   error NAME received=N sent=N: REASON   (e.g. "connection reset", "connection refused")
   stats packets_in=N packets_out=N ...
 
-The pattern of --send-bytes is byte i = i mod 251. Send and receive rates
-(recv_mbps) are MB/s (10^6 bytes) from the first byte to the last.
+The pattern of --send-bytes is byte i = i mod 251. recv_mbps is MB/s (10^6
+bytes) from the first byte read to the last; recv_end_unix_ns is when the
+last one was read.
 
 Flags (each can also be set by the environment variable shown):
 `
@@ -1039,8 +1040,12 @@ func (a *app) serveConn(ctx context.Context, name string) bool {
 			if d := cs.lastRecv.Sub(cs.firstRecv); d > 0 {
 				rate = float64(cs.received) / 1e6 / d.Seconds()
 			}
-			a.out.printf("done %s received=%d received_sha256=%s sent=%d sent_sha256=%s state=%s recv_mbps=%.2f",
-				name, cs.received, hex.EncodeToString(cs.recvHash.Sum(nil)), cs.sent, hex.EncodeToString(cs.sentHash.Sum(nil)), state, rate)
+			end := int64(0)
+			if cs.received > 0 {
+				end = cs.lastRecv.UnixNano()
+			}
+			a.out.printf("done %s received=%d received_sha256=%s sent=%d sent_sha256=%s state=%s recv_mbps=%.2f recv_end_unix_ns=%d",
+				name, cs.received, hex.EncodeToString(cs.recvHash.Sum(nil)), cs.sent, hex.EncodeToString(cs.sentHash.Sum(nil)), state, rate, end)
 			return true
 		}
 		select {
