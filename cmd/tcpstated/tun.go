@@ -141,7 +141,7 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 	fs.StringVar(&c.closeAfter, "close-after", "", "when to close: sent (shutdown once everything is sent, close at end of file; the active close), eof (close once the peer's FIN is read and everything is sent; the passive close) or never; default eof, sent for --serve")
 	fs.BoolVar(&c.abort, "abort", false, "abort (RST) instead of closing when --close-after fires, once everything sent is acknowledged")
 	fs.IntVar(&c.conns, "connections", 0, "with --listen: exit after this many connections ended (0: run until SIGINT/SIGTERM)")
-	fs.BoolVar(&c.hold, "hold", false, "with --connect: keep running after the connection ended (TIME-WAIT is served, the API inspectable) until SIGINT/SIGTERM")
+	fs.BoolVar(&c.hold, "hold", false, "keep running after the application is done (TIME-WAIT is served, the API inspectable) until SIGINT/SIGTERM")
 	fs.IntVar(&c.receiveWindow, "receive-window", service.DefaultMaxBufferBytes, "receive buffer (window) of a session this command creates, in bytes")
 	fs.IntVar(&c.sendBuffer, "send-buffer", service.DefaultMaxBufferBytes, "send buffer of a session this command creates, in bytes")
 	fs.StringVar(&netemIn, "netem", "", `impair packets from the device, as a netem qdisc on it would: "loss 5% delay 20ms reorder 10%"`)
@@ -303,7 +303,12 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 	b := &bridge{dev: dev, seg: pb.NewSegmentServiceClient(conn), parent: parent, log: logger, wake: newNotifier(), out: out}
 	rng := rand.New(rand.NewPCG(c.netemSeed, 0x7463707374617465))
 	b.in = make(chan []byte, 8192)
-	b.netemIn = newNetem(c.netemIn, rng, func(p []byte) { b.in <- p }, &b.stats.netemDropped)
+	b.netemIn = newNetem(c.netemIn, rng, func(p []byte) {
+		select {
+		case b.in <- p: // a full channel holds the reader back, as a full device queue would
+		case <-ctx.Done():
+		}
+	}, &b.stats.netemDropped)
 	b.netemOut = newNetem(c.netemOut, rand.New(rand.NewPCG(c.netemSeed+1, 1)), b.write, &b.stats.netemDropped)
 	b.wire = newWire(b.netemOut.send)
 	var wg sync.WaitGroup
@@ -322,20 +327,19 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 	code := 0
 	select {
 	case code = <-done:
-		if c.hold || c.connect.IsValid() {
-			// Let the last segments (the final ACK of a close) reach the
-			// device; with --hold, serve TIME-WAIT until a signal.
-			grace := time.NewTimer(500 * time.Millisecond)
-			if c.hold {
-				grace.Stop()
-			}
-			select {
-			case <-grace.C:
-			case <-ctx.Done():
-			case err := <-errc:
-				logger.Error("bridge failed", "err", err)
-				code = 1
-			}
+		// Keep the bridge up a little for the last segments in flight (the
+		// peer's ACK of our FIN); with --hold, to serve TIME-WAIT and the
+		// API until a signal.
+		grace := time.NewTimer(500 * time.Millisecond)
+		if c.hold {
+			grace.Stop()
+		}
+		select {
+		case <-grace.C:
+		case <-ctx.Done():
+		case err := <-errc:
+			logger.Error("bridge failed", "err", err)
+			code = 1
 		}
 	case err := <-errc:
 		logger.Error("bridge failed", "err", err)
@@ -349,7 +353,9 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 	wg.Wait()
 	s := &b.stats
 	dropped := uint64(0)
-	if r, err := pb.NewSessionServiceClient(conn).GetSession(context.Background(), &pb.GetSessionRequest{Name: parent}); err == nil {
+	gctx, gcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer gcancel()
+	if r, err := pb.NewSessionServiceClient(conn).GetSession(gctx, &pb.GetSessionRequest{Name: parent}); err == nil {
 		dropped = r.Session.GetOutboundDropped()
 	}
 	out.printf("stats packets_in=%d packets_out=%d not_tcp=%d exchanges=%d refused_packets=%d netem_dropped=%d write_errors=%d watch_restarts=%d outbound_dropped=%d",
