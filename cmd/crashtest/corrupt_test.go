@@ -118,6 +118,7 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
 	conn := dial(t, srv)
 	h := &harness{res: Result{InFlightErrors: map[codes.Code]int{}}}
 	h.conn = conn
@@ -197,6 +198,7 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
 	defer srv.stop(30 * time.Second)
 	conn = dial(t, srv)
 	defer conn.Close()
@@ -280,6 +282,7 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
 	conn2 := dial(t, srv)
 	defer conn2.Close()
 	lr, err = pb.NewSessionServiceClient(conn2).ListSessions(ctx, &pb.ListSessionsRequest{PageSize: 1000})

@@ -169,6 +169,7 @@ func TestSessionsLeaveNoMemoryBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
 	defer srv.stop(60 * time.Second)
 	conn := dial(t, srv)
 	defer conn.Close()

@@ -102,6 +102,7 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
 	defer srv.stop(30 * time.Second)
 
 	tlsConf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
@@ -226,6 +227,7 @@ func TestNonLoopbackNeedsAuthOrInsecure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
 	defer srv.stop(30 * time.Second)
 	waitFor(t, func() bool {
 		return strings.Contains(srv.logs.String(), "serving without authentication on a non-loopback address")
