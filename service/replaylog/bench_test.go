@@ -192,3 +192,46 @@ func BenchmarkSyncRound(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendBatchNever: the records of one service call (2) or one
+// 64-packet stream message (128), each about the size the service writes
+// (an input record with a 104-byte packet, an output record), appended one
+// AppendAsync at a time or with one AppendBatch. ns/op is per record.
+func BenchmarkAppendBatchNever(b *testing.B) {
+	for _, n := range []int{2, 128} {
+		recs := make([][]byte, n)
+		for i := range recs {
+			recs[i] = payload(i, 120-40*(i%2))
+		}
+		for _, batched := range []bool{false, true} {
+			name := fmt.Sprintf("records=%d/one-by-one", n)
+			if batched {
+				name = fmt.Sprintf("records=%d/batch", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				s := openTestStore(b, benchDir(b), Options{Fsync: FsyncNever})
+				l, err := s.Create("bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					if i%n != 0 {
+						continue // one op per record: a batch every n ops
+					}
+					if batched {
+						if _, _, err := l.AppendBatch(recs); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					for _, r := range recs {
+						if _, err := l.AppendAsync(r); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+		}
+	}
+}

@@ -266,6 +266,7 @@ func (l *FileLog) advance(n uint64) {
 // Stats counts the store's work since it was opened.
 type Stats struct {
 	Appends    uint64 // records written
+	Writes     uint64 // write(2) calls that appended them (a batch is one)
 	Rounds     uint64 // group-commit rounds that had something to sync
 	RoundLogs  uint64 // logs synced, summed over rounds
 	Fdatasyncs uint64 // fdatasync(2) calls on logs
@@ -273,13 +274,14 @@ type Stats struct {
 }
 
 type storeStats struct {
-	appends, rounds, roundLogs, fdatasyncs, syncfs atomic.Uint64
+	appends, writes, rounds, roundLogs, fdatasyncs, syncfs atomic.Uint64
 }
 
 // Stats returns the store's counters.
 func (s *FileStore) Stats() Stats {
 	return Stats{
 		Appends:    s.stats.appends.Load(),
+		Writes:     s.stats.writes.Load(),
 		Rounds:     s.stats.rounds.Load(),
 		RoundLogs:  s.stats.roundLogs.Load(),
 		Fdatasyncs: s.stats.fdatasyncs.Load(),

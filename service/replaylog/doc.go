@@ -40,8 +40,9 @@
 // Alignment means a length word never straddles a sector, so it is written
 // whole or not at all. An empty record has pad = 4, so no valid length word
 // is zero and a zero-filled region can never be mistaken for records. Each
-// frame is written with a single write(2). Record i (from 0) is the i-th
-// frame.
+// frame is written with a single write(2); AppendBatch writes the frames of
+// several records with a single write(2), byte for byte what one append per
+// record would have written. Record i (from 0) is the i-th frame.
 //
 // # Recovery
 //
@@ -77,9 +78,11 @@
 //     stable storage. AppendAsync writes and returns the index; Durable(i)
 //     waits until record i is durable. So a caller can append under its own
 //     lock and wait after releasing it, and consecutive requests on one
-//     session pipeline. When Durable(i) returns nil every record ≤ i of that
-//     log is durable: records are written in index order, and a sync covers
-//     everything written before it started.
+//     session pipeline. AppendBatch is AppendAsync for several records
+//     with one write(2); Durable(last) waits for all of them. When
+//     Durable(i) returns nil every record ≤ i of that log is durable:
+//     records are written in index order, and a sync covers everything
+//     written before it started.
 //   - FsyncBatch: Append returns after the write; the store syncs dirty logs
 //     every BatchInterval (10 ms). A machine crash loses at most that much.
 //   - FsyncNever: only Sync (and Close, except in this mode) syncs.

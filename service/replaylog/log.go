@@ -96,40 +96,96 @@ func (l *FileLog) Append(payload []byte) (uint64, error) {
 // whole frame and returns its index without waiting for durability. Call
 // Durable(index) later, typically after releasing the caller's own lock.
 func (l *FileLog) AppendAsync(payload []byte) (uint64, error) {
-	if len(payload) > MaxRecordSize {
-		return 0, ErrTooLarge
+	one := [1][]byte{payload}
+	first, _, err := l.appendBatch(one[:])
+	return first, err
+}
+
+// AppendBatch writes payloads as the next len(payloads) records, framed
+// exactly as that many AppendAsync calls would frame them (same bytes, same
+// CRC chain, same indexes), with one write(2) of all the frames. It
+// returns the indexes of the first and the last record without waiting
+// for durability: Durable(last) covers the whole batch. Either every
+// record is appended or none: a payload over MaxRecordSize (ErrTooLarge)
+// or a batch that would pass MaxLogSize (ErrLogFull) writes nothing, and a
+// failed write poisons the log as AppendAsync's does (recovery then keeps
+// the complete frames before the tear, which the caller was never told
+// about, and drops the rest). An empty batch is an error.
+func (l *FileLog) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
+	if len(payloads) == 0 {
+		return 0, 0, ErrEmptyBatch
+	}
+	return l.appendBatch(payloads)
+}
+
+// Buffers for batches: a log keeps one of at most keepBuf bytes for its
+// next append (an idle session holds no more); larger batches borrow one
+// from bigBufs, which keeps those of at most maxPooledBuf bytes.
+const (
+	keepBuf      = 64 << 10
+	maxPooledBuf = 8 << 20
+)
+
+var bigBufs sync.Pool // *[]byte
+
+func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error) {
+	var fs int64
+	for _, p := range payloads {
+		if len(p) > MaxRecordSize {
+			return 0, 0, ErrTooLarge
+		}
+		fs += frameSize(len(p))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	}
 	if err := l.err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	fs := frameSize(len(payload))
 	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
-		return 0, fmt.Errorf("%w: %q has %d bytes, limit %d", ErrLogFull, l.name, l.size, max)
+		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", ErrLogFull, l.name, l.size, max, fs)
 	}
-	buf, crc := appendFrame(l.buf[:0], l.crc, payload)
-	if _, err := l.f.Write(buf); err != nil {
-		// A partial frame may be in the file: the next Open truncates it.
-		return 0, l.poison(fmt.Errorf("write: %w", err))
-	}
-	if cap(buf) <= 64<<10 {
-		l.buf = buf
+	var buf []byte
+	var pooled *[]byte
+	if fs <= keepBuf {
+		buf = l.buf[:0]
+	} else if fs <= maxPooledBuf {
+		if p, ok := bigBufs.Get().(*[]byte); ok && int64(cap(*p)) >= fs {
+			pooled, buf = p, (*p)[:0]
+		} else {
+			pooled, buf = new([]byte), make([]byte, 0, fs)
+		}
 	} else {
-		l.buf = nil // don't pin a large buffer
+		buf = make([]byte, 0, fs)
+	}
+	crc := l.crc
+	for _, p := range payloads {
+		buf, crc = appendFrame(buf, crc, p)
+	}
+	_, werr := l.f.Write(buf)
+	if pooled != nil {
+		*pooled = buf[:0]
+		bigBufs.Put(pooled)
+	} else if cap(buf) <= keepBuf {
+		l.buf = buf
+	}
+	if werr != nil {
+		// Part of the batch may be in the file: the next Open keeps its
+		// complete frames and truncates the rest.
+		return 0, 0, l.poison(fmt.Errorf("write: %w", werr))
 	}
 	l.crc = crc
 	l.size += fs
-	i := l.written
-	l.written++
-	l.s.stats.appends.Add(1)
+	first = l.written
+	l.written += uint64(len(payloads))
+	l.s.stats.appends.Add(uint64(len(payloads)))
+	l.s.stats.writes.Add(1)
 	if l.s.opts.Fsync == FsyncBatch {
 		l.s.gc.enqueue(l)
 	}
-	return i, nil
+	return first, l.written - 1, nil
 }
 
 // Durable returns nil once record index and all records before it are on

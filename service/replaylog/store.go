@@ -48,6 +48,11 @@ type Log interface {
 	// In FsyncAlways mode nothing syncs the record until someone calls
 	// Durable (or Sync, or Close).
 	AppendAsync(payload []byte) (index uint64, err error)
+	// AppendBatch writes several records with one write(2), framed exactly
+	// as one AppendAsync each would frame them, and returns the first and
+	// last index without waiting: Durable(last) covers them all. A batch
+	// that is refused (ErrTooLarge, ErrLogFull) writes nothing.
+	AppendBatch(payloads [][]byte) (first, last uint64, err error)
 	// Durable waits until record index and every record before it are on
 	// stable storage (FsyncAlways mode); in FsyncBatch and FsyncNever modes it
 	// only reports a failure. nil means those records are durable.
@@ -163,6 +168,7 @@ var (
 	ErrTooLarge    = fmt.Errorf("replaylog: record larger than %d bytes", MaxRecordSize)
 	ErrLogFull     = errors.New("replaylog: log size limit reached")
 	ErrNotAppended = errors.New("replaylog: index not appended")
+	ErrEmptyBatch  = errors.New("replaylog: empty batch")
 	// ErrPoisoned is wrapped by the error every call returns after a write
 	// or sync failure on a log; the cause is wrapped too.
 	ErrPoisoned = errors.New("replaylog: log failed")

@@ -399,7 +399,8 @@ func checkPoisoned(t *testing.T, l Log, cause error) {
 	err3 := l.Durable(0)
 	err4 := l.Sync()
 	err5 := l.Records(func(uint64, []byte) error { return nil })
-	for i, err := range []error{err1, err2, err3, err4, err5} {
+	_, _, err6 := l.AppendBatch([][]byte{[]byte("x"), []byte("y")})
+	for i, err := range []error{err1, err2, err3, err4, err5, err6} {
 		if !errors.Is(err, ErrPoisoned) || (cause != nil && !errors.Is(err, cause)) {
 			t.Errorf("call %d on a poisoned log: %v", i+1, err)
 		}
