@@ -36,6 +36,17 @@ func (h *segmentServer) SubmitSegment(ctx context.Context, req *pb.SubmitSegment
 	return resp, nil
 }
 
+// flushEndLocked ends a batch: it writes the records the steps left
+// pending (the engine has applied them, so they are written whatever
+// happened after them).
+func (s *session) flushEndLocked() error {
+	s.batching = false
+	if err := s.flushLocked(); err != nil {
+		return s.failLocked(err)
+	}
+	return nil
+}
+
 func segmentInput(pkt []byte) *pb.Input {
 	return &pb.Input{Kind: &pb.Input_Segment{Segment: &pb.SegmentInput{IpPacket: pkt}}}
 }
@@ -200,16 +211,20 @@ func (h *segmentServer) ExchangeSegments(stream pb.SegmentService_ExchangeSegmen
 	}
 }
 
-// execPackets delivers packets in order under one hold of the lock and
-// waits once until every record is durable. It stops at the first
-// malformed packet (perr; nothing of it was applied or logged).
+// execPackets delivers packets in order under one hold of the lock,
+// writes all their records with one write before releasing it, and waits
+// once until every record is durable: the reply goes out only after that.
+// It stops at the first malformed packet (perr; nothing of it was applied
+// or logged).
 func (s *session) execPackets(pkts [][]byte, out *pb.Outputs, rawOnly bool) (processed int, perr, err error) {
 	s.mu.Lock()
 	if err := s.writableLocked(); err != nil {
 		s.mu.Unlock()
 		return 0, nil, err
 	}
+	s.batching = true
 	if err := s.catchUpLocked(); err != nil {
+		s.flushEndLocked()
 		s.mu.Unlock()
 		return 0, nil, err
 	}
@@ -225,6 +240,9 @@ func (s *session) execPackets(pkts [][]byte, out *pb.Outputs, rawOnly bool) (pro
 			break
 		}
 		processed++
+	}
+	if ferr := s.flushEndLocked(); ferr != nil && err == nil {
+		err = ferr
 	}
 	last := s.next
 	s.rearmLocked()

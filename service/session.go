@@ -19,7 +19,7 @@ import (
 // Every change goes through exec: under the lock, the input is applied to
 // the engine; if the engine refuses it nothing changed and nothing is
 // written; otherwise the input record and the output record are appended
-// (AppendAsync: written, not yet synced), the outputs are handed to the
+// with one write (AppendBatch: written, not yet synced), the outputs are handed to the
 // outbound queue and watchers, and the lock is released. Only then does the
 // call wait until its records are durable (group commit with every other
 // session), and only then does it reply. Records are made durable in index
@@ -33,15 +33,19 @@ type session struct {
 	opts       *pb.SessionOptions // effective options, shown to clients
 	realtime   bool
 
-	mu      sync.Mutex
-	m       *machine
-	log     replaylog.Log
-	next    uint64 // index of the next record (the log's length)
-	buf     []byte // record encoding buffer
-	enc     recordEncoder
-	state   sessionState
-	failure error // why the session is failed or broken
-	restore *RestoreReport
+	mu   sync.Mutex
+	m    *machine
+	log  replaylog.Log
+	next uint64 // index of the next record (the log's length)
+	pend pendingRecords
+	// batching: stepLocked leaves its records in pend for the caller to
+	// write with those of later steps (flushLocked) before it releases the
+	// lock (execPackets: one write per stream message).
+	batching bool
+	enc      recordEncoder
+	state    sessionState
+	failure  error // why the session is failed or broken
+	restore  *RestoreReport
 	// restoreView is restore as the API shows it (Session.restore); nil
 	// for a session this process created.
 	restoreView *pb.RestoreStatus
@@ -151,7 +155,7 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	if unchanged(in, res, rd, t0) {
 		return res, nil
 	}
-	idx := s.next
+	idx := s.next + uint64(len(s.pend.ends))
 	// The digest is the machine's own, reused: the record encoding, the
 	// response and the outbound queue take its slices and messages, never
 	// the digest itself.
@@ -160,6 +164,13 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	m.fillDigest(d, rd, idx, res)
 	if err := s.appendPairLocked(idx, t0, in, d); err != nil {
 		return nil, s.failLocked(err)
+	}
+	// Watchers are handed the outputs below: write them first, as without
+	// batching.
+	if !s.batching || len(s.watchers) > 0 {
+		if err := s.flushLocked(); err != nil {
+			return nil, s.failLocked(err)
+		}
 	}
 	if out != nil {
 		m.appendOutputs(out, rd, d, rawOnly)
@@ -185,17 +196,18 @@ func unchanged(in *pb.Input, res *pb.CallResult, rd *fsm.Ready, t0 time.Duration
 	return false
 }
 
-// appendPairLocked writes an input record and its output record. The
-// record messages are the session's own, reused for every pair.
+// appendPairLocked encodes an input record and its output record into the
+// pending batch (flushLocked writes it). The record messages are the
+// session's own, reused for every pair.
 func (s *session) appendPairLocked(idx uint64, t0 time.Duration, in *pb.Input, d *pb.OutputDigest) error {
 	r := &s.enc
 	defer func() { r.in.Input, r.out.Output, r.rec.Body = nil, nil, nil }()
 	r.rec.Index, r.rec.Time, r.rec.Body, r.in.Input = idx, setDuration(&r.time, t0), &r.in, in
-	if err := s.appendLocked(&r.rec); err != nil {
+	if err := s.stageLocked(&r.rec); err != nil {
 		return err
 	}
 	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.now()), &r.out, d
-	return s.appendLocked(&r.rec)
+	return s.stageLocked(&r.rec)
 }
 
 // recordEncoder holds the messages a session encodes its records with.
@@ -211,24 +223,85 @@ func setDuration(p *durationpb.Duration, d time.Duration) *durationpb.Duration {
 	return p
 }
 
+// pendingRecords are encoded records not yet written: buf holds them end
+// to end, record i ending at ends[i]; recs is the slice AppendBatch takes.
+type pendingRecords struct {
+	buf  []byte
+	ends []int
+	recs [][]byte
+}
+
+// reset empties the batch, keeping small buffers for the next one.
+func (p *pendingRecords) reset() {
+	if cap(p.buf) > 64<<10 {
+		p.buf = nil
+	}
+	if cap(p.ends) > 1024 {
+		p.ends, p.recs = nil, nil
+	}
+	clear(p.recs)
+	p.buf, p.ends, p.recs = p.buf[:0], p.ends[:0], p.recs[:0]
+}
+
 // appendLocked encodes and writes one record (not yet durable).
 func (s *session) appendLocked(rec *pb.LogRecord) error {
-	b, err := appendRecord(s.buf[:0], rec)
+	if err := s.stageLocked(rec); err != nil {
+		return err
+	}
+	return s.flushLocked()
+}
+
+// stageLocked encodes one record into the pending batch; its index must be
+// the next one after those already pending.
+func (s *session) stageLocked(rec *pb.LogRecord) error {
+	p := &s.pend
+	if want := s.next + uint64(len(p.ends)); rec.Index != want {
+		return fmt.Errorf("log %s: record %d staged, expected %d", s.file, rec.Index, want)
+	}
+	start := len(p.buf)
+	b, err := appendRecord(p.buf, rec)
 	if err != nil {
+		p.buf = p.buf[:start]
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
 	}
-	if cap(b) <= 64<<10 {
-		s.buf = b
+	if len(b)-start > replaylog.MaxRecordSize {
+		// Refused as AppendAsync refuses it, after the records before it
+		// are written.
+		p.buf = b[:start]
+		if err := s.flushLocked(); err != nil {
+			return err
+		}
+		return replaylog.ErrTooLarge
 	}
-	i, err := s.log.AppendAsync(b)
+	p.buf = b
+	p.ends = append(p.ends, len(b))
+	return nil
+}
+
+// flushLocked writes the pending records with one write (not yet durable)
+// and advances next past them.
+func (s *session) flushLocked() error {
+	p := &s.pend
+	n := len(p.ends)
+	if n == 0 {
+		return nil
+	}
+	start := 0
+	for _, end := range p.ends {
+		p.recs = append(p.recs, p.buf[start:end])
+		start = end
+	}
+	want := s.next
+	first, last, err := s.log.AppendBatch(p.recs)
+	p.reset()
 	if err != nil {
 		return err
 	}
-	if i != rec.Index {
-		return fmt.Errorf("log %s: record written at index %d, expected %d", s.file, i, rec.Index)
+	if first != want || last != want+uint64(n)-1 {
+		return fmt.Errorf("log %s: records written at indexes %d..%d, expected %d..%d", s.file, first, last, want, want+uint64(n)-1)
 	}
-	s.next = i + 1
-	s.svc.metrics.logAppends.Inc()
+	s.next = last + 1
+	s.svc.metrics.logAppends.Add(float64(n))
 	if s.recNotify != nil {
 		close(s.recNotify)
 		s.recNotify = nil
@@ -242,6 +315,7 @@ func (s *session) failLocked(err error) error {
 	if errors.Is(err, replaylog.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
 		return s.usableLocked()
 	}
+	s.pend.reset() // never written: the reload rebuilds from the log
 	s.state = stateFailed
 	s.failure = err
 	s.svc.log.Error("session log write failed; the session will be reloaded from its log", "session", s.name, "err", err)
