@@ -111,6 +111,17 @@ func newLab(t *testing.T, bin, dir string) *lab {
 		skipOrFail(t, "cannot create a network namespace: "+err.Error())
 	}
 	t.Cleanup(func() {
+		// What the kernel's TCP saw: out-of-order arrivals, duplicates,
+		// retransmissions (tcpstated's segments are meant to arrive in order).
+		if out, err := l.exec("nstat", "-az", "TcpRetransSegs", "TcpExtTCPOFOQueue", "TcpExtTCPDSACKOldSent", "TcpExtTCPDSACKRecv", "TcpExtTCPBacklogDrop"); err == nil {
+			var kv []string
+			for line := range strings.SplitSeq(out, "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
+					kv = append(kv, f[0]+"="+f[1])
+				}
+			}
+			t.Logf("kernel counters: %s", strings.Join(kv, " "))
+		}
 		if _, err := run("ip", "netns", "del", l.name); err != nil {
 			t.Errorf("removing namespace %s: %v", l.name, err)
 		}
@@ -335,8 +346,14 @@ type tunProc struct {
 func (l *lab) startTun(t *testing.T, args ...string) *tunProc {
 	t.Helper()
 	sock := filepath.Join(l.dir, fmt.Sprintf("%s-%d.sock", l.name, l.tuns.Add(1)))
-	argv := append([]string{"netns", "exec", l.name, l.bin, "tun", "--dev", "tun0", "--local", tcpstatedAddr,
-		"--peer", kernelAddr, "--grpc-listen", "unix:" + sock, "--log-level", "warn"}, args...)
+	argv := []string{"netns", "exec", l.name, l.bin, "tun", "--dev", "tun0", "--local", tcpstatedAddr,
+		"--peer", kernelAddr, "--grpc-listen", "unix:" + sock, "--log-level", "warn"}
+	if dir := os.Getenv("TCPSTATED_INTEROP_CAPTURE"); dir != "" {
+		// Keep the session's log beside the capture (tcpstated log dump).
+		logs := filepath.Join(dir, strings.NewReplacer("/", "_").Replace(t.Name())+fmt.Sprintf("-log%d", l.tuns.Load()))
+		argv = append(argv, "--data-dir", logs, "--fsync", "never")
+	}
+	argv = append(argv, args...)
 	p := &tunProc{t: t, cmd: exec.Command("ip", argv...), more: make(chan struct{}), exited: make(chan struct{})}
 	p.cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
 	stdout, err := p.cmd.StdoutPipe()

@@ -6,17 +6,18 @@ package main
 // against a running server (--server):
 //
 //	device ──read──► reader ──(netem)──► ExchangeSegments (batches of packets)
-//	device ◄─write── (netem-out) ◄── segments in the responses of every call
-//	                                 + WatchSegments (those no call returns: timers)
+//	device ◄─write── (netem-out) ◄── WatchSegments: every segment the session emits, in order
 //	application (echo, serve, sink, send-bytes) ── AcceptConnection, ReceiveData, SendData,
 //	                                               ShutdownEndpoint, CloseEndpoint, AbortEndpoint
 //
-// Every segment the session emits is on the watch, and most are also in
-// the response of the call that caused them. Writing them from the
-// response keeps latency low and does not depend on the watch keeping up
-// (the server drops a watch that falls 256 batches behind, and its
-// outbound queue keeps only the newest 1024 segments meanwhile); the wire
-// type writes each segment once, whichever copy comes first.
+// The watch is the one writer to the device, so segments leave in the
+// order the engine emitted them (writing them from several call responses
+// at once reordered them, and Linux answered with duplicate ACKs and SACKs
+// that set off spurious fast retransmits). The server drops a watch that
+// falls 256 batches (inputs) behind; so the exchange loop waits, before
+// its next request, until the watch has written the segments its last
+// response listed (the wire type), and only writes them itself if they do
+// not come (a watch dropped after all, and its outbound queue overflowed).
 //
 // The application is woken by every exchange response (the events of
 // inbound packets) and otherwise polls every 100 ms, for changes only
@@ -320,7 +321,7 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 			}
 		})
 	}
-	a := &app{cfg: c, ep: pb.NewEndpointServiceClient(conn), parent: parent, out: out, wake: b.wake, log: logger, wire: b.wire}
+	a := &app{cfg: c, ep: pb.NewEndpointServiceClient(conn), parent: parent, out: out, wake: b.wake, log: logger}
 	done := make(chan int, 1)
 	go func() { done <- a.run(ctx) }()
 
@@ -358,8 +359,8 @@ func runTun(ctx context.Context, c *tunConfig, dev packetDevice, stdout io.Write
 	if r, err := pb.NewSessionServiceClient(conn).GetSession(gctx, &pb.GetSessionRequest{Name: parent}); err == nil {
 		dropped = r.Session.GetOutboundDropped()
 	}
-	out.printf("stats packets_in=%d packets_out=%d not_tcp=%d exchanges=%d refused_packets=%d netem_dropped=%d write_errors=%d watch_restarts=%d outbound_dropped=%d",
-		s.packetsIn.Load(), s.packetsOut.Load(), s.notTCP.Load(), s.exchanges.Load(), s.refused.Load(), s.netemDropped.Load(), s.writeErrors.Load(), s.watchRestarts.Load(), dropped)
+	out.printf("stats packets_in=%d packets_out=%d not_tcp=%d exchanges=%d refused_packets=%d netem_dropped=%d write_errors=%d watch_restarts=%d outbound_dropped=%d direct_writes=%d",
+		s.packetsIn.Load(), s.packetsOut.Load(), s.notTCP.Load(), s.exchanges.Load(), s.refused.Load(), s.netemDropped.Load(), s.writeErrors.Load(), s.watchRestarts.Load(), dropped, b.wire.direct.Load())
 	return code
 }
 
@@ -542,8 +543,8 @@ const (
 
 // exchangeLoop submits packets in batches on one ExchangeSegments stream:
 // one request in flight; packets arriving meanwhile make the next batch.
-// The responses' segments go to the device; their events wake the
-// application.
+// The responses' events wake the application; their segments reach the
+// device through the watch, which the loop lets catch up first.
 func (b *bridge) exchangeLoop(ctx context.Context) error {
 	stream, err := b.seg.ExchangeSegments(ctx)
 	if err != nil {
@@ -585,7 +586,7 @@ func (b *bridge) exchangeLoop(ctx context.Context) error {
 			}
 			b.stats.exchanges.Add(1)
 			b.out.transitions(resp.GetOutputs())
-			b.wire.fromCall(resp.GetOutputs())
+			b.wire.settle(ctx, resp.GetOutputs(), settleTimeout)
 			if len(resp.GetOutputs().GetEvents()) > 0 || len(resp.GetOutputs().GetTransitions()) > 0 || resp.Processed > 0 {
 				b.wake.notify()
 			}
@@ -600,10 +601,10 @@ func (b *bridge) exchangeLoop(ctx context.Context) error {
 	}
 }
 
-// watchLoop writes the segments no call response carried (those of timers,
-// and of other clients of the session) to the device. A watch dropped for
-// falling behind is opened again (the server keeps the newest segments
-// meanwhile in the outbound queue, which a new watch drains first).
+// watchLoop writes every segment the session emits to the device, in
+// order. A watch dropped for falling behind is opened again (the server
+// keeps the newest segments meanwhile in the outbound queue, which a new
+// watch drains first).
 func (b *bridge) watchLoop(ctx context.Context) error {
 	for {
 		stream, err := b.seg.WatchSegments(ctx, &pb.WatchSegmentsRequest{Parent: b.parent})
@@ -621,8 +622,9 @@ func (b *bridge) watchLoop(ctx context.Context) error {
 				}
 				if status.Code(err) == codes.ResourceExhausted {
 					if b.stats.watchRestarts.Add(1) == 1 {
-						b.log.Warn("the segment watch fell behind; watching again (only segments of timers depend on it)", "err", err)
+						b.log.Warn("the segment watch fell behind; watching again", "err", err)
 					}
+					b.wire.watchLost()
 					break
 				}
 				if err == io.EOF {
@@ -646,61 +648,134 @@ func (b *bridge) write(p []byte) {
 	}
 }
 
-// wire writes each emitted segment to the device once, from whichever of
-// its two copies arrives first: the response of the call that caused it,
-// or the watch. Copies are matched by a hash of their bytes; a segment
-// sent twice (identical bytes) is counted twice. A copy that never comes
-// (the watch lost it) leaves an entry behind; the tables are cleared when
-// they grow large, at the cost of a few segments written twice.
+// wire is the device's writer: the watch writes every segment (watched),
+// and the exchange loop waits until the segments its response listed have
+// been written (settle). Segments are matched by a hash of their bytes;
+// identical segments are counted. The watch remembers the last
+// wireMemory segments it wrote that nobody waited for (those of
+// application calls and timers), forgetting the oldest.
 type wire struct {
-	mu        sync.Mutex
-	seed      maphash.Seed
-	fromCalls map[uint64]int // written from a response, not yet seen on the watch
-	fromWatch map[uint64]int // written from the watch, not yet seen in a response
-	write     func([]byte)
+	mu      sync.Mutex
+	seed    maphash.Seed
+	written map[uint64]int // written, not yet claimed by settle
+	ring    []uint64       // written keys in order, for forgetting
+	next    int
+	pending map[uint64]int // claimed by settle, not yet written
+	drained chan struct{}  // closed when pending empties
+	lost    chan struct{}  // closed when a watch was dropped (and replaced)
+	write   func([]byte)
+	direct  atomic.Uint64 // segments settle wrote itself
 }
 
-const wireTableLimit = 1 << 16
+const wireMemory = 16384
+
+// settleTimeout bounds how long the exchange loop waits for the watch (a
+// loaded machine can hold it up for a while); after a dropped watch it
+// waits settleAfterLoss for the new watch to drain the outbound queue.
+const (
+	settleTimeout   = 2 * time.Second
+	settleAfterLoss = 100 * time.Millisecond
+)
 
 func newWire(write func([]byte)) *wire {
-	return &wire{seed: maphash.MakeSeed(), fromCalls: map[uint64]int{}, fromWatch: map[uint64]int{}, write: write}
+	return &wire{seed: maphash.MakeSeed(), written: map[uint64]int{}, ring: make([]uint64, wireMemory),
+		pending: map[uint64]int{}, lost: make(chan struct{}), write: write}
 }
 
-// fromCall writes the segments of a call's outputs.
-func (w *wire) fromCall(out *pb.Outputs) {
-	for _, s := range out.GetSegments() {
-		if w.first(s.Raw, w.fromWatch, w.fromCalls) {
-			w.write(s.Raw)
-		}
-	}
+// watchLost tells a waiting settle that segments may never come: the
+// watch was dropped, and the outbound queue may have overflowed meanwhile.
+func (w *wire) watchLost() {
+	w.mu.Lock()
+	close(w.lost)
+	w.lost = make(chan struct{})
+	w.mu.Unlock()
 }
 
 // watched writes a segment from the watch.
 func (w *wire) watched(raw []byte) {
-	if w.first(raw, w.fromCalls, w.fromWatch) {
-		w.write(raw)
-	}
-}
-
-// first reports whether raw is new: not in seen (the other copy's table),
-// in which case it is noted in mine.
-func (w *wire) first(raw []byte, seen, mine map[uint64]int) bool {
+	w.write(raw)
 	k := maphash.Bytes(w.seed, raw)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if n := seen[k]; n > 0 {
+	if n := w.pending[k]; n > 0 {
 		if n == 1 {
-			delete(seen, k)
+			delete(w.pending, k)
 		} else {
-			seen[k] = n - 1
+			w.pending[k] = n - 1
 		}
-		return false
+		if len(w.pending) == 0 && w.drained != nil {
+			close(w.drained)
+			w.drained = nil
+		}
+		return
 	}
-	if len(mine) >= wireTableLimit {
-		clear(mine)
+	if old := w.ring[w.next]; w.written[old] > 0 {
+		if w.written[old]--; w.written[old] == 0 {
+			delete(w.written, old)
+		}
 	}
-	mine[k]++
-	return true
+	w.ring[w.next] = k
+	w.next = (w.next + 1) % len(w.ring)
+	w.written[k]++
+}
+
+// settle returns once every segment of out has been written by the
+// watch, or after timeout, when it writes the missing ones itself.
+func (w *wire) settle(ctx context.Context, out *pb.Outputs, timeout time.Duration) {
+	segs := out.GetSegments()
+	if len(segs) == 0 {
+		return
+	}
+	w.mu.Lock()
+	for _, s := range segs {
+		k := maphash.Bytes(w.seed, s.Raw)
+		if w.written[k] > 0 {
+			w.written[k]-- // already written (an emptied entry leaves its ring slot to age out)
+			if w.written[k] == 0 {
+				delete(w.written, k)
+			}
+			continue
+		}
+		w.pending[k]++
+	}
+	if len(w.pending) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.drained = make(chan struct{})
+	drained, lost := w.drained, w.lost
+	w.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-drained:
+		return
+	case <-ctx.Done():
+	case <-t.C:
+	case <-lost:
+		t.Reset(settleAfterLoss)
+		select {
+		case <-drained:
+			return
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	w.mu.Lock()
+	missing := w.pending
+	w.pending, w.drained = map[uint64]int{}, nil
+	w.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	for _, s := range segs {
+		k := maphash.Bytes(w.seed, s.Raw)
+		if missing[k] > 0 {
+			missing[k]--
+			w.direct.Add(1)
+			w.write(s.Raw)
+		}
+	}
 }
 
 // notifier wakes every waiter at once: wait returns a channel that the
@@ -854,7 +929,6 @@ func (n *netem) stop() { n.once.Do(func() { close(n.quit) }) }
 // ---- the application ----
 
 type app struct {
-	wire   *wire
 	cfg    *tunConfig
 	ep     pb.EndpointServiceClient
 	parent string
@@ -863,12 +937,9 @@ type app struct {
 	log    *slog.Logger
 }
 
-// outputs handles what one of the application's calls caused: its
-// segments go to the device, its state changes are printed.
-func (a *app) outputs(o *pb.Outputs) {
-	a.wire.fromCall(o)
-	a.out.transitions(o)
-}
+// outputs handles what one of the application's calls caused: its state
+// changes are printed (its segments reach the device through the watch).
+func (a *app) outputs(o *pb.Outputs) { a.out.transitions(o) }
 
 // pollInterval bounds how long the application waits without a wake-up
 // (changes caused by timers only, such as the end of TIME-WAIT).

@@ -451,40 +451,77 @@ func TestTunBridgesRefuseAndReset(t *testing.T) {
 	}
 }
 
-// TestWireWritesEachSegmentOnce: a segment reaches the bridge in the
-// response of the call that caused it and on the watch, in either order;
-// it is written once. Identical segments sent twice are written twice;
-// segments only the watch has (timers) are written.
-func TestWireWritesEachSegmentOnce(t *testing.T) {
-	type op struct {
-		watch bool // from the watch, else from a call's response
-		seg   string
-	}
+// TestWireWritesInWatchOrder: the watch writes every segment, in its
+// order; settle waits until the segments of a response have been written,
+// whether the watch brought them before or after, and writes them itself
+// only if the watch never does.
+func TestWireWritesInWatchOrder(t *testing.T) {
 	cases := []struct {
-		name string
-		ops  []op
-		want string
+		name          string
+		before, after string // watched before settle, and while it waits
+		response      string // the response's segments
+		want          string // written, in order
+		direct        uint64
 	}{
-		{"response then watch", []op{{false, "a"}, {true, "a"}}, "a"},
-		{"watch then response", []op{{true, "a"}, {false, "a"}}, "a"},
-		{"a timer's segment, only on the watch", []op{{true, "t"}}, "t"},
-		{"the same bytes sent twice", []op{{false, "a"}, {false, "a"}, {true, "a"}, {true, "a"}}, "aa"},
-		{"interleaved", []op{{false, "a"}, {true, "b"}, {true, "a"}, {false, "b"}, {true, "c"}}, "abc"},
+		{"watch first", "ab", "", "ab", "ab", 0},
+		{"response first", "", "ab", "ab", "ab", 0},
+		{"split", "a", "b", "ab", "ab", 0},
+		{"timers and calls nobody waits for", "xay", "bz", "ab", "xaybz", 0},
+		{"the same bytes twice", "aa", "", "aa", "aa", 0},
+		{"never watched: written after the timeout", "", "", "ab", "ab", 2},
+		{"one of two never watched", "a", "", "ab", "ab", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
 			var got strings.Builder
-			w := newWire(func(p []byte) { got.Write(p) })
-			for _, o := range tc.ops {
-				if o.watch {
-					w.watched([]byte(o.seg))
-				} else {
-					w.fromCall(&pb.Outputs{Segments: []*pb.Segment{{Raw: []byte(o.seg)}}})
-				}
+			w := newWire(func(p []byte) { mu.Lock(); got.Write(p); mu.Unlock() })
+			for _, c := range tc.before {
+				w.watched([]byte{byte(c)})
 			}
-			if got.String() != tc.want {
-				t.Errorf("written %q, want %q", got.String(), tc.want)
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				for _, c := range tc.after {
+					w.watched([]byte{byte(c)})
+				}
+			}()
+			out := &pb.Outputs{}
+			for _, c := range tc.response {
+				out.Segments = append(out.Segments, &pb.Segment{Raw: []byte{byte(c)}})
+			}
+			start := time.Now()
+			w.settle(context.Background(), out, 300*time.Millisecond)
+			if tc.direct == 0 && time.Since(start) > 250*time.Millisecond {
+				t.Errorf("settle waited %v for segments the watch brought", time.Since(start))
+			}
+			time.Sleep(50 * time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			if got.String() != tc.want || w.direct.Load() != tc.direct {
+				t.Errorf("written %q with %d direct, want %q with %d", got.String(), w.direct.Load(), tc.want, tc.direct)
 			}
 		})
+	}
+}
+
+// TestWireWritesWhatALostWatchDropped: when the watch is dropped, settle
+// stops waiting soon after and writes what never came.
+func TestWireWritesWhatALostWatchDropped(t *testing.T) {
+	var mu sync.Mutex
+	var got strings.Builder
+	w := newWire(func(p []byte) { mu.Lock(); got.Write(p); mu.Unlock() })
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		w.watchLost()
+	}()
+	start := time.Now()
+	w.settle(context.Background(), &pb.Outputs{Segments: []*pb.Segment{{Raw: []byte("a")}}}, time.Minute)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("settle waited %v after the watch was lost", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got.String() != "a" || w.direct.Load() != 1 {
+		t.Errorf("written %q with %d direct, want the lost segment written directly", got.String(), w.direct.Load())
 	}
 }
