@@ -654,3 +654,27 @@ func TestSynCookiesRespectMaxEndpoints(t *testing.T) {
 		t.Fatalf("%d live endpoints, limit 2", live)
 	}
 }
+
+// TestLimitedTransmit: each of the first two duplicate ACKs lets one new
+// segment out beyond cwnd, which itself does not change; the third starts
+// fast retransmit. Reference: RFC 3042 §2.
+func TestLimitedTransmit(t *testing.T) {
+	cfg := fixedConfig(100)
+	cfg.MSS, cfg.InitialWindow = 100, 2
+	cli, _, c, _ := established(t, cfg, fixedConfig(300))
+	mustSend(t, cli, c, string(make([]byte, 600)))
+	cli.expect(". seq=101 ack=301 len=100")
+	cli.expect(". seq=201 ack=301 len=100")
+	cli.expectNothing() // cwnd is two segments
+	dup := Segment{Flags: FlagACK, Seq: 301, Ack: 101, Window: 65535}
+	cli.inject(serverAddr, clientAddr, dup)
+	cli.expect(". seq=301 ack=301 len=100")
+	cli.inject(serverAddr, clientAddr, dup)
+	cli.expect(". seq=401 ack=301 len=100")
+	if in, _ := cli.e.Endpoint(c); in.Cwnd != 200 {
+		t.Fatalf("cwnd %d after limited transmit, want 200 (unchanged)", in.Cwnd)
+	}
+	cli.inject(serverAddr, clientAddr, dup)
+	wantExplanation(t, cli.collect(), CodeFastRetransmit)
+	cli.expect(". seq=101 ack=301 len=100")
+}

@@ -181,7 +181,7 @@ func (e *Engine) output(c *conn) {
 		}
 	}
 	mss := c.segMSS()
-	wnd := min(c.sndWnd, c.cwnd)
+	wnd := min(c.sndWnd, c.cwnd+c.limitedTransmit())
 	for {
 		next := c.sndNxt
 		retx := c.rtxNxt.LessThan(c.sndNxt)

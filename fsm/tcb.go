@@ -110,6 +110,17 @@ func (c *conn) noteRetransmit(end Seq) {
 	c.retransmitted = true
 }
 
+// limitedTransmit is the extra room RFC 3042 §2 gives on the first two
+// duplicate ACKs outside recovery: one new segment each, beyond cwnd
+// (which does not change), so a small window can still collect the three
+// duplicate ACKs fast retransmit needs instead of waiting for the RTO.
+func (c *conn) limitedTransmit() uint32 {
+	if c.inRecovery || c.dupAcks < 1 || c.dupAcks > 2 {
+		return 0
+	}
+	return uint32(c.dupAcks * c.effMSS())
+}
+
 // sndBufSeq is the sequence number of the first byte in sndBuf: the SYN
 // occupies ISS, so data starts at ISS+1 until the SYN is acknowledged.
 func (c *conn) sndBufSeq() Seq {
