@@ -479,9 +479,6 @@ func (p *fuzzProg) pump() *fuzzProg             { return p.op(fuzzOpPump) }
 func (p *fuzzProg) toServer(mode byte, args ...byte) *fuzzProg {
 	return p.op(fuzzOpToServer, append([]byte{mode}, args...)...)
 }
-func (p *fuzzProg) toClient(mode byte, args ...byte) *fuzzProg {
-	return p.op(fuzzOpToClient, append([]byte{mode}, args...)...)
-}
 func (p *fuzzProg) advance(amt byte) *fuzzProg { return p.op(fuzzOpAdvance, amt) }
 func (p *fuzzProg) cli(call, port, arg byte) *fuzzProg {
 	return p.op(fuzzOpClientApp, call, port, arg)

@@ -91,10 +91,3 @@ func (x *Explanation) Text() string {
 func (x *Explanation) String() string {
 	return x.Code.String() + " (" + x.Section() + "): " + x.Text()
 }
-
-func (x *Explanation) add(name string, v uint64) {
-	if int(x.NFields) < maxFields {
-		x.Fields[x.NFields] = Field{name, v}
-		x.NFields++
-	}
-}

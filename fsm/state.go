@@ -49,8 +49,3 @@ func ParseState(name string) (State, bool) {
 	}
 	return 0, false
 }
-
-// synchronized reports whether the state is one of the synchronized states
-// of RFC 9293 §3.10.7.4 (a SYN has been seen in both directions, or is
-// about to be acknowledged in SYN-RECEIVED).
-func (s State) synchronized() bool { return s >= SynReceived }

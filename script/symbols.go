@@ -28,20 +28,6 @@ var symbols = map[string]int64{
 	"TCP_LAST_ACK": 9, "TCP_LISTEN": 10, "TCP_CLOSING": 11,
 }
 
-// errnoName returns the name of a Linux errno value.
-func errnoName(n int64) string {
-	for _, name := range []string{"EPERM", "ENOENT", "EINTR", "EIO", "EBADF", "EAGAIN", "ENOMEM", "EFAULT",
-		"EINVAL", "EMFILE", "EPIPE", "ENOTSOCK", "EDESTADDRREQ", "ENOPROTOOPT", "EPROTONOSUPPORT",
-		"EOPNOTSUPP", "EADDRINUSE", "EADDRNOTAVAIL", "ENETUNREACH", "ECONNABORTED", "ECONNRESET",
-		"ENOBUFS", "EISCONN", "ENOTCONN", "ETIMEDOUT", "ECONNREFUSED", "EHOSTUNREACH", "EALREADY",
-		"EINPROGRESS"} {
-		if symbols[name] == n {
-			return name
-		}
-	}
-	return ""
-}
-
 // linuxStates maps RFC 9293 states to Linux's TCP_* names (tcp_states.h).
 var linuxStates = [...]string{
 	fsm.Closed:      "TCP_CLOSE",

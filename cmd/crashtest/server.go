@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -114,14 +113,4 @@ func (s *server) stop(timeout time.Duration) error {
 func (s *server) panicked() bool {
 	l := s.logs.String()
 	return strings.Contains(l, "panic:") || strings.Contains(l, "fatal error:") || strings.Contains(l, "goroutine ") && strings.Contains(l, "[running]")
-}
-
-// waitExit waits for the process to exit by itself.
-func (s *server) waitExit(ctx context.Context) error {
-	select {
-	case <-s.done:
-		return s.waitErr
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

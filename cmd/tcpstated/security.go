@@ -66,9 +66,6 @@ func newSecurity(c *serveConfig, logger *slog.Logger) (*security, error) {
 	return s, nil
 }
 
-// configure sets the service's tenant requirement.
-func (s *security) configure(cfg *service.Config) { cfg.RequireTenant = s.auth != nil }
-
 // grpcOptions are the gRPC server's credentials and auth interceptors (they
 // run after the ones already given, so metrics count refused calls).
 func (s *security) grpcOptions() []grpc.ServerOption {
