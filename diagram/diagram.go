@@ -177,6 +177,14 @@ func FromPackets(title string, records []Record) Diagram {
 			if r.BadChecksum && a.Note == "" {
 				a.Note = "dropped: bad checksum"
 			}
+			if a.From == a.To {
+				// A segment addressed to its own sender has no arrow to
+				// draw between columns: mark it on its column instead.
+				addColumn(a.From)
+				d.Events = append(d.Events, StateMark{Column: a.From, Time: r.Time,
+					State: fmt.Sprintf("segment to itself: seq=%d", uint32(seg.Seq))})
+				continue
+			}
 			addColumn(a.From)
 			addColumn(a.To)
 			d.Events = append(d.Events, a)

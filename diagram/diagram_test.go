@@ -389,3 +389,18 @@ func TestErrors(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestFromPacketsSelfAddressed: a segment whose source and destination are
+// the same address cannot be an arrow between columns; FromPackets marks it
+// on its column and the diagram still renders (found by the API fuzzer).
+func TestFromPacketsSelfAddressed(t *testing.T) {
+	a := netip.MustParseAddrPort("10.0.0.0:0")
+	d := FromPackets("self", []Record{Packet{Src: a, Dst: a, Segment: fsm.Segment{Flags: fsm.FlagSYN, Seq: 7}}})
+	var b strings.Builder
+	if err := Render(&b, d, Options{}); err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	if !strings.Contains(b.String(), "segment to itself: seq=7") {
+		t.Fatal("the self-addressed segment is not shown")
+	}
+}
