@@ -81,7 +81,6 @@ const (
 	CodeFinOutOfOrder
 	CodeFinTimeWaitReAck
 	CodeUrgentIgnored
-	CodeSegmentAfterCloseDropped
 	CodeSegmentNoChange
 	// Timeouts (§3.10.8) and sending.
 	CodeRetransmitTimeout
@@ -190,7 +189,6 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeFinOutOfOrder:             {"FIN_OUT_OF_ORDER", secOtherwise, "eighth: FIN at {SEG.SEQ} is above {RCV.NXT}; held until the data before it arrives"},
 	CodeFinTimeWaitReAck:          {"FIN_TIME_WAIT_REACK", secOtherwise, "TIME-WAIT: the peer retransmitted its FIN (our last ACK was lost); sent the ACK again and restarted the 2·MSL timeout"},
 	CodeUrgentIgnored:             {"URGENT_IGNORED", "RFC 6093 §5", "sixth, check the URG bit: urgent data is treated as normal inline data"},
-	CodeSegmentAfterCloseDropped:  {"SEGMENT_DROPPED", secOtherwise, "the segment carries nothing this state processes: dropped"},
 	CodeSegmentNoChange:           {"SEGMENT_NO_CHANGE", secOtherwise, "the segment ({SEG.SEQ}, {SEG.ACK}) passed every check and acknowledged nothing new: nothing to do"},
 
 	CodeRetransmitTimeout: {"RETRANSMIT_TIMEOUT", secRTO, "retransmission timeout: resent from {SND.UNA}; RTO backed off to {RTO.MS} ms (retry {RETRIES})"},

@@ -194,11 +194,11 @@ func (e *Engine) output(c *conn) {
 			avail = min(avail, int(c.sndNxt.Sub(next)))
 		}
 		avail = max(avail, 0)
-		usable := int64(c.sndUna.Add(Size(wnd)).Sub(next))
-		if int32(c.sndUna.Add(Size(wnd)).Sub(next)) < 0 {
-			usable = 0
+		usable := 0 // room left in min(SND.WND, cwnd) from next on
+		if edge := c.sndUna.Add(Size(wnd)); edge.GreaterThan(next) {
+			usable = int(edge.Sub(next))
 		}
-		n := min(avail, mss, int(min(usable, int64(mss))))
+		n := min(avail, mss, usable)
 		finHere := c.finQueued && n == avail && next.Add(Size(n)) == c.finSeq() &&
 			(!c.finSent || retx)
 		if n == 0 && !(finHere && usable > 0) {
