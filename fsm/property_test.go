@@ -1234,22 +1234,7 @@ func TestReadyReturnsEachOutputOnce(t *testing.T) {
 func TestTimestampRecentFollowsInSequenceSegments(t *testing.T) {
 	ccfg, scfg := fixedConfig(100), fixedConfig(300)
 	ccfg.NoTimestamps, scfg.NoTimestamps = false, false
-	cli := newSide(t, "client", ccfg)
-	srv := newSide(t, "server", scfg)
-	l, err := srv.e.Listen(serverAddr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cli.e.Connect(clientAddr, serverAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay(cli, srv, "S seq=100")
-	relay(srv, cli, "S. seq=300 ack=101")
-	relay(cli, srv, ". seq=101 ack=301")
-	if _, err := srv.e.Accept(l); err != nil {
-		t.Fatal(err)
-	}
+	cli, srv, c, _ := established(t, ccfg, scfg)
 	for i, at := range []time.Duration{500 * time.Millisecond, 900 * time.Millisecond} {
 		cli.e.AdvanceTo(at)
 		srv.e.AdvanceTo(at)
@@ -1279,22 +1264,7 @@ func TestTimestampRecentFollowsInSequenceSegments(t *testing.T) {
 func TestFinFirstSentOnRetransmissionAdvancesSndNxt(t *testing.T) {
 	ccfg := fixedConfig(100)
 	ccfg.InitialWindow = 2
-	cli := newSide(t, "client", ccfg)
-	srv := newSide(t, "server", fixedConfig(300))
-	l, err := srv.e.Listen(serverAddr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cli.e.Connect(clientAddr, serverAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay(cli, srv, "S seq=100")
-	relay(srv, cli, "S. seq=300 ack=101")
-	relay(cli, srv, ". seq=101 ack=301")
-	if _, err := srv.e.Accept(l); err != nil {
-		t.Fatal(err)
-	}
+	cli, srv, c, _ := established(t, ccfg, fixedConfig(300))
 	if _, err := cli.e.Send(c, make([]byte, 2*1460)); err != nil {
 		t.Fatal(err)
 	}
@@ -1324,23 +1294,7 @@ func TestFinFirstSentOnRetransmissionAdvancesSndNxt(t *testing.T) {
 func TestSWSOverrideAfterLostWindowUpdate(t *testing.T) {
 	scfg := fixedConfig(300)
 	scfg.RecvBuffer = 4096
-	cli := newSide(t, "client", fixedConfig(100))
-	srv := newSide(t, "server", scfg)
-	l, err := srv.e.Listen(serverAddr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cli.e.Connect(clientAddr, serverAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay(cli, srv, "S seq=100")
-	relay(srv, cli, "S. seq=300 ack=101")
-	relay(cli, srv, ". seq=101 ack=301")
-	s, err := srv.e.Accept(l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, srv, c, s := established(t, fixedConfig(100), scfg)
 	if _, err := cli.e.Send(c, make([]byte, 8000)); err != nil {
 		t.Fatal(err)
 	}
@@ -1374,22 +1328,7 @@ func TestSWSOverrideAfterLostWindowUpdate(t *testing.T) {
 func TestScaledWindowNeverOverfillsBuffer(t *testing.T) {
 	scfg := fixedConfig(300)
 	scfg.RecvBuffer, scfg.WindowScale = 1000, 9
-	cli := newSide(t, "client", fixedConfig(100))
-	srv := newSide(t, "server", scfg)
-	l, err := srv.e.Listen(serverAddr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.e.Connect(clientAddr, serverAddr); err != nil {
-		t.Fatal(err)
-	}
-	relay(cli, srv, "S seq=100")
-	relay(srv, cli, "S. seq=300 ack=101")
-	relay(cli, srv, ". seq=101 ack=301")
-	s, err := srv.e.Accept(l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, srv, _, s := established(t, fixedConfig(100), scfg)
 	seg := func(seq Seq, flags Flags, n int) Packet {
 		g := Segment{SrcPort: clientAddr.Port(), DstPort: serverAddr.Port(), Flags: flags | FlagACK, Seq: seq, Ack: 301,
 			Window: 65535, Payload: bytes.Repeat([]byte{byte(seq)}, n)}
