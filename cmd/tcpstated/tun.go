@@ -1067,7 +1067,7 @@ type connState struct {
 	firstRecv, lastRecv    time.Time
 	eof, shutdown          bool
 	chunk                  int
-	abortWhenAcked, closed bool
+	closed bool
 }
 
 // serveConn runs one connection to its end and prints its result line.
