@@ -1059,15 +1059,15 @@ const (
 
 // connState is one connection of the application.
 type connState struct {
-	name                   string
-	src                    source
-	echo                   *bufSource
-	recvHash, sentHash     hash.Hash
-	received, sent         int64
-	firstRecv, lastRecv    time.Time
-	eof, shutdown          bool
-	chunk                  int
-	closed bool
+	name                string
+	src                 source
+	echo                *bufSource
+	recvHash, sentHash  hash.Hash
+	received, sent      int64
+	firstRecv, lastRecv time.Time
+	eof, shutdown       bool
+	chunk               int
+	closed              bool
 }
 
 // serveConn runs one connection to its end and prints its result line.
