@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,128 +24,7 @@ import (
 	"github.com/tcpstated/tcpstated/service/replaylog"
 )
 
-func TestParseNetem(t *testing.T) {
-	cases := []struct {
-		spec    string
-		want    NetemSpec
-		wantErr string
-	}{
-		{"", NetemSpec{}, ""},
-		{"loss 5%", NetemSpec{Loss: 0.05}, ""},
-		{"delay 20ms reorder 10% loss 1.5%", NetemSpec{Loss: 0.015, Reorder: 0.1, Delay: 20 * time.Millisecond}, ""},
-		{"loss 5", NetemSpec{}, "percentage"},
-		{"loss 101%", NetemSpec{}, "percentage"},
-		{"reorder 10%", NetemSpec{}, "needs a delay"},
-		{"delay", NetemSpec{}, "needs a value"},
-		{"delay 1h", NetemSpec{}, "not in"},
-		{"duplicate 1%", NetemSpec{}, "not loss, delay or reorder"},
-	}
-	for _, tc := range cases {
-		got, err := ParseNetem(tc.spec)
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ParseNetem(%q): err %v, want %q", tc.spec, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseNetem(%q) = %+v, %v; want %+v", tc.spec, got, err, tc.want)
-		}
-	}
-}
-
-func TestIsTCP(t *testing.T) {
-	v4 := func(proto byte, frag uint16) []byte {
-		p := make([]byte, 40)
-		p[0], p[9] = 0x45, proto
-		p[6], p[7] = byte(frag>>8), byte(frag)
-		return p
-	}
-	v6 := make([]byte, 60)
-	v6[0], v6[6] = 0x60, 6
-	icmp6 := append([]byte(nil), v6...)
-	icmp6[6] = 58
-	cases := []struct {
-		name string
-		p    []byte
-		want bool
-	}{
-		{"IPv4 TCP", v4(6, 0), true},
-		{"IPv4 TCP, don't fragment", v4(6, 0x4000), true},
-		{"IPv4 TCP, more fragments", v4(6, 0x2000), false},
-		{"IPv4 TCP, a later fragment", v4(6, 0x0010), false},
-		{"IPv4 UDP", v4(17, 0), false},
-		{"IPv6 TCP", v6, true},
-		{"IPv6 ICMPv6 (neighbour discovery)", icmp6, false},
-		{"short", []byte{0x45, 0}, false},
-		{"not IP", make([]byte, 40), false},
-	}
-	for _, tc := range cases {
-		if got := isTCP(tc.p); got != tc.want {
-			t.Errorf("%s: isTCP = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
-// TestNetemImpairs checks the user-space netem does what netem does: drops
-// the given share, delays the rest, and sends the reordered share at once,
-// ahead of delayed packets.
-func TestNetemImpairs(t *testing.T) {
-	spec, _ := ParseNetem("loss 5% delay 20ms reorder 10%")
-	var mu sync.Mutex
-	var got []int
-	var dropped atomic.Uint64
-	n := newNetem(spec, rand.New(rand.NewPCG(1, 2)), func(p []byte) {
-		mu.Lock()
-		got = append(got, int(p[0])<<8|int(p[1]))
-		mu.Unlock()
-	}, &dropped)
-	defer n.stop()
-	const total = 900 // under the delay queue's limit
-	start := time.Now()
-	for i := range total {
-		n.send([]byte{byte(i >> 8), byte(i)})
-	}
-	mu.Lock()
-	immediate := len(got)
-	mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		k := len(got)
-		mu.Unlock()
-		if k+int(dropped.Load()) == total || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if time.Since(start) < 20*time.Millisecond {
-		t.Errorf("every packet arrived within %v, before the 20ms delay", time.Since(start))
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	d := int(dropped.Load())
-	if len(got)+d != total {
-		t.Fatalf("%d delivered + %d dropped != %d sent", len(got), d, total)
-	}
-	if d < total*2/100 || d > total*9/100 {
-		t.Errorf("dropped %d of %d, want about 5%%", d, total)
-	}
-	if immediate < total*5/100 || immediate > total*16/100 {
-		t.Errorf("%d of %d sent at once, want about 10%% of the survivors", immediate, total)
-	}
-	reordered := 0
-	for i := 1; i < len(got); i++ {
-		if got[i] < got[i-1] {
-			reordered++
-		}
-	}
-	if reordered == 0 {
-		t.Errorf("no packet overtook another")
-	}
-}
-
-// ---- two tun bridges back to back, without a kernel ----
+// Two bridges back to back, without a kernel.
 
 // pipeDev is one end of a link between two fake TUN devices: what one
 // writes the other reads. A full link drops, as a device queue does.
@@ -287,8 +164,8 @@ func kv(line, key string) string {
 	return ""
 }
 
-// startTunServer serves a service on a loopback port, for Config.Server.
-func startTunServer(t *testing.T) (string, *grpc.ClientConn) {
+// startServer serves a service on a loopback port, for Config.Server.
+func startServer(t *testing.T) (string, *grpc.ClientConn) {
 	t.Helper()
 	svc, err := service.Open(service.Config{DataDir: t.TempDir(), Fsync: replaylog.FsyncNever, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -314,13 +191,13 @@ func startTunServer(t *testing.T) (string, *grpc.ClientConn) {
 	return lis.Addr().String(), conn
 }
 
-// TestTunBridgesTransferAndClose runs two bridges back to back (one in
+// TestBridgesTransferAndClose runs two bridges back to back (one in
 // process, one against a server given by Config.Server): a listener and a
 // connecting client move a pattern each way, the listener closes first
 // (TIME-WAIT on its side), the client closes at end of file.
-func TestTunBridgesTransferAndClose(t *testing.T) {
+func TestBridgesTransferAndClose(t *testing.T) {
 	const n = 200_000
-	addr, conn := startTunServer(t)
+	addr, conn := startServer(t)
 	da, db := pipePair()
 	a := startBridge(t, da, config(func(c *Config) {
 		c.Listen, c.SendBytes, c.CloseAfter, c.Connections = 80, n, CloseSent, 1
@@ -374,10 +251,10 @@ func TestTunBridgesTransferAndClose(t *testing.T) {
 	}
 }
 
-// TestTunBridgesRefuseAndReset: a connect to a port nobody listens on is
+// TestBridgesRefuseAndReset: a connect to a port nobody listens on is
 // refused (RST in SYN-SENT, RFC 9293 §3.10.7.3), and an abort reaches the
 // other side as "connection reset".
-func TestTunBridgesRefuseAndReset(t *testing.T) {
+func TestBridgesRefuseAndReset(t *testing.T) {
 	da, db := pipePair()
 	aborting := config(func(c *Config) { c.Listen, c.SendBytes, c.CloseAfter, c.Abort = 80, 5000, CloseSent, true })
 	client := func(session, connect string, policy ClosePolicy) Config {
@@ -407,80 +284,5 @@ func TestTunBridgesRefuseAndReset(t *testing.T) {
 	}
 	if l := a2.out.line(t, "done "); kv(l, "state") != "CLOSED" {
 		t.Errorf("aborting side: %q, want CLOSED", l)
-	}
-}
-
-// TestWireWritesInWatchOrder: the watch writes every segment, in its
-// order; settle waits until the segments of a response have been written,
-// whether the watch brought them before or after, and writes them itself
-// only if the watch never does.
-func TestWireWritesInWatchOrder(t *testing.T) {
-	cases := []struct {
-		name          string
-		before, after string // watched before settle, and while it waits
-		response      string // the response's segments
-		want          string // written, in order
-		direct        uint64
-	}{
-		{"watch first", "ab", "", "ab", "ab", 0},
-		{"response first", "", "ab", "ab", "ab", 0},
-		{"split", "a", "b", "ab", "ab", 0},
-		{"timers and calls nobody waits for", "xay", "bz", "ab", "xaybz", 0},
-		{"the same bytes twice", "aa", "", "aa", "aa", 0},
-		{"never watched: written after the timeout", "", "", "ab", "ab", 2},
-		{"one of two never watched", "a", "", "ab", "ab", 1},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var got strings.Builder
-			w := newWire(func(p []byte) { mu.Lock(); got.Write(p); mu.Unlock() })
-			for _, c := range tc.before {
-				w.watched([]byte{byte(c)})
-			}
-			go func() {
-				time.Sleep(20 * time.Millisecond)
-				for _, c := range tc.after {
-					w.watched([]byte{byte(c)})
-				}
-			}()
-			out := &pb.Outputs{}
-			for _, c := range tc.response {
-				out.Segments = append(out.Segments, &pb.Segment{Raw: []byte{byte(c)}})
-			}
-			start := time.Now()
-			w.settle(context.Background(), out, 300*time.Millisecond)
-			if tc.direct == 0 && time.Since(start) > 250*time.Millisecond {
-				t.Errorf("settle waited %v for segments the watch brought", time.Since(start))
-			}
-			time.Sleep(50 * time.Millisecond)
-			mu.Lock()
-			defer mu.Unlock()
-			if got.String() != tc.want || w.direct.Load() != tc.direct {
-				t.Errorf("written %q with %d direct, want %q with %d", got.String(), w.direct.Load(), tc.want, tc.direct)
-			}
-		})
-	}
-}
-
-// TestWireWritesWhatALostWatchDropped: when the watch is dropped, settle
-// stops waiting soon after and writes what never came.
-func TestWireWritesWhatALostWatchDropped(t *testing.T) {
-	var mu sync.Mutex
-	var got strings.Builder
-	w := newWire(func(p []byte) { mu.Lock(); got.Write(p); mu.Unlock() })
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		w.watchLost()
-	}()
-	start := time.Now()
-	w.settle(context.Background(), &pb.Outputs{Segments: []*pb.Segment{{Raw: []byte("a")}}}, time.Minute)
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("settle waited %v after the watch was lost", d)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if got.String() != "a" || w.direct.Load() != 1 {
-		t.Errorf("written %q with %d direct, want the lost segment written directly", got.String(), w.direct.Load())
 	}
 }
