@@ -32,7 +32,7 @@ func ParseNetem(spec string) (NetemSpec, error) {
 	f := strings.Fields(spec)
 	percent := func(v string) (float64, error) {
 		p, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
-		if err != nil || !strings.HasSuffix(v, "%") || p < 0 || p > 100 {
+		if err != nil || !strings.HasSuffix(v, "%") || !(p >= 0 && p <= 100) { // NaN fails too
 			return 0, fmt.Errorf("%q is not a percentage like 5%%", v)
 		}
 		return p / 100, nil

@@ -20,6 +20,7 @@ func TestParseNetem(t *testing.T) {
 		{"delay 20ms reorder 10% loss 1.5%", NetemSpec{Loss: 0.015, Reorder: 0.1, Delay: 20 * time.Millisecond}, ""},
 		{"loss 5", NetemSpec{}, "percentage"},
 		{"loss 101%", NetemSpec{}, "percentage"},
+		{"loss NaN%", NetemSpec{}, "percentage"},
 		{"reorder 10%", NetemSpec{}, "needs a delay"},
 		{"delay", NetemSpec{}, "needs a value"},
 		{"delay 1h", NetemSpec{}, "not in"},
@@ -95,4 +96,22 @@ func TestNetemImpairs(t *testing.T) {
 	if reordered == 0 {
 		t.Errorf("no packet overtook another")
 	}
+}
+
+// FuzzParseNetem: whatever the spec, ParseNetem returns an error or a
+// spec netem would accept (probabilities in [0, 1], a delay in [0, 10s],
+// reorder only with a delay).
+func FuzzParseNetem(f *testing.F) {
+	for _, s := range []string{"", "loss 5%", "delay 20ms reorder 10% loss 1.5%", "reorder 10%", "delay", "loss 5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		s, err := ParseNetem(spec)
+		if err != nil {
+			return
+		}
+		if !(s.Loss >= 0 && s.Loss <= 1) || !(s.Reorder >= 0 && s.Reorder <= 1) || s.Delay < 0 || s.Delay > 10*time.Second || (s.Reorder > 0 && s.Delay == 0) {
+			t.Errorf("ParseNetem(%q) = %+v: out of netem's range", spec, s)
+		}
+	})
 }
