@@ -144,10 +144,10 @@ func (s *Server) Stop(timeout time.Duration) error {
 	return nil
 }
 
-// Exited is closed when the process has exited; Err then says how.
+// Exited is closed when the process has exited.
 func (s *Server) Exited() <-chan struct{} { return s.exited }
 
-// Err is the process's exit error (nil for exit 0) once Exited is closed.
+// Err waits for the process to exit and returns how (nil for exit 0).
 func (s *Server) Err() error {
 	<-s.exited
 	return s.err
