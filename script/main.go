@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-const usage = `usage: script run [--compare=strict|semantic] [--json] [--verbose] FILE...
+const usage = `usage: script run [--compare=strict|semantic] [--define NAME]... [--json] [--verbose] FILE...
 
 Runs packetdrill scripts against a fresh tcpstated engine on a virtual
 clock and reports, for every line, what was expected, what happened and
@@ -19,6 +19,7 @@ why a line failed.
   --compare=MODE  strict: every field packetdrill compares; semantic: the
                   SYN/ACK/FIN/RST flags, seq, ack and payload length only.
                   Default: the script's "// compare:" comment, else semantic.
+  --define NAME   define NAME for the script's #ifdef NAME lines (repeatable)
   --json          one JSON report per file, one per line
   --verbose       list passing lines too, with the engine's explanations
 
@@ -46,6 +47,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	compare := fs.String("compare", "", "strict or semantic (default: the script's own, else semantic)")
 	asJSON := fs.Bool("json", false, "one JSON report per file")
 	verbose := fs.Bool("verbose", false, "list every line")
+	var defines names
+	fs.Var(&defines, "define", "define NAME for #ifdef NAME (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -65,7 +68,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	status := 0
 	enc := json.NewEncoder(stdout)
 	for _, name := range files {
-		rep, err := runFile(name, mode)
+		rep, err := runFile(name, Options{Compare: mode, Name: name, Defines: defines})
 		if err != nil {
 			fmt.Fprintf(stderr, "script run: %v\n", err)
 			status = 2
@@ -92,7 +95,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
-func runFile(name string, mode CompareMode) (*Report, error) {
+// names is a repeatable string flag.
+type names []string
+
+func (n *names) String() string { return strings.Join(*n, ",") }
+
+func (n *names) Set(v string) error {
+	if v == "" || strings.ContainsAny(v, " \t") {
+		return fmt.Errorf("want a name without blanks, got %q", v)
+	}
+	*n = append(*n, v)
+	return nil
+}
+
+func runFile(name string, opts Options) (*Report, error) {
 	src, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
@@ -100,5 +116,5 @@ func runFile(name string, mode CompareMode) (*Report, error) {
 	if strings.TrimSpace(string(src)) == "" {
 		return nil, fmt.Errorf("%s: the script is empty", name)
 	}
-	return Run(src, Options{Compare: mode, Name: name})
+	return Run(src, opts)
 }

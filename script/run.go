@@ -84,6 +84,8 @@ type Options struct {
 	// RemoteISN is the ISN of the peer the runner plays, unless the script
 	// sets --tcpstated_remote_isn. Inbound sequence numbers are relative to it.
 	RemoteISN uint32
+	// Defines are the names #ifdef lines see as defined (--define NAME).
+	Defines []string
 }
 
 // Run parses src and runs it on a fresh engine built from the script's
@@ -91,7 +93,7 @@ type Options struct {
 // connection (see EngineConfig). A syntax error is returned as a
 // *ParseError; a script that runs and fails is a report with Passed false.
 func Run(src []byte, opts Options) (*Report, error) {
-	s, err := Parse(opts.Name, src)
+	s, err := ParseDefines(opts.Name, src, opts.Defines)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +108,7 @@ func Run(src []byte, opts Options) (*Report, error) {
 // RunOn parses src and runs it on e, which the caller built (for example
 // with Script.EngineConfig). Script times count from e.Now().
 func RunOn(e Engine, src []byte, opts Options) (*Report, error) {
-	s, err := Parse(opts.Name, src)
+	s, err := ParseDefines(opts.Name, src, opts.Defines)
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +353,10 @@ func (r *runner) event(i int, ev *Event) {
 		return
 	}
 	if ev.Kind == EventPacketOut {
+		if reason := unsupportedPacket(ev.Packet); reason != "" {
+			r.skipEvent(reason)
+			return
+		}
 		r.outbound(ev, at, lo, hi)
 		return
 	}
@@ -363,21 +369,40 @@ func (r *runner) event(i int, ev *Event) {
 	}
 	switch ev.Kind {
 	case EventPacketIn:
-		r.inbound(ev)
+		if reason := unsupportedPacket(ev.Packet); reason != "" {
+			r.skipEvent(reason)
+		} else {
+			r.inbound(ev)
+		}
 	case EventSyscall:
 		r.syscall(i, ev)
 	case EventSkip:
-		r.cur.Status = StatusSkip
 		if ev.Skip.Kind == SkipShell {
-			r.cur.Reason = "skipped: shell commands are not run by tcpstated"
+			r.skipEvent("skipped: shell commands are not run by tcpstated")
 		} else {
-			r.cur.Reason = "skipped: python blocks are not run by tcpstated"
+			r.skipEvent("skipped: python blocks are not run by tcpstated")
 		}
-		r.rep.Skipped++
 	}
 	if r.cur.Status != StatusFail {
 		r.checkPending(at)
 	}
+}
+
+// skipEvent reports the current line as skipped, with the reason.
+func (r *runner) skipEvent(reason string) {
+	r.cur.Status, r.cur.Reason = StatusSkip, reason
+	r.rep.Skipped++
+}
+
+// unsupportedPacket says why a packet line cannot be run, or "".
+func unsupportedPacket(p *Packet) string {
+	switch {
+	case p.ICMP != nil:
+		return "skipped: ICMP input (" + p.ICMP.Type + ") is not supported by the engine yet"
+	case p.UDPEncap != "":
+		return "skipped: TCP over UDP (/udp(" + p.UDPEncap + ")) is not supported"
+	}
+	return ""
 }
 
 // now is the engine clock in script time.
@@ -506,9 +531,13 @@ func (r *runner) inbound(ev *Event) {
 	p := ev.Packet
 	f := r.flow(p.Flow)
 	flags := flagsOf(p.Flags)
-	seg := fsm.Segment{Flags: flags, Seq: fsm.Seq(f.remoteISN + p.Seq), Window: 65535}
+	rISN, iss := f.remoteISN, f.iss
+	if p.SeqAbs { // "N:N(N)!": the numbers are written as on the wire
+		rISN, iss = 0, 0
+	}
+	seg := fsm.Segment{Flags: flags, Seq: fsm.Seq(rISN + p.Seq), Window: 65535}
 	if p.Ack != nil {
-		seg.Ack = fsm.Seq(f.iss + *p.Ack)
+		seg.Ack = fsm.Seq(iss + *p.Ack)
 	} else if flags&fsm.FlagACK != 0 {
 		r.cur.Notes = append(r.cur.Notes, "ACK is set without an ack number: sent ack 0 (relative)")
 		seg.Ack = fsm.Seq(f.iss)
