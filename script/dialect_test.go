@@ -212,3 +212,40 @@ func TestDefinesReachTheRunner(t *testing.T) {
 		t.Fatalf("without it the #else branch runs and fails: %v %+v", err, rep)
 	}
 }
+
+// packetdrill ends a run at the script's last line; tcpstated by default
+// fails a script whose target sent packets nobody expected.
+func TestEndRule(t *testing.T) {
+	const body = `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 win 65535 <mss 1460>
++0 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
++0 close(4) = 0
+`
+	for _, tc := range []struct {
+		header string
+		opt    EndRule
+		pass   bool
+	}{
+		{"", EndAuto, false},
+		{"--tcpstated_end=packetdrill\n", EndAuto, true},
+		{"--tcpstated_end=packetdrill\n", EndStrict, false}, // the caller's rule wins
+		{"", EndPacketdrill, true},
+	} {
+		rep, err := Run([]byte(tc.header+body), Options{Name: "end.pkt", End: tc.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Passed != tc.pass {
+			t.Errorf("header %q, option %v: passed %v, want %v (%s)", tc.header, tc.opt, rep.Passed, tc.pass, rep.Failure)
+		}
+		last := rep.Lines[len(rep.Lines)-1]
+		if last.Text != "(end of script)" || !strings.Contains(last.Actual, "F. 1:1(0) ack 1") {
+			t.Errorf("the trailing FIN is not listed: %+v", last)
+		}
+	}
+}

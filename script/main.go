@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-const usage = `usage: script run [--compare=strict|semantic] [--define NAME]... [--json] [--verbose] FILE...
+const usage = `usage: script run [--compare=strict|semantic] [--end=strict|packetdrill] [--define NAME]... [--json] [--verbose] FILE...
 
 Runs packetdrill scripts against a fresh tcpstated engine on a virtual
 clock and reports, for every line, what was expected, what happened and
@@ -19,6 +19,10 @@ why a line failed.
   --compare=MODE  strict: every field packetdrill compares; semantic: the
                   SYN/ACK/FIN/RST flags, seq, ack and payload length only.
                   Default: the script's "// compare:" comment, else semantic.
+  --end=RULE      packets the engine sends after the script's last line:
+                  strict (the default) fails the script; packetdrill lists
+                  them without judging, as packetdrill does. Default: the
+                  script's --tcpstated_end option, else strict.
   --define NAME   define NAME for the script's #ifdef NAME lines (repeatable)
   --json          one JSON report per file, one per line
   --verbose       list passing lines too, with the engine's explanations
@@ -47,6 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	compare := fs.String("compare", "", "strict or semantic (default: the script's own, else semantic)")
 	asJSON := fs.Bool("json", false, "one JSON report per file")
 	verbose := fs.Bool("verbose", false, "list every line")
+	endRule := fs.String("end", "", "strict or packetdrill (default: the script's own, else strict)")
 	var defines names
 	fs.Var(&defines, "define", "define NAME for #ifdef NAME (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -60,6 +65,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "script run: --compare: want strict or semantic, got %q\n", *compare)
 		return 2
 	}
+	end, err := ParseEndRule(*endRule)
+	if err != nil || *endRule == "auto" {
+		fmt.Fprintf(stderr, "script run: --end: want strict or packetdrill, got %q\n", *endRule)
+		return 2
+	}
 	files := fs.Args()
 	if len(files) == 0 {
 		fmt.Fprintf(stderr, "script run: no script files given\n%s", usage)
@@ -68,7 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	status := 0
 	enc := json.NewEncoder(stdout)
 	for _, name := range files {
-		rep, err := runFile(name, Options{Compare: mode, Name: name, Defines: defines})
+		rep, err := runFile(name, Options{Compare: mode, Name: name, Defines: defines, End: end})
 		if err != nil {
 			fmt.Fprintf(stderr, "script run: %v\n", err)
 			status = 2

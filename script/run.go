@@ -86,6 +86,46 @@ type Options struct {
 	RemoteISN uint32
 	// Defines are the names #ifdef lines see as defined (--define NAME).
 	Defines []string
+	// End is the end-of-script rule; EndAuto takes the script's
+	// --tcpstated_end option, else EndStrict.
+	End EndRule
+}
+
+// EndRule says what becomes of packets the target emits after the
+// script's last line.
+type EndRule uint8
+
+const (
+	EndAuto EndRule = iota
+	// EndStrict (tcpstated's default) fails the script: every packet the
+	// target sent must have been expected by a > line.
+	EndStrict
+	// EndPacketdrill is packetdrill's rule: the run ends at the last line,
+	// and what is sent after it is listed but not judged.
+	EndPacketdrill
+)
+
+func (e EndRule) String() string {
+	switch e {
+	case EndStrict:
+		return "strict"
+	case EndPacketdrill:
+		return "packetdrill"
+	}
+	return "auto"
+}
+
+// ParseEndRule parses "strict", "packetdrill" or "" (auto).
+func ParseEndRule(s string) (EndRule, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return EndAuto, nil
+	case "strict":
+		return EndStrict, nil
+	case "packetdrill":
+		return EndPacketdrill, nil
+	}
+	return EndAuto, fmt.Errorf("expected strict or packetdrill, found %q", s)
 }
 
 // Run parses src and runs it on a fresh engine built from the script's
@@ -181,6 +221,7 @@ type runner struct {
 	h         *header
 	e         Engine
 	strict    bool
+	end       EndRule       // the end-of-script rule in force
 	base      time.Duration // engine time at script time 0
 	rep       *Report
 	cur       *LineResult
@@ -225,6 +266,10 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 	}
 	if r.rep.Script == "" {
 		r.rep.Script = s.Name
+	}
+	r.end = opts.End
+	if r.end == EndAuto {
+		r.end = s.hdr.end
 	}
 	r.remoteISN = opts.RemoteISN
 	if r.h.remoteISNSet {
@@ -681,6 +726,15 @@ func (r *runner) finish() {
 		var ps []string
 		for _, o := range r.queue {
 			ps = append(ps, o.render()+" at "+formatSeconds(o.t))
+		}
+		if r.end == EndPacketdrill {
+			r.rep.Lines = append(r.rep.Lines, LineResult{
+				Line: 0, Time: seconds(r.now()), Text: "(end of script)", Kind: KindPacketOut, Status: StatusPass,
+				Actual: strings.Join(ps, "; "),
+				Notes: []string{fmt.Sprintf("not judged (packetdrill's end-of-script rule, --tcpstated_end=packetdrill): %d outbound packet(s) after the last line: %s",
+					len(ps), strings.Join(ps, "; "))},
+			})
+			return
 		}
 		r.rep.Lines = append(r.rep.Lines, LineResult{
 			Line: 0, Time: seconds(r.now()), Text: "(end of script)", Kind: KindPacketOut, Status: StatusFail,
