@@ -44,6 +44,7 @@ type header struct {
 	localSet, remSet   bool
 	bindSet, remPrtSet bool
 	end                EndRule // --tcpstated_end
+	profile            string  // --tcpstated_profile
 }
 
 // defaultConfig is the engine configuration a script starts from: the
@@ -126,6 +127,11 @@ var headerOptions = map[string]optSpec{
 		return err
 	}},
 	// tcpstated extensions.
+	"tcpstated_profile": {apply: func(h *header, v string) (err error) {
+		_, err = profileOS(v)
+		h.profile = v
+		return err
+	}},
 	"tcpstated_end": {apply: func(h *header, v string) (err error) {
 		h.end, err = ParseEndRule(v)
 		return err

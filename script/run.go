@@ -86,6 +86,10 @@ type Options struct {
 	RemoteISN uint32
 	// Defines are the names #ifdef lines see as defined (--define NAME).
 	Defines []string
+	// Profile is the engine's behaviour profile ("" takes the script's
+	// --tcpstated_profile, else rfc); it also defines its OS name for
+	// #ifdef lines.
+	Profile string
 	// End is the end-of-script rule; EndAuto takes the script's
 	// --tcpstated_end option, else EndStrict.
 	End EndRule
@@ -133,7 +137,7 @@ func ParseEndRule(s string) (EndRule, error) {
 // connection (see EngineConfig). A syntax error is returned as a
 // *ParseError; a script that runs and fails is a report with Passed false.
 func Run(src []byte, opts Options) (*Report, error) {
-	s, err := ParseDefines(opts.Name, src, opts.Defines)
+	s, err := ParseDefines(opts.Name, src, opts.defines(src))
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +152,7 @@ func Run(src []byte, opts Options) (*Report, error) {
 // RunOn parses src and runs it on e, which the caller built (for example
 // with Script.EngineConfig). Script times count from e.Now().
 func RunOn(e Engine, src []byte, opts Options) (*Report, error) {
-	s, err := ParseDefines(opts.Name, src, opts.Defines)
+	s, err := ParseDefines(opts.Name, src, opts.defines(src))
 	if err != nil {
 		return nil, err
 	}
