@@ -1,38 +1,15 @@
 package script
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"net/netip"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/tcpstated/tcpstated/fsm"
+	"github.com/tcpstated/tcpstated/script/target"
 )
-
-// Engine is what the runner drives: exactly these methods of *fsm.Engine,
-// so an engine, or a service session that logs every call before passing
-// it on, can run a script.
-type Engine interface {
-	Listen(local netip.AddrPort, backlog int) (fsm.EndpointID, error)
-	Connect(local, remote netip.AddrPort) (fsm.EndpointID, error)
-	Accept(id fsm.EndpointID) (fsm.EndpointID, error)
-	Send(id fsm.EndpointID, data []byte) (int, error)
-	Receive(id fsm.EndpointID, buf []byte) (int, error)
-	Shutdown(id fsm.EndpointID) error
-	Close(id fsm.EndpointID) error
-	Abort(id fsm.EndpointID) error
-	Deliver(pkt []byte) error
-	AdvanceTo(t time.Duration)
-	NextDeadline() (time.Duration, bool)
-	Ready() fsm.Ready
-	Endpoint(id fsm.EndpointID) (fsm.EndpointInfo, bool)
-	Now() time.Duration
-}
-
-var _ Engine = (*fsm.Engine)(nil)
 
 // CompareMode says how expected outbound packets are compared.
 type CompareMode uint8
@@ -86,128 +63,54 @@ type Options struct {
 	RemoteISN uint32
 }
 
-// Run parses src and runs it on a fresh engine built from the script's
-// header options and the buffer options it sets before its first
-// connection (see EngineConfig). A syntax error is returned as a
-// *ParseError; a script that runs and fails is a report with Passed false.
-func Run(src []byte, opts Options) (*Report, error) {
-	s, err := Parse(opts.Name, src)
-	if err != nil {
-		return nil, err
-	}
-	base := defaultConfig()
-	if opts.Config != nil {
-		base = *opts.Config
-	}
-	cfg, _ := s.EngineConfig(base)
-	return RunScript(fsm.New(cfg), s, opts), nil
-}
-
-// RunOn parses src and runs it on e, which the caller built (for example
-// with Script.EngineConfig). Script times count from e.Now().
-func RunOn(e Engine, src []byte, opts Options) (*Report, error) {
-	s, err := Parse(opts.Name, src)
-	if err != nil {
-		return nil, err
-	}
-	return RunScript(e, s, opts), nil
-}
-
-// EngineConfig returns the engine configuration a script asks for: base
-// with the header's engine options applied (--mss and the --tcpstated_*
-// options), then the SO_RCVBUF, SO_SNDBUF and TCP_NODELAY setsockopt calls
-// that come before the first listen, connect or inbound packet (the
-// engine's configuration is fixed for its lifetime, so later ones cannot
-// take effect and are reported as not judged). The map tells, by event
-// index, what each of those setsockopt calls set.
-func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
-	h := &header{cfg: base}
-	for _, o := range s.Options {
-		if spec, ok := headerOptions[o.Name]; ok && spec.engine {
-			_ = spec.apply(h, o.Value) // validated by Parse
-		}
-	}
-	cfg := h.cfg
-	applied := map[int]string{}
-	for i, ev := range s.Events {
-		if ev.Kind == EventPacketIn {
-			break
-		}
-		if ev.Kind != EventSyscall {
-			continue
-		}
-		sc := ev.Syscall
-		if sc.Name == "listen" || sc.Name == "connect" {
-			break
-		}
-		if sc.Name != "setsockopt" || len(sc.Args) < 4 {
-			continue
-		}
-		if r, ok := evalInt(sc.Ret); !ok || r != 0 {
-			continue
-		}
-		v, ok := evalInt(sc.Args[3])
-		if !ok {
-			continue
-		}
-		switch optName(sc.Args[2]) {
-		case "SO_RCVBUF":
-			if v > 0 && v <= 1<<30 {
-				cfg.RecvBuffer = int(v)
-				applied[i] = fmt.Sprintf("configures the engine: receive buffer (and window) %d bytes", v)
-			}
-		case "SO_SNDBUF":
-			if v > 0 && v <= 1<<30 {
-				cfg.SendBuffer = int(v)
-				applied[i] = fmt.Sprintf("configures the engine: send buffer %d bytes", v)
-			}
-		case "TCP_NODELAY":
-			cfg.NoNagle = v != 0
-			if v != 0 {
-				applied[i] = "configures the engine: Nagle's algorithm off"
-			} else {
-				applied[i] = "configures the engine: Nagle's algorithm on"
-			}
-		}
-	}
-	return cfg, applied
-}
-
 // runner is the state of one run.
 type runner struct {
 	s         *Script
 	h         *header
-	e         Engine
+	t         target.Target
+	x         target.Explainer // nil if the target does not explain itself
 	strict    bool
-	base      time.Duration // engine time at script time 0
+	base      time.Duration // target time at script time 0
 	rep       *Report
 	cur       *LineResult
-	queue     []*outPkt // emitted, not yet matched by a > line
-	flows     []*flow   // flow n is flows[n-1]
-	socks     map[int]*sock
-	applied   map[int]string // setsockopt calls that configured the engine
-	cfgNote   string         // set when the engine's configuration is not the script's
-	remoteISN uint32         // the ISN of the peer the runner plays
+	queue     []*outPkt    // emitted, not yet matched by a > line
+	flows     []*flow      // flow n is flows[n-1]
+	open      map[int]bool // the descriptors the script holds
+	cfgNote   string       // set when the engine's configuration is not the script's
+	remoteISN uint32       // the ISN of the peer the runner plays
 
 	last       time.Duration // resolved time of the previous event (script time)
 	lastIn     int           // line of the last inbound packet
 	lastInExpl []string      // what the engine said about it
 	listenPort uint16        // port of the most recent listen()
-	nextLocal  uint16        // next local port for an unbound connect()
 	pending    *blocked      // a blocking system call in progress
-	estAt      map[fsm.EndpointID]time.Duration
-	closedAt   map[fsm.EndpointID]time.Duration
 	failed     bool
 	failLine   int
 }
 
-// RunScript runs a parsed script on e and returns its report.
-func RunScript(e Engine, s *Script, opts Options) *Report {
+// RunTarget runs a parsed script on t and returns its report. Script
+// times count from t.Now() when the run starts.
+func RunTarget(t target.Target, s *Script, opts Options) *Report {
+	if rep := s.headerError(opts); rep != nil {
+		return rep
+	}
+	return runTarget(t, s, opts, "")
+}
+
+// headerError is the report of a script whose header options do not
+// resolve, or nil.
+func (s *Script) headerError(opts Options) *Report {
 	if s.hdr == nil {
 		if err := s.resolveHeader(); err != nil {
 			return &Report{Script: s.Name, Session: opts.Session, Failure: err.Error(), Error: err.Error(), Lines: []LineResult{}}
 		}
 	}
+	return nil
+}
+
+// runTarget runs s, whose header is resolved, on t. cfgNote, if set, is
+// noted on the header options that configure the engine.
+func runTarget(t target.Target, s *Script, opts Options, cfgNote string) *Report {
 	mode := opts.Compare
 	if mode == CompareAuto {
 		mode = s.Compare
@@ -216,28 +119,17 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 		mode = CompareSemantic
 	}
 	r := &runner{
-		s: s, h: s.hdr, e: e, strict: mode == CompareStrict, base: e.Now(),
-		rep:   &Report{Script: opts.Name, Session: opts.Session, Compare: mode.String()},
-		socks: map[int]*sock{}, listenPort: s.hdr.bindPort, nextLocal: DefaultLocalPort,
-		estAt: map[fsm.EndpointID]time.Duration{}, closedAt: map[fsm.EndpointID]time.Duration{},
+		s: s, h: s.hdr, t: t, strict: mode == CompareStrict, base: t.Now(),
+		rep:  &Report{Script: opts.Name, Session: opts.Session, Compare: mode.String()},
+		open: map[int]bool{}, listenPort: s.hdr.bindPort, cfgNote: cfgNote,
 	}
+	r.x, _ = t.(target.Explainer)
 	if r.rep.Script == "" {
 		r.rep.Script = s.Name
 	}
 	r.remoteISN = opts.RemoteISN
 	if r.h.remoteISNSet {
 		r.remoteISN = r.h.remoteISN
-	}
-	e.Ready() // outputs from before the script are not the script's
-	want, applied := s.EngineConfig(defaultConfig())
-	r.applied = applied
-	if c, ok := e.(interface{ Config() fsm.Config }); ok && (len(r.h.cfgSet) > 0 || len(applied) > 0) {
-		got, w := c.Config(), want.Defaults()
-		got.Secret, w.Secret = [16]byte{}, [16]byte{}
-		got.ISNMode, w.ISNMode, got.FixedISN, w.FixedISN = 0, 0, 0, 0 // relative numbers make these irrelevant
-		if !reflect.DeepEqual(got, w) {
-			r.cfgNote = "the engine was configured by its creator and differs from what the script asks for; this option may not have taken effect"
-		}
 	}
 	r.header()
 	r.run()
@@ -277,7 +169,7 @@ func (r *runner) run() {
 		r.finish()
 	}
 	r.rep.Passed = !r.failed
-	r.rep.EndTime = seconds(r.e.Now() - r.base)
+	r.rep.EndTime = seconds(r.t.Now() - r.base)
 	for i := range r.rep.Lines {
 		if l := &r.rep.Lines[i]; l.Status == StatusFail && r.rep.Failure == "" {
 			r.rep.Failure = fmt.Sprintf("line %d: %s", l.Line, l.Reason)
@@ -380,34 +272,22 @@ func (r *runner) event(i int, ev *Event) {
 	}
 }
 
-// now is the engine clock in script time.
-func (r *runner) now() time.Duration { return r.e.Now() - r.base }
+// now is the target's clock in script time.
+func (r *runner) now() time.Duration { return r.t.Now() - r.base }
 
-// advance moves the engine clock to script time t, one timer at a time,
-// so that every output is collected at the time it happened.
+// advance moves the target's clock to script time t and collects what it
+// emitted on the way.
 func (r *runner) advance(t time.Duration) {
-	target := r.base + t
-	for range 1 << 20 {
-		d, ok := r.e.NextDeadline()
-		if !ok || d > target {
-			break
-		}
-		r.e.AdvanceTo(d)
-		r.drain()
-	}
-	if target > r.e.Now() {
-		r.e.AdvanceTo(target)
-		r.drain()
-	}
+	r.t.AdvanceTo(r.base + t)
+	r.drain()
 }
 
-// drain copies the engine's outputs: packets join the queue, transitions
+// drain copies the target's outputs: packets join the queue, transitions
 // and explanations are noted on the current line.
 func (r *runner) drain() {
-	rd := r.e.Ready()
-	for _, p := range rd.Packets {
-		o := &outPkt{t: p.Time - r.base, data: bytes.Clone(p.Data)}
-		_, _, tcp, err := fsm.ParsePacket(o.data)
+	for _, p := range r.t.Collect() {
+		o := &outPkt{t: p.Time - r.base, data: p.Data}
+		src, dst, tcp, err := fsm.ParsePacket(o.data)
 		if err == nil {
 			o.seg, err = fsm.ParseSegment(tcp)
 		}
@@ -416,7 +296,7 @@ func (r *runner) drain() {
 			continue
 		}
 		o.opts = decodeOptions(tcp)
-		o.flow = r.flowOf(p.Src, o.seg.SrcPort, netip.AddrPortFrom(p.Dst, o.seg.DstPort))
+		o.flow = r.flowOf(src, o.seg.SrcPort, netip.AddrPortFrom(dst, o.seg.DstPort))
 		if f := o.flow; f != nil {
 			if o.seg.Flags&fsm.FlagSYN != 0 {
 				f.iss, f.issKnown = uint32(o.seg.Seq), true
@@ -427,19 +307,16 @@ func (r *runner) drain() {
 		}
 		r.queue = append(r.queue, o)
 	}
-	for _, t := range rd.Transitions {
+	if r.x == nil {
+		return
+	}
+	transitions, explained := r.x.Explain()
+	for _, t := range transitions {
 		r.cur.Transitions = append(r.cur.Transitions, fmt.Sprintf("%s endpoint %d: %s -> %s (%s)",
 			formatSeconds(t.Time-r.base), t.Endpoint, t.From, t.To, t.Cause))
-		switch t.To {
-		case fsm.Established:
-			r.estAt[t.Endpoint] = t.Time - r.base
-		case fsm.Closed:
-			r.closedAt[t.Endpoint] = t.Time - r.base
-		}
 	}
-	for i := range rd.Explanations {
-		x := &rd.Explanations[i]
-		r.cur.Engine = append(r.cur.Engine, fmt.Sprintf("%s endpoint %d: %s", formatSeconds(r.now()), x.Endpoint, x.String()))
+	for _, x := range explained {
+		r.cur.Engine = append(r.cur.Engine, fmt.Sprintf("%s endpoint %d: %s", formatSeconds(x.Time-r.base), x.Endpoint, x.Text))
 	}
 }
 
@@ -554,17 +431,13 @@ func (r *runner) inbound(ev *Event) {
 	sent, _ := fsm.ParseSegment(tcp)
 	r.cur.Actual = "sent " + sent.String()
 	mark := len(r.cur.Engine)
-	if err := r.e.Deliver(pkt); err != nil {
+	if err := r.t.Inject(pkt); err != nil {
 		r.failf("the engine refused the packet: %v", err)
 		return
 	}
 	r.drain()
 	r.lastIn, r.lastInExpl = ev.Pos.Line, append([]string(nil), r.cur.Engine[mark:]...)
 }
-
-// maxSilentTimers bounds how many timer expiries a > line waits through
-// for a packet, so that a timer that keeps re-arming cannot hang a run.
-const maxSilentTimers = 100000
 
 // outbound matches a > line against the first emitted, unmatched packet.
 func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
@@ -574,14 +447,15 @@ func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 	if at > r.now() {
 		r.advance(at)
 	}
-	// Wait for the next emission, timer by timer, until the window closes
-	// (for "*", until no timer is armed, within reason).
-	for n := 0; len(r.queue) == 0 && n < maxSilentTimers; n++ {
-		d, ok := r.e.NextDeadline()
-		if !ok || d-r.base > hi {
-			break
+	// Wait for the next emission until the window closes (for "*", as
+	// long as the target has something to do).
+	if len(r.queue) == 0 {
+		until := time.Duration(math.MaxInt64)
+		if hi < math.MaxInt64-r.base {
+			until = r.base + hi
 		}
-		r.advance(d - r.base)
+		r.t.Await(until)
+		r.drain()
 	}
 	if r.checkPending(r.now()); r.failed {
 		return
