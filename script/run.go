@@ -259,17 +259,46 @@ func (r *runner) event(i int, ev *Event) {
 	case EventSyscall:
 		r.syscall(i, ev)
 	case EventSkip:
-		r.cur.Status = StatusSkip
-		if ev.Skip.Kind == SkipShell {
-			r.cur.Reason = "skipped: shell commands are not run by tcpstated"
-		} else {
-			r.cur.Reason = "skipped: python blocks are not run by tcpstated"
-		}
-		r.rep.Skipped++
+		r.skip(ev.Skip)
 	}
 	if r.cur.Status != StatusFail {
 		r.checkPending(at)
 	}
+}
+
+// skip runs a shell command on a target that runs them, and otherwise
+// lists the line as skipped.
+func (r *runner) skip(sk *Skip) {
+	if c, ok := r.t.(target.Commander); ok && sk.Kind == SkipShell {
+		why, err := c.Command(sk.Body)
+		switch {
+		case err != nil:
+			r.failf("the command failed: %v", err)
+		case why != "":
+			r.skipLine(why)
+		default:
+			r.cur.Actual = "ran"
+			r.drain()
+		}
+		return
+	}
+	if sk.Kind == SkipShell {
+		r.skipLine("skipped: shell commands are not run by tcpstated")
+	} else {
+		r.skipLine("skipped: python blocks are not run by tcpstated")
+	}
+}
+
+// Setup is what a target needs to know of the script before it runs: its
+// addresses and tolerance, from the header options. A bad option is a
+// *ParseError.
+func (s *Script) Setup() (target.Setup, error) {
+	if s.hdr == nil {
+		if err := s.resolveHeader(); err != nil {
+			return target.Setup{}, err
+		}
+	}
+	return target.Setup{Local: s.hdr.localIP, Remote: s.hdr.remoteIP, Tolerance: s.hdr.tolerance}, nil
 }
 
 // now is the target's clock in script time.

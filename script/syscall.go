@@ -154,14 +154,18 @@ func (r *runner) checkPending(next time.Duration) {
 		return
 	}
 	lr := &r.rep.Lines[b.idx]
-	res, at, done := r.t.Pending()
+	tol := r.h.tolerance
+	until := r.t.Now()
+	if next > b.end+tol {
+		until = r.base + b.end + tol // its last chance
+	}
+	res, at, done := r.t.Pending(until)
 	at -= r.base
 	var out outcome
 	if done {
 		out = r.result(b.sc, b.call, res)
 	}
 	r.drain()
-	tol := r.h.tolerance
 	if done {
 		r.pending = nil
 		r.judge(lr, b.sc, out)

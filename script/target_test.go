@@ -1,8 +1,11 @@
 package script
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpstated/tcpstated/fsm"
 	"github.com/tcpstated/tcpstated/script/enginetarget"
@@ -63,5 +66,55 @@ func TestRunTargetIsRun(t *testing.T) {
 	got := RunTarget(enginetarget.New(fsm.New(cfg), enginetarget.Options{}), s, Options{Name: "y.pkt"})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("RunTarget:\n%s\nRun:\n%s", verboseText(got), verboseText(want))
+	}
+}
+
+// commandTarget runs sysctl lines as a kernel target would (here it only
+// records them), refuses other commands, and fails "sysctl -w bad".
+type commandTarget struct {
+	*enginetarget.Target
+	ran []string
+}
+
+func (c *commandTarget) Command(cmd string) (string, error) {
+	switch {
+	case cmd == "sysctl -w bad":
+		return "", errors.New("exit status 255")
+	case strings.HasPrefix(cmd, "sysctl "):
+		c.ran = append(c.ran, cmd)
+		return "", nil
+	}
+	return "skipped: only sysctl commands run here", nil
+}
+
+// TestCommander: a target that runs shell commands gets the script's
+// backquoted lines; one it refuses is skipped, one that fails fails.
+func TestCommander(t *testing.T) {
+	s, err := Parse("c.pkt", []byte("`sysctl -w net.ipv4.tcp_sack=0`\n`ip link`\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n`sysctl -w bad`\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := &commandTarget{Target: enginetarget.New(fsm.New(defaultConfig()), enginetarget.Options{})}
+	rep := RunTarget(ct, s, Options{})
+	if len(ct.ran) != 1 || ct.ran[0] != "sysctl -w net.ipv4.tcp_sack=0" {
+		t.Errorf("ran %q", ct.ran)
+	}
+	got := []string{rep.Lines[0].Status, rep.Lines[1].Status, rep.Lines[2].Status, rep.Lines[3].Status}
+	if !reflect.DeepEqual(got, []string{StatusPass, StatusSkip, StatusPass, StatusFail}) || rep.Skipped != 1 {
+		t.Errorf("statuses %v, skipped %d\n%s", got, rep.Skipped, verboseText(rep))
+	}
+	wantContains(t, "failure", rep.Failure, "line 4: the command failed: exit status 255")
+}
+
+// TestSetup: the addresses a target is set up with come from the header.
+func TestSetup(t *testing.T) {
+	s, err := Parse("", []byte("--ip_version=ipv6 --tolerance_usecs=25000\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Setup()
+	want := target.Setup{Local: DefaultLocalIPv6, Remote: DefaultRemoteIPv6, Tolerance: 25 * time.Millisecond}
+	if err != nil || got != want {
+		t.Errorf("Setup() = %+v, %v; want %+v", got, err, want)
 	}
 }

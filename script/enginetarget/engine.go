@@ -169,8 +169,9 @@ func (t *Target) collect() {
 	}
 }
 
-// Pending retries the blocked call.
-func (t *Target) Pending() (target.Result, time.Duration, bool) {
+// Pending retries the blocked call, at the engine's time: until does not
+// matter on a virtual clock.
+func (t *Target) Pending(until time.Duration) (target.Result, time.Duration, bool) {
 	if t.pending == nil {
 		return target.Result{}, 0, false
 	}

@@ -69,7 +69,7 @@ func TestCallsWithoutPeer(t *testing.T) {
 		{call: target.Call{Name: "epoll_wait"}, skip: true},
 		{call: target.Call{Name: "poll"}, skip: true},
 	})
-	if _, _, ok := tg.Pending(); ok {
+	if _, _, ok := tg.Pending(tg.Now()); ok {
 		t.Error("accept returned with nothing to accept")
 	}
 	res := tg.Call(&target.Call{Name: "getsockopt", FD: 3, Opt: "TCP_INFO"})
@@ -100,7 +100,7 @@ func TestConnectBlocksUntilEstablished(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg.AdvanceTo(200 * time.Millisecond)
-	got, at, ok := tg.Pending()
+	got, at, ok := tg.Pending(tg.Now())
 	if !ok || got.Ret != 0 || got.Errno != "" || at != 100*time.Millisecond {
 		t.Fatalf("pending connect: %+v at %v ok %v, want 0 at 100ms", got, at, ok)
 	}

@@ -46,16 +46,27 @@
 // Blocked. At most one call is in progress: the runner never starts a
 // second, and if it gives up on a blocked call (the script did not write
 // "START...END call"), the run is over and the target may abandon it.
+// When the runner is about to declare a call late, it lets Pending wait
+// until the end of the call's window (END plus the tolerance), so that a
+// wall-clock target's call returning at END is not lost to a race.
 //
 // # Capabilities
 //
 // Some targets can say more than a kernel can: what rule they applied to
 // each packet and which state changes followed (Explainer), or their RFC
-// 9293 state name in TCP_INFO (TCPInfo.StateText). The runner reports
-// what a target offers and works without it.
+// 9293 state name in TCP_INFO (TCPInfo.StateText); a kernel target can
+// run a script's shell commands (Commander). The runner reports what a
+// target offers and works without it.
+//
+// A target is made for one run, from the script's Setup; whoever made it
+// closes it (a kernel target removes its namespace and device, a DUT
+// target resets its agent): the runner never does.
 package target
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Target is one stack under test for the length of one script run. Its
 // methods are called from one goroutine.
@@ -87,8 +98,19 @@ type Target interface {
 	Call(c *Call) Result
 	// Pending reports on the call in progress (the last Call that
 	// returned Blocked): its result and the time it returned, once it
-	// has; ok is false while it is still blocked.
-	Pending() (res Result, at time.Duration, ok bool)
+	// has; ok is false while it is still blocked. A wall-clock target
+	// waits for it until its clock reads until, at most; a virtual
+	// target does not wait (its clock moves only in AdvanceTo and Await).
+	Pending(until time.Duration) (res Result, at time.Duration, ok bool)
+}
+
+// Setup is what a script tells a target before it runs: the addresses its
+// packets use (the target is local, the runner plays remote) and the
+// tolerance its times are judged with. A kernel target configures its
+// device and routes from it.
+type Setup struct {
+	Local, Remote netip.Addr
+	Tolerance     time.Duration
 }
 
 // Packet is one packet a target emitted.
@@ -103,6 +125,17 @@ type Explainer interface {
 	// Explain returns the state changes and explanations since the last
 	// Explain, in order.
 	Explain() ([]Transition, []Explanation)
+}
+
+// Commander is the optional capability of a target that runs a script's
+// backquoted shell commands, such as a kernel target running "sysctl -w
+// net.ipv4.tcp_..." lines inside its own network namespace. Without it,
+// the runner reports those lines as skipped.
+type Commander interface {
+	// Command runs one command. skip, if set, says why the target does
+	// not run this one (the line is skipped); err is a command that ran
+	// and failed (the line fails).
+	Command(cmd string) (skip string, err error)
 }
 
 // Transition is a change of a connection's state, in the target's names.
