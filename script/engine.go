@@ -1,9 +1,6 @@
 package script
 
 import (
-	"fmt"
-	"reflect"
-
 	"github.com/tcpstated/tcpstated/fsm"
 	"github.com/tcpstated/tcpstated/script/enginetarget"
 )
@@ -48,13 +45,8 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 	}
 	want, applied := s.EngineConfig(defaultConfig())
 	var note string
-	if c, ok := e.(interface{ Config() fsm.Config }); ok && (len(s.hdr.cfgSet) > 0 || len(applied) > 0) {
-		got, w := c.Config(), want.Defaults()
-		got.Secret, w.Secret = [16]byte{}, [16]byte{}
-		got.ISNMode, w.ISNMode, got.FixedISN, w.FixedISN = 0, 0, 0, 0 // relative numbers make these irrelevant
-		if !reflect.DeepEqual(got, w) {
-			note = "the engine was configured by its creator and differs from what the script asks for; this option may not have taken effect"
-		}
+	if len(s.hdr.cfgSet) > 0 || len(applied) > 0 {
+		note = enginetarget.ConfigNote(e, want)
 	}
 	t := enginetarget.New(e, enginetarget.Options{Applied: applied, ConfigNote: note})
 	return runTarget(t, s, opts, note)
@@ -97,24 +89,8 @@ func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
 		if !ok {
 			continue
 		}
-		switch optName(sc.Args[2]) {
-		case "SO_RCVBUF":
-			if v > 0 && v <= 1<<30 {
-				cfg.RecvBuffer = int(v)
-				applied[i] = fmt.Sprintf("configures the engine: receive buffer (and window) %d bytes", v)
-			}
-		case "SO_SNDBUF":
-			if v > 0 && v <= 1<<30 {
-				cfg.SendBuffer = int(v)
-				applied[i] = fmt.Sprintf("configures the engine: send buffer %d bytes", v)
-			}
-		case "TCP_NODELAY":
-			cfg.NoNagle = v != 0
-			if v != 0 {
-				applied[i] = "configures the engine: Nagle's algorithm off"
-			} else {
-				applied[i] = "configures the engine: Nagle's algorithm on"
-			}
+		if note := enginetarget.Sockopt(&cfg, optName(sc.Args[2]), v); note != "" {
+			applied[i] = note
 		}
 	}
 	return cfg, applied
