@@ -11,24 +11,6 @@ import (
 	"github.com/tcpstated/tcpstated/fsm"
 )
 
-// flow is one connection as the script sees it: the remote peer the
-// runner plays, its fixed ISN, and the engine's ISN once learned.
-type flow struct {
-	n             int
-	local, remote netip.AddrPort // local is the engine's side
-	remoteISN     uint32
-	iss           uint32 // the engine's ISN, learned from its SYN or SYN,ACK
-	issKnown      bool
-	tsMap         map[uint32]uint32 // TS val written on a > line -> the TSval actually sent
-	lastTSVal     uint32            // the most recent TSval the engine sent on this flow
-	hasTS         bool
-	active        bool // created by connect()
-}
-
-func (f *flow) String() string {
-	return fmt.Sprintf("flow %d (%s <-> %s)", f.n, f.local, f.remote)
-}
-
 // outPkt is a packet the engine emitted, copied out of its Ready batch.
 type outPkt struct {
 	t    time.Duration // engine time
