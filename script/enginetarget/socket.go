@@ -255,20 +255,55 @@ func (t *Target) write(s *sock, c *target.Call) target.Result {
 	return t.block(s, try)
 }
 
+// recvFlags are the recv flags the engine target honours.
+var (
+	msgOOB      = sym["MSG_OOB"]
+	msgPeek     = sym["MSG_PEEK"]
+	msgDontwait = sym["MSG_DONTWAIT"]
+	msgWaitall  = sym["MSG_WAITALL"]
+)
+
+// Peeker is the optional capability of an Engine that can read without
+// consuming (recv with MSG_PEEK); *fsm.Engine has it.
+type Peeker interface {
+	Peek(id fsm.EndpointID, buf []byte) (int, error)
+}
+
 func (t *Target) read(s *sock, c *target.Call) target.Result {
 	if s.conn == 0 {
 		return target.Err("ENOTCONN")
 	}
-	n, detail := c.Len, ignoredFlags(c)
+	n := c.Len
+	flags := c.Flags
+	if flags&msgOOB != 0 {
+		return target.Result{Skip: "skipped: recv with MSG_OOB (urgent data) is not supported by the engine target yet"}
+	}
+	get := t.e.Receive
+	if flags&msgPeek != 0 {
+		p, ok := t.e.(Peeker)
+		if !ok {
+			return target.Result{Skip: "skipped: MSG_PEEK: this engine cannot read without consuming"}
+		}
+		get = p.Peek
+	}
+	var detail string
+	if rest := flags &^ (msgPeek | msgDontwait | msgWaitall); rest != 0 {
+		detail = ignoredFlags(c)
+	}
 	buf := make([]byte, n)
 	try := func() (target.Result, time.Duration, bool) {
 		if n == 0 {
 			return target.Result{}, t.e.Now(), true
 		}
-		k, err := t.e.Receive(s.conn, buf)
+		in, _ := t.e.Endpoint(s.conn)
+		// MSG_WAITALL: wait for the whole length unless the stream ends
+		// or fails first (POSIX recv; Linux tcp_recvmsg).
+		if flags&msgWaitall != 0 && in.Readable < n && !in.FinReceived && in.State != fsm.Closed {
+			return target.Result{}, 0, false
+		}
+		k, err := get(s.conn, buf)
 		switch {
 		case err == nil && k == 0:
-			in, _ := t.e.Endpoint(s.conn)
 			if in.State == fsm.SynSent || in.State == fsm.SynReceived || in.State >= fsm.Established {
 				return target.Result{}, 0, false
 			}
@@ -286,6 +321,9 @@ func (t *Target) read(s *sock, c *target.Call) target.Result {
 	}
 	if res, _, done := try(); done {
 		return res
+	}
+	if flags&msgDontwait != 0 {
+		return target.Err("EAGAIN") // MSG_DONTWAIT: this call only, as if O_NONBLOCK
 	}
 	return t.block(s, try)
 }
