@@ -104,6 +104,9 @@ const (
 	CodeListenerClosed
 	CodeFastRetransmitSkipped
 	CodeChallengeAckThrottled
+	// Issue 10: engine conformance (FIN again, keep-alive, D-SACK, urgent
+	// data, behaviour profiles).
+	CodeFinAgainAcked
 	numCodes
 )
 
@@ -187,7 +190,7 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeZeroWindowTextDropped:     {"ZERO_WINDOW_TEXT_DROPPED", secOtherwise, "RCV.WND is zero: the ACK is processed but the {SEG.LEN} bytes of text are not accepted"},
 	CodeFinReceived:               {"FIN_RECEIVED", secOtherwise, "eighth, check the FIN bit: FIN at {SEG.SEQ}; RCV.NXT advanced over it to {RCV.NXT} and an ACK sent; the application will read end-of-file"},
 	CodeFinOutOfOrder:             {"FIN_OUT_OF_ORDER", secOtherwise, "eighth: FIN at {SEG.SEQ} is above {RCV.NXT}; held until the data before it arrives"},
-	CodeFinTimeWaitReAck:          {"FIN_TIME_WAIT_REACK", secOtherwise, "TIME-WAIT: the peer retransmitted its FIN (our last ACK was lost); sent the ACK again and restarted the 2·MSL timeout"},
+	CodeFinTimeWaitReAck:          {"FIN_TIME_WAIT_REACK", secOtherwise, "fifth and eighth steps in TIME-WAIT: the peer retransmitted its FIN ({SEG.SEQ}; our last ACK was lost): sent the ACK for {RCV.NXT} again and restarted the 2·MSL timeout"},
 	CodeUrgentIgnored:             {"URGENT_IGNORED", "RFC 6093 §5", "sixth, check the URG bit: urgent data is treated as normal inline data"},
 	CodeSegmentNoChange:           {"SEGMENT_NO_CHANGE", secOtherwise, "the segment ({SEG.SEQ}, {SEG.ACK}) passed every check and acknowledged nothing new: nothing to do"},
 
@@ -213,4 +216,7 @@ var codeSpecs = [numCodes]codeSpec{
 
 	CodeChallengeAckThrottled: {"CHALLENGE_ACK_THROTTLED", "RFC 5961 §7", "the segment calls for a challenge ACK (RFC 5961 §3.2, §4.2 or §5.2), but this connection already sent {LIMIT} in the current second of the engine clock: dropped without reply"},
 	CodeFastRetransmitSkipped: {"FAST_RETRANSMIT_SKIPPED", "RFC 6582 §3.2", "third duplicate ACK, but {SEG.ACK} does not cover more than {RECOVER} (SND.NXT at the last fast retransmit or timeout): no fast retransmit, ssthresh unchanged"},
+
+	// Issue 10.
+	CodeFinAgainAcked: {"FIN_AGAIN_ACKED", secOtherwise, "eighth, check the FIN bit: the peer's FIN was already received, so this FIN ({SEG.SEQ}) is a retransmission: sent an ACK for {RCV.NXT} and remained in the state"},
 }

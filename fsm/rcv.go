@@ -149,12 +149,13 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		e.sendAck(c)
 		return false
 	}
-	// TIME-WAIT: the peer's FIN again means our last ACK was lost.
-	if c.state == TimeWait && f&FlagFIN != 0 && f&FlagRST == 0 && seg.Seq.Add(Size(len(seg.Payload))) == c.rcvNxt-1 {
-		e.explain(c.id, CodeFinTimeWaitReAck, ActionAnswered)
+	// TIME-WAIT: the peer's FIN again, exactly where it was, means our last
+	// ACK was lost. It lies left of the window, so the first check would
+	// only ACK it; the fifth step also restarts the 2·MSL timeout. A FIN
+	// elsewhere in the window takes the same path from the eighth step.
+	if c.state == TimeWait && f&(FlagFIN|FlagRST|FlagSYN) == FlagFIN && seg.Seq.Add(Size(len(seg.Payload))) == c.rcvNxt-1 {
 		e.sendAck(c)
-		c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
-		e.schedule(c)
+		e.finAgain(c, c.rcvNxt-1)
 		return false
 	}
 
@@ -599,6 +600,9 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		if len(payload) > 0 {
 			e.explain(c.id, CodeDataAfterFinIgnored, ActionDropped)
 		}
+		if fin {
+			return e.finAgain(c, seq.Add(Size(len(payload))))
+		}
 		return false
 	}
 	if c.userClosed && len(payload) > 0 {
@@ -683,6 +687,24 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		}
 	}
 	return ackNow
+}
+
+// finAgain is the eighth step for a FIN that passed the acceptability
+// test in CLOSE-WAIT, CLOSING, LAST-ACK or TIME-WAIT: the peer's FIN was
+// already taken, so this is a retransmission (our ACK was lost) wherever in
+// the window it claims to sit. RFC 9293 §3.10.7.4 says to acknowledge it
+// and remain; TIME-WAIT also restarts the 2·MSL timeout (fifth and eighth
+// steps). RCV.NXT does not move again. It reports that an ACK is due now.
+func (e *Engine) finAgain(c *conn, at Seq) bool {
+	if c.state == TimeWait {
+		e.explain(c.id, CodeFinTimeWaitReAck, ActionAnswered, Field{"SEG.SEQ", uint64(at)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
+		e.schedule(c)
+	} else {
+		e.explain(c.id, CodeFinAgainAcked, ActionAnswered, Field{"SEG.SEQ", uint64(at)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+	}
+	c.ackPending = true
+	return true
 }
 
 // enterTimeWait starts the 2·MSL wait (RFC 9293 §3.10.7.4 eighth step),
