@@ -107,6 +107,10 @@ const (
 	// Issue 10: engine conformance (FIN again, keep-alive, D-SACK, urgent
 	// data, behaviour profiles).
 	CodeFinAgainAcked
+	CodeSynGiveUp
+	CodeKeepAliveProbe
+	CodeKeepAliveGiveUp
+	CodeKeepInitTimeout
 	numCodes
 )
 
@@ -131,6 +135,7 @@ const (
 	secOpen        = "RFC 9293 §3.10.1"
 	secClose       = "RFC 9293 §3.10.4"
 	secAbort       = "RFC 9293 §3.10.5"
+	secKeepAlive   = "RFC 9293 §3.8.4, RFC 1122 §4.2.3.6"
 )
 
 var codeSpecs = [numCodes]codeSpec{
@@ -218,5 +223,9 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeFastRetransmitSkipped: {"FAST_RETRANSMIT_SKIPPED", "RFC 6582 §3.2", "third duplicate ACK, but {SEG.ACK} does not cover more than {RECOVER} (SND.NXT at the last fast retransmit or timeout): no fast retransmit, ssthresh unchanged"},
 
 	// Issue 10.
-	CodeFinAgainAcked: {"FIN_AGAIN_ACKED", secOtherwise, "eighth, check the FIN bit: the peer's FIN was already received, so this FIN ({SEG.SEQ}) is a retransmission: sent an ACK for {RCV.NXT} and remained in the state"},
+	CodeFinAgainAcked:   {"FIN_AGAIN_ACKED", secOtherwise, "eighth, check the FIN bit: the peer's FIN was already received, so this FIN ({SEG.SEQ}) is a retransmission: sent an ACK for {RCV.NXT} and remained in the state"},
+	CodeSynGiveUp:       {"SYN_GIVE_UP", "RFC 9293 §3.8.3", "no answer to the SYN after {RETRIES} retransmissions over {ELAPSED.MS} ms: R2 for a SYN (at least 3 minutes unless configured shorter) has passed, so the open is given up"},
+	CodeKeepAliveProbe:  {"KEEPALIVE_PROBE", secKeepAlive, "keep-alive: nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}, which the peer must answer with an ACK"},
+	CodeKeepAliveGiveUp: {"KEEPALIVE_GIVE_UP", secKeepAlive, "keep-alive: {PROBES} probes went unanswered ({IDLE.MS} ms without a segment): the peer is gone, so the connection is aborted with a RST (\"timed out\")"},
+	CodeKeepInitTimeout: {"KEEPINIT_TIMEOUT", "RFC 9293 §3.8.3 (FreeBSD TCP_KEEPINIT)", "the connection was not established within {TIMEOUT.MS} ms (TCP_KEEPINIT): the open is given up"},
 }

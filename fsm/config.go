@@ -70,8 +70,17 @@ type Config struct {
 	// MaxRetries is how many times a data segment or FIN is retransmitted
 	// before the connection is aborted (RFC 9293 §3.8.3, R2). Default 15.
 	MaxRetries int
-	// SynRetries is how many times a SYN or SYN,ACK is retransmitted before
-	// giving up. Default 6 for SYN, 5 for SYN,ACK.
+	// SynTimeout is R2 for a SYN: how long an active OPEN keeps
+	// retransmitting its SYN before the open is given up. RFC 9293 §3.8.3
+	// (RFC 1122 §4.2.3.5) says R2 for a SYN MUST allow retransmission for
+	// at least 3 minutes, so that is the default; shorter values are the
+	// caller's choice (Linux gives up after about 127 s, FreeBSD's
+	// connection-establishment timer after 75 s).
+	SynTimeout time.Duration
+	// SynRetries, when set, also bounds the SYN retransmissions by count
+	// (Linux's tcp_syn_retries); 0 leaves SynTimeout alone in charge.
+	// SynAckRetries is how many times a listener's SYN,ACK is retransmitted
+	// before the half-open connection is dropped. Default 5.
 	SynRetries, SynAckRetries int
 
 	// FinWait2Timeout bounds FIN-WAIT-2 after the application has closed
@@ -85,6 +94,18 @@ type Config struct {
 	// such segments are dropped without reply (RFC 5961 §7). Default 1000;
 	// -1 means no limit.
 	ChallengeAckLimit int
+
+	// Keep-alive defaults for new endpoints (keepalive.go; RFC 9293 §3.8.4,
+	// RFC 1122 §4.2.3.6), each changeable per endpoint with SetKeepAlive.
+	// KeepAlive is off by default (MUST); KeepIdle defaults to 2 h (MUST be
+	// no less), KeepInterval to 75 s and KeepCount to 9 (Linux's values).
+	// KeepInit (FreeBSD's TCP_KEEPINIT) bounds connection establishment;
+	// 0, the default, leaves it to SynTimeout and SynAckRetries.
+	KeepAlive    bool
+	KeepIdle     time.Duration
+	KeepInterval time.Duration
+	KeepCount    int
+	KeepInit     time.Duration
 
 	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
 	// before the oldest is forgotten. Default 1024; -1 forgets at once.
@@ -123,7 +144,11 @@ func (c Config) Defaults() Config {
 	def(&c.MinRTO, time.Second)
 	def(&c.MaxRTO, 60*time.Second)
 	defInt(&c.MaxRetries, 15)
-	defInt(&c.SynRetries, 6)
+	def(&c.SynTimeout, 3*time.Minute)
+	def(&c.KeepIdle, 2*time.Hour)
+	def(&c.KeepInterval, 75*time.Second)
+	defInt(&c.KeepCount, 9)
+	c.KeepInit = max(c.KeepInit, 0)
 	defInt(&c.SynAckRetries, 5)
 	if c.ChallengeAckLimit == 0 {
 		c.ChallengeAckLimit = 1000

@@ -530,6 +530,7 @@ func (e *Engine) newConn(local, remote netip.AddrPort) *conn {
 		c = new(conn)
 	}
 	*c = conn{id: e.nextID, local: local, remote: remote, heapIdx: -1}
+	c.openedAt, c.lastRecv, c.ka = e.now, e.now, e.cfg.keepAliveDefaults()
 	e.byID[c.id] = c
 	e.live++
 	return c
@@ -564,6 +565,9 @@ func (e *Engine) setState(c *conn, to State, cause Code) {
 	from := c.state
 	c.state = to
 	e.ready.Transitions = append(e.ready.Transitions, Transition{Endpoint: c.id, Time: e.now, From: from, To: to, Cause: cause})
+	if c.ka.Enabled || c.ka.Init > 0 || c.keepAt != 0 {
+		e.armKeep(c)
+	}
 }
 
 // toClosed deletes a TCB (RFC 9293 "delete the TCB, enter CLOSED"): the
@@ -587,7 +591,7 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 		delete(e.conns, Tuple{c.local, c.remote})
 		e.last = nil
 	}
-	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt = 0, 0, 0, 0
+	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt = 0, 0, 0, 0, 0
 	e.schedule(c)
 	c.sndBuf.drop(&e.sndSpare)
 	c.ooo.clear()

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -92,4 +93,37 @@ func timerAt(in EndpointInfo, k TimerKind) time.Duration {
 		}
 	}
 	return 0
+}
+
+// TestSynRetransmittedForThreeMinutes: with the defaults an unanswered SYN
+// is resent with the RTO doubling up to MaxRTO, and the open is given up
+// exactly 3 minutes after the first SYN, not at the next retransmission.
+//
+//	 0 s  > S seq=100
+//	 1 s  > S seq=100   (RTO 1 s, then 2, 4, ... 60 s)
+//	 ...
+//	123 s > S seq=100
+//	180 s   SYN_GIVE_UP, CLOSED, "timed out"
+//
+// Reference: RFC 9293 §3.8.3 (R2 for a SYN at least 3 minutes),
+// RFC 1122 §4.2.3.5, RFC 6298 §5.5.
+func TestSynRetransmittedForThreeMinutes(t *testing.T) {
+	cli := newSide(t, "client", fixedConfig(100))
+	c, _ := cli.e.Connect(clientAddr, serverAddr)
+	cli.expect("S seq=100")
+	for _, at := range []int{1, 3, 7, 15, 31, 63, 123} {
+		cli.e.AdvanceTo(time.Duration(at)*time.Second - time.Millisecond)
+		cli.expectNothing()
+		cli.e.AdvanceTo(time.Duration(at) * time.Second)
+		cli.expect("S seq=100")
+	}
+	cli.e.AdvanceTo(180*time.Second - time.Millisecond)
+	cli.wantState(c, SynSent)
+	cli.e.AdvanceTo(180 * time.Second)
+	wantExplanation(t, cli.collect(), CodeSynGiveUp)
+	cli.expectNothing()
+	cli.wantState(c, Closed)
+	if in, _ := cli.e.Endpoint(c); !errors.Is(in.Err, ErrTimedOut) {
+		t.Fatalf("error %v, want timed out", in.Err)
+	}
 }

@@ -6,6 +6,7 @@ import "time"
 // (RFC 9293 §3.10.7.3 SYN-SENT and §3.10.7.4 "Otherwise"), then lets the
 // sending policy run and sends any ACK that could not be piggybacked.
 func (e *Engine) segmentArrives(c *conn, seg *Segment) {
+	c.lastRecv, c.kaProbes = e.now, 0 // keep-alive: the peer is there
 	if c.state == SynSent {
 		e.synSentArrives(c, seg)
 		return
@@ -188,6 +189,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		} else {
 			e.explain(c.id, CodeUnacceptableSentAck, ActionAnswered, Field{"SEG.SEQ", uint64(seq)}, Field{"SEG.LEN", uint64(segLen)},
 				Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"RCV.WND", uint64(wnd)})
+			if end := seq.Add(Size(len(payload))); len(payload) > 0 && !syn && end.LessEq(c.rcvNxt) {
+				c.noteDuplicate(seq, end) // all of it was received before (RFC 2883 §4.1.1)
+			}
 			e.sendAck(c)
 			return false
 		}
@@ -216,6 +220,10 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 		if trimmed > 0 {
 			e.explain(c.id, CodeDataDuplicate, ActionInfo, Field{"TRIMMED", uint64(trimmed)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			if !syn {
+				c.noteDuplicate(seq-Seq(trimmed), seq)
+			}
+			c.ackPending, ackNow = true, true // RFC 5681 §4.2: a duplicate is answered at once
 		}
 	}
 	if right := c.rcvWire; len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
@@ -612,6 +620,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		return false
 	}
 	if seq != c.rcvNxt {
+		c.noteHeldDuplicate(seq, seq.Add(Size(len(payload))))
 		if c.ooo.insert(seq, payload, fin) {
 			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq)},
 				Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})

@@ -70,12 +70,12 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 	if c.tsOK && flags&FlagRST == 0 {
 		s.Options.HasTimestamp, s.Options.TSVal, s.Options.TSEcr = true, e.tsVal(c), c.tsRecent
 	}
-	if c.sackOK && flags&FlagACK != 0 && len(c.ooo.segs) > 0 {
+	if c.sackOK && flags&FlagACK != 0 && (len(c.ooo.segs) > 0 || c.dsackSet) {
 		limit := MaxSACKBlocks
 		if c.tsOK {
 			limit = 3
 		}
-		s.Options.NumSACK = uint8(c.ooo.sackBlocks(&s.Options.SACK, limit))
+		c.sackOption(&s.Options, limit)
 	}
 	return s
 }
@@ -115,9 +115,10 @@ func (e *Engine) sendSyn(c *conn) {
 	e.emit(c.id, c.local, c.remote, &s)
 	if c.retries == 0 {
 		c.rttMeasuring, c.rttStart = true, e.now
+		c.synStart = e.now
 	}
 	if c.rtxAt == 0 {
-		e.armRtx(c)
+		e.armSynRtx(c)
 	}
 }
 
@@ -340,13 +341,16 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	fields := []Field{{"RTO.MS", uint64(c.rto / time.Millisecond)}, {"RETRIES", uint64(c.retries)}}
 	switch c.state {
 	case SynSent:
-		if c.retries > e.cfg.SynRetries {
-			e.giveUp(c, CodeGiveUp)
+		if e.synExpired(c) {
+			e.explain(c.id, CodeSynGiveUp, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)},
+				Field{"ELAPSED.MS", uint64((e.now - c.synStart) / time.Millisecond)})
+			e.event(c, EventTimedOut)
+			e.toClosed(c, CodeSynGiveUp, ErrTimedOut)
 			return
 		}
 		e.explain(c.id, CodeSynRetransmit, ActionAccepted, fields...)
 		e.sendSyn(c)
-		e.armRtx(c)
+		e.armSynRtx(c)
 		return
 	case SynReceived:
 		if c.retries > e.cfg.SynAckRetries {
@@ -388,6 +392,23 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	e.retransmitOne(c)
 	e.armRtx(c)
 	e.output(c)
+}
+
+// synExpired reports whether R2 for our SYN has passed (Config.SynTimeout,
+// RFC 9293 §3.8.3), or SynRetries, if set, is used up.
+func (e *Engine) synExpired(c *conn) bool {
+	if n := e.cfg.SynRetries; n > 0 && c.retries > n {
+		return true
+	}
+	return e.now-c.synStart >= e.cfg.SynTimeout
+}
+
+// armSynRtx arms the SYN's retransmission timer, never beyond R2: the open
+// is given up when SynTimeout has passed since the first SYN, not at the
+// next backed-off retransmission after it.
+func (e *Engine) armSynRtx(c *conn) {
+	c.rtxAt = min(e.deadlineAfter(c.rto), max(c.synStart+e.cfg.SynTimeout, 1))
+	e.schedule(c)
 }
 
 // retransmitOne resends the segment at rtxNxt (up to one MSS, with the FIN
