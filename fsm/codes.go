@@ -111,6 +111,7 @@ const (
 	CodeKeepAliveProbe
 	CodeKeepAliveGiveUp
 	CodeKeepInitTimeout
+	CodeUrgentData
 	numCodes
 )
 
@@ -196,7 +197,7 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeFinReceived:               {"FIN_RECEIVED", secOtherwise, "eighth, check the FIN bit: FIN at {SEG.SEQ}; RCV.NXT advanced over it to {RCV.NXT} and an ACK sent; the application will read end-of-file"},
 	CodeFinOutOfOrder:             {"FIN_OUT_OF_ORDER", secOtherwise, "eighth: FIN at {SEG.SEQ} is above {RCV.NXT}; held until the data before it arrives"},
 	CodeFinTimeWaitReAck:          {"FIN_TIME_WAIT_REACK", secOtherwise, "fifth and eighth steps in TIME-WAIT: the peer retransmitted its FIN ({SEG.SEQ}; our last ACK was lost): sent the ACK for {RCV.NXT} again and restarted the 2·MSL timeout"},
-	CodeUrgentIgnored:             {"URGENT_IGNORED", "RFC 6093 §5", "sixth, check the URG bit: urgent data is treated as normal inline data"},
+	CodeUrgentIgnored:             {"URGENT_IGNORED", secOtherwise, "sixth, check the URG bit: the urgent pointer ({SEG.UP}) does not move RCV.UP ahead, or the peer's FIN was already received: ignored"},
 	CodeSegmentNoChange:           {"SEGMENT_NO_CHANGE", secOtherwise, "the segment ({SEG.SEQ}, {SEG.ACK}) passed every check and acknowledged nothing new: nothing to do"},
 
 	CodeRetransmitTimeout: {"RETRANSMIT_TIMEOUT", secRTO, "retransmission timeout: resent from {SND.UNA}; RTO backed off to {RTO.MS} ms (retry {RETRIES})"},
@@ -228,4 +229,5 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeKeepAliveProbe:  {"KEEPALIVE_PROBE", secKeepAlive, "keep-alive: nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}, which the peer must answer with an ACK"},
 	CodeKeepAliveGiveUp: {"KEEPALIVE_GIVE_UP", secKeepAlive, "keep-alive: {PROBES} probes went unanswered ({IDLE.MS} ms without a segment): the peer is gone, so the connection is aborted with a RST (\"timed out\")"},
 	CodeKeepInitTimeout: {"KEEPINIT_TIMEOUT", "RFC 9293 §3.8.3 (FreeBSD TCP_KEEPINIT)", "the connection was not established within {TIMEOUT.MS} ms (TCP_KEEPINIT): the open is given up"},
+	CodeUrgentData:      {"URGENT_DATA", "RFC 9293 §3.8.5, RFC 6093", "sixth, check the URG bit: RCV.UP advanced to {RCV.UP} (SEG.SEQ+{SEG.UP}, the octet after the urgent data) and the application was told; the urgent data stays in line"},
 }

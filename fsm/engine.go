@@ -42,9 +42,10 @@ const (
 	EventRefused                           // "connection refused"
 	EventTimedOut                          // retransmissions gave up
 	EventClosed                            // the endpoint reached CLOSED
+	EventUrgent                            // urgent data arrived (RFC 9293 §3.8.5): see Engine.Urgent
 )
 
-var eventNames = [...]string{"", "ESTABLISHED", "ACCEPT_READY", "DATA_READABLE", "PEER_CLOSED", "CONNECTION_RESET", "CONNECTION_REFUSED", "TIMED_OUT", "CLOSED"}
+var eventNames = [...]string{"", "ESTABLISHED", "ACCEPT_READY", "DATA_READABLE", "PEER_CLOSED", "CONNECTION_RESET", "CONNECTION_REFUSED", "TIMED_OUT", "CLOSED", "URGENT"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {

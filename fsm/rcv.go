@@ -351,9 +351,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 	}
 
-	// Sixth, check the URG bit: urgent data is ordinary data here.
+	// Sixth, check the URG bit (urgent.go).
 	if f&FlagURG != 0 {
-		e.explain(c.id, CodeUrgentIgnored, ActionInfo)
+		e.urgentArrives(c, seg)
 	}
 
 	// Seventh and eighth: the segment text and the FIN.

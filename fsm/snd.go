@@ -67,6 +67,9 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 		return s
 	}
 	s.Window = e.advertise(c)
+	if c.sndUpSet && flags&FlagRST == 0 {
+		c.urgentFlags(&s)
+	}
 	if c.tsOK && flags&FlagRST == 0 {
 		s.Options.HasTimestamp, s.Options.TSVal, s.Options.TSEcr = true, e.tsVal(c), c.tsRecent
 	}

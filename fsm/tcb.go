@@ -105,6 +105,9 @@ type conn struct {
 	// Issue 10: D-SACK (dsack.go).
 	dsack    SACKBlock // duplicate range the next ACK reports first
 	dsackSet bool
+	// Issue 10: urgent pointers (urgent.go), valid when set.
+	rcvUp, sndUp       Seq
+	rcvUpSet, sndUpSet bool
 
 	// Timers: deadlines on the engine clock; zero means not armed.
 	rtxAt, persistAt, delackAt, timeWaitAt time.Duration
