@@ -107,6 +107,22 @@ type Config struct {
 	KeepCount    int
 	KeepInit     time.Duration
 
+	// Behaviour switches (profile.go): choices the RFCs leave open, each
+	// documented there with the RFC text that allows it and settable by
+	// name (SetSwitch). The zero value of each is the rfc profile's choice.
+	// Profile names the profile last applied ("" is rfc).
+	Profile           string
+	InsecureRST       bool          // insecure_rst
+	InsecureSYN       bool          // insecure_syn
+	DropSynFin        bool          // drop_synfin
+	TimeWaitBSD       bool          // tw_bsd
+	ClosingFinAck     bool          // closing_fin_ack
+	RstClosingReset   bool          // rst_closing_econnreset
+	ListenSynAckDrop  bool          // listen_synack_drop
+	SynFinDataDropFin bool          // synfin_data_drop_fin
+	AckEverySecond    bool          // ack_every_2nd
+	SynRexmitSlop     time.Duration // rexmit_slop
+
 	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
 	// before the oldest is forgotten. Default 1024; -1 forgets at once.
 	RetainClosed int

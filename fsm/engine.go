@@ -179,6 +179,14 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 		e.explain(id, CodeBadChecksum, ActionDropped, Field{"SEG.CHECKSUM", uint64(seg.Checksum)})
 		return nil
 	}
+	if seg.Flags&(FlagSYN|FlagFIN) == FlagSYN|FlagFIN && e.cfg.DropSynFin {
+		var id EndpointID
+		if c != nil {
+			id = c.id
+		}
+		e.explain(id, CodeSynFinDropped, ActionDropped)
+		return nil
+	}
 	switch {
 	case c != nil:
 		before := len(e.ready.Explanations)

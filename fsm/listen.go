@@ -26,6 +26,10 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 		return
 	}
 	if f&FlagACK != 0 {
+		if f&FlagSYN != 0 && e.cfg.ListenSynAckDrop {
+			e.explain(l.id, CodeListenSynAckDropped, ActionDropped, Field{"SEG.ACK", uint64(seg.Ack)})
+			return
+		}
 		if e.cfg.SynCookies && f&FlagSYN == 0 {
 			if mss, ok := e.checkCookie(t, seg); ok {
 				e.cookieAccepted(l, t, seg, mss)

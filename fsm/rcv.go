@@ -52,6 +52,13 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 		e.explain(c.id, CodeSynSentOtherDropped, ActionDropped)
 		return
 	}
+	if f&FlagFIN != 0 && len(seg.Payload) > 0 && e.cfg.SynFinDataDropFin {
+		e.explain(c.id, CodeSynFinDataFinDropped, ActionInfo, Field{"SEG.LEN", uint64(len(seg.Payload))})
+		f &^= FlagFIN
+		trimmed := *seg
+		trimmed.Flags = f
+		seg = &trimmed
+	}
 	c.irs, c.rcvNxt = seg.Seq, seg.Seq+1
 	// Our SYN offered min(RecvBuffer, 65535) before IRS was known; anchor
 	// that window at RCV.NXT now.
@@ -113,6 +120,10 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	segLen := seg.Len()
 	o := &seg.Options
 
+	if c.state == TimeWait && e.cfg.TimeWaitBSD {
+		e.timeWaitBSD(c, seg)
+		return false
+	}
 	// A new SYN in TIME-WAIT may reopen the connection (RFC 9293 §3.6.1,
 	// RFC 6191 §2): it must be newer than the old incarnation: a larger
 	// timestamp, or an equal one (or none) with SEG.SEQ above RCV.NXT. It
@@ -124,12 +135,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			d := int32(o.TSVal - c.tsRecent)
 			newer = d > 0 || (d == 0 && newer)
 		}
-		if l := e.listenerFor(c.local); newer && l != nil {
-			minISS := c.sndNxt.Add(1 << 17)
-			e.explain(c.id, CodeTimeWaitReopened, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			t := Tuple{c.local, c.remote}
-			e.toClosed(c, CodeTimeWaitReopened, nil)
-			e.listenArrivesISS(l, t, seg, &minISS)
+		if newer && e.reopenFromTimeWait(c, seg, CodeTimeWaitReopened) {
 			return false
 		}
 	}
@@ -238,8 +244,11 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	// Second, check the RST bit (RFC 5961 §3.2 narrows RFC 9293's rule).
 	if f&FlagRST != 0 {
 		if seg.Seq != c.rcvNxt {
-			e.challengeAck(c, CodeRstChallengeAck, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			return false
+			if !e.cfg.InsecureRST {
+				e.challengeAck(c, CodeRstChallengeAck, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+				return false
+			}
+			e.explain(c.id, CodeRstInsecureAccepted, ActionInfo, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		}
 		switch c.state {
 		case SynReceived:
@@ -256,6 +265,12 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			e.event(c, EventReset)
 			e.toClosed(c, CodeRstReset, ErrConnectionReset)
 		default: // CLOSING, LAST-ACK, TIME-WAIT
+			if e.cfg.RstClosingReset && c.state != TimeWait {
+				e.explain(c.id, CodeRstClosedReset, ActionAccepted)
+				e.event(c, EventReset)
+				e.toClosed(c, CodeRstClosedReset, ErrConnectionReset)
+				break
+			}
 			e.explain(c.id, CodeRstClosed, ActionAccepted)
 			e.toClosed(c, CodeRstClosed, nil)
 		}
@@ -269,6 +284,13 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		if c.state == SynReceived && c.passive {
 			e.explain(c.id, CodeSynReturnToListen, ActionAccepted)
 			e.toClosed(c, CodeSynReturnToListen, nil)
+			return false
+		}
+		if e.cfg.InsecureSYN && seg.Seq.InWindow(c.rcvNxt, wnd) {
+			e.explain(c.id, CodeSynInsecureReset, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			e.sendRstFor(c)
+			e.event(c, EventReset)
+			e.toClosed(c, CodeSynInsecureReset, ErrConnectionReset)
 			return false
 		}
 		e.challengeAck(c, CodeSynChallengeAck, Field{"SND.NXT", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
@@ -363,6 +385,22 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 	}
 	return ackNow
+}
+
+// reopenFromTimeWait ends TIME-WAIT for a new SYN and hands it to the
+// listener with an ISS above the old SND.NXT (RFC 9293 §3.6.1). It
+// reports false, changing nothing, when nothing listens on the port.
+func (e *Engine) reopenFromTimeWait(c *conn, seg *Segment, code Code) bool {
+	l := e.listenerFor(c.local)
+	if l == nil {
+		return false
+	}
+	minISS := c.sndNxt.Add(1 << 17)
+	e.explain(c.id, code, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+	t := Tuple{c.local, c.remote}
+	e.toClosed(c, code, nil)
+	e.listenArrivesISS(l, t, seg, &minISS)
+	return true
 }
 
 // challengeAck answers with the ACK the rule code calls for (RFC 5961
@@ -666,7 +704,13 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		if c.tsOK {
 			full -= 12
 		}
+		if e.cfg.AckEverySecond {
+			c.dataSegsUnacked++
+		}
 		if e.cfg.NoDelayedAck || c.segsUnacked >= 2*full {
+			ackNow = true
+		} else if c.dataSegsUnacked >= 2 {
+			e.explain(c.id, CodeAckEverySecond, ActionInfo, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 			ackNow = true
 		} else if c.delackAt == 0 {
 			c.delackAt = e.deadlineAfter(e.cfg.DelayedAckTimeout)

@@ -38,7 +38,7 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 	if flags&FlagACK != 0 {
 		s.Ack = c.rcvNxt
 		c.lastAckSent = c.rcvNxt
-		c.ackPending, c.segsUnacked = false, 0
+		c.ackPending, c.segsUnacked, c.dataSegsUnacked = false, 0, 0
 		if c.delackAt != 0 {
 			c.delackAt = 0
 			e.schedule(c)
@@ -140,6 +140,10 @@ func (e *Engine) sendSynAck(c *conn) {
 
 // sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
 func (e *Engine) sendAck(c *conn) {
+	if c.state == Closing && e.cfg.ClosingFinAck && c.finSent && c.sndUna != c.sndNxt {
+		e.closingFinAck(c)
+		return
+	}
 	s := e.segment(c, FlagACK, c.sndNxt, nil)
 	e.emit(c.id, c.local, c.remote, &s)
 }
@@ -351,7 +355,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 			e.toClosed(c, CodeSynGiveUp, ErrTimedOut)
 			return
 		}
-		e.explain(c.id, CodeSynRetransmit, ActionAccepted, fields...)
+		e.explainSynRetransmit(c, CodeSynRetransmit, fields)
 		e.sendSyn(c)
 		e.armSynRtx(c)
 		return
@@ -365,9 +369,10 @@ func (e *Engine) retransmitTimeout(c *conn) {
 			}
 			return
 		}
-		e.explain(c.id, CodeSynAckRetransmit, ActionAccepted, fields...)
+		e.explainSynRetransmit(c, CodeSynAckRetransmit, fields)
 		e.sendSynAck(c)
-		e.armRtx(c)
+		c.rtxAt = e.deadlineAfter(e.synRTO(c))
+		e.schedule(c)
 		return
 	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
@@ -410,8 +415,28 @@ func (e *Engine) synExpired(c *conn) bool {
 // is given up when SynTimeout has passed since the first SYN, not at the
 // next backed-off retransmission after it.
 func (e *Engine) armSynRtx(c *conn) {
-	c.rtxAt = min(e.deadlineAfter(c.rto), max(c.synStart+e.cfg.SynTimeout, 1))
+	c.rtxAt = min(e.deadlineAfter(e.synRTO(c)), max(c.synStart+e.cfg.SynTimeout, 1))
 	e.schedule(c)
+}
+
+// synRTO is the wait before the next SYN or SYN,ACK retransmission: the
+// backed-off RTO, plus rexmit_slop after the first timeout (profile.go).
+func (e *Engine) synRTO(c *conn) time.Duration {
+	if c.retries == 0 || e.cfg.SynRexmitSlop == 0 {
+		return c.rto
+	}
+	return min(c.rto+e.cfg.SynRexmitSlop, e.cfg.MaxRTO)
+}
+
+// explainSynRetransmit explains a SYN or SYN,ACK retransmission, naming
+// rexmit_slop when it pads the next wait.
+func (e *Engine) explainSynRetransmit(c *conn, code Code, fields []Field) {
+	if e.cfg.SynRexmitSlop == 0 {
+		e.explain(c.id, code, ActionAccepted, fields...)
+		return
+	}
+	e.explain(c.id, CodeSynRetransmitSlop, ActionAccepted, fields[0], fields[1],
+		Field{"SLOP.MS", uint64(e.cfg.SynRexmitSlop / time.Millisecond)}, Field{"NEXT.MS", uint64(e.synRTO(c) / time.Millisecond)})
 }
 
 // retransmitOne resends the segment at rtxNxt (up to one MSS, with the FIN
