@@ -126,6 +126,7 @@ const (
 	CodeListenSynAckDropped
 	CodeSynFinDataFinDropped
 	CodeAckEverySecond
+	CodeRcvBufRounded
 	numCodes
 )
 
@@ -257,4 +258,5 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeListenSynAckDropped:  {"LISTEN_SYN_ACK_DROPPED", secListen, "listen_synack_drop=1 (as FreeBSD): a SYN,ACK ({SEG.ACK}) at a listener is dropped without reply; RFC 9293 §3.10.7.2 would send <SEQ=SEG.ACK><CTL=RST>"},
 	CodeSynFinDataFinDropped: {"SYN_FIN_DATA_FIN_DROPPED", secSynSent, "synfin_data_drop_fin=1 (as FreeBSD): in SYN-SENT the FIN of a SYN,FIN carrying {SEG.LEN} bytes is dropped and the data kept; RFC 9293 §3.10.7.3 would queue the FIN with the text"},
 	CodeAckEverySecond:       {"ACK_EVERY_SECOND", secDelayedAck, "ack_every_2nd=1 (as FreeBSD): the second data segment since our last ACK ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once whatever its size; RFC 9293 §3.8.6.3 asks for an ACK every second full-sized segment"},
+	CodeRcvBufRounded:        {"RCVBUF_ROUNDED", secOtherwise, "rcvbuf_mss_round=1 (as FreeBSD): the receive buffer is rounded up to {RCVBUF} bytes, a multiple of the MSS ({MSS}), and the acceptance test uses all of it even where the window field says less; RFC 9293 would take RCV.WND as advertised"},
 }

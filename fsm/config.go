@@ -122,6 +122,7 @@ type Config struct {
 	SynFinDataDropFin bool          // synfin_data_drop_fin
 	AckEverySecond    bool          // ack_every_2nd
 	SynRexmitSlop     time.Duration // rexmit_slop
+	RcvBufMSSRound    bool          // rcvbuf_mss_round
 
 	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
 	// before the oldest is forgotten. Default 1024; -1 forgets at once.

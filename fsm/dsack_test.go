@@ -68,16 +68,26 @@ func TestDSACK(t *testing.T) {
 	}
 }
 
-// TestDuplicateAckedAtOnceWithDelayedAcks: with delayed ACKs on, a segment
-// that repeats data already received is still answered at once (it tells
-// of a lost ACK or a needless retransmission), without SACK as well.
-// Reference: RFC 5681 §4.2, RFC 9293 §3.8.6.3.
-func TestDuplicateAckedAtOnceWithDelayedAcks(t *testing.T) {
-	cfg := fixedConfig(300)
-	cfg.NoDelayedAck, cfg.NoSACK = false, true
-	_, srv, _, _ := established(t, fixedConfig(100), cfg)
-	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535, Payload: []byte("abcd")})
-	srv.expectNothing() // delayed
-	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 103, Ack: 301, Window: 65535, Payload: []byte("cdef")})
-	srv.expect(". seq=301 ack=107")
+// TestPartialDuplicateAckedAtOnceWithSACK: with delayed ACKs on, a
+// segment that repeats data already received and brings new data is
+// answered at once when SACK is on (the D-SACK block must not wait: the
+// next in-order ACK would drop it), and delayed as usual without SACK.
+// Reference: RFC 2883 §4, RFC 5681 §4.2, RFC 9293 §3.8.6.3.
+func TestPartialDuplicateAckedAtOnceWithSACK(t *testing.T) {
+	for _, sack := range []bool{true, false} {
+		cfg := fixedConfig(300)
+		cfg.NoDelayedAck, cfg.NoSACK = false, !sack
+		_, srv, _, _ := established(t, fixedConfig(100), cfg)
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535, Payload: []byte("abcd")})
+		srv.expectNothing() // delayed
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 103, Ack: 301, Window: 65535, Payload: []byte("cdef")})
+		if !sack {
+			srv.expectNothing()
+			continue
+		}
+		p := srv.expect(". seq=301 ack=107")
+		if got := sackSummary(p); got != "ack 7 <sack 3:5>" {
+			t.Fatalf("> %s, want the D-SACK of bytes 3:5", got)
+		}
+	}
 }

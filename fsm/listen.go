@@ -92,6 +92,11 @@ func (e *Engine) negotiate(c *conn, seg *Segment) {
 		c.sndMSS = o.MSS
 	}
 	c.sndMSS = min(c.sndMSS, e.cfg.MSS)
+	if e.cfg.RcvBufMSSRound {
+		mss := int(c.sndMSS)
+		c.rcvRounded = (e.cfg.RecvBuffer + mss - 1) / mss * mss
+		e.explain(c.id, CodeRcvBufRounded, ActionInfo, Field{"RCVBUF", uint64(c.rcvRounded)}, Field{"MSS", uint64(mss)})
+	}
 	if !e.cfg.NoWindowScale && o.HasWScale {
 		c.wsOK = true
 		c.sndScale = min(o.WScale, 14) // RFC 7323 §2.3: treat larger shifts as 14

@@ -42,6 +42,24 @@ func (e *Engine) timeWaitBSD(c *conn, seg *Segment) {
 	e.emit(c.id, c.local, c.remote, &s)
 }
 
+// rcvLimit is the receive buffer of c: RecvBuffer, or under
+// rcvbuf_mss_round RecvBuffer rounded up to a multiple of the MSS.
+func (e *Engine) rcvLimit(c *conn) int {
+	if c.rcvRounded > 0 {
+		return c.rcvRounded
+	}
+	return e.cfg.RecvBuffer
+}
+
+// roundedEdge, under rcvbuf_mss_round, lets the acceptance test use the
+// whole rounded buffer even where the 16-bit window field could only say
+// less (65535 without window scaling), as FreeBSD does.
+func (c *conn) roundedEdge() {
+	if c.rcvRounded > 0 {
+		c.rcvWire = MaxSeq(c.rcvWire, c.rcvNxt.Add(Size(max(c.rcvRounded-c.rcvBuf.Len(), 0))))
+	}
+}
+
 // closingFinAck sends the ACK CLOSING owes as a retransmission of our FIN
 // (closing_fin_ack), as BSD's tcp_output does while the FIN is
 // unacknowledged: <SEQ=FIN><ACK=RCV.NXT><CTL=FIN,ACK>.

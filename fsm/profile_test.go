@@ -304,3 +304,34 @@ func TestFreeBSDSynBackoff(t *testing.T) {
 	wantExplanation(t, cli.collect(), CodeKeepInitTimeout)
 	cli.wantState(c, Closed)
 }
+
+// TestRcvBufMSSRound: the receive buffer rounded up to a multiple of the
+// MSS (65535 -> 65700 for 1460): a RST at the rounded right edge is in the
+// window (challenge ACK) although the window field said 65535; under rfc
+// it lies outside and is dropped.
+//
+//	rfc:                 < R seq=RCV.NXT+65699   (dropped)
+//	rcvbuf_mss_round=1:  < R seq=RCV.NXT+65699   > . (challenge ACK)
+func TestRcvBufMSSRound(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := withSwitches(t, 300, "rcvbuf_mss_round", b2s(on))
+		cfg.NoWindowScale = true
+		cli := fixedConfig(100)
+		cli.NoWindowScale = true
+		_, srv, _, s := established(t, cli, cfg)
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535, Payload: []byte("x")})
+		srv.expect(". seq=301 ack=102")
+		if in, _ := srv.e.Endpoint(s); on && in.RcvWnd != 65699 || !on && in.RcvWnd != 65534 {
+			t.Fatalf("rcvbuf_mss_round=%v: RCV.WND %d", on, in.RcvWnd)
+		}
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagRST, Seq: 102 + 65698})
+		r := srv.collect()
+		if on {
+			wantExplanation(t, r, CodeRstChallengeAck)
+			srv.expect(". seq=301 ack=102")
+		} else {
+			wantExplanation(t, r, CodeUnacceptableRstDropped)
+			srv.expectNothing()
+		}
+	}
+}

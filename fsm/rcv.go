@@ -198,6 +198,13 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			if end := seq.Add(Size(len(payload))); len(payload) > 0 && !syn && end.LessEq(c.rcvNxt) {
 				c.noteDuplicate(seq, end) // all of it was received before (RFC 2883 §4.1.1)
 			}
+			if syn {
+				// RFC 5961 §4.2: a SYN gets a challenge ACK "irrespective
+				// of the sequence number"; BSD sends it directly, never as
+				// a FIN retransmission (closing_fin_ack).
+				e.sendBareAck(c)
+				return false
+			}
 			e.sendAck(c)
 			return false
 		}
@@ -226,10 +233,13 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 		if trimmed > 0 {
 			e.explain(c.id, CodeDataDuplicate, ActionInfo, Field{"TRIMMED", uint64(trimmed)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			if !syn {
+			if !syn && c.sackOK {
+				// The D-SACK goes out at once: the next in-order ACK would
+				// no longer carry it (RFC 2883 §4, as BSD does). Without
+				// SACK the ACK may be delayed as usual.
 				c.noteDuplicate(seq-Seq(trimmed), seq)
+				c.ackPending, ackNow = true, true
 			}
-			c.ackPending, ackNow = true, true // RFC 5681 §4.2: a duplicate is answered at once
 		}
 	}
 	if right := c.rcvWire; len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
@@ -422,7 +432,7 @@ func (e *Engine) challengeAck(c *conn, code Code, fs ...Field) {
 		c.challengeAcks++
 	}
 	e.explain(c.id, code, ActionAnswered, fs...)
-	e.sendAck(c)
+	e.sendBareAck(c) // never a FIN retransmission (closing_fin_ack): BSD sends it directly too
 }
 
 // synTimedOutRTO applies RFC 6298 §5.7: the timer expired awaiting the ACK
@@ -671,7 +681,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	}
 	ackNow := false
 	if len(payload) > 0 {
-		n := c.rcvBuf.write(payload, e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
+		n := c.rcvBuf.write(payload, e.rcvLimit(c)+1<<c.rcvScale, &e.rcvSpare)
 		c.rcvNxt = c.rcvNxt.Add(Size(n))
 		if n < len(payload) {
 			fin = false // the buffer is full: the FIN lies beyond what was taken
@@ -686,7 +696,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 				break
 			}
 			if d := int(c.rcvNxt.Sub(s.seq)); d < len(s.data) {
-				k := c.rcvBuf.write(s.data[d:], e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
+				k := c.rcvBuf.write(s.data[d:], e.rcvLimit(c)+1<<c.rcvScale, &e.rcvSpare)
 				c.rcvNxt = c.rcvNxt.Add(Size(k))
 			}
 			if s.fin && s.end()-1 == c.rcvNxt {

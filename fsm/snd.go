@@ -64,9 +64,11 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 				o.TSEcr = c.tsRecent
 			}
 		}
+		c.roundedEdge()
 		return s
 	}
 	s.Window = e.advertise(c)
+	c.roundedEdge()
 	if c.sndUpSet && flags&FlagRST == 0 {
 		c.urgentFlags(&s)
 	}
@@ -144,6 +146,11 @@ func (e *Engine) sendAck(c *conn) {
 		e.closingFinAck(c)
 		return
 	}
+	e.sendBareAck(c)
+}
+
+// sendBareAck is sendAck without any switch's variation.
+func (e *Engine) sendBareAck(c *conn) {
 	s := e.segment(c, FlagACK, c.sndNxt, nil)
 	e.emit(c.id, c.local, c.remote, &s)
 }

@@ -105,6 +105,9 @@ type conn struct {
 	// Issue 10: D-SACK (dsack.go).
 	dsack    SACKBlock // duplicate range the next ACK reports first
 	dsackSet bool
+	// Issue 10: the receive buffer rounded up to a multiple of the MSS
+	// (rcvbuf_mss_round); 0 when the switch is off.
+	rcvRounded int
 	// Issue 10: data segments since our last ACK (ack_every_2nd).
 	dataSegsUnacked int
 	// Issue 10: urgent pointers (urgent.go), valid when set.
