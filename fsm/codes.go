@@ -127,6 +127,7 @@ const (
 	CodeSynFinDataFinDropped
 	CodeAckEverySecond
 	CodeRcvBufRounded
+	CodeKeepAliveProbeAlways
 	numCodes
 )
 
@@ -259,4 +260,5 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeSynFinDataFinDropped: {"SYN_FIN_DATA_FIN_DROPPED", secSynSent, "synfin_data_drop_fin=1 (as FreeBSD): in SYN-SENT the FIN of a SYN,FIN carrying {SEG.LEN} bytes is dropped and the data kept; RFC 9293 §3.10.7.3 would queue the FIN with the text"},
 	CodeAckEverySecond:       {"ACK_EVERY_SECOND", secDelayedAck, "ack_every_2nd=1 (as FreeBSD): the second data segment since our last ACK ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once whatever its size; RFC 9293 §3.8.6.3 asks for an ACK every second full-sized segment"},
 	CodeRcvBufRounded:        {"RCVBUF_ROUNDED", secOtherwise, "rcvbuf_mss_round=1 (as FreeBSD): the receive buffer is rounded up to {RCVBUF} bytes, a multiple of the MSS ({MSS}), and the acceptance test uses all of it even where the window field says less; RFC 9293 would take RCV.WND as advertised"},
+	CodeKeepAliveProbeAlways: {"KEEPALIVE_PROBE_ALWAYS", secKeepAlive, "always_keepalive=1 (as FreeBSD; RFC 1122 §4.2.3.6 says keep-alive MUST default to off): nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}"},
 }

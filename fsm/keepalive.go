@@ -139,7 +139,11 @@ func (e *Engine) keepTimeout(c *conn) {
 	c.kaProbes++
 	s := e.segment(c, FlagACK, c.sndNxt-1, nil)
 	e.emit(c.id, c.local, c.remote, &s)
-	e.explain(c.id, CodeKeepAliveProbe, ActionAccepted, Field{"SEG.SEQ", uint64(c.sndNxt - 1)},
+	code := CodeKeepAliveProbe
+	if e.cfg.KeepAlive {
+		code = CodeKeepAliveProbeAlways // on because of always_keepalive
+	}
+	e.explain(c.id, code, ActionAccepted, Field{"SEG.SEQ", uint64(c.sndNxt - 1)},
 		Field{"PROBE", uint64(c.kaProbes)}, Field{"COUNT", uint64(c.ka.Count)},
 		Field{"IDLE.MS", uint64((e.now - c.lastRecv) / time.Millisecond)})
 	e.armKeep(c)

@@ -335,3 +335,14 @@ func TestRcvBufMSSRound(t *testing.T) {
 		}
 	}
 }
+
+// TestAlwaysKeepAlive: under always_keepalive every connection probes
+// after the idle time without SO_KEEPALIVE, and the probe's explanation
+// names the switch. Reference: RFC 1122 §4.2.3.6 (the rfc choice: off).
+func TestAlwaysKeepAlive(t *testing.T) {
+	cfg := withSwitches(t, 300, "always_keepalive", "1", "keepidle", "1000")
+	_, srv, _, _ := established(t, fixedConfig(100), cfg)
+	srv.e.AdvanceTo(time.Second)
+	explanationNaming(t, srv.collect(), CodeKeepAliveProbeAlways, "always_keepalive")
+	srv.expect(". seq=300 ack=101")
+}
