@@ -249,3 +249,66 @@ func TestEndRule(t *testing.T) {
 		}
 	}
 }
+
+// sysctl lines before the first connection set the behaviour switch they
+// map to; later ones, and ones no switch maps, are skipped with a reason
+// that names them.
+func TestSysctlLinesSetSwitches(t *testing.T) {
+	const src = "0 `sysctl -w net.inet.tcp.insecure_rst=1`\n" +
+		"+0 `sysctl -w net.inet.tcp.hostcache.purgenow=1`\n" +
+		"+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n" +
+		"+0 bind(3, ..., ...) = 0\n" +
+		"+0 listen(3, 1) = 0\n" +
+		"+0 `sysctl -w net.inet.tcp.drop_synfin=1`\n"
+	s, err := Parse("sysctl.pkt", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, applied, err := s.ProfileConfig(defaultConfig(), "")
+	if err != nil || !cfg.InsecureRST || cfg.DropSynFin {
+		t.Fatalf("config: insecure_rst %v drop_synfin %v (%v)", cfg.InsecureRST, cfg.DropSynFin, err)
+	}
+	if applied[0] != "configures the engine: switch insecure_rst=1 (net.inet.tcp.insecure_rst)" {
+		t.Errorf("line 1: %q", applied[0])
+	}
+	rep, err := Run([]byte(src), Options{Name: "sysctl.pkt"})
+	if err != nil || !rep.Passed {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	byLine := map[int]LineResult{}
+	for _, l := range rep.Lines {
+		byLine[l.Line] = l
+	}
+	if l := byLine[1]; l.Status != StatusPass || len(l.Notes) != 1 || !strings.Contains(l.Notes[0], "switch insecure_rst=1") {
+		t.Errorf("line 1: %+v", l)
+	}
+	if l := byLine[2]; l.Status != StatusSkip || !strings.Contains(l.Reason, "no behaviour switch of tcpstated maps net.inet.tcp.hostcache.purgenow") {
+		t.Errorf("line 2: %+v", l)
+	}
+	if l := byLine[6]; l.Status != StatusSkip || !strings.Contains(l.Reason, "sets switch drop_synfin, but the engine's configuration is fixed") {
+		t.Errorf("line 6: %+v", l)
+	}
+}
+
+// A profile sets its switches, and the caller's profile wins over the
+// script's own.
+func TestProfileConfig(t *testing.T) {
+	s, err := Parse("p.pkt", []byte("--tcpstated_profile=freebsd\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := s.ProfileConfig(defaultConfig(), "")
+	if err != nil || !cfg.TimeWaitBSD || cfg.Profile != "freebsd" {
+		t.Fatalf("the script's profile: tw_bsd %v profile %q (%v)", cfg.TimeWaitBSD, cfg.Profile, err)
+	}
+	cfg, _, err = s.ProfileConfig(defaultConfig(), "rfc")
+	if err != nil || cfg.TimeWaitBSD {
+		t.Fatalf("--profile=rfc: tw_bsd %v (%v)", cfg.TimeWaitBSD, err)
+	}
+	if _, _, err := s.ProfileConfig(defaultConfig(), "solaris"); err == nil {
+		t.Fatal("an unknown profile was accepted")
+	}
+	if _, err := Parse("p.pkt", []byte("--tcpstated_profile=solaris\n0 close(3) = 0\n")); err == nil || !strings.Contains(err.Error(), `unknown profile "solaris"`) {
+		t.Fatalf("header: %v", err)
+	}
+}

@@ -1,6 +1,8 @@
 package script
 
 import (
+	"fmt"
+
 	"github.com/tcpstated/tcpstated/fsm"
 	"github.com/tcpstated/tcpstated/script/enginetarget"
 )
@@ -23,7 +25,10 @@ func Run(src []byte, opts Options) (*Report, error) {
 	if opts.Config != nil {
 		base = *opts.Config
 	}
-	cfg, _ := s.EngineConfig(base)
+	cfg, _, err := s.ProfileConfig(base, opts.Profile)
+	if err != nil {
+		return nil, err
+	}
 	return RunScript(fsm.New(cfg), s, opts), nil
 }
 
@@ -43,7 +48,10 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 	if rep := s.headerError(opts); rep != nil {
 		return rep
 	}
-	want, applied := s.EngineConfig(defaultConfig())
+	want, applied, err := s.ProfileConfig(defaultConfig(), opts.Profile)
+	if err != nil {
+		return &Report{Script: s.Name, Session: opts.Session, Failure: err.Error(), Error: err.Error(), Lines: []LineResult{}}
+	}
 	var note string
 	if len(s.hdr.cfgSet) > 0 || len(applied) > 0 {
 		note = enginetarget.ConfigNote(e, want)
@@ -52,14 +60,35 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 	return runTarget(t, s, opts, note)
 }
 
-// EngineConfig returns the engine configuration a script asks for: base
-// with the header's engine options applied (--mss and the --tcpstated_*
-// options), then the SO_RCVBUF, SO_SNDBUF and TCP_NODELAY setsockopt calls
-// that come before the first listen, connect or inbound packet (the
-// engine's configuration is fixed for its lifetime, so later ones cannot
-// take effect and are reported as not judged). The map tells, by event
-// index, what each of those setsockopt calls set.
+// EngineConfig is ProfileConfig with the script's own profile.
 func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
+	cfg, applied, _ := s.ProfileConfig(base, "")
+	return cfg, applied
+}
+
+// ProfileConfig returns the engine configuration a script asks for: base,
+// then the behaviour profile (profile, else the script's
+// --tcpstated_profile; rfc changes nothing), then the header's engine
+// options (--mss and the --tcpstated_* options), then the lines before
+// the first listen, connect or inbound packet that configure the engine:
+// SO_RCVBUF, SO_SNDBUF and TCP_NODELAY setsockopt calls, and sysctl lines
+// that map to a behaviour switch. The engine's configuration is fixed for
+// its lifetime, so later such lines cannot take effect and are reported
+// as not judged or skipped. The map tells, by event index, what each
+// configuring line set.
+func (s *Script) ProfileConfig(base fsm.Config, profile string) (fsm.Config, map[int]string, error) {
+	if profile == "" && s.hdr != nil {
+		profile = s.hdr.profile
+	}
+	if profile != "" {
+		p, ok := fsm.ProfileByName(profile)
+		if !ok {
+			return base, nil, fmt.Errorf("unknown profile %q", profile)
+		}
+		if err := p.Apply(&base); err != nil {
+			return base, nil, err
+		}
+	}
 	h := &header{cfg: base}
 	for _, o := range s.Options {
 		if spec, ok := headerOptions[o.Name]; ok && spec.engine {
@@ -71,6 +100,14 @@ func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
 	for i, ev := range s.Events {
 		if ev.Kind == EventPacketIn {
 			break
+		}
+		if ev.Kind == EventSkip && ev.Skip.Kind == SkipShell {
+			if note, skip := applySysctl(&cfg, ev.Skip.Body); note != "" {
+				applied[i] = note
+			} else if skip != "" {
+				applied[i] = skip
+			}
+			continue
 		}
 		if ev.Kind != EventSyscall {
 			continue
@@ -93,5 +130,5 @@ func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
 			applied[i] = note
 		}
 	}
-	return cfg, applied
+	return cfg, applied, nil
 }

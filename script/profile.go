@@ -3,19 +3,29 @@ package script
 import (
 	"fmt"
 	"regexp"
+	"strings"
+
+	"github.com/tcpstated/tcpstated/fsm"
 )
 
 // profileOS returns the OS name a behaviour profile defines for #ifdef
 // lines: scripts written for several stacks test "#ifdef FreeBSD" for the
 // choices FreeBSD makes where the RFCs leave one open.
 func profileOS(name string) (string, error) {
+	if _, ok := fsm.ProfileByName(name); !ok {
+		var names []string
+		for _, p := range fsm.Profiles() {
+			names = append(names, p.Name)
+		}
+		return "", fmt.Errorf("unknown profile %q: want one of %s", name, strings.Join(names, ", "))
+	}
 	switch name {
-	case "", "rfc":
-		return "", nil
 	case "freebsd":
 		return "FreeBSD", nil
+	case "linux":
+		return "Linux", nil
 	}
-	return "", fmt.Errorf("unknown profile %q: want rfc or freebsd", name)
+	return "", nil
 }
 
 // headerProfile finds --tcpstated_profile=NAME in the raw text. The

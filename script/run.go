@@ -318,7 +318,7 @@ func (r *runner) event(i int, ev *Event) {
 	case EventSyscall:
 		r.syscall(i, ev)
 	case EventSkip:
-		r.skip(ev.Skip)
+		r.skip(i, ev.Skip)
 	}
 	if r.cur.Status != StatusFail {
 		r.checkPending(at)
@@ -338,7 +338,17 @@ func unsupportedPacket(p *Packet) string {
 
 // skip runs a shell command on a target that runs them, and otherwise
 // lists the line as skipped.
-func (r *runner) skip(sk *Skip) {
+func (r *runner) skip(idx int, sk *Skip) {
+	if p, ok := r.t.(preparer); ok {
+		if note, ok := p.Prepared(idx); ok {
+			if strings.HasPrefix(note, "skipped:") {
+				r.skipLine(note)
+			} else {
+				r.cur.Notes = append(r.cur.Notes, note)
+			}
+			return
+		}
+	}
 	if c, ok := r.t.(target.Commander); ok && sk.Kind == SkipShell {
 		why, err := c.Command(sk.Body)
 		switch {
@@ -352,11 +362,20 @@ func (r *runner) skip(sk *Skip) {
 		}
 		return
 	}
-	if sk.Kind == SkipShell {
+	switch {
+	case sk.Kind == SkipShell && sysctlSkip(sk.Body) != "":
+		r.skipLine(sysctlSkip(sk.Body))
+	case sk.Kind == SkipShell:
 		r.skipLine("skipped: shell commands are not run by tcpstated")
-	} else {
+	default:
 		r.skipLine("skipped: python blocks are not run by tcpstated")
 	}
+}
+
+// preparer is a target that applied some lines before the run (the
+// engine target's fixed configuration): Prepared tells what line idx did.
+type preparer interface {
+	Prepared(idx int) (note string, ok bool)
 }
 
 // Setup is what a target needs to know of the script before it runs: its

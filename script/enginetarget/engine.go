@@ -56,6 +56,13 @@ type Options struct {
 	ConfigNote string
 }
 
+// Prepared tells what line idx did when the engine was configured before
+// the run (a setsockopt or sysctl line in Options.Applied).
+func (t *Target) Prepared(idx int) (string, bool) {
+	note, ok := t.opts.Applied[idx]
+	return note, ok
+}
+
 // Target is an Engine as a target.Target, and a target.Explainer.
 type Target struct {
 	e        Engine
