@@ -290,6 +290,14 @@ func (e *scriptEngine) NextDeadline() (time.Duration, bool) {
 	return e.ss.m.eng.NextDeadline()
 }
 
+// Peek reads without consuming (recv with MSG_PEEK). It changes nothing,
+// so it is not logged.
+func (e *scriptEngine) Peek(id fsm.EndpointID, buf []byte) (int, error) {
+	e.ss.mu.Lock()
+	defer e.ss.mu.Unlock()
+	return e.ss.m.eng.Peek(id, buf)
+}
+
 func (e *scriptEngine) Endpoint(id fsm.EndpointID) (fsm.EndpointInfo, bool) {
 	e.ss.mu.Lock()
 	defer e.ss.mu.Unlock()
