@@ -14,6 +14,8 @@ import (
 	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // TestFixtureV1: a log written by the binary before the store interface
 // existed (testdata/fixture-v1/README.md) is restored by today's code
 // unchanged: the store opens it without recovery, hands back exactly the
@@ -34,7 +36,6 @@ func TestFixtureV1(t *testing.T) {
 	if err := os.WriteFile(path, want, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	frames := framePayloads(t, want)
 	unchanged := func(step string) {
 		t.Helper()
