@@ -13,6 +13,8 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/logrecord"
 )
 
 // A session is one engine, one replay log and one clock behind one mutex.
@@ -260,7 +262,7 @@ func (s *session) stageLocked(rec *pb.LogRecord) error {
 		return fmt.Errorf("log %s: record %d staged, expected %d", s.file, rec.Index, want)
 	}
 	start := len(p.buf)
-	b, err := appendRecord(p.buf, rec)
+	b, err := logrecord.Append(p.buf, rec)
 	if err != nil {
 		p.buf = p.buf[:start]
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
