@@ -15,4 +15,10 @@
 //
 // Handlers are thin: validate, call the session, convert errors with
 // toStatus (errors.go), the one place that knows gRPC codes.
+//
+// The service keeps its logs in a store.Store it is given (New); it never
+// knows which store that is (store/filestore on disk, store/memstore in
+// tests; Open is the file-store shorthand in open.go). Beside it:
+// service/tenant (who makes a call) and service/logrecord (the record
+// encoder).
 package service
