@@ -15,7 +15,7 @@ import (
 func (m *Machine) EndpointView(in *fsm.EndpointInfo) *pb.Endpoint {
 	ep := &pb.Endpoint{
 		Name:                m.EndpointName(in.ID),
-		State:               StateEnum(in.State),
+		State:               stateEnum(in.State),
 		StateName:           in.State.String(),
 		LocalAddress:        in.Local.String(),
 		BytesReadable:       uint32(in.Readable),

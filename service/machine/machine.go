@@ -61,7 +61,7 @@ func (m *Machine) EndpointName(id fsm.EndpointID) string {
 	if n, ok := m.names[id]; ok {
 		return n
 	}
-	n := m.session + EndpointsInfix + m.endpointID(id)
+	n := m.session + endpointsInfix + m.endpointID(id)
 	if m.names == nil || len(m.names) >= 4096 {
 		m.names = make(map[fsm.EndpointID]string)
 	}
@@ -77,10 +77,10 @@ func (m *Machine) Resolve(eid string) (fsm.EndpointID, error) {
 	if id, ok := m.aliases[eid]; ok {
 		return id, nil
 	}
-	if id, ok := ParseEngineID(eid); ok && id <= m.maxID {
+	if id, ok := parseEngineID(eid); ok && id <= m.maxID {
 		return id, nil
 	}
-	return 0, notFoundf("endpoint %s%s%s not found", m.session, EndpointsInfix, eid)
+	return 0, notFoundf("endpoint %s%s%s not found", m.session, endpointsInfix, eid)
 }
 
 // observe notes the endpoints a batch of outputs created.
@@ -180,7 +180,7 @@ func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		return m.Receive(id, int(k.Receive.GetMaxBytes()))
+		return m.receive(id, int(k.Receive.GetMaxBytes()))
 	case *pb.Input_Shutdown:
 		id, err := m.Resolve(k.Shutdown.GetEndpointId())
 		if err != nil {
@@ -205,7 +205,7 @@ func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
 
 // receive reads up to max bytes (0: all readable). Reaching the end of the
 // peer's stream is a result (eof), not an error.
-func (m *Machine) Receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
+func (m *Machine) receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
 	n := m.Engine.Readable(id)
 	if max > 0 && max < n {
 		n = max
@@ -236,7 +236,7 @@ func (m *Machine) Receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
 func (m *Machine) checkNewID(eid string) error {
 	if ValidEndpointAlias(eid) {
 		if _, taken := m.aliases[eid]; taken {
-			return errorf(ErrExists, "endpoint %s%s%s already exists", m.session, EndpointsInfix, eid)
+			return errorf(ErrExists, "endpoint %s%s%s already exists", m.session, endpointsInfix, eid)
 		}
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 // sessions/{session}/endpoints/{endpoint}.
 const (
 	SessionsPrefix = "sessions/"
-	EndpointsInfix = "/endpoints/"
+	endpointsInfix = "/endpoints/"
 )
 
 // ValidSessionID reports whether id can name a session: 1 to 63 characters
@@ -41,7 +41,7 @@ func ParseSessionName(field, name string) (string, error) {
 func ParseEndpointName(field, name string) (sid, eid string, err error) {
 	rest, ok := strings.CutPrefix(name, SessionsPrefix)
 	if ok {
-		sid, eid, ok = strings.Cut(rest, EndpointsInfix)
+		sid, eid, ok = strings.Cut(rest, endpointsInfix)
 	}
 	if !ok || !ValidSessionID(sid) || !store.ValidName(eid) {
 		return "", "", invalidf("%s: %q is not an endpoint name (want sessions/{session}/endpoints/{endpoint})", field, name)
@@ -49,8 +49,8 @@ func ParseEndpointName(field, name string) (sid, eid string, err error) {
 	return sid, eid, nil
 }
 
-// ParseEngineID parses an endpoint ID the engine assigned (decimal).
-func ParseEngineID(s string) (fsm.EndpointID, bool) {
+// parseEngineID parses an endpoint ID the engine assigned (decimal).
+func parseEngineID(s string) (fsm.EndpointID, bool) {
 	if s == "" || s[0] < '1' || s[0] > '9' {
 		return 0, false
 	}

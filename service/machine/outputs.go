@@ -15,7 +15,7 @@ import (
 // packets are copied (Ready's memory belongs to the engine) into one
 // allocation; the copies are shared, read-only, by the log record, the API
 // response and the outbound queue.
-func (m *Machine) Digest(rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) *pb.OutputDigest {
+func (m *Machine) digest(rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) *pb.OutputDigest {
 	d := &pb.OutputDigest{}
 	m.FillDigest(d, rd, inputIndex, res)
 	return d
@@ -44,8 +44,8 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 		for i, t := range rd.Transitions {
 			d.Transitions[i] = &pb.Transition{
 				Endpoint:      m.EndpointName(t.Endpoint),
-				FromState:     StateEnum(t.From),
-				ToState:       StateEnum(t.To),
+				FromState:     stateEnum(t.From),
+				ToState:       stateEnum(t.To),
 				FromStateName: t.From.String(),
 				ToStateName:   t.To.String(),
 				Cause:         t.Cause.String(),
@@ -61,7 +61,7 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 	}
 }
 
-func StateEnum(s fsm.State) pb.State { return pb.State(s) + 1 }
+func stateEnum(s fsm.State) pb.State { return pb.State(s) + 1 }
 
 // appendOutputs adds the API view of one batch to out: the emitted segments
 // (decoded unless rawOnly), the digest's transitions and events, and the
@@ -132,7 +132,7 @@ func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	s.Flags = seg.Flags.Names()
 	s.Window = uint32(seg.Window)
 	s.Urgent = uint32(seg.Urgent)
-	s.Options = OptionsView(&seg.Options)
+	s.Options = optionsView(&seg.Options)
 	s.PayloadLength = uint32(len(seg.Payload))
 	s.SegmentLength = uint32(seg.Len())
 	if len(seg.Payload) > 0 {
@@ -140,13 +140,13 @@ func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	}
 	s.Checksum = uint32(seg.Checksum)
 	s.ChecksumValid = fsm.TCPChecksumValid(src, dst, tcp)
-	s.Summary = SegmentSummary(srcAP, dstAP, &seg)
+	s.Summary = segmentSummary(srcAP, dstAP, &seg)
 	return s
 }
 
-// SegmentSummary is fsm's tcpdump-style one-liner with the addresses in
+// segmentSummary is fsm's tcpdump-style one-liner with the addresses in
 // front of the ports: "10.0.0.2:40000 > 10.0.0.1:80 S 0:0(0) win 65535 <mss 1460>".
-func SegmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
+func segmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
 	text := seg.String()
 	// Replace the leading "SPORT > DPORT" with the full addresses.
 	if i := strings.Index(text, " > "); i >= 0 {
@@ -157,7 +157,7 @@ func SegmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
 	return text
 }
 
-func OptionsView(o *fsm.Options) *pb.SegmentOptions {
+func optionsView(o *fsm.Options) *pb.SegmentOptions {
 	if !o.HasMSS && !o.HasWScale && !o.SACKPermitted && o.NumSACK == 0 && !o.HasTimestamp && o.Unknown == 0 {
 		return nil
 	}

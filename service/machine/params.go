@@ -24,10 +24,10 @@ type Params struct {
 // EngineName is the start record's engine_version.
 const EngineName = "tcpstated-fsm/1"
 
-// StartParams reads the parameters of a start record. Logs written before
+// startParams reads the parameters of a start record. Logs written before
 // SessionStart.max_endpoints existed packed it into engine_version as
 // "tcpstated-fsm/1 max_endpoints=N"; that form is still read.
-func StartParams(st *pb.SessionStart) (Params, error) {
+func startParams(st *pb.SessionStart) (Params, error) {
 	p, err := parseEngineParams(st.EngineVersion)
 	if err != nil {
 		return p, err

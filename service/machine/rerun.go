@@ -92,7 +92,7 @@ func (r *Rerun) Begin(st *pb.SessionStart) error {
 		return fmt.Errorf("start record: the secret key is %d bytes, want %d", len(st.SecretKey), len(secret))
 	}
 	copy(secret[:], st.SecretKey)
-	params, err := StartParams(st)
+	params, err := startParams(st)
 	if err != nil {
 		return fmt.Errorf("start record: %w", err)
 	}
@@ -118,7 +118,7 @@ func (r *Rerun) applyInput(index uint64, in *pb.Input) {
 		res = &pb.CallResult{ErrorCode: r.ErrorCode(err), ErrorMessage: err.Error()}
 	}
 	r.Machine.Observe(&rd)
-	r.Pending = r.Machine.Digest(&rd, index, res)
+	r.Pending = r.Machine.digest(&rd, index, res)
 	r.PendingIndex = index
 	r.pendingInput = in
 }
@@ -145,7 +145,7 @@ func compareDigests(exp, act *pb.OutputDigest) (field, expected, actual string, 
 			a = act.Packets[i]
 		}
 		if !bytes.Equal(e, a) {
-			return fmt.Sprintf("packets[%d]", i), PacketText(e), PacketText(a), false
+			return fmt.Sprintf("packets[%d]", i), packetText(e), packetText(a), false
 		}
 	}
 	for i := 0; i < max(len(exp.Transitions), len(act.Transitions)); i++ {
@@ -170,7 +170,7 @@ func at[T any](s []*T, i int) *T {
 	return nil
 }
 
-func PacketText(b []byte) string {
+func packetText(b []byte) string {
 	if b == nil {
 		return "(none)"
 	}
