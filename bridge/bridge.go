@@ -36,7 +36,7 @@ import (
 	"time"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Config says what Run does. The caller checks it (`tcpstated tun` does,
@@ -50,7 +50,7 @@ type Config struct {
 	// temporary one, removed at the end), when records are synced, and an
 	// address to also serve the API on (Run prints "api ADDR").
 	DataDir    string
-	Fsync      replaylog.FsyncMode
+	Fsync      store.FsyncMode
 	GRPCListen string
 
 	// Session is the session ID; created if absent with the REALTIME clock,

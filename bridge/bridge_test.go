@@ -21,7 +21,7 @@ import (
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Two bridges back to back, without a kernel.
@@ -110,7 +110,7 @@ type bridgeRun struct {
 
 // config is what `tcpstated tun` gives Run by default, with set applied.
 func config(set func(*Config)) Config {
-	c := Config{Session: "tun", Local: netip.MustParseAddr("10.9.0.2"), Fsync: replaylog.FsyncNever, CloseAfter: CloseEOF,
+	c := Config{Session: "tun", Local: netip.MustParseAddr("10.9.0.2"), Fsync: store.FsyncNever, CloseAfter: CloseEOF,
 		ReceiveWindow: service.DefaultMaxBufferBytes, SendBuffer: service.DefaultMaxBufferBytes, NetemSeed: 1}
 	set(&c)
 	return c
@@ -167,7 +167,7 @@ func kv(line, key string) string {
 // startServer serves a service on a loopback port, for Config.Server.
 func startServer(t *testing.T) (string, *grpc.ClientConn) {
 	t.Helper()
-	svc, err := service.Open(service.Config{DataDir: t.TempDir(), Fsync: replaylog.FsyncNever, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	svc, err := service.Open(service.Config{DataDir: t.TempDir(), Fsync: store.FsyncNever, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

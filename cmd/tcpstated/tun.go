@@ -16,7 +16,7 @@ import (
 
 	"github.com/tcpstated/tcpstated/bridge"
 	"github.com/tcpstated/tcpstated/service"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // tunConfig is what `tcpstated tun` is told by flags and environment: the
@@ -155,7 +155,7 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 			fsync = "always"
 		}
 	}
-	if c.Fsync, err = replaylog.ParseFsyncMode(fsync); err != nil {
+	if c.Fsync, err = store.ParseFsyncMode(fsync); err != nil {
 		return nil, fmt.Errorf("--fsync: %v", err)
 	}
 	if c.NetemIn, err = bridge.ParseNetem(netemIn); err != nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpstated/tcpstated/bridge"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
 )
 
 func TestTunFlags(t *testing.T) {
@@ -21,9 +21,9 @@ func TestTunFlags(t *testing.T) {
 		{"listen with defaults", []string{"--listen", "80"}, func(c *tunConfig) bool {
 			b := c.bridge
 			return b.Listen == 80 && b.Local.String() == "10.9.0.2" && b.CloseAfter == bridge.CloseEOF && b.Session == "tun" &&
-				b.ReceiveWindow == 4<<20 && b.Fsync == replaylog.FsyncNever && !b.NetemIn.Active() && c.dev == "tcpstated0" && c.peer.String() == "10.9.0.1"
+				b.ReceiveWindow == 4<<20 && b.Fsync == store.FsyncNever && !b.NetemIn.Active() && c.dev == "tcpstated0" && c.peer.String() == "10.9.0.1"
 		}, ""},
-		{"a data directory is synced", []string{"--listen", "80", "--data-dir", "d"}, func(c *tunConfig) bool { return c.bridge.Fsync == replaylog.FsyncAlways }, ""},
+		{"a data directory is synced", []string{"--listen", "80", "--data-dir", "d"}, func(c *tunConfig) bool { return c.bridge.Fsync == store.FsyncAlways }, ""},
 		{"serve closes after sending", []string{"--listen", "80", "--serve", "f"}, func(c *tunConfig) bool { return c.bridge.CloseAfter == bridge.CloseSent }, ""},
 		{"connect", []string{"--connect", "10.9.0.1:5000", "--send-bytes", "10", "--sink", "--abort", "--close-after", "sent"}, func(c *tunConfig) bool {
 			return c.bridge.Connect.String() == "10.9.0.1:5000" && c.bridge.SendBytes == 10 && c.bridge.Abort
