@@ -100,14 +100,14 @@ func TestInsecureRST(t *testing.T) {
 
 // TestInsecureSYN: a SYN in the window of an established connection.
 //
-//	insecure_syn=1:   < S seq=105   > R seq=301, CLOSED
+//	insecure_syn=1:   < S seq=105   > R. seq=301 ack=101, CLOSED
 //
 // Reference: RFC 5961 §4.2 (the rfc choice: a challenge ACK), RFC 793.
 func TestInsecureSYN(t *testing.T) {
 	_, srv, _, s := established(t, fixedConfig(100), withSwitches(t, 300, "insecure_syn", "1"))
 	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 105, Window: 1000})
 	explanationNaming(t, srv.collect(), CodeSynInsecureReset, "insecure_syn")
-	srv.expect("R seq=301")
+	srv.expect("R. seq=301 ack=101")
 	srv.wantState(s, Closed)
 }
 

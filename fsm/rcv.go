@@ -298,7 +298,10 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 		if e.cfg.InsecureSYN && seg.Seq.InWindow(c.rcvNxt, wnd) {
 			e.explain(c.id, CodeSynInsecureReset, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			e.sendRstFor(c)
+			// BSD drops the connection and its output sends the RST
+			// with ACK, as for any connection it drops.
+			r := Segment{Flags: FlagRST | FlagACK, Seq: c.sndNxt, Ack: c.rcvNxt}
+			e.emit(c.id, c.local, c.remote, &r)
 			e.event(c, EventReset)
 			e.toClosed(c, CodeSynInsecureReset, ErrConnectionReset)
 			return false
