@@ -346,3 +346,24 @@ func TestAlwaysKeepAlive(t *testing.T) {
 	explanationNaming(t, srv.collect(), CodeKeepAliveProbeAlways, "always_keepalive")
 	srv.expect(". seq=300 ack=101")
 }
+
+// TestRcvBufMSSRoundSynReceived: a passive open rounds its buffer only
+// once the connection is ESTABLISHED, as FreeBSD's SYN cache does: in
+// SYN-RECEIVED a RST just past the 65535 bytes offered is outside the
+// window and dropped.
+//
+//	< S seq=100 <mss 1460>          > S. seq=300 ack=101 win 65535
+//	< R seq=101+65535               (dropped: outside RCV.WND)
+func TestRcvBufMSSRoundSynReceived(t *testing.T) {
+	cfg := withSwitches(t, 300, "rcvbuf_mss_round", "1")
+	cfg.NoWindowScale = true
+	srv := newSide(t, "server", cfg)
+	if _, err := srv.e.Listen(serverAddr, 0); err != nil {
+		t.Fatal(err)
+	}
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 65535, Options: Options{HasMSS: true, MSS: 1460}})
+	srv.expect("S. seq=300 ack=101")
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagRST, Seq: 101 + 65535})
+	wantExplanation(t, srv.collect(), CodeUnacceptableRstDropped)
+	srv.expectNothing()
+}

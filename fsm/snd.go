@@ -64,7 +64,13 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 				o.TSEcr = c.tsRecent
 			}
 		}
-		c.roundedEdge()
+		// A passive open's SYN,ACK does not round: FreeBSD's SYN cache
+		// offers the plain buffer in SYN-RECEIVED and rounds it once the
+		// socket exists, so a RST or SYN just past 65535 is still
+		// outside. A simultaneous open's socket rounds at once.
+		if !c.passive {
+			c.roundedEdge()
+		}
 		return s
 	}
 	s.Window = e.advertise(c)
