@@ -269,6 +269,20 @@ func (e *scriptEngine) Abort(id fsm.EndpointID) error {
 	return err
 }
 
+// KeepAlive reads an endpoint's keep-alive settings.
+func (e *scriptEngine) KeepAlive(id fsm.EndpointID) (fsm.KeepAlive, error) {
+	e.ss.mu.Lock()
+	defer e.ss.mu.Unlock()
+	return e.ss.m.Engine.KeepAlive(id)
+}
+
+// SetKeepAlive changes them, as a logged input.
+func (e *scriptEngine) SetKeepAlive(id fsm.EndpointID, ka fsm.KeepAlive) error {
+	_, err := e.exec(&pb.Input{Kind: &pb.Input_KeepAlive{KeepAlive: &pb.KeepAliveInput{EndpointId: eid(id), Enabled: ka.Enabled,
+		Idle: durationpb.New(ka.Idle), Interval: durationpb.New(ka.Interval), Count: uint32(max(ka.Count, 0)), Init: durationpb.New(ka.Init)}}})
+	return err
+}
+
 func (e *scriptEngine) Deliver(pkt []byte) error {
 	_, err := e.exec(&pb.Input{Kind: &pb.Input_Segment{Segment: &pb.SegmentInput{IpPacket: append([]byte(nil), pkt...)}}})
 	return err

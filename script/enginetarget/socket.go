@@ -23,6 +23,7 @@ type sock struct {
 	errReported bool // the connection's error was returned once already
 	nodelay     *bool
 	connected   bool // a connect() call has reported the connection established
+	ka          keepAliveOpts
 }
 
 // retry tries a blocked call again: its result, the time it returned, and
@@ -123,6 +124,7 @@ func (t *Target) listen(s *sock, c *target.Call) target.Result {
 		return target.Err(errnoOf(err, false))
 	}
 	s.listener = id
+	_ = t.applyKeepAlive(s) // an accepted connection starts with the listener's
 	return target.Result{Local: local, Detail: fmt.Sprintf("endpoint %d, accept queue %d", id, backlog)}
 }
 
@@ -186,6 +188,7 @@ func (t *Target) connect(s *sock, c *target.Call) target.Result {
 		return target.Err(errnoOf(err, false))
 	}
 	s.conn, s.port = id, port
+	_ = t.applyKeepAlive(s)
 	if s.nonblock {
 		return target.Result{Ret: -1, Errno: "EINPROGRESS", Local: local}
 	}

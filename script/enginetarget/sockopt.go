@@ -15,8 +15,11 @@ func (t *Target) setsockopt(s *sock, c *target.Call) target.Result {
 		}
 		return target.Result{Detail: note}
 	}
+	if res, ok := t.setKeepAlive(s, c); ok {
+		return res
+	}
 	switch c.Opt {
-	case "SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE":
+	case "SO_REUSEADDR", "SO_REUSEPORT":
 		return target.Result{Detail: c.Opt + " has no effect in tcpstated"}
 	case "SO_RCVBUF", "SO_SNDBUF":
 		return target.Result{Detail: "not judged: " + c.Opt + " after the first connection cannot change the engine's fixed configuration"}

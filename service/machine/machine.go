@@ -199,6 +199,17 @@ func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
 			return nil, err
 		}
 		return nil, e.Abort(id)
+	case *pb.Input_KeepAlive:
+		ka := k.KeepAlive
+		id, err := m.Resolve(ka.GetEndpointId())
+		if err != nil {
+			return nil, err
+		}
+		if ka.GetCount() > 1<<15 {
+			return nil, invalidf("keep_alive.count: %d is more than %d probes", ka.GetCount(), 1<<15)
+		}
+		return nil, e.SetKeepAlive(id, fsm.KeepAlive{Enabled: ka.GetEnabled(), Idle: ka.GetIdle().AsDuration(),
+			Interval: ka.GetInterval().AsDuration(), Count: int(ka.GetCount()), Init: ka.GetInit().AsDuration()})
 	}
 	return nil, invalidf("input: empty or of an unknown kind")
 }

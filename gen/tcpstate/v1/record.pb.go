@@ -281,6 +281,7 @@ type Input struct {
 	//	*Input_Shutdown
 	//	*Input_Close
 	//	*Input_Abort
+	//	*Input_KeepAlive
 	Kind          isInput_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -413,6 +414,15 @@ func (x *Input) GetAbort() *AbortInput {
 	return nil
 }
 
+func (x *Input) GetKeepAlive() *KeepAliveInput {
+	if x != nil {
+		if x, ok := x.Kind.(*Input_KeepAlive); ok {
+			return x.KeepAlive
+		}
+	}
+	return nil
+}
+
 type isInput_Kind interface {
 	isInput_Kind()
 }
@@ -457,6 +467,10 @@ type Input_Abort struct {
 	Abort *AbortInput `protobuf:"bytes,10,opt,name=abort,proto3,oneof"`
 }
 
+type Input_KeepAlive struct {
+	KeepAlive *KeepAliveInput `protobuf:"bytes,20,opt,name=keep_alive,json=keepAlive,proto3,oneof"`
+}
+
 func (*Input_Segment) isInput_Kind() {}
 
 func (*Input_AdvanceClock) isInput_Kind() {}
@@ -476,6 +490,8 @@ func (*Input_Shutdown) isInput_Kind() {}
 func (*Input_Close) isInput_Kind() {}
 
 func (*Input_Abort) isInput_Kind() {}
+
+func (*Input_KeepAlive) isInput_Kind() {}
 
 // An inbound segment. Always the whole IP packet as the engine received it:
 // structured and raw-TCP submissions are stored after the server encoded
@@ -984,6 +1000,98 @@ func (x *AbortInput) GetEndpointId() string {
 	return ""
 }
 
+// Keep-alive settings of an endpoint (RFC 9293 §3.8.4; the socket options
+// SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and FreeBSD's
+// TCP_KEEPINIT). Zero durations and counts take the session's defaults.
+type KeepAliveInput struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Probes are sent after idle time (SO_KEEPALIVE).
+	Enabled bool `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Silence before the first probe (RFC 1122: at least 2 hours by default).
+	Idle *durationpb.Duration `protobuf:"bytes,3,opt,name=idle,proto3" json:"idle,omitempty"`
+	// Time between unanswered probes.
+	Interval *durationpb.Duration `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	// Unanswered probes before the connection is aborted.
+	Count uint32 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	// Limit on connection establishment; zero for none.
+	Init          *durationpb.Duration `protobuf:"bytes,6,opt,name=init,proto3" json:"init,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveInput) Reset() {
+	*x = KeepAliveInput{}
+	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveInput) ProtoMessage() {}
+
+func (x *KeepAliveInput) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveInput.ProtoReflect.Descriptor instead.
+func (*KeepAliveInput) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *KeepAliveInput) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *KeepAliveInput) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *KeepAliveInput) GetIdle() *durationpb.Duration {
+	if x != nil {
+		return x.Idle
+	}
+	return nil
+}
+
+func (x *KeepAliveInput) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *KeepAliveInput) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *KeepAliveInput) GetInit() *durationpb.Duration {
+	if x != nil {
+		return x.Init
+	}
+	return nil
+}
+
 // What the engine produced for one input: enough to compare a re-run with
 // the original byte for byte. Explanations are derived and not logged.
 type OutputDigest struct {
@@ -1002,7 +1110,7 @@ type OutputDigest struct {
 
 func (x *OutputDigest) Reset() {
 	*x = OutputDigest{}
-	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1122,7 @@ func (x *OutputDigest) String() string {
 func (*OutputDigest) ProtoMessage() {}
 
 func (x *OutputDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1135,7 @@ func (x *OutputDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputDigest.ProtoReflect.Descriptor instead.
 func (*OutputDigest) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{13}
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OutputDigest) GetInputIndex() uint64 {
@@ -1086,7 +1194,7 @@ type CallResult struct {
 
 func (x *CallResult) Reset() {
 	*x = CallResult{}
-	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1206,7 @@ func (x *CallResult) String() string {
 func (*CallResult) ProtoMessage() {}
 
 func (x *CallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1219,7 @@ func (x *CallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
 func (*CallResult) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{14}
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CallResult) GetCount() uint32 {
@@ -1178,7 +1286,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x0eformat_version\x18\x05 \x01(\rR\rformatVersion\x12%\n" +
 	"\x0eengine_version\x18\x06 \x01(\tR\rengineVersion\x12#\n" +
 	"\rmax_endpoints\x18\a \x01(\rR\fmaxEndpoints\x12\x16\n" +
-	"\x06tenant\x18\b \x01(\tR\x06tenant\"\xad\x04\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\"\xeb\x04\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
@@ -1190,7 +1298,9 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\bshutdown\x18\b \x01(\v2\x1a.tcpstate.v1.ShutdownInputH\x00R\bshutdown\x12/\n" +
 	"\x05close\x18\t \x01(\v2\x17.tcpstate.v1.CloseInputH\x00R\x05close\x12/\n" +
 	"\x05abort\x18\n" +
-	" \x01(\v2\x17.tcpstate.v1.AbortInputH\x00R\x05abortB\x06\n" +
+	" \x01(\v2\x17.tcpstate.v1.AbortInputH\x00R\x05abort\x12<\n" +
+	"\n" +
+	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAliveB\x06\n" +
 	"\x04kind\"+\n" +
 	"\fSegmentInput\x12\x1b\n" +
 	"\tip_packet\x18\x01 \x01(\fR\bipPacket\">\n" +
@@ -1227,7 +1337,15 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\n" +
 	"AbortInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
-	"endpointId\"\xe1\x01\n" +
+	"endpointId\"\xf6\x01\n" +
+	"\x0eKeepAliveInput\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x12-\n" +
+	"\x04idle\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04idle\x125\n" +
+	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\rR\x05count\x12-\n" +
+	"\x04init\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04init\"\xe1\x01\n" +
 	"\fOutputDigest\x12\x1f\n" +
 	"\vinput_index\x18\x01 \x01(\x04R\n" +
 	"inputIndex\x12\x18\n" +
@@ -1258,7 +1376,7 @@ func file_tcpstate_v1_record_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_record_proto_rawDescData
 }
 
-var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*LogRecord)(nil),             // 0: tcpstate.v1.LogRecord
 	(*SessionStart)(nil),          // 1: tcpstate.v1.SessionStart
@@ -1273,21 +1391,22 @@ var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*ShutdownInput)(nil),         // 10: tcpstate.v1.ShutdownInput
 	(*CloseInput)(nil),            // 11: tcpstate.v1.CloseInput
 	(*AbortInput)(nil),            // 12: tcpstate.v1.AbortInput
-	(*OutputDigest)(nil),          // 13: tcpstate.v1.OutputDigest
-	(*CallResult)(nil),            // 14: tcpstate.v1.CallResult
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
-	(*SessionOptions)(nil),        // 16: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*Transition)(nil),            // 18: tcpstate.v1.Transition
-	(*Event)(nil),                 // 19: tcpstate.v1.Event
+	(*KeepAliveInput)(nil),        // 13: tcpstate.v1.KeepAliveInput
+	(*OutputDigest)(nil),          // 14: tcpstate.v1.OutputDigest
+	(*CallResult)(nil),            // 15: tcpstate.v1.CallResult
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*SessionOptions)(nil),        // 17: tcpstate.v1.SessionOptions
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*Transition)(nil),            // 19: tcpstate.v1.Transition
+	(*Event)(nil),                 // 20: tcpstate.v1.Event
 }
 var file_tcpstate_v1_record_proto_depIdxs = []int32{
-	15, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
+	16, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
 	1,  // 1: tcpstate.v1.LogRecord.start:type_name -> tcpstate.v1.SessionStart
 	2,  // 2: tcpstate.v1.LogRecord.input:type_name -> tcpstate.v1.Input
-	13, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
-	16, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
-	17, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
+	14, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
+	17, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
+	18, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 6: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
 	4,  // 7: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
 	5,  // 8: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
@@ -1298,15 +1417,19 @@ var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	10, // 13: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
 	11, // 14: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
 	12, // 15: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
-	15, // 16: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	18, // 17: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	19, // 18: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	14, // 19: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	13, // 16: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
+	16, // 17: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
+	16, // 18: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
+	16, // 19: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
+	16, // 20: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
+	19, // 21: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	20, // 22: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	15, // 23: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }
@@ -1332,6 +1455,7 @@ func file_tcpstate_v1_record_proto_init() {
 		(*Input_Shutdown)(nil),
 		(*Input_Close)(nil),
 		(*Input_Abort)(nil),
+		(*Input_KeepAlive)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1339,7 +1463,7 @@ func file_tcpstate_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_record_proto_rawDesc), len(file_tcpstate_v1_record_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
