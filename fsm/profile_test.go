@@ -134,14 +134,7 @@ func TestDropSynFin(t *testing.T) {
 func TestTimeWaitBSD(t *testing.T) {
 	srvCfg := withSwitches(t, 300, "tw_bsd", "1")
 	srvCfg.MSL = time.Second
-	cli, srv, c, s := established(t, fixedConfig(100), srvCfg)
-	srv.e.Close(s)
-	relay(srv, cli, "F. seq=301 ack=101")
-	relay(cli, srv, ". seq=101 ack=302")
-	cli.e.Close(c)
-	relay(cli, srv, "F. seq=101 ack=302")
-	relay(srv, cli, ". seq=302 ack=102")
-	srv.wantState(s, TimeWait)
+	_, srv, s := serverInTimeWait(t, srvCfg)
 	for _, step := range []struct {
 		seg  Segment
 		code Code
