@@ -117,10 +117,17 @@ func TestSynRetransmittedForThreeMinutes(t *testing.T) {
 		cli.e.AdvanceTo(time.Duration(at) * time.Second)
 		cli.expect("S seq=100")
 	}
-	cli.e.AdvanceTo(180*time.Second - time.Millisecond)
+	wantOpenGivenUp(t, cli, c, 180*time.Second, CodeSynGiveUp)
+}
+
+// wantOpenGivenUp checks that the open of c is still under way 1 ms before
+// at and given up, with code and "timed out", at at.
+func wantOpenGivenUp(t *testing.T, cli *side, c EndpointID, at time.Duration, code Code) {
+	t.Helper()
+	cli.e.AdvanceTo(at - time.Millisecond)
 	cli.wantState(c, SynSent)
-	cli.e.AdvanceTo(180 * time.Second)
-	wantExplanation(t, cli.collect(), CodeSynGiveUp)
+	cli.e.AdvanceTo(at)
+	wantExplanation(t, cli.collect(), code)
 	cli.expectNothing()
 	cli.wantState(c, Closed)
 	if in, _ := cli.e.Endpoint(c); !errors.Is(in.Err, ErrTimedOut) {

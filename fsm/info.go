@@ -58,6 +58,9 @@ type EndpointInfo struct {
 	Unsent, Unacked      int  // bytes in the send buffer not yet sent / sent but unacknowledged
 	FinReceived, FinSent bool // end of the peer's stream seen / our FIN sent
 	Timers               []Timer
+	// RecvBuffer is the receive buffer in effect (SO_RCVBUF): RecvBuffer
+	// of the Config, rounded up to the MSS under rcvbuf_mss_round.
+	RecvBuffer int
 
 	SynQueue, SynQueueLimit       int
 	AcceptQueue, AcceptQueueLimit int
@@ -73,6 +76,7 @@ func (e *Engine) info(c *conn) EndpointInfo {
 		WindowScale: c.wsOK, Timestamps: c.tsOK, SACKPermitted: c.sackOK,
 		Cwnd: c.cwnd, Ssthresh: c.ssthresh, SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rto,
 		Readable: c.rcvBuf.Len(), FinReceived: c.rcvFin, FinSent: c.finSent,
+		RecvBuffer: e.rcvLimit(c),
 	}
 	if c.parent != nil {
 		in.Parent = c.parent.id

@@ -122,7 +122,7 @@ func (e *Engine) keepTimeout(c *conn) {
 		e.armKeep(c) // something arrived since the timer was set
 		return
 	}
-	if c.kaProbes >= c.ka.Count {
+	if int(c.kaProbes) >= c.ka.Count {
 		e.explain(c.id, CodeKeepAliveGiveUp, ActionAccepted, Field{"PROBES", uint64(c.kaProbes)},
 			Field{"IDLE.MS", uint64((e.now - c.lastRecv) / time.Millisecond)})
 		e.sendRstFor(c)

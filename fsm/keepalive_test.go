@@ -131,13 +131,5 @@ func TestKeepInitBoundsTheOpen(t *testing.T) {
 		cli.e.AdvanceTo(at * time.Second)
 		cli.expect("S seq=100")
 	}
-	cli.e.AdvanceTo(75*time.Second - time.Millisecond)
-	cli.wantState(c, SynSent)
-	cli.e.AdvanceTo(75 * time.Second)
-	wantExplanation(t, cli.collect(), CodeKeepInitTimeout)
-	cli.expectNothing()
-	cli.wantState(c, Closed)
-	if in, _ := cli.e.Endpoint(c); !errors.Is(in.Err, ErrTimedOut) {
-		t.Fatalf("error %v, want timed out", in.Err)
-	}
+	wantOpenGivenUp(t, cli, c, 75*time.Second, CodeKeepInitTimeout)
 }

@@ -92,9 +92,9 @@ func (e *Engine) negotiate(c *conn, seg *Segment) {
 		c.sndMSS = o.MSS
 	}
 	c.sndMSS = min(c.sndMSS, e.cfg.MSS)
-	if e.cfg.RcvBufMSSRound {
+	if e.cfg.RcvBufMSSRound && e.cfg.RecvBuffer < 1<<30 {
 		mss := int(c.sndMSS)
-		c.rcvRounded = (e.cfg.RecvBuffer + mss - 1) / mss * mss
+		c.rcvRounded = int32((e.cfg.RecvBuffer + mss - 1) / mss * mss)
 		e.explain(c.id, CodeRcvBufRounded, ActionInfo, Field{"RCVBUF", uint64(c.rcvRounded)}, Field{"MSS", uint64(mss)})
 	}
 	if !e.cfg.NoWindowScale && o.HasWScale {

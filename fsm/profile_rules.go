@@ -46,7 +46,7 @@ func (e *Engine) timeWaitBSD(c *conn, seg *Segment) {
 // rcvbuf_mss_round RecvBuffer rounded up to a multiple of the MSS.
 func (e *Engine) rcvLimit(c *conn) int {
 	if c.rcvRounded > 0 {
-		return c.rcvRounded
+		return int(c.rcvRounded)
 	}
 	return e.cfg.RecvBuffer
 }
@@ -56,7 +56,7 @@ func (e *Engine) rcvLimit(c *conn) int {
 // less (65535 without window scaling), as FreeBSD does.
 func (c *conn) roundedEdge() {
 	if c.rcvRounded > 0 {
-		c.rcvWire = MaxSeq(c.rcvWire, c.rcvNxt.Add(Size(max(c.rcvRounded-c.rcvBuf.Len(), 0))))
+		c.rcvWire = MaxSeq(c.rcvWire, c.rcvNxt.Add(Size(max(int(c.rcvRounded)-c.rcvBuf.Len(), 0))))
 	}
 }
 

@@ -198,14 +198,12 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			if end := seq.Add(Size(len(payload))); len(payload) > 0 && !syn && end.LessEq(c.rcvNxt) {
 				c.noteDuplicate(seq, end) // all of it was received before (RFC 2883 §4.1.1)
 			}
-			if syn {
-				// RFC 5961 §4.2: a SYN gets a challenge ACK "irrespective
-				// of the sequence number"; BSD sends it directly, never as
-				// a FIN retransmission (closing_fin_ack).
-				e.sendBareAck(c)
-				return false
-			}
-			e.sendAck(c)
+			// Never a FIN retransmission (closing_fin_ack): this segment's
+			// ACK is not processed, so two CLOSING peers answering each
+			// other's repeated FIN with a FIN would never stop. A SYN here
+			// gets a challenge ACK "irrespective of the sequence number"
+			// (RFC 5961 §4.2), which BSD sends directly too.
+			e.sendBareAck(c)
 			return false
 		}
 	}

@@ -95,24 +95,22 @@ type conn struct {
 	ackPending  bool
 	segsUnacked int
 
-	// Issue 10 (conformance): R2 for the SYN, keep-alive.
-	synStart time.Duration // when the first SYN went out (RFC 9293 §3.8.3)
-	openedAt time.Duration // when the endpoint was created (TCP_KEEPINIT)
-	lastRecv time.Duration // when the last segment for it arrived
-	ka       KeepAlive     // keep-alive settings (keepalive.go)
-	kaProbes int           // keep-alive probes sent since lastRecv
-	keepAt   time.Duration // keep-alive (or establishment limit) deadline
-	// Issue 10: D-SACK (dsack.go).
-	dsack    SACKBlock // duplicate range the next ACK reports first
-	dsackSet bool
-	// Issue 10: the receive buffer rounded up to a multiple of the MSS
-	// (rcvbuf_mss_round); 0 when the switch is off.
-	rcvRounded int
-	// Issue 10: data segments since our last ACK (ack_every_2nd).
-	dataSegsUnacked int
-	// Issue 10: urgent pointers (urgent.go), valid when set.
-	rcvUp, sndUp       Seq
-	rcvUpSet, sndUpSet bool
+	// Issue 10 (conformance), packed: R2 for the SYN, keep-alive
+	// (keepalive.go), D-SACK (dsack.go), urgent pointers (urgent.go),
+	// switches (profile.go).
+	synStart   time.Duration // when the first SYN went out (RFC 9293 §3.8.3)
+	openedAt   time.Duration // when the endpoint was created (TCP_KEEPINIT)
+	lastRecv   time.Duration // when the last segment for it arrived
+	keepAt     time.Duration // keep-alive (or establishment limit) deadline
+	ka         KeepAlive     // keep-alive settings
+	kaProbes   int32         // keep-alive probes sent since lastRecv
+	rcvRounded int32         // receive buffer rounded to the MSS (rcvbuf_mss_round); 0 off
+	dsack      SACKBlock     // duplicate range the next ACK reports first
+	rcvUp      Seq           // RCV.UP, valid when rcvUpSet
+	sndUp      Seq           // SND.UP, valid when sndUpSet
+	// dataSegsUnacked counts data segments since our last ACK (ack_every_2nd).
+	dataSegsUnacked              uint8
+	dsackSet, rcvUpSet, sndUpSet bool
 
 	// Timers: deadlines on the engine clock; zero means not armed.
 	rtxAt, persistAt, delackAt, timeWaitAt time.Duration
