@@ -100,6 +100,7 @@ type conn struct {
 	openedAt time.Duration // when the endpoint was created (TCP_KEEPINIT)
 	lastRecv time.Duration // when the last segment for it arrived
 	ka       KeepAlive     // keep-alive settings (keepalive.go)
+	opts     SockOpts      // per-connection options (sockopt.go)
 	kaProbes int           // keep-alive probes sent since lastRecv
 	keepAt   time.Duration // keep-alive (or establishment limit) deadline
 	// Issue 10: D-SACK (dsack.go).
