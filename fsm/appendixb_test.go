@@ -132,6 +132,53 @@ var appendixBCases = []struct {
 		}
 	}},
 
+	// MUST-18 (§3.8.1): the RTO follows RFC 6298: the first sample R sets
+	// SRTT = R, RTTVAR = R/2, RTO = SRTT + 4·RTTVAR rounded up to 1 s
+	// (§2.2, §2.4); and by Karn's algorithm an ACK for retransmitted data
+	// gives no sample (§3). (The handshake's zero-time exchange gives no
+	// estimate to start from.)
+	//
+	//	0 ms     > P. seq=101 len=1
+	//	100 ms   < .  ack=102              SRTT 100 ms, RTTVAR 50 ms, RTO 1 s
+	//	100 ms   > P. seq=102 len=1
+	//	1100 ms  > P. seq=102 len=1        the RTO fires: resent
+	//	1500 ms  < .  ack=103              no sample: SRTT stays 100 ms
+	{"MUST-18", func(t *testing.T) {
+		cli, _, c, _ := defaultPair(t)
+		mustSend(t, cli, c, "x")
+		cli.expect("P. seq=101 ack=301 len=1")
+		cli.e.AdvanceTo(100 * time.Millisecond)
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 102, Window: 65535})
+		in, _ := cli.e.Endpoint(c)
+		if in.SRTT != 100*time.Millisecond || in.RTTVar != 50*time.Millisecond || in.RTO != time.Second {
+			t.Fatalf("SRTT %v RTTVAR %v RTO %v, want 100ms 50ms 1s", in.SRTT, in.RTTVar, in.RTO)
+		}
+		mustSend(t, cli, c, "y")
+		cli.expect("P. seq=102 ack=301 len=1")
+		cli.e.AdvanceTo(1100 * time.Millisecond)
+		cli.expect("P. seq=102 ack=301 len=1")
+		cli.e.AdvanceTo(1500 * time.Millisecond)
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 103, Window: 65535})
+		if in, _ := cli.e.Endpoint(c); in.SRTT != 100*time.Millisecond {
+			t.Fatalf("SRTT %v after an ACK of retransmitted data, want 100ms (Karn)", in.SRTT)
+		}
+	}},
+
+	// MUST-19 (§3.8.2): slow start: each ACK of new data below ssthresh
+	// grows cwnd by the bytes acknowledged, up to one SMSS (RFC 5681 §3.1);
+	// the collapse and backoff on timeout are in TestRetransmissionAndGiveUp.
+	{"MUST-19", func(t *testing.T) {
+		cli, _, c, _ := defaultPair(t)
+		before, _ := cli.e.Endpoint(c)
+		mustSend(t, cli, c, string(make([]byte, 1460)))
+		cli.expect("P. seq=101 ack=301 len=1460")
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagACK, Seq: 301, Ack: 1561, Window: 65535})
+		after, _ := cli.e.Endpoint(c)
+		if after.Cwnd != before.Cwnd+1460 {
+			t.Fatalf("cwnd %d -> %d, want +1460 in slow start", before.Cwnd, after.Cwnd)
+		}
+	}},
+
 	// MUST-21 (§3.8.3): an application sets R2 for one connection. With
 	// two retransmissions allowed, the third timeout aborts it.
 	{"MUST-21", func(t *testing.T) {
@@ -220,6 +267,34 @@ var appendixBCases = []struct {
 		srv.wantState(s, Established)
 		if probes > 100 {
 			t.Fatalf("%d probes in an hour: no backoff", probes)
+		}
+	}},
+
+	// MUST-39 (§3.8.6.2.2): receiver silly window avoidance: as the
+	// application reads from a full 4000-byte buffer, the right edge does
+	// not move until it can move by min(RCV.BUFF/2, MSS) = 1460.
+	//
+	//	(4000 bytes received, window 0)
+	//	read 100                           (no window update)
+	//	read 1400                          > . seq=301 ack=4101 win=1500
+	{"MUST-39", func(t *testing.T) {
+		srvCfg := fixedConfig(300)
+		srvCfg.RecvBuffer, srvCfg.NoWindowScale = 4000, true
+		_, srv, _, s := established(t, fixedConfig(100), srvCfg)
+		for i := 0; i < 4; i++ {
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: Seq(101 + 1000*i), Ack: 301, Window: 65535, Payload: make([]byte, 1000)})
+		}
+		srv.collect()
+		if last := srv.out[len(srv.out)-1]; last.Segment.Window != 0 {
+			t.Fatalf("window %d with the buffer full, want 0", last.Segment.Window)
+		}
+		srv.out = nil
+		buf := make([]byte, 1400)
+		srv.e.Receive(s, buf[:100])
+		srv.expectNothing()
+		srv.e.Receive(s, buf)
+		if p := srv.expect(". seq=301 ack=4101"); p.Segment.Window != 1500 {
+			t.Fatalf("window update %d, want 1500", p.Segment.Window)
 		}
 	}},
 
