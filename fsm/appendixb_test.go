@@ -180,7 +180,8 @@ var appendixBCases = []struct {
 	}},
 
 	// MUST-21 (§3.8.3): an application sets R2 for one connection. With
-	// two retransmissions allowed, the third timeout aborts it.
+	// two retransmissions allowed, the third timeout aborts it, and the
+	// application is told (EventTimedOut, MUST-47).
 	{"MUST-21", func(t *testing.T) {
 		cli, _, c, _ := defaultPair(t)
 		if err := cli.e.SetSockOpts(c, SockOpts{MaxRetries: 2}); err != nil {
@@ -188,25 +189,32 @@ var appendixBCases = []struct {
 		}
 		mustSend(t, cli, c, "x")
 		cli.expect("P. seq=101 ack=301 len=1")
-		retx := 0
-		for i := 0; i < 50 && cli.state(c) != Closed; i++ {
-			d, ok := cli.e.NextDeadline()
-			if !ok {
-				break
-			}
-			cli.e.AdvanceTo(d)
-			r := cli.collect()
-			if anyEvent(r, EventTimedOut) {
-				break
-			}
-			for len(cli.out) > 0 {
-				cli.expect("P. seq=101 ack=301 len=1")
-				retx++
-			}
+		retx, timedOut := giveUp(t, cli, c, "P. seq=101 ack=301 len=1")
+		if retx != 2 || !timedOut {
+			t.Fatalf("%d retransmissions, timed-out event %v; want 2 and the event (MUST-47)", retx, timedOut)
 		}
-		cli.wantState(c, Closed)
-		if retx != 2 {
-			t.Fatalf("%d retransmissions before the abort, want 2", retx)
+	}},
+
+	// SHLD-2 (§3.5.3): a RST may carry data (a diagnostic, say); it resets
+	// the connection like any other.
+	{"SHLD-2", func(t *testing.T) {
+		_, srv, _, s := defaultPair(t)
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagRST | FlagACK, Seq: 101, Ack: 301, Payload: []byte("going away")})
+		wantEvent(t, srv.collect(), EventReset)
+		srv.expectNothing()
+		srv.wantState(s, Closed)
+	}},
+
+	// SHLD-11 (§3.8.3): R2 for data is at least 100 s by default: with
+	// Config.MaxRetries 15 and the RTO doubling to its 60 s cap, the
+	// connection gives up only after many minutes.
+	{"SHLD-11", func(t *testing.T) {
+		cli, _, c, _ := defaultPair(t)
+		mustSend(t, cli, c, "x")
+		cli.expect("P. seq=101 ack=301 len=1")
+		retx, _ := giveUp(t, cli, c, "P. seq=101 ack=301 len=1")
+		if now := cli.e.Now(); now < 100*time.Second || retx != 15 {
+			t.Fatalf("gave up after %d retransmissions at %v, want 15 and at least 100s", retx, now)
 		}
 	}},
 
@@ -662,4 +670,30 @@ func anyEvent(r Ready, k EventKind) bool {
 		}
 	}
 	return false
+}
+
+// giveUp runs c's timers until it closes, checking each retransmission
+// against want; it returns how many there were and whether the
+// application was told the connection timed out.
+func giveUp(t *testing.T, s *side, c EndpointID, want string) (retx int, timedOut bool) {
+	t.Helper()
+	for i := 0; i < 100 && s.state(c) != Closed; i++ {
+		d, ok := s.e.NextDeadline()
+		if !ok {
+			break
+		}
+		s.e.AdvanceTo(d)
+		r := s.collect()
+		timedOut = timedOut || anyEvent(r, EventTimedOut)
+		for len(s.out) > 0 {
+			if s.out[0].Segment.Flags&FlagRST != 0 {
+				s.out = s.out[1:]
+				continue
+			}
+			s.expect(want)
+			retx++
+		}
+	}
+	s.wantState(c, Closed)
+	return retx, timedOut
 }
