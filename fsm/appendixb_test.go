@@ -555,12 +555,13 @@ var appendixBCases = []struct {
 		}
 	}},
 
-	// MUST-66 (§3.4): with the receive window zero, the URG field is still
-	// processed (the RST field: TestZeroWindowProbe, rst-*.pkt).
+	// MUST-66 (§3.4): with the receive window zero, the URG and RST fields
+	// are still processed.
 	//
 	//	(window 0)
 	//	< U. seq=111 ack=301 urg=1 len=1
 	//	> .  seq=301 ack=111               text dropped, RCV.UP = 112
+	//	< R  seq=111                       connection reset
 	{"MUST-66", func(t *testing.T) {
 		srvCfg := fixedConfig(300)
 		srvCfg.RecvBuffer, srvCfg.NoWindowScale = 10, true
@@ -576,6 +577,9 @@ var appendixBCases = []struct {
 		if u, _ := srv.e.Urgent(s); !u.Pending || u.Pointer != 112 {
 			t.Fatalf("urgent state %+v, want RCV.UP 112 pending", u)
 		}
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagRST, Seq: 111})
+		wantEvent(t, srv.collect(), EventReset)
+		srv.wantState(s, Closed)
 	}},
 
 	// MUST-67 (§3.7.1): the MSS offered is what the host says its IP layer
