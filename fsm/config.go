@@ -124,6 +124,10 @@ type Config struct {
 	SynRexmitSlop     time.Duration // rexmit_slop
 	RcvBufMSSRound    bool          // rcvbuf_mss_round
 
+	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
+	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.
+	HopLimit uint8
+
 	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
 	// before the oldest is forgotten. Default 1024; -1 forgets at once.
 	RetainClosed int
@@ -169,6 +173,9 @@ func (c Config) Defaults() Config {
 	defInt(&c.SynAckRetries, 5)
 	if c.ChallengeAckLimit == 0 {
 		c.ChallengeAckLimit = 1000
+	}
+	if c.HopLimit == 0 {
+		c.HopLimit = ipHopLimit
 	}
 	if c.RetainClosed == 0 {
 		c.RetainClosed = 1024

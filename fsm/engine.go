@@ -96,6 +96,7 @@ type Engine struct {
 	scratch []byte // payload assembly for segments taken from a ring
 
 	rcvSpare, sndSpare spareBufs // buffers of emptied rings, for reuse
+	tclassSet          bool      // some endpoint sends a non-zero traffic class (sockopt.go)
 	retired            []*conn   // forgotten during this input
 	free               []*conn   // forgotten earlier, zeroed, for newConn
 }
@@ -177,6 +178,18 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 			id = c.id
 		}
 		e.explain(id, CodeBadChecksum, ActionDropped, Field{"SEG.CHECKSUM", uint64(seg.Checksum)})
+		return nil
+	}
+	if !unicast(src) || !unicast(dst) || src.IsUnspecified() || dst.IsUnspecified() {
+		// RFC 9293 §3.9.2.3 (MUST-57, MUST-63; RFC 1122 §4.2.3.10): a
+		// segment to a broadcast or multicast address, or from an address
+		// no host can have, is discarded silently, SYN or not: no state,
+		// no reply.
+		var id EndpointID
+		if c != nil {
+			id = c.id
+		}
+		e.explain(id, CodeBadAddress, ActionDropped)
 		return nil
 	}
 	if seg.Flags&(FlagSYN|FlagFIN) == FlagSYN|FlagFIN && e.cfg.DropSynFin {
@@ -263,7 +276,10 @@ func (e *Engine) Listen(local netip.AddrPort, backlog int) (EndpointID, error) {
 // the ISS, emits the SYN and enters SYN-SENT.
 func (e *Engine) Connect(local, remote netip.AddrPort) (EndpointID, error) {
 	if !local.Addr().IsValid() || !remote.Addr().IsValid() || local.Port() == 0 || remote.Port() == 0 ||
-		local.Addr().Is4() != remote.Addr().Is4() || local.Addr().IsUnspecified() || remote.Addr().IsUnspecified() {
+		local.Addr().Is4() != remote.Addr().Is4() || local.Addr().IsUnspecified() || remote.Addr().IsUnspecified() ||
+		!unicast(local.Addr()) || !unicast(remote.Addr()) {
+		// RFC 9293 §3.9.1.1 (MUST-46): an OPEN to a broadcast or
+		// multicast address is an error.
 		return 0, ErrInvalidAddress
 	}
 	t := Tuple{local, remote}
@@ -540,6 +556,7 @@ func (e *Engine) newConn(local, remote netip.AddrPort) *conn {
 	}
 	*c = conn{id: e.nextID, local: local, remote: remote, heapIdx: -1}
 	c.openedAt, c.lastRecv, c.ka = e.now, e.now, e.cfg.keepAliveDefaults()
+	c.opts = e.cfg.sockOptsDefaults()
 	e.byID[c.id] = c
 	e.live++
 	return c

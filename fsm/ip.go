@@ -26,6 +26,29 @@ const (
 	ipv6DestOpts = 60
 )
 
+// unicast reports whether a can be a TCP endpoint: not multicast, not the
+// IPv4 limited broadcast 255.255.255.255 (RFC 1122 §3.2.1.3, §4.2.3.10).
+// A subnet's directed broadcast needs the interface's prefix, which only
+// the host knows, so the host filters those.
+func unicast(a netip.Addr) bool {
+	return !a.IsMulticast() && a.Unmap() != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// setIPFields rewrites the TTL (hop limit) and the TOS (traffic class) of
+// a packet AppendPacket built, keeping the IPv4 header checksum right.
+// Neither is in the TCP pseudo-header, so the TCP checksum stands.
+func setIPFields(pkt []byte, hop, tclass uint8) {
+	if pkt[0]>>4 == 4 {
+		pkt[1], pkt[8] = tclass, hop
+		pkt[10], pkt[11] = 0, 0
+		binary.BigEndian.PutUint16(pkt[10:], FoldChecksum(Checksum(pkt[:ipv4HeaderLen], 0)))
+		return
+	}
+	pkt[0] = 0x60 | tclass>>4
+	pkt[1] = tclass<<4 | pkt[1]&0x0f
+	pkt[7] = hop
+}
+
 // ParsePacket decodes an IPv4 or IPv6 packet carrying TCP and returns the
 // addresses and the TCP bytes (aliasing b, capacity capped at the end of
 // the IP payload). IPv4 addresses are returned as Is4, never as

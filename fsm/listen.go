@@ -60,7 +60,8 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 	}
 	c := e.newConn(t.Local, t.Remote)
 	c.passive, c.parent = true, l
-	c.ka = l.ka      // socket options are inherited, as accept(2) does
+	c.ka = l.ka // socket options are inherited, as accept(2) does
+	c.opts = l.opts
 	c.state = Listen // the child starts as the listener's copy (RFC 9293 §3.10.7.2)
 	iss := e.isn(t)
 	if minISS != nil && iss.LessEq(*minISS) {
@@ -151,7 +152,7 @@ func (e *Engine) cookieAccepted(l *conn, t Tuple, seg *Segment, mss uint16) {
 	q.stats.SynCookiesAccepted++
 	c := e.newConn(t.Local, t.Remote)
 	c.passive, c.parent = true, l
-	c.ka = l.ka
+	c.ka, c.opts = l.ka, l.opts
 	c.state = Listen
 	e.initConn(c, seg.Ack-1)
 	c.sndUna, c.sndNxt, c.rtxNxt = seg.Ack, seg.Ack, seg.Ack

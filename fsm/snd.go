@@ -12,6 +12,13 @@ func (e *Engine) emit(id EndpointID, local, remote netip.AddrPort, seg *Segment)
 	start := len(e.arena)
 	e.arena = AppendPacket(e.arena, src, dst, seg)
 	data := e.arena[start:len(e.arena):len(e.arena)]
+	if e.cfg.HopLimit != ipHopLimit || e.tclassSet {
+		var tclass uint8
+		if c := e.byID[id]; c != nil {
+			tclass = c.opts.TrafficClass
+		}
+		setIPFields(data, e.cfg.HopLimit, tclass)
+	}
 	// Built in place: a Packet is 192 bytes.
 	ps := e.ready.Packets
 	if len(ps) < cap(ps) {
@@ -228,7 +235,7 @@ func (e *Engine) output(c *conn) {
 		if !retx && n < mss && !finHere {
 			inFlight := c.sndNxt != c.sndUna
 			switch {
-			case inFlight && !e.cfg.NoNagle:
+			case inFlight && !c.opts.NoDelay:
 				n = 0 // Nagle: wait for the outstanding data to be acknowledged
 			case n == avail:
 			case c.maxSndWnd > 0 && uint32(n) >= c.maxSndWnd/2:
@@ -394,7 +401,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	if c.sndNxt == c.sndUna {
 		return
 	}
-	if c.retries > e.cfg.MaxRetries {
+	if c.retries > c.opts.MaxRetries {
 		e.giveUp(c, CodeGiveUp)
 		return
 	}

@@ -103,6 +103,7 @@ type conn struct {
 	lastRecv   time.Duration // when the last segment for it arrived
 	keepAt     time.Duration // keep-alive (or establishment limit) deadline
 	ka         KeepAlive     // keep-alive settings
+	opts       SockOpts      // per-connection options (sockopt.go)
 	kaProbes   int32         // keep-alive probes sent since lastRecv
 	rcvRounded int32         // receive buffer rounded to the MSS (rcvbuf_mss_round); 0 off
 	dsack      SACKBlock     // duplicate range the next ACK reports first
