@@ -28,7 +28,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 unit:
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## interop: tcpstated against the Linux kernel through a TUN device in a
 ## network namespace (needs root; also part of `make test`, which skips it
