@@ -404,15 +404,29 @@ async function renderDiagram() {
 function markDiagram() {
   const at = atRecord();
   for (const g of $("diagram").querySelectorAll("g.seg[data-ref]")) {
-    const s = view.segs[num(g.dataset.ref)];
+    const k = num(g.dataset.ref), s = view.segs[k];
     g.classList.toggle("future", !!s && s.inRec > at);
-    g.classList.toggle("selected", num(g.dataset.ref) === view.selected);
-    g.classList.toggle("linked", view.linked.has(num(g.dataset.ref)));
+    g.classList.toggle("selected", k === view.selected);
+    g.classList.toggle("linked", view.linked.has(k));
+    highlight(g, k === view.selected || view.linked.has(k));
   }
   for (const g of $("diagram").querySelectorAll("g.state[data-ref]")) {
     const tr = view.trans[num(g.dataset.ref)];
     g.classList.toggle("future", !!tr && tr.rec > at);
   }
+}
+
+// highlight puts a band behind an arrow (or takes it away): a glow on the
+// lines would blur the label.
+function highlight(g, on) {
+  let band = g.querySelector(":scope > rect.band");
+  if (!on) { if (band) band.remove(); return; }
+  if (band) return;
+  const b = g.getBBox();
+  band = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+  band.setAttribute("class", "band");
+  for (const [k, v] of [["x", b.x - 6], ["y", b.y - 4], ["width", b.width + 12], ["height", b.height + 8], ["rx", 4]]) band.setAttribute(k, String(v));
+  g.insertBefore(band, g.querySelector(":scope > line"));
 }
 
 function retransmitted(k) {
@@ -643,8 +657,8 @@ function linkReport() {
 
 function renderReport() {
   const r = view.report;
-  $("report").hidden = !r;
-  if (!r) return;
+  $("report").hidden = !r || r.session !== "sessions/" + view.session;
+  if ($("report").hidden) return;
   linkReport();
   const res = $("report-result");
   res.replaceChildren(el("span", { className: "tag " + (r.passed ? "pass" : "fail"), textContent: t(r.passed ? "result.pass" : "result.fail") }), " ",
@@ -655,7 +669,7 @@ function renderReport() {
     const links = (r.links && r.links[i]) || [];
     const result = el("td", {}, el("span", { className: "tag " + (l.status || "").toLowerCase(), textContent: l.status }));
     if (l.reason) result.append(" ", l.reason);
-    if (l.kind === "packet_in" || l.kind === "packet_out") result.append(el("div", { className: "facts", textContent: links.length ? t("run.linked", { n: links.length }) : t("run.noSegments") }));
+    if (l.kind === "packet_in" || l.kind === "packet_out") result.append(el("div", { className: "facts", textContent: links.length ? t("run.linked", { list: links.join(", ") }) : t("run.noSegments") }));
     const tr = el("tr", { tabIndex: 0 }, el("td", { textContent: String(l.line) }), el("td", { textContent: l.time || "" }),
       el("td", {}, el("code", { className: "summary", textContent: l.text })), result);
     tr.dataset.line = String(l.line);

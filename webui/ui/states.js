@@ -28,7 +28,7 @@ const BOX = {
 // writes them, and an optional bend (control point offset) for curves.
 const EDGES = [
   ["CLOSED", "LISTEN", "passive OPEN", "create TCB"],
-  ["CLOSED", "SYN-SENT", "active OPEN", "create TCB, snd SYN", [150, -10]],
+  ["CLOSED", "SYN-SENT", "active OPEN", "create TCB, snd SYN", [26, -80]],
   ["LISTEN", "SYN-RECEIVED", "rcv SYN", "snd SYN,ACK"],
   ["LISTEN", "SYN-SENT", "SEND", "snd SYN"],
   ["SYN-SENT", "SYN-RECEIVED", "rcv SYN", "snd ACK"],
@@ -45,7 +45,7 @@ const EDGES = [
   ["LAST-ACK", "CLOSED@end", "rcv ACK of FIN", ""],
   ["TIME-WAIT", "CLOSED@end", "Timeout=2MSL", "delete TCB"],
   ["LISTEN", "CLOSED", "CLOSE", "delete TCB", [-120, -40]],
-  ["SYN-SENT", "CLOSED", "CLOSE", "delete TCB", [90, -20]],
+  ["SYN-SENT", "CLOSED", "CLOSE", "delete TCB", [186, -50]],
 ];
 
 function node(tag, attrs, text) {
