@@ -63,6 +63,9 @@ type detPair struct {
 	now      time.Duration
 	w        bytes.Buffer
 	wire     [2][][]byte // packets waiting: to the client, to the server
+	// cloneEach: after every drain, both sides go on as clones of
+	// themselves (Engine.Clone), the originals are dropped.
+	cloneEach bool
 }
 
 func (d *detPair) drain() {
@@ -73,6 +76,9 @@ func (d *detPair) drain() {
 			d.wire[1-i] = append(d.wire[1-i], bytes.Clone(p.Data))
 		}
 	}
+	if d.cloneEach {
+		d.cli, d.srv = d.cli.Clone(), d.srv.Clone()
+	}
 }
 
 // pump delivers everything in flight, in order, until both sides are quiet;
@@ -81,7 +87,7 @@ func (d *detPair) pump(dropClient int) {
 	d.drain()
 	sent := 0
 	for len(d.wire[0])+len(d.wire[1]) > 0 {
-		for to, e := range []*Engine{d.cli, d.srv} {
+		for to := range 2 {
 			q := d.wire[to]
 			d.wire[to] = nil
 			for _, pkt := range q {
@@ -90,6 +96,10 @@ func (d *detPair) pump(dropClient int) {
 					if sent == dropClient {
 						continue
 					}
+				}
+				e := d.cli
+				if to == 1 {
+					e = d.srv
 				}
 				if err := e.Deliver(pkt); err != nil {
 					d.t.Fatal(err)
@@ -118,7 +128,11 @@ func (d *detPair) check(err error) {
 // lost segment (a retransmission timeout), delayed ACKs, a half-close,
 // TIME-WAIT and a reset of a second connection. It returns the transcript.
 func detScript(t *testing.T, cli, srv Config) []byte {
-	d := &detPair{t: t, cli: New(cli), srv: New(srv)}
+	return detScriptCloning(t, cli, srv, false)
+}
+
+func detScriptCloning(t *testing.T, cli, srv Config, cloneEach bool) []byte {
+	d := &detPair{t: t, cli: New(cli), srv: New(srv), cloneEach: cloneEach}
 	l, err := d.srv.Listen(serverAddr, 4)
 	d.check(err)
 	c, err := d.cli.Connect(clientAddr, serverAddr)
