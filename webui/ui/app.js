@@ -747,7 +747,8 @@ function start() {
   const lang = $("lang");
   lang.value = pick();
   setLanguage(lang.value);
-  lang.onchange = () => { localStorage.setItem("tcpstated-lang", lang.value); setLanguage(lang.value); renderSessions(); renderAll(); if (!view.info) setStatus(""); };
+  setStatus(t("status.loading"));
+  lang.onchange = () => { localStorage.setItem("tcpstated-lang", lang.value); setLanguage(lang.value); renderSessions(); renderAll(); setStatus(t(view.stream ? "status.live" : "status.loading")); };
   const token = $("token");
   token.value = localStorage.getItem("tcpstated-token") || "";
   token.onchange = () => { localStorage.setItem("tcpstated-token", token.value); view.diagramKey = ""; loadSessions(false).catch(fail); openSession(); };
