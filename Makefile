@@ -18,7 +18,7 @@ run:
 ## test: everything CI checks: format, vet, proto lint, generated-code
 ## freshness, then every Go test with the race detector (unit, property,
 ## end-to-end)
-test: fmt-check vet buf-lint gen-check unit
+test: fmt-check vet buf-lint gen-check unit conformance
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
@@ -37,6 +37,21 @@ unit:
 .PHONY: interop
 interop:
 	$(GO) test -count=1 -v -run TestInterop ./interop/
+
+## conformance: the FreeBSD TCP test suite (FREEBSD_SUITE, default
+## ../shared/conformance/freebsd-tcp-testsuite) under profile=freebsd and
+## profile=rfc, IPv4 and IPv6: a table per profile; fails when a folder
+## passes fewer scripts than its floor in testdata/conformance/*.floors.
+## Skips, saying so, where the folder is absent (CI always has it).
+FREEBSD_SUITE ?= ../shared/conformance/freebsd-tcp-testsuite
+.PHONY: conformance
+conformance:
+	@if [ ! -d "$(FREEBSD_SUITE)" ]; then \
+		if [ -n "$$CI" ]; then echo "conformance: $(FREEBSD_SUITE) is missing (CI must have it)"; exit 1; fi; \
+		echo "conformance: SKIP: $(FREEBSD_SUITE) is not here (set FREEBSD_SUITE to the suite's folder)"; exit 0; fi; \
+	set -ex; $(GO) build -o bin/tcpstated ./cmd/tcpstated; \
+	bin/tcpstated script suite --profile=freebsd --end=packetdrill --floors=testdata/conformance/freebsd.floors $(FREEBSD_SUITE); \
+	bin/tcpstated script suite --profile=rfc --define STANDARD --end=packetdrill --floors=testdata/conformance/rfc.floors $(FREEBSD_SUITE)
 
 ## property-long: the lossy-link property test over many more seeds
 property-long:

@@ -63,7 +63,7 @@ func TestSIGKILLLosesNoAcknowledgedInput(t *testing.T) {
 		wg.Go(func() {
 			submit := restSubmitter(s.base)
 			if w%2 == 0 {
-				conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+				conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 				if err != nil {
 					t.Error(err)
 					return

@@ -1,20 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,82 +15,33 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
-// Binaries built once by TestMain.
+// Binaries built once by TestMain, with -race when the tests have it.
 var (
 	serverBin string // cmd/tcpstated
 	benchBin  string // cmd/tcpstated-bench
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tcpstated-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	serverBin = filepath.Join(dir, "tcpstated")
-	benchBin = filepath.Join(dir, "tcpstated-bench")
-	for pkg, out := range map[string]string{"../cmd/tcpstated": serverBin, "../cmd/tcpstated-bench": benchBin} {
-		if err := goBuild(pkg, out); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n", pkg, err)
-			os.RemoveAll(dir)
+	for pkg, out := range map[string]*string{"./cmd/tcpstated": &serverBin, "./cmd/tcpstated-bench": &benchBin} {
+		bin, err := testserver.Binary(pkg, testserver.Race)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+			testserver.RemoveBinaries()
 			os.Exit(1)
 		}
+		*out = bin
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testserver.Main(m)
 }
 
-// goBuild builds a main package, with -race when the tests have it.
-func goBuild(pkg, out string) error {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	args := []string{"build", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command(goCmd, append(args, pkg)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%v: %s", err, stderr.String())
-	}
-	return nil
-}
-
-// lockedBuffer collects a process's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// server is one running tcpstated process.
+// server is one running tcpstated process with clients of its APIs.
 type server struct {
-	t        *testing.T
-	dir      string
-	cmd      *exec.Cmd
-	logs     *lockedBuffer
-	exited   chan struct{}
-	waitErr  error
-	grpcAddr string
-	httpAddr string
-	base     string // http://ADDR
+	*testserver.Server
+	t    *testing.T
+	base string // http://ADDR
 
 	conn      *grpc.ClientConn
 	sessions  pb.SessionServiceClient
@@ -106,54 +50,17 @@ type server struct {
 	logsvc    pb.LogServiceClient
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
-
 // startServer starts the binary on free loopback ports with the data
 // directory dir and waits for its "listening" log line.
 func startServer(t *testing.T, dir string, flags ...string) *server {
 	t.Helper()
-	s := &server{t: t, dir: dir, logs: &lockedBuffer{}, exited: make(chan struct{})}
-	args := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dir}, flags...)
-	s.cmd = exec.Command(serverBin, args...)
-	s.cmd.Stdout = s.logs
-	s.cmd.Stderr = s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if s.conn != nil {
-			s.conn.Close()
-		}
-	})
-	deadline := time.After(60 * time.Second)
-	for {
-		if m := listeningLine.FindStringSubmatch(s.logs.String()); m != nil {
-			s.grpcAddr, s.httpAddr = m[1], m[2]
-			break
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("server exited before listening (%v):\n%s", s.waitErr, s.logs.String())
-		case <-deadline:
-			t.Fatalf("server did not log its addresses within 60 s:\n%s", s.logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	s.base = "http://" + s.httpAddr
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	s := &server{t: t, Server: testserver.StartT(t, testserver.Config{Binary: serverBin, DataDir: dir, Args: flags})}
+	s.base = "http://" + s.HTTPAddr
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { conn.Close() })
 	s.conn = conn
 	s.sessions = pb.NewSessionServiceClient(conn)
 	s.endpoints = pb.NewEndpointServiceClient(conn)
@@ -166,28 +73,20 @@ func startServer(t *testing.T, dir string, flags ...string) *server {
 // "stopped" line, and no data race report).
 func (s *server) stop() {
 	s.t.Helper()
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(60 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-		s.t.Fatalf("server did not stop within 60 s of SIGTERM:\n%s", s.logs.String())
-	}
+	err := s.Stop(60 * time.Second)
 	s.conn.Close()
-	logs := s.logs.String()
-	if s.waitErr != nil || !strings.Contains(logs, "msg=stopped") || strings.Contains(logs, "DATA RACE") {
-		s.t.Fatalf("unclean stop (%v):\n%s", s.waitErr, logs)
+	logs := s.Logs()
+	if err != nil || !strings.Contains(logs, "msg=stopped") || strings.Contains(logs, "DATA RACE") {
+		s.t.Fatalf("unclean stop (%v):\n%s", err, logs)
 	}
 }
 
 // kill sends SIGKILL and waits for the process to go.
 func (s *server) kill() {
 	s.t.Helper()
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.exited
+	s.Kill()
 	s.conn.Close()
-	if logs := s.logs.String(); strings.Contains(logs, "DATA RACE") {
+	if logs := s.Logs(); strings.Contains(logs, "DATA RACE") {
 		s.t.Fatalf("data race in the server:\n%s", logs)
 	}
 }

@@ -13,9 +13,10 @@ const (
 	TimerPersist
 	TimerDelayedAck
 	TimerTimeWait
+	TimerKeepAlive // keep-alive, or the TCP_KEEPINIT establishment limit
 )
 
-var timerNames = [...]string{"", "RETRANSMISSION", "PERSIST", "DELAYED_ACK", "TIME_WAIT"}
+var timerNames = [...]string{"", "RETRANSMISSION", "PERSIST", "DELAYED_ACK", "TIME_WAIT", "KEEPALIVE"}
 
 func (k TimerKind) String() string {
 	if int(k) < len(timerNames) {
@@ -84,7 +85,7 @@ func (e *Engine) info(c *conn) EndpointInfo {
 		sent = min(max(sent, 0), c.sndBuf.Len())
 		in.Unacked, in.Unsent = sent, c.sndBuf.Len()-sent
 	}
-	for _, t := range []Timer{{TimerRetransmission, c.rtxAt}, {TimerPersist, c.persistAt}, {TimerDelayedAck, c.delackAt}, {TimerTimeWait, c.timeWaitAt}} {
+	for _, t := range []Timer{{TimerRetransmission, c.rtxAt}, {TimerPersist, c.persistAt}, {TimerDelayedAck, c.delackAt}, {TimerTimeWait, c.timeWaitAt}, {TimerKeepAlive, c.keepAt}} {
 		if t.Deadline != 0 {
 			in.Timers = append(in.Timers, t)
 		}

@@ -95,6 +95,25 @@ type conn struct {
 	ackPending  bool
 	segsUnacked int
 
+	// Issue 10 (conformance): R2 for the SYN, keep-alive.
+	synStart time.Duration // when the first SYN went out (RFC 9293 §3.8.3)
+	openedAt time.Duration // when the endpoint was created (TCP_KEEPINIT)
+	lastRecv time.Duration // when the last segment for it arrived
+	ka       KeepAlive     // keep-alive settings (keepalive.go)
+	kaProbes int           // keep-alive probes sent since lastRecv
+	keepAt   time.Duration // keep-alive (or establishment limit) deadline
+	// Issue 10: D-SACK (dsack.go).
+	dsack    SACKBlock // duplicate range the next ACK reports first
+	dsackSet bool
+	// Issue 10: the receive buffer rounded up to a multiple of the MSS
+	// (rcvbuf_mss_round); 0 when the switch is off.
+	rcvRounded int
+	// Issue 10: data segments since our last ACK (ack_every_2nd).
+	dataSegsUnacked int
+	// Issue 10: urgent pointers (urgent.go), valid when set.
+	rcvUp, sndUp       Seq
+	rcvUpSet, sndUpSet bool
+
 	// Timers: deadlines on the engine clock; zero means not armed.
 	rtxAt, persistAt, delackAt, timeWaitAt time.Duration
 	deadline                               time.Duration
@@ -160,8 +179,11 @@ func (c *conn) effMSS() int {
 // the send MSS counts options and data together; RFC 6691 §2).
 func (c *conn) segMSS() int {
 	m := c.effMSS()
-	if c.sackOK && len(c.ooo.segs) > 0 {
+	if c.sackOK && (len(c.ooo.segs) > 0 || c.dsackSet) {
 		k := c.ooo.numBlocks()
+		if c.dsackSet {
+			k++ // the D-SACK block comes first (dsack.go)
+		}
 		if c.tsOK {
 			k = min(k, 3)
 		}

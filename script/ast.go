@@ -19,6 +19,7 @@ type Script struct {
 	Events  []*Event    // timed lines, in order
 	Lines   int         // number of source lines
 	Source  []byte      // the text parsed
+	Defines []string    // the names #ifdef saw as defined
 	hdr     *header     // the options resolved
 }
 
@@ -136,6 +137,47 @@ type Packet struct {
 	Opts  []TCPOpt // "<...>" list; nil when omitted
 	HasOp bool     // an option list was written (even "<>")
 	AnyOp bool     // "<...>": options are not checked
+
+	// FreeBSD's dialect.
+	TOS      *uint32 // "(tos 0x20)": the IPv4 TOS or IPv6 traffic class byte
+	TTL      *uint32 // "(ttl 64)": the IPv4 TTL or IPv6 hop limit
+	SeqAny   bool    // "...(len)": any sequence number (only for > lines)
+	SeqAbs   bool    // "N:N(N)!": seq and ack are absolute, not relative to the ISNs
+	UDPEncap string  // "/udp(SPORT > DPORT)": TCP over UDP (RFC 6951 style), as written
+	ICMP     *ICMP   // "< icmp ...": an ICMP error quoting a TCP header; Flags etc. unset
+}
+
+// ICMP is an ICMP or ICMPv6 error line, as packetdrill writes it:
+//
+//	< icmp unreachable port_unreachable [1:1(0)]
+//	< icmp unreachable frag_needed mtu 1200 [1:1461(1460)]
+//	< icmp packet_too_big mtu 1280 [1:1441(1440)]
+//
+// The bracket is the quoted TCP segment, relative to the engine's ISN.
+type ICMP struct {
+	Type     string  // unreachable, packet_too_big, time_exceeded, parameter_problem, ...
+	Code     string  // port_unreachable, frag_needed, code_N, ...; "" when none is written
+	MTU      *uint32 // "mtu N"
+	Seq, End uint32  // the quoted segment
+	Len      uint32
+	UDPEncap string // "/udp(...)" inside the bracket
+}
+
+func (c *ICMP) String() string {
+	var b strings.Builder
+	b.WriteString("icmp " + c.Type)
+	if c.Code != "" {
+		b.WriteString(" " + c.Code)
+	}
+	if c.MTU != nil {
+		b.WriteString(" mtu " + u32(*c.MTU))
+	}
+	b.WriteString(" [" + u32(c.Seq) + ":" + u32(c.End) + "(" + u32(c.Len) + ")")
+	if c.UDPEncap != "" {
+		b.WriteString("/udp(" + c.UDPEncap + ")")
+	}
+	b.WriteString("]")
+	return b.String()
 }
 
 // TCPOptKind names a TCP option in packetdrill syntax.
@@ -207,7 +249,24 @@ func (p *Packet) String() string {
 	if len(br) > 0 {
 		b.WriteString("[" + strings.Join(br, " ") + "] ")
 	}
+	var ip []string
+	if p.TOS != nil {
+		ip = append(ip, "tos 0x"+strconv.FormatUint(uint64(*p.TOS), 16))
+	}
+	if p.TTL != nil {
+		ip = append(ip, "ttl "+u32(*p.TTL))
+	}
+	if len(ip) > 0 {
+		b.WriteString("(" + strings.Join(ip, ", ") + ") ")
+	}
+	if p.ICMP != nil {
+		b.WriteString(p.ICMP.String())
+		return b.String()
+	}
 	b.WriteString(p.body())
+	if p.UDPEncap != "" {
+		b.WriteString("/udp(" + p.UDPEncap + ")")
+	}
 	return b.String()
 }
 
@@ -215,7 +274,14 @@ func (p *Packet) String() string {
 func (p *Packet) body() string {
 	var b strings.Builder
 	b.WriteString(p.Flags)
-	b.WriteString(" " + u32(p.Seq) + ":" + u32(p.End) + "(" + u32(p.Len) + ")")
+	if p.SeqAny {
+		b.WriteString(" ...(" + u32(p.Len) + ")")
+	} else {
+		b.WriteString(" " + u32(p.Seq) + ":" + u32(p.End) + "(" + u32(p.Len) + ")")
+	}
+	if p.SeqAbs {
+		b.WriteString("!")
+	}
 	if p.Ack != nil {
 		b.WriteString(" ack " + u32(*p.Ack))
 	}

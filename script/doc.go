@@ -37,12 +37,18 @@
 //
 // # Running
 //
-// Run builds a fresh fsm.Engine from the script (EngineConfig) and runs it;
-// RunOn runs on an engine the caller built, such as a service session
+// What a script runs against is a target.Target (package script/target,
+// which documents the contract: the target owns its clock, its
+// descriptors, blocking and errno values; the runner owns the flows,
+// addresses and judging). RunTarget runs on any target. The engine target
+// (package script/enginetarget) is tcpstated's engine on a virtual clock
+// with Linux's socket layer played over it, as described below: Run builds
+// a fresh fsm.Engine from the script (EngineConfig) and runs it; RunOn and
+// RunScript run on an engine the caller built, such as a service session
 // that logs every call, through the Engine interface (exactly the methods
-// of *fsm.Engine the runner needs).
+// of *fsm.Engine the engine target needs).
 //
-// Time: script time 0 is the engine's clock when the run starts. Before a
+// Time: script time 0 is the target's clock when the run starts. Before a
 // line runs, the engine clock is advanced to the line's time, timer by
 // timer, so every emitted packet carries the time it was sent. Relative
 // times count from the previous line's time; for a "*" or ranged > line,
@@ -97,10 +103,10 @@
 //
 // # System calls
 //
-// The runner plays Linux's socket layer over the engine: file descriptors
-// from 3 (lowest free first), blocking, and a connection's error reported
-// once, as Linux clears sk_err. socket() allocates a descriptor only;
-// bind() records the port; listen(fd, N) opens an engine listener whose
+// The engine target plays Linux's socket layer over the engine: file
+// descriptors from 3 (lowest free first), blocking, and a connection's
+// error reported once, as Linux clears sk_err. socket() allocates a
+// descriptor only; bind() records the port; listen(fd, N) opens an engine listener whose
 // accept queue holds N connections (N < 1 is taken as 1); accept() takes
 // one (a new descriptor); connect() opens a connection and returns -1
 // EINPROGRESS on a non-blocking socket (fcntl F_SETFL O_NONBLOCK); a
@@ -164,7 +170,9 @@
 //
 // Shell commands and python blocks (skipped and reported); UDP and ICMP
 // packets (parse errors); system calls other than those above, such as
-// poll, epoll, sendmsg, splice or sendfile (skipped and reported);
+// poll, epoll, sendmsg, splice or sendfile (skipped and reported; the
+// runner hands poll to the target, whose revents it judges, but the engine
+// target skips it);
 // setsockopt options other than those above (skipped); TCP options other
 // than nop, eol, mss, wscale, sackOK, sack and TS on inbound packets (the
 // line fails: they cannot be sent); ECN markings ([ect0], [ce], ...), which

@@ -11,8 +11,11 @@ import (
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(everySyntax))
 	f.Add([]byte("0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <...>\n"))
+	// FreeBSD's dialect: conditionals, IP fields, wildcards, ICMP, UDP.
+	f.Add([]byte("#ifdef A\n+ 0 < (tos 0x20) S 0:0(0) win 1\n#else\n+0 > (hlim 3) S. ...(0) ack 1\n#endif\n" +
+		"+0 > R. 0:0(0)! ack 2 win 0/udp(9811 > 1)\n+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
-		s, err := Parse("f", src)
+		s, err := ParseDefines("f", src, []string{"A"})
 		if err != nil {
 			var pe *ParseError
 			if !errors.As(err, &pe) {
@@ -32,7 +35,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("format not stable:\n%s\n---\n%s", text, got)
 		}
 		if len(src) <= 2048 {
-			rep, err := Run(src, Options{})
+			rep, err := Run(src, Options{Defines: []string{"A"}})
 			if err != nil || rep == nil {
 				t.Fatalf("Run after a successful Parse: %v", err)
 			}

@@ -43,6 +43,8 @@ type header struct {
 	notes              []string   // per Options entry: "" applied, else why it was ignored
 	localSet, remSet   bool
 	bindSet, remPrtSet bool
+	end                EndRule // --tcpstated_end
+	profile            string  // --tcpstated_profile
 }
 
 // defaultConfig is the engine configuration a script starts from: the
@@ -125,6 +127,15 @@ var headerOptions = map[string]optSpec{
 		return err
 	}},
 	// tcpstated extensions.
+	"tcpstated_profile": {apply: func(h *header, v string) (err error) {
+		_, err = profileOS(v)
+		h.profile = v
+		return err
+	}},
+	"tcpstated_end": {apply: func(h *header, v string) (err error) {
+		h.end, err = ParseEndRule(v)
+		return err
+	}},
 	"tcpstated_remote_port": {apply: func(h *header, v string) error {
 		n, err := intOpt(v, 1, 65000)
 		h.remotePort, h.remPrtSet = uint16(n), true

@@ -10,24 +10,70 @@ import (
 	"strings"
 )
 
-const usage = `usage: script run [--compare=strict|semantic] [--json] [--verbose] FILE...
+const usage = `usage: script run [flags] FILE...
+       script suite [flags] [--floors=FILE] [--failures] DIR
 
-Runs packetdrill scripts against a fresh tcpstated engine on a virtual
+run runs packetdrill scripts against a fresh tcpstated engine on a virtual
 clock and reports, for every line, what was expected, what happened and
-why a line failed.
+why a line failed. suite runs every *.pkt under DIR (such as the FreeBSD
+TCP test suite) and prints one table of passes by folder and IP version.
 
-  --compare=MODE  strict: every field packetdrill compares; semantic: the
-                  SYN/ACK/FIN/RST flags, seq, ack and payload length only.
-                  Default: the script's "// compare:" comment, else semantic.
-  --json          one JSON report per file, one per line
-  --verbose       list passing lines too, with the engine's explanations
+` + RunFlagsUsage + `  --json          run: one JSON report per file, one per line
+  --verbose       run: list passing lines too, with the engine's explanations
 
 Exit status: 0 every script passed, 1 a script failed, 2 usage or syntax error.
 `
 
-// Main implements "script run [--compare=MODE] [--json] FILE...". It
-// returns the exit status: 0 when every script passed, 1 when one failed,
-// 2 for a usage error or a script that does not parse.
+// RunFlagsUsage documents the flags RunFlags registers.
+const RunFlagsUsage = `  --compare=MODE  strict: every field packetdrill compares; semantic: the
+                  SYN/ACK/FIN/RST flags, seq, ack and payload length only.
+                  Default: the script's "// compare:" comment, else semantic.
+  --profile=NAME  the engine's behaviour profile: rfc or freebsd; it also
+                  defines the profile's OS name (FreeBSD) for #ifdef lines.
+                  Default: the script's --tcpstated_profile option, else rfc.
+  --end=RULE      packets the engine sends after the script's last line:
+                  strict (the default) fails the script; packetdrill lists
+                  them without judging, as packetdrill does. Default: the
+                  script's --tcpstated_end option, else strict.
+  --define NAME   define NAME for the script's #ifdef NAME lines (repeatable)
+`
+
+// RunFlags are the command-line flags that choose how scripts run; the
+// run and suite commands share them.
+type RunFlags struct {
+	compare, end, profile string
+	defines               names
+}
+
+// Register adds the flags to fs.
+func (f *RunFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.compare, "compare", "", "strict or semantic (default: the script's own, else semantic)")
+	fs.StringVar(&f.end, "end", "", "strict or packetdrill (default: the script's own, else strict)")
+	fs.StringVar(&f.profile, "profile", "", "rfc or freebsd (default: the script's own, else rfc)")
+	fs.Var(&f.defines, "define", "define NAME for #ifdef NAME (repeatable)")
+}
+
+// Options checks the flags and returns the run options they give.
+func (f *RunFlags) Options() (Options, error) {
+	mode, err := ParseCompareMode(f.compare)
+	if err != nil || f.compare == "auto" {
+		return Options{}, fmt.Errorf("--compare: want strict or semantic, got %q", f.compare)
+	}
+	end, err := ParseEndRule(f.end)
+	if err != nil || f.end == "auto" {
+		return Options{}, fmt.Errorf("--end: want strict or packetdrill, got %q", f.end)
+	}
+	if f.profile != "" {
+		if _, err := profileOS(f.profile); err != nil {
+			return Options{}, fmt.Errorf("--profile: %v", err)
+		}
+	}
+	return Options{Compare: mode, End: end, Profile: f.profile, Defines: f.defines}, nil
+}
+
+// Main implements "script run [flags] FILE...". It returns the exit
+// status: 0 when every script passed, 1 when one failed, 2 for a usage
+// error or a script that does not parse.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)
@@ -43,7 +89,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("script run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	compare := fs.String("compare", "", "strict or semantic (default: the script's own, else semantic)")
+	var rf RunFlags
+	rf.Register(fs)
 	asJSON := fs.Bool("json", false, "one JSON report per file")
 	verbose := fs.Bool("verbose", false, "list every line")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -52,9 +99,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	mode, err := ParseCompareMode(*compare)
-	if err != nil || *compare == "auto" {
-		fmt.Fprintf(stderr, "script run: --compare: want strict or semantic, got %q\n", *compare)
+	base, err := rf.Options()
+	if err != nil {
+		fmt.Fprintf(stderr, "script run: %v\n", err)
 		return 2
 	}
 	files := fs.Args()
@@ -65,12 +112,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	status := 0
 	enc := json.NewEncoder(stdout)
 	for _, name := range files {
-		rep, err := runFile(name, mode)
+		opts := base
+		opts.Name = name
+		rep, err := runFile(name, opts)
 		if err != nil {
 			fmt.Fprintf(stderr, "script run: %v\n", err)
 			status = 2
 			if *asJSON {
-				_ = enc.Encode(&Report{Script: name, Compare: mode.String(), Failure: err.Error(), Error: err.Error(), Lines: []LineResult{}})
+				_ = enc.Encode(&Report{Script: name, Compare: opts.Compare.String(), Failure: err.Error(), Error: err.Error(), Lines: []LineResult{}})
 			}
 			continue
 		}
@@ -92,7 +141,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
-func runFile(name string, mode CompareMode) (*Report, error) {
+// names is a repeatable string flag.
+type names []string
+
+func (n *names) String() string { return strings.Join(*n, ",") }
+
+func (n *names) Set(v string) error {
+	if v == "" || strings.ContainsAny(v, " \t") {
+		return fmt.Errorf("want a name without blanks, got %q", v)
+	}
+	*n = append(*n, v)
+	return nil
+}
+
+func runFile(name string, opts Options) (*Report, error) {
 	src, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
@@ -100,5 +162,5 @@ func runFile(name string, mode CompareMode) (*Report, error) {
 	if strings.TrimSpace(string(src)) == "" {
 		return nil, fmt.Errorf("%s: the script is empty", name)
 	}
-	return Run(src, Options{Compare: mode, Name: name})
+	return Run(src, opts)
 }

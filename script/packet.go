@@ -11,24 +11,6 @@ import (
 	"github.com/tcpstated/tcpstated/fsm"
 )
 
-// flow is one connection as the script sees it: the remote peer the
-// runner plays, its fixed ISN, and the engine's ISN once learned.
-type flow struct {
-	n             int
-	local, remote netip.AddrPort // local is the engine's side
-	remoteISN     uint32
-	iss           uint32 // the engine's ISN, learned from its SYN or SYN,ACK
-	issKnown      bool
-	tsMap         map[uint32]uint32 // TS val written on a > line -> the TSval actually sent
-	lastTSVal     uint32            // the most recent TSval the engine sent on this flow
-	hasTS         bool
-	active        bool // created by connect()
-}
-
-func (f *flow) String() string {
-	return fmt.Sprintf("flow %d (%s <-> %s)", f.n, f.local, f.remote)
-}
-
 // outPkt is a packet the engine emitted, copied out of its Ready batch.
 type outPkt struct {
 	t    time.Duration // engine time
@@ -268,12 +250,18 @@ func comparePacket(p *Packet, o *outPkt, f *flow, strict bool) (fails, notes []s
 		semOK := want&semanticFlags == s.Flags&semanticFlags
 		judge(false, strict || !semOK, fmt.Sprintf("flags: expected %s, got %s", flagText(want), flagText(s.Flags)))
 	}
-	seq := uint32(s.Seq) - f.iss
-	judge(seq == p.Seq, true, fmt.Sprintf("seq: expected %d, got %d", p.Seq, seq))
+	iss, rISN := f.iss, f.remoteISN
+	if p.SeqAbs { // "N:N(N)!": the numbers are the wire's own
+		iss, rISN = 0, 0
+	}
+	if !p.SeqAny { // "...(len)": any sequence number
+		seq := uint32(s.Seq) - iss
+		judge(seq == p.Seq, true, fmt.Sprintf("seq: expected %d, got %d", p.Seq, seq))
+	}
 	n := uint32(len(s.Payload))
 	judge(n == p.Len, true, fmt.Sprintf("payload length: expected %d, got %d", p.Len, n))
 	if p.Ack != nil && want&fsm.FlagACK != 0 && s.Flags&fsm.FlagACK != 0 {
-		ack := uint32(s.Ack) - f.remoteISN
+		ack := uint32(s.Ack) - rISN
 		judge(ack == *p.Ack, true, fmt.Sprintf("ack: expected %d, got %d", *p.Ack, ack))
 	}
 	if p.Win != nil {
@@ -293,6 +281,9 @@ func comparePacket(p *Packet, o *outPkt, f *flow, strict bool) (fails, notes []s
 	}
 	if p.ECN != "" {
 		notes = append(notes, "not judged: ECN marking ["+p.ECN+"] (tcpstated does not do ECN)")
+	}
+	if p.TOS != nil || p.TTL != nil {
+		notes = append(notes, "not judged: the IP header fields (tos, ttl): the engine emits TCP segments, the IP header is the target's")
 	}
 	return fails, notes
 }

@@ -30,6 +30,21 @@ const maxScriptTime = 1e6 // seconds (11.5 days)
 // Parse parses a packetdrill script. name is used in error messages. The
 // first error stops parsing; it says line:column and what was expected.
 func Parse(name string, src []byte) (*Script, error) {
+	return ParseDefines(name, src, nil)
+}
+
+// ParseDefines parses a script whose #ifdef lines see the given names as
+// defined (packetdrill's --define NAME, and the target's OS name).
+func ParseDefines(name string, src []byte, defines []string) (*Script, error) {
+	defined := make(map[string]bool, len(defines))
+	for _, d := range defines {
+		defined[d] = true
+	}
+	orig := src
+	src, err := preprocess(name, src, defined)
+	if err != nil {
+		return nil, err
+	}
 	p := &parser{name: name, src: src}
 	p.lineStarts = append(p.lineStarts, 0)
 	for i, c := range src {
@@ -41,6 +56,8 @@ func Parse(name string, src []byte) (*Script, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.Source = orig
+	s.Defines = append([]string(nil), defines...)
 	return s, nil
 }
 
@@ -364,6 +381,7 @@ func (p *parser) timeVal() TimeVal {
 	if p.peek() == '+' {
 		t.Rel = true
 		p.pos++
+		p.skip(false) // FreeBSD's scripts also write "+ 0.00"
 	}
 	numStart := p.pos
 	for isDigit(p.peek()) {
@@ -453,6 +471,17 @@ func (p *parser) packet() *Packet {
 		p.bracket(pk)
 		p.skip(false)
 	}
+	if p.peek() == '(' {
+		p.ipFields(pk)
+		p.skip(false)
+	}
+	if p.keyword("icmp") {
+		if pk.Dir == Outbound {
+			p.failAt(p.pos-len("icmp"), "> icmp lines are not supported: tcpstated's targets emit TCP only")
+		}
+		pk.ICMP = p.icmp()
+		return pk
+	}
 	// Flags: a run of flag letters, or "-" for none.
 	fs := p.pos
 	for p.pos < len(p.src) && !isSpace(p.src[p.pos]) && p.src[p.pos] != '\n' {
@@ -477,13 +506,21 @@ func (p *parser) packet() *Packet {
 		}
 	}
 	p.skip(false)
-	// start:end(len)
-	pk.Seq = p.uint("a sequence number (start:end(len))", math.MaxUint32)
-	if p.peek() != ':' {
-		p.expected("':' in start:end(len)")
+	// start:end(len), or ...(len) for any sequence number
+	if p.hasPrefix("...") {
+		if pk.Dir == Inbound {
+			p.failAt(p.pos, "...(len) (any sequence number) is only for > lines: an inbound packet needs its sequence number")
+		}
+		p.pos += 3
+		pk.SeqAny = true
+	} else {
+		pk.Seq = p.uint("a sequence number (start:end(len))", math.MaxUint32)
+		if p.peek() != ':' {
+			p.expected("':' in start:end(len)")
+		}
+		p.pos++
+		pk.End = p.uint("the end sequence number in start:end(len)", math.MaxUint32)
 	}
-	p.pos++
-	pk.End = p.uint("the end sequence number in start:end(len)", math.MaxUint32)
 	if p.peek() != '(' {
 		p.expected("'(' in start:end(len)")
 	}
@@ -494,8 +531,14 @@ func (p *parser) packet() *Packet {
 		p.expected("')' in start:end(len)")
 	}
 	p.pos++
-	if pk.End-pk.Seq != pk.Len {
+	if pk.SeqAny {
+		pk.End = pk.Len
+	} else if pk.End-pk.Seq != pk.Len {
 		p.failAt(lenPos, "payload length %d does not match %d:%d (end - start = %d)", pk.Len, pk.Seq, pk.End, pk.End-pk.Seq)
+	}
+	if p.peek() == '!' {
+		p.pos++
+		pk.SeqAbs = true
 	}
 	for {
 		p.skip(false)
@@ -530,6 +573,20 @@ func (p *parser) packet() *Packet {
 			if pk.AnyOp && pk.Dir == Inbound {
 				p.failAt(kw, "<...> (any options) is only for > lines: an inbound packet needs its options spelled out")
 			}
+		case p.hasPrefix("/udp("):
+			if pk.UDPEncap != "" {
+				p.failAt(kw, "/udp(...) is given twice")
+			}
+			p.pos += len("/udp(")
+			end := strings.IndexByte(string(p.src[p.pos:]), ')')
+			if nl := strings.IndexByte(string(p.src[p.pos:]), '\n'); end < 0 || nl >= 0 && nl < end {
+				p.failAt(kw, "unterminated /udp(: expected ) on the same line")
+			}
+			pk.UDPEncap = strings.TrimSpace(string(p.src[p.pos : p.pos+end]))
+			if pk.UDPEncap == "" {
+				p.failAt(kw, "expected /udp(SPORT > DPORT), found /udp()")
+			}
+			p.pos += end + 1
 		default:
 			if c := p.peek(); p.pos < len(p.src) && c != '\n' && !(c == '/' && (p.peekAt(1) == '/' || p.peekAt(1) == '*')) {
 				p.expected("ack N, win N, urg N, <options> or end of line")
@@ -549,6 +606,104 @@ func (p *parser) keyword(kw string) bool {
 	}
 	p.pos += len(kw)
 	return true
+}
+
+// icmp parses the rest of "< icmp TYPE [CODE] [mtu N] [seq:end(len)[/udp(...)]]".
+func (p *parser) icmp() *ICMP {
+	c := &ICMP{}
+	p.skip(false)
+	if !isWordStart(p.peek()) {
+		p.expected("an ICMP type after icmp (unreachable, packet_too_big, time_exceeded, ...)")
+	}
+	c.Type = p.word(p.pos)
+	p.pos += len(c.Type)
+	p.skip(false)
+	if isWordStart(p.peek()) && !p.hasPrefix("mtu") {
+		c.Code = p.word(p.pos)
+		p.pos += len(c.Code)
+		p.skip(false)
+	}
+	if p.keyword("mtu") {
+		p.skip(false)
+		v := p.uint("an MTU after mtu", math.MaxUint16)
+		c.MTU = &v
+		p.skip(false)
+	}
+	if p.peek() != '[' {
+		p.expected("[seq:end(len)], the TCP segment the ICMP error quotes")
+	}
+	p.pos++
+	p.skip(false)
+	c.Seq = p.uint("the quoted sequence number in [start:end(len)]", math.MaxUint32)
+	if p.peek() != ':' {
+		p.expected("':' in [start:end(len)]")
+	}
+	p.pos++
+	c.End = p.uint("the quoted end sequence number in [start:end(len)]", math.MaxUint32)
+	if p.peek() != '(' {
+		p.expected("'(' in [start:end(len)]")
+	}
+	p.pos++
+	lenPos := p.pos
+	c.Len = p.uint("the quoted length in [start:end(len)]", 1<<20)
+	if p.peek() != ')' {
+		p.expected("')' in [start:end(len)]")
+	}
+	p.pos++
+	if c.End-c.Seq != c.Len {
+		p.failAt(lenPos, "quoted length %d does not match %d:%d (end - start = %d)", c.Len, c.Seq, c.End, c.End-c.Seq)
+	}
+	if p.hasPrefix("/udp(") {
+		p.pos += len("/udp(")
+		end := strings.IndexAny(string(p.src[p.pos:]), ")\n")
+		if end < 0 || p.src[p.pos+end] != ')' {
+			p.expected("/udp(SPORT > DPORT)")
+		}
+		c.UDPEncap = strings.TrimSpace(string(p.src[p.pos : p.pos+end]))
+		p.pos += end + 1
+	}
+	p.skip(false)
+	if p.peek() != ']' {
+		p.expected("] to close the quoted segment")
+	}
+	p.pos++
+	return c
+}
+
+// ipFields parses FreeBSD's IP header prefix: "(tos 0x20)", "(ttl 64)"
+// (IPv6: "(class 0x20)", "(hlim 64)"), or both, separated by commas.
+func (p *parser) ipFields(pk *Packet) {
+	open := p.pos
+	p.pos++
+	for {
+		p.skip(false)
+		kw := p.pos
+		switch {
+		case p.peek() == ')':
+			p.pos++
+			return
+		case p.peek() == ',':
+			p.pos++
+		case p.keyword("tos") || p.keyword("class"): // IPv4 TOS, IPv6 traffic class
+			if pk.TOS != nil {
+				p.failAt(kw, "tos (class) is given twice")
+			}
+			p.skip(false)
+			v := p.uint("a TOS byte after tos", math.MaxUint8)
+			pk.TOS = &v
+		case p.keyword("ttl") || p.keyword("hlim"): // IPv4 TTL, IPv6 hop limit
+			if pk.TTL != nil {
+				p.failAt(kw, "ttl (hlim) is given twice")
+			}
+			p.skip(false)
+			v := p.uint("a TTL after ttl", math.MaxUint8)
+			pk.TTL = &v
+		case p.pos >= len(p.src) || p.peek() == '\n':
+			p.failAt(open, "unterminated (: expected )")
+		default:
+			p.expected("tos N, class N, ttl N, hlim N or ) in the IP fields (...)")
+		}
+	}
 }
 
 // bracket parses "[flow N]" (tcpstated) and ECN markers ("[ect0]", "[ce]", ...).

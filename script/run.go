@@ -1,38 +1,15 @@
 package script
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"net/netip"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/tcpstated/tcpstated/fsm"
+	"github.com/tcpstated/tcpstated/script/target"
 )
-
-// Engine is what the runner drives: exactly these methods of *fsm.Engine,
-// so an engine, or a service session that logs every call before passing
-// it on, can run a script.
-type Engine interface {
-	Listen(local netip.AddrPort, backlog int) (fsm.EndpointID, error)
-	Connect(local, remote netip.AddrPort) (fsm.EndpointID, error)
-	Accept(id fsm.EndpointID) (fsm.EndpointID, error)
-	Send(id fsm.EndpointID, data []byte) (int, error)
-	Receive(id fsm.EndpointID, buf []byte) (int, error)
-	Shutdown(id fsm.EndpointID) error
-	Close(id fsm.EndpointID) error
-	Abort(id fsm.EndpointID) error
-	Deliver(pkt []byte) error
-	AdvanceTo(t time.Duration)
-	NextDeadline() (time.Duration, bool)
-	Ready() fsm.Ready
-	Endpoint(id fsm.EndpointID) (fsm.EndpointInfo, bool)
-	Now() time.Duration
-}
-
-var _ Engine = (*fsm.Engine)(nil)
 
 // CompareMode says how expected outbound packets are compared.
 type CompareMode uint8
@@ -84,130 +61,103 @@ type Options struct {
 	// RemoteISN is the ISN of the peer the runner plays, unless the script
 	// sets --tcpstated_remote_isn. Inbound sequence numbers are relative to it.
 	RemoteISN uint32
+	// Defines are the names #ifdef lines see as defined (--define NAME).
+	Defines []string
+	// Profile is the engine's behaviour profile ("" takes the script's
+	// --tcpstated_profile, else rfc); it also defines its OS name for
+	// #ifdef lines.
+	Profile string
+	// End is the end-of-script rule; EndAuto takes the script's
+	// --tcpstated_end option, else EndStrict.
+	End EndRule
 }
 
-// Run parses src and runs it on a fresh engine built from the script's
-// header options and the buffer options it sets before its first
-// connection (see EngineConfig). A syntax error is returned as a
-// *ParseError; a script that runs and fails is a report with Passed false.
-func Run(src []byte, opts Options) (*Report, error) {
-	s, err := Parse(opts.Name, src)
-	if err != nil {
-		return nil, err
+// EndRule says what becomes of packets the target emits after the
+// script's last line.
+type EndRule uint8
+
+const (
+	EndAuto EndRule = iota
+	// EndStrict (tcpstated's default) fails the script: every packet the
+	// target sent must have been expected by a > line.
+	EndStrict
+	// EndPacketdrill is packetdrill's rule: the run ends at the last line,
+	// and what is sent after it is listed but not judged.
+	EndPacketdrill
+)
+
+func (e EndRule) String() string {
+	switch e {
+	case EndStrict:
+		return "strict"
+	case EndPacketdrill:
+		return "packetdrill"
 	}
-	base := defaultConfig()
-	if opts.Config != nil {
-		base = *opts.Config
-	}
-	cfg, _ := s.EngineConfig(base)
-	return RunScript(fsm.New(cfg), s, opts), nil
+	return "auto"
 }
 
-// RunOn parses src and runs it on e, which the caller built (for example
-// with Script.EngineConfig). Script times count from e.Now().
-func RunOn(e Engine, src []byte, opts Options) (*Report, error) {
-	s, err := Parse(opts.Name, src)
-	if err != nil {
-		return nil, err
+// ParseEndRule parses "strict", "packetdrill" or "" (auto).
+func ParseEndRule(s string) (EndRule, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return EndAuto, nil
+	case "strict":
+		return EndStrict, nil
+	case "packetdrill":
+		return EndPacketdrill, nil
 	}
-	return RunScript(e, s, opts), nil
-}
-
-// EngineConfig returns the engine configuration a script asks for: base
-// with the header's engine options applied (--mss and the --tcpstated_*
-// options), then the SO_RCVBUF, SO_SNDBUF and TCP_NODELAY setsockopt calls
-// that come before the first listen, connect or inbound packet (the
-// engine's configuration is fixed for its lifetime, so later ones cannot
-// take effect and are reported as not judged). The map tells, by event
-// index, what each of those setsockopt calls set.
-func (s *Script) EngineConfig(base fsm.Config) (fsm.Config, map[int]string) {
-	h := &header{cfg: base}
-	for _, o := range s.Options {
-		if spec, ok := headerOptions[o.Name]; ok && spec.engine {
-			_ = spec.apply(h, o.Value) // validated by Parse
-		}
-	}
-	cfg := h.cfg
-	applied := map[int]string{}
-	for i, ev := range s.Events {
-		if ev.Kind == EventPacketIn {
-			break
-		}
-		if ev.Kind != EventSyscall {
-			continue
-		}
-		sc := ev.Syscall
-		if sc.Name == "listen" || sc.Name == "connect" {
-			break
-		}
-		if sc.Name != "setsockopt" || len(sc.Args) < 4 {
-			continue
-		}
-		if r, ok := evalInt(sc.Ret); !ok || r != 0 {
-			continue
-		}
-		v, ok := evalInt(sc.Args[3])
-		if !ok {
-			continue
-		}
-		switch optName(sc.Args[2]) {
-		case "SO_RCVBUF":
-			if v > 0 && v <= 1<<30 {
-				cfg.RecvBuffer = int(v)
-				applied[i] = fmt.Sprintf("configures the engine: receive buffer (and window) %d bytes", v)
-			}
-		case "SO_SNDBUF":
-			if v > 0 && v <= 1<<30 {
-				cfg.SendBuffer = int(v)
-				applied[i] = fmt.Sprintf("configures the engine: send buffer %d bytes", v)
-			}
-		case "TCP_NODELAY":
-			cfg.NoNagle = v != 0
-			if v != 0 {
-				applied[i] = "configures the engine: Nagle's algorithm off"
-			} else {
-				applied[i] = "configures the engine: Nagle's algorithm on"
-			}
-		}
-	}
-	return cfg, applied
+	return EndAuto, fmt.Errorf("expected strict or packetdrill, found %q", s)
 }
 
 // runner is the state of one run.
 type runner struct {
 	s         *Script
 	h         *header
-	e         Engine
+	t         target.Target
+	x         target.Explainer // nil if the target does not explain itself
 	strict    bool
-	base      time.Duration // engine time at script time 0
+	end       EndRule       // the end-of-script rule in force
+	base      time.Duration // target time at script time 0
 	rep       *Report
 	cur       *LineResult
-	queue     []*outPkt // emitted, not yet matched by a > line
-	flows     []*flow   // flow n is flows[n-1]
-	socks     map[int]*sock
-	applied   map[int]string // setsockopt calls that configured the engine
-	cfgNote   string         // set when the engine's configuration is not the script's
-	remoteISN uint32         // the ISN of the peer the runner plays
+	queue     []*outPkt    // emitted, not yet matched by a > line
+	flows     []*flow      // flow n is flows[n-1]
+	open      map[int]bool // the descriptors the script holds
+	cfgNote   string       // set when the engine's configuration is not the script's
+	remoteISN uint32       // the ISN of the peer the runner plays
 
 	last       time.Duration // resolved time of the previous event (script time)
 	lastIn     int           // line of the last inbound packet
 	lastInExpl []string      // what the engine said about it
 	listenPort uint16        // port of the most recent listen()
-	nextLocal  uint16        // next local port for an unbound connect()
 	pending    *blocked      // a blocking system call in progress
-	estAt      map[fsm.EndpointID]time.Duration
-	closedAt   map[fsm.EndpointID]time.Duration
 	failed     bool
 	failLine   int
 }
 
-// RunScript runs a parsed script on e and returns its report.
-func RunScript(e Engine, s *Script, opts Options) *Report {
+// RunTarget runs a parsed script on t and returns its report. Script
+// times count from t.Now() when the run starts.
+func RunTarget(t target.Target, s *Script, opts Options) *Report {
+	if rep := s.headerError(opts); rep != nil {
+		return rep
+	}
+	return runTarget(t, s, opts, "")
+}
+
+// headerError is the report of a script whose header options do not
+// resolve, or nil.
+func (s *Script) headerError(opts Options) *Report {
 	if s.hdr == nil {
 		if err := s.resolveHeader(); err != nil {
 			return &Report{Script: s.Name, Session: opts.Session, Failure: err.Error(), Error: err.Error(), Lines: []LineResult{}}
 		}
 	}
+	return nil
+}
+
+// runTarget runs s, whose header is resolved, on t. cfgNote, if set, is
+// noted on the header options that configure the engine.
+func runTarget(t target.Target, s *Script, opts Options, cfgNote string) *Report {
 	mode := opts.Compare
 	if mode == CompareAuto {
 		mode = s.Compare
@@ -216,28 +166,21 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 		mode = CompareSemantic
 	}
 	r := &runner{
-		s: s, h: s.hdr, e: e, strict: mode == CompareStrict, base: e.Now(),
-		rep:   &Report{Script: opts.Name, Session: opts.Session, Compare: mode.String()},
-		socks: map[int]*sock{}, listenPort: s.hdr.bindPort, nextLocal: DefaultLocalPort,
-		estAt: map[fsm.EndpointID]time.Duration{}, closedAt: map[fsm.EndpointID]time.Duration{},
+		s: s, h: s.hdr, t: t, strict: mode == CompareStrict, base: t.Now(),
+		rep:  &Report{Script: opts.Name, Session: opts.Session, Compare: mode.String()},
+		open: map[int]bool{}, listenPort: s.hdr.bindPort, cfgNote: cfgNote,
 	}
+	r.x, _ = t.(target.Explainer)
 	if r.rep.Script == "" {
 		r.rep.Script = s.Name
+	}
+	r.end = opts.End
+	if r.end == EndAuto {
+		r.end = s.hdr.end
 	}
 	r.remoteISN = opts.RemoteISN
 	if r.h.remoteISNSet {
 		r.remoteISN = r.h.remoteISN
-	}
-	e.Ready() // outputs from before the script are not the script's
-	want, applied := s.EngineConfig(defaultConfig())
-	r.applied = applied
-	if c, ok := e.(interface{ Config() fsm.Config }); ok && (len(r.h.cfgSet) > 0 || len(applied) > 0) {
-		got, w := c.Config(), want.Defaults()
-		got.Secret, w.Secret = [16]byte{}, [16]byte{}
-		got.ISNMode, w.ISNMode, got.FixedISN, w.FixedISN = 0, 0, 0, 0 // relative numbers make these irrelevant
-		if !reflect.DeepEqual(got, w) {
-			r.cfgNote = "the engine was configured by its creator and differs from what the script asks for; this option may not have taken effect"
-		}
 	}
 	r.header()
 	r.run()
@@ -277,7 +220,7 @@ func (r *runner) run() {
 		r.finish()
 	}
 	r.rep.Passed = !r.failed
-	r.rep.EndTime = seconds(r.e.Now() - r.base)
+	r.rep.EndTime = seconds(r.t.Now() - r.base)
 	for i := range r.rep.Lines {
 		if l := &r.rep.Lines[i]; l.Status == StatusFail && r.rep.Failure == "" {
 			r.rep.Failure = fmt.Sprintf("line %d: %s", l.Line, l.Reason)
@@ -351,6 +294,10 @@ func (r *runner) event(i int, ev *Event) {
 		return
 	}
 	if ev.Kind == EventPacketOut {
+		if reason := unsupportedPacket(ev.Packet); reason != "" {
+			r.skipLine(reason)
+			return
+		}
 		r.outbound(ev, at, lo, hi)
 		return
 	}
@@ -363,51 +310,102 @@ func (r *runner) event(i int, ev *Event) {
 	}
 	switch ev.Kind {
 	case EventPacketIn:
-		r.inbound(ev)
+		if reason := unsupportedPacket(ev.Packet); reason != "" {
+			r.skipLine(reason)
+		} else {
+			r.inbound(ev)
+		}
 	case EventSyscall:
 		r.syscall(i, ev)
 	case EventSkip:
-		r.cur.Status = StatusSkip
-		if ev.Skip.Kind == SkipShell {
-			r.cur.Reason = "skipped: shell commands are not run by tcpstated"
-		} else {
-			r.cur.Reason = "skipped: python blocks are not run by tcpstated"
-		}
-		r.rep.Skipped++
+		r.skip(i, ev.Skip)
 	}
 	if r.cur.Status != StatusFail {
 		r.checkPending(at)
 	}
 }
 
-// now is the engine clock in script time.
-func (r *runner) now() time.Duration { return r.e.Now() - r.base }
-
-// advance moves the engine clock to script time t, one timer at a time,
-// so that every output is collected at the time it happened.
-func (r *runner) advance(t time.Duration) {
-	target := r.base + t
-	for range 1 << 20 {
-		d, ok := r.e.NextDeadline()
-		if !ok || d > target {
-			break
-		}
-		r.e.AdvanceTo(d)
-		r.drain()
+// unsupportedPacket says why a packet line cannot be run, or "".
+func unsupportedPacket(p *Packet) string {
+	switch {
+	case p.ICMP != nil:
+		return "skipped: ICMP input (" + p.ICMP.Type + ") is not supported by the engine yet"
+	case p.UDPEncap != "":
+		return "skipped: TCP over UDP (/udp(" + p.UDPEncap + ")) is not supported"
 	}
-	if target > r.e.Now() {
-		r.e.AdvanceTo(target)
-		r.drain()
+	return ""
+}
+
+// skip runs a shell command on a target that runs them, and otherwise
+// lists the line as skipped.
+func (r *runner) skip(idx int, sk *Skip) {
+	if p, ok := r.t.(preparer); ok {
+		if note, ok := p.Prepared(idx); ok {
+			if strings.HasPrefix(note, "skipped:") {
+				r.skipLine(note)
+			} else {
+				r.cur.Notes = append(r.cur.Notes, note)
+			}
+			return
+		}
+	}
+	if c, ok := r.t.(target.Commander); ok && sk.Kind == SkipShell {
+		why, err := c.Command(sk.Body)
+		switch {
+		case err != nil:
+			r.failf("the command failed: %v", err)
+		case why != "":
+			r.skipLine(why)
+		default:
+			r.cur.Actual = "ran"
+			r.drain()
+		}
+		return
+	}
+	switch {
+	case sk.Kind == SkipShell && sysctlSkip(sk.Body) != "":
+		r.skipLine(sysctlSkip(sk.Body))
+	case sk.Kind == SkipShell:
+		r.skipLine("skipped: shell commands are not run by tcpstated")
+	default:
+		r.skipLine("skipped: python blocks are not run by tcpstated")
 	}
 }
 
-// drain copies the engine's outputs: packets join the queue, transitions
+// preparer is a target that applied some lines before the run (the
+// engine target's fixed configuration): Prepared tells what line idx did.
+type preparer interface {
+	Prepared(idx int) (note string, ok bool)
+}
+
+// Setup is what a target needs to know of the script before it runs: its
+// addresses and tolerance, from the header options. A bad option is a
+// *ParseError.
+func (s *Script) Setup() (target.Setup, error) {
+	if s.hdr == nil {
+		if err := s.resolveHeader(); err != nil {
+			return target.Setup{}, err
+		}
+	}
+	return target.Setup{Local: s.hdr.localIP, Remote: s.hdr.remoteIP, Tolerance: s.hdr.tolerance}, nil
+}
+
+// now is the target's clock in script time.
+func (r *runner) now() time.Duration { return r.t.Now() - r.base }
+
+// advance moves the target's clock to script time t and collects what it
+// emitted on the way.
+func (r *runner) advance(t time.Duration) {
+	r.t.AdvanceTo(r.base + t)
+	r.drain()
+}
+
+// drain copies the target's outputs: packets join the queue, transitions
 // and explanations are noted on the current line.
 func (r *runner) drain() {
-	rd := r.e.Ready()
-	for _, p := range rd.Packets {
-		o := &outPkt{t: p.Time - r.base, data: bytes.Clone(p.Data)}
-		_, _, tcp, err := fsm.ParsePacket(o.data)
+	for _, p := range r.t.Collect() {
+		o := &outPkt{t: p.Time - r.base, data: p.Data}
+		src, dst, tcp, err := fsm.ParsePacket(o.data)
 		if err == nil {
 			o.seg, err = fsm.ParseSegment(tcp)
 		}
@@ -416,7 +414,7 @@ func (r *runner) drain() {
 			continue
 		}
 		o.opts = decodeOptions(tcp)
-		o.flow = r.flowOf(p.Src, o.seg.SrcPort, netip.AddrPortFrom(p.Dst, o.seg.DstPort))
+		o.flow = r.flowOf(src, o.seg.SrcPort, netip.AddrPortFrom(dst, o.seg.DstPort))
 		if f := o.flow; f != nil {
 			if o.seg.Flags&fsm.FlagSYN != 0 {
 				f.iss, f.issKnown = uint32(o.seg.Seq), true
@@ -427,214 +425,17 @@ func (r *runner) drain() {
 		}
 		r.queue = append(r.queue, o)
 	}
-	for _, t := range rd.Transitions {
+	if r.x == nil {
+		return
+	}
+	transitions, explained := r.x.Explain()
+	for _, t := range transitions {
 		r.cur.Transitions = append(r.cur.Transitions, fmt.Sprintf("%s endpoint %d: %s -> %s (%s)",
 			formatSeconds(t.Time-r.base), t.Endpoint, t.From, t.To, t.Cause))
-		switch t.To {
-		case fsm.Established:
-			r.estAt[t.Endpoint] = t.Time - r.base
-		case fsm.Closed:
-			r.closedAt[t.Endpoint] = t.Time - r.base
-		}
 	}
-	for i := range rd.Explanations {
-		x := &rd.Explanations[i]
-		r.cur.Engine = append(r.cur.Engine, fmt.Sprintf("%s endpoint %d: %s", formatSeconds(r.now()), x.Endpoint, x.String()))
+	for _, x := range explained {
+		r.cur.Engine = append(r.cur.Engine, fmt.Sprintf("%s endpoint %d: %s", formatSeconds(x.Time-r.base), x.Endpoint, x.Text))
 	}
-}
-
-// flowOf finds the flow of an emitted packet by its addresses.
-func (r *runner) flowOf(src netip.Addr, srcPort uint16, dst netip.AddrPort) *flow {
-	for _, f := range r.flows {
-		if f != nil && f.local.Port() == srcPort && f.remote == dst && f.local.Addr() == src {
-			return f
-		}
-	}
-	return nil
-}
-
-// flow returns flow n (1 for 0), creating a passive one (the runner's
-// peer dialing the listening port from port 40000+n-1) on first use.
-func (r *runner) flow(n int) *flow {
-	if n == 0 {
-		n = 1
-	}
-	for len(r.flows) < n {
-		r.flows = append(r.flows, nil)
-	}
-	if r.flows[n-1] == nil {
-		r.flows[n-1] = &flow{
-			n:         n,
-			local:     netip.AddrPortFrom(r.h.localIP, r.listenPort),
-			remote:    netip.AddrPortFrom(r.h.remoteIP, r.h.remotePort+uint16(n-1)),
-			remoteISN: r.remoteISN,
-			tsMap:     map[uint32]uint32{},
-		}
-	}
-	return r.flows[n-1]
-}
-
-// newActiveFlow allocates the first unused flow number for a connect().
-func (r *runner) newActiveFlow(local, remote netip.AddrPort) *flow {
-	n := len(r.flows) + 1
-	for i, f := range r.flows {
-		if f == nil {
-			n = i + 1
-			break
-		}
-	}
-	for len(r.flows) < n {
-		r.flows = append(r.flows, nil)
-	}
-	f := &flow{n: n, local: local, remote: remote, remoteISN: r.remoteISN, tsMap: map[uint32]uint32{}, active: true}
-	r.flows[n-1] = f
-	return f
-}
-
-// flowByRemote finds the flow of an accepted connection.
-func (r *runner) flowByRemote(local, remote netip.AddrPort) *flow {
-	for _, f := range r.flows {
-		if f != nil && f.remote == remote && f.local.Port() == local.Port() {
-			return f
-		}
-	}
-	return nil
-}
-
-// inbound builds the segment of a < line and delivers it.
-func (r *runner) inbound(ev *Event) {
-	p := ev.Packet
-	f := r.flow(p.Flow)
-	flags := flagsOf(p.Flags)
-	seg := fsm.Segment{Flags: flags, Seq: fsm.Seq(f.remoteISN + p.Seq), Window: 65535}
-	if p.Ack != nil {
-		seg.Ack = fsm.Seq(f.iss + *p.Ack)
-	} else if flags&fsm.FlagACK != 0 {
-		r.cur.Notes = append(r.cur.Notes, "ACK is set without an ack number: sent ack 0 (relative)")
-		seg.Ack = fsm.Seq(f.iss)
-	}
-	if p.Win != nil {
-		seg.Window = uint16(*p.Win)
-	} else {
-		r.cur.Notes = append(r.cur.Notes, "no win given: sent win 65535")
-	}
-	if p.Urg != nil {
-		seg.Urgent = uint16(*p.Urg)
-	}
-	if p.ECN != "" {
-		r.cur.Notes = append(r.cur.Notes, "ECN marking ["+p.ECN+"] ignored: tcpstated does not do ECN")
-	}
-	seg.Payload = make([]byte, p.Len)
-	for i := range seg.Payload {
-		seg.Payload[i] = byte('a' + i%26)
-	}
-	opts, err := encodeOptions(p.Opts, f.iss, func(ecr uint32) uint32 {
-		switch v, ok := f.tsMap[ecr]; {
-		case ecr == 0:
-			return 0
-		case ok:
-			if v != ecr {
-				r.cur.Notes = append(r.cur.Notes, fmt.Sprintf("TS ecr %d is the val of an earlier > line: sent the engine's actual TSval %d", ecr, v))
-			}
-			return v
-		case f.hasTS:
-			if f.lastTSVal != ecr {
-				r.cur.Notes = append(r.cur.Notes, fmt.Sprintf("TS ecr %d: sent the engine's most recent TSval %d", ecr, f.lastTSVal))
-			}
-			return f.lastTSVal
-		}
-		return ecr
-	})
-	if err != nil {
-		r.failf("%v", err)
-		return
-	}
-	pkt := buildPacket(f.remote, f.local, &seg, opts)
-	_, _, tcp, _ := fsm.ParsePacket(pkt)
-	sent, _ := fsm.ParseSegment(tcp)
-	r.cur.Actual = "sent " + sent.String()
-	mark := len(r.cur.Engine)
-	if err := r.e.Deliver(pkt); err != nil {
-		r.failf("the engine refused the packet: %v", err)
-		return
-	}
-	r.drain()
-	r.lastIn, r.lastInExpl = ev.Pos.Line, append([]string(nil), r.cur.Engine[mark:]...)
-}
-
-// maxSilentTimers bounds how many timer expiries a > line waits through
-// for a packet, so that a timer that keeps re-arming cannot hang a run.
-const maxSilentTimers = 100000
-
-// outbound matches a > line against the first emitted, unmatched packet.
-func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
-	p := ev.Packet
-	f := r.flow(p.Flow)
-	r.cur.Expected = p.body()
-	if at > r.now() {
-		r.advance(at)
-	}
-	// Wait for the next emission, timer by timer, until the window closes
-	// (for "*", until no timer is armed, within reason).
-	for n := 0; len(r.queue) == 0 && n < maxSilentTimers; n++ {
-		d, ok := r.e.NextDeadline()
-		if !ok || d-r.base > hi {
-			break
-		}
-		r.advance(d - r.base)
-	}
-	if r.checkPending(r.now()); r.failed {
-		return
-	}
-	if len(r.queue) == 0 {
-		when := "by " + formatSeconds(hi)
-		if hi == math.MaxInt64 {
-			when = "ever: no timer is armed"
-		}
-		r.cur.Actual = "nothing"
-		r.failf("expected %s was not emitted %s%s", p.body(), when, r.lastInbound())
-		return
-	}
-	o := r.queue[0]
-	r.queue = r.queue[1:]
-	r.cur.Actual = o.render() + " at " + formatSeconds(o.t)
-	r.cur.Time = seconds(o.t)
-	if o.t < lo {
-		r.failf("a packet was emitted at %s, before this line's window [%s, %s]: %s%s",
-			formatSeconds(o.t), formatSeconds(lo), formatSeconds(hi), o.render(), r.lastInbound())
-		return
-	}
-	fails, notes := comparePacket(p, o, f, r.strict)
-	r.cur.Notes = append(r.cur.Notes, notes...)
-	if len(fails) > 0 {
-		r.failf("%s%s", strings.Join(fails, "; "), r.lastInbound())
-		return
-	}
-	// Remember which TSval the script called what, for later ecr values.
-	if o.seg.Options.HasTimestamp {
-		for _, opt := range p.Opts {
-			if opt.Kind == OptTS {
-				f.tsMap[opt.Val] = o.seg.Options.TSVal
-			}
-		}
-	}
-	if ev.Time.Kind == TimeExact {
-		r.last = at
-	} else {
-		r.last = o.t
-	}
-}
-
-// lastInbound is the engine's explanation of the last inbound packet, for
-// failure reasons.
-func (r *runner) lastInbound() string {
-	if r.lastIn == 0 {
-		return ""
-	}
-	if len(r.lastInExpl) == 0 {
-		return fmt.Sprintf(" (the engine said nothing about the last inbound packet, line %d)", r.lastIn)
-	}
-	return fmt.Sprintf(" (the engine on the last inbound packet, line %d: %s)", r.lastIn, strings.Join(r.lastInExpl, "; "))
 }
 
 // finish ends the run: a blocking call still pending must return by its
@@ -652,6 +453,15 @@ func (r *runner) finish() {
 		var ps []string
 		for _, o := range r.queue {
 			ps = append(ps, o.render()+" at "+formatSeconds(o.t))
+		}
+		if r.end == EndPacketdrill {
+			r.rep.Lines = append(r.rep.Lines, LineResult{
+				Line: 0, Time: seconds(r.now()), Text: "(end of script)", Kind: KindPacketOut, Status: StatusPass,
+				Actual: strings.Join(ps, "; "),
+				Notes: []string{fmt.Sprintf("not judged (packetdrill's end-of-script rule, --tcpstated_end=packetdrill): %d outbound packet(s) after the last line: %s",
+					len(ps), strings.Join(ps, "; "))},
+			})
+			return
 		}
 		r.rep.Lines = append(r.rep.Lines, LineResult{
 			Line: 0, Time: seconds(r.now()), Text: "(end of script)", Kind: KindPacketOut, Status: StatusFail,

@@ -8,7 +8,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // logServer implements LogService.
@@ -22,7 +25,7 @@ var errStop = errors.New("stop")
 
 // readLog returns a usable session's log (records are read without the
 // session lock: the log is safe for concurrent use).
-func (ss *session) readLog() (replaylog.Log, error) {
+func (ss *session) readLog() (store.Log, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if err := ss.usableLocked(); err != nil {
@@ -38,10 +41,7 @@ func (ss *session) records(from uint64, fn func(*pb.LogRecord) error) error {
 	if err != nil {
 		return err
 	}
-	err = lg.Records(func(i uint64, payload []byte) error {
-		if i < from {
-			return nil
-		}
+	err = lg.Records(from, func(i uint64, payload []byte) error {
 		rec := &pb.LogRecord{}
 		if err := proto.Unmarshal(payload, rec); err != nil {
 			return errorf(kindDataLoss, "record %d of %s does not decode: %v", i, ss.name, err)
@@ -51,7 +51,7 @@ func (ss *session) records(from uint64, fn func(*pb.LogRecord) error) error {
 	if errors.Is(err, errStop) {
 		return nil
 	}
-	if errors.Is(err, replaylog.ErrClosed) {
+	if errors.Is(err, store.ErrClosed) {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		if e := ss.usableLocked(); e != nil {
@@ -80,7 +80,7 @@ func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest)
 			resp.NextPageToken = encodePageToken(strconv.FormatUint(rec.Index, 10))
 			return errStop
 		}
-		resp.Records = append(resp.Records, recordView(rec))
+		resp.Records = append(resp.Records, machine.RecordView(rec))
 		return nil
 	})
 	if err != nil {
@@ -131,7 +131,7 @@ func (h *logServer) StreamRecords(req *pb.StreamRecordsRequest, stream pb.LogSer
 		ss.mu.Unlock()
 		batch := &pb.StreamRecordsResponse{}
 		err := ss.records(next, func(rec *pb.LogRecord) error {
-			batch.Records = append(batch.Records, recordView(rec))
+			batch.Records = append(batch.Records, machine.RecordView(rec))
 			next = rec.Index + 1
 			if len(batch.Records) == streamBatch {
 				if err := stream.Send(batch); err != nil {
@@ -174,9 +174,9 @@ func (h *logServer) VerifySession(ctx context.Context, req *pb.VerifySessionRequ
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	rr := &rerun{}
-	if err := lg.Records(rr.feed); err != nil {
-		if errors.Is(err, replaylog.ErrClosed) {
+	rr := newRerun()
+	if err := lg.Records(0, rr.Feed); err != nil {
+		if errors.Is(err, store.ErrClosed) {
 			if _, e := ss.readLog(); e != nil {
 				return nil, toStatus(e)
 			}
@@ -185,8 +185,8 @@ func (h *logServer) VerifySession(ctx context.Context, req *pb.VerifySessionRequ
 	}
 	// A final input without its output is a call still in flight.
 	return &pb.VerifySessionResponse{
-		Identical:       rr.diff == nil,
-		RecordsChecked:  rr.records,
-		FirstDifference: rr.diff,
+		Identical:       rr.Diff == nil,
+		RecordsChecked:  rr.Records,
+		FirstDifference: rr.Diff,
 	}, nil
 }

@@ -9,11 +9,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tcpstated/tcpstated/fsm"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // This file is the only one that knows about gRPC status codes: the service
-// returns plain errors (its own *apiError kinds, fsm's sentinels, replaylog's
+// returns plain errors (its own *apiError kinds, fsm's sentinels, the store's
 // errors) and every handler converts them with toStatus, as etcd's v3rpc
 // does with togRPCError.
 
@@ -83,11 +86,14 @@ var sentinelCodes = []struct {
 	{fsm.ErrInsufficientResources, codes.ResourceExhausted},
 	{fsm.ErrEndpointLimit, codes.ResourceExhausted},
 	{fsm.ErrInvalidAddress, codes.InvalidArgument},
-	{replaylog.ErrLogFull, codes.ResourceExhausted},
-	{replaylog.ErrTooLarge, codes.ResourceExhausted},
-	{replaylog.ErrPoisoned, codes.Unavailable},
-	{replaylog.ErrClosed, codes.Unavailable},
-	{replaylog.ErrExist, codes.AlreadyExists},
+	{machine.ErrInvalid, codes.InvalidArgument},
+	{machine.ErrNotFound, codes.NotFound},
+	{machine.ErrExists, codes.AlreadyExists},
+	{store.ErrLogFull, codes.ResourceExhausted},
+	{store.ErrTooLarge, codes.ResourceExhausted},
+	{store.ErrPoisoned, codes.Unavailable},
+	{store.ErrClosed, codes.Unavailable},
+	{store.ErrExists, codes.AlreadyExists},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }
@@ -114,6 +120,12 @@ func toStatus(err error) error {
 		}
 	}
 	return status.Error(codes.Unknown, err.Error())
+}
+
+// newRerun is a re-run that records a refused input's code as the service
+// answers it.
+func newRerun() *machine.Rerun {
+	return &machine.Rerun{ErrorCode: func(err error) int32 { return int32(statusCode(err)) }}
 }
 
 // statusCode returns the code toStatus gives err, for logging and records.

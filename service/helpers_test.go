@@ -17,7 +17,12 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/store/filestore"
+
+	"github.com/tcpstated/tcpstated/store/memstore"
 )
 
 // env is an in-process server over bufconn and clients of every service.
@@ -33,6 +38,9 @@ type env struct {
 	endpoints pb.EndpointServiceClient
 	segments  pb.SegmentServiceClient
 	logs      pb.LogServiceClient
+
+	mem     *memstore.Store // newMemEnv: the store in place of dir
+	memUsed bool            // mem has served a Service: restart reopens it
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -45,8 +53,8 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	if cfg.Fsync == replaylog.FsyncAlways && testing.Short() {
-		cfg.Fsync = replaylog.FsyncNever
+	if cfg.Fsync == store.FsyncAlways && testing.Short() {
+		cfg.Fsync = store.FsyncNever
 	}
 	e := &env{t: t, dir: cfg.DataDir, cfg: cfg}
 	e.start()
@@ -54,9 +62,32 @@ func newEnv(t *testing.T, cfg Config) *env {
 	return e
 }
 
+// newMemEnv is newEnv over an in-memory store, for tests about the API
+// rather than the disk; restart keeps the logs.
+func newMemEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	e := &env{t: t, cfg: cfg, mem: memstore.New(memstore.Options{})}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
 func (e *env) start() {
 	e.t.Helper()
-	svc, err := Open(e.cfg)
+	var svc *Service
+	var err error
+	if e.mem != nil {
+		if e.memUsed {
+			e.mem = e.mem.Reopen()
+		}
+		e.memUsed = true
+		svc, err = New(e.mem, e.cfg)
+	} else {
+		svc, err = Open(e.cfg)
+	}
 	if err != nil {
 		e.t.Fatalf("Open: %v", err)
 	}
@@ -208,3 +239,12 @@ func hasFlags(s *pb.Segment, want ...string) bool {
 }
 
 func protoEqual(a, b proto.Message) bool { return proto.Equal(a, b) }
+
+// fileScan reads the log file at path for VerifyLog and DumpLog, as
+// `tcpstated log` does.
+func fileScan(path string) Scan {
+	return func(fn func(uint64, []byte) error) (*store.DamageError, error) {
+		res, err := filestore.ScanFile(path, fn)
+		return res.Damage, err
+	}
+}

@@ -18,7 +18,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/tenant"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // Service holds every session of the server and implements the tcpstate.v1
@@ -27,12 +32,12 @@ import (
 type Service struct {
 	cfg     Config
 	log     *slog.Logger
-	store   replaylog.Store
+	store   store.Store
 	metrics *metrics
 
 	sessions sync.Map // sessionKey (tenant, id) → *session
 	count    atomic.Int64
-	tenants  tenantCounts // sessions per tenant (tenant.go)
+	tenants  tenant.Counts // sessions per tenant (tenant.go)
 	closed   atomic.Bool
 	stopping atomic.Bool   // streams end; no new ones start
 	stopCh   chan struct{} // closed by StopStreams
@@ -48,7 +53,7 @@ type RestoreReport struct {
 	Records uint64 // records re-run
 	// Truncated: the log store cut a torn or corrupt tail (see Recovery).
 	Truncated bool
-	Recovery  replaylog.RecoveryReport
+	Recovery  store.RecoveryReport
 	// Difference is the first output of the re-run that differs from the
 	// logged one; Differences counts them. The session continues from the
 	// re-run's state.
@@ -64,26 +69,16 @@ type RestoreReport struct {
 	Tenant string
 }
 
-// Open opens the log store in cfg.DataDir and restores every session in it
-// by re-running its log. Damaged logs are reported (RestoreReports and the
-// server's log) and never stop the server.
-func Open(cfg Config) (*Service, error) {
+// New restores every session in st by re-running its log and serves them.
+// Damaged logs are reported (RestoreReports and the server's log) and
+// never stop the server. The service owns st from then on: Close closes it,
+// and so does a failed New.
+func New(st store.Store, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
-	if cfg.DataDir == "" {
-		return nil, errors.New("service: no data directory")
-	}
-	store, err := replaylog.OpenFileStore(cfg.DataDir, replaylog.Options{
-		Fsync:         cfg.Fsync,
-		BatchInterval: cfg.FsyncBatchInterval,
-		Logger:        cfg.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("service: %w", err)
-	}
-	s := &Service{cfg: cfg, log: cfg.Logger, store: store, stopCh: make(chan struct{})}
+	s := &Service{cfg: cfg, log: cfg.Logger, store: st, stopCh: make(chan struct{})}
 	s.metrics = newMetrics(s, cfg.Metrics)
 	if err := s.restoreAll(); err != nil {
-		store.Close()
+		st.Close()
 		return nil, err
 	}
 	return s, nil
@@ -156,7 +151,7 @@ func (s *Service) Close() error {
 		ss.mu.Unlock()
 		return true
 	})
-	if err := s.store.Close(); err != nil && first == nil && !errors.Is(err, replaylog.ErrClosed) {
+	if err := s.store.Close(); err != nil && first == nil && !errors.Is(err, store.ErrClosed) {
 		first = err
 	}
 	return first
@@ -170,18 +165,18 @@ func (s *Service) lookup(ctx context.Context, id string) (*session, error) {
 	}
 	t, ok := s.caller(ctx)
 	if !ok {
-		return nil, notFoundf("session %s not found", sessionName(id))
+		return nil, notFoundf("session %s not found", machine.SessionName(id))
 	}
 	v, ok := s.sessions.Load(sessionKey{t, id})
 	if !ok {
-		return nil, notFoundf("session %s not found", sessionName(id))
+		return nil, notFoundf("session %s not found", machine.SessionName(id))
 	}
 	return v.(*session), nil
 }
 
 // lookupName finds a session by resource name.
 func (s *Service) lookupName(ctx context.Context, field, name string) (*session, error) {
-	id, err := parseSessionName(field, name)
+	id, err := machine.ParseSessionName(field, name)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +193,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	switch {
 	case id == "":
 		id = newSessionID() // random: unique in every namespace
-	case !validSessionID(id):
+	case !machine.ValidSessionID(id):
 		return nil, invalidf("session_id: %q is not 1 to 63 characters of a-z, 0-9 and -", id)
 	case owner != "" && len(id) > maxTenantSessionIDLen:
 		return nil, invalidf("session_id: %q is %d characters; a tenant's session IDs are at most %d (its log is named after the tenant and the ID, in at most 63 characters)", id, len(id), maxTenantSessionIDLen)
@@ -212,7 +207,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	}
 	key := sessionKey{owner, id}
 	if _, ok := s.sessions.Load(key); ok {
-		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
 	}
 	tenant, err := s.reserveSession(ctx)
 	if err != nil {
@@ -220,13 +215,13 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	}
 	if n := s.count.Add(1); n > int64(s.cfg.Limits.MaxSessions) {
 		s.count.Add(-1)
-		s.tenants.release(tenant)
+		s.tenants.Release(tenant)
 		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
 	}
 	ss, err := s.createLog(id, tenant, opts, secret)
 	if err != nil {
 		s.count.Add(-1)
-		s.tenants.release(tenant)
+		s.tenants.Release(tenant)
 		return nil, err
 	}
 	if _, loaded := s.sessions.LoadOrStore(key, ss); loaded {
@@ -235,8 +230,8 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 		ss.closeLocked(stateDeleted)
 		ss.mu.Unlock()
 		s.count.Add(-1)
-		s.tenants.release(tenant)
-		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+		s.tenants.Release(tenant)
+		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
 	}
 	s.metrics.sessionsCreated.Inc()
 	return ss, nil
@@ -246,45 +241,45 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	file := logName(tenant, id)
 	lg, err := s.store.Create(file)
 	switch {
-	case errors.Is(err, replaylog.ErrExist), errors.Is(err, replaylog.ErrBusy):
-		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrBusy):
+		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
 	case err != nil:
-		return nil, errorf(kindInternal, "creating the log of session %s: %v", sessionName(id), err)
+		return nil, errorf(kindInternal, "creating the log of session %s: %v", machine.SessionName(id), err)
 	}
 	now := time.Now()
-	params := engineParams{maxEndpoints: s.cfg.Limits.MaxEndpoints}
+	params := machine.Params{MaxEndpoints: s.cfg.Limits.MaxEndpoints}
 	start := &pb.SessionStart{
-		Name:          sessionName(id),
+		Name:          machine.SessionName(id),
 		Options:       opts,
 		SecretKey:     secret[:],
 		CreateTime:    timestamppb.New(now),
 		FormatVersion: 1,
-		EngineVersion: engineName,
-		MaxEndpoints:  uint32(params.maxEndpoints),
+		EngineVersion: machine.EngineName,
+		MaxEndpoints:  uint32(params.MaxEndpoints),
 		Tenant:        tenant,
 	}
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
 		_, err = lg.Append(rec)
-		if err == nil && s.cfg.Fsync != replaylog.FsyncAlways {
-			err = lg.Sync() // a session exists once its start record is durable
+		if err == nil {
+			err = lg.Sync() // a session exists once its start record is durable, whatever the fsync mode
 		}
 	}
 	if err != nil {
 		lg.Close()
 		s.store.Remove(file)
-		return nil, errorf(kindInternal, "writing the log of session %s: %v", sessionName(id), err)
+		return nil, errorf(kindInternal, "writing the log of session %s: %v", machine.SessionName(id), err)
 	}
 	ss := &session{
 		svc:        s,
 		id:         id,
-		name:       sessionName(id),
+		name:       machine.SessionName(id),
 		file:       file,
 		tenant:     tenant,
 		createTime: now,
 		opts:       opts,
 		realtime:   opts.ClockMode == pb.ClockMode_CLOCK_MODE_REALTIME,
-		m:          newMachine(sessionName(id), engineConfig(opts, secret, params)),
+		m:          machine.New(machine.SessionName(id), machine.EngineConfig(opts, secret, params)),
 		log:        lg,
 		next:       1,
 		mono:       now,
@@ -304,14 +299,14 @@ func (ss *session) startTimer() {
 func (s *Service) delete(ctx context.Context, id string) error {
 	t, ok := s.caller(ctx)
 	if !ok {
-		return notFoundf("session %s not found", sessionName(id))
+		return notFoundf("session %s not found", machine.SessionName(id))
 	}
 	v, ok := s.sessions.LoadAndDelete(sessionKey{t, id})
 	if !ok {
-		return notFoundf("session %s not found", sessionName(id))
+		return notFoundf("session %s not found", machine.SessionName(id))
 	}
 	ss := v.(*session)
-	s.tenants.release(ss.tenant)
+	s.tenants.Release(ss.tenant)
 	ss.mu.Lock()
 	err := ss.closeLocked(stateDeleted)
 	ss.mu.Unlock()
@@ -319,7 +314,7 @@ func (s *Service) delete(ctx context.Context, id string) error {
 		s.log.Warn("closing a deleted session's log", "session", ss.name, "err", err)
 	}
 	s.count.Add(-1)
-	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, replaylog.ErrNotExist) {
+	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return errorf(kindInternal, "removing the log of session %s: %v", ss.name, err)
 	}
 	return nil
@@ -364,7 +359,7 @@ func (s *Service) restoreAll() error {
 
 // restore opens the log named file and re-runs it.
 func (s *Service) restore(file string) {
-	name := sessionName(file)
+	name := machine.SessionName(file)
 	lg, rep, err := s.store.Open(file)
 	if err != nil {
 		s.addBroken(sessionKey{"", file}, nil, RestoreReport{Session: name, Log: file, Err: err})
@@ -373,7 +368,7 @@ func (s *Service) restore(file string) {
 	ss, r := s.rebuild(file, lg, rep)
 	if ss == nil {
 		lg.Close()
-		if r.Err == errEmptyLog && !(rep.Damage != nil && errors.Is(rep.Damage, replaylog.ErrCorrupt)) {
+		if r.Err == errEmptyLog && !(rep.Damage != nil && errors.Is(rep.Damage, store.ErrCorrupt)) {
 			// Created but its start record never made it: the create call
 			// never returned, so there is no session to restore.
 			s.log.Info("removing the log of a session whose creation did not complete", "session", name)
@@ -407,7 +402,7 @@ func (s *Service) restore(file string) {
 	ss.restore, ss.restoreView = &r, r.status()
 	ss.startTimer()
 	s.count.Add(1)
-	s.tenants.reserve(ss.tenant, 0)
+	s.tenants.Reserve(ss.tenant, 0)
 	ss.mu.Lock()
 	ss.rearmLocked()
 	ss.mu.Unlock()
@@ -442,8 +437,8 @@ func (r *RestoreReport) status() *pb.RestoreStatus {
 // and ID come from the start record; r.Session and r.Tenant say which
 // session the log holds (sessions/{file} and no owner when the start record
 // is unreadable or does not agree with the file's name).
-func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryReport) (*session, RestoreReport) {
-	r := RestoreReport{Session: sessionName(file), Log: file, Truncated: rep.Truncated, Recovery: rep}
+func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (*session, RestoreReport) {
+	r := RestoreReport{Session: machine.SessionName(file), Log: file, Truncated: rep.Truncated, Recovery: rep}
 	if rep.Truncated {
 		s.log.Warn("session log had a damaged tail; truncated", "log", file,
 			"records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "reason", rep.Reason)
@@ -452,20 +447,20 @@ func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryR
 		r.Err = errEmptyLog
 		return nil, r
 	}
-	rr := &rerun{}
-	err := lg.Records(rr.feed)
-	r.Records = rr.records
+	rr := newRerun()
+	err := lg.Records(0, rr.Feed)
+	r.Records = rr.Records
 	var key sessionKey
-	if rr.start != nil {
+	if rr.Start != nil {
 		var kerr error
-		if key, kerr = startKey(file, rr.start); kerr != nil {
+		if key, kerr = startKey(file, rr.Start); kerr != nil {
 			r.Err = kerr
-			s.log.Error("session log belongs to another session", "log", file, "start_name", rr.start.GetName(), "tenant", rr.start.GetTenant())
+			s.log.Error("session log belongs to another session", "log", file, "start_name", rr.Start.GetName(), "tenant", rr.Start.GetTenant())
 			return nil, r
 		}
-		r.Session, r.Tenant = sessionName(key.id), key.tenant
+		r.Session, r.Tenant = machine.SessionName(key.id), key.tenant
 	}
-	if err == nil && rr.start == nil {
+	if err == nil && rr.Start == nil {
 		err = errors.New("the log has no start record")
 	}
 	if err != nil {
@@ -473,7 +468,7 @@ func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryR
 		s.log.Error("session log cannot be re-run; the session is kept as broken until deleted", "session", r.Session, "tenant", r.Tenant, "log", file, "err", err)
 		return nil, r
 	}
-	createTime := rr.start.CreateTime.AsTime()
+	createTime := rr.Start.CreateTime.AsTime()
 	name := r.Session
 	ss := &session{
 		svc:        s,
@@ -482,32 +477,32 @@ func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryR
 		file:       file,
 		tenant:     r.Tenant,
 		createTime: createTime,
-		opts:       rr.start.Options,
-		realtime:   rr.start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
-		m:          rr.m,
+		opts:       rr.Start.Options,
+		realtime:   rr.Start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
+		m:          rr.Machine,
 		log:        lg,
 		next:       lg.Len(),
 		mono:       time.Now(),
 		base:       time.Since(createTime),
 	}
-	if rr.pending != nil {
+	if rr.Pending != nil {
 		// The input is in the log but its output is not: append the
 		// re-run's output so the log is whole again.
 		ss.mu.Lock()
-		err := ss.appendLocked(&pb.LogRecord{Index: ss.next, Time: durationpb.New(rr.m.now()), Body: &pb.LogRecord_Output{Output: rr.pending}})
+		err := ss.appendLocked(&pb.LogRecord{Index: ss.next, Time: durationpb.New(rr.Machine.Now()), Body: &pb.LogRecord_Output{Output: rr.Pending}})
 		ss.mu.Unlock()
 		if err != nil {
 			r.Err = err
 			return nil, r
 		}
 		r.Completed = true
-		s.log.Info("session log ended with an input and no output; appended the re-run's output", "session", name, "input_index", rr.pendingIndex)
+		s.log.Info("session log ended with an input and no output; appended the re-run's output", "session", name, "input_index", rr.PendingIndex)
 	}
-	r.Difference, r.Differences = rr.diff, rr.diffs
-	if rr.diff != nil {
+	r.Difference, r.Differences = rr.Diff, rr.Diffs
+	if rr.Diff != nil {
 		s.log.Warn("session re-run differs from its log; continuing from the re-run's state",
-			"session", name, "differences", rr.diffs, "index", rr.diff.Index, "field", rr.diff.Field,
-			"expected", rr.diff.Expected, "actual", rr.diff.Actual)
+			"session", name, "differences", rr.Diffs, "index", rr.Diff.Index, "field", rr.Diff.Field,
+			"expected", rr.Diff.Expected, "actual", rr.Diff.Actual)
 		s.metrics.restoreDifferences.Inc()
 	}
 	return ss, r
@@ -515,7 +510,7 @@ func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryR
 
 // key is the registry key of the session a report is about.
 func (r *RestoreReport) key() sessionKey {
-	return sessionKey{r.Tenant, strings.TrimPrefix(r.Session, sessionsPrefix)}
+	return sessionKey{r.Tenant, strings.TrimPrefix(r.Session, machine.SessionsPrefix)}
 }
 
 // startKey returns the registry key of the session whose start record is
@@ -524,12 +519,12 @@ func (r *RestoreReport) key() sessionKey {
 // session, the plain ID (logs written before tenants had namespaces). A
 // mismatch is damage: the log is not trusted to say whose it is.
 func startKey(file string, st *pb.SessionStart) (sessionKey, error) {
-	id, err := parseSessionName("start.name", st.GetName())
+	id, err := machine.ParseSessionName("start.name", st.GetName())
 	if err != nil {
 		return sessionKey{}, fmt.Errorf("the log %s: start record: %w", file, err)
 	}
 	t := st.GetTenant()
-	if t != "" && !validTenant(t) {
+	if t != "" && !tenant.ValidName(t) {
 		return sessionKey{}, fmt.Errorf("the log %s: start record: tenant %q is not a tenant name", file, t)
 	}
 	if file != logName(t, id) && !(t != "" && file == id) {
@@ -544,8 +539,8 @@ func startKey(file string, st *pb.SessionStart) (sessionKey, error) {
 // addBroken registers a session whose log cannot be re-run under key, so
 // that its ID stays taken and clients learn why (DATA_LOSS) and can delete
 // it.
-func (s *Service) addBroken(key sessionKey, lg replaylog.Log, r RestoreReport) {
-	r.Session, r.Tenant = sessionName(key.id), key.tenant
+func (s *Service) addBroken(key sessionKey, lg store.Log, r RestoreReport) {
+	r.Session, r.Tenant = machine.SessionName(key.id), key.tenant
 	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "tenant", r.Tenant, "log", r.Log, "err", r.Err)
 	ss := &session{svc: s, id: key.id, name: r.Session, file: r.Log, tenant: r.Tenant, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}
 	if _, dup := s.sessions.LoadOrStore(key, ss); dup {
@@ -554,7 +549,7 @@ func (s *Service) addBroken(key sessionKey, lg replaylog.Log, r RestoreReport) {
 		s.log.Error("a broken session's log is shadowed by another session of the same name; remove its file", "log", r.Log)
 	} else {
 		s.count.Add(1)
-		s.tenants.reserve(ss.tenant, 0)
+		s.tenants.Reserve(ss.tenant, 0)
 	}
 	s.restoreMu.Lock()
 	s.restored = append(s.restored, r)

@@ -11,7 +11,12 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/logrecord"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // A session is one engine, one replay log and one clock behind one mutex.
@@ -34,8 +39,8 @@ type session struct {
 	realtime   bool
 
 	mu   sync.Mutex
-	m    *machine
-	log  replaylog.Log
+	m    *machine.Machine
+	log  store.Log
 	next uint64 // index of the next record (the log's length)
 	pend pendingRecords
 	// batching: stepLocked leaves its records in pend for the caller to
@@ -141,14 +146,14 @@ func (s *session) writableLocked() error {
 // time) are not logged either.
 func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.CallResult, error) {
 	m := s.m
-	t0 := m.now()
-	res, err := m.apply(in)
-	m.rd = m.eng.Ready()
-	rd := &m.rd
+	t0 := m.Now()
+	res, err := m.Apply(in)
+	m.Ready = m.Engine.Ready()
+	rd := &m.Ready
 	if err != nil {
 		return nil, err
 	}
-	m.observe(rd)
+	m.Observe(rd)
 	if s.tap != nil {
 		s.tap(rd)
 	}
@@ -159,9 +164,9 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	// The digest is the machine's own, reused: the record encoding, the
 	// response and the outbound queue take its slices and messages, never
 	// the digest itself.
-	d := &m.live
+	d := &m.Live
 	d.Reset()
-	m.fillDigest(d, rd, idx, res)
+	m.FillDigest(d, rd, idx, res)
 	if err := s.appendPairLocked(idx, t0, in, d); err != nil {
 		return nil, s.failLocked(err)
 	}
@@ -173,7 +178,7 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 		}
 	}
 	if out != nil {
-		m.appendOutputs(out, rd, d, rawOnly)
+		m.AppendOutputs(out, rd, d, rawOnly)
 	}
 	s.dispatchLocked(in, t0, rd, d)
 	s.svc.metrics.observeStep(in, len(d.Packets))
@@ -206,7 +211,7 @@ func (s *session) appendPairLocked(idx uint64, t0 time.Duration, in *pb.Input, d
 	if err := s.stageLocked(&r.rec); err != nil {
 		return err
 	}
-	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.now()), &r.out, d
+	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.Now()), &r.out, d
 	return s.stageLocked(&r.rec)
 }
 
@@ -259,19 +264,19 @@ func (s *session) stageLocked(rec *pb.LogRecord) error {
 		return fmt.Errorf("log %s: record %d staged, expected %d", s.file, rec.Index, want)
 	}
 	start := len(p.buf)
-	b, err := appendRecord(p.buf, rec)
+	b, err := logrecord.Append(p.buf, rec)
 	if err != nil {
 		p.buf = p.buf[:start]
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
 	}
-	if len(b)-start > replaylog.MaxRecordSize {
+	if len(b)-start > store.MaxRecordSize {
 		// Refused as AppendAsync refuses it, after the records before it
 		// are written.
 		p.buf = b[:start]
 		if err := s.flushLocked(); err != nil {
 			return err
 		}
-		return replaylog.ErrTooLarge
+		return store.ErrTooLarge
 	}
 	p.buf = b
 	p.ends = append(p.ends, len(b))
@@ -312,7 +317,7 @@ func (s *session) flushLocked() error {
 // failLocked marks the session failed after a log write error: the engine
 // may now be ahead of its log, so the next call reloads it from the log.
 func (s *session) failLocked(err error) error {
-	if errors.Is(err, replaylog.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
+	if errors.Is(err, store.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
 		return s.usableLocked()
 	}
 	s.pend.reset() // never written: the reload rebuilds from the log
@@ -335,7 +340,7 @@ func (s *session) waitDurable(n uint64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if errors.Is(err, replaylog.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
+	if errors.Is(err, store.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
 		// Closing the log synced it first (except with fsync=never, where
 		// nothing is promised).
 		return nil
@@ -353,11 +358,11 @@ func (s *session) catchUpLocked() error {
 	if !s.realtime {
 		return nil
 	}
-	now, cur := s.wallNow(), s.m.now()
+	now, cur := s.wallNow(), s.m.Now()
 	if now <= cur {
 		return nil
 	}
-	dl, armed := s.m.eng.NextDeadline()
+	dl, armed := s.m.Engine.NextDeadline()
 	if !(armed && dl <= now) && now-cur < s.svc.cfg.RealtimeResolution {
 		return nil
 	}
@@ -372,7 +377,7 @@ func advanceInput(to time.Duration) *pb.Input {
 // wallNow is a REALTIME session's clock.
 func (s *session) wallNow() time.Duration {
 	now := s.base + time.Since(s.mono)
-	if cur := s.m.now(); now < cur {
+	if cur := s.m.Now(); now < cur {
 		return cur
 	}
 	return now
@@ -383,7 +388,7 @@ func (s *session) rearmLocked() {
 	if !s.realtime || s.timer == nil {
 		return
 	}
-	dl, ok := s.m.eng.NextDeadline()
+	dl, ok := s.m.Engine.NextDeadline()
 	if !ok || s.state != stateOpen {
 		if s.timerSet {
 			s.timer.Stop()
@@ -438,10 +443,10 @@ func (s *session) viewLocked() *pb.Session {
 	if s.m == nil {
 		return v
 	}
-	v.Clock = durationpb.New(s.m.now())
-	v.EndpointCount = uint32(len(s.m.eng.Endpoints()))
+	v.Clock = durationpb.New(s.m.Now())
+	v.EndpointCount = uint32(len(s.m.Engine.Endpoints()))
 	v.RecordCount = s.next
-	if dl, ok := s.m.eng.NextDeadline(); ok {
+	if dl, ok := s.m.Engine.NextDeadline(); ok {
 		v.NextDeadline = durationpb.New(dl)
 	}
 	v.OutboundQueueLength = uint32(s.out.len())
@@ -472,7 +477,7 @@ func (s *session) closeLocked(st sessionState) error {
 		return nil
 	}
 	err := s.log.Close()
-	if errors.Is(err, replaylog.ErrClosed) {
+	if errors.Is(err, store.ErrClosed) {
 		err = nil
 	}
 	return err

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
 // A damage is one way a log file gets hurt, at an offset chosen by rng.
@@ -71,7 +72,7 @@ var damages = []damage{
 	}},
 }
 
-// frameEnds parses a log file's frame layout (service/replaylog/doc.go):
+// frameEnds parses a log file's frame layout (store/filestore/doc.go):
 // after the 32-byte header, frames of an 8-byte length word (56-bit
 // length, pad in the top byte), a 4-byte CRC, the payload and the pad.
 func frameEnds(f []byte) []int {
@@ -114,11 +115,7 @@ func TestDamagedLogsRestoreGoodRecords(t *testing.T) {
 func damagedRound(t *testing.T, rng *rand.Rand) {
 	dir := t.TempDir()
 	args := []string{"--data-dir", dir, "--fsync", "always"}
-	srv, err := startServer(serverBin, args, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
+	srv := testserver.StartT(t, testserver.Config{Binary: serverBin, Args: args})
 	conn := dial(t, srv)
 	h := &harness{res: Result{InFlightErrors: map[codes.Code]int{}}}
 	h.conn = conn
@@ -143,7 +140,7 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 		}
 		orig[id] = records(t, lc, id)
 	}
-	if err := srv.stop(30 * time.Second); err != nil {
+	if err := srv.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close()
@@ -194,12 +191,8 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 			id, d.name, first, len(old), len(hurt), e.kept, len(frames), e.truncated, e.broken)
 	}
 
-	srv, err = startServer(serverBin, args, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
-	defer srv.stop(30 * time.Second)
+	srv = testserver.StartT(t, testserver.Config{Binary: serverBin, Args: args})
+	defer srv.Stop(30 * time.Second)
 	conn = dial(t, srv)
 	defer conn.Close()
 	sc, lc := pb.NewSessionServiceClient(conn), pb.NewLogServiceClient(conn)
@@ -211,7 +204,7 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 	for _, s := range lr.Sessions {
 		listed[strings.TrimPrefix(s.Name, "sessions/")] = s
 	}
-	logs := srv.logs.String()
+	logs := srv.Logs()
 	for i, d := range damages {
 		id := fmt.Sprintf("d%d", i)
 		e := want[id]
@@ -270,19 +263,15 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 			t.Errorf("%s (%s): AdvanceClock after repair: %v", id, d.name, err)
 		}
 	}
-	if srv.panicked() {
+	if srv.Panicked() {
 		t.Fatalf("the server panicked:\n%s", logs)
 	}
 
 	// A second restart finds every log clean.
-	if err := srv.stop(30 * time.Second); err != nil {
+	if err := srv.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	srv, err = startServer(serverBin, args, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
+	srv = testserver.StartT(t, testserver.Config{Binary: serverBin, Args: args})
 	conn2 := dial(t, srv)
 	defer conn2.Close()
 	lr, err = pb.NewSessionServiceClient(conn2).ListSessions(ctx, &pb.ListSessionsRequest{PageSize: 1000})
@@ -296,9 +285,9 @@ func damagedRound(t *testing.T, rng *rand.Rand) {
 	}
 }
 
-func dial(t *testing.T, srv *server) *grpc.ClientConn {
+func dial(t *testing.T, srv *testserver.Server) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

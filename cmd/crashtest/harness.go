@@ -22,6 +22,7 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
 // Config says how to run the harness.
@@ -109,7 +110,7 @@ type harness struct {
 	all     map[string]*sessState
 	live    [][]*sessState // per worker, oldest first
 	counter []int          // per worker, sessions made
-	srv     *server
+	srv     *testserver.Server
 	conn    *grpc.ClientConn
 }
 
@@ -152,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer func() {
 		if h.srv != nil {
 			h.conn.Close()
-			h.srv.stop(30 * time.Second)
+			h.srv.Stop(30 * time.Second)
 		}
 	}()
 	for i := 0; i < cfg.N; i++ {
@@ -163,8 +164,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		before := h.res.Acknowledged
 		h.drive(i, run)
 		h.conn.Close()
-		if h.srv.panicked() {
-			h.res.fail("crash %d: the server panicked before it was killed:\n%s", i, h.srv.logs.String())
+		if h.srv.Panicked() {
+			h.res.fail("crash %d: the server panicked before it was killed:\n%s", i, h.srv.Logs())
 		}
 		if err := h.start(); err != nil {
 			return &h.res, fmt.Errorf("crash %d: restart: %w", i, err)
@@ -186,13 +187,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 func (h *harness) start() error {
-	srv, err := startServer(h.cfg.Binary, []string{"--data-dir", h.cfg.DataDir, "--fsync", "always", "--shutdown-timeout", "5s"}, nil)
+	srv, err := testserver.Start(testserver.Config{Binary: h.cfg.Binary, DataDir: h.cfg.DataDir,
+		Args: []string{"--fsync", "always", "--shutdown-timeout", "5s"}})
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		srv.kill()
+		srv.Kill()
 		return err
 	}
 	h.srv, h.conn = srv, conn
@@ -208,7 +210,7 @@ func (h *harness) drive(iter int, d time.Duration) {
 		wg.Go(func() { h.worker(ctx, w, rng) })
 	}
 	time.Sleep(d)
-	h.srv.kill()
+	h.srv.Kill()
 	cancel()
 	wg.Wait()
 }
@@ -516,10 +518,10 @@ func (h *harness) check(iter int) {
 			h.res.Verified++
 		}
 	}
-	if strings.Contains(h.srv.logs.String(), "re-run differs") {
-		h.res.fail("crash %d: the server logged a re-run difference:\n%s", iter, h.srv.logs.String())
+	if strings.Contains(h.srv.Logs(), "re-run differs") {
+		h.res.fail("crash %d: the server logged a re-run difference:\n%s", iter, h.srv.Logs())
 	}
-	h.res.Completed += strings.Count(h.srv.logs.String(), "ended with an input and no output")
+	h.res.Completed += strings.Count(h.srv.Logs(), "ended with an input and no output")
 }
 
 // adopt puts a session whose creation turned out to have happened back

@@ -24,9 +24,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"time"
+
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
 func main() {
@@ -67,18 +67,16 @@ func main() {
 	}
 }
 
-// buildServer builds ./cmd/tcpstated (run from the module root).
+// buildServer builds ./cmd/tcpstated into a temporary directory.
 func buildServer() (string, func(), error) {
 	dir, err := os.MkdirTemp("", "crashtest-bin-")
 	if err != nil {
 		return "", nil, err
 	}
-	bin := filepath.Join(dir, "tcpstated")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/tcpstated/tcpstated/cmd/tcpstated")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	bin, err := testserver.Build(dir, "./cmd/tcpstated", false)
+	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("building tcpstated: %w", err)
+		return "", nil, err
 	}
 	return bin, func() { os.RemoveAll(dir) }, nil
 }

@@ -4,34 +4,26 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
-// serverBin is the tcpstated binary the tests start, built once by
-// TestMain (without the race detector: the server is under test as users
-// run it; the harness itself runs with -race in make test).
+// serverBin is the tcpstated binary the tests start, built once (without
+// the race detector: the server is under test as users run it; the harness
+// itself runs with -race in make test).
 var serverBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "crashtest-bin-")
+	bin, err := testserver.Binary("./cmd/tcpstated", false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	serverBin = filepath.Join(dir, "tcpstated")
-	cmd := exec.Command("go", "build", "-o", serverBin, "github.com/tcpstated/tcpstated/cmd/tcpstated")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building tcpstated:", err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	serverBin = bin
+	testserver.Main(m)
 }
 
 // envInt reads a count from the environment, or def.

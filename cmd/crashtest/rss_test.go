@@ -18,6 +18,7 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
 // vmRSS reads a process's resident set size from /proc/PID/status.
@@ -47,10 +48,10 @@ func vmRSS(t *testing.T, pid int) int64 {
 // a full GC plus scavenging everything free) and reads its RSS. Without
 // that, the Go runtime keeps freed pages for a while and RSS would say
 // more about the scavenger's timing than about leaks.
-func settledRSS(t *testing.T, srv *server) int64 {
+func settledRSS(t *testing.T, srv *testserver.Server) int64 {
 	t.Helper()
 	for range 2 {
-		resp, err := http.Post("http://"+srv.httpAddr+"/debug/free-os-memory", "text/plain", nil)
+		resp, err := http.Post("http://"+srv.HTTPAddr+"/debug/free-os-memory", "text/plain", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,13 +60,13 @@ func settledRSS(t *testing.T, srv *server) int64 {
 			t.Fatalf("free-os-memory: %s", resp.Status)
 		}
 	}
-	return vmRSS(t, srv.cmd.Process.Pid)
+	return vmRSS(t, srv.Pid())
 }
 
 // heapInuse reads go_memstats_heap_inuse_bytes from the server's /metrics.
-func heapInuse(t *testing.T, srv *server) int64 {
+func heapInuse(t *testing.T, srv *testserver.Server) int64 {
 	t.Helper()
-	resp, err := http.Get("http://" + srv.httpAddr + "/metrics")
+	resp, err := http.Get("http://" + srv.HTTPAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +166,8 @@ func TestSessionsLeaveNoMemoryBehind(t *testing.T) {
 	if testing.Short() {
 		n = min(n, 1000)
 	}
-	srv, err := startServer(serverBin, []string{"--data-dir", t.TempDir(), "--fsync", "never", "--max-sessions", strconv.Itoa(2 * n), "--debug-endpoints"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
-	defer srv.stop(60 * time.Second)
+	srv := testserver.StartT(t, testserver.Config{Binary: serverBin, DataDir: t.TempDir(), Args: []string{"--fsync", "never", "--max-sessions", strconv.Itoa(2 * n), "--debug-endpoints"}})
+	defer srv.Stop(60 * time.Second)
 	conn := dial(t, srv)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -231,7 +228,7 @@ func TestSessionsLeaveNoMemoryBehind(t *testing.T) {
 	if grow := after[1] - after[0]; grow > 4<<20 {
 		t.Errorf("the second round left %.1f MiB more than the first: a leak", mib(grow))
 	}
-	if srv.panicked() {
-		t.Fatal(srv.logs.String())
+	if srv.Panicked() {
+		t.Fatal(srv.Logs())
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and localhost
@@ -97,16 +98,12 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	writeFile(t, tokens, aliceToken+" alice\n"+bobToken+" bob\n")
-	srv, err := startServer(serverBin, []string{"--data-dir", t.TempDir(), "--fsync", "never",
-		"--auth-tokens", tokens, "--tls-cert", certFile, "--tls-key", keyFile}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
-	defer srv.stop(30 * time.Second)
+	srv := testserver.StartT(t, testserver.Config{Binary: serverBin, DataDir: t.TempDir(), Args: []string{"--fsync", "never",
+		"--auth-tokens", tokens, "--tls-cert", certFile, "--tls-key", keyFile}})
+	defer srv.Stop(30 * time.Second)
 
 	tlsConf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	conn, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +126,7 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(conn).Check(withToken(""), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("health without a token: %v", err)
 	}
-	plain, _ := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	plain, _ := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	defer plain.Close()
 	pctx, cancel := context.WithTimeout(withToken(aliceToken), 5*time.Second)
 	defer cancel()
@@ -141,7 +138,7 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}, Timeout: 30 * time.Second}
 	get := func(path, tok string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "https://"+srv.httpAddr+path, nil)
+		req, _ := http.NewRequest("GET", "https://"+srv.HTTPAddr+path, nil)
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
@@ -187,7 +184,7 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 			t.Errorf("GET /v1/sessions/a1 as %s: %d %s, want its own session (%s)", tc.token[:5], code, body, tc.clock)
 		}
 	}
-	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + srv.httpAddr + "/healthz"); err == nil {
+	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + srv.HTTPAddr + "/healthz"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == 200 {
 			t.Error("plain HTTP to the TLS listener worked")
@@ -196,8 +193,8 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 
 	// SIGHUP: carol in, bob out.
 	writeFile(t, tokens, aliceToken+" alice\n"+carolToken+" carol\n")
-	srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, func() bool { return strings.Count(srv.logs.String(), "auth tokens loaded") == 2 })
+	srv.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Count(srv.Logs(), "auth tokens loaded") == 2 })
 	if _, err := sc.ListSessions(withToken(carolToken), &pb.ListSessionsRequest{}); err != nil {
 		t.Fatalf("carol after reload: %v", err)
 	}
@@ -205,32 +202,28 @@ func TestAuthTokensAndTLSThroughTheBinary(t *testing.T) {
 		t.Fatalf("bob after reload: %v", err)
 	}
 	writeFile(t, tokens, "short carol\n")
-	srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, func() bool { return strings.Contains(srv.logs.String(), "reloading the auth tokens failed") })
+	srv.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(srv.Logs(), "reloading the auth tokens failed") })
 	if _, err := sc.ListSessions(withToken(carolToken), &pb.ListSessionsRequest{}); err != nil {
 		t.Fatalf("carol after a bad reload: %v", err)
 	}
-	if srv.panicked() {
-		t.Fatal(srv.logs.String())
+	if srv.Panicked() {
+		t.Fatal(srv.Logs())
 	}
 }
 
 // The rule: without --auth-tokens the binary refuses a non-loopback
 // address and says why; --insecure lets it serve, with a warning.
 func TestNonLoopbackNeedsAuthOrInsecure(t *testing.T) {
-	_, err := startServer(serverBin, []string{"--data-dir", t.TempDir(), "--http-addr", "0.0.0.0:0"}, nil)
+	_, err := testserver.Start(testserver.Config{Binary: serverBin, DataDir: t.TempDir(), Args: []string{"--http-addr", "0.0.0.0:0"}})
 	if err == nil || !strings.Contains(err.Error(), "refusing to serve HTTP on 0.0.0.0:0") {
 		t.Fatalf("0.0.0.0 without auth: %v", err)
 	}
-	// startServer puts its own loopback flags first; later flags win.
-	srv, err := startServer(serverBin, []string{"--data-dir", t.TempDir(), "--http-addr", "0.0.0.0:0", "--insecure"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill) // also on t.Fatal paths; a no-op once stopped
-	defer srv.stop(30 * time.Second)
+	// The helper puts its own loopback flags first; later flags win.
+	srv := testserver.StartT(t, testserver.Config{Binary: serverBin, DataDir: t.TempDir(), Args: []string{"--http-addr", "0.0.0.0:0", "--insecure"}})
+	defer srv.Stop(30 * time.Second)
 	waitFor(t, func() bool {
-		return strings.Contains(srv.logs.String(), "serving without authentication on a non-loopback address")
+		return strings.Contains(srv.Logs(), "serving without authentication on a non-loopback address")
 	})
 }
 

@@ -6,6 +6,7 @@
 //	tcpstated log verify FILE     re-run a session log and compare its outputs
 //	tcpstated tun [flags]         attach a session to a TUN device (talk TCP with the kernel)
 //	tcpstated script run FILE...  run packetdrill scripts against the engine (no server)
+//	tcpstated script suite DIR    run a directory of scripts and tally them by folder
 //
 // Run `tcpstated serve --help` for the flags; each has an environment
 // fallback (TCPSTATED_ and the flag name in capitals, - as _).
@@ -17,6 +18,7 @@ import (
 	"os"
 
 	"github.com/tcpstated/tcpstated/script"
+	"github.com/tcpstated/tcpstated/script/suite"
 )
 
 func main() {
@@ -35,6 +37,9 @@ Usage:
   tcpstated script run [--compare=semantic|strict] [--json] [--verbose] FILE...
                                 run packetdrill scripts, each in a fresh engine on a virtual
                                 clock; exits 1 if one fails (see tcpstated script --help)
+  tcpstated script suite [flags] DIR
+                                run every script under DIR (the FreeBSD TCP test suite, a course's
+                                library) and print a table of passes by folder and IP version
   tcpstated help                this text
 `
 
@@ -50,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "tun":
 		return tunCommand(args[1:], stdout, stderr)
 	case "script":
+		if len(args) > 1 && args[1] == "suite" {
+			return suite.Main(args[2:], stdout, stderr)
+		}
 		return script.Main(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,8 +18,11 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
+
+// TestServe runs the real binary, built once.
+func TestMain(m *testing.M) { testserver.Main(m) }
 
 func TestFlags(t *testing.T) {
 	t.Setenv("TCPSTATED_GRPC_ADDR", "127.0.0.1:1")
@@ -71,60 +72,6 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects the server's log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var listeningLine = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
-
-// startServer runs the server on free ports and returns its addresses.
-func startServer(t *testing.T, dir string) (grpcAddr, httpAddr string, stop func()) {
-	t.Helper()
-	c, err := parseServeFlags([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--fsync", "never"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	logger, _ := newLogger("text", "info", logs)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runServer(ctx, c, replaylog.FsyncNever, logger) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := listeningLine.FindStringSubmatch(logs.String()); m != nil {
-			grpcAddr, httpAddr = m[1], m[2]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no listening line in %q", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return grpcAddr, httpAddr, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-		if !strings.Contains(logs.String(), "msg=stopped") {
-			t.Errorf("no clean stop in %q", logs.String())
-		}
-	}
-}
-
 func post(t *testing.T, url, body string) map[string]any {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
@@ -154,13 +101,13 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestServe starts the server on free ports and uses every surface: REST,
+// TestServe starts the binary on free ports and uses every surface: REST,
 // gRPC with health and reflection, /openapi.json, /metrics, /healthz; then
 // stops it and reads the log offline.
 func TestServe(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // created on first run
-	g, h, stop := startServer(t, dir)
-	base := "http://" + h
+	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: dir, Args: []string{"--fsync", "never"}})
+	g, base := srv.GRPCAddr, "http://"+srv.HTTPAddr
 
 	post(t, base+"/v1/sessions?session_id=demo", `{"options":{"isnMode":"ISN_MODE_FIXED","fixedIsn":1000}}`)
 	post(t, base+"/v1/sessions/demo/endpoints", `{"listen":{"localAddress":"10.0.0.1:80"}}`)
@@ -217,7 +164,9 @@ func TestServe(t *testing.T) {
 	if err != nil || s.Session.RecordCount != 7 {
 		t.Fatalf("gRPC GetSession: %v %v", s, err)
 	}
-	stop()
+	if err := srv.Stop(30 * time.Second); err != nil || !strings.Contains(srv.Logs(), "msg=stopped") {
+		t.Fatalf("unclean stop (%v):\n%s", err, srv.Logs())
+	}
 
 	// Offline: the log dumps and verifies.
 	var out, errb bytes.Buffer

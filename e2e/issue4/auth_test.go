@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
 // TestWebViewLoadsWithAuthTokens: with --auth-tokens the web view's static
@@ -12,16 +14,13 @@ import (
 // to /ui/; the files hold no data), while the API they call, and the
 // diagram and pcap files, still need the bearer token the page sends.
 func TestWebViewLoadsWithAuthTokens(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(tokens, []byte("s3cret-teacher-token-0123 teacher\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := start(bin, filepath.Join(dir, "data"), "--auth-tokens", tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &server{testserver.StartT(t, testserver.Config{Binary: binary(t), DataDir: filepath.Join(dir, "data"),
+		Args: []string{"--log-format", "json", "--auth-tokens", tokens}})}
 	defer s.stop()
 	get := func(path, token string) int {
 		req, err := http.NewRequest("GET", s.url(path), nil)

@@ -38,7 +38,7 @@ func TestCurlExample(t *testing.T) {
 	s := shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, sh, filepath.Join(repo, "examples", "curl.sh"), s.http).CombinedOutput()
+	out, err := exec.CommandContext(ctx, sh, filepath.Join(repo, "examples", "curl.sh"), s.HTTPAddr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl.sh: %v\n%s", err, out)
 	}
@@ -61,7 +61,7 @@ func TestNodeExample(t *testing.T) {
 			t.Fatalf("npm install in examples/node: %v\n%s", err, out)
 		}
 	}
-	out, err := exec.CommandContext(ctx, node, filepath.Join(dir, "handshake.js"), s.grpc).CombinedOutput()
+	out, err := exec.CommandContext(ctx, node, filepath.Join(dir, "handshake.js"), s.GRPCAddr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node handshake.js: %v\n%s", err, out)
 	}

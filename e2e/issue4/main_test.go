@@ -10,11 +10,8 @@
 package issue4
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -25,156 +22,76 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
-// buildFlags are the flags the binary is built with: -race when the tests
-// run with it (race_test.go), so the build reuses the compiled packages.
-var buildFlags []string
-
 var (
-	binDir  string // where the binary is built
 	repo    string // the repository root
 	srvOnce sync.Once
 	srv     *server
 	srvErr  error
+	srvDir  string // the shared server's data directory
 )
 
 func TestMain(m *testing.M) {
 	// A binary built with -race sleeps a second at exit unless told not to.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	code := func() int {
-		var err error
-		binDir, err = os.MkdirTemp("", "tcpstated-issue4-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(binDir)
-		_, file, _, _ := runtime.Caller(0)
-		repo = filepath.Join(filepath.Dir(file), "..", "..")
-		defer func() {
-			if srv != nil {
-				srv.stop()
-			}
-		}()
-		return m.Run()
-	}()
-	os.Exit(code)
+	_, file, _, _ := runtime.Caller(0)
+	repo = filepath.Join(filepath.Dir(file), "..", "..")
+	testserver.Main(stopShared{m})
 }
 
-var buildOnce sync.Once
-var buildErr error
+// stopShared runs the tests, then stops the shared server.
+type stopShared struct{ m *testing.M }
 
-// binary builds cmd/tcpstated once and returns its path.
+func (s stopShared) Run() int {
+	defer func() {
+		if srv != nil {
+			srv.stop()
+		}
+		if srvDir != "" {
+			os.RemoveAll(srvDir)
+		}
+	}()
+	return s.m.Run()
+}
+
+// binary builds cmd/tcpstated once (with -race when the tests have it, so
+// the build reuses the compiled packages) and returns its path.
 func binary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(binDir, "tcpstated")
-	buildOnce.Do(func() {
-		cmd := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", bin, "./cmd/tcpstated")...)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building tcpstated: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bin
+	return testserver.Tcpstated(t, testserver.Race)
 }
 
-// server is a running tcpstated on loopback ports it chose itself.
-type server struct {
-	grpc, http string // host:port
-	cmd        *exec.Cmd
-	done       chan struct{}
-	log        *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// server is a running tcpstated on loopback ports it chose itself, logging
+// in JSON.
+type server struct{ *testserver.Server }
 
 // shared returns the server all tests of the package use (each in its
 // own sessions), starting it on first use.
 func shared(t *testing.T) *server {
 	t.Helper()
 	bin := binary(t)
-	srvOnce.Do(func() { srv, srvErr = start(bin, filepath.Join(binDir, "data")) })
+	srvOnce.Do(func() {
+		if srvDir, srvErr = os.MkdirTemp("", "tcpstated-issue4-"); srvErr != nil {
+			return
+		}
+		var s *testserver.Server
+		s, srvErr = testserver.Start(testserver.Config{Binary: bin, DataDir: srvDir, Args: []string{"--log-format", "json"}})
+		if srvErr == nil {
+			srv = &server{s}
+		}
+	})
 	if srvErr != nil {
 		t.Fatal(srvErr)
 	}
 	return srv
 }
 
-// start runs `tcpstated serve` on 127.0.0.1:0 (both listeners), with
-// flags added, and reads the bound addresses from its "listening" log line.
-func start(bin, dataDir string, flags ...string) (*server, error) {
-	cmd := exec.Command(bin, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--data-dir", dataDir, "--log-format", "json"}, flags...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd, done: make(chan struct{}), log: &lockedBuffer{}}
-	found := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			s.log.Write(append(line, '\n'))
-			var l struct{ Msg, GRPC, HTTP string }
-			if !sent && json.Unmarshal(line, &l) == nil && l.Msg == "listening" {
-				s.grpc, s.http = l.GRPC, l.HTTP
-				sent = true
-				found <- nil
-			}
-		}
-		if !sent {
-			found <- fmt.Errorf("tcpstated exited before listening:\n%s", s.log.String())
-		}
-		cmd.Wait()
-		close(s.done)
-	}()
-	select {
-	case err := <-found:
-		if err != nil {
-			return nil, err
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("tcpstated did not start listening in 60 s:\n%s", s.log.String())
-	}
-	return s, nil
-}
+func (s *server) stop() { s.Stop(30 * time.Second) }
 
-func (s *server) stop() {
-	s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-func (s *server) url(path string) string { return "http://" + s.http + path }
+func (s *server) url(path string) string { return "http://" + s.HTTPAddr + path }
 
 // call makes a REST call and returns the status and body.
 func (s *server) call(t *testing.T, method, path, body string) (int, []byte) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tcpstated/tcpstated/internal/testserver"
 )
 
 // explainedRecord is what the web view's tests read of a log record.
@@ -287,10 +289,7 @@ func fullShot(t *testing.T, tab context.Context) []byte {
 // search narrows it; delete asks once more, then deletes (over the API).
 func TestWebViewSessionListInChromium(t *testing.T) {
 	browser := need(t, "chromium")
-	s, err := start(binary(t), t.TempDir(), "--fsync", "never")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &server{testserver.StartT(t, testserver.Config{Binary: binary(t), DataDir: t.TempDir(), Args: []string{"--fsync", "never"}})}
 	defer s.stop()
 	for i := range 205 {
 		s.json(t, "POST", fmt.Sprintf("/v1/sessions?sessionId=lab-%03d", i), `{}`, nil)
@@ -305,7 +304,7 @@ func TestWebViewSessionListInChromium(t *testing.T) {
 		}
 		return v
 	}
-	err = chromedp.Do(tab,
+	err := chromedp.Do(tab,
 		chromedp.Navigate(s.url("/ui/")),
 		chromedp.WaitVisible(css(`#sessions li[data-session="lab-199"]`)),
 		chromedp.WaitVisible(css(`#more-sessions`)),

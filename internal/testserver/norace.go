@@ -1,0 +1,6 @@
+//go:build !race
+
+package testserver
+
+// Race is true when this program has the race detector.
+const Race = false

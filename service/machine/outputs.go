@@ -1,0 +1,183 @@
+package machine
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tcpstated/tcpstated/fsm"
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+)
+
+// digest turns one batch of engine outputs into the log's OutputDigest. The
+// packets are copied (Ready's memory belongs to the engine) into one
+// allocation; the copies are shared, read-only, by the log record, the API
+// response and the outbound queue.
+func (m *Machine) digest(rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) *pb.OutputDigest {
+	d := &pb.OutputDigest{}
+	m.FillDigest(d, rd, inputIndex, res)
+	return d
+}
+
+// fillDigest is digest into a reset d. The slices and messages it hangs on
+// d are new each time (callers keep them); d itself may be reused once its
+// record is written.
+func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) {
+	d.InputIndex, d.Result = inputIndex, res
+	if n := len(rd.Packets); n > 0 {
+		total := 0
+		for i := range rd.Packets {
+			total += len(rd.Packets[i].Data)
+		}
+		arena := make([]byte, 0, total)
+		d.Packets = make([][]byte, n)
+		for i := range rd.Packets {
+			start := len(arena)
+			arena = append(arena, rd.Packets[i].Data...)
+			d.Packets[i] = arena[start:len(arena):len(arena)]
+		}
+	}
+	if n := len(rd.Transitions); n > 0 {
+		d.Transitions = make([]*pb.Transition, n)
+		for i, t := range rd.Transitions {
+			d.Transitions[i] = &pb.Transition{
+				Endpoint:      m.EndpointName(t.Endpoint),
+				FromState:     stateEnum(t.From),
+				ToState:       stateEnum(t.To),
+				FromStateName: t.From.String(),
+				ToStateName:   t.To.String(),
+				Cause:         t.Cause.String(),
+				Time:          durationpb.New(t.Time),
+			}
+		}
+	}
+	if n := len(rd.Events); n > 0 {
+		d.Events = make([]*pb.Event, n)
+		for i, ev := range rd.Events {
+			d.Events[i] = &pb.Event{Endpoint: m.EndpointName(ev.Endpoint), Kind: pb.EventKind(ev.Kind)}
+		}
+	}
+}
+
+func stateEnum(s fsm.State) pb.State { return pb.State(s) + 1 }
+
+// appendOutputs adds the API view of one batch to out: the emitted segments
+// (decoded unless rawOnly), the digest's transitions and events, and the
+// engine's explanations (unless rawOnly).
+func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDigest, rawOnly bool) {
+	for i := range rd.Packets {
+		p := &rd.Packets[i]
+		if rawOnly {
+			out.Segments = append(out.Segments, &pb.Segment{
+				Raw:       d.Packets[i],
+				Direction: pb.Direction_DIRECTION_OUTBOUND,
+				Time:      durationpb.New(p.Time),
+				Endpoint:  m.EndpointName(p.Endpoint),
+			})
+			continue
+		}
+		out.Segments = append(out.Segments, SegmentView(d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, p.Time, m.EndpointName(p.Endpoint)))
+	}
+	out.Transitions = append(out.Transitions, d.Transitions...)
+	out.Events = append(out.Events, d.Events...)
+	if rawOnly {
+		return
+	}
+	for i := range rd.Explanations {
+		out.Explanations = append(out.Explanations, m.Explanation(&rd.Explanations[i]))
+	}
+}
+
+func (m *Machine) Explanation(x *fsm.Explanation) *pb.Explanation {
+	pe := &pb.Explanation{
+		Endpoint: m.EndpointName(x.Endpoint),
+		Action:   pb.Explanation_Action(x.Action),
+		Code:     x.Code.String(),
+		Section:  x.Section(),
+		Text:     x.Text(),
+	}
+	if x.NFields > 0 {
+		pe.Fields = make(map[string]uint64, x.NFields)
+		for _, f := range x.Fields[:x.NFields] {
+			pe.Fields[f.Name] = f.Value
+		}
+	}
+	return pe
+}
+
+// SegmentView decodes an IP packet into the API's Segment. A packet that
+// does not decode (only possible for stored bytes from elsewhere) keeps its
+// raw bytes and says why in the summary.
+func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string) *pb.Segment {
+	s := &pb.Segment{Raw: raw, Direction: dir, Time: durationpb.New(t), Endpoint: endpoint}
+	src, dst, tcp, err := fsm.ParsePacket(raw)
+	if err != nil {
+		s.Summary = "undecodable: " + err.Error()
+		return s
+	}
+	seg, err := fsm.ParseSegment(tcp)
+	if err != nil {
+		s.Summary = "undecodable: " + err.Error()
+		return s
+	}
+	srcAP, dstAP := netip.AddrPortFrom(src, seg.SrcPort), netip.AddrPortFrom(dst, seg.DstPort)
+	s.SourceAddress = srcAP.String()
+	s.DestinationAddress = dstAP.String()
+	s.SourcePort = uint32(seg.SrcPort)
+	s.DestinationPort = uint32(seg.DstPort)
+	s.Seq = uint32(seg.Seq)
+	s.Ack = uint32(seg.Ack)
+	s.Flags = seg.Flags.Names()
+	s.Window = uint32(seg.Window)
+	s.Urgent = uint32(seg.Urgent)
+	s.Options = optionsView(&seg.Options)
+	s.PayloadLength = uint32(len(seg.Payload))
+	s.SegmentLength = uint32(seg.Len())
+	if len(seg.Payload) > 0 {
+		s.Payload = seg.Payload
+	}
+	s.Checksum = uint32(seg.Checksum)
+	s.ChecksumValid = fsm.TCPChecksumValid(src, dst, tcp)
+	s.Summary = segmentSummary(srcAP, dstAP, &seg)
+	return s
+}
+
+// segmentSummary is fsm's tcpdump-style one-liner with the addresses in
+// front of the ports: "10.0.0.2:40000 > 10.0.0.1:80 S 0:0(0) win 65535 <mss 1460>".
+func segmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
+	text := seg.String()
+	// Replace the leading "SPORT > DPORT" with the full addresses.
+	if i := strings.Index(text, " > "); i >= 0 {
+		if j := strings.IndexByte(text[i+3:], ' '); j >= 0 {
+			return src.String() + " > " + dst.String() + text[i+3+j:]
+		}
+	}
+	return text
+}
+
+func optionsView(o *fsm.Options) *pb.SegmentOptions {
+	if !o.HasMSS && !o.HasWScale && !o.SACKPermitted && o.NumSACK == 0 && !o.HasTimestamp && o.Unknown == 0 {
+		return nil
+	}
+	v := &pb.SegmentOptions{SackPermitted: o.SACKPermitted, UnknownCount: uint32(o.Unknown)}
+	if o.HasMSS {
+		mss := uint32(o.MSS)
+		v.Mss = &mss
+	}
+	if o.HasWScale {
+		ws := uint32(o.WScale)
+		v.WindowScale = &ws
+	}
+	if o.HasTimestamp {
+		v.Timestamp = &pb.TimestampOption{Val: o.TSVal, Ecr: o.TSEcr}
+	}
+	for _, b := range o.SACK[:min(int(o.NumSACK), fsm.MaxSACKBlocks)] {
+		v.SackBlocks = append(v.SackBlocks, &pb.SackBlock{Start: uint32(b.Start), End: uint32(b.End)})
+	}
+	if t := o.String(); t != "" {
+		v.Text = "<" + t + ">"
+	}
+	return v
+}

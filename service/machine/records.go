@@ -1,0 +1,115 @@
+package machine
+
+import (
+	"fmt"
+	"strings"
+
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+)
+
+// RecordView turns a stored LogRecord into the API's Record.
+func RecordView(rec *pb.LogRecord) *pb.Record {
+	r := &pb.Record{Index: rec.Index, Time: rec.Time}
+	switch b := rec.Body.(type) {
+	case *pb.LogRecord_Start:
+		st := b.Start
+		r.Kind = pb.RecordKind_RECORD_KIND_START
+		r.Body = &pb.Record_Start{Start: &pb.RecordStart{
+			Options:       st.Options,
+			CreateTime:    st.CreateTime,
+			FormatVersion: st.FormatVersion,
+			EngineVersion: st.EngineVersion,
+		}}
+		r.Summary = fmt.Sprintf("start: %s, %s clock, %s", st.Name,
+			strings.TrimPrefix(st.GetOptions().GetClockMode().String(), "CLOCK_MODE_"),
+			strings.TrimPrefix(st.GetOptions().GetIsnMode().String(), "ISN_MODE_")+" ISNs")
+	case *pb.LogRecord_Input:
+		r.Kind = pb.RecordKind_RECORD_KIND_INPUT
+		r.Body = &pb.Record_Input{Input: b.Input}
+		if seg := b.Input.GetSegment(); seg != nil {
+			r.Segment = SegmentView(seg.IpPacket, pb.Direction_DIRECTION_INBOUND, rec.Time.AsDuration(), "")
+		}
+		r.Summary = "input: " + inputSummary(b.Input, r.Segment)
+	case *pb.LogRecord_Output:
+		d := b.Output
+		r.Kind = pb.RecordKind_RECORD_KIND_OUTPUT
+		out := &pb.Outputs{Transitions: d.Transitions, Events: d.Events}
+		for _, p := range d.Packets {
+			out.Segments = append(out.Segments, SegmentView(p, pb.Direction_DIRECTION_OUTBOUND, rec.Time.AsDuration(), ""))
+		}
+		r.Body = &pb.Record_Output{Output: out}
+		r.Result = d.Result
+		r.Summary = outputSummary(d, out)
+	default:
+		r.Summary = "unknown record"
+	}
+	return r
+}
+
+func inputSummary(in *pb.Input, seg *pb.Segment) string {
+	switch k := in.Kind.(type) {
+	case *pb.Input_Segment:
+		return "segment " + seg.GetSummary()
+	case *pb.Input_AdvanceClock:
+		return "advance clock to " + k.AdvanceClock.GetTo().AsDuration().String()
+	case *pb.Input_Listen:
+		return fmt.Sprintf("listen on %s backlog %d as endpoint %s", k.Listen.LocalAddress, k.Listen.Backlog, k.Listen.EndpointId)
+	case *pb.Input_Connect:
+		return fmt.Sprintf("connect %s > %s as endpoint %s", k.Connect.LocalAddress, k.Connect.RemoteAddress, k.Connect.EndpointId)
+	case *pb.Input_Accept:
+		return "accept on endpoint " + k.Accept.EndpointId
+	case *pb.Input_Send:
+		return fmt.Sprintf("send %d bytes on endpoint %s", len(k.Send.Data), k.Send.EndpointId)
+	case *pb.Input_Receive:
+		if k.Receive.MaxBytes == 0 {
+			return "receive all readable bytes on endpoint " + k.Receive.EndpointId
+		}
+		return fmt.Sprintf("receive up to %d bytes on endpoint %s", k.Receive.MaxBytes, k.Receive.EndpointId)
+	case *pb.Input_Shutdown:
+		return "shutdown endpoint " + k.Shutdown.EndpointId
+	case *pb.Input_Close:
+		return "close endpoint " + k.Close.EndpointId
+	case *pb.Input_Abort:
+		return "abort endpoint " + k.Abort.EndpointId
+	}
+	return "unknown input"
+}
+
+func outputSummary(d *pb.OutputDigest, out *pb.Outputs) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "output of #%d:", d.InputIndex)
+	n := 0
+	item := func(s string) {
+		if n > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteByte(' ')
+		b.WriteString(s)
+		n++
+	}
+	for _, s := range out.Segments {
+		item("emit " + s.Summary)
+	}
+	for _, t := range d.Transitions {
+		item(fmt.Sprintf("%s %s -> %s (%s)", t.Endpoint, t.FromStateName, t.ToStateName, t.Cause))
+	}
+	for _, e := range d.Events {
+		item("event " + strings.TrimPrefix(e.Kind.String(), "EVENT_KIND_") + " on " + e.Endpoint)
+	}
+	if r := d.Result; r != nil {
+		switch {
+		case r.ErrorMessage != "":
+			item("error " + r.ErrorMessage)
+		case r.EndpointId != "":
+			item("accepted endpoint " + r.EndpointId)
+		case len(r.Data) > 0 || r.Eof:
+			item(fmt.Sprintf("received %d bytes, eof %t", len(r.Data), r.Eof))
+		case r.Count > 0:
+			item(fmt.Sprintf("%d bytes accepted", r.Count))
+		}
+	}
+	if n == 0 {
+		b.WriteString(" nothing")
+	}
+	return b.String()
+}

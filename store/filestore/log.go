@@ -1,0 +1,316 @@
+package filestore
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tcpstated/tcpstated/store"
+)
+
+// FileLog is a Log kept in one file of a FileStore.
+type FileLog struct {
+	s    *FileStore
+	name string
+	seed uint32
+
+	mu      sync.Mutex // serialises appends; guards the fields below
+	f       *os.File
+	crc     uint32 // chain value after the last record
+	size    int64  // file size = offset of the next frame
+	written uint64 // records written
+	closed  bool
+	buf     []byte
+
+	fdMu       sync.RWMutex // shared while the fd is used outside mu (sync, read); exclusive to close it
+	fileClosed bool
+
+	durable atomic.Uint64         // records known to be on stable storage
+	failure atomic.Pointer[error] // set once: the poison
+
+	pending *round // the round this log is queued in; guarded by s.gc.mu
+}
+
+var _ store.Log = (*FileLog)(nil)
+
+func newFileLog(s *FileStore, name string, f *os.File, seed uint32, size int64, records uint64) *FileLog {
+	l := &FileLog{s: s, name: name, seed: seed, f: f, crc: seed, size: size, written: records}
+	l.durable.Store(records)
+	return l
+}
+
+// Name returns the log's name.
+func (l *FileLog) Name() string { return l.name }
+
+// Len is the number of records appended.
+func (l *FileLog) Len() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.written
+}
+
+// Size is the file size, header included.
+func (l *FileLog) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// err returns the poison, if any.
+func (l *FileLog) err() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// poison records the first write or sync failure; every later call returns
+// it. After a failed fsync the kernel may have dropped the dirty pages, so
+// retrying could report success for data that is gone.
+func (l *FileLog) poison(cause error) error {
+	err := fmt.Errorf("%w: %q: %w", store.ErrPoisoned, l.name, cause)
+	if l.failure.CompareAndSwap(nil, &err) {
+		l.s.log.Error("log failed; it refuses every further call", "log", l.name, "err", cause)
+		return err
+	}
+	return l.err()
+}
+
+// Append writes payload as the next record and, in store.FsyncAlways mode, waits
+// until it is durable (group commit). If the wait fails the index is
+// returned with the error: the record was written but is not known durable.
+func (l *FileLog) Append(payload []byte) (uint64, error) {
+	i, err := l.AppendAsync(payload)
+	if err != nil {
+		return 0, err
+	}
+	if l.s.opts.Fsync == store.FsyncAlways {
+		if err := l.waitDurable(i); err != nil {
+			return i, err
+		}
+	}
+	return i, nil
+}
+
+// AppendAsync writes payload as the next record with one write(2) of the
+// whole frame and returns its index without waiting for durability. Call
+// Durable(index) later, typically after releasing the caller's own lock.
+func (l *FileLog) AppendAsync(payload []byte) (uint64, error) {
+	one := [1][]byte{payload}
+	first, _, err := l.appendBatch(one[:])
+	return first, err
+}
+
+// AppendBatch writes payloads as the next len(payloads) records, framed
+// exactly as that many AppendAsync calls would frame them (same bytes, same
+// CRC chain, same indexes), with one write(2) of all the frames. It
+// returns the indexes of the first and the last record without waiting
+// for durability: Durable(last) covers the whole batch. Either every
+// record is appended or none: a payload over store.MaxRecordSize (store.ErrTooLarge)
+// or a batch that would pass MaxLogSize (store.ErrLogFull) writes nothing, and a
+// failed write poisons the log as AppendAsync's does (recovery then keeps
+// the complete frames before the tear, which the caller was never told
+// about, and drops the rest). An empty batch is an error.
+func (l *FileLog) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
+	if len(payloads) == 0 {
+		return 0, 0, store.ErrEmptyBatch
+	}
+	return l.appendBatch(payloads)
+}
+
+// Buffers for batches: a log keeps one of at most keepBuf bytes for its
+// next append (an idle session holds no more); larger batches borrow one
+// from bigBufs, which keeps those of at most maxPooledBuf bytes.
+const (
+	keepBuf      = 64 << 10
+	maxPooledBuf = 8 << 20
+)
+
+var bigBufs sync.Pool // *[]byte
+
+func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error) {
+	var fs int64
+	for _, p := range payloads {
+		if len(p) > store.MaxRecordSize {
+			return 0, 0, store.ErrTooLarge
+		}
+		fs += frameSize(len(p))
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, 0, store.ErrClosed
+	}
+	if err := l.err(); err != nil {
+		return 0, 0, err
+	}
+	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
+		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", store.ErrLogFull, l.name, l.size, max, fs)
+	}
+	var buf []byte
+	var pooled *[]byte
+	if fs <= keepBuf {
+		buf = l.buf[:0]
+	} else if fs <= maxPooledBuf {
+		if p, ok := bigBufs.Get().(*[]byte); ok && int64(cap(*p)) >= fs {
+			pooled, buf = p, (*p)[:0]
+		} else {
+			pooled, buf = new([]byte), make([]byte, 0, fs)
+		}
+	} else {
+		buf = make([]byte, 0, fs)
+	}
+	crc := l.crc
+	for _, p := range payloads {
+		buf, crc = appendFrame(buf, crc, p)
+	}
+	_, werr := l.f.Write(buf)
+	if pooled != nil {
+		*pooled = buf[:0]
+		bigBufs.Put(pooled)
+	} else if cap(buf) <= keepBuf {
+		l.buf = buf
+	}
+	if werr != nil {
+		// Part of the batch may be in the file: the next Open keeps its
+		// complete frames and truncates the rest.
+		return 0, 0, l.poison(fmt.Errorf("write: %w", werr))
+	}
+	l.crc = crc
+	l.size += fs
+	first = l.written
+	l.written += uint64(len(payloads))
+	l.s.stats.appends.Add(uint64(len(payloads)))
+	l.s.stats.writes.Add(1)
+	if l.s.opts.Fsync == store.FsyncBatch {
+		l.s.gc.enqueue(l)
+	}
+	return first, l.written - 1, nil
+}
+
+// Durable returns nil once record index and all records before it are on
+// stable storage. In store.FsyncAlways mode it waits for the group-commit round
+// that covers index (joining the next one if needed); in store.FsyncBatch and
+// store.FsyncNever modes it does not wait and only reports a failure of the log.
+// Records are made durable in index order: a nil return for index i implies
+// every record ≤ i is durable.
+func (l *FileLog) Durable(index uint64) error {
+	if err := l.err(); err != nil {
+		return err
+	}
+	if l.durable.Load() > index {
+		return nil
+	}
+	if l.s.opts.Fsync != store.FsyncAlways {
+		if index >= l.Len() {
+			return fmt.Errorf("%w: %d", store.ErrNotAppended, index)
+		}
+		return nil
+	}
+	return l.waitDurable(index)
+}
+
+// Sync makes every record appended so far durable, in any mode.
+func (l *FileLog) Sync() error {
+	n := l.Len()
+	if err := l.err(); err != nil || n == 0 {
+		return err
+	}
+	return l.waitDurable(n - 1)
+}
+
+func (l *FileLog) waitDurable(index uint64) error {
+	for {
+		if err := l.err(); err != nil {
+			return err
+		}
+		if l.durable.Load() > index {
+			return nil
+		}
+		l.mu.Lock()
+		written, closed := l.written, l.fileClosed
+		l.mu.Unlock()
+		if index >= written {
+			return fmt.Errorf("%w: %d", store.ErrNotAppended, index)
+		}
+		if closed {
+			return store.ErrClosed
+		}
+		r := l.s.gc.join(l)
+		if r == nil {
+			return store.ErrClosed
+		}
+		<-r.done
+	}
+}
+
+// Records reads back the records from index from on that were appended
+// before the call, verifying the CRC chain from the file's seed (so every
+// earlier frame is read too). payload is only valid during fn.
+func (l *FileLog) Records(from uint64, fn func(index uint64, payload []byte) error) error {
+	l.mu.Lock()
+	size, n, closed := l.size, l.written, l.closed
+	l.mu.Unlock()
+	if err := l.err(); err != nil {
+		return err
+	}
+	if closed {
+		return store.ErrClosed
+	}
+	l.fdMu.RLock()
+	defer l.fdMu.RUnlock()
+	if l.fileClosed {
+		return store.ErrClosed
+	}
+	sc, _, err := newScanner(l.f, size)
+	if err != nil {
+		return err
+	}
+	for i := uint64(0); i < n; i++ {
+		p, err := sc.next()
+		if err == io.EOF {
+			return fmt.Errorf("%w: log ended after %d of %d records", store.ErrCorrupt, i, n)
+		}
+		if err != nil {
+			return err
+		}
+		if i < from {
+			continue
+		}
+		if err := fn(i, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close makes the log durable (unless store.FsyncNever) and closes its file. It
+// returns the poison if the log had failed.
+func (l *FileLog) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return store.ErrClosed
+	}
+	l.closed = true
+	n := l.written
+	l.mu.Unlock()
+
+	err := l.err()
+	if err == nil && l.s.opts.Fsync != store.FsyncNever && n > 0 {
+		err = l.waitDurable(n - 1)
+	}
+	l.fdMu.Lock()
+	l.mu.Lock()
+	l.fileClosed = true
+	l.mu.Unlock()
+	cerr := l.f.Close()
+	l.fdMu.Unlock()
+	l.s.forget(l)
+	if err == nil && cerr != nil {
+		err = fmt.Errorf("filestore: closing %q: %w", l.name, cerr)
+	}
+	return err
+}
