@@ -190,7 +190,7 @@ func (s *Service) lookupName(ctx context.Context, field, name string) (*session,
 
 // create makes a new session: validates the options, creates its log with
 // the start record (durable before the call returns) and registers it.
-func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions) (*session, error) {
+func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions, kind pb.SessionKind) (*session, error) {
 	owner, ok := s.caller(ctx)
 	if !ok {
 		return nil, errorf(kindUnauthenticated, "the call has no tenant: this server requires a bearer token")
@@ -223,7 +223,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 		s.tenants.release(tenant)
 		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
 	}
-	ss, err := s.createLog(id, tenant, opts, secret)
+	ss, err := s.createLog(id, tenant, opts, secret, kind)
 	if err != nil {
 		s.count.Add(-1)
 		s.tenants.release(tenant)
@@ -242,7 +242,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	return ss, nil
 }
 
-func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte) (*session, error) {
+func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte, kind pb.SessionKind) (*session, error) {
 	file := logName(tenant, id)
 	lg, err := s.store.Create(file)
 	switch {
@@ -262,6 +262,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		EngineVersion: engineName,
 		MaxEndpoints:  uint32(params.maxEndpoints),
 		Tenant:        tenant,
+		Kind:          kind,
 	}
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
@@ -283,6 +284,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		tenant:     tenant,
 		createTime: now,
 		opts:       opts,
+		kind:       kind,
 		realtime:   opts.ClockMode == pb.ClockMode_CLOCK_MODE_REALTIME,
 		m:          newMachine(sessionName(id), engineConfig(opts, secret, params)),
 		log:        lg,
@@ -483,6 +485,7 @@ func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryR
 		tenant:     r.Tenant,
 		createTime: createTime,
 		opts:       rr.start.Options,
+		kind:       rr.start.Kind,
 		realtime:   rr.start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
 		m:          rr.m,
 		log:        lg,
