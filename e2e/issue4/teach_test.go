@@ -1,6 +1,7 @@
 package issue4
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -241,16 +242,16 @@ func TestWebViewTeachesInChromium(t *testing.T) {
 		if err := chromedp.Do(tab, chromedp.EmulateViewport(w, 900), chromedp.Sleep(300*time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
-		sizes := eval(`document.documentElement.scrollWidth + " " + innerWidth`)
-		var scroll, inner int
-		fmt.Sscan(sizes, &scroll, &inner)
-		if inner != int(w) || scroll > inner {
-			t.Errorf("at %d px: scrollWidth %d, innerWidth %d: the page overflows sideways", w, scroll, inner)
+		// The page's width against the window's, and against the part a
+		// vertical scrollbar leaves (clientWidth).
+		sizes := eval(`document.documentElement.scrollWidth + " " + innerWidth + " " + document.documentElement.clientWidth`)
+		var scroll, inner, client int
+		fmt.Sscan(sizes, &scroll, &inner, &client)
+		t.Logf("at %d px: scrollWidth %d, innerWidth %d, clientWidth %d", w, scroll, inner, client)
+		if inner != int(w) || scroll > inner || scroll > client {
+			t.Errorf("at %d px: scrollWidth %d, innerWidth %d, clientWidth %d: the page overflows sideways", w, scroll, inner, client)
 		}
-		shot, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
+		shot := fullShot(t, tab)
 		name := fmt.Sprintf("ui-%d.png", w)
 		for _, dir := range []string{artifacts(t), shots} {
 			if dir == "" {
@@ -283,12 +284,26 @@ func TestWebViewTeachesInChromium(t *testing.T) {
 		t.Errorf("the Chinese endpoint list %q: state names stay, kinds are translated", got)
 	}
 	if shots != "" {
-		shot, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
+		shot := fullShot(t, tab)
 		if err := os.WriteFile(filepath.Join(shots, "ui-1920-zh.png"), shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// fullShot takes a PNG of the whole page. The vertical scrollbar is hidden
+// meanwhile: a full-page capture lays the page out without one but keeps
+// the width it took, which would cut off the right edge.
+func fullShot(t *testing.T, tab context.Context) []byte {
+	t.Helper()
+	const bar = `document.documentElement.style.overflow = %q; ""`
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[string](fmt.Sprintf(bar, "hidden"))); err != nil {
+		t.Fatal(err)
+	}
+	defer chromedp.Run(tab, chromedp.Evaluate[string](fmt.Sprintf(bar, "")))
+	shot, err := chromedp.Run(tab, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shot
 }
