@@ -452,8 +452,7 @@ function renderSegments() {
       el("td", { textContent: String(s.k) }),
       el("td", { textContent: s.seg.time || "" }),
       el("td", { textContent: t(s.dir === "in" ? "segments.in" : "segments.out") }),
-      el("td", { className: "summary", textContent: s.seg.summary }),
-      el("td", {}, fateTag(s)));
+      el("td", {}, el("span", { className: "summary", textContent: s.seg.summary }), " ", fateTag(s)));
     tr.dataset.seg = String(s.k);
     tr.classList.toggle("future", s.inRec > at);
     tr.classList.toggle("selected", s.k === view.selected);
@@ -669,7 +668,7 @@ function renderReport() {
     const links = (r.links && r.links[i]) || [];
     const result = el("td", {}, el("span", { className: "tag " + (l.status || "").toLowerCase(), textContent: l.status }));
     if (l.reason) result.append(" ", l.reason);
-    if (l.kind === "packet_in" || l.kind === "packet_out") result.append(el("div", { className: "facts", textContent: links.length ? t("run.linked", { list: links.join(", ") }) : t("run.noSegments") }));
+    if (l.kind === "packet_in" || l.kind === "packet_out") result.append(el("div", { className: "facts link", textContent: links.length ? t("run.linked", { list: links.join(", ") }) : t("run.noSegments") }));
     const tr = el("tr", { tabIndex: 0 }, el("td", { textContent: String(l.line) }), el("td", { textContent: l.time || "" }),
       el("td", {}, el("code", { className: "summary", textContent: l.text })), result);
     tr.dataset.line = String(l.line);
