@@ -22,15 +22,8 @@ func TestCloneContinuesIdentically(t *testing.T) {
 // TestCloneIsIndependent: what the original does after a clone is taken
 // does not show in the clone, and the other way round.
 func TestCloneIsIndependent(t *testing.T) {
-	d := &detPair{t: t, cli: New(detConfig(1)), srv: New(detConfig(2))}
-	l, err := d.srv.Listen(serverAddr, 4)
-	d.check(err)
-	c, err := d.cli.Connect(clientAddr, serverAddr)
-	d.check(err)
-	d.pump(0)
-	s, err := d.srv.Accept(l)
-	d.check(err)
-	_, err = d.cli.Send(c, []byte("held in the send buffer"))
+	d, _, c, s := detConnect(t, detConfig(1), detConfig(2), false)
+	_, err := d.cli.Send(c, []byte("held in the send buffer"))
 	d.check(err)
 	d.drain()
 	d.wire = [2][][]byte{}

@@ -131,15 +131,23 @@ func detScript(t *testing.T, cli, srv Config) []byte {
 	return detScriptCloning(t, cli, srv, false)
 }
 
-func detScriptCloning(t *testing.T, cli, srv Config, cloneEach bool) []byte {
-	d := &detPair{t: t, cli: New(cli), srv: New(srv), cloneEach: cloneEach}
+// detConnect makes a pair with a listener (l) and a connection between
+// them, open and accepted on both sides (c at the client, s at the server).
+func detConnect(t *testing.T, cli, srv Config, cloneEach bool) (d *detPair, l, c, s EndpointID) {
+	d = &detPair{t: t, cli: New(cli), srv: New(srv), cloneEach: cloneEach}
 	l, err := d.srv.Listen(serverAddr, 4)
 	d.check(err)
-	c, err := d.cli.Connect(clientAddr, serverAddr)
+	c, err = d.cli.Connect(clientAddr, serverAddr)
 	d.check(err)
 	d.pump(0)
-	s, err := d.srv.Accept(l)
+	s, err = d.srv.Accept(l)
 	d.check(err)
+	return d, l, c, s
+}
+
+func detScriptCloning(t *testing.T, cli, srv Config, cloneEach bool) []byte {
+	d, l, c, s := detConnect(t, cli, srv, cloneEach)
+	var err error
 
 	msg := make([]byte, 5000)
 	for i := range msg {
