@@ -362,16 +362,13 @@ func (ss *session) explainRecords(recs []*pb.Record) error {
 		expl []*pb.Explanation
 	)
 	err := ss.records(0, func(rec *pb.LogRecord) error {
-		switch body := rec.Body.(type) {
-		case *pb.LogRecord_Start:
-			if err := rr.begin(body.Start); err != nil {
-				return errorf(kindDataLoss, "re-running %s: %v", ss.name, err)
-			}
-		case *pb.LogRecord_Input:
-			if rr.m == nil {
-				return errorf(kindDataLoss, "re-running %s: record %d comes before the start record", ss.name, rec.Index)
-			}
-			_, err := rr.m.apply(body.Input)
+		in, err := rr.startOrInput(ss.name, rec)
+		if err != nil {
+			return err
+		}
+		switch {
+		case in != nil:
+			_, err := rr.m.apply(in)
 			rd := rr.m.eng.Ready()
 			expl = expl[:0:0]
 			if err == nil {
@@ -380,7 +377,7 @@ func (ss *session) explainRecords(recs []*pb.Record) error {
 					expl = append(expl, rr.m.explanation(&rd.Explanations[i]))
 				}
 			}
-		case *pb.LogRecord_Output:
+		case rec.GetOutput() != nil:
 			if r, ok := want[rec.Index]; ok {
 				r.GetOutput().Explanations = expl
 			}

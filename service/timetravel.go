@@ -80,19 +80,15 @@ func (ss *session) machineAt(n uint64) (*machine, error) {
 		rr.m, from = s.m.clone(), s.next
 	}
 	err := ss.records(from, func(rec *pb.LogRecord) error {
-		switch body := rec.Body.(type) {
-		case *pb.LogRecord_Start:
-			if err := rr.begin(body.Start); err != nil {
-				return errorf(kindDataLoss, "re-running %s: %v", ss.name, err)
-			}
-		case *pb.LogRecord_Input:
-			if rr.m == nil {
-				return errorf(kindDataLoss, "re-running %s: record %d comes before the start record", ss.name, rec.Index)
-			}
+		in, err := rr.startOrInput(ss.name, rec)
+		if err != nil {
+			return err
+		}
+		if in != nil {
 			// As restoring does: the live run accepted this input (refused
 			// inputs are not logged), and whatever the re-run says is what
 			// the state became.
-			_, _ = rr.m.apply(body.Input)
+			_, _ = rr.m.apply(in)
 			rd := rr.m.eng.Ready()
 			rr.m.observe(&rd)
 		}
@@ -146,4 +142,22 @@ func (m *machine) clone() *machine {
 		maxID:        m.maxID,
 		acceptedFrom: maps.Clone(m.acceptedFrom),
 	}
+}
+
+// startOrInput is the first step of a walk that re-runs a log its own way:
+// it builds the machine from the start record, and returns an input
+// record's input (nil for any other record).
+func (rr *rerun) startOrInput(name string, rec *pb.LogRecord) (*pb.Input, error) {
+	switch body := rec.Body.(type) {
+	case *pb.LogRecord_Start:
+		if err := rr.begin(body.Start); err != nil {
+			return nil, errorf(kindDataLoss, "re-running %s: %v", name, err)
+		}
+	case *pb.LogRecord_Input:
+		if rr.m == nil {
+			return nil, errorf(kindDataLoss, "re-running %s: record %d comes before the start record", name, rec.Index)
+		}
+		return body.Input, nil
+	}
+	return nil, nil
 }
