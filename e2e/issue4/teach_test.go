@@ -307,3 +307,70 @@ func fullShot(t *testing.T, tab context.Context) []byte {
 	}
 	return shot
 }
+
+// TestWebViewSessionListInChromium: on a server of its own with 205
+// sessions, the list shows the first 200 and loads the rest on request;
+// search narrows it; delete asks once more, then deletes (over the API).
+func TestWebViewSessionListInChromium(t *testing.T) {
+	browser := need(t, "chromium")
+	s, err := start(binary(t), t.TempDir(), "--fsync", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	for i := range 205 {
+		s.json(t, "POST", fmt.Sprintf("/v1/sessions?sessionId=lab-%03d", i), `{}`, nil)
+	}
+	tab := newTab(t, browser, 1024, 900)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	count := func() string {
+		t.Helper()
+		v, err := chromedp.Run(tab, chromedp.Evaluate[string](`String(document.querySelectorAll("#sessions li").length)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	err = chromedp.Do(tab,
+		chromedp.Navigate(s.url("/ui/")),
+		chromedp.WaitVisible(css(`#sessions li[data-session="lab-199"]`)),
+		chromedp.WaitVisible(css(`#more-sessions`)),
+	)
+	if err != nil {
+		t.Fatalf("the first page: %v", err)
+	}
+	if got := count(); got != "200" {
+		t.Errorf("the first page lists %s sessions, want 200", got)
+	}
+	if err := chromedp.Do(tab, chromedp.Click(css(`#more-sessions`)), chromedp.WaitVisible(css(`#sessions li[data-session="lab-204"]`))); err != nil {
+		t.Fatalf("loading more: %v", err)
+	}
+	if got := count(); got != "205" {
+		t.Errorf("after loading more the list has %s sessions, want 205", got)
+	}
+	err = chromedp.Do(tab,
+		chromedp.SendKeys(css(`#session-search`), "lab-20"),
+		chromedp.WaitNotPresent(css(`#sessions li[data-session="lab-199"]`)),
+	)
+	if err != nil {
+		t.Fatalf("searching: %v", err)
+	}
+	if got := count(); got != "5" { // lab-200 … lab-204
+		t.Errorf("searching lab-20 lists %s sessions, want 5", got)
+	}
+	err = chromedp.Do(tab,
+		chromedp.Click(css(`#sessions li[data-session="lab-203"] button.delete`)),
+		chromedp.WaitVisible(css(`#sessions li[data-session="lab-203"] button.delete.confirm`)),
+		chromedp.Click(css(`#sessions li[data-session="lab-203"] button.delete`)),
+		chromedp.WaitNotPresent(css(`#sessions li[data-session="lab-203"]`)),
+	)
+	if err != nil {
+		t.Fatalf("deleting: %v", err)
+	}
+	if got := count(); got != "4" {
+		t.Errorf("after the delete the search lists %s sessions, want 4", got)
+	}
+	if code, _ := s.call(t, "GET", "/v1/sessions/lab-203", ""); code != 404 {
+		t.Errorf("the deleted session answers %d, want 404", code)
+	}
+}

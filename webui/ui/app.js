@@ -165,8 +165,10 @@ async function deleteSession(name, button) {
   try {
     await api("/v1/" + name, { method: "DELETE" });
     setStatus(t("sessions.deleted", { name }));
+    // Keep the pages loaded so far (and the search): only this one goes.
+    view.sessions = view.sessions.filter((x) => x.name !== name);
     if (lastPart(name) === view.session) go("", "");
-    await loadSessions(false);
+    renderSessions();
   } catch (e) { fail(e); }
 }
 
