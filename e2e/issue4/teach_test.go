@@ -120,8 +120,8 @@ func TestWebViewTeachesInChromium(t *testing.T) {
 		t.Errorf("report result %q does not name the session %s", got, session)
 	}
 	listed := text(`#sessions li[data-session="` + session + `"]`)
-	if !strings.Contains(listed, "pass") {
-		t.Errorf("the session list shows %q for the script's session, without its result", listed)
+	if !strings.Contains(listed, "pass") || !strings.Contains(listed, "script run") {
+		t.Errorf("the session list shows %q for the script's session, without its kind and result", listed)
 	}
 
 	// Line 15 (0.300 < P. 101:201(100)) is the fourth segment (#3): the
@@ -341,6 +341,9 @@ func TestWebViewSessionListInChromium(t *testing.T) {
 	}
 	if got := count(); got != "200" {
 		t.Errorf("the first page lists %s sessions, want 200", got)
+	}
+	if _, err := chromedp.Run(tab, chromedp.Text(css(`#sessions li[data-session="lab-000"] .tag.kind-interactive`))); err != nil {
+		t.Errorf("a session made over the API is not shown as interactive: %v", err)
 	}
 	if err := chromedp.Do(tab, chromedp.Click(css(`#more-sessions`)), chromedp.WaitVisible(css(`#sessions li[data-session="lab-204"]`))); err != nil {
 		t.Fatalf("loading more: %v", err)
