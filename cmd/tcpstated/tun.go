@@ -462,7 +462,7 @@ func (c *tunConfig) ensureSession(ctx context.Context, sc pb.SessionServiceClien
 	if status.Code(err) != codes.NotFound {
 		return "", err
 	}
-	_, err = sc.CreateSession(ctx, &pb.CreateSessionRequest{SessionId: c.session, Session: &pb.Session{Options: &pb.SessionOptions{
+	_, err = sc.CreateSession(ctx, &pb.CreateSessionRequest{SessionId: c.session, Session: &pb.Session{Kind: pb.SessionKind_SESSION_KIND_TUN, Options: &pb.SessionOptions{
 		ClockMode:     pb.ClockMode_CLOCK_MODE_REALTIME,
 		ReceiveWindow: uint32(c.receiveWindow),
 		SendBuffer:    uint32(c.sendBuffer),
