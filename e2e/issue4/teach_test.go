@@ -122,8 +122,8 @@ func TestWebViewTeachesInChromium(t *testing.T) {
 		t.Errorf("report result %q does not name the session %s", got, session)
 	}
 	listed := text(`#sessions li[data-session="` + session + `"]`)
-	if !strings.Contains(listed, "pass") {
-		t.Errorf("the session list shows %q for the script's session, without its result", listed)
+	if !strings.Contains(listed, "pass") || !strings.Contains(listed, "script run") {
+		t.Errorf("the session list shows %q for the script's session, without its kind and result", listed)
 	}
 
 	// Line 15 (0.300 < P. 101:201(100)) is the fourth segment (#3): the
@@ -161,8 +161,13 @@ func TestWebViewTeachesInChromium(t *testing.T) {
 			t.Errorf("the explanation of arrow 5 lacks %q: %q", want, got)
 		}
 	}
-	if title := eval(`document.querySelector('#diagram g.seg[data-ref="5"] title').textContent`); title == "" {
-		t.Error("arrow 5 has no <title>")
+	// The held segments look held in the ladder, and the arrow's <title>
+	// (the SVG's own tooltip) carries the engine's explanation.
+	if got := eval(`[...document.querySelectorAll("#diagram g.seg.held")].map(g => g.dataset.ref).join(" ")`); got != "3 5" {
+		t.Errorf("held arrows in the ladder: %q, want \"3 5\"", got)
+	}
+	if title := eval(`document.querySelector('#diagram g.seg[data-ref="5"] title').textContent`); !strings.Contains(title, "DATA_OUT_OF_ORDER (RFC 9293 §3.10.7.4)") {
+		t.Errorf("arrow 5's <title> %q lacks the engine's explanation", title)
 	}
 	// By keyboard: focus arrow 7 (the segment that fills the hole), Enter.
 	err = chromedp.Do(tab,
@@ -198,6 +203,27 @@ func TestWebViewTeachesInChromium(t *testing.T) {
 	}
 	if got := eval(`String(document.querySelectorAll("#diagram g.seg.future").length)`); got != fmt.Sprint(future) {
 		t.Errorf("at record %d the ladder fades %s segments, want %d", n, got, future)
+	}
+	// The TCB as the API gives it for that record (re-run from the log),
+	// not as it is now.
+	if err := chromedp.Do(tab, chromedp.WaitVisible(css(fmt.Sprintf(`#endpoint[data-at="%d"] #tcb tr`, n)))); err != nil {
+		t.Fatalf("no TCB at record %d: %v", n, err)
+	}
+	var then, now struct {
+		Endpoint struct {
+			Tcb map[string]any
+		}
+	}
+	s.json(t, "GET", fmt.Sprintf("/v1/sessions/%s/endpoints/2?atRecord=%d", session, n), "", &then)
+	s.json(t, "GET", fmt.Sprintf("/v1/sessions/%s/endpoints/2", session), "", &now)
+	tcb := text(`#tcb`)
+	for label, key := range map[string]string{"SND.UNA": "sndUna", "SND.NXT": "sndNxt", "SND.WND": "sndWnd", "RCV.NXT": "rcvNxt", "RCV.WND": "rcvWnd", "cwnd": "cwnd"} {
+		if want := fmt.Sprintf("%s\t%v", label, then.Endpoint.Tcb[key]); !strings.Contains(tcb, want) {
+			t.Errorf("at record %d the page's TCB lacks the API's %q:\n%s", n, want, tcb)
+		}
+	}
+	if fmt.Sprint(then.Endpoint.Tcb["rcvNxt"]) == fmt.Sprint(now.Endpoint.Tcb["rcvNxt"]) {
+		t.Errorf("RCV.NXT at record %d equals RCV.NXT now (%v): the test shows no travel", n, now.Endpoint.Tcb["rcvNxt"])
 	}
 	if got := eval(`document.getElementById("fsm").dataset.state`); got != "ESTABLISHED" {
 		t.Errorf("at record %d the state diagram shows %s, want ESTABLISHED", n, got)
@@ -314,6 +340,9 @@ func TestWebViewSessionListInChromium(t *testing.T) {
 	}
 	if got := count(); got != "200" {
 		t.Errorf("the first page lists %s sessions, want 200", got)
+	}
+	if _, err := chromedp.Run(tab, chromedp.Text(css(`#sessions li[data-session="lab-000"] .tag.kind-interactive`))); err != nil {
+		t.Errorf("a session made over the API is not shown as interactive: %v", err)
 	}
 	if err := chromedp.Do(tab, chromedp.Click(css(`#more-sessions`)), chromedp.WaitVisible(css(`#sessions li[data-session="lab-204"]`))); err != nil {
 		t.Fatalf("loading more: %v", err)
