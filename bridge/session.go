@@ -119,7 +119,7 @@ func (c *Config) ensureSession(ctx context.Context, sc pb.SessionServiceClient) 
 	if status.Code(err) != codes.NotFound {
 		return "", err
 	}
-	_, err = sc.CreateSession(ctx, &pb.CreateSessionRequest{SessionId: c.Session, Session: &pb.Session{Options: &pb.SessionOptions{
+	_, err = sc.CreateSession(ctx, &pb.CreateSessionRequest{SessionId: c.Session, Session: &pb.Session{Kind: pb.SessionKind_SESSION_KIND_TUN, Options: &pb.SessionOptions{
 		ClockMode:     pb.ClockMode_CLOCK_MODE_REALTIME,
 		ReceiveWindow: uint32(c.ReceiveWindow),
 		SendBuffer:    uint32(c.SendBuffer),

@@ -24,6 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/tcpstated/tcpstated/fsm"
@@ -67,10 +70,28 @@ type Arrow struct {
 	Dropped bool
 	// Lost: it never reached To. Drawn red and dashed, stopping halfway.
 	Lost bool
+	// Answered: To replied (an ACK or a RST) and otherwise discarded it.
+	// Drawn orange and dashed, ending in a bar.
+	Answered bool
+	// Held: To queued it for later (out-of-order data). Drawn purple and
+	// dotted, with a hollow head.
+	Held bool
+	// Retransmission: From had sent this sequence space before. Drawn
+	// with a thicker line.
+	Retransmission bool
 	// Note is a second line under the arrow, e.g. "bad checksum" or
-	// "retransmission". A dropped or lost arrow without a note is noted
-	// "dropped" or "lost".
+	// "retransmission". A dropped, lost, answered, held or retransmitted
+	// arrow without a note is noted so.
 	Note string
+	// Title is the arrow's tooltip (an SVG <title>), e.g. the engine's
+	// explanation of what it did with the segment. Empty: the label and
+	// the note.
+	Title string
+	// Ref, when not empty, is written on the arrow's group as data-ref, so
+	// a page showing the SVG can tell which segment was clicked.
+	// FromPackets sets it to the segment's position among the Packets it
+	// was given, from 0.
+	Ref string
 }
 
 // StateMark is a column's endpoint entering State (an RFC 9293 name such
@@ -79,6 +100,10 @@ type StateMark struct {
 	Column string
 	Time   time.Duration
 	State  string
+	// Ref, when not empty, is written on the box's group as data-ref.
+	// FromPackets sets it to the change's position among the StateChanges
+	// it was given, from 0.
+	Ref string
 }
 
 func (Arrow) isEvent()     {}
@@ -110,7 +135,10 @@ type Packet struct {
 	Dropped, BadChecksum bool
 	// Lost: it never arrived.
 	Lost bool
-	Note string
+	// Answered, Held: as in Arrow.
+	Answered, Held bool
+	Note           string
+	Title          string
 }
 
 // StateChange is an endpoint entering a state, for FromPackets.
@@ -131,7 +159,9 @@ func (StateChange) isRecord() {}
 
 // FromPackets builds a Diagram from a session's records in the order they
 // happened: a segment's arrow goes from its source address to its
-// destination address. Columns are the packet addresses in order of first
+// destination address. A segment that carries sequence space (data, SYN
+// or FIN) its sender had already sent to the same address is marked a
+// retransmission. Columns are the packet addresses in order of first
 // appearance, so the side that sends the first segment (the SYN) is on the
 // left, then addresses only state changes name.
 // Segment payloads are not copied; only their lengths are used.
@@ -165,6 +195,10 @@ func FromPackets(title string, records []Record) Diagram {
 	for _, a := range addrs { // packet addresses first: the first sender on the left
 		addColumn(column(a))
 	}
+	// The sequence space sent so far, per direction.
+	type flow struct{ src, dst netip.AddrPort }
+	sent := map[flow]*spans{}
+	packets, changes := 0, 0
 	for _, r := range records {
 		switch r := r.(type) {
 		case Packet:
@@ -173,6 +207,17 @@ func FromPackets(title string, records []Record) Diagram {
 				From: column(r.Src), To: column(r.Dst),
 				SendTime: r.Time, RecvTime: r.RecvTime,
 				Segment: &seg, Dropped: r.Dropped || r.BadChecksum, Lost: r.Lost, Note: r.Note,
+				Answered: r.Answered, Held: r.Held, Title: r.Title, Ref: strconv.Itoa(packets),
+			}
+			packets++
+			if n := seqLen(&seg); n > 0 && seg.Flags&fsm.FlagRST == 0 {
+				f := flow{r.Src, r.Dst}
+				sp, ok := sent[f]
+				if !ok {
+					sp = &spans{base: seg.Seq}
+					sent[f] = sp
+				}
+				a.Retransmission = sp.add(seg.Seq, n)
 			}
 			if r.BadChecksum && a.Note == "" {
 				a.Note = "dropped: bad checksum"
@@ -191,10 +236,49 @@ func FromPackets(title string, records []Record) Diagram {
 		case StateChange:
 			c := column(r.Endpoint)
 			addColumn(c)
-			d.Events = append(d.Events, StateMark{Column: c, Time: r.Time, State: r.State.String()})
+			d.Events = append(d.Events, StateMark{Column: c, Time: r.Time, State: r.State.String(), Ref: strconv.Itoa(changes)})
+			changes++
 		}
 	}
 	return d
+}
+
+// spans is the sequence space a sender has sent, as sorted, disjoint
+// ranges of offsets from its first segment's SEG.SEQ (so wrapping does not
+// matter within 2^31 bytes).
+type spans struct {
+	base fsm.Seq
+	r    [][2]int64 // [start, end)
+}
+
+// add records [seq, seq+n) and reports whether any of it was sent before.
+func (s *spans) add(seq fsm.Seq, n int) bool {
+	start := int64(int32(seq.Sub(s.base)))
+	end := start + int64(n)
+	i := sort.Search(len(s.r), func(i int) bool { return s.r[i][1] >= start })
+	// Merge [start, end) with the ranges it touches.
+	overlap := false
+	j := i
+	for j < len(s.r) && s.r[j][0] <= end {
+		overlap = overlap || (s.r[j][0] < end && s.r[j][1] > start)
+		start, end = min(start, s.r[j][0]), max(end, s.r[j][1])
+		j++
+	}
+	s.r = slices.Replace(s.r, i, j, [2]int64{start, end})
+	return overlap
+}
+
+// seqLen is SEG.LEN: the payload plus one for each of SYN and FIN
+// (RFC 9293 §3.4).
+func seqLen(s *fsm.Segment) int {
+	n := len(s.Payload)
+	if s.Flags&fsm.FlagSYN != 0 {
+		n++
+	}
+	if s.Flags&fsm.FlagFIN != 0 {
+		n++
+	}
+	return n
 }
 
 // flagLetters are packetdrill's flag letters in wire bit order

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +403,70 @@ func TestFromPacketsSelfAddressed(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "segment to itself: seq=7") {
 		t.Fatal("the self-addressed segment is not shown")
+	}
+}
+
+// TestFates draws what became of each segment so that a page (or a
+// reader of the bare SVG) tells them apart: every arrow is a group with a
+// class naming its fate, a data-ref giving its position among the
+// packets, and a <title> explaining it; a segment resending sequence
+// space already sent is marked a retransmission by FromPackets itself.
+func TestFates(t *testing.T) {
+	data := func(seq fsm.Seq, n int) fsm.Segment {
+		return fsm.Segment{SrcPort: 40000, DstPort: 80, Flags: fsm.FlagACK, Seq: seq, Ack: 301, Window: 502, Payload: make([]byte, n)}
+	}
+	ack := fsm.Segment{SrcPort: 80, DstPort: 40000, Flags: fsm.FlagACK, Seq: 301, Ack: 101, Window: 65535}
+	d := FromPackets("fates", []Record{
+		StateChange{Time: 0, Endpoint: server, State: fsm.Established},
+		Packet{Time: 0, Src: client, Dst: server, Segment: data(111, 10), Held: true, Title: "DATA_OUT_OF_ORDER (RFC 9293 §3.10.7.4): held"},
+		Packet{Time: 0, Src: server, Dst: client, Segment: ack},
+		Packet{Time: 0, Src: client, Dst: server, Segment: data(101, 10)},
+		Packet{Time: 0, Src: client, Dst: server, Segment: data(101, 10), Answered: true},
+		Packet{Time: 0, Src: client, Dst: server, Segment: data(90001, 1), Dropped: true},
+		StateChange{Time: 0, Endpoint: server, State: fsm.CloseWait},
+	})
+	var fates []string
+	for _, e := range d.Events {
+		if a, ok := e.(Arrow); ok {
+			fates = append(fates, a.Ref+":"+strconv.FormatBool(a.Retransmission))
+		}
+	}
+	// 111+10 was sent before 101+10: the first segment at 101 fills the
+	// gap (new space, though below what was sent); the second resends it.
+	if got, want := strings.Join(fates, " "), "0:false 1:false 2:false 3:true 4:false"; got != want {
+		t.Errorf("refs and retransmissions %q, want %q", got, want)
+	}
+	svg := string(render(t, "fates", d, Options{}))
+	for _, want := range []string{
+		`<g class="seg held" data-ref="0">` + "\n<title>DATA_OUT_OF_ORDER (RFC 9293 §3.10.7.4): held</title>",
+		`<g class="seg accepted" data-ref="1">` + "\n<title>. seq=301 ack=101 win=65535</title>",
+		`<g class="seg answered retransmission" data-ref="3">`,
+		`<g class="seg dropped" data-ref="4">`,
+		`<g class="state" data-ref="1">`,
+		">held (out of order)<", ">answered<", `stroke-width="3"`,
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("diagram lacks %q", want)
+		}
+	}
+}
+
+func TestSpans(t *testing.T) {
+	var s spans
+	s.base = 1000
+	for _, tt := range []struct {
+		seq  fsm.Seq
+		n    int
+		seen bool
+	}{
+		{1000, 10, false}, {1020, 10, false}, {1010, 10, false}, // a gap filled
+		{1005, 1, true}, {1029, 5, true}, {1034, 1, false}, {990, 10, false}, {995, 10, true},
+	} {
+		if got := s.add(tt.seq, tt.n); got != tt.seen {
+			t.Errorf("add(%d, %d) = %v, want %v (spans %v)", tt.seq, tt.n, got, tt.seen, s.r)
+		}
+	}
+	if len(s.r) != 1 || s.r[0] != [2]int64{-10, 35} {
+		t.Errorf("spans %v, want one [-10, 35)", s.r)
 	}
 }

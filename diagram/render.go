@@ -52,10 +52,12 @@ const (
 var palette = []string{"#1f5fbf", "#2e7d32", "#7b1fa2", "#00838f", "#ad5a00", "#5d4037"}
 
 const (
-	dropColor  = "#c62828"
-	lifeColor  = "#9e9e9e"
-	timeColor  = "#555555"
-	faintColor = "#ececec"
+	dropColor     = "#c62828"
+	answeredColor = "#a64b00"
+	heldColor     = "#6a1b9a"
+	lifeColor     = "#9e9e9e"
+	timeColor     = "#555555"
+	faintColor    = "#ececec"
 )
 
 type stateStyle struct{ fill, stroke string }
@@ -109,6 +111,32 @@ type arrowInfo struct {
 	labelX     float64
 	labelY     float64
 	labelAngle float64
+}
+
+// What became of a segment, in the order the drawing prefers them when
+// more than one is set.
+const (
+	fateAccepted = iota
+	fateLost
+	fateDropped
+	fateAnswered
+	fateHeld
+)
+
+var fateClass = [...]string{"accepted", "lost", "dropped", "answered", "held"}
+
+func (a *arrowInfo) fate() int {
+	switch {
+	case a.Lost:
+		return fateLost
+	case a.Dropped:
+		return fateDropped
+	case a.Answered:
+		return fateAnswered
+	case a.Held:
+		return fateHeld
+	}
+	return fateAccepted
 }
 
 type markInfo struct {
@@ -240,17 +268,33 @@ func layout(d Diagram, opts Options) (*layoutState, error) {
 			}
 		}
 		note := a.Note
-		if note == "" && a.Lost {
-			note = "lost"
-		} else if note == "" && a.Dropped {
-			note = "dropped"
+		if note == "" {
+			switch a.fate() {
+			case fateLost:
+				note = "lost"
+			case fateDropped:
+				note = "dropped"
+			case fateAnswered:
+				note = "answered"
+			case fateHeld:
+				note = "held (out of order)"
+			default:
+				if a.Retransmission {
+					note = "retransmission"
+				}
+			}
 		}
 		if note != "" {
 			a.lines = append(a.lines, note)
 		}
 		a.color = palette[a.from%len(palette)]
-		if a.Dropped || a.Lost {
+		switch a.fate() {
+		case fateLost, fateDropped:
 			a.color = dropColor
+		case fateAnswered:
+			a.color = answeredColor
+		case fateHeld:
+			a.color = heldColor
 		}
 	}
 	if absolute {
@@ -771,10 +815,12 @@ func (l *layoutState) draw(b *bytes.Buffer) {
 			st := styleOf(mk.State)
 			bw := stateBoxWidth(mk.State)
 			x := l.colX[mk.col]
+			p(`<g class="state"%s>`+"\n", refAttr(mk.Ref))
 			p(`<rect x="%s" y="%s" width="%s" height="%s" rx="4" fill="%s" stroke="%s" stroke-width="1.2"/>`+"\n",
 				num(x-bw/2), num(r.y-stateBoxH/2), num(bw), num(stateBoxH), st.fill, st.stroke)
 			p(`<text x="%s" y="%s" font-size="%s" font-weight="bold" text-anchor="middle" fill="#222222">%s</text>`+"\n",
 				num(x), num(r.y+stateSize*0.36), num(stateSize), esc(mk.State))
+			p("</g>\n")
 		}
 	}
 
@@ -791,28 +837,55 @@ func (l *layoutState) draw(b *bytes.Buffer) {
 
 func (l *layoutState) drawArrow(b *bytes.Buffer, a *arrowInfo) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	fate := a.fate()
 	dash := ""
-	if a.Dropped || a.Lost {
+	switch fate {
+	case fateDropped, fateLost:
 		dash = ` stroke-dasharray="7 4"`
+	case fateAnswered:
+		dash = ` stroke-dasharray="4 3"`
+	case fateHeld:
+		dash = ` stroke-dasharray="1.5 3" stroke-linecap="round"`
+	}
+	width := "1.6"
+	if a.Retransmission {
+		width = "3"
 	}
 	dx, dy := a.x2-a.x1, a.y2-a.y1
 	n := math.Hypot(dx, dy)
 	ux, uy := dx/n, dy/n
-	// The line stops at the base of the head (or at the cross).
+	// The line stops at the base of the head (or at the cross or bar).
 	end := headH
-	if a.Dropped || a.Lost {
+	if fate == fateDropped || fate == fateLost || fate == fateAnswered {
 		end = 0
 	}
-	p(`<g>` + "\n")
-	p(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="1.6"%s/>`+"\n",
-		num(a.x1), num(a.y1), num(a.x2-ux*end), num(a.y2-uy*end), a.color, dash)
+	class := "seg " + fateClass[fate]
+	if a.Retransmission {
+		class += " retransmission"
+	}
+	p(`<g class="%s"%s>`+"\n", class, refAttr(a.Ref))
+	title := a.Title
+	if title == "" {
+		title = strings.Join(append([]string{a.label}, a.lines...), "; ")
+	}
+	p("<title>%s</title>\n", esc(title))
+	p(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"%s/>`+"\n",
+		num(a.x1), num(a.y1), num(a.x2-ux*end), num(a.y2-uy*end), a.color, width, dash)
 	p(`<circle cx="%s" cy="%s" r="2.5" fill="%s"/>`+"\n", num(a.x1), num(a.y1), a.color)
-	if a.Dropped || a.Lost {
+	bx, by := a.x2-ux*headH, a.y2-uy*headH
+	switch fate {
+	case fateDropped, fateLost:
 		const c = 5.0
 		p(`<path d="M%s %sL%s %sM%s %sL%s %s" stroke="%s" stroke-width="2.2"/>`+"\n",
 			num(a.x2-c), num(a.y2-c), num(a.x2+c), num(a.y2+c), num(a.x2-c), num(a.y2+c), num(a.x2+c), num(a.y2-c), a.color)
-	} else {
-		bx, by := a.x2-ux*headH, a.y2-uy*headH
+	case fateAnswered: // a bar across the end: it got no further
+		const c = 6.0
+		p(`<path d="M%s %sL%s %s" stroke="%s" stroke-width="2.4"/>`+"\n",
+			num(a.x2-uy*c), num(a.y2+ux*c), num(a.x2+uy*c), num(a.y2-ux*c), a.color)
+	case fateHeld: // a hollow head: arrived, not yet used
+		p(`<polygon points="%s,%s %s,%s %s,%s" fill="#ffffff" stroke="%s" stroke-width="1.4"/>`+"\n",
+			num(a.x2), num(a.y2), num(bx-uy*headW), num(by+ux*headW), num(bx+uy*headW), num(by-ux*headW), a.color)
+	default:
 		p(`<polygon points="%s,%s %s,%s %s,%s" fill="%s"/>`+"\n",
 			num(a.x2), num(a.y2), num(bx-uy*headW), num(by+ux*headW), num(bx+uy*headW), num(by-ux*headW), a.color)
 	}
@@ -827,13 +900,21 @@ func (l *layoutState) drawArrow(b *bytes.Buffer, a *arrowInfo) {
 	}
 	for i, s := range a.lines {
 		style := ""
-		if i == len(a.lines)-1 && (a.Note != "" || a.Dropped || a.Lost) {
+		if i == len(a.lines)-1 && (a.Note != "" || fate != fateAccepted || a.Retransmission) {
 			style = ` font-style="italic"`
 		}
 		p(`<text x="%s" y="%s" font-size="%s" fill="%s"%s>%s</text>`+"\n",
 			num(a.labelX), num(a.labelY+noteSize+2+float64(i)*extraLine), num(noteSize), a.color, style, esc(s))
 	}
 	p("</g>\n</g>\n")
+}
+
+// refAttr is the data-ref attribute of an element, or nothing.
+func refAttr(ref string) string {
+	if ref == "" {
+		return ""
+	}
+	return ` data-ref="` + esc(ref) + `"`
 }
 
 // pauseText labels a pause: "+60 s", "+1.5 s", "+59.99 s".

@@ -63,6 +63,9 @@ type detPair struct {
 	now      time.Duration
 	w        bytes.Buffer
 	wire     [2][][]byte // packets waiting: to the client, to the server
+	// cloneEach: after every drain, both sides go on as clones of
+	// themselves (Engine.Clone), the originals are dropped.
+	cloneEach bool
 }
 
 func (d *detPair) drain() {
@@ -73,6 +76,9 @@ func (d *detPair) drain() {
 			d.wire[1-i] = append(d.wire[1-i], bytes.Clone(p.Data))
 		}
 	}
+	if d.cloneEach {
+		d.cli, d.srv = d.cli.Clone(), d.srv.Clone()
+	}
 }
 
 // pump delivers everything in flight, in order, until both sides are quiet;
@@ -81,7 +87,7 @@ func (d *detPair) pump(dropClient int) {
 	d.drain()
 	sent := 0
 	for len(d.wire[0])+len(d.wire[1]) > 0 {
-		for to, e := range []*Engine{d.cli, d.srv} {
+		for to := range 2 {
 			q := d.wire[to]
 			d.wire[to] = nil
 			for _, pkt := range q {
@@ -90,6 +96,10 @@ func (d *detPair) pump(dropClient int) {
 					if sent == dropClient {
 						continue
 					}
+				}
+				e := d.cli
+				if to == 1 {
+					e = d.srv
 				}
 				if err := e.Deliver(pkt); err != nil {
 					d.t.Fatal(err)
@@ -118,14 +128,26 @@ func (d *detPair) check(err error) {
 // lost segment (a retransmission timeout), delayed ACKs, a half-close,
 // TIME-WAIT and a reset of a second connection. It returns the transcript.
 func detScript(t *testing.T, cli, srv Config) []byte {
-	d := &detPair{t: t, cli: New(cli), srv: New(srv)}
+	return detScriptCloning(t, cli, srv, false)
+}
+
+// detConnect makes a pair with a listener (l) and a connection between
+// them, open and accepted on both sides (c at the client, s at the server).
+func detConnect(t *testing.T, cli, srv Config, cloneEach bool) (d *detPair, l, c, s EndpointID) {
+	d = &detPair{t: t, cli: New(cli), srv: New(srv), cloneEach: cloneEach}
 	l, err := d.srv.Listen(serverAddr, 4)
 	d.check(err)
-	c, err := d.cli.Connect(clientAddr, serverAddr)
+	c, err = d.cli.Connect(clientAddr, serverAddr)
 	d.check(err)
 	d.pump(0)
-	s, err := d.srv.Accept(l)
+	s, err = d.srv.Accept(l)
 	d.check(err)
+	return d, l, c, s
+}
+
+func detScriptCloning(t *testing.T, cli, srv Config, cloneEach bool) []byte {
+	d, l, c, s := detConnect(t, cli, srv, cloneEach)
+	var err error
 
 	msg := make([]byte, 5000)
 	for i := range msg {

@@ -105,6 +105,13 @@ func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointReq
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if req.AtRecord != nil {
+		ep, err := ss.endpointAt(req.GetName(), eid, req.GetAtRecord())
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &pb.GetEndpointResponse{Endpoint: ep}, nil
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if err := ss.usableLocked(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tcpstated/tcpstated/diagram"
@@ -39,9 +40,13 @@ type exportItem struct {
 	// A segment: the IP packet (shared with the log record; read only).
 	packet  []byte
 	inbound bool
-	// For an inbound segment the engine discarded: why.
-	dropped bool
-	note    string
+	// What the engine did with an inbound segment: discarded it (dropped,
+	// or answered with an ACK or RST), or held it for later; why.
+	dropped, answered, held bool
+	note                    string
+	// The engine's explanations of the input the segment belongs to, as
+	// the diagram's tooltip.
+	title string
 	// A state change (packet nil): the endpoint's local address and the
 	// state it entered.
 	local netip.AddrPort
@@ -147,9 +152,10 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 				rd = fsm.Ready{}
 			}
 			m.Observe(&rd)
+			title := explanationsText(rd.Explanations)
 			if seg := in.GetSegment(); seg != nil {
-				it := exportItem{time: t0, packet: seg.GetIpPacket(), inbound: true}
-				it.dropped, it.note = dropOf(rd.Explanations)
+				it := exportItem{time: t0, packet: seg.GetIpPacket(), inbound: true, title: title}
+				it.dropped, it.answered, it.held, it.note = fateOf(rd.Explanations)
 				pending = append(pending, it)
 			}
 			var caused []exportItem
@@ -168,7 +174,7 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 				p := &rd.Packets[i]
 				data := bytes.Clone(p.Data)
 				pendingOut = append(pendingOut, data)
-				caused = append(caused, exportItem{time: p.Time, packet: data})
+				caused = append(caused, exportItem{time: p.Time, packet: data, title: title})
 			}
 			// Stable: state changes (listed first) stay before segments
 			// of the same time, and each kind keeps the engine's order.
@@ -199,27 +205,44 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 	return sum, nil
 }
 
-// dropOf says whether the engine discarded an inbound segment, from its
-// explanations: dropped without a reply, or answered (ACK, RST) and
-// otherwise discarded. A SYN or SYN,ACK answered by the handshake's next
-// segment was taken, not discarded.
-func dropOf(xs []fsm.Explanation) (bool, string) {
+// fateOf says what the engine did with an inbound segment, from its
+// explanations: dropped without a reply, answered (an ACK or RST) and
+// otherwise discarded, or held for later (out-of-order data). A SYN or
+// SYN,ACK answered by the handshake's next segment was taken, not
+// discarded.
+func fateOf(xs []fsm.Explanation) (dropped, answered, held bool, note string) {
 	for i := len(xs) - 1; i >= 0; i-- {
 		x := &xs[i]
 		switch x.Action {
 		case fsm.ActionDropped:
-			return true, "dropped: " + x.Code.String()
+			return true, false, false, "dropped: " + x.Code.String()
 		case fsm.ActionAnswered:
 			switch x.Code {
 			case fsm.CodeListenSynAccepted, fsm.CodeSynCookieSent, fsm.CodeSynSentSynAckEstablished, fsm.CodeSynSentSimultaneousOpen:
-				return false, ""
+				return false, false, false, ""
 			}
-			return true, "answered: " + x.Code.String()
-		case fsm.ActionAccepted, fsm.ActionQueued:
-			return false, ""
+			return false, true, false, "answered: " + x.Code.String()
+		case fsm.ActionQueued:
+			return false, false, true, "held: " + x.Code.String()
+		case fsm.ActionAccepted:
+			return false, false, false, ""
 		}
 	}
-	return false, ""
+	return false, false, false, ""
+}
+
+// explanationsText is an input's explanations, one per line, as
+// "CODE (RFC section): text".
+func explanationsText(xs []fsm.Explanation) string {
+	var b strings.Builder
+	for i := range xs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		x := &xs[i]
+		fmt.Fprintf(&b, "%s (%s): %s", x.Code, x.Section(), x.Text())
+	}
+	return b.String()
 }
 
 // exportPcap writes the session's segments to w as a pcap file, inbound
@@ -266,7 +289,7 @@ func (ss *session) drawDiagram(w io.Writer, max int, opts diagram.Options) (draw
 			Time: it.time,
 			Src:  netip.AddrPortFrom(src, seg.SrcPort), Dst: netip.AddrPortFrom(dst, seg.DstPort),
 			Segment: seg, Dropped: it.dropped, BadChecksum: it.inbound && !fsm.TCPChecksumValid(src, dst, tcp),
-			Note: it.note,
+			Answered: it.answered, Held: it.held, Note: it.note, Title: it.title,
 		})
 		return nil
 	})
@@ -339,16 +362,13 @@ func (ss *session) explainRecords(recs []*pb.Record) error {
 		expl []*pb.Explanation
 	)
 	err := ss.records(0, func(rec *pb.LogRecord) error {
-		switch body := rec.Body.(type) {
-		case *pb.LogRecord_Start:
-			if err := rr.Begin(body.Start); err != nil {
-				return errorf(kindDataLoss, "re-running %s: %v", ss.name, err)
-			}
-		case *pb.LogRecord_Input:
-			if rr.Machine == nil {
-				return errorf(kindDataLoss, "re-running %s: record %d comes before the start record", ss.name, rec.Index)
-			}
-			_, err := rr.Machine.Apply(body.Input)
+		in, err := startOrInput(rr, ss.name, rec)
+		if err != nil {
+			return err
+		}
+		switch {
+		case in != nil:
+			_, err := rr.Machine.Apply(in)
 			rd := rr.Machine.Engine.Ready()
 			expl = expl[:0:0]
 			if err == nil {
@@ -357,7 +377,7 @@ func (ss *session) explainRecords(recs []*pb.Record) error {
 					expl = append(expl, rr.Machine.Explanation(&rd.Explanations[i]))
 				}
 			}
-		case *pb.LogRecord_Output:
+		case rec.GetOutput() != nil:
 			if r, ok := want[rec.Index]; ok {
 				r.GetOutput().Explanations = expl
 			}

@@ -47,7 +47,7 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 	// the options cannot express shows in the report (the runner compares
 	// the configuration the engine has with the one the script wants).
 	want, _ := parsed.EngineConfig(fsm.Config{ISNMode: fsm.ISNFixed})
-	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want))
+	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want), pb.SessionKind_SESSION_KIND_SCRIPT)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -59,7 +59,11 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 	if err := ss.waitDurable(se.last); err != nil {
 		return nil, toStatus(err)
 	}
-	return reportView(rep), nil
+	view := reportView(rep)
+	ss.mu.Lock()
+	ss.script = &pb.ScriptResult{Name: req.GetName(), Passed: view.Passed, Failure: view.Failure}
+	ss.mu.Unlock()
+	return view, nil
 }
 
 // scriptOptions expresses an engine configuration as session options.

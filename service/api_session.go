@@ -26,7 +26,17 @@ type sessionServer struct {
 }
 
 func (h *sessionServer) CreateSession(ctx context.Context, req *pb.CreateSessionRequest) (*pb.CreateSessionResponse, error) {
-	ss, err := h.s.create(ctx, req.GetSessionId(), req.GetSession().GetOptions())
+	kind := req.GetSession().GetKind()
+	switch kind {
+	case pb.SessionKind_SESSION_KIND_UNSPECIFIED:
+		kind = pb.SessionKind_SESSION_KIND_INTERACTIVE
+	case pb.SessionKind_SESSION_KIND_INTERACTIVE, pb.SessionKind_SESSION_KIND_TUN:
+	case pb.SessionKind_SESSION_KIND_SCRIPT:
+		return nil, toStatus(invalidf("session.kind: SESSION_KIND_SCRIPT sessions are made by RunScript"))
+	default:
+		return nil, toStatus(invalidf("session.kind: %d is not a kind", kind))
+	}
+	ss, err := h.s.create(ctx, req.GetSessionId(), req.GetSession().GetOptions(), kind)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -185,7 +185,7 @@ func (s *Service) lookupName(ctx context.Context, field, name string) (*session,
 
 // create makes a new session: validates the options, creates its log with
 // the start record (durable before the call returns) and registers it.
-func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions) (*session, error) {
+func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions, kind pb.SessionKind) (*session, error) {
 	owner, ok := s.caller(ctx)
 	if !ok {
 		return nil, errorf(kindUnauthenticated, "the call has no tenant: this server requires a bearer token")
@@ -218,7 +218,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 		s.tenants.Release(tenant)
 		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
 	}
-	ss, err := s.createLog(id, tenant, opts, secret)
+	ss, err := s.createLog(id, tenant, opts, secret, kind)
 	if err != nil {
 		s.count.Add(-1)
 		s.tenants.Release(tenant)
@@ -237,7 +237,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	return ss, nil
 }
 
-func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte) (*session, error) {
+func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte, kind pb.SessionKind) (*session, error) {
 	file := logName(tenant, id)
 	lg, err := s.store.Create(file)
 	switch {
@@ -257,6 +257,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		EngineVersion: machine.EngineName,
 		MaxEndpoints:  uint32(params.MaxEndpoints),
 		Tenant:        tenant,
+		Kind:          kind,
 	}
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
@@ -278,6 +279,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		tenant:     tenant,
 		createTime: now,
 		opts:       opts,
+		kind:       kind,
 		realtime:   opts.ClockMode == pb.ClockMode_CLOCK_MODE_REALTIME,
 		m:          machine.New(machine.SessionName(id), machine.EngineConfig(opts, secret, params)),
 		log:        lg,
@@ -478,6 +480,7 @@ func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (
 		tenant:     r.Tenant,
 		createTime: createTime,
 		opts:       rr.Start.Options,
+		kind:       rr.Start.Kind,
 		realtime:   rr.Start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
 		m:          rr.Machine,
 		log:        lg,

@@ -36,6 +36,7 @@ type session struct {
 	tenant     string // the owner (tenant.go); "" without authentication
 	createTime time.Time
 	opts       *pb.SessionOptions // effective options, shown to clients
+	kind       pb.SessionKind
 	realtime   bool
 
 	mu   sync.Mutex
@@ -54,6 +55,10 @@ type session struct {
 	// restoreView is restore as the API shows it (Session.restore); nil
 	// for a session this process created.
 	restoreView *pb.RestoreStatus
+	// travel keeps snapshots for GetEndpoint's at_record (timetravel.go).
+	travel timeTravel
+	// script is the outcome of a SCRIPT session's script, once it ran.
+	script *pb.ScriptResult
 
 	// REALTIME clock: the session clock is base plus the monotonic time
 	// since mono, never behind the engine's clock.
@@ -439,6 +444,11 @@ func (s *session) viewLocked() *pb.Session {
 		Options:    s.opts,
 		CreateTime: timestamppb.New(s.createTime),
 		Restore:    s.restoreView,
+		Kind:       s.kind,
+		Script:     s.script,
+	}
+	if v.Kind == pb.SessionKind_SESSION_KIND_UNSPECIFIED {
+		v.Kind = pb.SessionKind_SESSION_KIND_INTERACTIVE // a log from before kinds
 	}
 	if s.m == nil {
 		return v

@@ -28,9 +28,8 @@ const (
 // registerFileRoutes adds GET /v1/sessions/{session}/pcap and
 // GET /v1/sessions/{session}/diagram.svg to mux. The diagram takes the
 // query parameters max_segments (a number), relative and tcp_options
-// (true or false). It also mounts the web view at /ui/ (ui.go).
+// (true or false).
 func registerFileRoutes(mux *http.ServeMux, gw *runtime.ServeMux, conn grpc.ClientConnInterface) {
-	registerUI(mux)
 	logs := pb.NewLogServiceClient(conn)
 	fail := func(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
 		_, out := runtime.MarshalerForRequest(gw, r)

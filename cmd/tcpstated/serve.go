@@ -30,6 +30,7 @@ import (
 	"github.com/tcpstated/tcpstated/service"
 	"github.com/tcpstated/tcpstated/store"
 	"github.com/tcpstated/tcpstated/store/filestore"
+	"github.com/tcpstated/tcpstated/webui"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -222,7 +223,8 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 		return nil, nil, fmt.Errorf("REST gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	registerFileRoutes(mux, gw, conn) // pcap, diagram.svg and the web view at /ui/ (files.go, ui.go)
+	registerFileRoutes(mux, gw, conn) // pcap and diagram.svg (files.go)
+	webui.Register(mux)               // the web view at /ui/
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.JSON)

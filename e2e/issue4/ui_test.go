@@ -22,27 +22,7 @@ func TestWebUIFollowsAHandshakeInChromium(t *testing.T) {
 	s := shared(t)
 	conn := walkHandshake(t, s, "ui", false)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		// Containers often have a small /dev/shm; Chromium then crashes
-		// without this.
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
-	)
-	defer cancelAlloc()
-	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
-	defer cancelTab()
+	tab := newTab(t, browser, 1400, 900)
 
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 	t0 := time.Now()
@@ -89,14 +69,14 @@ func TestWebUIFollowsAHandshakeInChromium(t *testing.T) {
 		t.Fatalf("the page did not follow the handshake to ESTABLISHED: %v", err)
 	}
 	t.Logf("the page showed ESTABLISHED %v after the ACK", time.Since(t0).Round(time.Millisecond))
-	if _, err := chromedp.Run(tab, chromedp.Poll[bool](`document.getElementById("diagram").complete && document.getElementById("diagram").naturalWidth > 0`,
+	if _, err := chromedp.Run(tab, chromedp.Poll[bool](`document.querySelectorAll("#diagram svg g.seg").length === 3`,
 		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		t.Fatalf("the diagram did not load: %v", err)
 	}
 	// The pcap link, fetched the way the page fetches it (with the token,
 	// when one is set): the capture of the four segments.
 	size, err := chromedp.Run(tab, chromedp.Evaluate[int](
-		`api(document.getElementById("pcap").getAttribute("href")).then(r => r.blob()).then(b => b.size)`, chromedp.EvalAwaitPromise))
+		`tcpstated.api(document.getElementById("pcap").getAttribute("href")).then(r => r.blob()).then(b => b.size)`, chromedp.EvalAwaitPromise))
 	if err != nil || size <= 24 {
 		t.Errorf("the pcap link: %d bytes, %v", size, err)
 	}
@@ -116,4 +96,34 @@ func TestWebUIFollowsAHandshakeInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot of %s: %s (%v after the ACK)", conn, file, time.Since(t0).Round(time.Millisecond))
+}
+
+// newTab starts headless Chromium with a fresh profile and a window of
+// w×h pixels, and returns a tab in it that lives until the test ends (at
+// most 3 minutes).
+func newTab(t *testing.T, browser string, w, h int) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(browser),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("no-default-browser-check", true),
+		// Containers often have a small /dev/shm; Chromium then crashes
+		// without this.
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(w, h),
+	)
+	t.Cleanup(cancelAlloc)
+	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancelTab)
+	return tab
 }

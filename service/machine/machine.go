@@ -11,6 +11,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strconv"
 	"time"
@@ -43,6 +44,19 @@ type Machine struct {
 
 func New(session string, cfg fsm.Config) *Machine {
 	return &Machine{session: session, Engine: fsm.New(cfg)}
+}
+
+// Clone copies a machine between inputs (after its outputs were drained),
+// as a snapshot of a re-run: the copy goes on by itself (fsm.Engine.Clone).
+func (m *Machine) Clone() *Machine {
+	return &Machine{
+		session:      m.session,
+		Engine:       m.Engine.Clone(),
+		aliases:      maps.Clone(m.aliases),
+		aliasOf:      maps.Clone(m.aliasOf),
+		maxID:        m.maxID,
+		acceptedFrom: maps.Clone(m.acceptedFrom),
+	}
 }
 
 // endpointID returns the last segment of an endpoint's resource name.

@@ -289,7 +289,13 @@ func (x *CreateEndpointResponse) GetOutputs() *Outputs {
 type GetEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `sessions/{session}/endpoints/{endpoint}`.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Time travel: the endpoint as it was after the session's log record
+	// at_record (an index, from 0; after an input, with what it caused),
+	// computed by re-running the log. Unset: as it is now.
+	// INVALID_ARGUMENT past the last record; NOT_FOUND for an endpoint that
+	// did not exist yet, or no longer existed, after that record.
+	AtRecord      *uint64 `protobuf:"varint,2,opt,name=at_record,json=atRecord,proto3,oneof" json:"at_record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -329,6 +335,13 @@ func (x *GetEndpointRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *GetEndpointRequest) GetAtRecord() uint64 {
+	if x != nil && x.AtRecord != nil {
+		return *x.AtRecord
+	}
+	return 0
 }
 
 type GetEndpointResponse struct {
@@ -1178,9 +1191,12 @@ const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
 	"\x04mode\"{\n" +
 	"\x16CreateEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"(\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"X\n" +
 	"\x12GetEndpointRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"H\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\tat_record\x18\x02 \x01(\x04H\x00R\batRecord\x88\x01\x01B\f\n" +
+	"\n" +
+	"_at_record\"H\n" +
 	"\x13GetEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\"j\n" +
 	"\x14ListEndpointsRequest\x12\x16\n" +
@@ -1328,6 +1344,7 @@ func file_tcpstate_v1_endpoint_service_proto_init() {
 		(*CreateEndpointRequest_Listen)(nil),
 		(*CreateEndpointRequest_Connect)(nil),
 	}
+	file_tcpstate_v1_endpoint_service_proto_msgTypes[4].OneofWrappers = []any{}
 	file_tcpstate_v1_endpoint_service_proto_msgTypes[10].OneofWrappers = []any{
 		(*SendDataRequest_Data)(nil),
 		(*SendDataRequest_Text)(nil),

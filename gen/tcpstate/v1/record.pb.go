@@ -173,7 +173,10 @@ type SessionStart struct {
 	// The tenant that created the session (the name its bearer token maps
 	// to in the server's --auth-tokens file); empty when the server ran
 	// without authentication. Only that tenant can see or use the session.
-	Tenant        string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Tenant string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// What the session is for (Session.kind); unset in logs made before
+	// kinds, which are INTERACTIVE.
+	Kind          SessionKind `protobuf:"varint,9,opt,name=kind,proto3,enum=tcpstate.v1.SessionKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +265,13 @@ func (x *SessionStart) GetTenant() string {
 		return x.Tenant
 	}
 	return ""
+}
+
+func (x *SessionStart) GetKind() SessionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SessionKind_SESSION_KIND_UNSPECIFIED
 }
 
 // One input to the engine. Endpoints are named by their ID (the last
@@ -1275,7 +1285,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05start\x18\x03 \x01(\v2\x19.tcpstate.v1.SessionStartH\x00R\x05start\x12*\n" +
 	"\x05input\x18\x04 \x01(\v2\x12.tcpstate.v1.InputH\x00R\x05input\x123\n" +
 	"\x06output\x18\x05 \x01(\v2\x19.tcpstate.v1.OutputDigestH\x00R\x06outputB\x06\n" +
-	"\x04body\"\xc0\x02\n" +
+	"\x04body\"\xee\x02\n" +
 	"\fSessionStart\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12\x1d\n" +
@@ -1286,7 +1296,8 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x0eformat_version\x18\x05 \x01(\rR\rformatVersion\x12%\n" +
 	"\x0eengine_version\x18\x06 \x01(\tR\rengineVersion\x12#\n" +
 	"\rmax_endpoints\x18\a \x01(\rR\fmaxEndpoints\x12\x16\n" +
-	"\x06tenant\x18\b \x01(\tR\x06tenant\"\xeb\x04\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\x12,\n" +
+	"\x04kind\x18\t \x01(\x0e2\x18.tcpstate.v1.SessionKindR\x04kind\"\xeb\x04\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
@@ -1397,8 +1408,9 @@ var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
 	(*SessionOptions)(nil),        // 17: tcpstate.v1.SessionOptions
 	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*Transition)(nil),            // 19: tcpstate.v1.Transition
-	(*Event)(nil),                 // 20: tcpstate.v1.Event
+	(SessionKind)(0),              // 19: tcpstate.v1.SessionKind
+	(*Transition)(nil),            // 20: tcpstate.v1.Transition
+	(*Event)(nil),                 // 21: tcpstate.v1.Event
 }
 var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	16, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
@@ -1407,29 +1419,30 @@ var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	14, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
 	17, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
 	18, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
-	4,  // 7: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
-	5,  // 8: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
-	6,  // 9: tcpstate.v1.Input.connect:type_name -> tcpstate.v1.ConnectInput
-	7,  // 10: tcpstate.v1.Input.accept:type_name -> tcpstate.v1.AcceptInput
-	8,  // 11: tcpstate.v1.Input.send:type_name -> tcpstate.v1.SendInput
-	9,  // 12: tcpstate.v1.Input.receive:type_name -> tcpstate.v1.ReceiveInput
-	10, // 13: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
-	11, // 14: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
-	12, // 15: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
-	13, // 16: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
-	16, // 17: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	16, // 18: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
-	16, // 19: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
-	16, // 20: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
-	19, // 21: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	20, // 22: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	15, // 23: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	19, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
+	3,  // 7: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
+	4,  // 8: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
+	5,  // 9: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
+	6,  // 10: tcpstate.v1.Input.connect:type_name -> tcpstate.v1.ConnectInput
+	7,  // 11: tcpstate.v1.Input.accept:type_name -> tcpstate.v1.AcceptInput
+	8,  // 12: tcpstate.v1.Input.send:type_name -> tcpstate.v1.SendInput
+	9,  // 13: tcpstate.v1.Input.receive:type_name -> tcpstate.v1.ReceiveInput
+	10, // 14: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
+	11, // 15: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
+	12, // 16: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
+	13, // 17: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
+	16, // 18: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
+	16, // 19: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
+	16, // 20: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
+	16, // 21: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
+	20, // 22: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	21, // 23: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	15, // 24: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }

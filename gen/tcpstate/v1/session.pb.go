@@ -23,6 +23,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What a session is for.
+type SessionKind int32
+
+const (
+	// Unset: INTERACTIVE (and the kind of every session made before kinds).
+	SessionKind_SESSION_KIND_UNSPECIFIED SessionKind = 0
+	// Driven call by call through the API (curl, grpcurl, a grader).
+	SessionKind_SESSION_KIND_INTERACTIVE SessionKind = 1
+	// Made by ScriptService.RunScript for one packetdrill script.
+	SessionKind_SESSION_KIND_SCRIPT SessionKind = 2
+	// Driven by a TUN bridge (`tcpstated tun`): the kernel talks TCP to it.
+	SessionKind_SESSION_KIND_TUN SessionKind = 3
+)
+
+// Enum value maps for SessionKind.
+var (
+	SessionKind_name = map[int32]string{
+		0: "SESSION_KIND_UNSPECIFIED",
+		1: "SESSION_KIND_INTERACTIVE",
+		2: "SESSION_KIND_SCRIPT",
+		3: "SESSION_KIND_TUN",
+	}
+	SessionKind_value = map[string]int32{
+		"SESSION_KIND_UNSPECIFIED": 0,
+		"SESSION_KIND_INTERACTIVE": 1,
+		"SESSION_KIND_SCRIPT":      2,
+		"SESSION_KIND_TUN":         3,
+	}
+)
+
+func (x SessionKind) Enum() *SessionKind {
+	p := new(SessionKind)
+	*p = x
+	return p
+}
+
+func (x SessionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SessionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tcpstate_v1_session_proto_enumTypes[0].Descriptor()
+}
+
+func (SessionKind) Type() protoreflect.EnumType {
+	return &file_tcpstate_v1_session_proto_enumTypes[0]
+}
+
+func (x SessionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SessionKind.Descriptor instead.
+func (SessionKind) EnumDescriptor() ([]byte, []int) {
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{0}
+}
+
 // How a session's clock moves.
 type ClockMode int32
 
@@ -62,11 +119,11 @@ func (x ClockMode) String() string {
 }
 
 func (ClockMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_tcpstate_v1_session_proto_enumTypes[0].Descriptor()
+	return file_tcpstate_v1_session_proto_enumTypes[1].Descriptor()
 }
 
 func (ClockMode) Type() protoreflect.EnumType {
-	return &file_tcpstate_v1_session_proto_enumTypes[0]
+	return &file_tcpstate_v1_session_proto_enumTypes[1]
 }
 
 func (x ClockMode) Number() protoreflect.EnumNumber {
@@ -75,7 +132,7 @@ func (x ClockMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ClockMode.Descriptor instead.
 func (ClockMode) EnumDescriptor() ([]byte, []int) {
-	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{0}
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{1}
 }
 
 // How initial sequence numbers are chosen.
@@ -116,11 +173,11 @@ func (x IsnMode) String() string {
 }
 
 func (IsnMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_tcpstate_v1_session_proto_enumTypes[1].Descriptor()
+	return file_tcpstate_v1_session_proto_enumTypes[2].Descriptor()
 }
 
 func (IsnMode) Type() protoreflect.EnumType {
-	return &file_tcpstate_v1_session_proto_enumTypes[1]
+	return &file_tcpstate_v1_session_proto_enumTypes[2]
 }
 
 func (x IsnMode) Number() protoreflect.EnumNumber {
@@ -129,7 +186,7 @@ func (x IsnMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IsnMode.Descriptor instead.
 func (IsnMode) EnumDescriptor() ([]byte, []int) {
-	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{1}
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{2}
 }
 
 // A Session is one simulated network: one TCP engine holding any number of
@@ -166,7 +223,15 @@ type Session struct {
 	// What restoring the session from its replay log found when the server
 	// last started; unset if the session was created by this server process.
 	// Output only.
-	Restore       *RestoreStatus `protobuf:"bytes,10,opt,name=restore,proto3" json:"restore,omitempty"`
+	Restore *RestoreStatus `protobuf:"bytes,10,opt,name=restore,proto3" json:"restore,omitempty"`
+	// What the session is for. CreateSession reads it (INTERACTIVE when
+	// unset; TUN for a session a TUN bridge drives); RunScript's sessions
+	// are SCRIPT. Kept in the log's start record.
+	Kind SessionKind `protobuf:"varint,11,opt,name=kind,proto3,enum=tcpstate.v1.SessionKind" json:"kind,omitempty"`
+	// For a SCRIPT session: the script and whether it passed. Unset while
+	// the script runs, and after the server restarts (the report is not in
+	// the log). Output only.
+	Script        *ScriptResult `protobuf:"bytes,12,opt,name=script,proto3" json:"script,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +336,84 @@ func (x *Session) GetRestore() *RestoreStatus {
 	return nil
 }
 
+func (x *Session) GetKind() SessionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SessionKind_SESSION_KIND_UNSPECIFIED
+}
+
+func (x *Session) GetScript() *ScriptResult {
+	if x != nil {
+		return x.Script
+	}
+	return nil
+}
+
+// The outcome of the script a SCRIPT session ran.
+type ScriptResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The script's name (RunScriptRequest.name).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Every line passed.
+	Passed bool `protobuf:"varint,2,opt,name=passed,proto3" json:"passed,omitempty"`
+	// The first failure, "line N: reason"; empty when passed.
+	Failure       string `protobuf:"bytes,3,opt,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptResult) Reset() {
+	*x = ScriptResult{}
+	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptResult) ProtoMessage() {}
+
+func (x *ScriptResult) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptResult.ProtoReflect.Descriptor instead.
+func (*ScriptResult) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ScriptResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ScriptResult) GetPassed() bool {
+	if x != nil {
+		return x.Passed
+	}
+	return false
+}
+
+func (x *ScriptResult) GetFailure() string {
+	if x != nil {
+		return x.Failure
+	}
+	return ""
+}
+
 // RestoreStatus reports how a session's log was restored at server start.
 type RestoreStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -295,7 +438,7 @@ type RestoreStatus struct {
 
 func (x *RestoreStatus) Reset() {
 	*x = RestoreStatus{}
-	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +450,7 @@ func (x *RestoreStatus) String() string {
 func (*RestoreStatus) ProtoMessage() {}
 
 func (x *RestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_session_proto_msgTypes[1]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +463,7 @@ func (x *RestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStatus.ProtoReflect.Descriptor instead.
 func (*RestoreStatus) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{1}
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RestoreStatus) GetRecords() uint64 {
@@ -435,7 +578,7 @@ type SessionOptions struct {
 
 func (x *SessionOptions) Reset() {
 	*x = SessionOptions{}
-	mi := &file_tcpstate_v1_session_proto_msgTypes[2]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +590,7 @@ func (x *SessionOptions) String() string {
 func (*SessionOptions) ProtoMessage() {}
 
 func (x *SessionOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_session_proto_msgTypes[2]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +603,7 @@ func (x *SessionOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOptions.ProtoReflect.Descriptor instead.
 func (*SessionOptions) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{2}
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SessionOptions) GetClockMode() ClockMode {
@@ -648,7 +791,7 @@ type Difference struct {
 
 func (x *Difference) Reset() {
 	*x = Difference{}
-	mi := &file_tcpstate_v1_session_proto_msgTypes[3]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +803,7 @@ func (x *Difference) String() string {
 func (*Difference) ProtoMessage() {}
 
 func (x *Difference) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_session_proto_msgTypes[3]
+	mi := &file_tcpstate_v1_session_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +816,7 @@ func (x *Difference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Difference.ProtoReflect.Descriptor instead.
 func (*Difference) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{3}
+	return file_tcpstate_v1_session_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Difference) GetIndex() uint64 {
@@ -708,7 +851,7 @@ var File_tcpstate_v1_session_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x19tcpstate/v1/session.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x03\n" +
+	"\x19tcpstate/v1/session.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x04\n" +
 	"\aSession\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12;\n" +
@@ -721,7 +864,13 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\x15outbound_queue_length\x18\b \x01(\rR\x13outboundQueueLength\x12)\n" +
 	"\x10outbound_dropped\x18\t \x01(\x04R\x0foutboundDropped\x124\n" +
 	"\arestore\x18\n" +
-	" \x01(\v2\x1a.tcpstate.v1.RestoreStatusR\arestore\"\x86\x02\n" +
+	" \x01(\v2\x1a.tcpstate.v1.RestoreStatusR\arestore\x12,\n" +
+	"\x04kind\x18\v \x01(\x0e2\x18.tcpstate.v1.SessionKindR\x04kind\x121\n" +
+	"\x06script\x18\f \x01(\v2\x19.tcpstate.v1.ScriptResultR\x06script\"T\n" +
+	"\fScriptResult\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06passed\x18\x02 \x01(\bR\x06passed\x12\x18\n" +
+	"\afailure\x18\x03 \x01(\tR\afailure\"\x86\x02\n" +
 	"\rRestoreStatus\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\x04R\arecords\x12\x1c\n" +
 	"\ttruncated\x18\x02 \x01(\bR\ttruncated\x12#\n" +
@@ -780,7 +929,12 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x1a\n" +
 	"\bexpected\x18\x03 \x01(\tR\bexpected\x12\x16\n" +
-	"\x06actual\x18\x04 \x01(\tR\x06actual*X\n" +
+	"\x06actual\x18\x04 \x01(\tR\x06actual*x\n" +
+	"\vSessionKind\x12\x1c\n" +
+	"\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SESSION_KIND_INTERACTIVE\x10\x01\x12\x17\n" +
+	"\x13SESSION_KIND_SCRIPT\x10\x02\x12\x14\n" +
+	"\x10SESSION_KIND_TUN\x10\x03*X\n" +
 	"\tClockMode\x12\x1a\n" +
 	"\x16CLOCK_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CLOCK_MODE_VIRTUAL\x10\x01\x12\x17\n" +
@@ -802,37 +956,41 @@ func file_tcpstate_v1_session_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_session_proto_rawDescData
 }
 
-var file_tcpstate_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tcpstate_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_tcpstate_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tcpstate_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_tcpstate_v1_session_proto_goTypes = []any{
-	(ClockMode)(0),                // 0: tcpstate.v1.ClockMode
-	(IsnMode)(0),                  // 1: tcpstate.v1.IsnMode
-	(*Session)(nil),               // 2: tcpstate.v1.Session
-	(*RestoreStatus)(nil),         // 3: tcpstate.v1.RestoreStatus
-	(*SessionOptions)(nil),        // 4: tcpstate.v1.SessionOptions
-	(*Difference)(nil),            // 5: tcpstate.v1.Difference
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(SessionKind)(0),              // 0: tcpstate.v1.SessionKind
+	(ClockMode)(0),                // 1: tcpstate.v1.ClockMode
+	(IsnMode)(0),                  // 2: tcpstate.v1.IsnMode
+	(*Session)(nil),               // 3: tcpstate.v1.Session
+	(*ScriptResult)(nil),          // 4: tcpstate.v1.ScriptResult
+	(*RestoreStatus)(nil),         // 5: tcpstate.v1.RestoreStatus
+	(*SessionOptions)(nil),        // 6: tcpstate.v1.SessionOptions
+	(*Difference)(nil),            // 7: tcpstate.v1.Difference
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
 }
 var file_tcpstate_v1_session_proto_depIdxs = []int32{
-	4,  // 0: tcpstate.v1.Session.options:type_name -> tcpstate.v1.SessionOptions
-	6,  // 1: tcpstate.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 2: tcpstate.v1.Session.clock:type_name -> google.protobuf.Duration
-	7,  // 3: tcpstate.v1.Session.next_deadline:type_name -> google.protobuf.Duration
-	3,  // 4: tcpstate.v1.Session.restore:type_name -> tcpstate.v1.RestoreStatus
-	5,  // 5: tcpstate.v1.RestoreStatus.first_difference:type_name -> tcpstate.v1.Difference
-	0,  // 6: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
-	1,  // 7: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
-	7,  // 8: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
-	7,  // 9: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
-	7,  // 10: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
-	7,  // 11: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
-	7,  // 12: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	6,  // 0: tcpstate.v1.Session.options:type_name -> tcpstate.v1.SessionOptions
+	8,  // 1: tcpstate.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 2: tcpstate.v1.Session.clock:type_name -> google.protobuf.Duration
+	9,  // 3: tcpstate.v1.Session.next_deadline:type_name -> google.protobuf.Duration
+	5,  // 4: tcpstate.v1.Session.restore:type_name -> tcpstate.v1.RestoreStatus
+	0,  // 5: tcpstate.v1.Session.kind:type_name -> tcpstate.v1.SessionKind
+	4,  // 6: tcpstate.v1.Session.script:type_name -> tcpstate.v1.ScriptResult
+	7,  // 7: tcpstate.v1.RestoreStatus.first_difference:type_name -> tcpstate.v1.Difference
+	1,  // 8: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
+	2,  // 9: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
+	9,  // 10: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
+	9,  // 11: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
+	9,  // 12: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
+	9,  // 13: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
+	9,  // 14: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_session_proto_init() }
@@ -840,14 +998,14 @@ func file_tcpstate_v1_session_proto_init() {
 	if File_tcpstate_v1_session_proto != nil {
 		return
 	}
-	file_tcpstate_v1_session_proto_msgTypes[2].OneofWrappers = []any{}
+	file_tcpstate_v1_session_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_session_proto_rawDesc), len(file_tcpstate_v1_session_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   4,
+			NumEnums:      3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

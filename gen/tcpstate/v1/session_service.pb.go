@@ -24,7 +24,8 @@ const (
 
 type CreateSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session to create; only `options` is read.
+	// The session to create; only `options` and `kind` are read (SCRIPT is
+	// RunScript's: INVALID_ARGUMENT here).
 	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// The ID to give it (the last segment of its name); the server picks one
 	// when empty. ALREADY_EXISTS when taken.
