@@ -313,7 +313,7 @@ func TestStopStreams(t *testing.T) {
 	}
 	ex.Send(&pb.ExchangeSegmentsRequest{Parent: s, IpPackets: [][]byte{closedPortPacket(1)}})
 	must[*pb.ExchangeSegmentsResponse](t)(ex.Recv())
-	must[*pb.ListSegmentsResponse](t)(e.segments.ListSegments(c, &pb.ListSegmentsRequest{Parent: s}))
+	must[*pb.DrainSegmentsResponse](t)(e.segments.DrainSegments(c, &pb.DrainSegmentsRequest{Parent: s}))
 	w, err := e.segments.WatchSegments(c, &pb.WatchSegmentsRequest{Parent: s})
 	if err != nil {
 		t.Fatal(err)
