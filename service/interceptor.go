@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -34,22 +35,24 @@ func (s *Service) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.St
 	w := &firstRecv{ServerStream: ss}
 	err := handler(srv, w)
 	if err != nil {
-		err = withResource(err, requestResource(w.first))
+		err = withResource(err, requestResource(w.first.Load()))
 	}
 	return err
 }
 
 // firstRecv remembers the first request of a stream, which names its
 // resource.
+// ExchangeSegments receives on a goroutine that may outlive the handler,
+// hence the atomic.
 type firstRecv struct {
 	grpc.ServerStream
-	first any
+	first atomic.Value
 }
 
 func (f *firstRecv) RecvMsg(m any) error {
 	err := f.ServerStream.RecvMsg(m)
-	if err == nil && f.first == nil {
-		f.first = m
+	if err == nil {
+		f.first.CompareAndSwap(nil, m)
 	}
 	return err
 }
