@@ -53,7 +53,7 @@ func (c *Config) dial(ctx context.Context, out *lineWriter, logger *slog.Logger)
 		}
 		return nil, nil, err
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
+	gs := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(16 << 20)}, svc.ServerOptions()...)...)
 	svc.Register(gs)
 	reflection.Register(gs)
 	mem := bufconn.Listen(4 << 20)

@@ -117,6 +117,20 @@ func TestRESTBadRequests(t *testing.T) {
 		// Methods the API does not have.
 		{"PUT a session", "PUT", "/v1/sessions/demo", `{}`, 501, codes.Unimplemented, "Method Not Allowed"},
 	}
+	// What a program branches on: ErrorInfo's reason and, for a bad
+	// argument, the field BadRequest names (AIP-193), in the status's
+	// details as grpc-gateway renders them.
+	details := map[string]struct{ reason, field, resource string }{
+		"unknown session":          {"SESSION_NOT_FOUND", "", "sessions/nope"},
+		"unknown endpoint":         {"ENDPOINT_NOT_FOUND", "", "sessions/demo/endpoints/99"},
+		"no segment form":          {"INVALID_ARGUMENT", "segment", "sessions/demo"},
+		"unknown flag":             {"INVALID_ARGUMENT", "fields.flags[0]", "sessions/demo"},
+		"option out of range":      {"INVALID_ARGUMENT", "session.options.mss", ""},
+		"send after close":         {"CONNECTION_CLOSING", "", "sessions/demo/endpoints/3"},
+		"advance a REALTIME clock": {"CLOCK_NOT_VIRTUAL", "", "sessions/rt"},
+		"session ID taken":         {"SESSION_ALREADY_EXISTS", "", ""},
+		"session limit":            {"LIMIT_EXCEEDED", "", ""},
+	}
 	if len(cases) < 30 {
 		t.Fatalf("only %d cases", len(cases))
 	}
@@ -126,12 +140,40 @@ func TestRESTBadRequests(t *testing.T) {
 			var st struct {
 				Code    codes.Code `json:"code"`
 				Message string     `json:"message"`
+				Details []struct {
+					Type            string            `json:"@type"`
+					Reason          string            `json:"reason"`
+					Domain          string            `json:"domain"`
+					Metadata        map[string]string `json:"metadata"`
+					FieldViolations []struct {
+						Field       string `json:"field"`
+						Description string `json:"description"`
+					} `json:"fieldViolations"`
+				} `json:"details"`
 			}
 			if err := json.Unmarshal(body, &st); err != nil {
 				t.Fatalf("%s %s: HTTP %d, body %q is not a status: %v", tc.method, tc.path, status, body, err)
 			}
 			if status != tc.status || st.Code != tc.code || !strings.Contains(st.Message, tc.msg) {
 				t.Errorf("%s %s %.80s:\n got HTTP %d %v %q\nwant HTTP %d %v containing %q", tc.method, tc.path, tc.body, status, st.Code, st.Message, tc.status, tc.code, tc.msg)
+			}
+			if want, ok := details[tc.name]; ok {
+				var reason, domain, resource, field string
+				violations := 0
+				for _, d := range st.Details {
+					switch d.Type {
+					case "type.googleapis.com/google.rpc.ErrorInfo":
+						reason, domain, resource = d.Reason, d.Domain, d.Metadata["resource"]
+					case "type.googleapis.com/google.rpc.BadRequest":
+						violations = len(d.FieldViolations)
+						if violations > 0 {
+							field = d.FieldViolations[0].Field
+						}
+					}
+				}
+				if reason != want.reason || domain != "tcpstated.dev" || resource != want.resource || field != want.field || (want.field != "") != (violations == 1) {
+					t.Errorf("%s %s: details %s\nwant reason %s, resource %q, field %q", tc.method, tc.path, body, want.reason, want.resource, want.field)
+				}
 			}
 			if after := state(); after != before {
 				t.Errorf("the rejected request changed the server:\n before %s\n after  %s", before, after)

@@ -246,6 +246,12 @@ func walkthroughChecks(session string) []func(t *testing.T, r any) {
 				"outputs.segments.0.checksumValid", "true", "outputs.segments.1", "null",
 				"outputs.transitions.0.endpoint", ep+"2", "outputs.transitions.0.toStateName", "SYN-RECEIVED")
 		},
+		func(t *testing.T, r any) { // list the queue (a GET: it stays)
+			want(t, r, "segments.0.flags", `["SYN","ACK"]`, "segments.1", "null")
+		},
+		func(t *testing.T, r any) { // drain it: the same segment, taken
+			want(t, r, "segments.0.flags", `["SYN","ACK"]`, "segments.1", "null")
+		},
 		func(t *testing.T, r any) { // ACK carrying data: ESTABLISHED, the ACK delayed
 			want(t, r, "outputs.segments", "[]", "outputs.transitions.0.toStateName", "ESTABLISHED", "segment.payloadLength", "5")
 		},
@@ -455,6 +461,8 @@ func grpcCalls(s *server) map[string]grpcCall {
 		"tcpstate.v1.EndpointService/ShutdownEndpoint": unary(s.endpoints.ShutdownEndpoint),
 		"tcpstate.v1.EndpointService/AbortEndpoint":    unary(s.endpoints.AbortEndpoint),
 		"tcpstate.v1.SegmentService/SubmitSegment":     unary(s.segments.SubmitSegment),
+		"tcpstate.v1.SegmentService/ListSegments":      unary(s.segments.ListSegments),
+		"tcpstate.v1.SegmentService/DrainSegments":     unary(s.segments.DrainSegments),
 		"tcpstate.v1.LogService/VerifySession":         unary(s.logsvc.VerifySession),
 		"tcpstate.v1.LogService/ListRecords":           unary(s.logsvc.ListRecords),
 	}

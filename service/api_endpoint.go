@@ -122,7 +122,7 @@ func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointReq
 	}
 	ep := ss.endpointLocked(eid)
 	if ep == nil {
-		return nil, toStatus(notFoundf("endpoint %s was closed and is no longer kept", req.GetName()))
+		return nil, toStatus(reasonf(kindNotFound, "ENDPOINT_NOT_FOUND", "endpoint %s was closed and is no longer kept", req.GetName()))
 	}
 	return &pb.GetEndpointResponse{Endpoint: ep}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"context"
 
@@ -64,6 +65,7 @@ func firstEndpoint(out *pb.Outputs) string {
 	return ""
 }
 
+// ListSegments pages through the outbound queue without changing it.
 func (h *segmentServer) ListSegments(ctx context.Context, req *pb.ListSegmentsRequest) (*pb.ListSegmentsResponse, error) {
 	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
 	if err != nil {
@@ -72,19 +74,51 @@ func (h *segmentServer) ListSegments(ctx context.Context, req *pb.ListSegmentsRe
 	if req.GetPageSize() < 0 {
 		return nil, toStatus(invalidf("page_size: %d is negative", req.GetPageSize()))
 	}
+	from, err := decodeNumericPageToken(req.GetPageToken(), 64)
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	ss.mu.Lock()
 	if err := ss.usableLocked(); err != nil {
 		ss.mu.Unlock()
 		return nil, toStatus(err)
 	}
-	segs := ss.out.take(int(req.GetPageSize()))
-	remaining := ss.out.len()
+	segs, next := ss.out.list(from, int(req.GetPageSize()))
+	remaining := ss.out.first + uint64(ss.out.len()) - next
 	ss.mu.Unlock()
-	resp := &pb.ListSegmentsResponse{Segments: make([]*pb.Segment, len(segs)), Remaining: uint32(remaining)}
-	for i := range segs {
-		resp.Segments[i] = segs[i].view()
+	resp := &pb.ListSegmentsResponse{Segments: views(segs), Remaining: uint32(remaining)}
+	if remaining > 0 {
+		resp.NextPageToken = encodePageToken(strconv.FormatUint(next, 10))
 	}
 	return resp, nil
+}
+
+// DrainSegments takes segments off the outbound queue.
+func (h *segmentServer) DrainSegments(ctx context.Context, req *pb.DrainSegmentsRequest) (*pb.DrainSegmentsResponse, error) {
+	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetMaxSegments() < 0 {
+		return nil, toStatus(invalidf("max_segments: %d is negative", req.GetMaxSegments()))
+	}
+	ss.mu.Lock()
+	if err := ss.usableLocked(); err != nil {
+		ss.mu.Unlock()
+		return nil, toStatus(err)
+	}
+	segs := ss.out.take(int(req.GetMaxSegments()))
+	remaining := ss.out.len()
+	ss.mu.Unlock()
+	return &pb.DrainSegmentsResponse{Segments: views(segs), Remaining: uint32(remaining)}, nil
+}
+
+func views(segs []outSeg) []*pb.Segment {
+	v := make([]*pb.Segment, len(segs))
+	for i := range segs {
+		v[i] = segs[i].view()
+	}
+	return v
 }
 
 func (h *segmentServer) WatchSegments(req *pb.WatchSegmentsRequest, stream pb.SegmentService_WatchSegmentsServer) error {
@@ -112,11 +146,7 @@ func (h *segmentServer) WatchSegments(req *pb.WatchSegmentsRequest, stream pb.Se
 	defer ss.removeWatcher(w)
 
 	send := func(segs []outSeg) error {
-		resp := &pb.WatchSegmentsResponse{Segments: make([]*pb.Segment, len(segs))}
-		for i := range segs {
-			resp.Segments[i] = segs[i].view()
-		}
-		return stream.Send(resp)
+		return stream.Send(&pb.WatchSegmentsResponse{Segments: views(segs)})
 	}
 	if len(queued) > 0 {
 		if err := send(queued); err != nil {

@@ -138,7 +138,7 @@ func (h *sessionServer) AdvanceClock(ctx context.Context, req *pb.AdvanceClockRe
 // advance moves a VIRTUAL session's clock as the request says.
 func (ss *session) advance(req *pb.AdvanceClockRequest, out *pb.Outputs) (time.Duration, error) {
 	if ss.realtime {
-		return 0, errorf(kindPrecondition, "session %s has a REALTIME clock, which follows the wall clock; AdvanceClock applies to VIRTUAL sessions", ss.name)
+		return 0, reasonf(kindPrecondition, "CLOCK_NOT_VIRTUAL", "session %s has a REALTIME clock, which follows the wall clock; AdvanceClock applies to VIRTUAL sessions", ss.name)
 	}
 	var by, to *durationpb.Duration
 	switch t := req.GetTarget().(type) {

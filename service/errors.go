@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/protoadapt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,10 +40,12 @@ const (
 	kindUnauthenticated                 // the call carries no tenant (tenant.go)
 )
 
-// apiError is an error the service decided on, with its kind.
+// apiError is an error the service decided on, with its kind and, where
+// the kind's default reason says too little, its own reason.
 type apiError struct {
-	kind kind
-	msg  string
+	kind   kind
+	reason string
+	msg    string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -47,8 +54,16 @@ func errorf(k kind, format string, args ...any) error {
 	return &apiError{kind: k, msg: fmt.Sprintf(format, args...)}
 }
 
+// reasonf is errorf with a reason of its own (see reasons).
+func reasonf(k kind, reason, format string, args ...any) error {
+	return &apiError{kind: k, reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+func sessionNotFound(name string) error {
+	return reasonf(kindNotFound, "SESSION_NOT_FOUND", "session %s not found", name)
+}
+
 func invalidf(format string, args ...any) error   { return errorf(kindInvalid, format, args...) }
-func notFoundf(format string, args ...any) error  { return errorf(kindNotFound, format, args...) }
 func exhaustedf(format string, args ...any) error { return errorf(kindExhausted, format, args...) }
 
 var kindCodes = [...]codes.Code{
@@ -64,41 +79,62 @@ var kindCodes = [...]codes.Code{
 	kindUnauthenticated: codes.Unauthenticated,
 }
 
-// sentinelCodes maps the engine's and the log store's errors to codes. The
-// engine's texts are RFC 9293's responses and become the status message as
-// they are.
+// kindReasons are the ErrorInfo reasons of the kinds, where a call site
+// gives none of its own.
+var kindReasons = [...]string{
+	kindInvalid:      "INVALID_ARGUMENT",
+	kindNotFound:     "NOT_FOUND",
+	kindExists:       "ALREADY_EXISTS",
+	kindPrecondition: "FAILED_PRECONDITION",
+	kindExhausted:    "LIMIT_EXCEEDED",
+	kindUnavailable:  "UNAVAILABLE",
+	kindDataLoss:     "LOG_DAMAGED",
+	kindInternal:     "INTERNAL",
+
+	kindUnauthenticated: "TENANT_REQUIRED",
+}
+
+// sentinelCodes maps the engine's and the log store's errors to codes and
+// ErrorInfo reasons. The engine's texts are RFC 9293's responses and
+// become the status message as they are.
 var sentinelCodes = []struct {
-	err  error
-	code codes.Code
+	err    error
+	code   codes.Code
+	reason string
 }{
 	// A known endpoint whose TCB is gone. (An endpoint ID the session never
 	// had is NOT_FOUND, decided before the engine is called.)
-	{fsm.ErrConnectionDoesNotExist, codes.FailedPrecondition},
-	{fsm.ErrConnectionExists, codes.AlreadyExists},
-	{fsm.ErrConnectionClosing, codes.FailedPrecondition},
-	{fsm.ErrConnectionReset, codes.FailedPrecondition},
-	{fsm.ErrConnectionRefused, codes.FailedPrecondition},
-	{fsm.ErrTimedOut, codes.FailedPrecondition},
-	{fsm.ErrNotListener, codes.FailedPrecondition},
-	{fsm.ErrIsListener, codes.FailedPrecondition},
-	{fsm.ErrNoConnection, codes.FailedPrecondition},
-	{fsm.ErrForeignUnspecified, codes.FailedPrecondition},
-	{fsm.ErrInsufficientResources, codes.ResourceExhausted},
-	{fsm.ErrEndpointLimit, codes.ResourceExhausted},
-	{fsm.ErrInvalidAddress, codes.InvalidArgument},
-	{machine.ErrInvalid, codes.InvalidArgument},
-	{machine.ErrNotFound, codes.NotFound},
-	{machine.ErrExists, codes.AlreadyExists},
-	{store.ErrLogFull, codes.ResourceExhausted},
-	{store.ErrTooLarge, codes.ResourceExhausted},
-	{store.ErrPoisoned, codes.Unavailable},
-	{store.ErrClosed, codes.Unavailable},
-	{store.ErrExists, codes.AlreadyExists},
-	{context.Canceled, codes.Canceled},
-	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{fsm.ErrConnectionDoesNotExist, codes.FailedPrecondition, "CONNECTION_DOES_NOT_EXIST"},
+	{fsm.ErrConnectionExists, codes.AlreadyExists, "CONNECTION_EXISTS"},
+	{fsm.ErrConnectionClosing, codes.FailedPrecondition, "CONNECTION_CLOSING"},
+	{fsm.ErrConnectionReset, codes.FailedPrecondition, "CONNECTION_RESET"},
+	{fsm.ErrConnectionRefused, codes.FailedPrecondition, "CONNECTION_REFUSED"},
+	{fsm.ErrTimedOut, codes.FailedPrecondition, "CONNECTION_TIMED_OUT"},
+	{fsm.ErrNotListener, codes.FailedPrecondition, "NOT_A_LISTENER"},
+	{fsm.ErrIsListener, codes.FailedPrecondition, "IS_A_LISTENER"},
+	{fsm.ErrNoConnection, codes.FailedPrecondition, "NO_CONNECTION_WAITING"},
+	{fsm.ErrForeignUnspecified, codes.FailedPrecondition, "FOREIGN_SOCKET_UNSPECIFIED"},
+	{fsm.ErrInsufficientResources, codes.ResourceExhausted, "INSUFFICIENT_RESOURCES"},
+	{fsm.ErrEndpointLimit, codes.ResourceExhausted, "ENDPOINT_LIMIT"},
+	{fsm.ErrInvalidAddress, codes.InvalidArgument, "INVALID_ADDRESS"},
+	{machine.ErrInvalid, codes.InvalidArgument, "INVALID_ARGUMENT"},
+	{machine.ErrNotFound, codes.NotFound, "ENDPOINT_NOT_FOUND"},
+	{machine.ErrExists, codes.AlreadyExists, "ENDPOINT_ALREADY_EXISTS"},
+	{store.ErrLogFull, codes.ResourceExhausted, "LOG_FULL"},
+	{store.ErrTooLarge, codes.ResourceExhausted, "RECORD_TOO_LARGE"},
+	{store.ErrPoisoned, codes.Unavailable, "LOG_FAILED"},
+	{store.ErrClosed, codes.Unavailable, "STORE_CLOSED"},
+	{store.ErrExists, codes.AlreadyExists, "SESSION_ALREADY_EXISTS"},
+	{context.Canceled, codes.Canceled, "CANCELLED"},
+	{context.DeadlineExceeded, codes.DeadlineExceeded, "DEADLINE_EXCEEDED"},
 }
 
-// toStatus converts an error of the service into a gRPC status error.
+// toStatus converts an error of the service into a gRPC status error
+// whose details a program can branch on (AIP-193): a google.rpc.ErrorInfo
+// with a stable reason in the tcpstated.dev domain and, for
+// INVALID_ARGUMENT, a google.rpc.BadRequest naming the field. The message
+// stays the one a person reads. The interceptor adds the resource the
+// call named (withResource).
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -106,20 +142,86 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	code, reason := classify(err)
+	return detailed(code, reason, err.Error())
+}
+
+func classify(err error) (codes.Code, string) {
 	var ae *apiError
 	if errors.As(err, &ae) {
-		return status.Error(kindCodes[ae.kind], ae.msg)
+		r := ae.reason
+		if r == "" {
+			r = kindReasons[ae.kind]
+		}
+		return kindCodes[ae.kind], r
 	}
 	var pe *fsm.ParseError
 	if errors.As(err, &pe) {
-		return status.Error(codes.InvalidArgument, pe.Error())
+		return codes.InvalidArgument, "MALFORMED_SEGMENT"
 	}
 	for _, s := range sentinelCodes {
 		if errors.Is(err, s.err) {
-			return status.Error(s.code, err.Error())
+			return s.code, s.reason
 		}
 	}
-	return status.Error(codes.Unknown, err.Error())
+	return codes.Unknown, "UNKNOWN"
+}
+
+// ErrorDomain is the domain of every ErrorInfo the service returns.
+const ErrorDomain = "tcpstated.dev"
+
+// fieldPrefix matches the field path a validation message starts with,
+// "session.options.mss: …" or "fields.flags[2]: …".
+var fieldPrefix = regexp.MustCompile(`^([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*|\[[0-9]+\])*): `)
+
+func detailed(code codes.Code, reason, msg string) error {
+	st := status.New(code, msg)
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}}
+	if code == codes.InvalidArgument {
+		br := &errdetails.BadRequest{}
+		if m := fieldPrefix.FindStringSubmatch(msg); m != nil {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+				Field: m[1], Description: msg[len(m[0]):], Reason: reason})
+		} else {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Description: msg, Reason: reason})
+		}
+		details = append(details, br)
+	}
+	if d, err := st.WithDetails(details...); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// withResource adds the resource a failed call named (its request's name
+// or parent) to the ErrorInfo metadata, as "resource" and, for a
+// resource inside a session, "session".
+func withResource(err error, name string) error {
+	st, ok := status.FromError(err)
+	if !ok || err == nil || name == "" {
+		return err
+	}
+	p := st.Proto()
+	for _, a := range p.Details {
+		var info errdetails.ErrorInfo
+		if a.MessageIs(&info) && a.UnmarshalTo(&info) == nil {
+			if info.Metadata == nil {
+				info.Metadata = map[string]string{}
+			}
+			if _, ok := info.Metadata["resource"]; ok {
+				return err
+			}
+			info.Metadata["resource"] = name
+			if parts := strings.SplitN(name, "/", 3); len(parts) == 3 && parts[0] == "sessions" {
+				info.Metadata["session"] = parts[0] + "/" + parts[1]
+			}
+			if a.MarshalFrom(&info) != nil {
+				return err
+			}
+			return status.FromProto(p).Err()
+		}
+	}
+	return err
 }
 
 // newRerun is a re-run that records a refused input's code as the service

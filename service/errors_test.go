@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -264,4 +265,101 @@ func TestRealtimeRefusesAdvance(t *testing.T) {
 	s := e.createSession("rt", &pb.SessionOptions{ClockMode: pb.ClockMode_CLOCK_MODE_REALTIME})
 	_, err := e.sessions.AdvanceClock(context.Background(), &pb.AdvanceClockRequest{Name: s.Name, Target: &pb.AdvanceClockRequest_By{By: durationpb.New(time.Second)}})
 	wantCode(t, err, codes.FailedPrecondition)
+}
+
+// TestErrorDetails: every refusal carries a google.rpc.ErrorInfo with a
+// stable reason, the domain and the resource the call named, and an
+// INVALID_ARGUMENT also a google.rpc.BadRequest naming the bad field
+// (AIP-193), so that a program branches on the reason, not the message.
+func TestErrorDetails(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := ctx(t)
+	const s = "sessions/d"
+	e.createSession("d", fixedISNOptions(1000))
+	e.listen(s, server) // endpoint 1
+	e.submit(s, seg(client, server, 100, 0, []string{"SYN"}, ""))
+	e.submit(s, seg(client, server, 101, 1001, []string{"ACK"}, ""))
+	must[*pb.AcceptConnectionResponse](t)(e.endpoints.AcceptConnection(c, &pb.AcceptConnectionRequest{Name: s + "/endpoints/1"}))
+	must[*pb.CloseEndpointResponse](t)(e.endpoints.CloseEndpoint(c, &pb.CloseEndpointRequest{Name: s + "/endpoints/2"}))
+
+	cases := []struct {
+		name     string
+		call     func() error
+		code     codes.Code
+		reason   string
+		resource string
+		field    string // the BadRequest field, for INVALID_ARGUMENT
+	}{
+		{"unknown session", func() error {
+			_, err := e.sessions.GetSession(c, &pb.GetSessionRequest{Name: "sessions/nope"})
+			return err
+		}, codes.NotFound, "SESSION_NOT_FOUND", "sessions/nope", ""},
+		{"unknown endpoint", func() error {
+			_, err := e.endpoints.GetEndpoint(c, &pb.GetEndpointRequest{Name: s + "/endpoints/9"})
+			return err
+		}, codes.NotFound, "ENDPOINT_NOT_FOUND", s + "/endpoints/9", ""},
+		{"send after close", func() error {
+			_, err := e.endpoints.SendData(c, &pb.SendDataRequest{Name: s + "/endpoints/2", Payload: &pb.SendDataRequest_Text{Text: "x"}})
+			return err
+		}, codes.FailedPrecondition, "CONNECTION_CLOSING", s + "/endpoints/2", ""},
+		{"accept with nothing queued", func() error {
+			_, err := e.endpoints.AcceptConnection(c, &pb.AcceptConnectionRequest{Name: s + "/endpoints/1"})
+			return err
+		}, codes.FailedPrecondition, "NO_CONNECTION_WAITING", s + "/endpoints/1", ""},
+		{"session exists", func() error {
+			_, err := e.sessions.CreateSession(c, &pb.CreateSessionRequest{SessionId: "d"})
+			return err
+		}, codes.AlreadyExists, "SESSION_ALREADY_EXISTS", "", ""},
+		{"mss out of range", func() error {
+			_, err := e.sessions.CreateSession(c, &pb.CreateSessionRequest{SessionId: "x", Session: &pb.Session{Options: &pb.SessionOptions{Mss: 70000}}})
+			return err
+		}, codes.InvalidArgument, "INVALID_ARGUMENT", "", "session.options.mss"},
+		{"unknown flag", func() error {
+			_, err := e.segments.SubmitSegment(c, &pb.SubmitSegmentRequest{Parent: s, Segment: &pb.SubmitSegmentRequest_Fields{Fields: &pb.SegmentFields{
+				SourceAddress: client, DestinationAddress: server, Flags: []string{"SYN", "SYNN"}}}})
+			return err
+		}, codes.InvalidArgument, "INVALID_ARGUMENT", s, "fields.flags[1]"},
+		{"bad page token", func() error {
+			_, err := e.segments.ListSegments(c, &pb.ListSegmentsRequest{Parent: s, PageToken: "zzz"})
+			return err
+		}, codes.InvalidArgument, "INVALID_ARGUMENT", s, "page_token"},
+		{"advance with no target", func() error {
+			_, err := e.sessions.AdvanceClock(c, &pb.AdvanceClockRequest{Name: s})
+			return err
+		}, codes.InvalidArgument, "INVALID_ARGUMENT", s, "target"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			st := status.Convert(err)
+			if st.Code() != tc.code {
+				t.Fatalf("code %v (%v), want %v", st.Code(), err, tc.code)
+			}
+			var info *errdetails.ErrorInfo
+			var br *errdetails.BadRequest
+			for _, d := range st.Details() {
+				switch d := d.(type) {
+				case *errdetails.ErrorInfo:
+					info = d
+				case *errdetails.BadRequest:
+					br = d
+				}
+			}
+			if info == nil || info.Reason != tc.reason || info.Domain != ErrorDomain || info.Metadata["resource"] != tc.resource {
+				t.Fatalf("ErrorInfo %v, want reason %s domain %s resource %q", info, tc.reason, ErrorDomain, tc.resource)
+			}
+			if tc.code != codes.InvalidArgument {
+				if br != nil {
+					t.Fatalf("BadRequest on a %v: %v", tc.code, br)
+				}
+				return
+			}
+			if br == nil || len(br.FieldViolations) != 1 || br.FieldViolations[0].Field != tc.field || br.FieldViolations[0].Description == "" {
+				t.Fatalf("BadRequest %v, want one violation of %s", br, tc.field)
+			}
+			if !strings.HasPrefix(st.Message(), tc.field+": ") {
+				t.Fatalf("message %q lost its field", st.Message())
+			}
+		})
+	}
 }

@@ -89,6 +89,7 @@ func handlerSeeds() []handlerSeed {
 			fields("10.0.0.3:1234", 5, 0, []string{"SYN"}, ""),
 			&pb.SubmitSegmentRequest{Parent: fzSession, Segment: &pb.SubmitSegmentRequest_IpPacket{IpPacket: rawPacket(40000, 101, 1001, fsm.FlagFIN|fsm.FlagACK, nil)}}},
 		"ListSegments":  {&pb.ListSegmentsRequest{Parent: fzSession, PageSize: 1}},
+		"DrainSegments": {&pb.DrainSegmentsRequest{Parent: fzSession, MaxSegments: 1}},
 		"ListRecords":   {&pb.ListRecordsRequest{Parent: fzSession, PageSize: 3}},
 		"VerifySession": {&pb.VerifySessionRequest{Name: fzSession}},
 		"ExportPcap":    {&pb.ExportPcapRequest{Name: fzSession}},

@@ -93,7 +93,7 @@ func (e *env) start() {
 	}
 	e.svc = svc
 	lis := bufconn.Listen(1 << 20)
-	e.srv = grpc.NewServer()
+	e.srv = grpc.NewServer(svc.ServerOptions()...)
 	svc.Register(e.srv)
 	go e.srv.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufconn",

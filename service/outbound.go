@@ -25,9 +25,13 @@ type outSeg struct {
 func (o *outSeg) view() *pb.Segment { return machine.SegmentView(o.raw, o.dir, o.t, o.endpoint) }
 
 // outQueue is a bounded FIFO that discards its oldest entry when full.
+// Every entry has a position, counted from the session's first queued
+// segment: ListSegments pages by position, so a page token stays valid
+// while the queue is drained or drops entries under it.
 type outQueue struct {
 	segs    []outSeg
 	head    int
+	first   uint64 // the position of segs[head]
 	dropped uint64
 }
 
@@ -37,6 +41,7 @@ func (q *outQueue) push(max int, s outSeg) {
 	if q.len() >= max {
 		q.segs[q.head] = outSeg{}
 		q.head++
+		q.first++
 		q.dropped++
 	}
 	if q.head > 0 && q.head >= len(q.segs)/2 && len(q.segs) == cap(q.segs) {
@@ -57,6 +62,7 @@ func (q *outQueue) take(n int) []outSeg {
 	copy(out, q.segs[q.head:])
 	clear(q.segs[q.head : q.head+n])
 	q.head += n
+	q.first += uint64(n)
 	if q.head == len(q.segs) {
 		q.segs, q.head = q.segs[:0], 0
 		if cap(q.segs) > 256 {
@@ -64,6 +70,23 @@ func (q *outQueue) take(n int) []outSeg {
 		}
 	}
 	return out
+}
+
+// list copies up to n entries (all when n <= 0) from position from on, or
+// from the oldest queued if that one is gone, and returns the position
+// after them. The queue does not change.
+func (q *outQueue) list(from uint64, n int) ([]outSeg, uint64) {
+	from = max(from, q.first)
+	end := q.first + uint64(q.len())
+	if from > end {
+		from = end // a token from before a restart, past the new queue
+	}
+	avail := int(end - from)
+	if n <= 0 || n > avail {
+		n = avail
+	}
+	i := q.head + int(from-q.first)
+	return append([]outSeg(nil), q.segs[i:i+n]...), from + uint64(n)
 }
 
 // watcher is one WatchSegments stream.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tcpstated/tcpstated/fsm"
@@ -93,7 +94,7 @@ func TestOutboundQueueAndWatch(t *testing.T) {
 	if sess.OutboundQueueLength != 2 || sess.OutboundDropped != 1 {
 		t.Fatalf("queue %d, dropped %d", sess.OutboundQueueLength, sess.OutboundDropped)
 	}
-	l := must[*pb.ListSegmentsResponse](t)(e.segments.ListSegments(c, &pb.ListSegmentsRequest{Parent: s, PageSize: 1}))
+	l := must[*pb.DrainSegmentsResponse](t)(e.segments.DrainSegments(c, &pb.DrainSegmentsRequest{Parent: s, MaxSegments: 1}))
 	if len(l.Segments) != 1 || l.Remaining != 1 || l.Segments[0].DestinationAddress != "10.0.0.2:20000" || l.Segments[0].Direction != pb.Direction_DIRECTION_OUTBOUND {
 		t.Fatalf("drain 1: %v", l)
 	}
@@ -247,6 +248,59 @@ func TestLogSizeLimit(t *testing.T) {
 	e.verify(s)
 }
 
+// TestListSegmentsIsSafe: listing is a GET and changes nothing; pages
+// follow next_page_token; only DrainSegments takes segments off the queue,
+// and a token stays valid across a drain.
+func TestListSegmentsIsSafe(t *testing.T) {
+	e := newEnv(t, Config{})
+	s := e.createSession("ls", fixedISNOptions(1000)).Name
+	e.listen(s, server)
+	c := ctx(t)
+	for i := range 3 {
+		e.submit(s, seg("10.0.0.2:"+string(rune('1'+i))+"0000", server, 100, 0, []string{"SYN"}, ""))
+	}
+	dests := func(segs []*pb.Segment) (d []string) {
+		for _, sg := range segs {
+			d = append(d, sg.DestinationAddress)
+		}
+		return d
+	}
+	list := func(size int32, tok string) *pb.ListSegmentsResponse {
+		t.Helper()
+		return must[*pb.ListSegmentsResponse](t)(e.segments.ListSegments(c, &pb.ListSegmentsRequest{Parent: s, PageSize: size, PageToken: tok}))
+	}
+	first, again := list(2, ""), list(2, "")
+	if !proto.Equal(first, again) {
+		t.Fatalf("the same GET twice gave different pages:\n%v\n%v", first, again)
+	}
+	if got := dests(first.Segments); len(got) != 2 || got[0] != "10.0.0.2:10000" || got[1] != "10.0.0.2:20000" || first.Remaining != 1 || first.NextPageToken == "" {
+		t.Fatalf("first page: %v remaining %d token %q", got, first.Remaining, first.NextPageToken)
+	}
+	second := list(2, first.NextPageToken)
+	if got := dests(second.Segments); len(got) != 1 || got[0] != "10.0.0.2:30000" || second.Remaining != 0 || second.NextPageToken != "" {
+		t.Fatalf("second page: %v remaining %d token %q", got, second.Remaining, second.NextPageToken)
+	}
+	if all := list(0, ""); len(all.Segments) != 3 {
+		t.Fatalf("after two lists the queue holds %d segments, want 3", len(all.Segments))
+	}
+	// Drain one: the first page's token still points at the third segment.
+	d := must[*pb.DrainSegmentsResponse](t)(e.segments.DrainSegments(c, &pb.DrainSegmentsRequest{Parent: s, MaxSegments: 1}))
+	if got := dests(d.Segments); len(got) != 1 || got[0] != "10.0.0.2:10000" || d.Remaining != 2 {
+		t.Fatalf("drain: %v remaining %d", got, d.Remaining)
+	}
+	if got := dests(list(0, first.NextPageToken).Segments); len(got) != 1 || got[0] != "10.0.0.2:30000" {
+		t.Fatalf("token after a drain: %v", got)
+	}
+	d = must[*pb.DrainSegmentsResponse](t)(e.segments.DrainSegments(c, &pb.DrainSegmentsRequest{Parent: s}))
+	if len(d.Segments) != 2 || d.Remaining != 0 || len(list(0, "").Segments) != 0 {
+		t.Fatalf("drain all: %v", d)
+	}
+	_, err := e.segments.ListSegments(c, &pb.ListSegmentsRequest{Parent: s, PageToken: "garbage!"})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = e.segments.DrainSegments(c, &pb.DrainSegmentsRequest{Parent: s, MaxSegments: -1})
+	wantCode(t, err, codes.InvalidArgument)
+}
+
 // TestStopStreams: a shutdown ends open streams between messages with
 // UNAVAILABLE, so a graceful stop does not wait for them.
 func TestStopStreams(t *testing.T) {
@@ -259,7 +313,7 @@ func TestStopStreams(t *testing.T) {
 	}
 	ex.Send(&pb.ExchangeSegmentsRequest{Parent: s, IpPackets: [][]byte{closedPortPacket(1)}})
 	must[*pb.ExchangeSegmentsResponse](t)(ex.Recv())
-	must[*pb.ListSegmentsResponse](t)(e.segments.ListSegments(c, &pb.ListSegmentsRequest{Parent: s}))
+	must[*pb.DrainSegmentsResponse](t)(e.segments.DrainSegments(c, &pb.DrainSegmentsRequest{Parent: s}))
 	w, err := e.segments.WatchSegments(c, &pb.WatchSegmentsRequest{Parent: s})
 	if err != nil {
 		t.Fatal(err)

@@ -133,7 +133,7 @@ func (s *Service) StopStreams() {
 	})
 }
 
-var errShuttingDown = errorf(kindUnavailable, "the server is shutting down")
+var errShuttingDown = reasonf(kindUnavailable, "SHUTTING_DOWN", "the server is shutting down")
 
 // Close stops every session's timers and watchers and syncs and closes
 // every log. Calls still running get UNAVAILABLE.
@@ -161,15 +161,15 @@ func (s *Service) Close() error {
 // tenant's session of that ID is a different session (tenant.go).
 func (s *Service) lookup(ctx context.Context, id string) (*session, error) {
 	if s.closed.Load() {
-		return nil, errorf(kindUnavailable, "the server is shutting down")
+		return nil, reasonf(kindUnavailable, "SHUTTING_DOWN", "the server is shutting down")
 	}
 	t, ok := s.caller(ctx)
 	if !ok {
-		return nil, notFoundf("session %s not found", machine.SessionName(id))
+		return nil, sessionNotFound(machine.SessionName(id))
 	}
 	v, ok := s.sessions.Load(sessionKey{t, id})
 	if !ok {
-		return nil, notFoundf("session %s not found", machine.SessionName(id))
+		return nil, sessionNotFound(machine.SessionName(id))
 	}
 	return v.(*session), nil
 }
@@ -203,11 +203,11 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions,
 		return nil, err
 	}
 	if s.closed.Load() {
-		return nil, errorf(kindUnavailable, "the server is shutting down")
+		return nil, reasonf(kindUnavailable, "SHUTTING_DOWN", "the server is shutting down")
 	}
 	key := sessionKey{owner, id}
 	if _, ok := s.sessions.Load(key); ok {
-		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
+		return nil, reasonf(kindExists, "SESSION_ALREADY_EXISTS", "session %s already exists", machine.SessionName(id))
 	}
 	tenant, err := s.reserveSession(ctx)
 	if err != nil {
@@ -231,7 +231,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions,
 		ss.mu.Unlock()
 		s.count.Add(-1)
 		s.tenants.Release(tenant)
-		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
+		return nil, reasonf(kindExists, "SESSION_ALREADY_EXISTS", "session %s already exists", machine.SessionName(id))
 	}
 	s.metrics.sessionsCreated.Inc()
 	return ss, nil
@@ -242,7 +242,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	lg, err := s.store.Create(file)
 	switch {
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrBusy):
-		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
+		return nil, reasonf(kindExists, "SESSION_ALREADY_EXISTS", "session %s already exists", machine.SessionName(id))
 	case err != nil:
 		return nil, errorf(kindInternal, "creating the log of session %s: %v", machine.SessionName(id), err)
 	}
@@ -301,11 +301,11 @@ func (ss *session) startTimer() {
 func (s *Service) delete(ctx context.Context, id string) error {
 	t, ok := s.caller(ctx)
 	if !ok {
-		return notFoundf("session %s not found", machine.SessionName(id))
+		return sessionNotFound(machine.SessionName(id))
 	}
 	v, ok := s.sessions.LoadAndDelete(sessionKey{t, id})
 	if !ok {
-		return notFoundf("session %s not found", machine.SessionName(id))
+		return sessionNotFound(machine.SessionName(id))
 	}
 	ss := v.(*session)
 	s.tenants.Release(ss.tenant)

@@ -94,15 +94,15 @@ func (s *session) usableLocked() error {
 		return nil
 	case stateFailed:
 		if err := s.reloadLocked(); err != nil {
-			return errorf(kindUnavailable, "session %s: its log failed (%v) and could not be reloaded: %v", s.name, s.failure, err)
+			return reasonf(kindUnavailable, "SESSION_FAILED", "session %s: its log failed (%v) and could not be reloaded: %v", s.name, s.failure, err)
 		}
 		return nil
 	case stateBroken:
 		return errorf(kindDataLoss, "session %s: its log cannot be re-run: %v (delete the session to discard it)", s.name, s.failure)
 	case stateDeleted:
-		return notFoundf("session %s not found", s.name)
+		return sessionNotFound(s.name)
 	}
-	return errorf(kindUnavailable, "session %s: the server is shutting down", s.name)
+	return reasonf(kindUnavailable, "SHUTTING_DOWN", "session %s: the server is shutting down", s.name)
 }
 
 // exec applies one input, logs it and waits until it is durable. out, when
@@ -329,7 +329,7 @@ func (s *session) failLocked(err error) error {
 	s.state = stateFailed
 	s.failure = err
 	s.svc.log.Error("session log write failed; the session will be reloaded from its log", "session", s.name, "err", err)
-	return errorf(kindUnavailable, "session %s: writing its log failed: %v", s.name, err)
+	return reasonf(kindUnavailable, "SESSION_FAILED", "session %s: writing its log failed: %v", s.name, err)
 }
 
 // waitDurable waits until the first n records are durable.
@@ -353,7 +353,7 @@ func (s *session) waitDurable(n uint64) error {
 	if s.state == stateOpen {
 		return s.failLocked(err)
 	}
-	return errorf(kindUnavailable, "session %s: its log failed: %v", s.name, err)
+	return reasonf(kindUnavailable, "SESSION_FAILED", "session %s: its log failed: %v", s.name, err)
 }
 
 // catchUpLocked moves a REALTIME session's engine to the wall clock before

@@ -86,7 +86,7 @@ func (e *authEnv) start() {
 	}
 	e.svc = svc
 	e.lis = bufconn.Listen(1 << 20)
-	e.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(e.auth.UnaryInterceptor()), grpc.ChainStreamInterceptor(e.auth.StreamInterceptor()))
+	e.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(e.auth.UnaryInterceptor()), grpc.ChainStreamInterceptor(e.auth.StreamInterceptor())}, e.svc.ServerOptions()...)...)
 	svc.Register(e.srv)
 	healthpb.RegisterHealthServer(e.srv, health.NewServer())
 	go e.srv.Serve(e.lis)

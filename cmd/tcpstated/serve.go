@@ -115,7 +115,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 		grpc.MaxRecvMsgSize(lim.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(rpcm.unary),
 		grpc.ChainStreamInterceptor(rpcm.stream),
-	}, sec.grpcOptions()...)...)
+	}, append(sec.grpcOptions(), svc.ServerOptions()...)...)...)
 	svc.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

@@ -6,7 +6,7 @@
 // student's COMMAND as the client. The student's program speaks TCP with
 // that listener through the tcpstated API: it submits the segments it
 // builds (SegmentService.SubmitSegment) and reads the ones tcpstated sends
-// from the session's outbound queue (ListSegments or WatchSegments). Its
+// from the session's outbound queue (DrainSegments or WatchSegments). Its
 // environment says where:
 //
 //	TCPSTATED_GRPC     the gRPC address

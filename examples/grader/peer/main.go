@@ -3,7 +3,7 @@
 // API. It opens a connection to TCPSTATED_SERVER from TCPSTATED_CLIENT,
 // sends TCPSTATED_MESSAGE, closes, and acknowledges the server's FIN. It
 // submits its segments with SubmitSegment and reads the server's from the
-// session's outbound queue (ListSegments), the way a student's program
+// session's outbound queue (DrainSegments), the way a student's program
 // would; see examples/grader.
 //
 //	peer [--bug=ack|window|fin] [--wait=3s]
@@ -136,7 +136,7 @@ func (p *peer) await(ctx context.Context, what string, match func(*pb.Segment) b
 				return s, nil
 			}
 		}
-		r, err := p.segs.ListSegments(ctx, &pb.ListSegmentsRequest{Parent: p.session})
+		r, err := p.segs.DrainSegments(ctx, &pb.DrainSegmentsRequest{Parent: p.session})
 		if err != nil {
 			return nil, err
 		}

@@ -192,8 +192,12 @@ type ListSegmentsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The session, `sessions/{session}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Most segments to take from the queue; 0 means all. The rest stay queued.
-	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Most segments in one page; 0 means all that are queued.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token of an earlier call: the page starts after the
+	// segments that call returned (or at the oldest still queued, if those
+	// were drained or dropped since). Empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -242,12 +246,23 @@ func (x *ListSegmentsRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *ListSegmentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListSegmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The drained segments, oldest first.
+	// The queued segments of this page, oldest first. They stay queued.
 	Segments []*Segment `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
-	// Segments still queued after this call.
-	Remaining     uint32 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// Segments queued after this page.
+	Remaining uint32 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// The token of the next page; empty when this page reached the end of
+	// the queue. Segments queued later are listed by passing the last
+	// token again.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -296,6 +311,121 @@ func (x *ListSegmentsResponse) GetRemaining() uint32 {
 	return 0
 }
 
+func (x *ListSegmentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DrainSegmentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session, `sessions/{session}`.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Most segments to take; 0 means all. The rest stay queued.
+	MaxSegments   int32 `protobuf:"varint,2,opt,name=max_segments,json=maxSegments,proto3" json:"max_segments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainSegmentsRequest) Reset() {
+	*x = DrainSegmentsRequest{}
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainSegmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainSegmentsRequest) ProtoMessage() {}
+
+func (x *DrainSegmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainSegmentsRequest.ProtoReflect.Descriptor instead.
+func (*DrainSegmentsRequest) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DrainSegmentsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *DrainSegmentsRequest) GetMaxSegments() int32 {
+	if x != nil {
+		return x.MaxSegments
+	}
+	return 0
+}
+
+type DrainSegmentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The segments taken off the queue, oldest first.
+	Segments []*Segment `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
+	// Segments still queued after this call.
+	Remaining     uint32 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainSegmentsResponse) Reset() {
+	*x = DrainSegmentsResponse{}
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainSegmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainSegmentsResponse) ProtoMessage() {}
+
+func (x *DrainSegmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainSegmentsResponse.ProtoReflect.Descriptor instead.
+func (*DrainSegmentsResponse) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DrainSegmentsResponse) GetSegments() []*Segment {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *DrainSegmentsResponse) GetRemaining() uint32 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
 type WatchSegmentsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The session, `sessions/{session}`.
@@ -308,7 +438,7 @@ type WatchSegmentsRequest struct {
 
 func (x *WatchSegmentsRequest) Reset() {
 	*x = WatchSegmentsRequest{}
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[4]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +450,7 @@ func (x *WatchSegmentsRequest) String() string {
 func (*WatchSegmentsRequest) ProtoMessage() {}
 
 func (x *WatchSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[4]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +463,7 @@ func (x *WatchSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*WatchSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{4}
+	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WatchSegmentsRequest) GetParent() string {
@@ -360,7 +490,7 @@ type WatchSegmentsResponse struct {
 
 func (x *WatchSegmentsResponse) Reset() {
 	*x = WatchSegmentsResponse{}
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[5]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +502,7 @@ func (x *WatchSegmentsResponse) String() string {
 func (*WatchSegmentsResponse) ProtoMessage() {}
 
 func (x *WatchSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[5]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +515,7 @@ func (x *WatchSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*WatchSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{5}
+	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchSegmentsResponse) GetSegments() []*Segment {
@@ -413,7 +543,7 @@ type ExchangeSegmentsRequest struct {
 
 func (x *ExchangeSegmentsRequest) Reset() {
 	*x = ExchangeSegmentsRequest{}
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[6]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +555,7 @@ func (x *ExchangeSegmentsRequest) String() string {
 func (*ExchangeSegmentsRequest) ProtoMessage() {}
 
 func (x *ExchangeSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[6]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +568,7 @@ func (x *ExchangeSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{6}
+	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExchangeSegmentsRequest) GetParent() string {
@@ -487,7 +617,7 @@ type ExchangeSegmentsResponse struct {
 
 func (x *ExchangeSegmentsResponse) Reset() {
 	*x = ExchangeSegmentsResponse{}
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[7]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +629,7 @@ func (x *ExchangeSegmentsResponse) String() string {
 func (*ExchangeSegmentsResponse) ProtoMessage() {}
 
 func (x *ExchangeSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[7]
+	mi := &file_tcpstate_v1_segment_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +642,7 @@ func (x *ExchangeSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*ExchangeSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{7}
+	return file_tcpstate_v1_segment_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExchangeSegmentsResponse) GetSequence() uint64 {
@@ -556,11 +686,20 @@ const file_tcpstate_v1_segment_service_proto_rawDesc = "" +
 	"\asegment\"w\n" +
 	"\x15SubmitSegmentResponse\x12.\n" +
 	"\asegment\x18\x01 \x01(\v2\x14.tcpstate.v1.SegmentR\asegment\x12.\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"J\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"i\n" +
 	"\x13ListSegmentsRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"f\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x8e\x01\n" +
 	"\x14ListSegmentsResponse\x120\n" +
+	"\bsegments\x18\x01 \x03(\v2\x14.tcpstate.v1.SegmentR\bsegments\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\rR\tremaining\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"Q\n" +
+	"\x14DrainSegmentsRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12!\n" +
+	"\fmax_segments\x18\x02 \x01(\x05R\vmaxSegments\"g\n" +
+	"\x15DrainSegmentsResponse\x120\n" +
 	"\bsegments\x18\x01 \x03(\v2\x14.tcpstate.v1.SegmentR\bsegments\x12\x1c\n" +
 	"\tremaining\x18\x02 \x01(\rR\tremaining\"W\n" +
 	"\x14WatchSegmentsRequest\x12\x16\n" +
@@ -578,10 +717,11 @@ const file_tcpstate_v1_segment_service_proto_rawDesc = "" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x1c\n" +
 	"\tprocessed\x18\x02 \x01(\rR\tprocessed\x12.\n" +
 	"\aoutputs\x18\x03 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error2\xfc\x02\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error2\xd4\x03\n" +
 	"\x0eSegmentService\x12V\n" +
 	"\rSubmitSegment\x12!.tcpstate.v1.SubmitSegmentRequest\x1a\".tcpstate.v1.SubmitSegmentResponse\x12S\n" +
-	"\fListSegments\x12 .tcpstate.v1.ListSegmentsRequest\x1a!.tcpstate.v1.ListSegmentsResponse\x12X\n" +
+	"\fListSegments\x12 .tcpstate.v1.ListSegmentsRequest\x1a!.tcpstate.v1.ListSegmentsResponse\x12V\n" +
+	"\rDrainSegments\x12!.tcpstate.v1.DrainSegmentsRequest\x1a\".tcpstate.v1.DrainSegmentsResponse\x12X\n" +
 	"\rWatchSegments\x12!.tcpstate.v1.WatchSegmentsRequest\x1a\".tcpstate.v1.WatchSegmentsResponse0\x01\x12c\n" +
 	"\x10ExchangeSegments\x12$.tcpstate.v1.ExchangeSegmentsRequest\x1a%.tcpstate.v1.ExchangeSegmentsResponse(\x010\x01B;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
 
@@ -597,42 +737,47 @@ func file_tcpstate_v1_segment_service_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_segment_service_proto_rawDescData
 }
 
-var file_tcpstate_v1_segment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_tcpstate_v1_segment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_tcpstate_v1_segment_service_proto_goTypes = []any{
 	(*SubmitSegmentRequest)(nil),     // 0: tcpstate.v1.SubmitSegmentRequest
 	(*SubmitSegmentResponse)(nil),    // 1: tcpstate.v1.SubmitSegmentResponse
 	(*ListSegmentsRequest)(nil),      // 2: tcpstate.v1.ListSegmentsRequest
 	(*ListSegmentsResponse)(nil),     // 3: tcpstate.v1.ListSegmentsResponse
-	(*WatchSegmentsRequest)(nil),     // 4: tcpstate.v1.WatchSegmentsRequest
-	(*WatchSegmentsResponse)(nil),    // 5: tcpstate.v1.WatchSegmentsResponse
-	(*ExchangeSegmentsRequest)(nil),  // 6: tcpstate.v1.ExchangeSegmentsRequest
-	(*ExchangeSegmentsResponse)(nil), // 7: tcpstate.v1.ExchangeSegmentsResponse
-	(*RawTcpSegment)(nil),            // 8: tcpstate.v1.RawTcpSegment
-	(*SegmentFields)(nil),            // 9: tcpstate.v1.SegmentFields
-	(*Segment)(nil),                  // 10: tcpstate.v1.Segment
-	(*Outputs)(nil),                  // 11: tcpstate.v1.Outputs
+	(*DrainSegmentsRequest)(nil),     // 4: tcpstate.v1.DrainSegmentsRequest
+	(*DrainSegmentsResponse)(nil),    // 5: tcpstate.v1.DrainSegmentsResponse
+	(*WatchSegmentsRequest)(nil),     // 6: tcpstate.v1.WatchSegmentsRequest
+	(*WatchSegmentsResponse)(nil),    // 7: tcpstate.v1.WatchSegmentsResponse
+	(*ExchangeSegmentsRequest)(nil),  // 8: tcpstate.v1.ExchangeSegmentsRequest
+	(*ExchangeSegmentsResponse)(nil), // 9: tcpstate.v1.ExchangeSegmentsResponse
+	(*RawTcpSegment)(nil),            // 10: tcpstate.v1.RawTcpSegment
+	(*SegmentFields)(nil),            // 11: tcpstate.v1.SegmentFields
+	(*Segment)(nil),                  // 12: tcpstate.v1.Segment
+	(*Outputs)(nil),                  // 13: tcpstate.v1.Outputs
 }
 var file_tcpstate_v1_segment_service_proto_depIdxs = []int32{
-	8,  // 0: tcpstate.v1.SubmitSegmentRequest.tcp:type_name -> tcpstate.v1.RawTcpSegment
-	9,  // 1: tcpstate.v1.SubmitSegmentRequest.fields:type_name -> tcpstate.v1.SegmentFields
-	10, // 2: tcpstate.v1.SubmitSegmentResponse.segment:type_name -> tcpstate.v1.Segment
-	11, // 3: tcpstate.v1.SubmitSegmentResponse.outputs:type_name -> tcpstate.v1.Outputs
-	10, // 4: tcpstate.v1.ListSegmentsResponse.segments:type_name -> tcpstate.v1.Segment
-	10, // 5: tcpstate.v1.WatchSegmentsResponse.segments:type_name -> tcpstate.v1.Segment
-	11, // 6: tcpstate.v1.ExchangeSegmentsResponse.outputs:type_name -> tcpstate.v1.Outputs
-	0,  // 7: tcpstate.v1.SegmentService.SubmitSegment:input_type -> tcpstate.v1.SubmitSegmentRequest
-	2,  // 8: tcpstate.v1.SegmentService.ListSegments:input_type -> tcpstate.v1.ListSegmentsRequest
-	4,  // 9: tcpstate.v1.SegmentService.WatchSegments:input_type -> tcpstate.v1.WatchSegmentsRequest
-	6,  // 10: tcpstate.v1.SegmentService.ExchangeSegments:input_type -> tcpstate.v1.ExchangeSegmentsRequest
-	1,  // 11: tcpstate.v1.SegmentService.SubmitSegment:output_type -> tcpstate.v1.SubmitSegmentResponse
-	3,  // 12: tcpstate.v1.SegmentService.ListSegments:output_type -> tcpstate.v1.ListSegmentsResponse
-	5,  // 13: tcpstate.v1.SegmentService.WatchSegments:output_type -> tcpstate.v1.WatchSegmentsResponse
-	7,  // 14: tcpstate.v1.SegmentService.ExchangeSegments:output_type -> tcpstate.v1.ExchangeSegmentsResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	10, // 0: tcpstate.v1.SubmitSegmentRequest.tcp:type_name -> tcpstate.v1.RawTcpSegment
+	11, // 1: tcpstate.v1.SubmitSegmentRequest.fields:type_name -> tcpstate.v1.SegmentFields
+	12, // 2: tcpstate.v1.SubmitSegmentResponse.segment:type_name -> tcpstate.v1.Segment
+	13, // 3: tcpstate.v1.SubmitSegmentResponse.outputs:type_name -> tcpstate.v1.Outputs
+	12, // 4: tcpstate.v1.ListSegmentsResponse.segments:type_name -> tcpstate.v1.Segment
+	12, // 5: tcpstate.v1.DrainSegmentsResponse.segments:type_name -> tcpstate.v1.Segment
+	12, // 6: tcpstate.v1.WatchSegmentsResponse.segments:type_name -> tcpstate.v1.Segment
+	13, // 7: tcpstate.v1.ExchangeSegmentsResponse.outputs:type_name -> tcpstate.v1.Outputs
+	0,  // 8: tcpstate.v1.SegmentService.SubmitSegment:input_type -> tcpstate.v1.SubmitSegmentRequest
+	2,  // 9: tcpstate.v1.SegmentService.ListSegments:input_type -> tcpstate.v1.ListSegmentsRequest
+	4,  // 10: tcpstate.v1.SegmentService.DrainSegments:input_type -> tcpstate.v1.DrainSegmentsRequest
+	6,  // 11: tcpstate.v1.SegmentService.WatchSegments:input_type -> tcpstate.v1.WatchSegmentsRequest
+	8,  // 12: tcpstate.v1.SegmentService.ExchangeSegments:input_type -> tcpstate.v1.ExchangeSegmentsRequest
+	1,  // 13: tcpstate.v1.SegmentService.SubmitSegment:output_type -> tcpstate.v1.SubmitSegmentResponse
+	3,  // 14: tcpstate.v1.SegmentService.ListSegments:output_type -> tcpstate.v1.ListSegmentsResponse
+	5,  // 15: tcpstate.v1.SegmentService.DrainSegments:output_type -> tcpstate.v1.DrainSegmentsResponse
+	7,  // 16: tcpstate.v1.SegmentService.WatchSegments:output_type -> tcpstate.v1.WatchSegmentsResponse
+	9,  // 17: tcpstate.v1.SegmentService.ExchangeSegments:output_type -> tcpstate.v1.ExchangeSegmentsResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_segment_service_proto_init() }
@@ -653,7 +798,7 @@ func file_tcpstate_v1_segment_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_segment_service_proto_rawDesc), len(file_tcpstate_v1_segment_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	SegmentService_SubmitSegment_FullMethodName    = "/tcpstate.v1.SegmentService/SubmitSegment"
 	SegmentService_ListSegments_FullMethodName     = "/tcpstate.v1.SegmentService/ListSegments"
+	SegmentService_DrainSegments_FullMethodName    = "/tcpstate.v1.SegmentService/DrainSegments"
 	SegmentService_WatchSegments_FullMethodName    = "/tcpstate.v1.SegmentService/WatchSegments"
 	SegmentService_ExchangeSegments_FullMethodName = "/tcpstate.v1.SegmentService/ExchangeSegments"
 )
@@ -47,9 +48,15 @@ type SegmentServiceClient interface {
 	// engine drops the segment (see the explanation).
 	// REST: `POST /v1/sessions/{session}/segments`.
 	SubmitSegment(ctx context.Context, in *SubmitSegmentRequest, opts ...grpc.CallOption) (*SubmitSegmentResponse, error)
-	// Drains the outbound queue: returns the queued segments, oldest first,
-	// and removes them. REST: `GET /v1/sessions/{session}/segments`.
+	// Lists the outbound queue, oldest first, without changing it: a GET
+	// is safe (AIP-131), so a browser, a proxy or a retry never eats the
+	// wire. Pages follow AIP-158: pass next_page_token back as page_token.
+	// REST: `GET /v1/sessions/{session}/segments`.
 	ListSegments(ctx context.Context, in *ListSegmentsRequest, opts ...grpc.CallOption) (*ListSegmentsResponse, error)
+	// Takes segments off the outbound queue: returns them, oldest first, and
+	// removes them (a custom method, AIP-136).
+	// REST: `POST /v1/sessions/{session}/segments:drain`.
+	DrainSegments(ctx context.Context, in *DrainSegmentsRequest, opts ...grpc.CallOption) (*DrainSegmentsResponse, error)
 	// Drains the outbound queue, then streams every segment the session emits
 	// (and, if asked, every one submitted) until the client cancels or the
 	// session is deleted. REST (newline-delimited JSON):
@@ -83,6 +90,16 @@ func (c *segmentServiceClient) ListSegments(ctx context.Context, in *ListSegment
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSegmentsResponse)
 	err := c.cc.Invoke(ctx, SegmentService_ListSegments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *segmentServiceClient) DrainSegments(ctx context.Context, in *DrainSegmentsRequest, opts ...grpc.CallOption) (*DrainSegmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainSegmentsResponse)
+	err := c.cc.Invoke(ctx, SegmentService_DrainSegments_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -143,9 +160,15 @@ type SegmentServiceServer interface {
 	// engine drops the segment (see the explanation).
 	// REST: `POST /v1/sessions/{session}/segments`.
 	SubmitSegment(context.Context, *SubmitSegmentRequest) (*SubmitSegmentResponse, error)
-	// Drains the outbound queue: returns the queued segments, oldest first,
-	// and removes them. REST: `GET /v1/sessions/{session}/segments`.
+	// Lists the outbound queue, oldest first, without changing it: a GET
+	// is safe (AIP-131), so a browser, a proxy or a retry never eats the
+	// wire. Pages follow AIP-158: pass next_page_token back as page_token.
+	// REST: `GET /v1/sessions/{session}/segments`.
 	ListSegments(context.Context, *ListSegmentsRequest) (*ListSegmentsResponse, error)
+	// Takes segments off the outbound queue: returns them, oldest first, and
+	// removes them (a custom method, AIP-136).
+	// REST: `POST /v1/sessions/{session}/segments:drain`.
+	DrainSegments(context.Context, *DrainSegmentsRequest) (*DrainSegmentsResponse, error)
 	// Drains the outbound queue, then streams every segment the session emits
 	// (and, if asked, every one submitted) until the client cancels or the
 	// session is deleted. REST (newline-delimited JSON):
@@ -170,6 +193,9 @@ func (UnimplementedSegmentServiceServer) SubmitSegment(context.Context, *SubmitS
 }
 func (UnimplementedSegmentServiceServer) ListSegments(context.Context, *ListSegmentsRequest) (*ListSegmentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSegments not implemented")
+}
+func (UnimplementedSegmentServiceServer) DrainSegments(context.Context, *DrainSegmentsRequest) (*DrainSegmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainSegments not implemented")
 }
 func (UnimplementedSegmentServiceServer) WatchSegments(*WatchSegmentsRequest, grpc.ServerStreamingServer[WatchSegmentsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchSegments not implemented")
@@ -234,6 +260,24 @@ func _SegmentService_ListSegments_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SegmentService_DrainSegments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainSegmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SegmentServiceServer).DrainSegments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SegmentService_DrainSegments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SegmentServiceServer).DrainSegments(ctx, req.(*DrainSegmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SegmentService_WatchSegments_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchSegmentsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -266,6 +310,10 @@ var SegmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSegments",
 			Handler:    _SegmentService_ListSegments_Handler,
+		},
+		{
+			MethodName: "DrainSegments",
+			Handler:    _SegmentService_DrainSegments_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,77 @@
+package service
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The service's interceptors wrap every call of its API; cmd/tcpstated and
+// the tests install them with ServerOptions. They add to an error the
+// resource the call named, which the one error table cannot know.
+
+// ServerOptions are the gRPC server options the service's calls need:
+// its interceptors, innermost in the chain.
+func (s *Service) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+	}
+}
+
+func (s *Service) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		err = withResource(err, requestResource(req))
+	}
+	return resp, err
+}
+
+func (s *Service) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	w := &firstRecv{ServerStream: ss}
+	err := handler(srv, w)
+	if err != nil {
+		err = withResource(err, requestResource(w.first.Load()))
+	}
+	return err
+}
+
+// firstRecv remembers the first request of a stream, which names its
+// resource.
+// ExchangeSegments receives on a goroutine that may outlive the handler,
+// hence the atomic.
+type firstRecv struct {
+	grpc.ServerStream
+	first atomic.Value
+}
+
+func (f *firstRecv) RecvMsg(m any) error {
+	err := f.ServerStream.RecvMsg(m)
+	if err == nil {
+		f.first.CompareAndSwap(nil, m)
+	}
+	return err
+}
+
+// requestResource is the resource a request names: its name, or else its
+// parent (AIP-131, AIP-132).
+func requestResource(req any) string {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return ""
+	}
+	r := m.ProtoReflect()
+	for _, f := range []protoreflect.Name{"name", "parent"} {
+		fd := r.Descriptor().Fields().ByName(f)
+		if fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
+			if v := r.Get(fd).String(); strings.HasPrefix(v, "sessions/") {
+				return v
+			}
+		}
+	}
+	return ""
+}
