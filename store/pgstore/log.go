@@ -1,0 +1,275 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tcpstated/tcpstated/service/replaylog"
+)
+
+// Log is one log of a Store, leased to this replica under epoch.
+type Log struct {
+	s      *Store
+	name   string
+	header []byte
+	seed   uint32
+	epoch  int64
+
+	mu      sync.Mutex // serialises appends; guards the fields below
+	crc     uint32     // chain value after the last record appended
+	size    int64      // header + frames appended
+	written uint64     // records appended (queued for commit or committed)
+	closed  bool
+	last    *round // the round holding the newest queued batch; guarded by s.gc.mu
+
+	committed atomic.Uint64 // records whose transaction committed
+	failure   atomic.Pointer[error]
+}
+
+var _ replaylog.Log = (*Log)(nil)
+
+func newLog(s *Store, name string, header []byte, seed uint32, epoch, size int64, records uint64, crc uint32) *Log {
+	l := &Log{s: s, name: name, header: header, seed: seed, epoch: epoch, crc: crc, size: size, written: records}
+	l.committed.Store(records)
+	return l
+}
+
+// Name returns the log's name.
+func (l *Log) Name() string { return l.name }
+
+// Epoch is the fencing token this replica holds the log under.
+func (l *Log) Epoch() int64 { return l.epoch }
+
+// Len is the number of records appended.
+func (l *Log) Len() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.written
+}
+
+// Size is the log's size as the file store counts it: header and frames.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+func (l *Log) err() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// poison records the first failure; every later call returns it. A
+// failed commit may or may not have happened (the connection can drop
+// after COMMIT was sent), so the log cannot continue from what it
+// believes: the service reopens it, which reads what the database holds.
+func (l *Log) poison(cause error) error {
+	err := fmt.Errorf("%w: %q: %w", replaylog.ErrPoisoned, l.name, cause)
+	if l.failure.CompareAndSwap(nil, &err) {
+		l.s.log.Error("log failed; it refuses every further call", "log", l.name, "err", cause)
+		return err
+	}
+	return l.err()
+}
+
+// Append appends one record and, with FsyncAlways, waits for its commit.
+func (l *Log) Append(payload []byte) (uint64, error) {
+	i, err := l.AppendAsync(payload)
+	if err != nil {
+		return 0, err
+	}
+	if l.s.opts.Fsync == replaylog.FsyncAlways {
+		if err := l.wait(i); err != nil {
+			return i, err
+		}
+	}
+	return i, nil
+}
+
+// AppendAsync queues one record for the next group commit and returns its
+// index.
+func (l *Log) AppendAsync(payload []byte) (uint64, error) {
+	one := [1][]byte{payload}
+	first, _, err := l.appendBatch(one[:])
+	return first, err
+}
+
+// AppendBatch queues several records, framed exactly as the file store
+// frames them, for one statement of the next group commit. Either all are
+// appended or none (ErrTooLarge, ErrLogFull write nothing).
+func (l *Log) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
+	if len(payloads) == 0 {
+		return 0, 0, replaylog.ErrEmptyBatch
+	}
+	return l.appendBatch(payloads)
+}
+
+func (l *Log) appendBatch(payloads [][]byte) (first, last uint64, err error) {
+	var fs int64
+	for _, p := range payloads {
+		if len(p) > replaylog.MaxRecordSize {
+			return 0, 0, replaylog.ErrTooLarge
+		}
+		fs += replaylog.FrameSize(len(p))
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, 0, replaylog.ErrClosed
+	}
+	if err := l.err(); err != nil {
+		return 0, 0, err
+	}
+	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
+		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", replaylog.ErrLogFull, l.name, l.size, max, fs)
+	}
+	b := &batch{l: l, first: l.written, frames: make([][]byte, len(payloads)), bytes: fs}
+	buf := make([]byte, 0, fs)
+	crc := l.crc
+	for i, p := range payloads {
+		start := len(buf)
+		buf, crc = replaylog.AppendFrame(buf, crc, p)
+		b.frames[i] = buf[start:len(buf):len(buf)]
+	}
+	b.crc = crc
+	if !l.s.gc.enqueue(b) {
+		return 0, 0, replaylog.ErrClosed
+	}
+	l.crc = crc
+	l.size += fs
+	first = l.written
+	l.written += uint64(len(payloads))
+	return first, l.written - 1, nil
+}
+
+// Durable returns nil once record index and all before it are committed.
+// With FsyncAlways it waits for the commit; otherwise it only reports a
+// failure, as the file store's does.
+func (l *Log) Durable(index uint64) error {
+	if err := l.err(); err != nil {
+		return err
+	}
+	if l.committed.Load() > index {
+		return nil
+	}
+	if l.s.opts.Fsync != replaylog.FsyncAlways {
+		if index >= l.Len() {
+			return fmt.Errorf("%w: %d", replaylog.ErrNotAppended, index)
+		}
+		return nil
+	}
+	return l.wait(index)
+}
+
+// Sync waits until every record appended so far is committed.
+func (l *Log) Sync() error {
+	n := l.Len()
+	if err := l.err(); err != nil || n == 0 {
+		return err
+	}
+	return l.wait(n - 1)
+}
+
+// wait blocks until record index is committed or the log fails.
+func (l *Log) wait(index uint64) error {
+	for {
+		if err := l.err(); err != nil {
+			return err
+		}
+		if l.committed.Load() > index {
+			return nil
+		}
+		l.mu.Lock()
+		written := l.written
+		l.mu.Unlock()
+		if index >= written {
+			return fmt.Errorf("%w: %d", replaylog.ErrNotAppended, index)
+		}
+		r := l.s.gc.roundOf(l)
+		if r == nil {
+			if l.committed.Load() > index {
+				return nil
+			}
+			if err := l.err(); err != nil {
+				return err
+			}
+			return replaylog.ErrClosed
+		}
+		<-r.done
+	}
+}
+
+// Records reads back every record appended before the call (waiting for
+// their commit first), verifying the CRC chain from the header's seed.
+func (l *Log) Records(fn func(index uint64, payload []byte) error) error {
+	l.mu.Lock()
+	n, closed := l.written, l.closed
+	l.mu.Unlock()
+	if closed {
+		return replaylog.ErrClosed
+	}
+	if n > 0 {
+		if err := l.wait(n - 1); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := opCtx()
+	defer cancel()
+	crc, next := l.seed, uint64(0)
+	err := l.s.scan(ctx, l.name, int64(n), func(idx int64, frame []byte) error {
+		if idx != int64(next) {
+			return fmt.Errorf("%w: %q: record %d is missing", replaylog.ErrCorrupt, l.name, next)
+		}
+		p, c, reason := replaylog.CheckFrame(crc, frame)
+		if reason != "" {
+			return &replaylog.DamageError{Kind: replaylog.ErrCorrupt, Index: next, Reason: reason}
+		}
+		crc = c
+		next++
+		return fn(uint64(idx), p)
+	})
+	if err != nil {
+		return err
+	}
+	if next != n {
+		return fmt.Errorf("%w: %q ended after %d of %d records", replaylog.ErrCorrupt, l.name, next, n)
+	}
+	return nil
+}
+
+// Close waits for the log's commits (unless FsyncNever, where it still
+// waits: the commit is the write) and releases its lease so that another
+// replica may take it over at once.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return replaylog.ErrClosed
+	}
+	l.closed = true
+	n := l.written
+	l.mu.Unlock()
+	defer l.s.forget(l)
+	err := l.err()
+	if err == nil && n > 0 {
+		err = l.wait(n - 1)
+	}
+	if err != nil {
+		if errors.Is(err, replaylog.ErrClosed) {
+			return fmt.Errorf("pgstore: closing %q: the store closed before its records were committed", l.name)
+		}
+		return err
+	}
+	ctx, cancel := opCtx()
+	defer cancel()
+	if _, err := l.s.pool.Exec(context.WithoutCancel(ctx), `UPDATE logs SET owner = '' WHERE name = $1 AND epoch = $2 AND owner = $3`,
+		l.name, l.epoch, l.s.opts.Replica); err != nil {
+		return fmt.Errorf("pgstore: releasing the lease of %q: %w", l.name, err)
+	}
+	return nil
+}
