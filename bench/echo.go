@@ -19,7 +19,7 @@ import (
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // The bare echo server: tcpstate.v1.SegmentService answering every call
@@ -69,7 +69,7 @@ func record(perMessage int) (*echo, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	svc, err := service.Open(service.Config{DataDir: dir, Fsync: replaylog.FsyncNever, Logger: slog.New(slog.DiscardHandler)})
+	svc, err := service.Open(service.Config{DataDir: dir, Fsync: store.FsyncNever, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}

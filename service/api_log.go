@@ -8,7 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // logServer implements LogService.
@@ -22,7 +23,7 @@ var errStop = errors.New("stop")
 
 // readLog returns a usable session's log (records are read without the
 // session lock: the log is safe for concurrent use).
-func (ss *session) readLog() (replaylog.Log, error) {
+func (ss *session) readLog() (store.Log, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if err := ss.usableLocked(); err != nil {
@@ -38,10 +39,7 @@ func (ss *session) records(from uint64, fn func(*pb.LogRecord) error) error {
 	if err != nil {
 		return err
 	}
-	err = lg.Records(func(i uint64, payload []byte) error {
-		if i < from {
-			return nil
-		}
+	err = lg.Records(from, func(i uint64, payload []byte) error {
 		rec := &pb.LogRecord{}
 		if err := proto.Unmarshal(payload, rec); err != nil {
 			return errorf(kindDataLoss, "record %d of %s does not decode: %v", i, ss.name, err)
@@ -51,7 +49,7 @@ func (ss *session) records(from uint64, fn func(*pb.LogRecord) error) error {
 	if errors.Is(err, errStop) {
 		return nil
 	}
-	if errors.Is(err, replaylog.ErrClosed) {
+	if errors.Is(err, store.ErrClosed) {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		if e := ss.usableLocked(); e != nil {
@@ -175,8 +173,8 @@ func (h *logServer) VerifySession(ctx context.Context, req *pb.VerifySessionRequ
 		return nil, toStatus(err)
 	}
 	rr := &rerun{}
-	if err := lg.Records(rr.feed); err != nil {
-		if errors.Is(err, replaylog.ErrClosed) {
+	if err := lg.Records(0, rr.feed); err != nil {
+		if errors.Is(err, store.ErrClosed) {
 			if _, e := ss.readLog(); e != nil {
 				return nil, toStatus(e)
 			}

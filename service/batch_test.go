@@ -8,14 +8,17 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // logPayloads reads every record payload of the log file of session id
 // (the service must be stopped).
 func logPayloads(t *testing.T, dir, id string) [][]byte {
 	t.Helper()
-	st, err := replaylog.OpenFileStore(dir, replaylog.Options{Fsync: replaylog.FsyncNever, Logger: quietLogger()})
+	st, err := filestore.Open(dir, filestore.Options{Fsync: store.FsyncNever, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +29,7 @@ func logPayloads(t *testing.T, dir, id string) [][]byte {
 	}
 	defer l.Close()
 	var out [][]byte
-	if err := l.Records(func(_ uint64, p []byte) error {
+	if err := l.Records(0, func(_ uint64, p []byte) error {
 		out = append(out, bytes.Clone(p))
 		return nil
 	}); err != nil {
@@ -35,9 +38,9 @@ func logPayloads(t *testing.T, dir, id string) [][]byte {
 	return out
 }
 
-func storeStats(t *testing.T, e *env) replaylog.Stats {
+func storeStats(t *testing.T, e *env) filestore.Stats {
 	t.Helper()
-	fs, ok := e.svc.store.(*replaylog.FileStore)
+	fs, ok := e.svc.store.(*filestore.FileStore)
 	if !ok {
 		t.Skipf("the store is a %T, not a FileStore", e.svc.store)
 	}
@@ -60,7 +63,7 @@ func TestExchangeMessageLogsAsUnaryCalls(t *testing.T) {
 	// run sends pkts to a session "x" of a fresh server and returns its
 	// log's records.
 	run := func(t *testing.T, streamed bool) [][]byte {
-		e := newEnv(t, Config{Fsync: replaylog.FsyncNever})
+		e := newEnv(t, Config{Fsync: store.FsyncNever})
 		o := fixedISNOptions(1000)
 		o.SecretSeed = proto.String("batch test")
 		s := e.createSession("x", o).Name
@@ -111,7 +114,7 @@ func TestExchangeMessageLogsAsUnaryCalls(t *testing.T) {
 // message's packets reach it, and the records are all there when the
 // reply comes.
 func TestExchangeWithWatcherLogsFirst(t *testing.T) {
-	e := newEnv(t, Config{Fsync: replaylog.FsyncNever})
+	e := newEnv(t, Config{Fsync: store.FsyncNever})
 	s := e.createSession("w", fixedISNOptions(1000)).Name
 	e.listen(s, server)
 	w := must[pb.SegmentService_WatchSegmentsClient](t)(e.segments.WatchSegments(ctx(t), &pb.WatchSegmentsRequest{Parent: s}))

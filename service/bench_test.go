@@ -9,7 +9,10 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // closedPortPacket is a segment to a port nobody listens on: the engine
@@ -20,7 +23,7 @@ func closedPortPacket(i int) []byte {
 	return fsm.AppendPacket(nil, netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1"), s)
 }
 
-func benchEnv(b *testing.B, fsync replaylog.FsyncMode) *env {
+func benchEnv(b *testing.B, fsync store.FsyncMode) *env {
 	t := &testing.T{}
 	e := &env{t: t, dir: b.TempDir(), cfg: Config{Fsync: fsync, Logger: quietLogger()}}
 	e.cfg.DataDir = e.dir
@@ -30,7 +33,7 @@ func benchEnv(b *testing.B, fsync replaylog.FsyncMode) *env {
 }
 
 func BenchmarkSubmitSegment(b *testing.B) {
-	for _, mode := range []replaylog.FsyncMode{replaylog.FsyncNever, replaylog.FsyncAlways} {
+	for _, mode := range []store.FsyncMode{store.FsyncNever, store.FsyncAlways} {
 		b.Run("fsync="+mode.String(), func(b *testing.B) {
 			e := benchEnv(b, mode)
 			const sessions = 8
@@ -51,7 +54,7 @@ func BenchmarkSubmitSegment(b *testing.B) {
 					}
 				}
 			})
-			if fs, ok := e.svc.store.(*replaylog.FileStore); ok {
+			if fs, ok := e.svc.store.(*filestore.FileStore); ok {
 				st := fs.Stats()
 				b.ReportMetric(float64(st.Rounds)/b.Elapsed().Seconds(), "rounds/s")
 				b.ReportMetric(float64(st.Syncfs), "syncfs")
@@ -64,7 +67,7 @@ func BenchmarkSubmitSegment(b *testing.B) {
 func BenchmarkExchange64(b *testing.B) {
 	for _, rawOnly := range []bool{true, false} {
 		b.Run(fmt.Sprintf("raw_only=%t", rawOnly), func(b *testing.B) {
-			e := benchEnv(b, replaylog.FsyncNever)
+			e := benchEnv(b, store.FsyncNever)
 			e.createSession("x", nil)
 			pkts := make([][]byte, 64)
 			for i := range pkts {
@@ -91,7 +94,7 @@ func BenchmarkExchange64(b *testing.B) {
 
 // BenchmarkStep measures the service's own work per packet, without gRPC.
 func BenchmarkStep(b *testing.B) {
-	e := benchEnv(b, replaylog.FsyncNever)
+	e := benchEnv(b, store.FsyncNever)
 	e.createSession("s", nil)
 	ss, _ := e.svc.lookup(context.Background(), "s")
 	pkt := closedPortPacket(1)

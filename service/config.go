@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Config configures a Service. The zero value works: a data directory must
@@ -16,7 +16,7 @@ type Config struct {
 	DataDir string
 	// Fsync is when log records reach stable storage (default FsyncAlways:
 	// a call returns only once what it changed is durable).
-	Fsync replaylog.FsyncMode
+	Fsync store.FsyncMode
 	// FsyncBatchInterval is the FsyncBatch period (default 10 ms).
 	FsyncBatchInterval time.Duration
 	// Limits bound what clients can make the server hold.

@@ -9,11 +9,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tcpstated/tcpstated/fsm"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // This file is the only one that knows about gRPC status codes: the service
-// returns plain errors (its own *apiError kinds, fsm's sentinels, replaylog's
+// returns plain errors (its own *apiError kinds, fsm's sentinels, the store's
 // errors) and every handler converts them with toStatus, as etcd's v3rpc
 // does with togRPCError.
 
@@ -83,11 +84,11 @@ var sentinelCodes = []struct {
 	{fsm.ErrInsufficientResources, codes.ResourceExhausted},
 	{fsm.ErrEndpointLimit, codes.ResourceExhausted},
 	{fsm.ErrInvalidAddress, codes.InvalidArgument},
-	{replaylog.ErrLogFull, codes.ResourceExhausted},
-	{replaylog.ErrTooLarge, codes.ResourceExhausted},
-	{replaylog.ErrPoisoned, codes.Unavailable},
-	{replaylog.ErrClosed, codes.Unavailable},
-	{replaylog.ErrExist, codes.AlreadyExists},
+	{store.ErrLogFull, codes.ResourceExhausted},
+	{store.ErrTooLarge, codes.ResourceExhausted},
+	{store.ErrPoisoned, codes.Unavailable},
+	{store.ErrClosed, codes.Unavailable},
+	{store.ErrExists, codes.AlreadyExists},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/tcpstated/tcpstated/fsm"
 	"github.com/tcpstated/tcpstated/gen/openapi"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Fuzzing the API: arbitrary protobuf and JSON bodies into the handlers of
@@ -74,7 +75,7 @@ func (c *capture) RegisterService(d *grpc.ServiceDesc, impl any) {
 func newAPIFuzz(f *testing.F) *apiFuzz {
 	svc, err := Open(Config{
 		DataDir: f.TempDir(),
-		Fsync:   replaylog.FsyncNever,
+		Fsync:   store.FsyncNever,
 		Logger:  quietLogger(),
 		Limits:  Limits{MaxSessions: 16, MaxEndpoints: 32, MaxLogBytes: 1 << 20, MaxMessageBytes: 1 << 20, MaxPageSize: 100},
 	})

@@ -17,7 +17,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // env is an in-process server over bufconn and clients of every service.
@@ -45,8 +48,8 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	if cfg.Fsync == replaylog.FsyncAlways && testing.Short() {
-		cfg.Fsync = replaylog.FsyncNever
+	if cfg.Fsync == store.FsyncAlways && testing.Short() {
+		cfg.Fsync = store.FsyncNever
 	}
 	e := &env{t: t, dir: cfg.DataDir, cfg: cfg}
 	e.start()
@@ -208,3 +211,12 @@ func hasFlags(s *pb.Segment, want ...string) bool {
 }
 
 func protoEqual(a, b proto.Message) bool { return proto.Equal(a, b) }
+
+// fileScan reads the log file at path for VerifyLog and DumpLog, as
+// `tcpstated log` does.
+func fileScan(path string) Scan {
+	return func(fn func(uint64, []byte) error) (*store.DamageError, error) {
+		res, err := filestore.ScanFile(path, fn)
+		return res.Damage, err
+	}
+}

@@ -10,7 +10,8 @@ import (
 	"strings"
 
 	"github.com/tcpstated/tcpstated/fsm"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Resource names (AIP-122): sessions/{session} and
@@ -23,13 +24,13 @@ const (
 
 // validSessionID reports whether id can name a session: 1 to 63 characters
 // of [a-z0-9-], which is also what a log file name may be.
-func validSessionID(id string) bool { return replaylog.ValidName(id) }
+func validSessionID(id string) bool { return store.ValidName(id) }
 
 // validEndpointAlias reports whether a client-chosen endpoint ID is
 // acceptable: 1 to 63 characters of [a-z0-9-] starting with a letter, so it
 // can never be mistaken for an engine ID, which is a decimal number.
 func validEndpointAlias(id string) bool {
-	return replaylog.ValidName(id) && id[0] >= 'a' && id[0] <= 'z'
+	return store.ValidName(id) && id[0] >= 'a' && id[0] <= 'z'
 }
 
 func sessionName(id string) string { return sessionsPrefix + id }
@@ -73,7 +74,7 @@ func parseEndpointName(field, name string) (sid, eid string, err error) {
 	if ok {
 		sid, eid, ok = strings.Cut(rest, endpointsInfix)
 	}
-	if !ok || !validSessionID(sid) || !replaylog.ValidName(eid) {
+	if !ok || !validSessionID(sid) || !store.ValidName(eid) {
 		return "", "", invalidf("%s: %q is not an endpoint name (want sessions/{session}/endpoints/{endpoint})", field, name)
 	}
 	return sid, eid, nil

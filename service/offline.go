@@ -3,16 +3,22 @@ package service
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
-// These functions read one log file without a server and without changing
-// it: `tcpstated log dump` and `tcpstated log verify`.
+// These functions read one log without a server and without changing it:
+// `tcpstated log dump` and `tcpstated log verify`. Where the log comes from
+// is the caller's business (filestore.ScanFile for a log file).
+
+// Scan reads a log: it calls fn for every good record in order and returns
+// the damage that ends the log early (nil when the whole log is good). An
+// error means the log could not be read at all, or is fn's.
+type Scan func(fn func(index uint64, payload []byte) error) (*store.DamageError, error)
 
 // VerifyResult is what re-running a log file found.
 type VerifyResult struct {
@@ -22,9 +28,9 @@ type VerifyResult struct {
 	Identical       bool
 	FirstDifference *pb.Difference
 	Differences     int
-	// Damage: the file has a torn or corrupt tail after Records records
+	// Damage: the log has a torn or corrupt tail after Records records
 	// (nil when the whole file is good). The server would truncate it.
-	Damage *replaylog.DamageError
+	Damage *store.DamageError
 	// Unpaired: the last input has no output record (a call was in flight).
 	Unpaired bool
 }
@@ -32,20 +38,21 @@ type VerifyResult struct {
 // OK reports whether the log re-ran identically and has no damage.
 func (r VerifyResult) OK() bool { return r.Identical && r.Damage == nil }
 
-// VerifyLog re-runs the log file at path in a fresh engine and compares
-// every output with the logged one. An error means the file could not be
-// read or re-run at all (no file, bad header, no start record).
-func VerifyLog(path string) (VerifyResult, error) {
+// VerifyLog re-runs the log named name that scan reads in a fresh engine
+// and compares every output with the logged one. An error means the log
+// could not be read or re-run at all (no file, bad header, no start
+// record).
+func VerifyLog(name string, scan Scan) (VerifyResult, error) {
 	rr := &rerun{}
-	res, err := scanFile(path, rr.feed)
+	damage, err := scan(rr.feed)
 	if err != nil {
 		return VerifyResult{}, err
 	}
 	if rr.start == nil {
-		if res.Damage != nil {
-			return VerifyResult{Damage: res.Damage}, fmt.Errorf("%s: no readable start record: %v", path, res.Damage)
+		if damage != nil {
+			return VerifyResult{Damage: damage}, fmt.Errorf("%s: no readable start record: %v", name, damage)
 		}
-		return VerifyResult{}, fmt.Errorf("%s: the log has no records", path)
+		return VerifyResult{}, fmt.Errorf("%s: the log has no records", name)
 	}
 	return VerifyResult{
 		Session:         rr.start.Name,
@@ -53,16 +60,16 @@ func VerifyLog(path string) (VerifyResult, error) {
 		Identical:       rr.diff == nil,
 		FirstDifference: rr.diff,
 		Differences:     rr.diffs,
-		Damage:          res.Damage,
+		Damage:          damage,
 		Unpaired:        rr.pending != nil,
 	}, nil
 }
 
-// DumpLog writes the records of the log file at path to w, one line each:
-// index, session clock, kind and a summary. Damage at the end of the file
+// DumpLog writes the records of the log scan reads to w, one line each:
+// index, session clock, kind and a summary. Damage at the end of the log
 // is reported in a final line and as the error.
-func DumpLog(w io.Writer, path string) error {
-	res, err := scanFile(path, func(i uint64, payload []byte) error {
+func DumpLog(w io.Writer, scan Scan) error {
+	damage, err := scan(func(i uint64, payload []byte) error {
 		rec := &pb.LogRecord{}
 		if err := proto.Unmarshal(payload, rec); err != nil {
 			_, werr := fmt.Fprintf(w, "#%d undecodable record: %v\n", i, err)
@@ -75,22 +82,9 @@ func DumpLog(w io.Writer, path string) error {
 	if err != nil {
 		return err
 	}
-	if res.Damage != nil {
-		fmt.Fprintf(w, "damaged after %d records: %v\n", res.Records, res.Damage)
-		return res.Damage
+	if damage != nil {
+		fmt.Fprintf(w, "damaged after %d records: %v\n", damage.Index, damage)
+		return damage
 	}
 	return nil
-}
-
-func scanFile(path string, fn func(uint64, []byte) error) (replaylog.ScanResult, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return replaylog.ScanResult{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return replaylog.ScanResult{}, err
-	}
-	return replaylog.Scan(f, fi.Size(), fn)
 }

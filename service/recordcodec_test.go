@@ -12,7 +12,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // wantEncoding is what proto.Marshal makes of rec.
@@ -141,7 +142,7 @@ func TestSessionRecordsAreProtoMarshal(t *testing.T) {
 	defer f.Close()
 	fi, _ := f.Stat()
 	n := 0
-	if _, err := replaylog.Scan(f, fi.Size(), func(i uint64, payload []byte) error {
+	if _, err := filestore.Scan(f, fi.Size(), func(i uint64, payload []byte) error {
 		rec := &pb.LogRecord{}
 		if err := proto.Unmarshal(payload, rec); err != nil {
 			return err

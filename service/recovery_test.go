@@ -15,7 +15,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 func logPath(e *env, id string) string { return filepath.Join(e.dir, id+".log") }
@@ -50,16 +53,16 @@ func TestDamagedLogs(t *testing.T) {
 
 	// The offline tools see the damage without changing the files.
 	for _, id := range []string{"torn", "corrupt"} {
-		res, err := VerifyLog(logPath(e, id))
+		res, err := VerifyLog(logPath(e, id), fileScan(logPath(e, id)))
 		if err != nil || res.Damage == nil || res.OK() {
 			t.Errorf("VerifyLog(%s) = %+v, %v; want damage reported", id, res, err)
 		}
 		var out bytes.Buffer
-		if err := DumpLog(&out, logPath(e, id)); err == nil || !strings.Contains(out.String(), "damaged after") {
+		if err := DumpLog(&out, fileScan(logPath(e, id))); err == nil || !strings.Contains(out.String(), "damaged after") {
 			t.Errorf("DumpLog(%s): err %v, output %q", id, err, out.String())
 		}
 	}
-	if _, err := VerifyLog(logPath(e, "header")); !errors.Is(err, replaylog.ErrBadHeader) {
+	if _, err := VerifyLog(logPath(e, "header"), fileScan(logPath(e, "header"))); !errors.Is(err, filestore.ErrBadHeader) {
 		t.Errorf("VerifyLog(header): %v, want ErrBadHeader", err)
 	}
 
@@ -68,10 +71,10 @@ func TestDamagedLogs(t *testing.T) {
 	for _, r := range e.svc.RestoreReports() {
 		reports[r.Session] = r
 	}
-	if r := reports["sessions/torn"]; !r.Truncated || !errors.Is(r.Recovery.Damage, replaylog.ErrTornTail) || r.Err != nil {
+	if r := reports["sessions/torn"]; !r.Truncated || !errors.Is(r.Recovery.Damage, store.ErrTornTail) || r.Err != nil {
 		t.Errorf("torn: %+v", r)
 	}
-	if r := reports["sessions/corrupt"]; !r.Truncated || !errors.Is(r.Recovery.Damage, replaylog.ErrCorrupt) || r.Err != nil {
+	if r := reports["sessions/corrupt"]; !r.Truncated || !errors.Is(r.Recovery.Damage, store.ErrCorrupt) || r.Err != nil {
 		t.Errorf("corrupt: %+v", r)
 	}
 	if r := reports["sessions/header"]; r.Err == nil {
@@ -129,7 +132,7 @@ func rewriteLog(t *testing.T, dir, id string, edit func(*pb.LogRecord)) {
 		t.Fatal(err)
 	}
 	fi, _ := f.Stat()
-	if _, err := replaylog.Scan(f, fi.Size(), func(_ uint64, p []byte) error {
+	if _, err := filestore.Scan(f, fi.Size(), func(_ uint64, p []byte) error {
 		rec := &pb.LogRecord{}
 		if err := proto.Unmarshal(p, rec); err != nil {
 			return err
@@ -142,7 +145,7 @@ func rewriteLog(t *testing.T, dir, id string, edit func(*pb.LogRecord)) {
 		t.Fatal(err)
 	}
 	f.Close()
-	st, err := replaylog.OpenFileStore(dir, replaylog.Options{Logger: quietLogger()})
+	st, err := filestore.Open(dir, filestore.Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +177,7 @@ func TestDifferenceReported(t *testing.T) {
 			out.Transitions[0].ToStateName = "SYN-SENT"
 		}
 	})
-	res, err := VerifyLog(logPath(e, "d"))
+	res, err := VerifyLog(logPath(e, "d"), fileScan(logPath(e, "d")))
 	if err != nil || res.Identical || res.FirstDifference.GetIndex() != 4 || res.FirstDifference.GetField() != "transitions[0]" {
 		t.Fatalf("VerifyLog: %+v, %v", res, err)
 	}

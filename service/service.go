@@ -18,7 +18,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Service holds every session of the server and implements the tcpstate.v1
@@ -27,7 +28,7 @@ import (
 type Service struct {
 	cfg     Config
 	log     *slog.Logger
-	store   replaylog.Store
+	store   store.Store
 	metrics *metrics
 
 	sessions sync.Map // sessionKey (tenant, id) → *session
@@ -48,7 +49,7 @@ type RestoreReport struct {
 	Records uint64 // records re-run
 	// Truncated: the log store cut a torn or corrupt tail (see Recovery).
 	Truncated bool
-	Recovery  replaylog.RecoveryReport
+	Recovery  store.RecoveryReport
 	// Difference is the first output of the re-run that differs from the
 	// logged one; Differences counts them. The session continues from the
 	// re-run's state.
@@ -64,26 +65,16 @@ type RestoreReport struct {
 	Tenant string
 }
 
-// Open opens the log store in cfg.DataDir and restores every session in it
-// by re-running its log. Damaged logs are reported (RestoreReports and the
-// server's log) and never stop the server.
-func Open(cfg Config) (*Service, error) {
+// New restores every session in st by re-running its log and serves them.
+// Damaged logs are reported (RestoreReports and the server's log) and
+// never stop the server. The service owns st from then on: Close closes it,
+// and so does a failed New.
+func New(st store.Store, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
-	if cfg.DataDir == "" {
-		return nil, errors.New("service: no data directory")
-	}
-	store, err := replaylog.OpenFileStore(cfg.DataDir, replaylog.Options{
-		Fsync:         cfg.Fsync,
-		BatchInterval: cfg.FsyncBatchInterval,
-		Logger:        cfg.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("service: %w", err)
-	}
-	s := &Service{cfg: cfg, log: cfg.Logger, store: store, stopCh: make(chan struct{})}
+	s := &Service{cfg: cfg, log: cfg.Logger, store: st, stopCh: make(chan struct{})}
 	s.metrics = newMetrics(s, cfg.Metrics)
 	if err := s.restoreAll(); err != nil {
-		store.Close()
+		st.Close()
 		return nil, err
 	}
 	return s, nil
@@ -156,7 +147,7 @@ func (s *Service) Close() error {
 		ss.mu.Unlock()
 		return true
 	})
-	if err := s.store.Close(); err != nil && first == nil && !errors.Is(err, replaylog.ErrClosed) {
+	if err := s.store.Close(); err != nil && first == nil && !errors.Is(err, store.ErrClosed) {
 		first = err
 	}
 	return first
@@ -246,7 +237,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	file := logName(tenant, id)
 	lg, err := s.store.Create(file)
 	switch {
-	case errors.Is(err, replaylog.ErrExist), errors.Is(err, replaylog.ErrBusy):
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrBusy):
 		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
 	case err != nil:
 		return nil, errorf(kindInternal, "creating the log of session %s: %v", sessionName(id), err)
@@ -266,8 +257,8 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
 		_, err = lg.Append(rec)
-		if err == nil && s.cfg.Fsync != replaylog.FsyncAlways {
-			err = lg.Sync() // a session exists once its start record is durable
+		if err == nil {
+			err = lg.Sync() // a session exists once its start record is durable, whatever the fsync mode
 		}
 	}
 	if err != nil {
@@ -319,7 +310,7 @@ func (s *Service) delete(ctx context.Context, id string) error {
 		s.log.Warn("closing a deleted session's log", "session", ss.name, "err", err)
 	}
 	s.count.Add(-1)
-	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, replaylog.ErrNotExist) {
+	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return errorf(kindInternal, "removing the log of session %s: %v", ss.name, err)
 	}
 	return nil
@@ -373,7 +364,7 @@ func (s *Service) restore(file string) {
 	ss, r := s.rebuild(file, lg, rep)
 	if ss == nil {
 		lg.Close()
-		if r.Err == errEmptyLog && !(rep.Damage != nil && errors.Is(rep.Damage, replaylog.ErrCorrupt)) {
+		if r.Err == errEmptyLog && !(rep.Damage != nil && errors.Is(rep.Damage, store.ErrCorrupt)) {
 			// Created but its start record never made it: the create call
 			// never returned, so there is no session to restore.
 			s.log.Info("removing the log of a session whose creation did not complete", "session", name)
@@ -442,7 +433,7 @@ func (r *RestoreReport) status() *pb.RestoreStatus {
 // and ID come from the start record; r.Session and r.Tenant say which
 // session the log holds (sessions/{file} and no owner when the start record
 // is unreadable or does not agree with the file's name).
-func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryReport) (*session, RestoreReport) {
+func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (*session, RestoreReport) {
 	r := RestoreReport{Session: sessionName(file), Log: file, Truncated: rep.Truncated, Recovery: rep}
 	if rep.Truncated {
 		s.log.Warn("session log had a damaged tail; truncated", "log", file,
@@ -453,7 +444,7 @@ func (s *Service) rebuild(file string, lg replaylog.Log, rep replaylog.RecoveryR
 		return nil, r
 	}
 	rr := &rerun{}
-	err := lg.Records(rr.feed)
+	err := lg.Records(0, rr.feed)
 	r.Records = rr.records
 	var key sessionKey
 	if rr.start != nil {
@@ -544,7 +535,7 @@ func startKey(file string, st *pb.SessionStart) (sessionKey, error) {
 // addBroken registers a session whose log cannot be re-run under key, so
 // that its ID stays taken and clients learn why (DATA_LOSS) and can delete
 // it.
-func (s *Service) addBroken(key sessionKey, lg replaylog.Log, r RestoreReport) {
+func (s *Service) addBroken(key sessionKey, lg store.Log, r RestoreReport) {
 	r.Session, r.Tenant = sessionName(key.id), key.tenant
 	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "tenant", r.Tenant, "log", r.Log, "err", r.Err)
 	ss := &session{svc: s, id: key.id, name: r.Session, file: r.Log, tenant: r.Tenant, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // A session is one engine, one replay log and one clock behind one mutex.
@@ -35,7 +36,7 @@ type session struct {
 
 	mu   sync.Mutex
 	m    *machine
-	log  replaylog.Log
+	log  store.Log
 	next uint64 // index of the next record (the log's length)
 	pend pendingRecords
 	// batching: stepLocked leaves its records in pend for the caller to
@@ -264,14 +265,14 @@ func (s *session) stageLocked(rec *pb.LogRecord) error {
 		p.buf = p.buf[:start]
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
 	}
-	if len(b)-start > replaylog.MaxRecordSize {
+	if len(b)-start > store.MaxRecordSize {
 		// Refused as AppendAsync refuses it, after the records before it
 		// are written.
 		p.buf = b[:start]
 		if err := s.flushLocked(); err != nil {
 			return err
 		}
-		return replaylog.ErrTooLarge
+		return store.ErrTooLarge
 	}
 	p.buf = b
 	p.ends = append(p.ends, len(b))
@@ -312,7 +313,7 @@ func (s *session) flushLocked() error {
 // failLocked marks the session failed after a log write error: the engine
 // may now be ahead of its log, so the next call reloads it from the log.
 func (s *session) failLocked(err error) error {
-	if errors.Is(err, replaylog.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
+	if errors.Is(err, store.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
 		return s.usableLocked()
 	}
 	s.pend.reset() // never written: the reload rebuilds from the log
@@ -335,7 +336,7 @@ func (s *session) waitDurable(n uint64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if errors.Is(err, replaylog.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
+	if errors.Is(err, store.ErrClosed) && (s.state == stateDeleted || s.state == stateClosed) {
 		// Closing the log synced it first (except with fsync=never, where
 		// nothing is promised).
 		return nil
@@ -472,7 +473,7 @@ func (s *session) closeLocked(st sessionState) error {
 		return nil
 	}
 	err := s.log.Close()
-	if errors.Is(err, replaylog.ErrClosed) {
+	if errors.Is(err, store.ErrClosed) {
 		err = nil
 	}
 	return err

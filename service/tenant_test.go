@@ -23,7 +23,8 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Tokens of the tests' tenants.
@@ -61,7 +62,7 @@ func newAuthEnv(t *testing.T, cfg Config) *authEnv {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	cfg.Fsync = replaylog.FsyncNever
+	cfg.Fsync = store.FsyncNever
 	cfg.RequireTenant = true
 	e := &authEnv{t: t, dir: cfg.DataDir, cfg: cfg, tokens: filepath.Join(t.TempDir(), "tokens")}
 	writeTokens(t, e.tokens, "# the tests' tenants", tokenAlice+" alice", tokenBob+" bob", tokenBob2+"   bob")
@@ -641,7 +642,7 @@ func TestTenantSessionIDLength(t *testing.T) {
 		seen[r.Session.Name] = true
 	}
 
-	plain := newEnv(t, Config{Fsync: replaylog.FsyncNever})
+	plain := newEnv(t, Config{Fsync: store.FsyncNever})
 	id := strings.Repeat("b", 63)
 	plain.createSession(id, nil)
 	if files := logFiles(t, plain.dir); len(files) != 1 || files[0] != id+".log" {
@@ -713,7 +714,7 @@ func TestTenantRestoreChecksLogNames(t *testing.T) {
 // an owner are not visible without tenants (two tenants may hold one ID).
 func TestTenantsAndOwnerlessSessions(t *testing.T) {
 	dir := t.TempDir()
-	plain := newEnv(t, Config{DataDir: dir, Fsync: replaylog.FsyncNever})
+	plain := newEnv(t, Config{DataDir: dir, Fsync: store.FsyncNever})
 	plain.createSession("demo", nil)
 	plain.stop()
 
@@ -730,7 +731,7 @@ func TestTenantsAndOwnerlessSessions(t *testing.T) {
 	}
 	e.stop()
 
-	plain = newEnv(t, Config{DataDir: dir, Fsync: replaylog.FsyncNever})
+	plain = newEnv(t, Config{DataDir: dir, Fsync: store.FsyncNever})
 	l := must[*pb.ListSessionsResponse](t)(plain.sessions.ListSessions(ctx(t), &pb.ListSessionsRequest{}))
 	if len(l.Sessions) != 1 || l.Sessions[0].Name != "sessions/demo" || plain.svc.SessionCount() != 2 {
 		t.Fatalf("without tenants: lists %v of %d sessions, want the ownerless sessions/demo of 2", l.Sessions, plain.svc.SessionCount())

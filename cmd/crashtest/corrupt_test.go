@@ -71,7 +71,7 @@ var damages = []damage{
 	}},
 }
 
-// frameEnds parses a log file's frame layout (service/replaylog/doc.go):
+// frameEnds parses a log file's frame layout (store/filestore/doc.go):
 // after the 32-byte header, frames of an 8-byte length word (56-bit
 // length, pad in the top byte), a 4-byte CRC, the payload and the pad.
 func frameEnds(f []byte) []int {

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/tcpstated/tcpstated/service"
+	"github.com/tcpstated/tcpstated/store"
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // logCommand runs `tcpstated log dump FILE` and `tcpstated log verify FILE`.
@@ -15,14 +17,18 @@ func logCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := args[1]
+	scan := func(fn func(uint64, []byte) error) (*store.DamageError, error) {
+		res, err := filestore.ScanFile(path, fn)
+		return res.Damage, err
+	}
 	if args[0] == "dump" {
-		if err := service.DumpLog(stdout, path); err != nil {
+		if err := service.DumpLog(stdout, scan); err != nil {
 			fmt.Fprintf(stderr, "tcpstated: %v\n", err)
 			return 1
 		}
 		return 0
 	}
-	res, err := service.VerifyLog(path)
+	res, err := service.VerifyLog(path, scan)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpstated: %v\n", err)
 		return 1

@@ -28,7 +28,8 @@ import (
 	"github.com/tcpstated/tcpstated/gen/openapi"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -45,7 +46,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tcpstated serve: %v\n", err)
 		return 2
 	}
-	fsync, err := replaylog.ParseFsyncMode(c.fsync)
+	fsync, err := store.ParseFsyncMode(c.fsync)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpstated serve: --fsync: %v\n", err)
 		return 2
@@ -75,7 +76,7 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 }
 
 // runServer serves until ctx is cancelled, then shuts down gracefully.
-func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, logger *slog.Logger) error {
+func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rpcm := newRPCMetrics(reg)
@@ -90,9 +91,11 @@ func runServer(ctx context.Context, c *serveConfig, fsync replaylog.FsyncMode, l
 	if err := sec.checkAddr("HTTP", c.httpAddr); err != nil {
 		return err
 	}
-	svc, err := service.Open(service.Config{
-		DataDir:       c.dataDir,
-		Fsync:         fsync,
+	st, err := filestore.Open(c.dataDir, filestore.Options{Fsync: fsync, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("opening the data directory: %w", err)
+	}
+	svc, err := service.New(st, service.Config{
 		Limits:        c.limits,
 		Logger:        logger,
 		Metrics:       reg,

@@ -56,7 +56,7 @@ import (
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	replaylog "github.com/tcpstated/tcpstated/store"
 )
 
 // tunConfig is what `tcpstated tun` is told by flags and environment.

@@ -22,7 +22,7 @@ import (
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	replaylog "github.com/tcpstated/tcpstated/store"
 )
 
 func TestTunFlags(t *testing.T) {

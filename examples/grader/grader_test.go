@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tcpstated/tcpstated/service"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
 )
 
 func TestMain(m *testing.M) {
@@ -34,7 +34,7 @@ var buildFlags []string
 // server starts tcpstated's service on a loopback port.
 func server(t *testing.T) string {
 	t.Helper()
-	svc, err := service.Open(service.Config{DataDir: t.TempDir(), Fsync: replaylog.FsyncNever,
+	svc, err := service.Open(service.Config{DataDir: t.TempDir(), Fsync: store.FsyncNever,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

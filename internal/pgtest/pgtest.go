@@ -28,7 +28,6 @@ import (
 
 // Server is one PostgreSQL cluster of a test.
 type Server struct {
-	tb   testing.TB
 	bin  string // directory of initdb, pg_ctl, psql
 	dir  string // the cluster's temporary directory (socket, log)
 	data string // the data directory
@@ -88,42 +87,92 @@ func Available() (bool, string) {
 // and removed in tb.Cleanup.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	skipUnavailable(tb)
+	s, err := start()
+	if s != nil {
+		tb.Cleanup(s.remove)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func skipUnavailable(tb testing.TB) {
+	tb.Helper()
 	if ok, why := Available(); !ok {
 		if os.Getenv("CI") == "true" {
 			tb.Fatalf("PostgreSQL is required under CI=true: %s", why)
 		}
 		tb.Skipf("skipping: PostgreSQL is not available: %s", why)
 	}
+}
+
+var shared struct {
+	sync.Mutex
+	s   *Server
+	err error
+}
+
+// Shared returns one cluster shared by the tests of the package (each
+// should use its own database: NewDB), started on first use; Main removes
+// it when the tests end. Tests that stop or crash the server need their
+// own (Start).
+func Shared(tb testing.TB) *Server {
+	tb.Helper()
+	skipUnavailable(tb)
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.s == nil && shared.err == nil {
+		shared.s, shared.err = start()
+	}
+	if shared.err != nil {
+		tb.Fatal(shared.err)
+	}
+	return shared.s
+}
+
+// Main runs a package's tests (call it from TestMain) and then removes
+// the shared cluster, if one was started.
+func Main(m *testing.M) {
+	code := m.Run()
+	shared.Lock()
+	if shared.s != nil {
+		shared.s.remove()
+	}
+	shared.Unlock()
+	os.Exit(code)
+}
+
+func (s *Server) remove() {
+	s.stop("immediate")
+	os.RemoveAll(s.dir)
+}
+
+func start() (*Server, error) {
 	bin, _ := findBin()
 	dir, err := os.MkdirTemp("", "tcpstated-pg-")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	s := &Server{tb: tb, bin: bin, dir: dir, data: filepath.Join(dir, "data")}
-	tb.Cleanup(func() {
-		s.stop("immediate")
-		os.RemoveAll(dir)
-	})
+	s := &Server{bin: bin, dir: dir, data: filepath.Join(dir, "data")}
 	if os.Geteuid() == 0 {
 		s.as = "postgres"
 		if err := chownTo(dir, "postgres"); err != nil {
-			tb.Fatal(err)
+			return s, err
 		}
 	}
 	if out, err := s.run("initdb", "-D", s.data, "-A", "trust", "-U", User, "-E", "UTF8", "--no-sync"); err != nil {
-		tb.Fatalf("initdb: %v\n%s", err, out)
+		return s, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
 	// The port is free when asked for but another process may bind it
 	// before the server does: try a few.
 	for try := 0; ; try++ {
 		if s.port, err = freePort(); err != nil {
-			tb.Fatal(err)
+			return s, err
 		}
-		if err = s.Restart(); err == nil {
-			return s
-		}
-		if try == 3 {
-			tb.Fatal(err)
+		if err = s.Restart(); err == nil || try == 3 {
+			return s, err
 		}
 	}
 }
@@ -182,14 +231,14 @@ var dbSeq struct {
 // NewDB creates a fresh database on the server and returns its name (URL
 // gives its connection URL), so tests sharing one server do not see each
 // other's tables.
-func (s *Server) NewDB() string {
-	s.tb.Helper()
+func (s *Server) NewDB(tb testing.TB) string {
+	tb.Helper()
 	dbSeq.Lock()
 	dbSeq.n++
 	name := fmt.Sprintf("t%d", dbSeq.n)
 	dbSeq.Unlock()
 	if out, err := s.Psql("postgres", "CREATE DATABASE "+name); err != nil {
-		s.tb.Fatalf("create database: %v\n%s", err, out)
+		tb.Fatalf("create database: %v\n%s", err, out)
 	}
 	return name
 }

@@ -9,7 +9,7 @@ import (
 // works.
 func TestCrashKeepsCommitted(t *testing.T) {
 	s := Start(t)
-	db := s.NewDB()
+	db := s.NewDB(t)
 	if out, err := s.Psql(db, "CREATE TABLE k (v int); INSERT INTO k VALUES (42)"); err != nil {
 		t.Fatalf("psql: %v\n%s", err, out)
 	}

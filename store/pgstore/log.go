@@ -2,12 +2,14 @@ package pgstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // Log is one log of a Store, leased to this replica under epoch.
@@ -29,7 +31,7 @@ type Log struct {
 	failure   atomic.Pointer[error]
 }
 
-var _ replaylog.Log = (*Log)(nil)
+var _ store.Log = (*Log)(nil)
 
 func newLog(s *Store, name string, header []byte, seed uint32, epoch, size int64, records uint64, crc uint32) *Log {
 	l := &Log{s: s, name: name, header: header, seed: seed, epoch: epoch, crc: crc, size: size, written: records}
@@ -69,7 +71,7 @@ func (l *Log) err() error {
 // after COMMIT was sent), so the log cannot continue from what it
 // believes: the service reopens it, which reads what the database holds.
 func (l *Log) poison(cause error) error {
-	err := fmt.Errorf("%w: %q: %w", replaylog.ErrPoisoned, l.name, cause)
+	err := fmt.Errorf("%w: %q: %w", store.ErrPoisoned, l.name, cause)
 	if l.failure.CompareAndSwap(nil, &err) {
 		l.s.log.Error("log failed; it refuses every further call", "log", l.name, "err", cause)
 		return err
@@ -83,7 +85,7 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if l.s.opts.Fsync == replaylog.FsyncAlways {
+	if l.s.opts.Fsync == store.FsyncAlways {
 		if err := l.wait(i); err != nil {
 			return i, err
 		}
@@ -104,7 +106,7 @@ func (l *Log) AppendAsync(payload []byte) (uint64, error) {
 // appended or none (ErrTooLarge, ErrLogFull write nothing).
 func (l *Log) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
 	if len(payloads) == 0 {
-		return 0, 0, replaylog.ErrEmptyBatch
+		return 0, 0, store.ErrEmptyBatch
 	}
 	return l.appendBatch(payloads)
 }
@@ -112,33 +114,33 @@ func (l *Log) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
 func (l *Log) appendBatch(payloads [][]byte) (first, last uint64, err error) {
 	var fs int64
 	for _, p := range payloads {
-		if len(p) > replaylog.MaxRecordSize {
-			return 0, 0, replaylog.ErrTooLarge
+		if len(p) > store.MaxRecordSize {
+			return 0, 0, store.ErrTooLarge
 		}
-		fs += replaylog.FrameSize(len(p))
+		fs += filestore.FrameSize(len(p))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return 0, 0, replaylog.ErrClosed
+		return 0, 0, store.ErrClosed
 	}
 	if err := l.err(); err != nil {
 		return 0, 0, err
 	}
 	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
-		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", replaylog.ErrLogFull, l.name, l.size, max, fs)
+		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", store.ErrLogFull, l.name, l.size, max, fs)
 	}
 	b := &batch{l: l, first: l.written, frames: make([][]byte, len(payloads)), bytes: fs}
 	buf := make([]byte, 0, fs)
 	crc := l.crc
 	for i, p := range payloads {
 		start := len(buf)
-		buf, crc = replaylog.AppendFrame(buf, crc, p)
+		buf, crc = filestore.AppendFrame(buf, crc, p)
 		b.frames[i] = buf[start:len(buf):len(buf)]
 	}
 	b.crc = crc
 	if !l.s.gc.enqueue(b) {
-		return 0, 0, replaylog.ErrClosed
+		return 0, 0, store.ErrClosed
 	}
 	l.crc = crc
 	l.size += fs
@@ -157,9 +159,9 @@ func (l *Log) Durable(index uint64) error {
 	if l.committed.Load() > index {
 		return nil
 	}
-	if l.s.opts.Fsync != replaylog.FsyncAlways {
+	if l.s.opts.Fsync != store.FsyncAlways {
 		if index >= l.Len() {
-			return fmt.Errorf("%w: %d", replaylog.ErrNotAppended, index)
+			return fmt.Errorf("%w: %d", store.ErrNotAppended, index)
 		}
 		return nil
 	}
@@ -188,7 +190,7 @@ func (l *Log) wait(index uint64) error {
 		written := l.written
 		l.mu.Unlock()
 		if index >= written {
-			return fmt.Errorf("%w: %d", replaylog.ErrNotAppended, index)
+			return fmt.Errorf("%w: %d", store.ErrNotAppended, index)
 		}
 		r := l.s.gc.roundOf(l)
 		if r == nil {
@@ -198,36 +200,51 @@ func (l *Log) wait(index uint64) error {
 			if err := l.err(); err != nil {
 				return err
 			}
-			return replaylog.ErrClosed
+			return store.ErrClosed
 		}
 		<-r.done
 	}
 }
 
-// Records reads back every record appended before the call (waiting for
-// their commit first), verifying the CRC chain from the header's seed.
-func (l *Log) Records(fn func(index uint64, payload []byte) error) error {
+// Records reads back the records from index from on that were appended
+// before the call (waiting for their commit first), verifying each frame's
+// CRC against the chain value stored in the frame before it (the seed for
+// record 0): the rows before from are not read.
+func (l *Log) Records(from uint64, fn func(index uint64, payload []byte) error) error {
 	l.mu.Lock()
 	n, closed := l.written, l.closed
 	l.mu.Unlock()
 	if closed {
-		return replaylog.ErrClosed
+		return store.ErrClosed
 	}
 	if n > 0 {
 		if err := l.wait(n - 1); err != nil {
 			return err
 		}
 	}
+	if from >= n {
+		return nil
+	}
 	ctx, cancel := opCtx()
 	defer cancel()
-	crc, next := l.seed, uint64(0)
-	err := l.s.scan(ctx, l.name, int64(n), func(idx int64, frame []byte) error {
-		if idx != int64(next) {
-			return fmt.Errorf("%w: %q: record %d is missing", replaylog.ErrCorrupt, l.name, next)
+	crc, next, lo := l.seed, from, int64(from)
+	if from > 0 {
+		lo-- // the frame before holds the chain value to start from
+	}
+	err := l.s.scan(ctx, l.name, lo, int64(n), func(idx int64, frame []byte) error {
+		if from > 0 && idx == int64(from)-1 {
+			if len(frame) < 12 {
+				return &store.DamageError{Kind: store.ErrCorrupt, Index: uint64(idx), Reason: "frame too short"}
+			}
+			crc = binary.LittleEndian.Uint32(frame[8:12])
+			return nil
 		}
-		p, c, reason := replaylog.CheckFrame(crc, frame)
+		if idx != int64(next) {
+			return fmt.Errorf("%w: %q: record %d is missing", store.ErrCorrupt, l.name, next)
+		}
+		p, c, reason := filestore.CheckFrame(crc, frame)
 		if reason != "" {
-			return &replaylog.DamageError{Kind: replaylog.ErrCorrupt, Index: next, Reason: reason}
+			return &store.DamageError{Kind: store.ErrCorrupt, Index: next, Reason: reason}
 		}
 		crc = c
 		next++
@@ -237,7 +254,7 @@ func (l *Log) Records(fn func(index uint64, payload []byte) error) error {
 		return err
 	}
 	if next != n {
-		return fmt.Errorf("%w: %q ended after %d of %d records", replaylog.ErrCorrupt, l.name, next, n)
+		return fmt.Errorf("%w: %q ended after %d of %d records", store.ErrCorrupt, l.name, next, n)
 	}
 	return nil
 }
@@ -249,7 +266,7 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return replaylog.ErrClosed
+		return store.ErrClosed
 	}
 	l.closed = true
 	n := l.written
@@ -260,7 +277,7 @@ func (l *Log) Close() error {
 		err = l.wait(n - 1)
 	}
 	if err != nil {
-		if errors.Is(err, replaylog.ErrClosed) {
+		if errors.Is(err, store.ErrClosed) {
 			return fmt.Errorf("pgstore: closing %q: the store closed before its records were committed", l.name)
 		}
 		return err

@@ -15,7 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // Options configure a Store. The zero value is the safe default
@@ -26,10 +27,10 @@ type Options struct {
 	// FsyncBatch and FsyncNever commit with synchronous_commit=off (the
 	// database flushes its WAL within wal_writer_delay; a database crash
 	// can lose that much, never tear a record).
-	Fsync replaylog.FsyncMode
+	Fsync store.FsyncMode
 	// MaxLogSize caps a log's size (header and frames, as the file
 	// store counts it); an append that would pass it fails with
-	// replaylog.ErrLogFull and writes nothing. 0 means no cap.
+	// store.ErrLogFull and writes nothing. 0 means no cap.
 	MaxLogSize int64
 	// Replica names this server in the replicas table and in the leases it
 	// holds. Two live servers must never share one. Default: the host name
@@ -74,8 +75,8 @@ func (e *OwnedError) Error() string {
 	return fmt.Sprintf("pgstore: log %q is owned by replica %s at %s", e.Log, e.Owner, e.Addr)
 }
 
-// Is makes errors.Is(err, replaylog.ErrBusy) hold: the log is open elsewhere.
-func (e *OwnedError) Is(target error) bool { return target == replaylog.ErrBusy }
+// Is makes errors.Is(err, store.ErrBusy) hold: the log is open elsewhere.
+func (e *OwnedError) Is(target error) bool { return target == store.ErrBusy }
 
 // Store keeps logs in a PostgreSQL database shared by any number of
 // replicas. See doc.go.
@@ -94,13 +95,13 @@ type Store struct {
 	hb     heartbeat
 }
 
-var _ replaylog.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN), creates or migrates the schema, registers this replica and starts
 // the group-commit writer and the lease renewal.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
-	if opts.Fsync < replaylog.FsyncAlways || opts.Fsync > replaylog.FsyncNever {
+	if opts.Fsync < store.FsyncAlways || opts.Fsync > store.FsyncNever {
 		return nil, fmt.Errorf("pgstore: invalid fsync mode %d", int(opts.Fsync))
 	}
 	if opts.LeaseTTL <= 0 {
@@ -129,7 +130,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg.MaxConns = opts.MaxConns
 	sc := "on"
-	if opts.Fsync != replaylog.FsyncAlways {
+	if opts.Fsync != store.FsyncAlways {
 		sc = "off"
 	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = sc
@@ -179,16 +180,16 @@ func (s *Store) newSeed() uint32 {
 }
 
 func (s *Store) reserve(name string) error {
-	if !replaylog.ValidName(name) {
-		return fmt.Errorf("%w: %q", replaylog.ErrInvalidName, name)
+	if !store.ValidName(name) {
+		return fmt.Errorf("%w: %q", store.ErrInvalidName, name)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return replaylog.ErrClosed
+		return store.ErrClosed
 	}
 	if _, ok := s.open[name]; ok {
-		return fmt.Errorf("%w: %q", replaylog.ErrBusy, name)
+		return fmt.Errorf("%w: %q", store.ErrBusy, name)
 	}
 	s.open[name] = nil
 	return nil
@@ -203,7 +204,7 @@ func (s *Store) settle(name string, l *Log) error {
 	}
 	if s.closed {
 		delete(s.open, name)
-		return replaylog.ErrClosed
+		return store.ErrClosed
 	}
 	s.open[name] = l
 	return nil
@@ -223,19 +224,19 @@ func opCtx() (context.Context, context.CancelFunc) {
 
 // Create makes a new empty log leased to this replica (epoch 1). The row
 // is committed before it returns, so the log exists or not.
-func (s *Store) Create(name string) (replaylog.Log, error) {
+func (s *Store) Create(name string) (store.Log, error) {
 	if err := s.reserve(name); err != nil {
 		return nil, err
 	}
 	ctx, cancel := opCtx()
 	defer cancel()
 	seed := s.newSeed()
-	header := replaylog.EncodeHeader(seed)
+	header := filestore.EncodeHeader(seed)
 	tag, err := s.pool.Exec(ctx, `INSERT INTO logs (name, header, records, size, crc, owner, epoch)
 		VALUES ($1, $2, 0, $3, $4, $5, 1) ON CONFLICT (name) DO NOTHING`,
-		name, header, int64(replaylog.HeaderSize), int64(seed), s.opts.Replica)
+		name, header, int64(filestore.HeaderSize), int64(seed), s.opts.Replica)
 	if err == nil && tag.RowsAffected() == 0 {
-		err = fmt.Errorf("%w: %q", replaylog.ErrExist, name)
+		err = fmt.Errorf("%w: %q", store.ErrExists, name)
 	} else if err != nil {
 		err = fmt.Errorf("pgstore: create %q: %w", name, err)
 	}
@@ -243,7 +244,7 @@ func (s *Store) Create(name string) (replaylog.Log, error) {
 		s.settle(name, nil)
 		return nil, err
 	}
-	l := newLog(s, name, header, seed, 1, replaylog.HeaderSize, 0, seed)
+	l := newLog(s, name, header, seed, 1, filestore.HeaderSize, 0, seed)
 	if err := s.settle(name, l); err != nil {
 		return nil, err
 	}
@@ -256,9 +257,9 @@ func (s *Store) Create(name string) (replaylog.Log, error) {
 // that fails its CRC, a missing record, a count that disagrees) is
 // reported in the RecoveryReport and the log is cut back to the last good
 // record, as the file store truncates a damaged file.
-func (s *Store) Open(name string) (replaylog.Log, replaylog.RecoveryReport, error) {
+func (s *Store) Open(name string) (store.Log, store.RecoveryReport, error) {
 	if err := s.reserve(name); err != nil {
-		return nil, replaylog.RecoveryReport{}, err
+		return nil, store.RecoveryReport{}, err
 	}
 	l, rep, err := s.openLog(name)
 	if err != nil {
@@ -281,8 +282,8 @@ const takeoverSQL = `UPDATE logs SET epoch = epoch + 1, owner = $2
 		SELECT 1 FROM replicas r WHERE r.id = logs.owner AND r.expires > now()))
 	RETURNING epoch, header, records, size, crc`
 
-func (s *Store) openLog(name string) (*Log, replaylog.RecoveryReport, error) {
-	var rep replaylog.RecoveryReport
+func (s *Store) openLog(name string) (*Log, store.RecoveryReport, error) {
+	var rep store.RecoveryReport
 	ctx, cancel := opCtx()
 	defer cancel()
 	var (
@@ -296,22 +297,22 @@ func (s *Store) openLog(name string) (*Log, replaylog.RecoveryReport, error) {
 	if err != nil {
 		return nil, rep, fmt.Errorf("pgstore: open %q: %w", name, err)
 	}
-	seed, err := replaylog.HeaderSeed(header)
+	seed, err := filestore.HeaderSeed(header)
 	if err != nil {
 		s.log.Error("log header is damaged; log left as is", "log", name, "err", err)
 		return nil, rep, err
 	}
-	v := verifier{crc: seed, off: replaylog.HeaderSize}
-	if err := s.scan(ctx, name, -1, v.check); err != nil {
+	v := verifier{crc: seed, off: filestore.HeaderSize}
+	if err := s.scan(ctx, name, 0, -1, v.check); err != nil {
 		return nil, rep, err
 	}
 	rep.Records = int(v.good)
 	switch {
 	case v.damage == nil && v.good != uint64(records):
-		v.damage = &replaylog.DamageError{Kind: replaylog.ErrCorrupt, Offset: v.off, Index: v.good,
+		v.damage = &store.DamageError{Kind: store.ErrCorrupt, Offset: v.off, Index: v.good,
 			Reason: fmt.Sprintf("the log says it has %d records, %d are stored", records, v.good)}
 	case v.damage == nil && (v.off != size || v.crc != uint32(crc)):
-		v.damage = &replaylog.DamageError{Kind: replaylog.ErrCorrupt, Offset: v.off, Index: v.good,
+		v.damage = &store.DamageError{Kind: store.ErrCorrupt, Offset: v.off, Index: v.good,
 			Reason: fmt.Sprintf("the log's end (size %d, crc %08x) disagrees with its records (size %d, crc %08x)", size, uint32(crc), v.off, v.crc)}
 	}
 	if d := v.damage; d != nil {
@@ -331,7 +332,7 @@ func (s *Store) whyNotOpen(ctx context.Context, name string) error {
 	err := s.pool.QueryRow(ctx, `SELECT l.owner, coalesce(r.addr, '') FROM logs l
 		LEFT JOIN replicas r ON r.id = l.owner WHERE l.name = $1`, name).Scan(&owner, &addr)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: %q", replaylog.ErrNotExist, name)
+		return fmt.Errorf("%w: %q", store.ErrNotFound, name)
 	}
 	if err != nil {
 		return fmt.Errorf("pgstore: open %q: %w", name, err)
@@ -364,14 +365,13 @@ func (s *Store) truncate(ctx context.Context, name string, epoch int64, good uin
 	return nil
 }
 
-// scan calls fn with each stored frame of log name in index order, up to
-// (not including) index upto when upto ≥ 0.
-func (s *Store) scan(ctx context.Context, name string, upto int64, fn func(idx int64, frame []byte) error) error {
-	q, args := `SELECT idx, frame FROM records WHERE log = $1 ORDER BY idx`, []any{name}
-	if upto >= 0 {
-		q, args = `SELECT idx, frame FROM records WHERE log = $1 AND idx < $2 ORDER BY idx`, []any{name, upto}
+// scan calls fn with each stored frame of log name from index lo up to
+// (not including) hi, in index order; hi < 0 means to the end.
+func (s *Store) scan(ctx context.Context, name string, lo, hi int64, fn func(idx int64, frame []byte) error) error {
+	if hi < 0 {
+		hi = 1<<63 - 1
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.pool.Query(ctx, `SELECT idx, frame FROM records WHERE log = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, name, lo, hi)
 	if err != nil {
 		return fmt.Errorf("pgstore: reading %q: %w", name, err)
 	}
@@ -396,25 +396,25 @@ type verifier struct {
 	off    int64  // end of the last good frame (header included)
 	good   uint64 // good records
 	stored int64  // bytes of everything stored (header included)
-	damage *replaylog.DamageError
+	damage *store.DamageError
 }
 
 func (v *verifier) check(idx int64, frame []byte) error {
 	if v.stored == 0 {
-		v.stored = replaylog.HeaderSize
+		v.stored = filestore.HeaderSize
 	}
 	v.stored += int64(len(frame))
 	if v.damage != nil {
 		return nil
 	}
 	if idx != int64(v.good) {
-		v.damage = &replaylog.DamageError{Kind: replaylog.ErrCorrupt, Offset: v.off, Index: v.good,
+		v.damage = &store.DamageError{Kind: store.ErrCorrupt, Offset: v.off, Index: v.good,
 			Reason: fmt.Sprintf("record %d is missing (the next stored is %d)", v.good, idx)}
 		return nil
 	}
-	_, crc, reason := replaylog.CheckFrame(v.crc, frame)
+	_, crc, reason := filestore.CheckFrame(v.crc, frame)
 	if reason != "" {
-		v.damage = &replaylog.DamageError{Kind: replaylog.ErrCorrupt, Offset: v.off, Index: v.good, Reason: reason}
+		v.damage = &store.DamageError{Kind: store.ErrCorrupt, Offset: v.off, Index: v.good, Reason: reason}
 		return nil
 	}
 	v.crc, v.off, v.good = crc, v.off+int64(len(frame)), v.good+1
@@ -463,13 +463,13 @@ func (s *Store) Image(ctx context.Context, name string) ([]byte, error) {
 	var header []byte
 	err := s.pool.QueryRow(ctx, `SELECT header FROM logs WHERE name = $1`, name).Scan(&header)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q", replaylog.ErrNotExist, name)
+		return nil, fmt.Errorf("%w: %q", store.ErrNotFound, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: reading %q: %w", name, err)
 	}
 	img := append([]byte(nil), header...)
-	err = s.scan(ctx, name, -1, func(_ int64, frame []byte) error {
+	err = s.scan(ctx, name, 0, -1, func(_ int64, frame []byte) error {
 		img = append(img, frame...)
 		return nil
 	})
@@ -483,7 +483,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return replaylog.ErrClosed
+		return store.ErrClosed
 	}
 	s.closed = true
 	var logs []*Log
@@ -495,7 +495,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	var first error
 	for _, l := range logs {
-		if err := l.Close(); err != nil && first == nil && !errors.Is(err, replaylog.ErrClosed) {
+		if err := l.Close(); err != nil && first == nil && !errors.Is(err, store.ErrClosed) {
 			first = err
 		}
 	}

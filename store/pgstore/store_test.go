@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/tcpstated/tcpstated/internal/pgtest"
-	"github.com/tcpstated/tcpstated/service/replaylog"
+	"github.com/tcpstated/tcpstated/store"
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -43,10 +44,10 @@ func payload(i, n int) []byte {
 	return b
 }
 
-func records(t *testing.T, l replaylog.Log) [][]byte {
+func records(t *testing.T, l store.Log) [][]byte {
 	t.Helper()
 	var out [][]byte
-	if err := l.Records(func(i uint64, p []byte) error {
+	if err := l.Records(0, func(i uint64, p []byte) error {
 		if i != uint64(len(out)) {
 			t.Fatalf("record %d after %d", i, len(out))
 		}
@@ -85,6 +86,13 @@ func TestAppendReopen(t *testing.T) {
 	want = append(want, ps...)
 	if got := records(t, l); !equal(got, want) {
 		t.Fatalf("records differ")
+	}
+	var tail [][]byte
+	if err := l.Records(6, func(i uint64, p []byte) error {
+		tail = append(tail, append([]byte(nil), p...))
+		return nil
+	}); err != nil || !equal(tail, want[6:]) {
+		t.Fatalf("Records(6): %d records, %v", len(tail), err)
 	}
 	size := l.Size()
 	if err := s.Close(); err != nil {
@@ -129,7 +137,7 @@ func TestSameBytesAsFileStore(t *testing.T) {
 	const seed = 0x5eed1234
 	s, _ := newStore(t, Options{NewSeed: func() uint32 { return seed }})
 	dir := t.TempDir()
-	fs, err := replaylog.OpenFileStore(dir, replaylog.Options{})
+	fs, err := filestore.Open(dir, filestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +152,7 @@ func TestSameBytesAsFileStore(t *testing.T) {
 	}
 	for i := range 20 {
 		p := payload(i, i*i%300)
-		for _, l := range []replaylog.Log{pl, fl} {
+		for _, l := range []store.Log{pl, fl} {
 			if _, err := l.Append(p); err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +165,7 @@ func TestSameBytesAsFileStore(t *testing.T) {
 	}
 	// The file's seed is random: rewrite the database copy's header and
 	// chain from it by appending the same payloads to a log seeded alike.
-	fseed, err := replaylog.HeaderSeed(file[:replaylog.HeaderSize])
+	fseed, err := filestore.HeaderSeed(file[:filestore.HeaderSize])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,14 +187,14 @@ func TestSameBytesAsFileStore(t *testing.T) {
 	if int64(len(file)) != pl2.Size() {
 		t.Fatalf("Size %d, file %d", pl2.Size(), len(file))
 	}
-	res, err := replaylog.Scan(bytes.NewReader(img), int64(len(img)), nil)
+	res, err := filestore.Scan(bytes.NewReader(img), int64(len(img)), nil)
 	if err != nil || res.Damage != nil || res.Records != 20 {
 		t.Fatalf("scan of the image: %+v, %v", res, err)
 	}
 }
 
-func replayInto(from, to replaylog.Log) error {
-	return from.Records(func(_ uint64, p []byte) error {
+func replayInto(from, to store.Log) error {
+	return from.Records(0, func(_ uint64, p []byte) error {
 		_, err := to.Append(p)
 		return err
 	})
@@ -199,7 +207,7 @@ func TestGroupCommit(t *testing.T) {
 	const logs, per = 16, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, logs)
-	ls := make([]replaylog.Log, logs)
+	ls := make([]store.Log, logs)
 	for i := range logs {
 		l, err := s.Create(fmt.Sprintf("g%d", i))
 		if err != nil {
@@ -234,7 +242,7 @@ func TestGroupCommit(t *testing.T) {
 
 // TestLimits: the file store's limits and errors hold.
 func TestLimits(t *testing.T) {
-	s, _ := newStore(t, Options{MaxLogSize: replaylog.HeaderSize + 3*replaylog.FrameSize(100)})
+	s, _ := newStore(t, Options{MaxLogSize: filestore.HeaderSize + 3*filestore.FrameSize(100)})
 	l, err := s.Create("lim")
 	if err != nil {
 		t.Fatal(err)
@@ -244,13 +252,13 @@ func TestLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := l.Append(payload(0, 1)); !errors.Is(err, replaylog.ErrLogFull) {
+	if _, err := l.Append(payload(0, 1)); !errors.Is(err, store.ErrLogFull) {
 		t.Fatalf("past MaxLogSize: %v", err)
 	}
-	if _, _, err := l.AppendBatch(nil); !errors.Is(err, replaylog.ErrEmptyBatch) {
+	if _, _, err := l.AppendBatch(nil); !errors.Is(err, store.ErrEmptyBatch) {
 		t.Fatalf("empty batch: %v", err)
 	}
-	if _, err := l.Append(make([]byte, replaylog.MaxRecordSize+1)); !errors.Is(err, replaylog.ErrTooLarge) {
+	if _, err := l.Append(make([]byte, store.MaxRecordSize+1)); !errors.Is(err, store.ErrTooLarge) {
 		t.Fatalf("huge record: %v", err)
 	}
 	if l.Len() != 3 {
@@ -260,33 +268,33 @@ func TestLimits(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"lim", replaylog.ErrBusy}, // open here
-		{"Bad_Name", replaylog.ErrInvalidName},
+		{"lim", store.ErrBusy}, // open here
+		{"Bad_Name", store.ErrInvalidName},
 	} {
 		if _, err := s.Create(c.name); !errors.Is(err, c.err) {
 			t.Errorf("Create(%q): %v, want %v", c.name, err, c.err)
 		}
 	}
-	if _, _, err := s.Open("lim"); !errors.Is(err, replaylog.ErrBusy) {
+	if _, _, err := s.Open("lim"); !errors.Is(err, store.ErrBusy) {
 		t.Errorf("Open of an open log: %v", err)
 	}
-	if _, _, err := s.Open("nope"); !errors.Is(err, replaylog.ErrNotExist) {
+	if _, _, err := s.Open("nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Open of a missing log: %v", err)
 	}
-	if err := s.Remove("lim"); !errors.Is(err, replaylog.ErrBusy) {
+	if err := s.Remove("lim"); !errors.Is(err, store.ErrBusy) {
 		t.Errorf("Remove of an open log: %v", err)
 	}
 	l.Close()
-	if _, err := l.Append(nil); !errors.Is(err, replaylog.ErrClosed) {
+	if _, err := l.Append(nil); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("append after close: %v", err)
 	}
-	if _, err := s.Create("lim"); !errors.Is(err, replaylog.ErrExist) {
+	if _, err := s.Create("lim"); !errors.Is(err, store.ErrExists) {
 		t.Errorf("Create of an existing log: %v", err)
 	}
 	if err := s.Remove("lim"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove("lim"); !errors.Is(err, replaylog.ErrNotExist) {
+	if err := s.Remove("lim"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second Remove: %v", err)
 	}
 }
@@ -331,7 +339,7 @@ func TestDamageReported(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l2.Close()
-			if !rep.Truncated || rep.Damage == nil || !errors.Is(rep.Damage, replaylog.ErrCorrupt) ||
+			if !rep.Truncated || rep.Damage == nil || !errors.Is(rep.Damage, store.ErrCorrupt) ||
 				rep.Damage.Index != uint64(c.index) || rep.TruncatedAt != end || !bytes.Contains([]byte(rep.Reason), []byte(c.reason)) {
 				t.Fatalf("report %+v, want corruption at record %d offset %d: %s", rep, c.index, end, c.reason)
 			}
@@ -388,7 +396,7 @@ func TestFencing(t *testing.T) {
 	}
 	// a resumes and appends: fenced.
 	a.resumeHeartbeat()
-	if _, err := la.Append(payload(2, 10)); !errors.Is(err, ErrFenced) || !errors.Is(err, replaylog.ErrPoisoned) {
+	if _, err := la.Append(payload(2, 10)); !errors.Is(err, ErrFenced) || !errors.Is(err, store.ErrPoisoned) {
 		t.Fatalf("append by the fenced replica: %v", err)
 	}
 	if _, err := la.Append(payload(3, 10)); !errors.Is(err, ErrFenced) {
@@ -469,7 +477,7 @@ func TestDatabaseCrash(t *testing.T) {
 	if err := srv.Crash(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Append(payload(99, 50)); !errors.Is(err, replaylog.ErrPoisoned) {
+	if _, err := l.Append(payload(99, 50)); !errors.Is(err, store.ErrPoisoned) {
 		t.Fatalf("append while the database is down: %v", err)
 	}
 	if err := srv.Restart(); err != nil {

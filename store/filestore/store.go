@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"crypto/rand"
@@ -14,113 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tcpstated/tcpstated/store"
 )
-
-// Store holds the logs of many sessions. FileStore is the embedded
-// implementation; a PostgreSQL-wire backend can implement the same
-// interface later.
-type Store interface {
-	// Create makes a new, empty, durable log. It fails with ErrExist if one
-	// with that name exists.
-	Create(name string) (Log, error)
-	// Open opens an existing log, recovers it (see doc.go) and positions it
-	// for appending. A *DamageError in the error means the file header is
-	// unreadable and nothing was changed.
-	Open(name string) (Log, RecoveryReport, error)
-	// List returns the names of all logs, sorted.
-	List() ([]string, error)
-	// Remove deletes a log that is not open, durably.
-	Remove(name string) error
-	// Close closes every open log (syncing it unless FsyncNever) and the store.
-	Close() error
-}
-
-// Log is one session's append-only log. Its methods are safe for
-// concurrent use. Indexes count records from 0.
-type Log interface {
-	// Name returns the log's name.
-	Name() string
-	// Append writes one record and, in FsyncAlways mode, returns only once it
-	// is on stable storage. It is AppendAsync followed by Durable.
-	Append(payload []byte) (index uint64, err error)
-	// AppendAsync writes one record (one write(2) of the whole frame) and
-	// returns without waiting for durability. Records are ordered by index.
-	// In FsyncAlways mode nothing syncs the record until someone calls
-	// Durable (or Sync, or Close).
-	AppendAsync(payload []byte) (index uint64, err error)
-	// AppendBatch writes several records with one write(2), framed exactly
-	// as one AppendAsync each would frame them, and returns the first and
-	// last index without waiting: Durable(last) covers them all. A batch
-	// that is refused (ErrTooLarge, ErrLogFull) writes nothing.
-	AppendBatch(payloads [][]byte) (first, last uint64, err error)
-	// Durable waits until record index and every record before it are on
-	// stable storage (FsyncAlways mode); in FsyncBatch and FsyncNever modes it
-	// only reports a failure. nil means those records are durable.
-	Durable(index uint64) error
-	// Sync makes every record appended so far durable, whatever the mode.
-	Sync() error
-	// Records calls fn for each record appended before the call, in order,
-	// reading them back from the file and verifying the CRC chain. payload
-	// is only valid during the call. An error from fn stops the iteration
-	// and is returned. fn may append but must not Close the log.
-	Records(fn func(index uint64, payload []byte) error) error
-	// Len is the number of records appended.
-	Len() uint64
-	// Size is the file size in bytes, header included.
-	Size() int64
-	// Close syncs (unless FsyncNever) and closes the log.
-	Close() error
-}
-
-// RecoveryReport says what Open found.
-type RecoveryReport struct {
-	Records      int          // good records kept
-	Truncated    bool         // the file was cut back to the last good record
-	TruncatedAt  int64        // new file size, when Truncated
-	DroppedBytes int64        // bytes removed, when Truncated
-	Reason       string       // what was wrong, when Truncated
-	Damage       *DamageError // the damage found (Kind: ErrTornTail or ErrCorrupt), when Truncated
-}
-
-// FsyncMode chooses when appended records reach stable storage.
-type FsyncMode int
-
-const (
-	// FsyncAlways (the default): Append returns after the record is durable;
-	// concurrent appenders share fsyncs (group commit).
-	FsyncAlways FsyncMode = iota
-	// FsyncBatch: Append returns after the write; a background round makes
-	// dirty logs durable every BatchInterval. A crash can lose that much.
-	FsyncBatch
-	// FsyncNever: never fsync except on an explicit Sync. A crash of the
-	// machine (not of the process) can lose anything not yet written back.
-	FsyncNever
-)
-
-func (m FsyncMode) String() string {
-	switch m {
-	case FsyncAlways:
-		return "always"
-	case FsyncBatch:
-		return "batch"
-	case FsyncNever:
-		return "never"
-	}
-	return fmt.Sprintf("FsyncMode(%d)", int(m))
-}
-
-// ParseFsyncMode parses "always", "batch" or "never" (the --fsync flag).
-func ParseFsyncMode(s string) (FsyncMode, error) {
-	switch s {
-	case "always":
-		return FsyncAlways, nil
-	case "batch":
-		return FsyncBatch, nil
-	case "never":
-		return FsyncNever, nil
-	}
-	return 0, fmt.Errorf("replaylog: unknown fsync mode %q (want always, batch or never)", s)
-}
 
 // Defaults for Options' zero values.
 const (
@@ -140,8 +36,8 @@ const (
 
 // Options configure a FileStore. The zero value is the safe default.
 type Options struct {
-	Fsync FsyncMode
-	// BatchInterval is the FsyncBatch period (default 10 ms).
+	Fsync store.FsyncMode
+	// BatchInterval is the store.FsyncBatch period (default 10 ms).
 	BatchInterval time.Duration
 	// SyncfsThreshold is the number of dirty logs from which a round may use
 	// one syncfs(2) of the data directory's file system instead of an
@@ -150,44 +46,15 @@ type Options struct {
 	// DefaultSyncfsThreshold; negative disables syncfs.
 	SyncfsThreshold int
 	// MaxLogSize caps a log's file size; an Append that would pass it fails
-	// with ErrLogFull and writes nothing. 0 means no cap.
+	// with store.ErrLogFull and writes nothing. 0 means no cap.
 	MaxLogSize int64
 	// Logger receives warnings (slow fsync, recovery, sync failures);
 	// nil means slog.Default().
 	Logger *slog.Logger
 }
 
-// Errors returned by the store and its logs.
-var (
-	ErrInvalidName = errors.New("replaylog: invalid log name (want [a-z0-9-]{1,63})")
-	ErrExist       = fmt.Errorf("replaylog: log already exists: %w", fs.ErrExist)
-	ErrNotExist    = fmt.Errorf("replaylog: no such log: %w", fs.ErrNotExist)
-	ErrBusy        = errors.New("replaylog: log is open")
-	ErrClosed      = errors.New("replaylog: closed")
-	ErrLocked      = errors.New("replaylog: data directory is in use by another store")
-	ErrTooLarge    = fmt.Errorf("replaylog: record larger than %d bytes", MaxRecordSize)
-	ErrLogFull     = errors.New("replaylog: log size limit reached")
-	ErrNotAppended = errors.New("replaylog: index not appended")
-	ErrEmptyBatch  = errors.New("replaylog: empty batch")
-	// ErrPoisoned is wrapped by the error every call returns after a write
-	// or sync failure on a log; the cause is wrapped too.
-	ErrPoisoned = errors.New("replaylog: log failed")
-)
-
-// ValidName reports whether name can name a log: 1 to 63 characters from
-// [a-z0-9-].
-func ValidName(name string) bool {
-	if len(name) == 0 || len(name) > 63 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// ErrLocked: another store (another server) holds the data directory.
+var ErrLocked = errors.New("filestore: data directory is in use by another store")
 
 const (
 	logSuffix = ".log"
@@ -214,20 +81,20 @@ type FileStore struct {
 	syncfs    func(*os.File) error // nil when syncfs is not usable
 }
 
-var _ Store = (*FileStore)(nil)
+var _ store.Store = (*FileStore)(nil)
 
-// OpenFileStore opens (creating it if needed) the data directory dir,
+// Open opens (creating it if needed) the data directory dir,
 // removes temporary files an interrupted Create left, and starts the
 // group-commit syncer.
-func OpenFileStore(dir string, opts Options) (*FileStore, error) {
+func Open(dir string, opts Options) (*FileStore, error) {
 	if opts.BatchInterval <= 0 {
 		opts.BatchInterval = DefaultBatchInterval
 	}
 	if opts.SyncfsThreshold == 0 {
 		opts.SyncfsThreshold = DefaultSyncfsThreshold
 	}
-	if opts.Fsync < FsyncAlways || opts.Fsync > FsyncNever {
-		return nil, fmt.Errorf("replaylog: invalid fsync mode %d", int(opts.Fsync))
+	if opts.Fsync < store.FsyncAlways || opts.Fsync > store.FsyncNever {
+		return nil, fmt.Errorf("filestore: invalid fsync mode %d", int(opts.Fsync))
 	}
 	lg := opts.Logger
 	if lg == nil {
@@ -235,7 +102,7 @@ func OpenFileStore(dir string, opts Options) (*FileStore, error) {
 	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("replaylog: %w", err)
+			return nil, fmt.Errorf("filestore: %w", err)
 		}
 		if err := syncDirPath(filepath.Dir(filepath.Clean(dir))); err != nil {
 			return nil, err
@@ -243,7 +110,7 @@ func OpenFileStore(dir string, opts Options) (*FileStore, error) {
 	}
 	dirf, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("replaylog: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	if err := lockDir(dirf); err != nil {
 		dirf.Close()
@@ -252,7 +119,7 @@ func OpenFileStore(dir string, opts Options) (*FileStore, error) {
 	s := &FileStore{
 		dir:       dir,
 		opts:      opts,
-		log:       lg.With("component", "replaylog", "dir", dir),
+		log:       lg.With("component", "filestore", "dir", dir),
 		dirf:      dirf,
 		open:      make(map[string]*FileLog),
 		fdatasync: fdatasync,
@@ -271,13 +138,13 @@ func OpenFileStore(dir string, opts Options) (*FileStore, error) {
 func (s *FileStore) removeTemps() error {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return fmt.Errorf("replaylog: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	removed := false
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), tmpSuffix) && ValidName(strings.TrimSuffix(e.Name(), tmpSuffix)) {
+		if strings.HasSuffix(e.Name(), tmpSuffix) && store.ValidName(strings.TrimSuffix(e.Name(), tmpSuffix)) {
 			if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil {
-				return fmt.Errorf("replaylog: %w", err)
+				return fmt.Errorf("filestore: %w", err)
 			}
 			s.log.Warn("removed the temporary file of an interrupted create", "file", e.Name())
 			removed = true
@@ -296,16 +163,16 @@ func (s *FileStore) path(name string) string { return filepath.Join(s.dir, name+
 
 // reserve marks name as being created or opened.
 func (s *FileStore) reserve(name string) error {
-	if !ValidName(name) {
-		return fmt.Errorf("%w: %q", ErrInvalidName, name)
+	if !store.ValidName(name) {
+		return fmt.Errorf("%w: %q", store.ErrInvalidName, name)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if _, ok := s.open[name]; ok {
-		return fmt.Errorf("%w: %q", ErrBusy, name)
+		return fmt.Errorf("%w: %q", store.ErrBusy, name)
 	}
 	s.open[name] = nil
 	return nil
@@ -324,7 +191,7 @@ func (s *FileStore) settle(name string, l *FileLog) error {
 	if s.closed {
 		delete(s.open, name)
 		l.f.Close()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	s.open[name] = l
 	return nil
@@ -333,7 +200,7 @@ func (s *FileStore) settle(name string, l *FileLog) error {
 // Create makes NAME.log: the header is written to NAME.log.tmp and synced,
 // the file is renamed into place and the directory is synced, so the log
 // either exists complete or not at all.
-func (s *FileStore) Create(name string) (Log, error) {
+func (s *FileStore) Create(name string) (store.Log, error) {
 	if err := s.reserve(name); err != nil {
 		return nil, err
 	}
@@ -351,9 +218,9 @@ func (s *FileStore) Create(name string) (Log, error) {
 func (s *FileStore) create(name string) (*FileLog, error) {
 	path := s.path(name)
 	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("%w: %q", ErrExist, name)
+		return nil, fmt.Errorf("%w: %q", store.ErrExists, name)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("replaylog: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	var sb [4]byte
 	rand.Read(sb[:])
@@ -362,12 +229,12 @@ func (s *FileStore) create(name string) (*FileLog, error) {
 	os.Remove(tmp)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("replaylog: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	fail := func(err error) (*FileLog, error) {
 		f.Close()
 		os.Remove(tmp)
-		return nil, fmt.Errorf("replaylog: create %q: %w", name, err)
+		return nil, fmt.Errorf("filestore: create %q: %w", name, err)
 	}
 	if _, err := f.Write(encodeHeader(seed)); err != nil {
 		return fail(err)
@@ -390,10 +257,10 @@ func (s *FileStore) create(name string) (*FileLog, error) {
 // Open opens NAME.log and recovers it: it reads every frame, and at the
 // first torn or corrupt one truncates the file there, syncs it, logs a
 // warning and says so in the report. A bad file header leaves the file
-// untouched and returns a *DamageError (ErrBadHeader).
-func (s *FileStore) Open(name string) (Log, RecoveryReport, error) {
+// untouched and returns a *store.DamageError (ErrBadHeader).
+func (s *FileStore) Open(name string) (store.Log, store.RecoveryReport, error) {
 	if err := s.reserve(name); err != nil {
-		return nil, RecoveryReport{}, err
+		return nil, store.RecoveryReport{}, err
 	}
 	l, rep, err := s.openLog(name)
 	if err != nil {
@@ -406,30 +273,30 @@ func (s *FileStore) Open(name string) (Log, RecoveryReport, error) {
 	return l, rep, nil
 }
 
-func (s *FileStore) openLog(name string) (*FileLog, RecoveryReport, error) {
-	var rep RecoveryReport
+func (s *FileStore) openLog(name string) (*FileLog, store.RecoveryReport, error) {
+	var rep store.RecoveryReport
 	f, err := os.OpenFile(s.path(name), os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, rep, fmt.Errorf("%w: %q", ErrNotExist, name)
+		return nil, rep, fmt.Errorf("%w: %q", store.ErrNotFound, name)
 	}
 	if err != nil {
-		return nil, rep, fmt.Errorf("replaylog: %w", err)
+		return nil, rep, fmt.Errorf("filestore: %w", err)
 	}
-	fail := func(err error) (*FileLog, RecoveryReport, error) {
+	fail := func(err error) (*FileLog, store.RecoveryReport, error) {
 		f.Close()
 		return nil, rep, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return fail(fmt.Errorf("replaylog: %w", err))
+		return fail(fmt.Errorf("filestore: %w", err))
 	}
 	if !fi.Mode().IsRegular() {
-		return fail(fmt.Errorf("replaylog: %q is not a regular file", name))
+		return fail(fmt.Errorf("filestore: %q is not a regular file", name))
 	}
 	size := fi.Size()
 	sc, h, err := newScanner(f, size)
 	if err != nil {
-		if d, ok := err.(*DamageError); ok {
+		if d, ok := err.(*store.DamageError); ok {
 			s.log.Error("log file header is damaged; file left as is", "log", name, "reason", d.Reason)
 		}
 		return fail(err)
@@ -442,7 +309,7 @@ func (s *FileStore) openLog(name string) (*FileLog, RecoveryReport, error) {
 		if err == io.EOF {
 			break
 		}
-		d, ok := err.(*DamageError)
+		d, ok := err.(*store.DamageError)
 		if !ok {
 			return fail(err)
 		}
@@ -457,20 +324,20 @@ func (s *FileStore) openLog(name string) (*FileLog, RecoveryReport, error) {
 	end := sc.off
 	if rep.Truncated {
 		if err := f.Truncate(end); err != nil {
-			return fail(fmt.Errorf("replaylog: truncating %q: %w", name, err))
+			return fail(fmt.Errorf("filestore: truncating %q: %w", name, err))
 		}
 		s.log.Warn("log recovered: truncated at the last good record", "log", name,
 			"records", rep.Records, "truncated_at", end, "dropped_bytes", rep.DroppedBytes, "reason", rep.Reason)
 	}
 	// Make what was read durable before treating it as such (a crashed
 	// process leaves written but unsynced pages behind); cheap when clean.
-	if rep.Truncated || s.opts.Fsync != FsyncNever {
+	if rep.Truncated || s.opts.Fsync != store.FsyncNever {
 		if err := s.fdatasync(f); err != nil {
-			return fail(fmt.Errorf("replaylog: syncing %q: %w", name, err))
+			return fail(fmt.Errorf("filestore: syncing %q: %w", name, err))
 		}
 	}
 	if _, err := f.Seek(end, io.SeekStart); err != nil {
-		return fail(fmt.Errorf("replaylog: %w", err))
+		return fail(fmt.Errorf("filestore: %w", err))
 	}
 	l := newFileLog(s, name, f, h.seed, end, sc.index)
 	l.crc = sc.crc
@@ -481,12 +348,12 @@ func (s *FileStore) openLog(name string) (*FileLog, RecoveryReport, error) {
 func (s *FileStore) List() ([]string, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("replaylog: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	var names []string
 	for _, e := range ents {
 		n, ok := strings.CutSuffix(e.Name(), logSuffix)
-		if ok && ValidName(n) && e.Type().IsRegular() {
+		if ok && store.ValidName(n) && e.Type().IsRegular() {
 			names = append(names, n)
 		}
 	}
@@ -502,9 +369,9 @@ func (s *FileStore) Remove(name string) error {
 	defer s.settle(name, nil)
 	if err := os.Remove(s.path(name)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %q", ErrNotExist, name)
+			return fmt.Errorf("%w: %q", store.ErrNotFound, name)
 		}
-		return fmt.Errorf("replaylog: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	return s.syncDir()
 }
@@ -514,7 +381,7 @@ func (s *FileStore) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	s.closed = true
 	var logs []*FileLog
@@ -526,13 +393,13 @@ func (s *FileStore) Close() error {
 	s.mu.Unlock()
 	var first error
 	for _, l := range logs {
-		if err := l.Close(); err != nil && first == nil && !errors.Is(err, ErrClosed) {
+		if err := l.Close(); err != nil && first == nil && !errors.Is(err, store.ErrClosed) {
 			first = err
 		}
 	}
 	s.gc.stop()
 	if err := s.dirf.Close(); err != nil && first == nil { // releases the flock
-		first = fmt.Errorf("replaylog: %w", err)
+		first = fmt.Errorf("filestore: %w", err)
 	}
 	return first
 }
@@ -547,7 +414,7 @@ func (s *FileStore) forget(l *FileLog) {
 
 func (s *FileStore) syncDir() error {
 	if err := s.fdatasync(s.dirf); err != nil {
-		return fmt.Errorf("replaylog: syncing directory: %w", err)
+		return fmt.Errorf("filestore: syncing directory: %w", err)
 	}
 	return nil
 }
@@ -555,11 +422,11 @@ func (s *FileStore) syncDir() error {
 func syncDirPath(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("replaylog: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("replaylog: syncing directory: %w", err)
+		return fmt.Errorf("filestore: syncing directory: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // FileLog is a Log kept in one file of a FileStore.
@@ -31,7 +33,7 @@ type FileLog struct {
 	pending *round // the round this log is queued in; guarded by s.gc.mu
 }
 
-var _ Log = (*FileLog)(nil)
+var _ store.Log = (*FileLog)(nil)
 
 func newFileLog(s *FileStore, name string, f *os.File, seed uint32, size int64, records uint64) *FileLog {
 	l := &FileLog{s: s, name: name, seed: seed, f: f, crc: seed, size: size, written: records}
@@ -68,7 +70,7 @@ func (l *FileLog) err() error {
 // it. After a failed fsync the kernel may have dropped the dirty pages, so
 // retrying could report success for data that is gone.
 func (l *FileLog) poison(cause error) error {
-	err := fmt.Errorf("%w: %q: %w", ErrPoisoned, l.name, cause)
+	err := fmt.Errorf("%w: %q: %w", store.ErrPoisoned, l.name, cause)
 	if l.failure.CompareAndSwap(nil, &err) {
 		l.s.log.Error("log failed; it refuses every further call", "log", l.name, "err", cause)
 		return err
@@ -76,7 +78,7 @@ func (l *FileLog) poison(cause error) error {
 	return l.err()
 }
 
-// Append writes payload as the next record and, in FsyncAlways mode, waits
+// Append writes payload as the next record and, in store.FsyncAlways mode, waits
 // until it is durable (group commit). If the wait fails the index is
 // returned with the error: the record was written but is not known durable.
 func (l *FileLog) Append(payload []byte) (uint64, error) {
@@ -84,7 +86,7 @@ func (l *FileLog) Append(payload []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if l.s.opts.Fsync == FsyncAlways {
+	if l.s.opts.Fsync == store.FsyncAlways {
 		if err := l.waitDurable(i); err != nil {
 			return i, err
 		}
@@ -106,14 +108,14 @@ func (l *FileLog) AppendAsync(payload []byte) (uint64, error) {
 // CRC chain, same indexes), with one write(2) of all the frames. It
 // returns the indexes of the first and the last record without waiting
 // for durability: Durable(last) covers the whole batch. Either every
-// record is appended or none: a payload over MaxRecordSize (ErrTooLarge)
-// or a batch that would pass MaxLogSize (ErrLogFull) writes nothing, and a
+// record is appended or none: a payload over store.MaxRecordSize (store.ErrTooLarge)
+// or a batch that would pass MaxLogSize (store.ErrLogFull) writes nothing, and a
 // failed write poisons the log as AppendAsync's does (recovery then keeps
 // the complete frames before the tear, which the caller was never told
 // about, and drops the rest). An empty batch is an error.
 func (l *FileLog) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
 	if len(payloads) == 0 {
-		return 0, 0, ErrEmptyBatch
+		return 0, 0, store.ErrEmptyBatch
 	}
 	return l.appendBatch(payloads)
 }
@@ -131,21 +133,21 @@ var bigBufs sync.Pool // *[]byte
 func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error) {
 	var fs int64
 	for _, p := range payloads {
-		if len(p) > MaxRecordSize {
-			return 0, 0, ErrTooLarge
+		if len(p) > store.MaxRecordSize {
+			return 0, 0, store.ErrTooLarge
 		}
 		fs += frameSize(len(p))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return 0, 0, ErrClosed
+		return 0, 0, store.ErrClosed
 	}
 	if err := l.err(); err != nil {
 		return 0, 0, err
 	}
 	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
-		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", ErrLogFull, l.name, l.size, max, fs)
+		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", store.ErrLogFull, l.name, l.size, max, fs)
 	}
 	var buf []byte
 	var pooled *[]byte
@@ -182,16 +184,16 @@ func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error)
 	l.written += uint64(len(payloads))
 	l.s.stats.appends.Add(uint64(len(payloads)))
 	l.s.stats.writes.Add(1)
-	if l.s.opts.Fsync == FsyncBatch {
+	if l.s.opts.Fsync == store.FsyncBatch {
 		l.s.gc.enqueue(l)
 	}
 	return first, l.written - 1, nil
 }
 
 // Durable returns nil once record index and all records before it are on
-// stable storage. In FsyncAlways mode it waits for the group-commit round
-// that covers index (joining the next one if needed); in FsyncBatch and
-// FsyncNever modes it does not wait and only reports a failure of the log.
+// stable storage. In store.FsyncAlways mode it waits for the group-commit round
+// that covers index (joining the next one if needed); in store.FsyncBatch and
+// store.FsyncNever modes it does not wait and only reports a failure of the log.
 // Records are made durable in index order: a nil return for index i implies
 // every record ≤ i is durable.
 func (l *FileLog) Durable(index uint64) error {
@@ -201,9 +203,9 @@ func (l *FileLog) Durable(index uint64) error {
 	if l.durable.Load() > index {
 		return nil
 	}
-	if l.s.opts.Fsync != FsyncAlways {
+	if l.s.opts.Fsync != store.FsyncAlways {
 		if index >= l.Len() {
-			return fmt.Errorf("%w: %d", ErrNotAppended, index)
+			return fmt.Errorf("%w: %d", store.ErrNotAppended, index)
 		}
 		return nil
 	}
@@ -231,22 +233,23 @@ func (l *FileLog) waitDurable(index uint64) error {
 		written, closed := l.written, l.fileClosed
 		l.mu.Unlock()
 		if index >= written {
-			return fmt.Errorf("%w: %d", ErrNotAppended, index)
+			return fmt.Errorf("%w: %d", store.ErrNotAppended, index)
 		}
 		if closed {
-			return ErrClosed
+			return store.ErrClosed
 		}
 		r := l.s.gc.join(l)
 		if r == nil {
-			return ErrClosed
+			return store.ErrClosed
 		}
 		<-r.done
 	}
 }
 
-// Records reads back every record appended before the call, verifying the
-// CRC chain from the file's seed. payload is only valid during fn.
-func (l *FileLog) Records(fn func(index uint64, payload []byte) error) error {
+// Records reads back the records from index from on that were appended
+// before the call, verifying the CRC chain from the file's seed (so every
+// earlier frame is read too). payload is only valid during fn.
+func (l *FileLog) Records(from uint64, fn func(index uint64, payload []byte) error) error {
 	l.mu.Lock()
 	size, n, closed := l.size, l.written, l.closed
 	l.mu.Unlock()
@@ -254,12 +257,12 @@ func (l *FileLog) Records(fn func(index uint64, payload []byte) error) error {
 		return err
 	}
 	if closed {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	l.fdMu.RLock()
 	defer l.fdMu.RUnlock()
 	if l.fileClosed {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	sc, _, err := newScanner(l.f, size)
 	if err != nil {
@@ -268,10 +271,13 @@ func (l *FileLog) Records(fn func(index uint64, payload []byte) error) error {
 	for i := uint64(0); i < n; i++ {
 		p, err := sc.next()
 		if err == io.EOF {
-			return fmt.Errorf("%w: log ended after %d of %d records", ErrCorrupt, i, n)
+			return fmt.Errorf("%w: log ended after %d of %d records", store.ErrCorrupt, i, n)
 		}
 		if err != nil {
 			return err
+		}
+		if i < from {
+			continue
 		}
 		if err := fn(i, p); err != nil {
 			return err
@@ -280,20 +286,20 @@ func (l *FileLog) Records(fn func(index uint64, payload []byte) error) error {
 	return nil
 }
 
-// Close makes the log durable (unless FsyncNever) and closes its file. It
+// Close makes the log durable (unless store.FsyncNever) and closes its file. It
 // returns the poison if the log had failed.
 func (l *FileLog) Close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	l.closed = true
 	n := l.written
 	l.mu.Unlock()
 
 	err := l.err()
-	if err == nil && l.s.opts.Fsync != FsyncNever && n > 0 {
+	if err == nil && l.s.opts.Fsync != store.FsyncNever && n > 0 {
 		err = l.waitDurable(n - 1)
 	}
 	l.fdMu.Lock()
@@ -304,7 +310,7 @@ func (l *FileLog) Close() error {
 	l.fdMu.Unlock()
 	l.s.forget(l)
 	if err == nil && cerr != nil {
-		err = fmt.Errorf("replaylog: closing %q: %w", l.name, cerr)
+		err = fmt.Errorf("filestore: closing %q: %w", l.name, cerr)
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"errors"
@@ -9,9 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
-// Run with: go test -run '^$' -bench . -benchmem ./service/replaylog/
+// Run with: go test -run '^$' -bench . -benchmem ./store/filestore/
 // The logs go to a temporary directory; set REPLAYLOG_BENCH_DIR to measure
 // the file system the data directory will really be on (where /tmp is a
 // tmpfs, fsync costs nothing).
@@ -43,7 +45,7 @@ func reportSyncs(b *testing.B, s *FileStore) {
 
 // BenchmarkAppendNever: the cost of framing, CRC and one write(2).
 func BenchmarkAppendNever(b *testing.B) {
-	s := openTestStore(b, benchDir(b), Options{Fsync: FsyncNever})
+	s := openTestStore(b, benchDir(b), Options{Fsync: store.FsyncNever})
 	l, err := s.Create("bench")
 	if err != nil {
 		b.Fatal(err)
@@ -77,7 +79,7 @@ func BenchmarkAppendAlways(b *testing.B) {
 }
 
 // BenchmarkAppendAlwaysParallel: 64 appenders (32 per core here), each on
-// its own log (a session) or all on one log, in FsyncAlways mode. ns/op is
+// its own log (a session) or all on one log, in store.FsyncAlways mode. ns/op is
 // wall time per append across all appenders; group commit shows as
 // fsyncs/append far below 1.
 func BenchmarkAppendAlwaysParallel(b *testing.B) {
@@ -209,7 +211,7 @@ func BenchmarkAppendBatchNever(b *testing.B) {
 				name = fmt.Sprintf("records=%d/batch", n)
 			}
 			b.Run(name, func(b *testing.B) {
-				s := openTestStore(b, benchDir(b), Options{Fsync: FsyncNever})
+				s := openTestStore(b, benchDir(b), Options{Fsync: store.FsyncNever})
 				l, err := s.Create("bench")
 				if err != nil {
 					b.Fatal(err)
@@ -226,7 +228,7 @@ func BenchmarkAppendBatchNever(b *testing.B) {
 						continue
 					}
 					for _, r := range recs {
-						if _, err := l.AppendAsync(r); err != nil {
+						if _, err := l.(*FileLog).AppendAsync(r); err != nil {
 							b.Fatal(err)
 						}
 					}

@@ -1,8 +1,10 @@
-package replaylog
+package filestore
 
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // The framing, exported for other stores that keep the same bytes (the
@@ -15,11 +17,11 @@ import (
 func EncodeHeader(seed uint32) []byte { return encodeHeader(seed) }
 
 // HeaderSeed checks a file header and returns its CRC chain seed, or a
-// *DamageError (ErrBadHeader).
+// *store.DamageError (ErrBadHeader).
 func HeaderSeed(b []byte) (uint32, error) {
 	h, reason := decodeHeader(b)
 	if reason != "" {
-		return 0, &DamageError{Kind: ErrBadHeader, Reason: reason}
+		return 0, &store.DamageError{Kind: ErrBadHeader, Reason: reason}
 	}
 	return h.seed, nil
 }
@@ -44,8 +46,8 @@ func CheckFrame(prev uint32, frame []byte) (payload []byte, crc uint32, reason s
 	word := binary.LittleEndian.Uint64(frame)
 	n, pad := word&lengthMask, int(word>>56)
 	switch {
-	case n > MaxRecordSize:
-		return nil, 0, fmt.Sprintf("record length %d exceeds the maximum %d", n, MaxRecordSize)
+	case n > store.MaxRecordSize:
+		return nil, 0, fmt.Sprintf("record length %d exceeds the maximum %d", n, store.MaxRecordSize)
 	case pad != padFor(int(n)):
 		return nil, 0, fmt.Sprintf("padding length %d does not fit record length %d", pad, n)
 	case int64(len(frame)) != frameSize(int(n)):

@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"bytes"
@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // appendBatches appends recs to l in batches of the given sizes (cycled),
 // checking the indexes each batch returns.
-func appendBatches(t testing.TB, l Log, recs [][]byte, sizes []int) {
+func appendBatches(t testing.TB, l store.Log, recs [][]byte, sizes []int) {
 	t.Helper()
 	for i, k := 0, 0; i < len(recs); k++ {
 		n := min(sizes[k%len(sizes)], len(recs)-i)
@@ -28,7 +30,7 @@ func appendBatches(t testing.TB, l Log, recs [][]byte, sizes []int) {
 
 // logWithHeaderOf creates log name in s holding only the file header of
 // the file at from, so its CRC chain starts from the same seed.
-func logWithHeaderOf(t *testing.T, s *FileStore, name, from string) Log {
+func logWithHeaderOf(t *testing.T, s *FileStore, name, from string) store.Log {
 	t.Helper()
 	l, err := s.Create(name)
 	if err != nil {
@@ -60,7 +62,7 @@ func TestBatchSameBytesAsSingleAppends(t *testing.T) {
 	want := mustRead(t, single)
 	for _, sizes := range [][]int{{1}, {2}, {3, 1, 7}, {len(recs)}, {64}, {5, 100}} {
 		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
-			s := openTestStore(t, t.TempDir(), Options{Fsync: FsyncNever})
+			s := openTestStore(t, t.TempDir(), Options{Fsync: store.FsyncNever})
 			l := logWithHeaderOf(t, s, "batch", single)
 			appendBatches(t, l, recs, sizes)
 			if l.Len() != uint64(len(recs)) || l.Size() != int64(len(want)) {
@@ -81,9 +83,9 @@ func TestBatchSameBytesAsSingleAppends(t *testing.T) {
 
 // TestBatchIsOneWrite: a batch costs one write(2), counted in Stats.
 func TestBatchIsOneWrite(t *testing.T) {
-	s := newTestStore(t, Options{Fsync: FsyncNever})
+	s := newTestStore(t, Options{Fsync: store.FsyncNever})
 	l, _ := s.Create("w")
-	l.AppendAsync([]byte("a"))
+	l.(*FileLog).AppendAsync([]byte("a"))
 	l.AppendBatch([][]byte{[]byte("b"), {}, []byte("c")})
 	big := make([][]byte, 100) // a batch larger than the kept buffer
 	for i := range big {
@@ -104,7 +106,7 @@ func TestTornBatchEveryOffset(t *testing.T) {
 	batch := [][]byte{payload(4, 5), payload(5, 0), payload(6, 100), payload(7, 12), payload(8, 700)}
 	dir := t.TempDir()
 	{
-		s := openTestStore(t, dir, Options{Fsync: FsyncNever})
+		s := openTestStore(t, dir, Options{Fsync: store.FsyncNever})
 		l, _ := s.Create("torn")
 		appendBatches(t, l, before, []int{1})
 		appendBatches(t, l, batch, []int{len(batch)})
@@ -139,7 +141,7 @@ func TestTornBatchEveryOffset(t *testing.T) {
 }
 
 // TestBatchConcurrent: goroutines append batches and single records to one
-// log in FsyncAlways mode and wait with Durable(last). Each batch occupies
+// log in store.FsyncAlways mode and wait with Durable(last). Each batch occupies
 // consecutive indexes in its order, the returned indexes hold the
 // records, and everything acknowledged is there after reopening.
 func TestBatchConcurrent(t *testing.T) {
@@ -171,7 +173,7 @@ func TestBatchConcurrent(t *testing.T) {
 				var first, last uint64
 				var err error
 				if n == 1 && j%2 == 0 {
-					first, err = l.AppendAsync(recs[0])
+					first, err = l.(*FileLog).AppendAsync(recs[0])
 					last = first
 				} else {
 					first, last, err = l.AppendBatch(recs)
@@ -238,10 +240,10 @@ func TestBatchRefusedWritesNothing(t *testing.T) {
 		batch [][]byte
 		want  error
 	}{
-		{"past the limit by one frame", hundred(3), ErrLogFull},
-		{"past the limit by one byte", append(hundred(2), nil), ErrLogFull},
-		{"an oversized record in the middle", [][]byte{{1}, make([]byte, MaxRecordSize+1), {2}}, ErrTooLarge},
-		{"empty", nil, ErrEmptyBatch},
+		{"past the limit by one frame", hundred(3), store.ErrLogFull},
+		{"past the limit by one byte", append(hundred(2), nil), store.ErrLogFull},
+		{"an oversized record in the middle", [][]byte{{1}, make([]byte, store.MaxRecordSize+1), {2}}, store.ErrTooLarge},
+		{"empty", nil, store.ErrEmptyBatch},
 	} {
 		if _, _, err := l.AppendBatch(c.batch); !errors.Is(err, c.want) {
 			t.Fatalf("%s: %v, want %v", c.name, err, c.want)
@@ -271,7 +273,7 @@ func TestBatchPoisonOnWriteError(t *testing.T) {
 	}
 	l.(*FileLog).f.Close() // the next write fails
 	_, _, err := l.AppendBatch([][]byte{[]byte("lost"), []byte("lost too")})
-	if !errors.Is(err, ErrPoisoned) || !errors.Is(err, os.ErrClosed) {
+	if !errors.Is(err, store.ErrPoisoned) || !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("AppendBatch on a failing file: %v", err)
 	}
 	if l.Len() != 2 {

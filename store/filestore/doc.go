@@ -1,8 +1,8 @@
-// Package replaylog stores the replay log of every tcpstated session: an
-// append-only sequence of opaque records (the service puts protobuf-encoded
-// inputs and outputs in them), checksummed, framed like etcd's WAL, made
-// durable with group commit, and recovered after a crash. It knows nothing
-// about what the records mean.
+// Package filestore is the embedded store (store.Store) of the replay logs:
+// one append-only file per session, records checksummed and framed like
+// etcd's WAL, made durable with group commit, and recovered after a crash.
+// It knows nothing about what the records mean. The service never names it:
+// cmd/tcpstated opens it and hands the service a store.Store.
 //
 // # Files
 //
@@ -30,7 +30,7 @@
 //	| pad (top byte) | n (56 bits)  |   crc    |   payload   | zeros  |
 //	+-------------------------------+----------+-------------+--------+
 //
-//	n     payload length, 0 ≤ n ≤ MaxRecordSize (16 MiB)
+//	n     payload length, 0 ≤ n ≤ store.MaxRecordSize (16 MiB)
 //	pad   0..7 zero bytes so that the frame length 12+n+pad is a multiple of 8
 //	crc   CRC-32C (Castagnoli) over the 8 length bytes and the payload,
 //	      continuing from the previous frame's crc; the first frame continues
@@ -48,24 +48,24 @@
 //
 // Open reads frames from the start and stops at the first that is not
 // good; everything before it is kept, the file is truncated there and
-// fsync'ed, and the RecoveryReport (and a warning log line) says how many
+// fsync'ed, and the store.RecoveryReport (and a warning log line) says how many
 // records were kept, the offset, the bytes dropped and why. The damage is
 // classified, as in etcd's decoder:
 //
-//   - ErrTornTail: the file ends inside a frame (also a length word that
+//   - store.ErrTornTail: the file ends inside a frame (also a length word that
 //     points past the end: a damaged length cannot be told from a short
 //     write); or the rest of the file from a frame boundary is zeros; or the
 //     last frame fails its CRC, only zeros follow it, and one of its
 //     512-byte-aligned pieces is all zeros (a partly written frame). A crash
-//     leaves these; in FsyncAlways mode they only hold records whose Append
+//     leaves these; in store.FsyncAlways mode they only hold records whose Append
 //     had not returned.
-//   - ErrCorrupt: a complete frame fails its CRC, its length exceeds
-//     MaxRecordSize or disagrees with its pad byte, its padding is not
+//   - store.ErrCorrupt: a complete frame fails its CRC, its length exceeds
+//     store.MaxRecordSize or disagrees with its pad byte, its padding is not
 //     zero, or a zero length word is followed by non-zero data.
-//   - ErrBadHeader (also ErrCorrupt): the header is short or invalid. Open
-//     then returns a *DamageError and leaves the file untouched.
+//   - ErrBadHeader (wraps store.ErrCorrupt): the header is short or invalid. Open
+//     then returns a *store.DamageError and leaves the file untouched.
 //
-// A length is checked against MaxRecordSize and against the bytes left in
+// A length is checked against store.MaxRecordSize and against the bytes left in
 // the file before anything is allocated. No file content makes the reader
 // panic (FuzzReadLog). Scan applies the same rules to a file image without
 // changing it, for offline dump and verify tools.
@@ -74,7 +74,7 @@
 //
 // Options.Fsync selects the contract:
 //
-//   - FsyncAlways (default): Append returns only when the record is on
+//   - store.FsyncAlways (default): Append returns only when the record is on
 //     stable storage. AppendAsync writes and returns the index; Durable(i)
 //     waits until record i is durable. So a caller can append under its own
 //     lock and wait after releasing it, and consecutive requests on one
@@ -83,9 +83,9 @@
 //     Durable(i) returns nil every record ≤ i of that log is durable:
 //     records are written in index order, and a sync covers everything
 //     written before it started.
-//   - FsyncBatch: Append returns after the write; the store syncs dirty logs
+//   - store.FsyncBatch: Append returns after the write; the store syncs dirty logs
 //     every BatchInterval (10 ms). A machine crash loses at most that much.
-//   - FsyncNever: only Sync (and Close, except in this mode) syncs.
+//   - store.FsyncNever: only Sync (and Close, except in this mode) syncs.
 //
 // Sync forces durability of everything appended so far in any mode.
 //
@@ -110,8 +110,8 @@
 // Failures are never retried: after a failed write or sync the kernel may
 // have dropped the dirty pages, so a retry could report success for lost
 // data. The log is poisoned instead: that call and every later one return
-// an error wrapping ErrPoisoned and the cause. A failed syncfs is followed
+// an error wrapping store.ErrPoisoned and the cause. A failed syncfs is followed
 // by an fdatasync of each log in the round, which attributes the error to
 // the logs it touched. The service should treat a poisoned session as
 // failed and reopen it (recovery then trims any partial frame).
-package replaylog
+package filestore

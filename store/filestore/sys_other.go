@@ -1,6 +1,6 @@
 //go:build !linux
 
-package replaylog
+package filestore
 
 import "os"
 
@@ -8,7 +8,7 @@ func fdatasync(f *os.File) error { return f.Sync() }
 
 func syncfsUsable() bool { return false }
 
-func syncfs(*os.File) error { panic("replaylog: syncfs is Linux-only") }
+func syncfs(*os.File) error { panic("filestore: syncfs is Linux-only") }
 
 // lockDir is a no-op off Linux: run one store per directory.
 func lockDir(*os.File) error { return nil }

@@ -1,49 +1,19 @@
-package replaylog
+package filestore
 
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
-// Kinds of damage, wrapped by *DamageError. Test with errors.Is.
-var (
-	// ErrTornTail: the file ends inside a frame, or in a zero-filled region,
-	// or its last frame fails its checksum where part of it reads as zeros.
-	// This is what an interrupted write leaves behind; it is expected after
-	// a crash and costs only records that were never acknowledged as durable
-	// (in FsyncAlways mode).
-	ErrTornTail = errors.New("replaylog: torn tail")
-	// ErrCorrupt: a complete frame fails its checksum, or a length word is
-	// impossible. Something other than an interrupted append changed the file.
-	ErrCorrupt = errors.New("replaylog: corrupt log")
-	// ErrBadHeader: the file header is short, has the wrong magic, fails its
-	// checksum or names an unknown version. Such a file is never modified by
-	// Open. errors.Is(err, ErrCorrupt) also holds.
-	ErrBadHeader = errors.New("replaylog: bad file header")
-)
-
-// DamageError describes where and why a log stops being readable.
-type DamageError struct {
-	Kind   error  // ErrTornTail, ErrCorrupt or ErrBadHeader
-	Offset int64  // file offset of the damaged frame: the end of the last good record
-	Index  uint64 // the index the damaged record would have had (= good records before it)
-	Reason string
-}
-
-func (e *DamageError) Error() string {
-	return fmt.Sprintf("%v at offset %d (record %d): %s", e.Kind, e.Offset, e.Index, e.Reason)
-}
-
-// Unwrap lets errors.Is match the kind (and ErrCorrupt for a bad header).
-func (e *DamageError) Unwrap() []error {
-	if e.Kind == ErrBadHeader {
-		return []error{e.Kind, ErrCorrupt}
-	}
-	return []error{e.Kind}
-}
+// ErrBadHeader: the file header is short, has the wrong magic, fails its
+// checksum or names an unknown version. Such a file is never modified by
+// Open. It is a kind of store.ErrCorrupt.
+var ErrBadHeader = fmt.Errorf("filestore: bad file header: %w", store.ErrCorrupt)
 
 const sectorSize = 512 // granularity at which a torn write is assumed to leave zeros
 
@@ -63,11 +33,11 @@ func newScanner(r io.ReaderAt, size int64) (*scanner, fileHeader, error) {
 	n := min(size, HeaderSize)
 	hb := make([]byte, n)
 	if _, err := r.ReadAt(hb, 0); err != nil && !(err == io.EOF && n == 0) {
-		return nil, fileHeader{}, fmt.Errorf("replaylog: reading file header: %w", err)
+		return nil, fileHeader{}, fmt.Errorf("filestore: reading file header: %w", err)
 	}
 	h, reason := decodeHeader(hb)
 	if reason != "" {
-		return nil, fileHeader{}, &DamageError{Kind: ErrBadHeader, Offset: 0, Reason: reason}
+		return nil, fileHeader{}, &store.DamageError{Kind: ErrBadHeader, Offset: 0, Reason: reason}
 	}
 	s.crc = h.seed
 	s.off = HeaderSize
@@ -76,11 +46,11 @@ func newScanner(r io.ReaderAt, size int64) (*scanner, fileHeader, error) {
 }
 
 func (s *scanner) damage(kind error, format string, args ...any) error {
-	return &DamageError{Kind: kind, Offset: s.off, Index: s.index, Reason: fmt.Sprintf(format, args...)}
+	return &store.DamageError{Kind: kind, Offset: s.off, Index: s.index, Reason: fmt.Sprintf(format, args...)}
 }
 
 // next returns the next record's payload, valid until the following call;
-// io.EOF at a clean end of file; a *DamageError at the first bad frame (the
+// io.EOF at a clean end of file; a *store.DamageError at the first bad frame (the
 // scanner must not be used after that); or an I/O error.
 func (s *scanner) next() ([]byte, error) {
 	rem := s.size - s.off
@@ -93,9 +63,9 @@ func (s *scanner) next() ([]byte, error) {
 			return nil, ioErr(err)
 		}
 		if allZero(b) {
-			return nil, s.damage(ErrTornTail, "zero-filled tail of %d bytes", rem)
+			return nil, s.damage(store.ErrTornTail, "zero-filled tail of %d bytes", rem)
 		}
-		return nil, s.damage(ErrTornTail, "incomplete frame: %d of 8 length bytes", rem)
+		return nil, s.damage(store.ErrTornTail, "incomplete frame: %d of 8 length bytes", rem)
 	}
 	b := s.grow(8)
 	if _, err := io.ReadFull(s.br, b); err != nil {
@@ -110,22 +80,22 @@ func (s *scanner) next() ([]byte, error) {
 			return nil, err
 		}
 		if zero {
-			return nil, s.damage(ErrTornTail, "zero-filled tail of %d bytes", rem)
+			return nil, s.damage(store.ErrTornTail, "zero-filled tail of %d bytes", rem)
 		}
-		return nil, s.damage(ErrCorrupt, "zero length word followed by non-zero data")
+		return nil, s.damage(store.ErrCorrupt, "zero length word followed by non-zero data")
 	}
 	n, pad := word&lengthMask, int(word>>56)
-	if n > MaxRecordSize {
-		return nil, s.damage(ErrCorrupt, "record length %d exceeds the maximum %d", n, MaxRecordSize)
+	if n > store.MaxRecordSize {
+		return nil, s.damage(store.ErrCorrupt, "record length %d exceeds the maximum %d", n, store.MaxRecordSize)
 	}
 	if pad != padFor(int(n)) {
-		return nil, s.damage(ErrCorrupt, "padding length %d does not fit record length %d", pad, n)
+		return nil, s.damage(store.ErrCorrupt, "padding length %d does not fit record length %d", pad, n)
 	}
 	fs := frameSize(int(n))
 	if fs > rem {
 		// Refused before allocating. A damaged length word that happens to
 		// point past the end cannot be told from an interrupted write.
-		return nil, s.damage(ErrTornTail, "incomplete frame: %d of %d bytes", rem, fs)
+		return nil, s.damage(store.ErrTornTail, "incomplete frame: %d of %d bytes", rem, fs)
 	}
 	frame := s.grow(int(fs)) // may reallocate: put the word back
 	binary.LittleEndian.PutUint64(frame, word)
@@ -141,12 +111,12 @@ func (s *scanner) next() ([]byte, error) {
 			return nil, err
 		}
 		if torn {
-			return nil, s.damage(ErrTornTail, "last frame partly written (checksum mismatch, zero-filled sector)")
+			return nil, s.damage(store.ErrTornTail, "last frame partly written (checksum mismatch, zero-filled sector)")
 		}
-		return nil, s.damage(ErrCorrupt, "checksum mismatch: stored %08x, computed %08x", stored, crc)
+		return nil, s.damage(store.ErrCorrupt, "checksum mismatch: stored %08x, computed %08x", stored, crc)
 	}
 	if !allZero(frame[frameHeaderSize+n:]) {
-		return nil, s.damage(ErrCorrupt, "non-zero padding")
+		return nil, s.damage(store.ErrCorrupt, "non-zero padding")
 	}
 	s.crc = crc
 	s.off += fs
@@ -211,9 +181,9 @@ func allZero(b []byte) bool {
 // start: the file shrank underneath the reader.
 func ioErr(err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return fmt.Errorf("replaylog: file shrank while being read: %w", io.ErrUnexpectedEOF)
+		return fmt.Errorf("filestore: file shrank while being read: %w", io.ErrUnexpectedEOF)
 	}
-	return fmt.Errorf("replaylog: read: %w", err)
+	return fmt.Errorf("filestore: read: %w", err)
 }
 
 // ScanResult summarises a scan of a whole log file.
@@ -221,7 +191,7 @@ type ScanResult struct {
 	Records int64 // good records before the end or the damage
 	Size    int64 // bytes examined (the file size)
 	End     int64 // offset just past the last good record
-	Damage  *DamageError
+	Damage  *store.DamageError
 }
 
 // Scan reads a log file image of size bytes from r without modifying it,
@@ -242,7 +212,7 @@ func Scan(r io.ReaderAt, size int64, fn func(index uint64, payload []byte) error
 			if err == io.EOF {
 				return res, nil
 			}
-			if d, ok := err.(*DamageError); ok {
+			if d, ok := err.(*store.DamageError); ok {
 				res.Damage = d
 				return res, nil
 			}
@@ -254,4 +224,19 @@ func Scan(r io.ReaderAt, size int64, fn func(index uint64, payload []byte) error
 			}
 		}
 	}
+}
+
+// ScanFile is Scan of the log file at path, opened read-only: it works
+// while a server has the file open.
+func ScanFile(path string, fn func(index uint64, payload []byte) error) (ScanResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ScanResult{}, err
+	}
+	return Scan(f, fi.Size(), fn)
 }

@@ -1,14 +1,16 @@
-package replaylog
+package filestore
 
 import (
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // Group commit. One syncer goroutine per store runs rounds. A round is the
-// set of logs whose writers are waiting (or, in FsyncBatch mode, that are
+// set of logs whose writers are waiting (or, in store.FsyncBatch mode, that are
 // dirty). A writer first writes its frame, then joins the round that has
 // not started yet and waits for it to finish. When the syncer takes a round
 // it swaps in a fresh one for late joiners, notes each log's written record
@@ -76,7 +78,7 @@ func (c *committer) join(l *FileLog) *round {
 	return r
 }
 
-// enqueue marks l dirty for the next FsyncBatch round without waking the
+// enqueue marks l dirty for the next store.FsyncBatch round without waking the
 // syncer or waiting.
 func (c *committer) enqueue(l *FileLog) {
 	c.mu.Lock()
@@ -98,7 +100,7 @@ func (c *committer) stop() {
 func (c *committer) loop() {
 	defer close(c.exit)
 	var tick <-chan time.Time
-	if c.s.opts.Fsync == FsyncBatch {
+	if c.s.opts.Fsync == store.FsyncBatch {
 		t := time.NewTicker(c.s.opts.BatchInterval)
 		defer t.Stop()
 		tick = t.C

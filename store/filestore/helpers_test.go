@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 func TestMain(m *testing.M) {
@@ -27,9 +29,9 @@ func newTestStore(t testing.TB, opts Options) *FileStore {
 
 func openTestStore(t testing.TB, dir string, opts Options) *FileStore {
 	t.Helper()
-	s, err := OpenFileStore(dir, opts)
+	s, err := Open(dir, opts)
 	if err != nil {
-		t.Fatalf("OpenFileStore: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -52,7 +54,7 @@ var variedSizes = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 63
 // frame starts (plus the file size as the last element).
 func writeLog(t testing.TB, dir, name string, payloads [][]byte) (string, []int64) {
 	t.Helper()
-	s, err := OpenFileStore(dir, Options{Fsync: FsyncNever})
+	s, err := Open(dir, Options{Fsync: store.FsyncNever})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,10 +78,10 @@ func writeLog(t testing.TB, dir, name string, payloads [][]byte) (string, []int6
 }
 
 // readAll returns every record of an open log.
-func readAll(t testing.TB, l Log) [][]byte {
+func readAll(t testing.TB, l store.Log) [][]byte {
 	t.Helper()
 	var out [][]byte
-	err := l.Records(func(i uint64, p []byte) error {
+	err := l.Records(0, func(i uint64, p []byte) error {
 		if i != uint64(len(out)) {
 			return fmt.Errorf("index %d, want %d", i, len(out))
 		}
@@ -128,9 +130,9 @@ func damageKind(err error) string {
 		return "none"
 	case errors.Is(err, ErrBadHeader):
 		return "header"
-	case errors.Is(err, ErrTornTail):
+	case errors.Is(err, store.ErrTornTail):
 		return "torn"
-	case errors.Is(err, ErrCorrupt):
+	case errors.Is(err, store.ErrCorrupt):
 		return "corrupt"
 	}
 	return "other: " + err.Error()

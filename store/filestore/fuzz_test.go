@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // FuzzReadLog feeds arbitrary bytes to the reader as a log file. Scan and
@@ -16,7 +18,7 @@ import (
 // a recovered file must re-read cleanly with the same record count and
 // accept appends.
 //
-// go test -run '^$' -fuzz '^FuzzReadLog$' -fuzztime 30s ./service/replaylog/
+// go test -run '^$' -fuzz '^FuzzReadLog$' -fuzztime 30s ./store/filestore/
 func FuzzReadLog(f *testing.F) {
 	for _, c := range corpusCases() {
 		f.Add(c.data)
@@ -24,7 +26,7 @@ func FuzzReadLog(f *testing.F) {
 	// One store per fuzzing process; each input replaces its one log file.
 	dir := f.TempDir()
 	path := filepath.Join(dir, "f.log")
-	s, err := OpenFileStore(dir, Options{Fsync: FsyncNever})
+	s, err := Open(dir, Options{Fsync: store.FsyncNever})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func FuzzReadLog(f *testing.F) {
 			t.Fatalf("file is %d bytes after recovery, log says %d, want %d", got, l.Size(), res.End)
 		}
 		n := 0
-		if err := l.Records(func(uint64, []byte) error { n++; return nil }); err != nil || n != rep.Records {
+		if err := l.Records(0, func(uint64, []byte) error { n++; return nil }); err != nil || n != rep.Records {
 			t.Fatalf("re-read: %d records, %v; want %d", n, err, rep.Records)
 		}
 		if _, err := l.Append([]byte("more")); err != nil {
@@ -79,7 +81,7 @@ var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/Fuzz
 const corpusDir = "testdata/fuzz/FuzzReadLog"
 
 // TestFuzzCorpus keeps the committed seed corpus equal to corpusCases.
-// Regenerate with: go test ./service/replaylog/ -run TestFuzzCorpus -update-corpus
+// Regenerate with: go test ./store/filestore/ -run TestFuzzCorpus -update-corpus
 func TestFuzzCorpus(t *testing.T) {
 	for _, c := range corpusCases() {
 		file := filepath.Join(corpusDir, c.name)
@@ -93,7 +95,7 @@ func TestFuzzCorpus(t *testing.T) {
 		}
 		got, err := os.ReadFile(file)
 		if err != nil || string(got) != body {
-			t.Errorf("%s is missing or stale (%v): run go test ./service/replaylog/ -run TestFuzzCorpus -update-corpus", file, err)
+			t.Errorf("%s is missing or stale (%v): run go test ./store/filestore/ -run TestFuzzCorpus -update-corpus", file, err)
 		}
 	}
 }
@@ -176,7 +178,7 @@ func corpusCases() []corpusCase {
 			return b
 		})},
 		{"length-past-eof", "torn", edit(func(b []byte) []byte {
-			binary.LittleEndian.PutUint64(b[mid:], lengthWord(MaxRecordSize))
+			binary.LittleEndian.PutUint64(b[mid:], lengthWord(store.MaxRecordSize))
 			return b
 		})},
 		{"partly-written-sector", "torn", func() []byte {

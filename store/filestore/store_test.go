@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"encoding/binary"
@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 func TestValidName(t *testing.T) {
@@ -36,19 +38,19 @@ func TestValidName(t *testing.T) {
 		{"é", false},
 		{"a\x00", false},
 	} {
-		if got := ValidName(tc.name); got != tc.ok {
-			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.ok)
+		if got := store.ValidName(tc.name); got != tc.ok {
+			t.Errorf("store.ValidName(%q) = %v, want %v", tc.name, got, tc.ok)
 		}
 	}
 	s := newTestStore(t, Options{})
 	for _, bad := range []string{"", "A", "../etc", "x.log", "a/b"} {
-		if _, err := s.Create(bad); !errors.Is(err, ErrInvalidName) {
+		if _, err := s.Create(bad); !errors.Is(err, store.ErrInvalidName) {
 			t.Errorf("Create(%q): %v", bad, err)
 		}
-		if _, _, err := s.Open(bad); !errors.Is(err, ErrInvalidName) {
+		if _, _, err := s.Open(bad); !errors.Is(err, store.ErrInvalidName) {
 			t.Errorf("Open(%q): %v", bad, err)
 		}
-		if err := s.Remove(bad); !errors.Is(err, ErrInvalidName) {
+		if err := s.Remove(bad); !errors.Is(err, store.ErrInvalidName) {
 			t.Errorf("Remove(%q): %v", bad, err)
 		}
 	}
@@ -60,29 +62,29 @@ func TestCreateOpenErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Create("s1"); !errors.Is(err, ErrBusy) {
+	if _, err := s.Create("s1"); !errors.Is(err, store.ErrBusy) {
 		t.Errorf("Create of an open log: %v", err)
 	}
-	if _, _, err := s.Open("s1"); !errors.Is(err, ErrBusy) {
+	if _, _, err := s.Open("s1"); !errors.Is(err, store.ErrBusy) {
 		t.Errorf("Open of an open log: %v", err)
 	}
-	if err := s.Remove("s1"); !errors.Is(err, ErrBusy) {
+	if err := s.Remove("s1"); !errors.Is(err, store.ErrBusy) {
 		t.Errorf("Remove of an open log: %v", err)
 	}
 	l.Close()
-	if _, err := s.Create("s1"); !errors.Is(err, ErrExist) || !errors.Is(err, os.ErrExist) {
+	if _, err := s.Create("s1"); !errors.Is(err, store.ErrExists) || !errors.Is(err, os.ErrExist) {
 		t.Errorf("Create of an existing log: %v", err)
 	}
-	if _, _, err := s.Open("nope"); !errors.Is(err, ErrNotExist) || !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := s.Open("nope"); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open of a missing log: %v", err)
 	}
-	if err := l.Close(); !errors.Is(err, ErrClosed) {
+	if err := l.Close(); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := l.Append(nil); !errors.Is(err, ErrClosed) {
+	if _, err := l.Append(nil); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Append after Close: %v", err)
 	}
-	if err := l.Records(func(uint64, []byte) error { return nil }); !errors.Is(err, ErrClosed) {
+	if err := l.Records(0, func(uint64, []byte) error { return nil }); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Records after Close: %v", err)
 	}
 }
@@ -111,10 +113,10 @@ func TestListAndRemove(t *testing.T) {
 	if err := s.Remove("a-b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove("a-b"); !errors.Is(err, ErrNotExist) {
+	if err := s.Remove("a-b"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second Remove: %v", err)
 	}
-	if _, _, err := s.Open("a-b"); !errors.Is(err, ErrNotExist) {
+	if _, _, err := s.Open("a-b"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Open after Remove: %v", err)
 	}
 	names, _ = s.List()
@@ -131,11 +133,11 @@ func TestListAndRemove(t *testing.T) {
 
 func TestDirectoryLockAndTempCleanup(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "new", "data") // created on first use
-	s, err := OpenFileStore(dir, Options{})
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenFileStore(dir, Options{}); !errors.Is(err, ErrLocked) {
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second store on the same directory: %v", err)
 	}
 	s.Close()
@@ -158,7 +160,7 @@ func TestDirectoryLockAndTempCleanup(t *testing.T) {
 
 func TestStoreCloseClosesLogs(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenFileStore(dir, Options{Fsync: FsyncBatch, BatchInterval: time.Hour})
+	s, err := Open(dir, Options{Fsync: store.FsyncBatch, BatchInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +177,13 @@ func TestStoreCloseClosesLogs(t *testing.T) {
 	if s.Stats().Fdatasyncs+s.Stats().Syncfs == before {
 		t.Fatal("Close did not sync the open log")
 	}
-	if _, err := l.Append(nil); !errors.Is(err, ErrClosed) {
+	if _, err := l.Append(nil); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Append after store Close: %v", err)
 	}
-	if _, err := s.Create("y"); !errors.Is(err, ErrClosed) {
+	if _, err := s.Create("y"); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Create after Close: %v", err)
 	}
-	if err := s.Close(); !errors.Is(err, ErrClosed) {
+	if err := s.Close(); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("second Close: %v", err)
 	}
 	s2 := openTestStore(t, dir, Options{})
@@ -195,7 +197,7 @@ func TestStoreCloseClosesLogs(t *testing.T) {
 func TestLimits(t *testing.T) {
 	s := newTestStore(t, Options{MaxLogSize: HeaderSize + 3*frameSize(100)})
 	l, _ := s.Create("lim")
-	if _, err := l.Append(make([]byte, MaxRecordSize+1)); !errors.Is(err, ErrTooLarge) {
+	if _, err := l.Append(make([]byte, store.MaxRecordSize+1)); !errors.Is(err, store.ErrTooLarge) {
 		t.Fatalf("oversized record: %v", err)
 	}
 	for i := 0; i < 3; i++ {
@@ -203,7 +205,7 @@ func TestLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := l.Append(make([]byte, 1)); !errors.Is(err, ErrLogFull) {
+	if _, err := l.Append(make([]byte, 1)); !errors.Is(err, store.ErrLogFull) {
 		t.Fatalf("past MaxLogSize: %v", err)
 	}
 	// Neither error poisons the log or writes anything.
@@ -218,22 +220,22 @@ func TestLimits(t *testing.T) {
 
 func TestMaxRecordRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	big := payload(5, MaxRecordSize)
+	big := payload(5, store.MaxRecordSize)
 	_, _ = writeLog(t, dir, "big", [][]byte{big, {}})
 	checkRecovered(t, dir, "big", [][]byte{big, {}}, false, 0, "none")
 }
 
 // TestGroupCommitConcurrent: 100 goroutines × 50 appends over 20 logs in
-// FsyncAlways mode. Every Append that returned must be found after reopen,
+// store.FsyncAlways mode. Every Append that returned must be found after reopen,
 // each goroutine's records in its order, and rounds must be shared.
 func TestGroupCommitConcurrent(t *testing.T) {
 	const goroutines, perG, nlogs = 100, 50, 20
 	dir := t.TempDir()
-	s, err := OpenFileStore(dir, Options{})
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := make([]Log, nlogs)
+	logs := make([]store.Log, nlogs)
 	for i := range logs {
 		if logs[i], err = s.Create(fmt.Sprintf("session-%02d", i)); err != nil {
 			t.Fatal(err)
@@ -257,7 +259,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 				if l.(*FileLog).durable.Load() <= idx {
 					t.Errorf("Append returned before record %d was durable", idx)
 				}
-				l.Records(func(uint64, []byte) error { return nil }) // readers alongside writers
+				l.Records(0, func(uint64, []byte) error { return nil }) // readers alongside writers
 			}
 		})
 	}
@@ -283,7 +285,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		if err != nil || rep.Truncated || rep.Records != goroutines/nlogs*perG {
 			t.Fatalf("log %d: %+v %v", i, rep, err)
 		}
-		err = l.Records(func(_ uint64, p []byte) error {
+		err = l.Records(0, func(_ uint64, p []byte) error {
 			var b [16]byte
 			copy(b[:], p)
 			g, n := binary.LittleEndian.Uint64(b[:]), binary.LittleEndian.Uint64(b[8:])
@@ -307,7 +309,7 @@ func TestAppendAsyncDurable(t *testing.T) {
 	l, _ := s.Create("pipe")
 	var last uint64
 	for i := 0; i < 5; i++ {
-		idx, err := l.AppendAsync(payload(i, 20))
+		idx, err := l.(*FileLog).AppendAsync(payload(i, 20))
 		if err != nil || idx != uint64(i) {
 			t.Fatalf("AppendAsync: %d %v", idx, err)
 		}
@@ -329,14 +331,14 @@ func TestAppendAsyncDurable(t *testing.T) {
 	if s.Stats().Fdatasyncs != after.Fdatasyncs {
 		t.Fatal("Durable of a durable record synced again")
 	}
-	if err := l.Durable(last + 1); !errors.Is(err, ErrNotAppended) {
+	if err := l.Durable(last + 1); !errors.Is(err, store.ErrNotAppended) {
 		t.Fatalf("Durable past the end: %v", err)
 	}
 }
 
 func TestFsyncModes(t *testing.T) {
 	t.Run("never", func(t *testing.T) {
-		s := newTestStore(t, Options{Fsync: FsyncNever})
+		s := newTestStore(t, Options{Fsync: store.FsyncNever})
 		l, _ := s.Create("n")
 		for i := 0; i < 100; i++ {
 			if _, err := l.Append(payload(i, 64)); err != nil {
@@ -347,7 +349,7 @@ func TestFsyncModes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if st := s.Stats(); st.Fdatasyncs+st.Syncfs != 0 {
-			t.Fatalf("FsyncNever synced: %+v", st)
+			t.Fatalf("store.FsyncNever synced: %+v", st)
 		}
 		if err := l.Sync(); err != nil {
 			t.Fatal(err)
@@ -357,7 +359,7 @@ func TestFsyncModes(t *testing.T) {
 		}
 	})
 	t.Run("batch", func(t *testing.T) {
-		s := newTestStore(t, Options{Fsync: FsyncBatch, BatchInterval: 5 * time.Millisecond})
+		s := newTestStore(t, Options{Fsync: store.FsyncBatch, BatchInterval: 5 * time.Millisecond})
 		l, _ := s.Create("b")
 		for i := 0; i < 100; i++ {
 			if _, err := l.Append(payload(i, 64)); err != nil {
@@ -376,39 +378,39 @@ func TestFsyncModes(t *testing.T) {
 		}
 	})
 	t.Run("parse", func(t *testing.T) {
-		for _, m := range []FsyncMode{FsyncAlways, FsyncBatch, FsyncNever} {
-			if got, err := ParseFsyncMode(m.String()); err != nil || got != m {
+		for _, m := range []store.FsyncMode{store.FsyncAlways, store.FsyncBatch, store.FsyncNever} {
+			if got, err := store.ParseFsyncMode(m.String()); err != nil || got != m {
 				t.Errorf("round trip of %v: %v %v", m, got, err)
 			}
 		}
-		if _, err := ParseFsyncMode("sometimes"); err == nil {
-			t.Error("ParseFsyncMode accepted nonsense")
+		if _, err := store.ParseFsyncMode("sometimes"); err == nil {
+			t.Error("store.ParseFsyncMode accepted nonsense")
 		}
-		if _, err := OpenFileStore(t.TempDir(), Options{Fsync: 7}); err == nil {
-			t.Error("OpenFileStore accepted fsync mode 7")
+		if _, err := Open(t.TempDir(), Options{Fsync: 7}); err == nil {
+			t.Error("Open accepted fsync mode 7")
 		}
 	})
 }
 
 // ----- poisoning -----
 
-func checkPoisoned(t *testing.T, l Log, cause error) {
+func checkPoisoned(t *testing.T, l store.Log, cause error) {
 	t.Helper()
 	_, err1 := l.Append([]byte("x"))
-	_, err2 := l.AppendAsync([]byte("x"))
+	_, err2 := l.(*FileLog).AppendAsync([]byte("x"))
 	err3 := l.Durable(0)
 	err4 := l.Sync()
-	err5 := l.Records(func(uint64, []byte) error { return nil })
+	err5 := l.Records(0, func(uint64, []byte) error { return nil })
 	_, _, err6 := l.AppendBatch([][]byte{[]byte("x"), []byte("y")})
 	for i, err := range []error{err1, err2, err3, err4, err5, err6} {
-		if !errors.Is(err, ErrPoisoned) || (cause != nil && !errors.Is(err, cause)) {
+		if !errors.Is(err, store.ErrPoisoned) || (cause != nil && !errors.Is(err, cause)) {
 			t.Errorf("call %d on a poisoned log: %v", i+1, err)
 		}
 		if err != err1 {
 			t.Errorf("call %d returned %v, not the same poison %v", i+1, err, err1)
 		}
 	}
-	if err := l.Close(); !errors.Is(err, ErrPoisoned) {
+	if err := l.Close(); !errors.Is(err, store.ErrPoisoned) {
 		t.Errorf("Close of a poisoned log: %v", err)
 	}
 }
@@ -421,7 +423,7 @@ func TestPoisonOnWriteError(t *testing.T) {
 	}
 	l.(*FileLog).f.Close() // the next write fails
 	_, err := l.Append([]byte("lost"))
-	if !errors.Is(err, ErrPoisoned) || !errors.Is(err, os.ErrClosed) {
+	if !errors.Is(err, store.ErrPoisoned) || !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("Append on a failing file: %v", err)
 	}
 	if l.Len() != 1 {
@@ -474,7 +476,7 @@ func TestPoisonOnSyncError(t *testing.T) {
 			}
 			wg.Wait()
 			for i, err := range errs {
-				if tc.poisoned != errors.Is(err, ErrPoisoned) {
+				if tc.poisoned != errors.Is(err, store.ErrPoisoned) {
 					t.Fatalf("waiter %d: %v", i, err)
 				}
 				if tc.poisoned && !errors.Is(err, syscall.EIO) {
@@ -525,13 +527,13 @@ func TestPoisonIsPerLog(t *testing.T) {
 
 // TestCloseWhileAppending: closing a log, or the whole store, under
 // concurrent appenders never loses an acknowledged record, and every other
-// Append fails with ErrClosed.
+// Append fails with store.ErrClosed.
 func TestCloseWhileAppending(t *testing.T) {
 	for _, closeStore := range []bool{false, true} {
-		for _, mode := range []FsyncMode{FsyncAlways, FsyncBatch} {
+		for _, mode := range []store.FsyncMode{store.FsyncAlways, store.FsyncBatch} {
 			t.Run(fmt.Sprintf("store=%v/%v", closeStore, mode), func(t *testing.T) {
 				dir := t.TempDir()
-				s, err := OpenFileStore(dir, Options{Fsync: mode, BatchInterval: time.Millisecond})
+				s, err := Open(dir, Options{Fsync: mode, BatchInterval: time.Millisecond})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -543,7 +545,7 @@ func TestCloseWhileAppending(t *testing.T) {
 						for i := 0; ; i++ {
 							p := []byte(fmt.Sprintf("%d/%d", g, i))
 							if _, err := l.Append(p); err != nil {
-								if !errors.Is(err, ErrClosed) {
+								if !errors.Is(err, store.ErrClosed) {
 									t.Errorf("Append: %v", err)
 								}
 								return
@@ -569,7 +571,7 @@ func TestCloseWhileAppending(t *testing.T) {
 					t.Fatalf("reopen: %+v %v", rep, err)
 				}
 				found := map[string]bool{}
-				l2.Records(func(_ uint64, p []byte) error { found[string(p)] = true; return nil })
+				l2.Records(0, func(_ uint64, p []byte) error { found[string(p)] = true; return nil })
 				n := 0
 				acked.Range(func(k, _ any) bool {
 					n++

@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"testing"
+
+	"github.com/tcpstated/tcpstated/store"
 )
 
 // checkRecovered opens name in a store over dir and checks that recovery
@@ -16,7 +18,7 @@ func checkRecovered(t *testing.T, dir, name string, want [][]byte, truncated boo
 	t.Helper()
 	path := dir + "/" + name + logSuffix
 	before := int64(len(mustRead(t, path)))
-	s := openTestStore(t, dir, Options{Fsync: FsyncNever})
+	s := openTestStore(t, dir, Options{Fsync: store.FsyncNever})
 	s.fdatasync = noSync // this checks the logic; the loops would spend their time in fsync
 	l, rep, err := s.Open(name)
 	if err != nil {
@@ -102,7 +104,7 @@ func TestReopenContinuesChain(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		var rep RecoveryReport
+		var rep store.RecoveryReport
 		l, rep, err = s.Open("chain")
 		if err != nil || rep.Truncated || rep.Records != len(want) {
 			t.Fatalf("cycle %d: %+v %v", cycle, rep, err)
@@ -264,9 +266,9 @@ func TestBadHeader(t *testing.T) {
 			mustWrite(t, path, tc.file)
 			s := openTestStore(t, dir, Options{})
 			_, _, err := s.Open("h")
-			var d *DamageError
-			if !errors.As(err, &d) || !errors.Is(err, ErrBadHeader) || !errors.Is(err, ErrCorrupt) || d.Offset != 0 {
-				t.Fatalf("Open: %v, want a bad-header DamageError", err)
+			var d *store.DamageError
+			if !errors.As(err, &d) || !errors.Is(err, ErrBadHeader) || !errors.Is(err, store.ErrCorrupt) || d.Offset != 0 {
+				t.Fatalf("Open: %v, want a bad-header store.DamageError", err)
 			}
 			if !bytes.Equal(mustRead(t, path), tc.file) {
 				t.Fatal("a file with a bad header was modified")
@@ -281,7 +283,7 @@ func TestBadHeader(t *testing.T) {
 	}
 }
 
-// TestAbsurdLengthNoAllocation: a length word beyond MaxRecordSize is
+// TestAbsurdLengthNoAllocation: a length word beyond store.MaxRecordSize is
 // corruption, and one within it but past the end of the file is refused
 // before any buffer of that size is allocated.
 func TestAbsurdLengthNoAllocation(t *testing.T) {
@@ -290,9 +292,9 @@ func TestAbsurdLengthNoAllocation(t *testing.T) {
 		n    int
 		kind error
 	}{
-		{"beyond the maximum", MaxRecordSize + 1, ErrCorrupt},
-		{"2^55", 1 << 55, ErrCorrupt},
-		{"maximum, past EOF", MaxRecordSize, ErrTornTail},
+		{"beyond the maximum", store.MaxRecordSize + 1, store.ErrCorrupt},
+		{"2^55", 1 << 55, store.ErrCorrupt},
+		{"maximum, past EOF", store.MaxRecordSize, store.ErrTornTail},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := encodeHeader(1)
@@ -335,7 +337,7 @@ func TestScanReportsDamage(t *testing.T) {
 		seen++
 		return nil
 	})
-	if err != nil || seen != 2 || res.Records != 2 || res.End != offs[2] || !errors.Is(res.Damage, ErrTornTail) {
+	if err != nil || seen != 2 || res.Records != 2 || res.End != offs[2] || !errors.Is(res.Damage, store.ErrTornTail) {
 		t.Fatalf("Scan: %+v %v, seen %d", res, err, seen)
 	}
 	if _, err := os.Stat(path); err != nil {

@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"encoding/binary"
@@ -14,9 +14,6 @@ const (
 	Version = 1
 	// HeaderSize is the size of the file header; the first frame starts here.
 	HeaderSize = 32
-	// MaxRecordSize bounds a record's payload. The reader refuses a larger
-	// length word as corruption before allocating anything.
-	MaxRecordSize = 16 << 20
 
 	frameHeaderSize = 12 // length word (8) + chained CRC-32C (4)
 	lengthMask      = 1<<56 - 1

@@ -1,4 +1,4 @@
-package replaylog
+package filestore
 
 import (
 	"bytes"
