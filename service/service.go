@@ -345,7 +345,9 @@ func (s *Service) restoreAll() error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s.restore(file)
+			if err := s.restore(file); err != nil {
+				s.log.Debug("session held by another replica; not restored here", "log", file, "err", err)
+			}
 		})
 	}
 	wg.Wait()
@@ -353,13 +355,19 @@ func (s *Service) restoreAll() error {
 	return nil
 }
 
-// restore opens the log named file and re-runs it.
-func (s *Service) restore(file string) {
+// restore opens the log named file and re-runs it. It returns an error
+// wrapping store.ErrBusy, and registers nothing, when the log is open
+// elsewhere (another replica holds its lease); every other problem is
+// registered as a broken session.
+func (s *Service) restore(file string) error {
 	name := sessionName(file)
 	lg, rep, err := s.store.Open(file)
+	if errors.Is(err, store.ErrBusy) {
+		return err
+	}
 	if err != nil {
 		s.addBroken(sessionKey{"", file}, nil, RestoreReport{Session: name, Log: file, Err: err})
-		return
+		return nil
 	}
 	ss, r := s.rebuild(file, lg, rep)
 	if ss == nil {
@@ -371,7 +379,7 @@ func (s *Service) restore(file string) {
 			if err := s.store.Remove(file); err != nil {
 				s.log.Warn("removing an empty log", "session", name, "err", err)
 			}
-			return
+			return nil
 		}
 		if r.Err == errEmptyLog {
 			// The start record itself is corrupt (not torn): that is
@@ -380,7 +388,7 @@ func (s *Service) restore(file string) {
 			r.Err = fmt.Errorf("the start record is damaged: %s", rep.Reason)
 		}
 		s.addBroken(r.key(), nil, r)
-		return
+		return nil
 	}
 	if _, dup := s.sessions.LoadOrStore(sessionKey{ss.tenant, ss.id}, ss); dup {
 		// Two logs hold the same session (one of them renamed or copied
@@ -388,7 +396,7 @@ func (s *Service) restore(file string) {
 		ss.log.Close()
 		r.Err = fmt.Errorf("the log %s holds session %s of tenant %q, which another log holds too", file, ss.name, ss.tenant)
 		s.addBroken(sessionKey{"", file}, nil, r)
-		return
+		return nil
 	}
 	if r.Truncated || r.Difference != nil || r.Completed {
 		s.restoreMu.Lock()
@@ -402,6 +410,7 @@ func (s *Service) restore(file string) {
 	ss.mu.Lock()
 	ss.rearmLocked()
 	ss.mu.Unlock()
+	return nil
 }
 
 var errEmptyLog = errors.New("the log has no records")
@@ -561,6 +570,10 @@ func (ss *session) reloadLocked() error {
 		ss.log = nil
 	}
 	lg, rep, err := s.store.Open(ss.file)
+	if errors.Is(err, store.ErrBusy) {
+		ss.handOverLocked(err)
+		return err
+	}
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,7 @@ const (
 	stateBroken               // the log could not be re-run: only Get, List and Delete work
 	stateDeleted              // deleted: every call is NOT_FOUND
 	stateClosed               // the service is shutting down
+	stateMoved                // another replica took the session over (replica.go)
 )
 
 // usableLocked returns why the session cannot take a call, if it cannot.
@@ -92,6 +93,8 @@ func (s *session) usableLocked() error {
 		return errorf(kindDataLoss, "session %s: its log cannot be re-run: %v (delete the session to discard it)", s.name, s.failure)
 	case stateDeleted:
 		return notFoundf("session %s not found", s.name)
+	case stateMoved:
+		return errorf(kindUnavailable, "session %s moved to another replica (%v); retry the call", s.name, s.failure)
 	}
 	return errorf(kindUnavailable, "session %s: the server is shutting down", s.name)
 }

@@ -58,7 +58,7 @@ const (
 	opTimeout       = 30 * time.Second
 )
 
-// Errors of the PostgreSQL store besides replaylog's.
+// Errors of the PostgreSQL store besides the store package's.
 var (
 	// ErrFenced: an append presented an epoch that is no longer the log's
 	// (another replica took the log over) or the log moved under it. The

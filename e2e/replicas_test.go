@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/pgtest"
+)
+
+// replicaFlags run a server as a replica on the database at url with a
+// short lease, so the test need not wait long for takeovers.
+func replicaFlags(url string) []string {
+	return []string{"--store", url, "--lease-ttl", "1s", "--lease-renew", "250ms", "--takeover-interval", "200ms"}
+}
+
+// metric reads one counter or gauge from a server's /metrics.
+func (s *server) metric(name string) float64 {
+	s.t.Helper()
+	_, b := s.do("GET", "/metrics", "")
+	m := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`(?:\{[^}]*\})? (\S+)$`).FindAllStringSubmatch(string(b), -1)
+	var sum float64
+	for _, x := range m {
+		v, _ := strconv.ParseFloat(x[1], 64)
+		sum += v
+	}
+	return sum
+}
+
+// eventually retries call, each try with a deadline of a second (a call
+// forwarded to a paused replica waits), until it succeeds or 15 s pass.
+func eventually(t *testing.T, what string, call func(context.Context) error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < 15*time.Second {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = call(c)
+		cancel()
+		if err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: still failing after 15 s: %v", what, err)
+	return 0
+}
+
+// TestReplicasForwardAndTakeOver: two replicas on one PostgreSQL. A call
+// to the replica that does not own a session is forwarded to the owner;
+// when the owner is SIGKILLed, the other takes the session over by
+// replaying its log and the connection carries on where it was, its log
+// verifying as identical; the metrics count the forward and the takeover.
+func TestReplicasForwardAndTakeOver(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.URL(pg.NewDB(t))
+	a := startServer(t, t.TempDir(), replicaFlags(url)...)
+	b := startServer(t, t.TempDir(), replicaFlags(url)...)
+
+	s := a.createSession("moving", fixedISN())
+	a.listen(s, "l", listenAddr)
+	// On b, which does not own it: forwarded to a.
+	r := b.submit(s, fields(peer, listenAddr, 100, 0, "", "SYN"))
+	if len(r.Outputs.GetSegments()) != 1 || !strings.Contains(strings.Join(r.Outputs.Segments[0].GetFlags(), ","), "SYN") {
+		t.Fatalf("forwarded SYN: %v", r.Outputs)
+	}
+	if got := b.metric("tcpstated_replica_forwards_total"); got < 1 {
+		t.Fatalf("b forwarded %v calls", got)
+	}
+	if got := a.metric("tcpstated_sessions"); got != 1 {
+		t.Fatalf("a owns %v sessions", got)
+	}
+
+	a.kill()
+	took := eventually(t, "the session on b after a was killed", func(c context.Context) error {
+		_, err := b.sessions.GetSession(c, &pb.GetSessionRequest{Name: s})
+		return err
+	})
+	t.Logf("session served again by b %v after a was killed", took.Round(time.Millisecond))
+	b.submit(s, fields(peer, listenAddr, 101, 1001, "after the takeover", "ACK"))
+	eps, err := b.endpoints.ListEndpoints(ctx(t), &pb.ListEndpointsRequest{Parent: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var established bool
+	for _, ep := range eps.Endpoints {
+		established = established || ep.State == pb.State_STATE_ESTABLISHED
+	}
+	if !established {
+		t.Fatalf("after the takeover no connection is ESTABLISHED: %v", eps.Endpoints)
+	}
+	v, err := b.logsvc.VerifySession(ctx(t), &pb.VerifySessionRequest{Name: s})
+	if err != nil || !v.Identical {
+		t.Fatalf("verify after the takeover: %v, %v", v, err)
+	}
+	if got := b.metric("tcpstated_replica_takeovers_total"); got != 1 {
+		t.Fatalf("b took %v sessions over", got)
+	}
+}
+
+// TestPausedReplicaIsFenced: a replica stopped (SIGSTOP) past its lease
+// loses its session to another; when it resumes, its writes are refused
+// by the database (fencing), it hands the session over, and from then on
+// forwards calls to the new owner; nothing it wrote after losing the lease
+// is in the log.
+func TestPausedReplicaIsFenced(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.URL(pg.NewDB(t))
+	a := startServer(t, t.TempDir(), replicaFlags(url)...)
+	b := startServer(t, t.TempDir(), replicaFlags(url)...)
+	s := a.createSession("paused", fixedISN())
+	a.listen(s, "l", listenAddr)
+	a.establish(s, peer, "before")
+
+	a.cmd.Process.Signal(syscall.SIGSTOP)
+	eventually(t, "b taking the session over", func(c context.Context) error {
+		_, err := b.sessions.GetSession(c, &pb.GetSessionRequest{Name: s})
+		return err
+	})
+	b.submit(s, fields(peer, listenAddr, 107, 1001, "on b", "ACK"))
+	a.cmd.Process.Signal(syscall.SIGCONT)
+
+	// a still believes it owns the session: its first write is fenced.
+	_, err := a.segments.SubmitSegment(ctx(t), &pb.SubmitSegmentRequest{Parent: s, Segment: fields(peer, listenAddr, 111, 1001, "stale", "ACK")})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("write on the fenced replica: %v", err)
+	}
+	eventually(t, "a forwarding to b", func(c context.Context) error {
+		_, err := a.segments.SubmitSegment(c, &pb.SubmitSegmentRequest{Parent: s, Segment: fields(peer, listenAddr, 111, 1001, "via a", "ACK")})
+		return err
+	})
+	if got := a.metric("tcpstated_replica_fenced_appends_total"); got < 1 {
+		t.Fatalf("a counted %v fenced appends", got)
+	}
+	recs, err := b.logsvc.ListRecords(ctx(t), &pb.ListRecordsRequest{Parent: s, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, r := range recs.Records {
+		text.WriteString(r.String())
+	}
+	if strings.Contains(text.String(), "stale") || !strings.Contains(text.String(), "via a") {
+		t.Fatalf("the log holds the fenced write or lacks the forwarded one")
+	}
+	v, err := b.logsvc.VerifySession(ctx(t), &pb.VerifySessionRequest{Name: s})
+	if err != nil || !v.Identical {
+		t.Fatalf("verify: %v, %v", v, err)
+	}
+}
