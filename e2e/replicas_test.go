@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -154,5 +156,45 @@ func TestPausedReplicaIsFenced(t *testing.T) {
 	v, err := b.logsvc.VerifySession(ctx(t), &pb.VerifySessionRequest{Name: s})
 	if err != nil || !v.Identical {
 		t.Fatalf("verify: %v, %v", v, err)
+	}
+}
+
+// TestLogToolsOnPostgres: `tcpstated log dump` and `log verify` read a log
+// in PostgreSQL (--store or TCPSTATED_STORE) as they read a file, and a
+// record changed in the database is reported as damage, never hidden.
+func TestLogToolsOnPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	db := pg.NewDB(t)
+	url := pg.URL(db)
+	a := startServer(t, t.TempDir(), replicaFlags(url)...)
+	s := a.createSession("tools", fixedISN())
+	a.listen(s, "l", listenAddr)
+	a.establish(s, peer, "hello")
+	a.stop()
+
+	run := func(env string, args ...string) (string, int) {
+		cmd := exec.Command(serverBin, args...)
+		cmd.Env = append(os.Environ(), "TCPSTATED_STORE="+env)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := run("", "log", "verify", "--store="+url, "tools"); code != 0 || !strings.Contains(out, "outputs: identical") {
+		t.Fatalf("log verify --store: exit %d\n%s", code, out)
+	}
+	out, code := run(url, "log", "dump", "tools")
+	if code != 0 || !strings.Contains(out, "101:106(5)") {
+		t.Fatalf("log dump with TCPSTATED_STORE: exit %d\n%s", code, out)
+	}
+	if o, err := pg.Psql(db, "UPDATE records SET frame = set_byte(frame, 14, get_byte(frame, 14) # 1) WHERE log = 'tools' AND idx = 2"); err != nil {
+		t.Fatalf("%v: %s", err, o)
+	}
+	if out, code := run(url, "log", "verify", "tools"); code != 1 || !strings.Contains(out, "damaged") || !strings.Contains(out, "checksum mismatch") {
+		t.Fatalf("log verify of a damaged log: exit %d\n%s", code, out)
 	}
 }

@@ -460,8 +460,18 @@ func (s *Store) Remove(name string) error {
 // frames), read without taking its lease: what `log dump` and `log verify`
 // read. It reports what is stored, damage included.
 func (s *Store) Image(ctx context.Context, name string) ([]byte, error) {
+	return image(ctx, s.pool, name)
+}
+
+// querier is a pool or a single connection.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func image(ctx context.Context, q querier, name string) ([]byte, error) {
 	var header []byte
-	err := s.pool.QueryRow(ctx, `SELECT header FROM logs WHERE name = $1`, name).Scan(&header)
+	err := q.QueryRow(ctx, `SELECT header FROM logs WHERE name = $1`, name).Scan(&header)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %q", store.ErrNotFound, name)
 	}
@@ -469,11 +479,42 @@ func (s *Store) Image(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("pgstore: reading %q: %w", name, err)
 	}
 	img := append([]byte(nil), header...)
-	err = s.scan(ctx, name, 0, -1, func(_ int64, frame []byte) error {
+	rows, err := q.Query(ctx, `SELECT frame FROM records WHERE log = $1 ORDER BY idx`, name)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: reading %q: %w", name, err)
+	}
+	var frame []byte
+	if _, err := pgx.ForEachRow(rows, []any{&frame}, func() error {
 		img = append(img, frame...)
 		return nil
-	})
-	return img, err
+	}); err != nil {
+		return nil, fmt.Errorf("pgstore: reading %q: %w", name, err)
+	}
+	return img, nil
+}
+
+// ReadImage connects to the database at url and returns the image of log
+// name (see Store.Image) without registering a replica, taking a lease or
+// changing anything: for offline tools, also while servers run. A schema
+// newer than this binary is refused; an absent one means no logs.
+func ReadImage(ctx context.Context, url, name string) ([]byte, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var v int
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: never migrated
+			return nil, fmt.Errorf("%w: %q (the database has no tcpstated schema)", store.ErrNotFound, name)
+		}
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	if v > SchemaVersion() {
+		return nil, fmt.Errorf("%w: the database is at version %d, this binary reads up to %d", ErrSchemaTooNew, v, SchemaVersion())
+	}
+	return image(ctx, conn, name)
 }
 
 // Close closes every open log (waiting for its commits and releasing its
