@@ -25,7 +25,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, receives the service's Prometheus collectors.
 	Metrics prometheus.Registerer
-	// RequireTenant: every call must carry a tenant (ContextWithTenant;
+	// RequireTenant: every call must carry a tenant (tenant.NewContext;
 	// the Authenticator's interceptors set it) and sees only the sessions
 	// that tenant created (tenant.go).
 	RequireTenant bool

@@ -9,8 +9,6 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-
-	"github.com/tcpstated/tcpstated/store"
 )
 
 // The rule, through the service (the engine-level test in fsm sends a
@@ -24,7 +22,7 @@ func TestSYNFloodThroughTheService(t *testing.T) {
 	const syns, batch, backlog = 20000, 1000, 128
 	for _, cookies := range []bool{false, true} {
 		t.Run(map[bool]string{false: "no cookies", true: "SYN cookies"}[cookies], func(t *testing.T) {
-			e := newEnv(t, Config{Fsync: store.FsyncNever})
+			e := newMemEnv(t, Config{})
 			opts := fixedISNOptions(1000)
 			opts.SynBacklog, opts.SynCookies = backlog, proto.Bool(cookies)
 			s := e.createSession("flood", opts).Name

@@ -20,7 +20,7 @@ import (
 	"github.com/tcpstated/tcpstated/gen/openapi"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
-	"github.com/tcpstated/tcpstated/store"
+	"github.com/tcpstated/tcpstated/store/memstore"
 )
 
 // Fuzzing the API: arbitrary protobuf and JSON bodies into the handlers of
@@ -73,11 +73,9 @@ func (c *capture) RegisterService(d *grpc.ServiceDesc, impl any) {
 }
 
 func newAPIFuzz(f *testing.F) *apiFuzz {
-	svc, err := Open(Config{
-		DataDir: f.TempDir(),
-		Fsync:   store.FsyncNever,
-		Logger:  quietLogger(),
-		Limits:  Limits{MaxSessions: 16, MaxEndpoints: 32, MaxLogBytes: 1 << 20, MaxMessageBytes: 1 << 20, MaxPageSize: 100},
+	svc, err := New(memstore.New(memstore.Options{}), Config{
+		Logger: quietLogger(),
+		Limits: Limits{MaxSessions: 16, MaxEndpoints: 32, MaxLogBytes: 1 << 20, MaxMessageBytes: 1 << 20, MaxPageSize: 100},
 	})
 	if err != nil {
 		f.Fatal(err)

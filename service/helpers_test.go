@@ -21,6 +21,8 @@ import (
 	"github.com/tcpstated/tcpstated/store"
 
 	"github.com/tcpstated/tcpstated/store/filestore"
+
+	"github.com/tcpstated/tcpstated/store/memstore"
 )
 
 // env is an in-process server over bufconn and clients of every service.
@@ -36,6 +38,9 @@ type env struct {
 	endpoints pb.EndpointServiceClient
 	segments  pb.SegmentServiceClient
 	logs      pb.LogServiceClient
+
+	mem     *memstore.Store // newMemEnv: the store in place of dir
+	memUsed bool            // mem has served a Service: restart reopens it
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -57,9 +62,32 @@ func newEnv(t *testing.T, cfg Config) *env {
 	return e
 }
 
+// newMemEnv is newEnv over an in-memory store, for tests about the API
+// rather than the disk; restart keeps the logs.
+func newMemEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	e := &env{t: t, cfg: cfg, mem: memstore.New(memstore.Options{})}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
 func (e *env) start() {
 	e.t.Helper()
-	svc, err := Open(e.cfg)
+	var svc *Service
+	var err error
+	if e.mem != nil {
+		if e.memUsed {
+			e.mem = e.mem.Reopen()
+		}
+		e.memUsed = true
+		svc, err = New(e.mem, e.cfg)
+	} else {
+		svc, err = Open(e.cfg)
+	}
 	if err != nil {
 		e.t.Fatalf("Open: %v", err)
 	}

@@ -95,7 +95,7 @@ func TestLimits(t *testing.T) {
 	})
 
 	t.Run("endpoints per session", func(t *testing.T) {
-		e := newEnv(t, Config{Fsync: store.FsyncNever, Limits: Limits{MaxEndpoints: 4}})
+		e := newMemEnv(t, Config{Limits: Limits{MaxEndpoints: 4}})
 		s := e.createSession("s", fixedISNOptions(1000)).Name
 		e.listen(s, "10.0.0.1:80")
 		e.established(s, 40000)
@@ -118,7 +118,7 @@ func TestLimits(t *testing.T) {
 	})
 
 	t.Run("bytes buffered per connection", func(t *testing.T) {
-		e := newEnv(t, Config{Fsync: store.FsyncNever, Limits: Limits{MaxBufferBytes: 8192}})
+		e := newMemEnv(t, Config{Limits: Limits{MaxBufferBytes: 8192}})
 		for _, o := range []*pb.SessionOptions{{ReceiveWindow: 8193}, {SendBuffer: 1 << 30}} {
 			if _, err := e.sessions.CreateSession(ctx(t), &pb.CreateSessionRequest{Session: &pb.Session{Options: o}}); status.Code(err) != codes.ResourceExhausted {
 				t.Fatalf("options %v: %v", o, err)
@@ -166,7 +166,7 @@ func TestLimits(t *testing.T) {
 		// A full queue discards its oldest segment and counts it
 		// (Session.outbound_dropped): the queue is the wire, and a wire
 		// drops; the call that emitted the segment succeeded.
-		e := newEnv(t, Config{Fsync: store.FsyncNever, Limits: Limits{MaxOutboundQueue: 8}})
+		e := newMemEnv(t, Config{Limits: Limits{MaxOutboundQueue: 8}})
 		s := e.createSession("s", nil).Name
 		before := liveHeap()
 		for i := range 500 {
@@ -184,7 +184,7 @@ func TestLimits(t *testing.T) {
 	})
 
 	t.Run("watchers per session and a watcher that falls behind", func(t *testing.T) {
-		e := newEnv(t, Config{Fsync: store.FsyncNever, Limits: Limits{MaxWatchers: 2}})
+		e := newMemEnv(t, Config{Limits: Limits{MaxWatchers: 2}})
 		s := e.createSession("s", nil).Name
 		wctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -231,7 +231,7 @@ func TestLimits(t *testing.T) {
 
 	t.Run("request and message size", func(t *testing.T) {
 		const max = 64 << 10
-		e := newEnv(t, Config{Fsync: store.FsyncNever, Limits: Limits{MaxMessageBytes: max, MaxPacketsPerMessage: 16}})
+		e := newMemEnv(t, Config{Limits: Limits{MaxMessageBytes: max, MaxPacketsPerMessage: 16}})
 		s := e.createSession("s", fixedISNOptions(1000)).Name
 		e.listen(s, "10.0.0.1:80")
 		conn := e.established(s, 40000)
@@ -308,7 +308,7 @@ func TestLimits(t *testing.T) {
 	t.Run("records per page", func(t *testing.T) {
 		// Page sizes above the maximum are lowered to it (AIP-158), not
 		// refused; a page never holds more.
-		e := newEnv(t, Config{Fsync: store.FsyncNever, Limits: Limits{MaxPageSize: 10}})
+		e := newMemEnv(t, Config{Limits: Limits{MaxPageSize: 10}})
 		s := e.createSession("s", nil).Name
 		for i := range 20 {
 			e.submitRaw(s, rawPacket(uint16(1000+i), 1, 0, fsm.FlagSYN, nil))

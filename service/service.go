@@ -20,6 +20,8 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/tenant"
 )
 
 // Service holds every session of the server and implements the tcpstate.v1
@@ -33,7 +35,7 @@ type Service struct {
 
 	sessions sync.Map // sessionKey (tenant, id) → *session
 	count    atomic.Int64
-	tenants  tenantCounts // sessions per tenant (tenant.go)
+	tenants  tenant.Counts // sessions per tenant (tenant.go)
 	closed   atomic.Bool
 	stopping atomic.Bool   // streams end; no new ones start
 	stopCh   chan struct{} // closed by StopStreams
@@ -211,13 +213,13 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	}
 	if n := s.count.Add(1); n > int64(s.cfg.Limits.MaxSessions) {
 		s.count.Add(-1)
-		s.tenants.release(tenant)
+		s.tenants.Release(tenant)
 		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
 	}
 	ss, err := s.createLog(id, tenant, opts, secret)
 	if err != nil {
 		s.count.Add(-1)
-		s.tenants.release(tenant)
+		s.tenants.Release(tenant)
 		return nil, err
 	}
 	if _, loaded := s.sessions.LoadOrStore(key, ss); loaded {
@@ -226,7 +228,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 		ss.closeLocked(stateDeleted)
 		ss.mu.Unlock()
 		s.count.Add(-1)
-		s.tenants.release(tenant)
+		s.tenants.Release(tenant)
 		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
 	}
 	s.metrics.sessionsCreated.Inc()
@@ -302,7 +304,7 @@ func (s *Service) delete(ctx context.Context, id string) error {
 		return notFoundf("session %s not found", sessionName(id))
 	}
 	ss := v.(*session)
-	s.tenants.release(ss.tenant)
+	s.tenants.Release(ss.tenant)
 	ss.mu.Lock()
 	err := ss.closeLocked(stateDeleted)
 	ss.mu.Unlock()
@@ -406,7 +408,7 @@ func (s *Service) restore(file string) error {
 	ss.restore, ss.restoreView = &r, r.status()
 	ss.startTimer()
 	s.count.Add(1)
-	s.tenants.reserve(ss.tenant, 0)
+	s.tenants.Reserve(ss.tenant, 0)
 	ss.mu.Lock()
 	ss.rearmLocked()
 	ss.mu.Unlock()
@@ -529,7 +531,7 @@ func startKey(file string, st *pb.SessionStart) (sessionKey, error) {
 		return sessionKey{}, fmt.Errorf("the log %s: start record: %w", file, err)
 	}
 	t := st.GetTenant()
-	if t != "" && !validTenant(t) {
+	if t != "" && !tenant.ValidName(t) {
 		return sessionKey{}, fmt.Errorf("the log %s: start record: tenant %q is not a tenant name", file, t)
 	}
 	if file != logName(t, id) && !(t != "" && file == id) {
@@ -554,7 +556,7 @@ func (s *Service) addBroken(key sessionKey, lg store.Log, r RestoreReport) {
 		s.log.Error("a broken session's log is shadowed by another session of the same name; remove its file", "log", r.Log)
 	} else {
 		s.count.Add(1)
-		s.tenants.reserve(ss.tenant, 0)
+		s.tenants.Reserve(ss.tenant, 0)
 	}
 	s.restoreMu.Lock()
 	s.restored = append(s.restored, r)

@@ -25,6 +25,8 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/tenant"
 )
 
 // Tokens of the tests' tenants.
@@ -34,14 +36,14 @@ const (
 	tokenBob2  = "bob-second-token-98765"
 )
 
-// authEnv is an in-process server with the Authenticator's interceptors
+// authEnv is an in-process server with the tenant.Authenticator's interceptors
 // and RequireTenant, over bufconn.
 type authEnv struct {
 	t      *testing.T
 	dir    string
 	cfg    Config
 	tokens string // token file
-	auth   *Authenticator
+	auth   *tenant.Authenticator
 	svc    *Service
 	srv    *grpc.Server
 	lis    *bufconn.Listener
@@ -66,7 +68,7 @@ func newAuthEnv(t *testing.T, cfg Config) *authEnv {
 	cfg.RequireTenant = true
 	e := &authEnv{t: t, dir: cfg.DataDir, cfg: cfg, tokens: filepath.Join(t.TempDir(), "tokens")}
 	writeTokens(t, e.tokens, "# the tests' tenants", tokenAlice+" alice", tokenBob+" bob", tokenBob2+"   bob")
-	auth, err := NewAuthenticator(e.tokens, quietLogger())
+	auth, err := tenant.NewAuthenticator(e.tokens, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,41 +195,6 @@ func TestAuthReload(t *testing.T) {
 	}
 	if a, c := list(tokenAlice), list(tokenCarol); a != codes.OK || c != codes.OK {
 		t.Fatalf("a bad file changed the tokens: alice %v, carol %v", a, c)
-	}
-}
-
-func TestParseTokens(t *testing.T) {
-	cases := []struct {
-		name, file string
-		want       map[string]string
-		wantErr    string
-	}{
-		{"pairs, comments, blank lines", "# c\n\n" + tokenAlice + " alice\n  " + tokenBob + "\tbob  \n", map[string]string{tokenAlice: "alice", tokenBob: "bob"}, ""},
-		{"two tokens, one tenant", tokenBob + " bob\n" + tokenBob2 + " bob\n", map[string]string{tokenBob: "bob", tokenBob2: "bob"}, ""},
-		{"short token", "abc alice\n", nil, "line 1: a token"},
-		{"three fields", tokenAlice + " alice extra\n", nil, "line 1: want TOKEN TENANT"},
-		{"bad tenant", tokenAlice + " al/ice\n", nil, "tenant"},
-		{"duplicate token", tokenAlice + " a\n" + tokenAlice + " b\n", nil, "line 2: the token appears twice"},
-		{"empty", "# nothing\n", nil, "no tokens"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseTokens(strings.NewReader(tc.file))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || len(got) != len(tc.want) {
-				t.Fatalf("got %v, %v", got, err)
-			}
-			for k, v := range tc.want {
-				if got[k] != v {
-					t.Fatalf("got %v, want %v", got, tc.want)
-				}
-			}
-		})
 	}
 }
 

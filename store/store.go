@@ -25,7 +25,7 @@ import (
 // concurrent use.
 type Store interface {
 	// Create makes a new, empty, durable log. It fails with ErrExists if one
-	// with that name exists (open or not).
+	// with that name exists (or ErrBusy if it is open).
 	Create(name string) (Log, error)
 	// Open opens an existing log, recovers it (a torn or corrupt tail is
 	// cut off and reported) and positions it for appending. ErrNotFound if

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/tcpstated/tcpstated/service"
+	"github.com/tcpstated/tcpstated/service/tenant"
 )
 
 // security is what --auth-tokens, --tls-cert/--tls-key, --insecure and
@@ -38,7 +38,7 @@ import (
 //     exactly the server's own certificate.
 type security struct {
 	log            *slog.Logger
-	auth           *service.Authenticator // nil without --auth-tokens
+	auth           *tenant.Authenticator // nil without --auth-tokens
 	authFile       string
 	tls            *tls.Config // nil without --tls-cert
 	leaf           []byte      // the server's certificate (DER), for the gateway's dial
@@ -49,7 +49,7 @@ type security struct {
 func newSecurity(c *serveConfig, logger *slog.Logger) (*security, error) {
 	s := &security{log: logger, authFile: c.authTokens, insecure: c.insecure, debugEndpoints: c.debugEndpoints}
 	if c.authTokens != "" {
-		a, err := service.NewAuthenticator(c.authTokens, logger)
+		a, err := tenant.NewAuthenticator(c.authTokens, logger)
 		if err != nil {
 			return nil, fmt.Errorf("--auth-tokens: %w", err)
 		}

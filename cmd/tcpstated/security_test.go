@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tcpstated/tcpstated/service"
+
+	"github.com/tcpstated/tcpstated/service/tenant"
 )
 
 // The rule: without --auth-tokens the server listens only on loopback
@@ -71,13 +72,13 @@ func TestTLSFlagsGoTogether(t *testing.T) {
 	}
 }
 
-func mustAuth(t *testing.T) *service.Authenticator {
+func mustAuth(t *testing.T) *tenant.Authenticator {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(p, []byte("a-token-of-sixteen-chars alice\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, err := service.NewAuthenticator(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := tenant.NewAuthenticator(p, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

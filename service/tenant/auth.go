@@ -1,4 +1,4 @@
-package service
+package tenant
 
 import (
 	"bufio"
@@ -32,8 +32,8 @@ import (
 // grpc.health.v1) must carry the metadata `authorization: Bearer TOKEN`;
 // the REST gateway forwards the HTTP Authorization header as that metadata,
 // and HTTPMiddleware checks it before the gateway as well. The tenant the
-// token maps to is put in the call's context (ContextWithTenant), and the
-// service shows that tenant only its own sessions (tenant.go).
+// token maps to is put in the call's context (NewContext), and the
+// service shows that tenant only its own sessions.
 //
 // Reload re-reads the file (the binary calls it on SIGHUP): new tokens work
 // at once, removed ones stop working for new calls; streams already open
@@ -66,7 +66,7 @@ func ParseTokens(r io.Reader) (map[string]string, error) {
 		if len(tok) < minTokenLen || len(tok) > maxTokenLen || !printableASCII(tok) {
 			return nil, fmt.Errorf("line %d: a token must be %d to %d printable ASCII characters", n, minTokenLen, maxTokenLen)
 		}
-		if !validTenant(tenant) {
+		if !ValidName(tenant) {
 			return nil, fmt.Errorf("line %d: tenant %q is not 1 to %d characters of a-z, A-Z, 0-9, '-', '_' and '.'", n, tenant, maxTenantLen)
 		}
 		if _, dup := tokens[tok]; dup {
@@ -92,7 +92,7 @@ func printableASCII(s string) bool {
 	return true
 }
 
-func validTenant(t string) bool {
+func ValidName(t string) bool {
 	if t == "" || len(t) > maxTenantLen {
 		return false
 	}
@@ -180,7 +180,7 @@ func (a *Authenticator) authenticate(ctx context.Context) (context.Context, erro
 	if err != nil {
 		return ctx, err
 	}
-	return ContextWithTenant(ctx, tenant), nil
+	return NewContext(ctx, tenant), nil
 }
 
 // UnaryInterceptor authenticates unary calls.
@@ -236,6 +236,6 @@ func (a *Authenticator) HTTPMiddleware(open func(path string) bool, next http.Ha
 			json.NewEncoder(w).Encode(map[string]any{"code": codes.Unauthenticated, "message": status.Convert(err).Message(), "details": []any{}})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(ContextWithTenant(r.Context(), tenant)))
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), tenant)))
 	})
 }
