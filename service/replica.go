@@ -54,7 +54,7 @@ func (ss *session) handOverLocked(cause error) {
 	ss.failure = cause
 	if s.sessions.CompareAndDelete(sessionKey{ss.tenant, ss.id}, ss) {
 		s.count.Add(-1)
-		s.tenants.release(ss.tenant)
+		s.tenants.Release(ss.tenant)
 		s.metrics.handovers.Inc()
 	}
 	s.log.Warn("session taken over by another replica; calls will be forwarded there", "session", ss.name, "cause", cause)
