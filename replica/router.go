@@ -31,9 +31,11 @@ type Local interface {
 	Adopt(log string) error
 }
 
-// Owners is what the router needs from the store: who holds a log's lease.
+// Owners is what the router needs from the store: who holds a log's
+// lease, and whether this replica's own lease is certainly live.
 type Owners interface {
 	Owner(ctx context.Context, log string) (owner, addr string, live, exists bool, err error)
+	LeaseValid() bool
 }
 
 // Router routes calls on sessions to their owners.
@@ -160,6 +162,12 @@ type decision struct {
 // over when nobody live holds it.
 func (r *Router) route(ctx context.Context, id string) (decision, error) {
 	lg, served := r.local.Route(ctx, id)
+	if served && lg != "" && !r.owners.LeaseValid() {
+		// Paused or cut off past the lease: another replica may own the
+		// session by now; serve nothing from memory until renewed.
+		r.m.Failures.WithLabelValues("lease_lapsed").Inc()
+		return decision{}, status.Errorf(codes.Unavailable, "session sessions/%s: this replica's lease has lapsed; retry", id)
+	}
 	if served {
 		return decision{}, nil
 	}
@@ -183,6 +191,9 @@ func (r *Router) route(ctx context.Context, id string) (decision, error) {
 		return decision{forward: addr}, nil
 	}
 	if err := r.local.Adopt(lg); err != nil {
+		if _, served := r.local.Route(ctx, id); served {
+			return decision{}, nil // taken over meanwhile by another call or the background
+		}
 		r.m.Failures.WithLabelValues("takeover").Inc()
 		return decision{}, status.Errorf(codes.Unavailable, "session sessions/%s: taking it over failed: %v", id, err)
 	}

@@ -87,6 +87,7 @@ var sentinelCodes = []struct {
 	{store.ErrLogFull, codes.ResourceExhausted},
 	{store.ErrTooLarge, codes.ResourceExhausted},
 	{store.ErrPoisoned, codes.Unavailable},
+	{store.ErrUnavailable, codes.Unavailable},
 	{store.ErrClosed, codes.Unavailable},
 	{store.ErrExists, codes.AlreadyExists},
 	{context.Canceled, codes.Canceled},

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tcpstated/tcpstated/store"
 )
@@ -38,6 +39,10 @@ func (s *Service) Adopt(file string) error {
 	if !store.ValidName(file) {
 		return store.ErrInvalidName
 	}
+	// One takeover at a time: a call's and the background's for the same
+	// session must not race (the loser then finds the session here).
+	s.adoptMu.Lock()
+	defer s.adoptMu.Unlock()
 	err := s.restore(file)
 	if err == nil {
 		s.metrics.takeovers.Inc()
@@ -59,3 +64,37 @@ func (ss *session) handOverLocked(cause error) {
 	}
 	s.log.Warn("session taken over by another replica; calls will be forwarded there", "session", ss.name, "cause", cause)
 }
+
+// storeKind is the kind of a store failure the service reports: a store
+// that cannot be reached now (or a log that failed) is UNAVAILABLE, the
+// call may be retried; anything else is INTERNAL.
+func storeKind(err error) kind {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrPoisoned) || errors.Is(err, store.ErrBusy) {
+		return kindUnavailable
+	}
+	return kindInternal
+}
+
+// HandOver drops the sessions whose logs are named in files: the store
+// found that other replicas took them over (or removed them) while this
+// replica's lease had lapsed.
+func (s *Service) HandOver(files []string) {
+	set := make(map[string]bool, len(files))
+	for _, f := range files {
+		set[f] = true
+	}
+	var lost []*session
+	s.sessions.Range(func(_, v any) bool {
+		if ss := v.(*session); set[ss.file] {
+			lost = append(lost, ss)
+		}
+		return true
+	})
+	for _, ss := range lost {
+		ss.mu.Lock()
+		ss.handOverLocked(errLeaseLapsed)
+		ss.mu.Unlock()
+	}
+}
+
+var errLeaseLapsed = errors.New("this replica's lease lapsed and another replica took the session over")

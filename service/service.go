@@ -42,6 +42,7 @@ type Service struct {
 
 	restoreMu sync.Mutex
 	restored  []RestoreReport
+	adoptMu   sync.Mutex // replica.go
 }
 
 // RestoreReport says what Open found in one session's log.
@@ -242,7 +243,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrBusy):
 		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
 	case err != nil:
-		return nil, errorf(kindInternal, "creating the log of session %s: %v", sessionName(id), err)
+		return nil, errorf(storeKind(err), "creating the log of session %s: %v", sessionName(id), err)
 	}
 	now := time.Now()
 	params := engineParams{maxEndpoints: s.cfg.Limits.MaxEndpoints}
@@ -266,7 +267,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	if err != nil {
 		lg.Close()
 		s.store.Remove(file)
-		return nil, errorf(kindInternal, "writing the log of session %s: %v", sessionName(id), err)
+		return nil, errorf(storeKind(err), "writing the log of session %s: %v", sessionName(id), err)
 	}
 	ss := &session{
 		svc:        s,
@@ -313,7 +314,7 @@ func (s *Service) delete(ctx context.Context, id string) error {
 	}
 	s.count.Add(-1)
 	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return errorf(kindInternal, "removing the log of session %s: %v", ss.name, err)
+		return errorf(storeKind(err), "removing the log of session %s: %v", ss.name, err)
 	}
 	return nil
 }
@@ -357,15 +358,16 @@ func (s *Service) restoreAll() error {
 	return nil
 }
 
-// restore opens the log named file and re-runs it. It returns an error
-// wrapping store.ErrBusy, and registers nothing, when the log is open
-// elsewhere (another replica holds its lease); every other problem is
-// registered as a broken session.
+// restore opens the log named file and re-runs it. It returns an error,
+// and registers nothing, when the log is open elsewhere (store.ErrBusy:
+// another replica holds its lease), was removed since it was listed
+// (store.ErrNotFound) or the store cannot be reached (store.ErrUnavailable);
+// every other problem is registered as a broken session.
 func (s *Service) restore(file string) error {
 	name := sessionName(file)
 	lg, rep, err := s.store.Open(file)
-	if errors.Is(err, store.ErrBusy) {
-		return err
+	if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) {
+		return err // held elsewhere, deleted meanwhile, or not reachable now: nothing to register
 	}
 	if err != nil {
 		s.addBroken(sessionKey{"", file}, nil, RestoreReport{Session: name, Log: file, Err: err})

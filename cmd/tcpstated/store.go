@@ -111,6 +111,7 @@ func (w *storeWiring) attach(svc *service.Service, reg prometheus.Registerer, di
 		return nil
 	}
 	w.router = replica.New(svc, w.pg, w.pg.Replica(), replica.NewMetrics(reg), logger, dial...)
+	w.pg.OnLeaseLost(svc.HandOver)
 	pg := w.pg
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tcpstated_replica_fenced_appends_total",

@@ -300,3 +300,27 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// New starts a cluster outside a test (the crash harness); Remove stops
+// and deletes it.
+func New() (*Server, error) {
+	if ok, why := Available(); !ok {
+		return nil, fmt.Errorf("PostgreSQL is not available: %s", why)
+	}
+	s, err := start()
+	if err != nil && s != nil {
+		s.remove()
+	}
+	return s, err
+}
+
+// Remove stops the cluster (immediately) and deletes its directory.
+func (s *Server) Remove() { s.remove() }
+
+// CreateDB creates database name.
+func (s *Server) CreateDB(name string) error {
+	if out, err := s.Psql("postgres", "CREATE DATABASE "+name); err != nil {
+		return fmt.Errorf("create database %s: %v: %s", name, err, out)
+	}
+	return nil
+}

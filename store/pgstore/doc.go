@@ -46,8 +46,9 @@
 // again once another took the log over (ErrFenced). The UPDATE's row lock
 // orders appends against takeovers: a takeover waits for appends in flight
 // to commit and then reads them; an append after it finds the new epoch.
-// Close waits for the log's commits and releases its lease, so a graceful
-// stop hands sessions over at once.
+// Log.Close keeps the lease (a session being deleted must not be taken
+// over between its Close and its Remove); Store.Close ends the replica's
+// heartbeat, so a graceful stop hands all its sessions over at once.
 //
 // # Damage
 //

@@ -20,6 +20,7 @@ type heartbeat struct {
 	mu     sync.Mutex
 	sentOK time.Time // when the last successful renewal was sent
 	fails  int
+	onLost func(names []string)
 }
 
 func (s *Store) renew(ctx context.Context) error {
@@ -55,10 +56,11 @@ func (s *Store) heartbeatLoop() {
 			continue
 		}
 		if !wasValid {
-			// Other replicas may have taken logs over while this one
-			// could not renew: their appends from here are fenced
-			// anyway, but say so now.
-			s.log.Warn("lease renewed after it had expired; logs taken over meanwhile will refuse appends")
+			// Other replicas may have taken logs over (or removed them)
+			// while this one could not renew: their appends from here
+			// are fenced anyway, but the service must also stop serving
+			// them from memory.
+			s.checkLost()
 		}
 	}
 }
@@ -118,4 +120,46 @@ func (s *Store) pauseHeartbeat() {
 func (s *Store) resumeHeartbeat() {
 	s.hbStop, s.hbDone = make(chan struct{}), make(chan struct{})
 	go s.heartbeatLoop()
+}
+
+// OnLeaseLost sets fn to be told the names of logs open here whose lease
+// another replica took (or that were removed) while this replica's own
+// lease had lapsed; it is checked after every renewal that follows a
+// lapse. fn runs on its own goroutine.
+func (s *Store) OnLeaseLost(fn func(names []string)) {
+	s.hb.mu.Lock()
+	defer s.hb.mu.Unlock()
+	s.hb.onLost = fn
+}
+
+func (s *Store) checkLost() {
+	s.mu.Lock()
+	var names []string
+	var epochs []int64
+	for n, l := range s.open {
+		if l != nil {
+			names, epochs = append(names, n), append(epochs, l.epoch)
+		}
+	}
+	s.mu.Unlock()
+	ctx, cancel := opCtx()
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT t.n FROM unnest($1::text[], $2::bigint[]) AS t(n, e)
+		LEFT JOIN logs l ON l.name = t.n WHERE l.name IS NULL OR l.epoch <> t.e OR l.owner <> $3`, names, epochs, s.opts.Replica)
+	if err != nil {
+		s.log.Warn("checking leases after a lapse", "err", err)
+		return
+	}
+	lost, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		s.log.Warn("checking leases after a lapse", "err", err)
+		return
+	}
+	s.log.Warn("lease renewed after it had lapsed", "logs_open", len(names), "logs_lost", len(lost))
+	s.hb.mu.Lock()
+	fn := s.hb.onLost
+	s.hb.mu.Unlock()
+	if len(lost) > 0 && fn != nil {
+		go fn(lost)
+	}
 }

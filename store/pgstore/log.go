@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -259,9 +258,10 @@ func (l *Log) Records(from uint64, fn func(index uint64, payload []byte) error) 
 	return nil
 }
 
-// Close waits for the log's commits (unless FsyncNever, where it still
-// waits: the commit is the write) and releases its lease so that another
-// replica may take it over at once.
+// Close waits for the log's commits (in every mode: the commit is the
+// write). The lease stays with this replica: a session being deleted must
+// not be taken over between its Close and its Remove; Store.Close ends the
+// replica's heartbeat, which frees all its leases at once.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -276,17 +276,8 @@ func (l *Log) Close() error {
 	if err == nil && n > 0 {
 		err = l.wait(n - 1)
 	}
-	if err != nil {
-		if errors.Is(err, store.ErrClosed) {
-			return fmt.Errorf("pgstore: closing %q: the store closed before its records were committed", l.name)
-		}
-		return err
+	if errors.Is(err, store.ErrClosed) {
+		return fmt.Errorf("pgstore: closing %q: the store closed before its records were committed", l.name)
 	}
-	ctx, cancel := opCtx()
-	defer cancel()
-	if _, err := l.s.pool.Exec(context.WithoutCancel(ctx), `UPDATE logs SET owner = '' WHERE name = $1 AND epoch = $2 AND owner = $3`,
-		l.name, l.epoch, l.s.opts.Replica); err != nil {
-		return fmt.Errorf("pgstore: releasing the lease of %q: %w", l.name, err)
-	}
-	return nil
+	return err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -238,7 +239,7 @@ func (s *Store) Create(name string) (store.Log, error) {
 	if err == nil && tag.RowsAffected() == 0 {
 		err = fmt.Errorf("%w: %q", store.ErrExists, name)
 	} else if err != nil {
-		err = fmt.Errorf("pgstore: create %q: %w", name, err)
+		err = dbErr("create", name, err)
 	}
 	if err != nil {
 		s.settle(name, nil)
@@ -295,7 +296,7 @@ func (s *Store) openLog(name string) (*Log, store.RecoveryReport, error) {
 		return nil, rep, s.whyNotOpen(ctx, name)
 	}
 	if err != nil {
-		return nil, rep, fmt.Errorf("pgstore: open %q: %w", name, err)
+		return nil, rep, dbErr("open", name, err)
 	}
 	seed, err := filestore.HeaderSeed(header)
 	if err != nil {
@@ -335,7 +336,7 @@ func (s *Store) whyNotOpen(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: %q", store.ErrNotFound, name)
 	}
 	if err != nil {
-		return fmt.Errorf("pgstore: open %q: %w", name, err)
+		return dbErr("open", name, err)
 	}
 	return &OwnedError{Log: name, Owner: owner, Addr: addr}
 }
@@ -360,7 +361,7 @@ func (s *Store) truncate(ctx context.Context, name string, epoch int64, good uin
 		err = tx.Commit(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("pgstore: truncating %q: %w", name, err)
+		return dbErr("truncating", name, err)
 	}
 	return nil
 }
@@ -373,15 +374,15 @@ func (s *Store) scan(ctx context.Context, name string, lo, hi int64, fn func(idx
 	}
 	rows, err := s.pool.Query(ctx, `SELECT idx, frame FROM records WHERE log = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, name, lo, hi)
 	if err != nil {
-		return fmt.Errorf("pgstore: reading %q: %w", name, err)
+		return dbErr("reading", name, err)
 	}
 	defer rows.Close()
 	var idx int64
 	var frame []byte
 	_, err = pgx.ForEachRow(rows, []any{&idx, &frame}, func() error { return fn(idx, frame) })
 	if err != nil {
-		if _, ok := err.(*pgconn.PgError); ok || errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("pgstore: reading %q: %w", name, err)
+		if _, ok := err.(*pgconn.PgError); ok || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+			return dbErr("reading", name, err)
 		}
 		return err
 	}
@@ -427,7 +428,7 @@ func (s *Store) List() ([]string, error) {
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT name FROM logs ORDER BY name COLLATE "C"`)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: list: %w", err)
+		return nil, dbErr("list", "", err)
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
@@ -448,7 +449,7 @@ func (s *Store) Remove(name string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM logs WHERE name = $1 AND (owner = $2 OR owner = '' OR NOT EXISTS (
 		SELECT 1 FROM replicas r WHERE r.id = logs.owner AND r.expires > now()))`, name, s.opts.Replica)
 	if err != nil {
-		return fmt.Errorf("pgstore: remove %q: %w", name, err)
+		return dbErr("remove", name, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return s.whyNotOpen(ctx, name)
@@ -517,9 +518,9 @@ func ReadImage(ctx context.Context, url, name string) ([]byte, error) {
 	return image(ctx, conn, name)
 }
 
-// Close closes every open log (waiting for its commits and releasing its
-// lease), ends this replica's heartbeat so others may take over at once,
-// and closes the pool.
+// Close closes every open log (waiting for its commits), ends this
+// replica's heartbeat so others may take its logs over at once, and closes
+// the pool.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -550,4 +551,15 @@ func (s *Store) Close() error {
 	}
 	s.pool.Close()
 	return first
+}
+
+// dbErr wraps a database failure of op on log name; one that says the
+// database cannot be reached now (no connection, a server starting up or
+// shutting down, out of connections) also wraps store.ErrUnavailable.
+func dbErr(op, name string, err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57") || strings.HasPrefix(pe.Code, "53") {
+		return fmt.Errorf("pgstore: %s %q: %w: %w", op, name, store.ErrUnavailable, err)
+	}
+	return fmt.Errorf("pgstore: %s %q: %w", op, name, err)
 }

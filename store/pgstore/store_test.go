@@ -394,8 +394,19 @@ func TestFencing(t *testing.T) {
 	if rep.Records != 1 || lb.(*Log).Epoch() != 2 {
 		t.Fatalf("takeover: %+v epoch %d", rep, lb.(*Log).Epoch())
 	}
-	// a resumes and appends: fenced.
+	// a resumes: after its first renewal it learns which logs it lost;
+	// and its next append is fenced.
+	lostc := make(chan []string, 1)
+	a.OnLeaseLost(func(names []string) { lostc <- names })
 	a.resumeHeartbeat()
+	select {
+	case names := <-lostc:
+		if len(names) != 1 || names[0] != "f" {
+			t.Fatalf("lost %v, want [f]", names)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a was not told it lost the log")
+	}
 	if _, err := la.Append(payload(2, 10)); !errors.Is(err, ErrFenced) || !errors.Is(err, store.ErrPoisoned) {
 		t.Fatalf("append by the fenced replica: %v", err)
 	}
@@ -418,12 +429,14 @@ func withReplica(o Options, id, addr string) Options {
 	return o
 }
 
-// TestCloseReleasesLease: a log closed by its owner can be opened by
-// another replica at once, without waiting for the lease to expire.
-func TestCloseReleasesLease(t *testing.T) {
+// TestCloseReleasesLeases: a replica that stops gracefully (Store.Close)
+// frees its leases at once, so another opens its logs without waiting for
+// the lease to expire; a log merely closed stays leased (a session being
+// deleted must not be taken over between its Close and its Remove).
+func TestCloseReleasesLeases(t *testing.T) {
 	srv := pgtest.Shared(t)
 	url := srv.URL(srv.NewDB(t))
-	a := openStore(t, url, Options{Replica: "a"})
+	a := openStore(t, url, Options{Replica: "a", LeaseTTL: time.Minute})
 	b := openStore(t, url, Options{Replica: "b"})
 	l, err := a.Create("r")
 	if err != nil {
@@ -431,6 +444,11 @@ func TestCloseReleasesLease(t *testing.T) {
 	}
 	l.Append(payload(0, 5))
 	l.Close()
+	var owned *OwnedError
+	if _, _, err := b.Open("r"); !errors.As(err, &owned) {
+		t.Fatalf("open of a closed log of a live replica: %v", err)
+	}
+	a.Close()
 	lb, _, err := b.Open("r")
 	if err != nil {
 		t.Fatal(err)
