@@ -151,8 +151,8 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	sec.watchReload(ctx) // before "listening": a SIGHUP from then on reloads
-	logger.Info("listening", "grpc", glis.Addr().String(), "http", hlis.Addr().String(),
-		"store", sw.desc, "fsync", fsync.String(), "sessions", svc.SessionCount())
+	attrs := append([]any{"grpc", glis.Addr().String(), "http", hlis.Addr().String()}, sw.logAttrs(c)...)
+	logger.Info("listening", append(attrs, "fsync", fsync.String(), "sessions", svc.SessionCount())...)
 	sw.takeOver(ctx, c)
 	sec.announce()
 

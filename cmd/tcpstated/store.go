@@ -144,6 +144,14 @@ func (w *storeWiring) takeOver(ctx context.Context, c *serveConfig) {
 	go w.router.TakeOverOrphans(ctx, c.takeoverEvery, w.pg.Orphans)
 }
 
+// logAttrs say where the logs are, for the "listening" line.
+func (w *storeWiring) logAttrs(c *serveConfig) []any {
+	if w.pg == nil {
+		return []any{"data_dir", c.dataDir}
+	}
+	return []any{"store", w.desc}
+}
+
 func (w *storeWiring) close() {
 	if w.router != nil {
 		w.router.Close()
