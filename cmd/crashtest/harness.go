@@ -121,18 +121,7 @@ type harness struct {
 // SIGKILL at a random moment, restart it and check every acknowledged
 // input, session and re-run.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
-	}
-	if cfg.SessionsPerWorker <= 0 {
-		cfg.SessionsPerWorker = 4
-	}
-	if cfg.MaxRun <= cfg.MinRun {
-		cfg.MinRun, cfg.MaxRun = 200*time.Millisecond, 1200*time.Millisecond
-	}
-	if cfg.Out == nil {
-		cfg.Out = io.Discard
-	}
+	cfg = cfg.withDefaults(8, 200*time.Millisecond, 1200*time.Millisecond)
 	if cfg.DataDir == "" {
 		d, err := os.MkdirTemp("", "crashtest-")
 		if err != nil {
@@ -187,6 +176,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		fmt.Fprintf(cfg.Out, "crashtest: refused while running (not acknowledged, not checked): %v ×%d\n", code, n)
 	}
 	return &h.res, nil
+}
+
+// withDefaults fills the zero fields of cfg: workers clients, runs
+// between minRun and maxRun.
+func (cfg Config) withDefaults(workers int, minRun, maxRun time.Duration) Config {
+	if cfg.Workers <= 0 {
+		cfg.Workers = workers
+	}
+	if cfg.SessionsPerWorker <= 0 {
+		cfg.SessionsPerWorker = 4
+	}
+	if cfg.MaxRun <= cfg.MinRun {
+		cfg.MinRun, cfg.MaxRun = minRun, maxRun
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	return cfg
 }
 
 func (h *harness) start() error {

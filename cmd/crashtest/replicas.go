@@ -207,18 +207,7 @@ func RunReplicas(ctx context.Context, cfg ReplicaConfig) (*ReplicaResult, error)
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 3 * time.Second
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 6
-	}
-	if cfg.SessionsPerWorker <= 0 {
-		cfg.SessionsPerWorker = 4
-	}
-	if cfg.MaxRun <= cfg.MinRun {
-		cfg.MinRun, cfg.MaxRun = 500*time.Millisecond, 2*time.Second
-	}
-	if cfg.Out == nil {
-		cfg.Out = io.Discard
-	}
+	cfg.Config = cfg.withDefaults(6, 500*time.Millisecond, 2*time.Second)
 	res := &ReplicaResult{}
 	res.InFlightErrors = map[codes.Code]int{}
 	rs := &replicaSet{cfg: cfg, url: cfg.StoreURL, srvs: make([]*server, cfg.Replicas)}

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"os"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/tcpstated/tcpstated/internal/pgtest"
 )
@@ -28,14 +26,7 @@ func TestReplicasLoseNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		n = min(n, 3)
 	}
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CRASHTEST_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CRASHTEST_SEED=%q", v)
-		}
-		seed = s
-	}
+	seed := envSeed(t)
 	res, err := RunReplicas(context.Background(), ReplicaConfig{
 		Config:   Config{Binary: serverBin, N: n, Seed: seed, Workers: 6, Out: testWriter{t}},
 		Replicas: 3,
