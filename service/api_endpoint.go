@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // endpointServer implements EndpointService.
@@ -40,13 +42,13 @@ func (h *endpointServer) CreateEndpoint(ctx context.Context, req *pb.CreateEndpo
 // createInput validates a CreateEndpoint request and builds its input.
 func createInput(req *pb.CreateEndpointRequest) (*pb.Input, error) {
 	eid := req.GetEndpointId()
-	if eid != "" && !validEndpointAlias(eid) {
+	if eid != "" && !machine.ValidEndpointAlias(eid) {
 		return nil, invalidf("endpoint_id: %q is not 1 to 63 characters of a-z, 0-9 and - starting with a letter", eid)
 	}
 	switch mode := req.GetMode().(type) {
 	case *pb.CreateEndpointRequest_Listen:
 		l := mode.Listen
-		local, err := parseAddrPort("listen.local_address", l.GetLocalAddress())
+		local, err := machine.ParseAddrPort("listen.local_address", l.GetLocalAddress())
 		if err != nil {
 			return nil, err
 		}
@@ -61,11 +63,11 @@ func createInput(req *pb.CreateEndpointRequest) (*pb.Input, error) {
 		}}}, nil
 	case *pb.CreateEndpointRequest_Connect:
 		c := mode.Connect
-		local, err := parseAddrPort("connect.local_address", c.GetLocalAddress())
+		local, err := machine.ParseAddrPort("connect.local_address", c.GetLocalAddress())
 		if err != nil {
 			return nil, err
 		}
-		remote, err := parseAddrPort("connect.remote_address", c.GetRemoteAddress())
+		remote, err := machine.ParseAddrPort("connect.remote_address", c.GetRemoteAddress())
 		if err != nil {
 			return nil, err
 		}
@@ -87,15 +89,15 @@ func createInput(req *pb.CreateEndpointRequest) (*pb.Input, error) {
 // endpointLocked returns the view of an endpoint by its ID, nil if the
 // engine no longer has it.
 func (ss *session) endpointLocked(eid string) *pb.Endpoint {
-	id, err := ss.m.resolve(eid)
+	id, err := ss.m.Resolve(eid)
 	if err != nil {
 		return nil
 	}
-	info, ok := ss.m.eng.Endpoint(id)
+	info, ok := ss.m.Engine.Endpoint(id)
 	if !ok {
 		return nil
 	}
-	return ss.m.endpointView(&info)
+	return ss.m.EndpointView(&info)
 }
 
 func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointRequest) (*pb.GetEndpointResponse, error) {
@@ -108,7 +110,7 @@ func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointReq
 	if err := ss.usableLocked(); err != nil {
 		return nil, toStatus(err)
 	}
-	if _, err := ss.m.resolve(eid); err != nil {
+	if _, err := ss.m.Resolve(eid); err != nil {
 		return nil, toStatus(err)
 	}
 	ep := ss.endpointLocked(eid)
@@ -121,7 +123,7 @@ func (h *endpointServer) GetEndpoint(ctx context.Context, req *pb.GetEndpointReq
 // lookupEndpoint finds the session of an endpoint name and returns the
 // endpoint's ID (resolved by the caller under the session lock).
 func (s *Service) lookupEndpoint(ctx context.Context, name string) (*session, string, error) {
-	sid, eid, err := parseEndpointName("name", name)
+	sid, eid, err := machine.ParseEndpointName("name", name)
 	if err != nil {
 		return nil, "", err
 	}
@@ -148,7 +150,7 @@ func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpoint
 		return nil, toStatus(err)
 	}
 	resp := &pb.ListEndpointsResponse{}
-	infos := ss.m.eng.Endpoints() // in ID (creation) order
+	infos := ss.m.Engine.Endpoints() // in ID (creation) order
 	for i := range infos {
 		if uint64(infos[i].ID) <= after {
 			continue
@@ -157,7 +159,7 @@ func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpoint
 			resp.NextPageToken = encodePageToken(strconv.FormatUint(uint64(infos[i-1].ID), 10))
 			break
 		}
-		resp.Endpoints = append(resp.Endpoints, ss.m.endpointView(&infos[i]))
+		resp.Endpoints = append(resp.Endpoints, ss.m.EndpointView(&infos[i]))
 	}
 	return resp, nil
 }

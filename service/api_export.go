@@ -68,7 +68,7 @@ var errStopWalk = errors.New("stop walking")
 func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error) {
 	var (
 		sum     exportSummary
-		rr      rerun
+		rr      = newRerun()
 		stopped bool
 		// The outputs of the last input, until its output record arrives.
 		pending    []exportItem
@@ -119,11 +119,11 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 		switch body := rec.Body.(type) {
 		case *pb.LogRecord_Start:
 			sum.createTime = body.Start.GetCreateTime().AsTime()
-			if err := rr.begin(body.Start); err != nil {
+			if err := rr.Begin(body.Start); err != nil {
 				return errorf(kindDataLoss, "re-running %s: %v", ss.name, err)
 			}
 		case *pb.LogRecord_Input:
-			if rr.m == nil {
+			if rr.Machine == nil {
 				return errorf(kindDataLoss, "re-running %s: record %d comes before the start record", ss.name, rec.Index)
 			}
 			in := body.Input
@@ -137,16 +137,16 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 				return err
 			}
 			pending, pendingOut, havePend = pending[:0], nil, true
-			m := rr.m
+			m := rr.Machine
 			t0 := rec.Time.AsDuration()
-			_, err := m.apply(in)
-			rd := m.eng.Ready()
+			_, err := m.Apply(in)
+			rd := m.Engine.Ready()
 			if err != nil {
 				// The live run accepted it (refused inputs are not logged);
 				// the difference shows as the packets differing.
 				rd = fsm.Ready{}
 			}
-			m.observe(&rd)
+			m.Observe(&rd)
 			if seg := in.GetSegment(); seg != nil {
 				it := exportItem{time: t0, packet: seg.GetIpPacket(), inbound: true}
 				it.dropped, it.note = dropOf(rd.Explanations)
@@ -157,7 +157,7 @@ func (ss *session) walkExport(fn func(*exportItem) error) (exportSummary, error)
 				t := &rd.Transitions[i]
 				local, ok := locals[t.Endpoint]
 				if !ok {
-					if info, found := m.eng.Endpoint(t.Endpoint); found {
+					if info, found := m.Engine.Endpoint(t.Endpoint); found {
 						local = info.Local
 						locals[t.Endpoint] = local
 					}
@@ -335,26 +335,26 @@ func (ss *session) explainRecords(recs []*pb.Record) error {
 		return nil
 	}
 	var (
-		rr   rerun
+		rr   = newRerun()
 		expl []*pb.Explanation
 	)
 	err := ss.records(0, func(rec *pb.LogRecord) error {
 		switch body := rec.Body.(type) {
 		case *pb.LogRecord_Start:
-			if err := rr.begin(body.Start); err != nil {
+			if err := rr.Begin(body.Start); err != nil {
 				return errorf(kindDataLoss, "re-running %s: %v", ss.name, err)
 			}
 		case *pb.LogRecord_Input:
-			if rr.m == nil {
+			if rr.Machine == nil {
 				return errorf(kindDataLoss, "re-running %s: record %d comes before the start record", ss.name, rec.Index)
 			}
-			_, err := rr.m.apply(body.Input)
-			rd := rr.m.eng.Ready()
+			_, err := rr.Machine.Apply(body.Input)
+			rd := rr.Machine.Engine.Ready()
 			expl = expl[:0:0]
 			if err == nil {
-				rr.m.observe(&rd)
+				rr.Machine.Observe(&rd)
 				for i := range rd.Explanations {
-					expl = append(expl, rr.m.explanation(&rd.Explanations[i]))
+					expl = append(expl, rr.Machine.Explanation(&rd.Explanations[i]))
 				}
 			}
 		case *pb.LogRecord_Output:

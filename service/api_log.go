@@ -10,6 +10,8 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // logServer implements LogService.
@@ -78,7 +80,7 @@ func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest)
 			resp.NextPageToken = encodePageToken(strconv.FormatUint(rec.Index, 10))
 			return errStop
 		}
-		resp.Records = append(resp.Records, recordView(rec))
+		resp.Records = append(resp.Records, machine.RecordView(rec))
 		return nil
 	})
 	if err != nil {
@@ -129,7 +131,7 @@ func (h *logServer) StreamRecords(req *pb.StreamRecordsRequest, stream pb.LogSer
 		ss.mu.Unlock()
 		batch := &pb.StreamRecordsResponse{}
 		err := ss.records(next, func(rec *pb.LogRecord) error {
-			batch.Records = append(batch.Records, recordView(rec))
+			batch.Records = append(batch.Records, machine.RecordView(rec))
 			next = rec.Index + 1
 			if len(batch.Records) == streamBatch {
 				if err := stream.Send(batch); err != nil {
@@ -172,8 +174,8 @@ func (h *logServer) VerifySession(ctx context.Context, req *pb.VerifySessionRequ
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	rr := &rerun{}
-	if err := lg.Records(0, rr.feed); err != nil {
+	rr := newRerun()
+	if err := lg.Records(0, rr.Feed); err != nil {
 		if errors.Is(err, store.ErrClosed) {
 			if _, e := ss.readLog(); e != nil {
 				return nil, toStatus(e)
@@ -183,8 +185,8 @@ func (h *logServer) VerifySession(ctx context.Context, req *pb.VerifySessionRequ
 	}
 	// A final input without its output is a call still in flight.
 	return &pb.VerifySessionResponse{
-		Identical:       rr.diff == nil,
-		RecordsChecked:  rr.records,
-		FirstDifference: rr.diff,
+		Identical:       rr.Diff == nil,
+		RecordsChecked:  rr.Records,
+		FirstDifference: rr.Diff,
 	}, nil
 }

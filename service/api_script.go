@@ -287,19 +287,19 @@ func (e *scriptEngine) Ready() fsm.Ready {
 func (e *scriptEngine) NextDeadline() (time.Duration, bool) {
 	e.ss.mu.Lock()
 	defer e.ss.mu.Unlock()
-	return e.ss.m.eng.NextDeadline()
+	return e.ss.m.Engine.NextDeadline()
 }
 
 func (e *scriptEngine) Endpoint(id fsm.EndpointID) (fsm.EndpointInfo, bool) {
 	e.ss.mu.Lock()
 	defer e.ss.mu.Unlock()
-	return e.ss.m.eng.Endpoint(id)
+	return e.ss.m.Engine.Endpoint(id)
 }
 
 func (e *scriptEngine) Now() time.Duration {
 	e.ss.mu.Lock()
 	defer e.ss.mu.Unlock()
-	return e.ss.m.now()
+	return e.ss.m.Now()
 }
 
 // Config is the session engine's configuration, for the runner's checks
@@ -307,7 +307,7 @@ func (e *scriptEngine) Now() time.Duration {
 // the script's business, so it shows as the engine's default.
 func (e *scriptEngine) Config() fsm.Config {
 	e.ss.mu.Lock()
-	cfg := e.ss.m.eng.Config()
+	cfg := e.ss.m.Engine.Config()
 	e.ss.mu.Unlock()
 	cfg.MaxEndpoints = fsm.Config{}.Defaults().MaxEndpoints
 	return cfg

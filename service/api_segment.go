@@ -9,6 +9,8 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // segmentServer implements SegmentService.
@@ -28,7 +30,7 @@ func (h *segmentServer) SubmitSegment(ctx context.Context, req *pb.SubmitSegment
 	}
 	resp := &pb.SubmitSegmentResponse{Outputs: &pb.Outputs{}}
 	_, err = ss.exec(segmentInput(pkt), resp.Outputs, func(*pb.CallResult) {
-		resp.Segment = segmentView(pkt, pb.Direction_DIRECTION_INBOUND, ss.m.now(), firstEndpoint(resp.Outputs))
+		resp.Segment = machine.SegmentView(pkt, pb.Direction_DIRECTION_INBOUND, ss.m.Now(), firstEndpoint(resp.Outputs))
 	})
 	if err != nil {
 		return nil, toStatus(err)

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // sessionServer implements SessionService. Handlers validate, call the
@@ -97,7 +99,7 @@ func (h *sessionServer) ListSessions(ctx context.Context, req *pb.ListSessionsRe
 }
 
 func (h *sessionServer) DeleteSession(ctx context.Context, req *pb.DeleteSessionRequest) (*pb.DeleteSessionResponse, error) {
-	id, err := parseSessionName("name", req.GetName())
+	id, err := machine.ParseSessionName("name", req.GetName())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -160,7 +162,7 @@ func (ss *session) advance(req *pb.AdvanceClockRequest, out *pb.Outputs) (time.D
 		ss.mu.Unlock()
 		return 0, err
 	}
-	now := ss.m.now()
+	now := ss.m.Now()
 	var target time.Duration
 	switch {
 	case by != nil:
@@ -172,7 +174,7 @@ func (ss *session) advance(req *pb.AdvanceClockRequest, out *pb.Outputs) (time.D
 			return 0, invalidf("to: %v is before the session clock %v", target, now)
 		}
 	default:
-		dl, ok := ss.m.eng.NextDeadline()
+		dl, ok := ss.m.Engine.NextDeadline()
 		if !ok || dl < now {
 			dl = now
 		}
@@ -183,7 +185,7 @@ func (ss *session) advance(req *pb.AdvanceClockRequest, out *pb.Outputs) (time.D
 		return 0, invalidf("by: the clock would pass %v", maxClock)
 	}
 	_, err := ss.execLocked(advanceInput(target), out, false)
-	clock := ss.m.now()
+	clock := ss.m.Now()
 	last := ss.next
 	ss.mu.Unlock()
 	if err != nil {

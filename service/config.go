@@ -9,15 +9,17 @@ import (
 	"github.com/tcpstated/tcpstated/store"
 )
 
-// Config configures a Service. The zero value works: a data directory must
-// be given, everything else has a safe default.
+// Config configures a Service. The zero value works: everything has a
+// safe default (Open also needs DataDir).
 type Config struct {
-	// DataDir holds one replay log per session; created if missing.
-	DataDir string
-	// Fsync is when log records reach stable storage (default FsyncAlways:
-	// a call returns only once what it changed is durable).
-	Fsync store.FsyncMode
-	// FsyncBatchInterval is the FsyncBatch period (default 10 ms).
+	// DataDir, Fsync and FsyncBatchInterval configure the file store Open
+	// opens; New, given its store, ignores them. DataDir holds one replay
+	// log per session (created if missing); Fsync is when log records reach
+	// stable storage (default FsyncAlways: a call returns only once what it
+	// changed is durable); FsyncBatchInterval is the FsyncBatch period
+	// (default 10 ms).
+	DataDir            string
+	Fsync              store.FsyncMode
 	FsyncBatchInterval time.Duration
 	// Limits bound what clients can make the server hold.
 	Limits Limits

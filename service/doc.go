@@ -4,7 +4,7 @@
 //
 // Data flows one way. A request is validated and becomes an Input (an
 // inbound IP packet, an application call, a clock advance); under the
-// session's lock the input is applied to the engine (machine.apply, the
+// session's lock the input is applied to the engine (machine.Machine.Apply, the
 // same code a re-run uses); if the engine refuses it nothing changed and
 // nothing is logged; otherwise the input record and its OutputDigest
 // record are appended to the session's log, the outputs go to the caller,
@@ -15,4 +15,11 @@
 //
 // Handlers are thin: validate, call the session, convert errors with
 // toStatus (errors.go), the one place that knows gRPC codes.
+//
+// The service keeps its logs in a store.Store it is given (New); it never
+// knows which store that is (store/filestore on disk, store/memstore in
+// tests; Open is the file-store shorthand in open.go). Beside it:
+// service/machine (the engine, its records and views, re-runs),
+// service/tenant (who makes a call) and service/logrecord (the record
+// encoder).
 package service

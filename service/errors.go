@@ -11,6 +11,8 @@ import (
 	"github.com/tcpstated/tcpstated/fsm"
 
 	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // This file is the only one that knows about gRPC status codes: the service
@@ -84,6 +86,9 @@ var sentinelCodes = []struct {
 	{fsm.ErrInsufficientResources, codes.ResourceExhausted},
 	{fsm.ErrEndpointLimit, codes.ResourceExhausted},
 	{fsm.ErrInvalidAddress, codes.InvalidArgument},
+	{machine.ErrInvalid, codes.InvalidArgument},
+	{machine.ErrNotFound, codes.NotFound},
+	{machine.ErrExists, codes.AlreadyExists},
 	{store.ErrLogFull, codes.ResourceExhausted},
 	{store.ErrTooLarge, codes.ResourceExhausted},
 	{store.ErrPoisoned, codes.Unavailable},
@@ -116,6 +121,12 @@ func toStatus(err error) error {
 		}
 	}
 	return status.Error(codes.Unknown, err.Error())
+}
+
+// newRerun is a re-run that records a refused input's code as the service
+// answers it.
+func newRerun() *machine.Rerun {
+	return &machine.Rerun{ErrorCode: func(err error) int32 { return int32(statusCode(err)) }}
 }
 
 // statusCode returns the code toStatus gives err, for logging and records.

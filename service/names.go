@@ -8,32 +8,11 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
-
-	"github.com/tcpstated/tcpstated/fsm"
-
-	"github.com/tcpstated/tcpstated/store"
 )
 
-// Resource names (AIP-122): sessions/{session} and
-// sessions/{session}/endpoints/{endpoint}.
-const (
-	sessionsPrefix  = "sessions/"
-	endpointsInfix  = "/endpoints/"
-	maxSessionIDLen = 63
-)
-
-// validSessionID reports whether id can name a session: 1 to 63 characters
-// of [a-z0-9-], which is also what a log file name may be.
-func validSessionID(id string) bool { return store.ValidName(id) }
-
-// validEndpointAlias reports whether a client-chosen endpoint ID is
-// acceptable: 1 to 63 characters of [a-z0-9-] starting with a letter, so it
-// can never be mistaken for an engine ID, which is a decimal number.
-func validEndpointAlias(id string) bool {
-	return store.ValidName(id) && id[0] >= 'a' && id[0] <= 'z'
-}
-
-func sessionName(id string) string { return sessionsPrefix + id }
+// Resource names (sessions/{session}/endpoints/{endpoint}) are in
+// service/machine (names.go): the machine names its endpoints.
+const maxSessionIDLen = 63
 
 // Log names. Each tenant has its own namespace of session IDs (tenant.go),
 // but the log store has one namespace of file names, so the log of a
@@ -57,39 +36,6 @@ func logName(tenant, id string) string {
 	}
 	h := sha256.Sum256([]byte(tenant))
 	return "t" + hex.EncodeToString(h[:])[:tenantHashLen] + "-" + id
-}
-
-// parseSessionName returns the ID in "sessions/{id}".
-func parseSessionName(field, name string) (string, error) {
-	id, ok := strings.CutPrefix(name, sessionsPrefix)
-	if !ok || !validSessionID(id) {
-		return "", invalidf("%s: %q is not a session name (want sessions/{session}, the ID 1 to 63 characters of a-z, 0-9 and -)", field, name)
-	}
-	return id, nil
-}
-
-// parseEndpointName returns the IDs in "sessions/{s}/endpoints/{e}".
-func parseEndpointName(field, name string) (sid, eid string, err error) {
-	rest, ok := strings.CutPrefix(name, sessionsPrefix)
-	if ok {
-		sid, eid, ok = strings.Cut(rest, endpointsInfix)
-	}
-	if !ok || !validSessionID(sid) || !store.ValidName(eid) {
-		return "", "", invalidf("%s: %q is not an endpoint name (want sessions/{session}/endpoints/{endpoint})", field, name)
-	}
-	return sid, eid, nil
-}
-
-// parseEngineID parses an endpoint ID the engine assigned (decimal).
-func parseEngineID(s string) (fsm.EndpointID, bool) {
-	if s == "" || s[0] < '1' || s[0] > '9' {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
-		return 0, false
-	}
-	return fsm.EndpointID(n), true
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

@@ -9,6 +9,8 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // These functions read one log without a server and without changing it:
@@ -43,25 +45,25 @@ func (r VerifyResult) OK() bool { return r.Identical && r.Damage == nil }
 // could not be read or re-run at all (no file, bad header, no start
 // record).
 func VerifyLog(name string, scan Scan) (VerifyResult, error) {
-	rr := &rerun{}
-	damage, err := scan(rr.feed)
+	rr := newRerun()
+	damage, err := scan(rr.Feed)
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	if rr.start == nil {
+	if rr.Start == nil {
 		if damage != nil {
 			return VerifyResult{Damage: damage}, fmt.Errorf("%s: no readable start record: %v", name, damage)
 		}
 		return VerifyResult{}, fmt.Errorf("%s: the log has no records", name)
 	}
 	return VerifyResult{
-		Session:         rr.start.Name,
-		Records:         rr.records,
-		Identical:       rr.diff == nil,
-		FirstDifference: rr.diff,
-		Differences:     rr.diffs,
+		Session:         rr.Start.Name,
+		Records:         rr.Records,
+		Identical:       rr.Diff == nil,
+		FirstDifference: rr.Diff,
+		Differences:     rr.Diffs,
 		Damage:          damage,
-		Unpaired:        rr.pending != nil,
+		Unpaired:        rr.Pending != nil,
 	}, nil
 }
 
@@ -75,7 +77,7 @@ func DumpLog(w io.Writer, scan Scan) error {
 			_, werr := fmt.Fprintf(w, "#%d undecodable record: %v\n", i, err)
 			return werr
 		}
-		v := recordView(rec)
+		v := machine.RecordView(rec)
 		_, err := fmt.Fprintf(w, "#%d %v %s\n", rec.Index, rec.Time.AsDuration(), v.Summary)
 		return err
 	})

@@ -5,6 +5,8 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // The outbound queue is the session's "wire": every emitted segment goes
@@ -20,7 +22,7 @@ type outSeg struct {
 	endpoint string
 }
 
-func (o *outSeg) view() *pb.Segment { return segmentView(o.raw, o.dir, o.t, o.endpoint) }
+func (o *outSeg) view() *pb.Segment { return machine.SegmentView(o.raw, o.dir, o.t, o.endpoint) }
 
 // outQueue is a bounded FIFO that discards its oldest entry when full.
 type outQueue struct {
@@ -87,7 +89,7 @@ func (w *watcher) end(err error) {
 func (s *session) dispatchLocked(in *pb.Input, t0 time.Duration, rd *fsm.Ready, d *pb.OutputDigest) {
 	if len(s.watchers) == 0 {
 		for i := range rd.Packets {
-			s.out.push(s.svc.cfg.Limits.MaxOutboundQueue, outSeg{raw: d.Packets[i], dir: pb.Direction_DIRECTION_OUTBOUND, t: rd.Packets[i].Time, endpoint: s.m.endpointName(rd.Packets[i].Endpoint)})
+			s.out.push(s.svc.cfg.Limits.MaxOutboundQueue, outSeg{raw: d.Packets[i], dir: pb.Direction_DIRECTION_OUTBOUND, t: rd.Packets[i].Time, endpoint: s.m.EndpointName(rd.Packets[i].Endpoint)})
 		}
 		return
 	}
@@ -97,7 +99,7 @@ func (s *session) dispatchLocked(in *pb.Input, t0 time.Duration, rd *fsm.Ready, 
 	}
 	out := make([]outSeg, 0, len(rd.Packets)+1)
 	for i := range rd.Packets {
-		out = append(out, outSeg{raw: d.Packets[i], dir: pb.Direction_DIRECTION_OUTBOUND, t: rd.Packets[i].Time, endpoint: s.m.endpointName(rd.Packets[i].Endpoint)})
+		out = append(out, outSeg{raw: d.Packets[i], dir: pb.Direction_DIRECTION_OUTBOUND, t: rd.Packets[i].Time, endpoint: s.m.EndpointName(rd.Packets[i].Endpoint)})
 	}
 	var withIn []outSeg
 	delivered := false
@@ -133,10 +135,10 @@ func (s *session) dispatchLocked(in *pb.Input, t0 time.Duration, rd *fsm.Ready, 
 
 // inboundEndpoint names the endpoint an inbound segment was demultiplexed
 // to: the first endpoint the engine's explanations name.
-func inboundEndpoint(m *machine, rd *fsm.Ready) string {
+func inboundEndpoint(m *machine.Machine, rd *fsm.Ready) string {
 	for i := range rd.Explanations {
 		if id := rd.Explanations[i].Endpoint; id != 0 {
-			return m.endpointName(id)
+			return m.EndpointName(id)
 		}
 	}
 	return ""

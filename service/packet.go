@@ -8,6 +8,8 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // A submitted segment is always logged and delivered as a whole IP packet
@@ -114,11 +116,11 @@ var flagBits = map[string]fsm.Flags{
 // fieldsPacket encodes a segment given field by field, with a correct
 // checksum unless the request overrides it.
 func fieldsPacket(f *pb.SegmentFields) ([]byte, error) {
-	src, err := parseAddrPort("fields.source_address", f.GetSourceAddress())
+	src, err := machine.ParseAddrPort("fields.source_address", f.GetSourceAddress())
 	if err != nil {
 		return nil, err
 	}
-	dst, err := parseAddrPort("fields.destination_address", f.GetDestinationAddress())
+	dst, err := machine.ParseAddrPort("fields.destination_address", f.GetDestinationAddress())
 	if err != nil {
 		return nil, err
 	}

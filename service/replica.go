@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/tcpstated/tcpstated/service/machine"
 	"github.com/tcpstated/tcpstated/store"
 )
 
@@ -19,7 +20,7 @@ import (
 // the service gives the error.
 func (s *Service) Route(ctx context.Context, id string) (log string, served bool) {
 	t, ok := s.caller(ctx)
-	if !ok || !validSessionID(id) {
+	if !ok || !machine.ValidSessionID(id) {
 		return "", true
 	}
 	if _, ok := s.sessions.Load(sessionKey{t, id}); ok {

@@ -7,6 +7,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // snapshot is everything a client can read about the server's sessions.
@@ -108,11 +110,11 @@ func TestMaxEndpointsFixedInLog(t *testing.T) {
 				if st == nil {
 					return
 				}
-				if st.MaxEndpoints != 2 || st.EngineVersion != engineName {
+				if st.MaxEndpoints != 2 || st.EngineVersion != machine.EngineName {
 					t.Errorf("start record: max_endpoints %d, engine_version %q", st.MaxEndpoints, st.EngineVersion)
 				}
 				if tc.old {
-					st.MaxEndpoints, st.EngineVersion = 0, engineName+" max_endpoints=2"
+					st.MaxEndpoints, st.EngineVersion = 0, machine.EngineName+" max_endpoints=2"
 				}
 			})
 			e.cfg.Limits.MaxEndpoints = 100

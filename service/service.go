@@ -22,6 +22,8 @@ import (
 	"github.com/tcpstated/tcpstated/store"
 
 	"github.com/tcpstated/tcpstated/service/tenant"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // Service holds every session of the server and implements the tcpstate.v1
@@ -164,18 +166,18 @@ func (s *Service) lookup(ctx context.Context, id string) (*session, error) {
 	}
 	t, ok := s.caller(ctx)
 	if !ok {
-		return nil, notFoundf("session %s not found", sessionName(id))
+		return nil, notFoundf("session %s not found", machine.SessionName(id))
 	}
 	v, ok := s.sessions.Load(sessionKey{t, id})
 	if !ok {
-		return nil, notFoundf("session %s not found", sessionName(id))
+		return nil, notFoundf("session %s not found", machine.SessionName(id))
 	}
 	return v.(*session), nil
 }
 
 // lookupName finds a session by resource name.
 func (s *Service) lookupName(ctx context.Context, field, name string) (*session, error) {
-	id, err := parseSessionName(field, name)
+	id, err := machine.ParseSessionName(field, name)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +194,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	switch {
 	case id == "":
 		id = newSessionID() // random: unique in every namespace
-	case !validSessionID(id):
+	case !machine.ValidSessionID(id):
 		return nil, invalidf("session_id: %q is not 1 to 63 characters of a-z, 0-9 and -", id)
 	case owner != "" && len(id) > maxTenantSessionIDLen:
 		return nil, invalidf("session_id: %q is %d characters; a tenant's session IDs are at most %d (its log is named after the tenant and the ID, in at most 63 characters)", id, len(id), maxTenantSessionIDLen)
@@ -206,7 +208,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 	}
 	key := sessionKey{owner, id}
 	if _, ok := s.sessions.Load(key); ok {
-		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
 	}
 	tenant, err := s.reserveSession(ctx)
 	if err != nil {
@@ -230,7 +232,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions)
 		ss.mu.Unlock()
 		s.count.Add(-1)
 		s.tenants.Release(tenant)
-		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
 	}
 	s.metrics.sessionsCreated.Inc()
 	return ss, nil
@@ -241,20 +243,20 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	lg, err := s.store.Create(file)
 	switch {
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrBusy):
-		return nil, errorf(kindExists, "session %s already exists", sessionName(id))
+		return nil, errorf(kindExists, "session %s already exists", machine.SessionName(id))
 	case err != nil:
-		return nil, errorf(storeKind(err), "creating the log of session %s: %v", sessionName(id), err)
+		return nil, errorf(storeKind(err), "creating the log of session %s: %v", machine.SessionName(id), err)
 	}
 	now := time.Now()
-	params := engineParams{maxEndpoints: s.cfg.Limits.MaxEndpoints}
+	params := machine.Params{MaxEndpoints: s.cfg.Limits.MaxEndpoints}
 	start := &pb.SessionStart{
-		Name:          sessionName(id),
+		Name:          machine.SessionName(id),
 		Options:       opts,
 		SecretKey:     secret[:],
 		CreateTime:    timestamppb.New(now),
 		FormatVersion: 1,
-		EngineVersion: engineName,
-		MaxEndpoints:  uint32(params.maxEndpoints),
+		EngineVersion: machine.EngineName,
+		MaxEndpoints:  uint32(params.MaxEndpoints),
 		Tenant:        tenant,
 	}
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
@@ -267,18 +269,18 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	if err != nil {
 		lg.Close()
 		s.store.Remove(file)
-		return nil, errorf(storeKind(err), "writing the log of session %s: %v", sessionName(id), err)
+		return nil, errorf(storeKind(err), "writing the log of session %s: %v", machine.SessionName(id), err)
 	}
 	ss := &session{
 		svc:        s,
 		id:         id,
-		name:       sessionName(id),
+		name:       machine.SessionName(id),
 		file:       file,
 		tenant:     tenant,
 		createTime: now,
 		opts:       opts,
 		realtime:   opts.ClockMode == pb.ClockMode_CLOCK_MODE_REALTIME,
-		m:          newMachine(sessionName(id), engineConfig(opts, secret, params)),
+		m:          machine.New(machine.SessionName(id), machine.EngineConfig(opts, secret, params)),
 		log:        lg,
 		next:       1,
 		mono:       now,
@@ -298,11 +300,11 @@ func (ss *session) startTimer() {
 func (s *Service) delete(ctx context.Context, id string) error {
 	t, ok := s.caller(ctx)
 	if !ok {
-		return notFoundf("session %s not found", sessionName(id))
+		return notFoundf("session %s not found", machine.SessionName(id))
 	}
 	v, ok := s.sessions.LoadAndDelete(sessionKey{t, id})
 	if !ok {
-		return notFoundf("session %s not found", sessionName(id))
+		return notFoundf("session %s not found", machine.SessionName(id))
 	}
 	ss := v.(*session)
 	s.tenants.Release(ss.tenant)
@@ -364,7 +366,7 @@ func (s *Service) restoreAll() error {
 // (store.ErrNotFound) or the store cannot be reached (store.ErrUnavailable);
 // every other problem is registered as a broken session.
 func (s *Service) restore(file string) error {
-	name := sessionName(file)
+	name := machine.SessionName(file)
 	lg, rep, err := s.store.Open(file)
 	if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) {
 		return err // held elsewhere, deleted meanwhile, or not reachable now: nothing to register
@@ -447,7 +449,7 @@ func (r *RestoreReport) status() *pb.RestoreStatus {
 // session the log holds (sessions/{file} and no owner when the start record
 // is unreadable or does not agree with the file's name).
 func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (*session, RestoreReport) {
-	r := RestoreReport{Session: sessionName(file), Log: file, Truncated: rep.Truncated, Recovery: rep}
+	r := RestoreReport{Session: machine.SessionName(file), Log: file, Truncated: rep.Truncated, Recovery: rep}
 	if rep.Truncated {
 		s.log.Warn("session log had a damaged tail; truncated", "log", file,
 			"records_kept", rep.Records, "dropped_bytes", rep.DroppedBytes, "reason", rep.Reason)
@@ -456,20 +458,20 @@ func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (
 		r.Err = errEmptyLog
 		return nil, r
 	}
-	rr := &rerun{}
-	err := lg.Records(0, rr.feed)
-	r.Records = rr.records
+	rr := newRerun()
+	err := lg.Records(0, rr.Feed)
+	r.Records = rr.Records
 	var key sessionKey
-	if rr.start != nil {
+	if rr.Start != nil {
 		var kerr error
-		if key, kerr = startKey(file, rr.start); kerr != nil {
+		if key, kerr = startKey(file, rr.Start); kerr != nil {
 			r.Err = kerr
-			s.log.Error("session log belongs to another session", "log", file, "start_name", rr.start.GetName(), "tenant", rr.start.GetTenant())
+			s.log.Error("session log belongs to another session", "log", file, "start_name", rr.Start.GetName(), "tenant", rr.Start.GetTenant())
 			return nil, r
 		}
-		r.Session, r.Tenant = sessionName(key.id), key.tenant
+		r.Session, r.Tenant = machine.SessionName(key.id), key.tenant
 	}
-	if err == nil && rr.start == nil {
+	if err == nil && rr.Start == nil {
 		err = errors.New("the log has no start record")
 	}
 	if err != nil {
@@ -477,7 +479,7 @@ func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (
 		s.log.Error("session log cannot be re-run; the session is kept as broken until deleted", "session", r.Session, "tenant", r.Tenant, "log", file, "err", err)
 		return nil, r
 	}
-	createTime := rr.start.CreateTime.AsTime()
+	createTime := rr.Start.CreateTime.AsTime()
 	name := r.Session
 	ss := &session{
 		svc:        s,
@@ -486,32 +488,32 @@ func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (
 		file:       file,
 		tenant:     r.Tenant,
 		createTime: createTime,
-		opts:       rr.start.Options,
-		realtime:   rr.start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
-		m:          rr.m,
+		opts:       rr.Start.Options,
+		realtime:   rr.Start.Options.GetClockMode() == pb.ClockMode_CLOCK_MODE_REALTIME,
+		m:          rr.Machine,
 		log:        lg,
 		next:       lg.Len(),
 		mono:       time.Now(),
 		base:       time.Since(createTime),
 	}
-	if rr.pending != nil {
+	if rr.Pending != nil {
 		// The input is in the log but its output is not: append the
 		// re-run's output so the log is whole again.
 		ss.mu.Lock()
-		err := ss.appendLocked(&pb.LogRecord{Index: ss.next, Time: durationpb.New(rr.m.now()), Body: &pb.LogRecord_Output{Output: rr.pending}})
+		err := ss.appendLocked(&pb.LogRecord{Index: ss.next, Time: durationpb.New(rr.Machine.Now()), Body: &pb.LogRecord_Output{Output: rr.Pending}})
 		ss.mu.Unlock()
 		if err != nil {
 			r.Err = err
 			return nil, r
 		}
 		r.Completed = true
-		s.log.Info("session log ended with an input and no output; appended the re-run's output", "session", name, "input_index", rr.pendingIndex)
+		s.log.Info("session log ended with an input and no output; appended the re-run's output", "session", name, "input_index", rr.PendingIndex)
 	}
-	r.Difference, r.Differences = rr.diff, rr.diffs
-	if rr.diff != nil {
+	r.Difference, r.Differences = rr.Diff, rr.Diffs
+	if rr.Diff != nil {
 		s.log.Warn("session re-run differs from its log; continuing from the re-run's state",
-			"session", name, "differences", rr.diffs, "index", rr.diff.Index, "field", rr.diff.Field,
-			"expected", rr.diff.Expected, "actual", rr.diff.Actual)
+			"session", name, "differences", rr.Diffs, "index", rr.Diff.Index, "field", rr.Diff.Field,
+			"expected", rr.Diff.Expected, "actual", rr.Diff.Actual)
 		s.metrics.restoreDifferences.Inc()
 	}
 	return ss, r
@@ -519,7 +521,7 @@ func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (
 
 // key is the registry key of the session a report is about.
 func (r *RestoreReport) key() sessionKey {
-	return sessionKey{r.Tenant, strings.TrimPrefix(r.Session, sessionsPrefix)}
+	return sessionKey{r.Tenant, strings.TrimPrefix(r.Session, machine.SessionsPrefix)}
 }
 
 // startKey returns the registry key of the session whose start record is
@@ -528,7 +530,7 @@ func (r *RestoreReport) key() sessionKey {
 // session, the plain ID (logs written before tenants had namespaces). A
 // mismatch is damage: the log is not trusted to say whose it is.
 func startKey(file string, st *pb.SessionStart) (sessionKey, error) {
-	id, err := parseSessionName("start.name", st.GetName())
+	id, err := machine.ParseSessionName("start.name", st.GetName())
 	if err != nil {
 		return sessionKey{}, fmt.Errorf("the log %s: start record: %w", file, err)
 	}
@@ -549,7 +551,7 @@ func startKey(file string, st *pb.SessionStart) (sessionKey, error) {
 // that its ID stays taken and clients learn why (DATA_LOSS) and can delete
 // it.
 func (s *Service) addBroken(key sessionKey, lg store.Log, r RestoreReport) {
-	r.Session, r.Tenant = sessionName(key.id), key.tenant
+	r.Session, r.Tenant = machine.SessionName(key.id), key.tenant
 	s.log.Error("session cannot be restored; kept as broken until deleted", "session", r.Session, "tenant", r.Tenant, "log", r.Log, "err", r.Err)
 	ss := &session{svc: s, id: key.id, name: r.Session, file: r.Log, tenant: r.Tenant, state: stateBroken, failure: r.Err, log: lg, restore: &r, restoreView: r.status()}
 	if _, dup := s.sessions.LoadOrStore(key, ss); dup {

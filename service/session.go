@@ -13,6 +13,10 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
+
+	"github.com/tcpstated/tcpstated/service/logrecord"
+
+	"github.com/tcpstated/tcpstated/service/machine"
 )
 
 // A session is one engine, one replay log and one clock behind one mutex.
@@ -35,7 +39,7 @@ type session struct {
 	realtime   bool
 
 	mu   sync.Mutex
-	m    *machine
+	m    *machine.Machine
 	log  store.Log
 	next uint64 // index of the next record (the log's length)
 	pend pendingRecords
@@ -145,14 +149,14 @@ func (s *session) writableLocked() error {
 // time) are not logged either.
 func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.CallResult, error) {
 	m := s.m
-	t0 := m.now()
-	res, err := m.apply(in)
-	m.rd = m.eng.Ready()
-	rd := &m.rd
+	t0 := m.Now()
+	res, err := m.Apply(in)
+	m.Ready = m.Engine.Ready()
+	rd := &m.Ready
 	if err != nil {
 		return nil, err
 	}
-	m.observe(rd)
+	m.Observe(rd)
 	if s.tap != nil {
 		s.tap(rd)
 	}
@@ -163,9 +167,9 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	// The digest is the machine's own, reused: the record encoding, the
 	// response and the outbound queue take its slices and messages, never
 	// the digest itself.
-	d := &m.live
+	d := &m.Live
 	d.Reset()
-	m.fillDigest(d, rd, idx, res)
+	m.FillDigest(d, rd, idx, res)
 	if err := s.appendPairLocked(idx, t0, in, d); err != nil {
 		return nil, s.failLocked(err)
 	}
@@ -177,7 +181,7 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 		}
 	}
 	if out != nil {
-		m.appendOutputs(out, rd, d, rawOnly)
+		m.AppendOutputs(out, rd, d, rawOnly)
 	}
 	s.dispatchLocked(in, t0, rd, d)
 	s.svc.metrics.observeStep(in, len(d.Packets))
@@ -210,7 +214,7 @@ func (s *session) appendPairLocked(idx uint64, t0 time.Duration, in *pb.Input, d
 	if err := s.stageLocked(&r.rec); err != nil {
 		return err
 	}
-	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.now()), &r.out, d
+	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.Now()), &r.out, d
 	return s.stageLocked(&r.rec)
 }
 
@@ -263,7 +267,7 @@ func (s *session) stageLocked(rec *pb.LogRecord) error {
 		return fmt.Errorf("log %s: record %d staged, expected %d", s.file, rec.Index, want)
 	}
 	start := len(p.buf)
-	b, err := appendRecord(p.buf, rec)
+	b, err := logrecord.Append(p.buf, rec)
 	if err != nil {
 		p.buf = p.buf[:start]
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
@@ -357,11 +361,11 @@ func (s *session) catchUpLocked() error {
 	if !s.realtime {
 		return nil
 	}
-	now, cur := s.wallNow(), s.m.now()
+	now, cur := s.wallNow(), s.m.Now()
 	if now <= cur {
 		return nil
 	}
-	dl, armed := s.m.eng.NextDeadline()
+	dl, armed := s.m.Engine.NextDeadline()
 	if !(armed && dl <= now) && now-cur < s.svc.cfg.RealtimeResolution {
 		return nil
 	}
@@ -376,7 +380,7 @@ func advanceInput(to time.Duration) *pb.Input {
 // wallNow is a REALTIME session's clock.
 func (s *session) wallNow() time.Duration {
 	now := s.base + time.Since(s.mono)
-	if cur := s.m.now(); now < cur {
+	if cur := s.m.Now(); now < cur {
 		return cur
 	}
 	return now
@@ -387,7 +391,7 @@ func (s *session) rearmLocked() {
 	if !s.realtime || s.timer == nil {
 		return
 	}
-	dl, ok := s.m.eng.NextDeadline()
+	dl, ok := s.m.Engine.NextDeadline()
 	if !ok || s.state != stateOpen {
 		if s.timerSet {
 			s.timer.Stop()
@@ -442,10 +446,10 @@ func (s *session) viewLocked() *pb.Session {
 	if s.m == nil {
 		return v
 	}
-	v.Clock = durationpb.New(s.m.now())
-	v.EndpointCount = uint32(len(s.m.eng.Endpoints()))
+	v.Clock = durationpb.New(s.m.Now())
+	v.EndpointCount = uint32(len(s.m.Engine.Endpoints()))
 	v.RecordCount = s.next
-	if dl, ok := s.m.eng.NextDeadline(); ok {
+	if dl, ok := s.m.Engine.NextDeadline(); ok {
 		v.NextDeadline = durationpb.New(dl)
 	}
 	v.OutboundQueueLength = uint32(s.out.len())

@@ -1,4 +1,12 @@
-package service
+// Package machine is a session's core without the server around it: the
+// engine plus the names of its endpoints (Machine, the one place inputs
+// reach the engine: Apply, Receive), what it emitted as log records and API
+// views (Digest, AppendOutputs, SegmentView, RecordView), the engine
+// settings a session's start record fixes (Params, EngineConfig), resource
+// names, and Rerun, which replays a log in a fresh Machine and compares
+// every output with the logged one. It does no I/O and knows no gRPC: a
+// refusal is ErrInvalid, ErrNotFound or ErrExists for errors.Is.
+package machine
 
 import (
 	"errors"
@@ -11,13 +19,13 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 )
 
-// machine is one engine plus what the service keeps beside it to name its
-// endpoints. A live session and a re-run from the log both drive a machine
-// through apply, the only place where inputs reach the engine, so a re-run
+// Machine is one engine plus what the service keeps beside it to name its
+// endpoints. A live session and a re-run from the log both drive a Machine
+// through Apply, the only place where inputs reach the engine, so a re-run
 // does exactly what the live session did.
-type machine struct {
+type Machine struct {
 	session string // sessions/{id}
-	eng     *fsm.Engine
+	Engine  *fsm.Engine
 	aliases map[string]fsm.EndpointID // client-chosen endpoint IDs
 	aliasOf map[fsm.EndpointID]string
 	maxID   fsm.EndpointID // the highest ID the engine has assigned: IDs are never reused
@@ -29,16 +37,16 @@ type machine struct {
 	// A live session's step drains the engine into rd and digests it into
 	// live: both are reused from step to step, so neither is allocated per
 	// input (nothing keeps them past the step; see session.stepLocked).
-	rd   fsm.Ready
-	live pb.OutputDigest
+	Ready fsm.Ready
+	Live  pb.OutputDigest
 }
 
-func newMachine(session string, cfg fsm.Config) *machine {
-	return &machine{session: session, eng: fsm.New(cfg)}
+func New(session string, cfg fsm.Config) *Machine {
+	return &Machine{session: session, Engine: fsm.New(cfg)}
 }
 
 // endpointID returns the last segment of an endpoint's resource name.
-func (m *machine) endpointID(id fsm.EndpointID) string {
+func (m *Machine) endpointID(id fsm.EndpointID) string {
 	if a, ok := m.aliasOf[id]; ok {
 		return a
 	}
@@ -46,14 +54,14 @@ func (m *machine) endpointID(id fsm.EndpointID) string {
 }
 
 // endpointName returns an endpoint's resource name; "" for ID 0 (no endpoint).
-func (m *machine) endpointName(id fsm.EndpointID) string {
+func (m *Machine) EndpointName(id fsm.EndpointID) string {
 	if id == 0 {
 		return ""
 	}
 	if n, ok := m.names[id]; ok {
 		return n
 	}
-	n := m.session + endpointsInfix + m.endpointID(id)
+	n := m.session + EndpointsInfix + m.endpointID(id)
 	if m.names == nil || len(m.names) >= 4096 {
 		m.names = make(map[fsm.EndpointID]string)
 	}
@@ -65,18 +73,18 @@ func (m *machine) endpointName(id fsm.EndpointID) string {
 // NOT_FOUND for an ID the session never had. An endpoint the engine has
 // since forgotten resolves; the engine then answers "connection does not
 // exist".
-func (m *machine) resolve(eid string) (fsm.EndpointID, error) {
+func (m *Machine) Resolve(eid string) (fsm.EndpointID, error) {
 	if id, ok := m.aliases[eid]; ok {
 		return id, nil
 	}
-	if id, ok := parseEngineID(eid); ok && id <= m.maxID {
+	if id, ok := ParseEngineID(eid); ok && id <= m.maxID {
 		return id, nil
 	}
-	return 0, notFoundf("endpoint %s%s%s not found", m.session, endpointsInfix, eid)
+	return 0, notFoundf("endpoint %s%s%s not found", m.session, EndpointsInfix, eid)
 }
 
 // observe notes the endpoints a batch of outputs created.
-func (m *machine) observe(rd *fsm.Ready) {
+func (m *Machine) Observe(rd *fsm.Ready) {
 	for i := range rd.Transitions {
 		if id := rd.Transitions[i].Endpoint; id > m.maxID {
 			m.maxID = id
@@ -84,7 +92,7 @@ func (m *machine) observe(rd *fsm.Ready) {
 	}
 }
 
-func (m *machine) addAlias(alias string, id fsm.EndpointID) {
+func (m *Machine) addAlias(alias string, id fsm.EndpointID) {
 	if m.aliases == nil {
 		m.aliases = make(map[string]fsm.EndpointID)
 		m.aliasOf = make(map[fsm.EndpointID]string)
@@ -103,8 +111,8 @@ var errReplay = errors.New("re-run")
 // the ID the engine assigned into the input (as the log keeps it); with a
 // decimal ID already there (a re-run), it checks the engine assigned that
 // one. The caller drains the engine's Ready afterwards.
-func (m *machine) apply(in *pb.Input) (*pb.CallResult, error) {
-	e := m.eng
+func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
+	e := m.Engine
 	switch k := in.Kind.(type) {
 	case *pb.Input_Segment:
 		return nil, e.Deliver(k.Segment.GetIpPacket())
@@ -113,7 +121,7 @@ func (m *machine) apply(in *pb.Input) (*pb.CallResult, error) {
 		return nil, nil
 	case *pb.Input_Listen:
 		l := k.Listen
-		local, err := parseAddrPort("listen.local_address", l.LocalAddress)
+		local, err := ParseAddrPort("listen.local_address", l.LocalAddress)
 		if err != nil {
 			return nil, err
 		}
@@ -127,11 +135,11 @@ func (m *machine) apply(in *pb.Input) (*pb.CallResult, error) {
 		return nil, m.created(&l.EndpointId, id)
 	case *pb.Input_Connect:
 		c := k.Connect
-		local, err := parseAddrPort("connect.local_address", c.LocalAddress)
+		local, err := ParseAddrPort("connect.local_address", c.LocalAddress)
 		if err != nil {
 			return nil, err
 		}
-		remote, err := parseAddrPort("connect.remote_address", c.RemoteAddress)
+		remote, err := ParseAddrPort("connect.remote_address", c.RemoteAddress)
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +152,7 @@ func (m *machine) apply(in *pb.Input) (*pb.CallResult, error) {
 		}
 		return nil, m.created(&c.EndpointId, id)
 	case *pb.Input_Accept:
-		id, err := m.resolve(k.Accept.GetEndpointId())
+		id, err := m.Resolve(k.Accept.GetEndpointId())
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +166,7 @@ func (m *machine) apply(in *pb.Input) (*pb.CallResult, error) {
 		m.acceptedFrom[c] = id
 		return &pb.CallResult{EndpointId: m.endpointID(c)}, nil
 	case *pb.Input_Send:
-		id, err := m.resolve(k.Send.GetEndpointId())
+		id, err := m.Resolve(k.Send.GetEndpointId())
 		if err != nil {
 			return nil, err
 		}
@@ -168,25 +176,25 @@ func (m *machine) apply(in *pb.Input) (*pb.CallResult, error) {
 		}
 		return &pb.CallResult{Count: uint32(n)}, nil
 	case *pb.Input_Receive:
-		id, err := m.resolve(k.Receive.GetEndpointId())
+		id, err := m.Resolve(k.Receive.GetEndpointId())
 		if err != nil {
 			return nil, err
 		}
-		return m.receive(id, int(k.Receive.GetMaxBytes()))
+		return m.Receive(id, int(k.Receive.GetMaxBytes()))
 	case *pb.Input_Shutdown:
-		id, err := m.resolve(k.Shutdown.GetEndpointId())
+		id, err := m.Resolve(k.Shutdown.GetEndpointId())
 		if err != nil {
 			return nil, err
 		}
 		return nil, e.Shutdown(id)
 	case *pb.Input_Close:
-		id, err := m.resolve(k.Close.GetEndpointId())
+		id, err := m.Resolve(k.Close.GetEndpointId())
 		if err != nil {
 			return nil, err
 		}
 		return nil, e.Close(id)
 	case *pb.Input_Abort:
-		id, err := m.resolve(k.Abort.GetEndpointId())
+		id, err := m.Resolve(k.Abort.GetEndpointId())
 		if err != nil {
 			return nil, err
 		}
@@ -197,8 +205,8 @@ func (m *machine) apply(in *pb.Input) (*pb.CallResult, error) {
 
 // receive reads up to max bytes (0: all readable). Reaching the end of the
 // peer's stream is a result (eof), not an error.
-func (m *machine) receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
-	n := m.eng.Readable(id)
+func (m *Machine) Receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
+	n := m.Engine.Readable(id)
 	if max > 0 && max < n {
 		n = max
 	}
@@ -206,9 +214,9 @@ func (m *machine) receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
 	if n > 0 {
 		buf = make([]byte, n)
 	}
-	got, err := m.eng.Receive(id, buf)
+	got, err := m.Engine.Receive(id, buf)
 	if errors.Is(err, fsm.ErrConnectionClosing) {
-		if info, ok := m.eng.Endpoint(id); ok && info.FinReceived && info.Readable == 0 {
+		if info, ok := m.Engine.Endpoint(id); ok && info.FinReceived && info.Readable == 0 {
 			return &pb.CallResult{Eof: true}, nil
 		}
 	}
@@ -216,7 +224,7 @@ func (m *machine) receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
 		return nil, err
 	}
 	res := &pb.CallResult{Data: buf[:got]}
-	if info, ok := m.eng.Endpoint(id); ok && info.FinReceived && info.Readable == 0 {
+	if info, ok := m.Engine.Endpoint(id); ok && info.FinReceived && info.Readable == 0 {
 		res.Eof = true
 	}
 	return res, nil
@@ -225,24 +233,24 @@ func (m *machine) receive(id fsm.EndpointID, max int) (*pb.CallResult, error) {
 // checkNewID checks the endpoint ID a listen or connect input names: a
 // client's alias must be free. (A decimal one, in a re-run, is checked
 // against the ID the engine assigns by created.)
-func (m *machine) checkNewID(eid string) error {
-	if validEndpointAlias(eid) {
+func (m *Machine) checkNewID(eid string) error {
+	if ValidEndpointAlias(eid) {
 		if _, taken := m.aliases[eid]; taken {
-			return errorf(kindExists, "endpoint %s%s%s already exists", m.session, endpointsInfix, eid)
+			return errorf(ErrExists, "endpoint %s%s%s already exists", m.session, EndpointsInfix, eid)
 		}
 	}
 	return nil
 }
 
 // created records the ID of an endpoint a listen or connect created.
-func (m *machine) created(eid *string, id fsm.EndpointID) error {
+func (m *Machine) created(eid *string, id fsm.EndpointID) error {
 	if id > m.maxID {
 		m.maxID = id
 	}
 	switch {
 	case *eid == "":
 		*eid = strconv.FormatUint(uint64(id), 10)
-	case validEndpointAlias(*eid):
+	case ValidEndpointAlias(*eid):
 		m.addAlias(*eid, id)
 	case *eid != strconv.FormatUint(uint64(id), 10):
 		return fmt.Errorf("%w: the log names the new endpoint %q, but the engine assigned %d", errReplay, *eid, id)
@@ -250,7 +258,7 @@ func (m *machine) created(eid *string, id fsm.EndpointID) error {
 	return nil
 }
 
-func parseAddrPort(field, s string) (netip.AddrPort, error) {
+func ParseAddrPort(field, s string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		return ap, invalidf("%s: %q is not an address and port like 10.0.0.1:80 or [2001:db8::1]:80", field, s)
@@ -259,4 +267,4 @@ func parseAddrPort(field, s string) (netip.AddrPort, error) {
 }
 
 // now is the engine clock.
-func (m *machine) now() time.Duration { return m.eng.Now() }
+func (m *Machine) Now() time.Duration { return m.Engine.Now() }

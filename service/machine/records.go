@@ -1,4 +1,4 @@
-package service
+package machine
 
 import (
 	"fmt"
@@ -7,8 +7,8 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 )
 
-// recordView turns a stored LogRecord into the API's Record.
-func recordView(rec *pb.LogRecord) *pb.Record {
+// RecordView turns a stored LogRecord into the API's Record.
+func RecordView(rec *pb.LogRecord) *pb.Record {
 	r := &pb.Record{Index: rec.Index, Time: rec.Time}
 	switch b := rec.Body.(type) {
 	case *pb.LogRecord_Start:
@@ -27,7 +27,7 @@ func recordView(rec *pb.LogRecord) *pb.Record {
 		r.Kind = pb.RecordKind_RECORD_KIND_INPUT
 		r.Body = &pb.Record_Input{Input: b.Input}
 		if seg := b.Input.GetSegment(); seg != nil {
-			r.Segment = segmentView(seg.IpPacket, pb.Direction_DIRECTION_INBOUND, rec.Time.AsDuration(), "")
+			r.Segment = SegmentView(seg.IpPacket, pb.Direction_DIRECTION_INBOUND, rec.Time.AsDuration(), "")
 		}
 		r.Summary = "input: " + inputSummary(b.Input, r.Segment)
 	case *pb.LogRecord_Output:
@@ -35,7 +35,7 @@ func recordView(rec *pb.LogRecord) *pb.Record {
 		r.Kind = pb.RecordKind_RECORD_KIND_OUTPUT
 		out := &pb.Outputs{Transitions: d.Transitions, Events: d.Events}
 		for _, p := range d.Packets {
-			out.Segments = append(out.Segments, segmentView(p, pb.Direction_DIRECTION_OUTBOUND, rec.Time.AsDuration(), ""))
+			out.Segments = append(out.Segments, SegmentView(p, pb.Direction_DIRECTION_OUTBOUND, rec.Time.AsDuration(), ""))
 		}
 		r.Body = &pb.Record_Output{Output: out}
 		r.Result = d.Result

@@ -1,4 +1,4 @@
-package service
+package machine
 
 import (
 	"bytes"
@@ -11,25 +11,29 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 )
 
-// rerun re-runs a session from its log records in a fresh machine and
-// compares every output the machine produces with the logged one. Restoring
+// Rerun re-runs a session from its log records in a fresh Machine and
+// compares every output the Machine produces with the logged one. Restoring
 // a session on start, VerifySession and `tcpstated log verify` all use it.
-type rerun struct {
-	m       *machine
-	start   *pb.SessionStart
-	records uint64 // records fed
+type Rerun struct {
+	Machine *Machine
+	Start   *pb.SessionStart
+	Records uint64 // records fed
 	checked uint64 // output records compared
-	diff    *pb.Difference
-	diffs   int
+	Diff    *pb.Difference
+	Diffs   int
 
 	// The last input, until its output record arrives.
-	pending      *pb.OutputDigest
-	pendingIndex uint64
+	Pending      *pb.OutputDigest
+	PendingIndex uint64
 	pendingInput *pb.Input
+
+	// ErrorCode is the code the service answers err with (a gRPC code): a
+	// re-run that refuses an input the log has records it in its result.
+	ErrorCode func(err error) int32
 }
 
 // feed takes the next record of the log.
-func (r *rerun) feed(index uint64, payload []byte) error {
+func (r *Rerun) Feed(index uint64, payload []byte) error {
 	rec := &pb.LogRecord{}
 	if err := proto.Unmarshal(payload, rec); err != nil {
 		return fmt.Errorf("record %d does not decode: %w", index, err)
@@ -37,8 +41,8 @@ func (r *rerun) feed(index uint64, payload []byte) error {
 	return r.feedRecord(index, rec)
 }
 
-func (r *rerun) feedRecord(index uint64, rec *pb.LogRecord) error {
-	r.records++
+func (r *Rerun) feedRecord(index uint64, rec *pb.LogRecord) error {
+	r.Records++
 	if rec.Index != index {
 		r.differ(index, "index", strconv.FormatUint(index, 10), strconv.FormatUint(rec.Index, 10))
 	}
@@ -47,40 +51,40 @@ func (r *rerun) feedRecord(index uint64, rec *pb.LogRecord) error {
 		if st == nil {
 			return fmt.Errorf("record 0 is not a start record")
 		}
-		return r.begin(st)
+		return r.Begin(st)
 	}
-	if r.m == nil {
+	if r.Machine == nil {
 		return fmt.Errorf("record %d comes before a start record", index)
 	}
 	switch body := rec.Body.(type) {
 	case *pb.LogRecord_Start:
 		r.differ(index, "start", "an input or output", "a second start record")
 	case *pb.LogRecord_Input:
-		if r.pending != nil {
-			r.differ(index, "record", fmt.Sprintf("the output of input %d", r.pendingIndex), "an input")
+		if r.Pending != nil {
+			r.differ(index, "record", fmt.Sprintf("the output of input %d", r.PendingIndex), "an input")
 		}
 		r.applyInput(index, body.Input)
 	case *pb.LogRecord_Output:
-		if r.pending == nil {
+		if r.Pending == nil {
 			r.differ(index, "record", "an input", "an output without an input")
 			return nil
 		}
 		r.checked++
-		if body.Output.GetInputIndex() != r.pendingIndex {
-			r.differ(index, "input_index", strconv.FormatUint(r.pendingIndex, 10), strconv.FormatUint(body.Output.GetInputIndex(), 10))
-		} else if f, exp, act, ok := compareDigests(body.Output, r.pending); !ok {
+		if body.Output.GetInputIndex() != r.PendingIndex {
+			r.differ(index, "input_index", strconv.FormatUint(r.PendingIndex, 10), strconv.FormatUint(body.Output.GetInputIndex(), 10))
+		} else if f, exp, act, ok := compareDigests(body.Output, r.Pending); !ok {
 			r.differ(index, f, exp, act)
 		}
-		r.pending, r.pendingInput = nil, nil
+		r.Pending, r.pendingInput = nil, nil
 	default:
 		return fmt.Errorf("record %d is empty or of an unknown kind", index)
 	}
 	return nil
 }
 
-// begin builds the machine from the start record.
-func (r *rerun) begin(st *pb.SessionStart) error {
-	if r.m != nil {
+// begin builds the Machine from the start record.
+func (r *Rerun) Begin(st *pb.SessionStart) error {
+	if r.Machine != nil {
 		return fmt.Errorf("a second start record")
 	}
 	var secret [16]byte
@@ -88,41 +92,41 @@ func (r *rerun) begin(st *pb.SessionStart) error {
 		return fmt.Errorf("start record: the secret key is %d bytes, want %d", len(st.SecretKey), len(secret))
 	}
 	copy(secret[:], st.SecretKey)
-	params, err := startParams(st)
+	params, err := StartParams(st)
 	if err != nil {
 		return fmt.Errorf("start record: %w", err)
 	}
 	if st.Options == nil {
 		return fmt.Errorf("start record: no options")
 	}
-	id, err := parseSessionName("start.name", st.Name)
+	id, err := ParseSessionName("start.name", st.Name)
 	if err != nil {
 		return fmt.Errorf("start record: %w", err)
 	}
-	r.start = st
-	r.m = newMachine(sessionName(id), engineConfig(st.Options, secret, params))
+	r.Start = st
+	r.Machine = New(SessionName(id), EngineConfig(st.Options, secret, params))
 	return nil
 }
 
 // applyInput runs one logged input and keeps its digest for comparison.
-func (r *rerun) applyInput(index uint64, in *pb.Input) {
-	res, err := r.m.apply(in)
-	rd := r.m.eng.Ready()
+func (r *Rerun) applyInput(index uint64, in *pb.Input) {
+	res, err := r.Machine.Apply(in)
+	rd := r.Machine.Engine.Ready()
 	if err != nil {
 		// The original run accepted this input (refused ones are not
 		// logged): say what the re-run answered instead.
-		res = &pb.CallResult{ErrorCode: int32(statusCode(err)), ErrorMessage: err.Error()}
+		res = &pb.CallResult{ErrorCode: r.ErrorCode(err), ErrorMessage: err.Error()}
 	}
-	r.m.observe(&rd)
-	r.pending = r.m.digest(&rd, index, res)
-	r.pendingIndex = index
+	r.Machine.Observe(&rd)
+	r.Pending = r.Machine.Digest(&rd, index, res)
+	r.PendingIndex = index
 	r.pendingInput = in
 }
 
-func (r *rerun) differ(index uint64, field, expected, actual string) {
-	r.diffs++
-	if r.diff == nil {
-		r.diff = &pb.Difference{Index: index, Field: field, Expected: expected, Actual: actual}
+func (r *Rerun) differ(index uint64, field, expected, actual string) {
+	r.Diffs++
+	if r.Diff == nil {
+		r.Diff = &pb.Difference{Index: index, Field: field, Expected: expected, Actual: actual}
 	}
 }
 
@@ -141,7 +145,7 @@ func compareDigests(exp, act *pb.OutputDigest) (field, expected, actual string, 
 			a = act.Packets[i]
 		}
 		if !bytes.Equal(e, a) {
-			return fmt.Sprintf("packets[%d]", i), packetText(e), packetText(a), false
+			return fmt.Sprintf("packets[%d]", i), PacketText(e), PacketText(a), false
 		}
 	}
 	for i := 0; i < max(len(exp.Transitions), len(act.Transitions)); i++ {
@@ -166,11 +170,11 @@ func at[T any](s []*T, i int) *T {
 	return nil
 }
 
-func packetText(b []byte) string {
+func PacketText(b []byte) string {
 	if b == nil {
 		return "(none)"
 	}
-	v := segmentView(b, pb.Direction_DIRECTION_OUTBOUND, 0, "")
+	v := SegmentView(b, pb.Direction_DIRECTION_OUTBOUND, 0, "")
 	return v.Summary + " [" + hex.EncodeToString(b) + "]"
 }
 

@@ -1,4 +1,9 @@
-package service
+// Package logrecord encodes the records of a session's replay log fast: the
+// two every change writes (a segment input and an output digest) by hand
+// with protowire, byte for byte as proto.Marshal encodes them, and every
+// other record with proto.Marshal. The record bytes are the same whichever
+// store keeps them.
+package logrecord
 
 import (
 	"unicode/utf8"
@@ -12,7 +17,7 @@ import (
 
 // The two records every change writes, a segment input and an output
 // digest, are encoded here by hand with protowire, byte for byte as
-// proto.Marshal encodes them (recordcodec_test.go checks it on every kind
+// proto.Marshal encodes them (codec_test.go checks it on every kind
 // of value). proto.Marshal takes about 600 ns for each of these small
 // records, because oneof members and well-known types take its slow paths;
 // this takes a tenth of that, and the two records are most of the service's
@@ -58,8 +63,8 @@ const (
 	fDurationNanos   = 2
 )
 
-// appendRecord appends the encoding of rec to b.
-func appendRecord(b []byte, rec *pb.LogRecord) ([]byte, error) {
+// Append appends the encoding of rec to b.
+func Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
 	if fastRecord(rec) {
 		return appendRecordFast(b, rec), nil
 	}

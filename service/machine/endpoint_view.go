@@ -1,4 +1,4 @@
-package service
+package machine
 
 import (
 	"sort"
@@ -12,10 +12,10 @@ import (
 
 // endpointView converts the engine's snapshot of an endpoint into the API's
 // Endpoint.
-func (m *machine) endpointView(in *fsm.EndpointInfo) *pb.Endpoint {
+func (m *Machine) EndpointView(in *fsm.EndpointInfo) *pb.Endpoint {
 	ep := &pb.Endpoint{
-		Name:                m.endpointName(in.ID),
-		State:               stateEnum(in.State),
+		Name:                m.EndpointName(in.ID),
+		State:               StateEnum(in.State),
 		StateName:           in.State.String(),
 		LocalAddress:        in.Local.String(),
 		BytesReadable:       uint32(in.Readable),
@@ -52,9 +52,9 @@ func (m *machine) endpointView(in *fsm.EndpointInfo) *pb.Endpoint {
 	ep.RemoteAddress = in.Remote.String()
 	switch {
 	case in.Parent != 0:
-		ep.Listener = m.endpointName(in.Parent)
+		ep.Listener = m.EndpointName(in.Parent)
 	case m.acceptedFrom[in.ID] != 0:
-		ep.Listener = m.endpointName(m.acceptedFrom[in.ID])
+		ep.Listener = m.EndpointName(m.acceptedFrom[in.ID])
 		ep.Accepted = true
 	}
 	ep.Tcb = &pb.Tcb{

@@ -1,4 +1,4 @@
-package service
+package machine
 
 import (
 	"net/netip"
@@ -15,16 +15,16 @@ import (
 // packets are copied (Ready's memory belongs to the engine) into one
 // allocation; the copies are shared, read-only, by the log record, the API
 // response and the outbound queue.
-func (m *machine) digest(rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) *pb.OutputDigest {
+func (m *Machine) Digest(rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) *pb.OutputDigest {
 	d := &pb.OutputDigest{}
-	m.fillDigest(d, rd, inputIndex, res)
+	m.FillDigest(d, rd, inputIndex, res)
 	return d
 }
 
 // fillDigest is digest into a reset d. The slices and messages it hangs on
 // d are new each time (callers keep them); d itself may be reused once its
 // record is written.
-func (m *machine) fillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) {
+func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint64, res *pb.CallResult) {
 	d.InputIndex, d.Result = inputIndex, res
 	if n := len(rd.Packets); n > 0 {
 		total := 0
@@ -43,9 +43,9 @@ func (m *machine) fillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 		d.Transitions = make([]*pb.Transition, n)
 		for i, t := range rd.Transitions {
 			d.Transitions[i] = &pb.Transition{
-				Endpoint:      m.endpointName(t.Endpoint),
-				FromState:     stateEnum(t.From),
-				ToState:       stateEnum(t.To),
+				Endpoint:      m.EndpointName(t.Endpoint),
+				FromState:     StateEnum(t.From),
+				ToState:       StateEnum(t.To),
 				FromStateName: t.From.String(),
 				ToStateName:   t.To.String(),
 				Cause:         t.Cause.String(),
@@ -56,17 +56,17 @@ func (m *machine) fillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 	if n := len(rd.Events); n > 0 {
 		d.Events = make([]*pb.Event, n)
 		for i, ev := range rd.Events {
-			d.Events[i] = &pb.Event{Endpoint: m.endpointName(ev.Endpoint), Kind: pb.EventKind(ev.Kind)}
+			d.Events[i] = &pb.Event{Endpoint: m.EndpointName(ev.Endpoint), Kind: pb.EventKind(ev.Kind)}
 		}
 	}
 }
 
-func stateEnum(s fsm.State) pb.State { return pb.State(s) + 1 }
+func StateEnum(s fsm.State) pb.State { return pb.State(s) + 1 }
 
 // appendOutputs adds the API view of one batch to out: the emitted segments
 // (decoded unless rawOnly), the digest's transitions and events, and the
 // engine's explanations (unless rawOnly).
-func (m *machine) appendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDigest, rawOnly bool) {
+func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDigest, rawOnly bool) {
 	for i := range rd.Packets {
 		p := &rd.Packets[i]
 		if rawOnly {
@@ -74,11 +74,11 @@ func (m *machine) appendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 				Raw:       d.Packets[i],
 				Direction: pb.Direction_DIRECTION_OUTBOUND,
 				Time:      durationpb.New(p.Time),
-				Endpoint:  m.endpointName(p.Endpoint),
+				Endpoint:  m.EndpointName(p.Endpoint),
 			})
 			continue
 		}
-		out.Segments = append(out.Segments, segmentView(d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, p.Time, m.endpointName(p.Endpoint)))
+		out.Segments = append(out.Segments, SegmentView(d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, p.Time, m.EndpointName(p.Endpoint)))
 	}
 	out.Transitions = append(out.Transitions, d.Transitions...)
 	out.Events = append(out.Events, d.Events...)
@@ -86,13 +86,13 @@ func (m *machine) appendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 		return
 	}
 	for i := range rd.Explanations {
-		out.Explanations = append(out.Explanations, m.explanation(&rd.Explanations[i]))
+		out.Explanations = append(out.Explanations, m.Explanation(&rd.Explanations[i]))
 	}
 }
 
-func (m *machine) explanation(x *fsm.Explanation) *pb.Explanation {
+func (m *Machine) Explanation(x *fsm.Explanation) *pb.Explanation {
 	pe := &pb.Explanation{
-		Endpoint: m.endpointName(x.Endpoint),
+		Endpoint: m.EndpointName(x.Endpoint),
 		Action:   pb.Explanation_Action(x.Action),
 		Code:     x.Code.String(),
 		Section:  x.Section(),
@@ -107,10 +107,10 @@ func (m *machine) explanation(x *fsm.Explanation) *pb.Explanation {
 	return pe
 }
 
-// segmentView decodes an IP packet into the API's Segment. A packet that
+// SegmentView decodes an IP packet into the API's Segment. A packet that
 // does not decode (only possible for stored bytes from elsewhere) keeps its
 // raw bytes and says why in the summary.
-func segmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string) *pb.Segment {
+func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string) *pb.Segment {
 	s := &pb.Segment{Raw: raw, Direction: dir, Time: durationpb.New(t), Endpoint: endpoint}
 	src, dst, tcp, err := fsm.ParsePacket(raw)
 	if err != nil {
@@ -132,7 +132,7 @@ func segmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	s.Flags = seg.Flags.Names()
 	s.Window = uint32(seg.Window)
 	s.Urgent = uint32(seg.Urgent)
-	s.Options = optionsView(&seg.Options)
+	s.Options = OptionsView(&seg.Options)
 	s.PayloadLength = uint32(len(seg.Payload))
 	s.SegmentLength = uint32(seg.Len())
 	if len(seg.Payload) > 0 {
@@ -140,13 +140,13 @@ func segmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	}
 	s.Checksum = uint32(seg.Checksum)
 	s.ChecksumValid = fsm.TCPChecksumValid(src, dst, tcp)
-	s.Summary = segmentSummary(srcAP, dstAP, &seg)
+	s.Summary = SegmentSummary(srcAP, dstAP, &seg)
 	return s
 }
 
-// segmentSummary is fsm's tcpdump-style one-liner with the addresses in
+// SegmentSummary is fsm's tcpdump-style one-liner with the addresses in
 // front of the ports: "10.0.0.2:40000 > 10.0.0.1:80 S 0:0(0) win 65535 <mss 1460>".
-func segmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
+func SegmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
 	text := seg.String()
 	// Replace the leading "SPORT > DPORT" with the full addresses.
 	if i := strings.Index(text, " > "); i >= 0 {
@@ -157,7 +157,7 @@ func segmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
 	return text
 }
 
-func optionsView(o *fsm.Options) *pb.SegmentOptions {
+func OptionsView(o *fsm.Options) *pb.SegmentOptions {
 	if !o.HasMSS && !o.HasWScale && !o.SACKPermitted && o.NumSACK == 0 && !o.HasTimestamp && o.Unknown == 0 {
 		return nil
 	}
