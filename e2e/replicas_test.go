@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/internal/pgtest"
 )
@@ -79,6 +83,46 @@ func TestReplicasForwardAndTakeOver(t *testing.T) {
 	}
 	if got := a.metric("tcpstated_sessions"); got != 1 {
 		t.Fatalf("a owns %v sessions", got)
+	}
+	// Streams are relayed too: a bidirectional ExchangeSegments (a SYN on
+	// a closed port gets its RST back) and a server-streaming
+	// StreamRecords, both through b.
+	ex, err := b.segments.ExchangeSegments(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := fsm.Segment{SrcPort: 41000, DstPort: 9, Seq: 7, Flags: fsm.FlagSYN, Window: 1000}
+	for i := range 2 {
+		if err := ex.Send(&pb.ExchangeSegmentsRequest{Parent: s, IpPackets: [][]byte{fsm.AppendPacket(nil, netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1"), &syn)}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := ex.Recv()
+		if err != nil || r.Processed != 1 || len(r.Outputs.GetSegments()) != 1 || !slices.Contains(r.Outputs.Segments[0].Flags, "RST") {
+			t.Fatalf("forwarded exchange %d: %v, %v", i, r, err)
+		}
+		syn.SrcPort++
+	}
+	ex.CloseSend()
+	if _, err := ex.Recv(); err != io.EOF {
+		t.Fatalf("forwarded exchange after CloseSend: %v", err)
+	}
+	rs, err := b.logsvc.StreamRecords(ctx(t), &pb.StreamRecordsRequest{Parent: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streamed int
+	for {
+		r, err := rs.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("forwarded StreamRecords: %v", err)
+		}
+		streamed += len(r.Records)
+	}
+	if streamed < 5 {
+		t.Fatalf("forwarded StreamRecords gave %d records", streamed)
 	}
 
 	a.kill()
