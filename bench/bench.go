@@ -245,6 +245,14 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 			return err
 		}
 	}
+	targets = nil
+	if cfg.pg != nil {
+		for _, n := range replicaCounts {
+			if err := measureReplicas(ctx, cfg, dir, n, res); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -448,6 +456,7 @@ func (r *Report) Markdown(w io.Writer) {
 			fmt.Fprintf(w, "- %s: %s\n", load, strings.Join(parts, ", "))
 		}
 	}
+	r.replicasMarkdown(w)
 	if m := r.Memory; m != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Memory of %d idle sessions (each with a listener and one ESTABLISHED connection, fsync=never), server process: "+

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -249,4 +250,44 @@ func TestLogToolsOnPostgres(t *testing.T) {
 	if out, code := run(url, "log", "verify", "tools"); code != 1 || !strings.Contains(out, "damaged") || !strings.Contains(out, "checksum mismatch") {
 		t.Fatalf("log verify of a damaged log: exit %d\n%s", code, out)
 	}
+}
+
+// TestPostgresNeverModeKeepsUp: with --fsync=never appends do not wait for
+// their commit, so streams as fast as they can go must still be held back
+// (a bounded commit queue per log): other calls are served meanwhile and a
+// SIGTERM stops the server promptly, every queued record committed.
+func TestPostgresNeverModeKeepsUp(t *testing.T) {
+	pg := pgtest.Start(t)
+	a := startServer(t, t.TempDir(), "--store", pg.URL(pg.NewDB(t)), "--fsync", "never")
+	for k := range 4 {
+		s := a.createSession(fmt.Sprintf("fast-%d", k), fixedISN())
+		ex, err := a.segments.ExchangeSegments(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for i := 0; ; i++ {
+				var pk [][]byte
+				for j := range 64 {
+					syn := fsm.Segment{SrcPort: uint16(1000 + (i*64+j)%60000), DstPort: 9, Seq: 7, Flags: fsm.FlagSYN, Window: 1000}
+					pk = append(pk, fsm.AppendPacket(nil, netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1"), &syn))
+				}
+				if ex.Send(&pb.ExchangeSegmentsRequest{Parent: s, IpPackets: pk}) != nil {
+					return
+				}
+				if _, err := ex.Recv(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.sessions.CreateSession(c, &pb.CreateSessionRequest{SessionId: "meanwhile"}); err != nil {
+		t.Fatalf("a call while streams run: %v", err)
+	}
+	start := time.Now()
+	a.stop()
+	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 }

@@ -110,7 +110,34 @@ func (l *Log) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
 	return l.appendBatch(payloads)
 }
 
+// maxUncommitted bounds the records of one log queued for commit and not
+// yet committed. Only FsyncBatch and FsyncNever appends get ahead of their
+// commits; past the bound they wait, as the file store's write(2) would
+// block, so a fast stream cannot grow the queue (and each round's
+// statement) without end.
+const maxUncommitted = 4096
+
+// throttle waits until the log's uncommitted records are within the bound.
+func (l *Log) throttle() {
+	for {
+		l.mu.Lock()
+		ahead := l.written - l.committed.Load()
+		l.mu.Unlock()
+		if ahead <= maxUncommitted || l.err() != nil {
+			return
+		}
+		r := l.s.gc.roundOf(l)
+		if r == nil {
+			return
+		}
+		<-r.done
+	}
+}
+
 func (l *Log) appendBatch(payloads [][]byte) (first, last uint64, err error) {
+	if l.s.opts.Fsync != store.FsyncAlways {
+		l.throttle()
+	}
 	var fs int64
 	for _, p := range payloads {
 		if len(p) > store.MaxRecordSize {
