@@ -317,8 +317,11 @@ func RunReplicas(ctx context.Context, cfg ReplicaConfig) (*ReplicaResult, error)
 		time.Sleep(cfg.LeaseTTL + 2*time.Second)
 		before, beforeR := res.Interrupted, res.Resumed
 		gap := g.settle(res)
+		h.mu.Lock()
+		acked := h.res.Acknowledged
+		h.mu.Unlock()
 		fmt.Fprintf(cfg.Out, "event %2d: %s; sessions interrupted %d, served again %d, longest unavailable %v; acknowledged so far %d\n",
-			i+1, what, res.Interrupted-before, res.Resumed-beforeR, gap.Round(time.Millisecond), h.res.Acknowledged)
+			i+1, what, res.Interrupted-before, res.Resumed-beforeR, gap.Round(time.Millisecond), acked)
 	}
 	stopWorkers()
 	wg.Wait()
