@@ -86,9 +86,13 @@ fuzz:
 
 ## crashtest: SIGKILL the server N times (default 100) under concurrent
 ## clients and check that nothing acknowledged was lost (make test runs
-## the same harness with N=20 in cmd/crashtest's tests)
+## the same harness with N=20 in cmd/crashtest's tests); then 3 replicas on
+## one PostgreSQL, RN events (default 20: SIGKILL a replica, SIGSTOP one
+## past its lease, crash PostgreSQL once)
 crashtest: N ?= 100
+crashtest: RN ?= 20
 crashtest:
 	$(GO) run ./cmd/crashtest -n $(N)
+	$(GO) run ./cmd/crashtest -replicas 3 -n $(RN)
 
 include mk/generate.mk

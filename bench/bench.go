@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"google.golang.org/grpc"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/tcpstated/tcpstated/internal/pgtest"
 )
 
 // Config says what to run. Zero fields take the defaults of `make bench`.
@@ -32,7 +35,15 @@ type Config struct {
 	// the server binary).
 	ProfileDir string
 
+	// Postgres: "auto" (default) also measures the PostgreSQL store
+	// (--store=postgres://…) on a PostgreSQL started for the benchmark
+	// when its binaries are installed; "off" does not.
+	Postgres string
+
 	Progress io.Writer // progress lines (nil: none)
+
+	pg   *pgtest.Server // started by Run (postgres.go)
+	pgDB int            // databases made so far
 }
 
 func (c *Config) defaults() {
@@ -88,11 +99,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	stopPG, err := cfg.startPostgres()
+	if err != nil {
+		return nil, err
+	}
+	defer stopPG()
 	for run := 1; run <= cfg.Runs; run++ {
 		res := map[string]*result{}
 		rep.Runs = append(rep.Runs, res)
 		fmt.Fprintf(cfg.Progress, "run %d of %d\n", run, cfg.Runs)
-		if err := runOnce(ctx, cfg, filepath.Join(tmp, fmt.Sprintf("run%d", run)), res); err != nil {
+		if err := runOnce(ctx, &cfg, filepath.Join(tmp, fmt.Sprintf("run%d", run)), res); err != nil {
 			return rep, err
 		}
 	}
@@ -128,7 +144,7 @@ type target struct {
 	conns []*grpc.ClientConn
 }
 
-func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result) error {
+func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*result) error {
 	var targets []*target
 	defer func() {
 		for _, t := range targets {
@@ -163,6 +179,19 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 			return err
 		}
 	}
+	for _, fsync := range cfg.pgModes() {
+		url, err := cfg.newDatabase()
+		if err != nil {
+			return err
+		}
+		args := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "pg-"+fsync), "--fsync", fsync, "--store", url}
+		if err := start("pg fsync="+fsync, cfg.ServerBin, args...); err != nil {
+			return err
+		}
+		if err := setupSessions(ctx, targets[len(targets)-1].conns[0], slices.Concat(unary, stream, rest)); err != nil {
+			return err
+		}
+	}
 	echo, real := targets[0], targets[1:]
 	type load struct {
 		name string
@@ -184,7 +213,7 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 			base = []struct{ name, http string }{{echoRESTLoop, echo.p.httpAddr}, {echoRESTInproc, echo.p.httpAddr2}}
 		}
 		for _, b := range base {
-			if err := measure(cfg, res, b.name, echo.p, func(w window) result { return l.f(echo, b.http, w) }); err != nil {
+			if err := measure(*cfg, res, b.name, echo.p, func(w window) result { return l.f(echo, b.http, w) }); err != nil {
 				return err
 			}
 		}
@@ -199,7 +228,7 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 					prof <- t.p.profile(cfg.Duration, path)
 				}()
 			}
-			if err := measure(cfg, res, name, t.p, func(w window) result { return l.f(t, t.p.httpAddr, w) }); err != nil {
+			if err := measure(*cfg, res, name, t.p, func(w window) result { return l.f(t, t.p.httpAddr, w) }); err != nil {
 				return fmt.Errorf("%w\nserver log:\n%s", err, tail(t.p.logs.String(), 20))
 			}
 			if prof != nil {
@@ -214,6 +243,14 @@ func runOnce(ctx context.Context, cfg Config, dir string, res map[string]*result
 		t.conns = nil
 		if err := t.p.stop(); err != nil {
 			return err
+		}
+	}
+	targets = nil
+	if cfg.pg != nil {
+		for _, n := range replicaCounts {
+			if err := measureReplicas(ctx, cfg, dir, n, res); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -286,6 +323,10 @@ func (c Config) figures() []figure {
 		{fmt.Sprintf("ExchangeSegments, %d streams × %d segments/message, fsync=always", c.Streams, c.PerMessage), realName("stream", "always"), []string{echoStream}, "segments/s", 0},
 		{fmt.Sprintf("REST POST …/segments, %d callers, fsync=never", c.Callers), realName("REST", "never"), []string{echoRESTLoop, echoRESTInproc}, "requests/s", 0.60},
 		{fmt.Sprintf("REST POST …/segments, %d callers, fsync=always", c.Callers), realName("REST", "always"), []string{echoRESTLoop, echoRESTInproc}, "requests/s", 0},
+		{fmt.Sprintf("PostgreSQL store: unary SubmitSegment, %d callers, synchronous commit", c.Callers), pgName("unary", "always"), []string{echoUnary}, "calls/s", 0.30},
+		{fmt.Sprintf("PostgreSQL store: unary SubmitSegment, %d callers, asynchronous commit (fsync=never)", c.Callers), pgName("unary", "never"), []string{echoUnary}, "calls/s", 0},
+		{fmt.Sprintf("PostgreSQL store: ExchangeSegments, %d streams × %d segments/message, synchronous commit", c.Streams, c.PerMessage), pgName("stream", "always"), []string{echoStream}, "segments/s", 0},
+		{fmt.Sprintf("PostgreSQL store: ExchangeSegments, %d streams × %d segments/message, asynchronous commit (fsync=never)", c.Streams, c.PerMessage), pgName("stream", "never"), []string{echoStream}, "segments/s", 0},
 	}
 }
 
@@ -415,6 +456,7 @@ func (r *Report) Markdown(w io.Writer) {
 			fmt.Fprintf(w, "- %s: %s\n", load, strings.Join(parts, ", "))
 		}
 	}
+	r.replicasMarkdown(w)
 	if m := r.Memory; m != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Memory of %d idle sessions (each with a listener and one ESTABLISHED connection, fsync=never), server process: "+

@@ -123,6 +123,7 @@ var sentinelCodes = []struct {
 	{store.ErrLogFull, codes.ResourceExhausted, "LOG_FULL"},
 	{store.ErrTooLarge, codes.ResourceExhausted, "RECORD_TOO_LARGE"},
 	{store.ErrPoisoned, codes.Unavailable, "LOG_FAILED"},
+	{store.ErrUnavailable, codes.Unavailable, "STORE_UNAVAILABLE"},
 	{store.ErrClosed, codes.Unavailable, "STORE_CLOSED"},
 	{store.ErrExists, codes.AlreadyExists, "SESSION_ALREADY_EXISTS"},
 	{context.Canceled, codes.Canceled, "CANCELLED"},

@@ -16,6 +16,8 @@ type metrics struct {
 	logAppends         prometheus.Counter
 	durableWait        prometheus.Histogram
 	restoreDifferences prometheus.Counter
+	takeovers          prometheus.Counter // replica.go
+	handovers          prometheus.Counter
 	byKind             [len(inputKindNames)]prometheus.Counter
 }
 
@@ -44,14 +46,20 @@ func newMetrics(s *Service, reg prometheus.Registerer) *metrics {
 		restoreDifferences: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tcpstated_restore_differences_total", Help: "Sessions whose re-run on start differed from their log.",
 		}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpstated_replica_takeovers_total", Help: "Sessions this replica took over from one whose lease had expired, by replaying their log.",
+		}),
+		handovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpstated_replica_handovers_total", Help: "Sessions this replica dropped because another replica had taken their lease (its append was fenced).",
+		}),
 	}
 	for i, n := range inputKindNames {
 		m.byKind[i] = m.inputs.WithLabelValues(n)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessionsCreated, m.segmentsIn, m.segmentsOut, m.inputs, m.logAppends, m.durableWait, m.restoreDifferences,
+		reg.MustRegister(m.sessionsCreated, m.segmentsIn, m.segmentsOut, m.inputs, m.logAppends, m.durableWait, m.restoreDifferences, m.takeovers, m.handovers,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "tcpstated_sessions", Help: "Sessions held by the server.",
+				Name: "tcpstated_sessions", Help: "Sessions held by the server (with replicas: the sessions this replica owns).",
 			}, func() float64 { return float64(s.SessionCount()) }))
 	}
 	return m

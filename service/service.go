@@ -44,6 +44,7 @@ type Service struct {
 
 	restoreMu sync.Mutex
 	restored  []RestoreReport
+	adoptMu   sync.Mutex // replica.go
 }
 
 // RestoreReport says what Open found in one session's log.
@@ -244,7 +245,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrBusy):
 		return nil, reasonf(kindExists, "SESSION_ALREADY_EXISTS", "session %s already exists", machine.SessionName(id))
 	case err != nil:
-		return nil, errorf(kindInternal, "creating the log of session %s: %v", machine.SessionName(id), err)
+		return nil, errorf(storeKind(err), "creating the log of session %s: %v", machine.SessionName(id), err)
 	}
 	now := time.Now()
 	params := machine.Params{MaxEndpoints: s.cfg.Limits.MaxEndpoints}
@@ -269,7 +270,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	if err != nil {
 		lg.Close()
 		s.store.Remove(file)
-		return nil, errorf(kindInternal, "writing the log of session %s: %v", machine.SessionName(id), err)
+		return nil, errorf(storeKind(err), "writing the log of session %s: %v", machine.SessionName(id), err)
 	}
 	ss := &session{
 		svc:        s,
@@ -317,7 +318,7 @@ func (s *Service) delete(ctx context.Context, id string) error {
 	}
 	s.count.Add(-1)
 	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return errorf(kindInternal, "removing the log of session %s: %v", ss.name, err)
+		return errorf(storeKind(err), "removing the log of session %s: %v", ss.name, err)
 	}
 	return nil
 }
@@ -351,7 +352,9 @@ func (s *Service) restoreAll() error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s.restore(file)
+			if err := s.restore(file); err != nil {
+				s.log.Debug("session held by another replica; not restored here", "log", file, "err", err)
+			}
 		})
 	}
 	wg.Wait()
@@ -359,13 +362,20 @@ func (s *Service) restoreAll() error {
 	return nil
 }
 
-// restore opens the log named file and re-runs it.
-func (s *Service) restore(file string) {
+// restore opens the log named file and re-runs it. It returns an error,
+// and registers nothing, when the log is open elsewhere (store.ErrBusy:
+// another replica holds its lease), was removed since it was listed
+// (store.ErrNotFound) or the store cannot be reached (store.ErrUnavailable);
+// every other problem is registered as a broken session.
+func (s *Service) restore(file string) error {
 	name := machine.SessionName(file)
 	lg, rep, err := s.store.Open(file)
+	if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) {
+		return err // held elsewhere, deleted meanwhile, or not reachable now: nothing to register
+	}
 	if err != nil {
 		s.addBroken(sessionKey{"", file}, nil, RestoreReport{Session: name, Log: file, Err: err})
-		return
+		return nil
 	}
 	ss, r := s.rebuild(file, lg, rep)
 	if ss == nil {
@@ -377,7 +387,7 @@ func (s *Service) restore(file string) {
 			if err := s.store.Remove(file); err != nil {
 				s.log.Warn("removing an empty log", "session", name, "err", err)
 			}
-			return
+			return nil
 		}
 		if r.Err == errEmptyLog {
 			// The start record itself is corrupt (not torn): that is
@@ -386,7 +396,7 @@ func (s *Service) restore(file string) {
 			r.Err = fmt.Errorf("the start record is damaged: %s", rep.Reason)
 		}
 		s.addBroken(r.key(), nil, r)
-		return
+		return nil
 	}
 	if _, dup := s.sessions.LoadOrStore(sessionKey{ss.tenant, ss.id}, ss); dup {
 		// Two logs hold the same session (one of them renamed or copied
@@ -394,7 +404,7 @@ func (s *Service) restore(file string) {
 		ss.log.Close()
 		r.Err = fmt.Errorf("the log %s holds session %s of tenant %q, which another log holds too", file, ss.name, ss.tenant)
 		s.addBroken(sessionKey{"", file}, nil, r)
-		return
+		return nil
 	}
 	if r.Truncated || r.Difference != nil || r.Completed {
 		s.restoreMu.Lock()
@@ -408,6 +418,7 @@ func (s *Service) restore(file string) {
 	ss.mu.Lock()
 	ss.rearmLocked()
 	ss.mu.Unlock()
+	return nil
 }
 
 var errEmptyLog = errors.New("the log has no records")
@@ -568,6 +579,10 @@ func (ss *session) reloadLocked() error {
 		ss.log = nil
 	}
 	lg, rep, err := s.store.Open(ss.file)
+	if errors.Is(err, store.ErrBusy) {
+		ss.handOverLocked(err)
+		return err
+	}
 	if err != nil {
 		return err
 	}

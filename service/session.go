@@ -85,6 +85,7 @@ const (
 	stateBroken               // the log could not be re-run: only Get, List and Delete work
 	stateDeleted              // deleted: every call is NOT_FOUND
 	stateClosed               // the service is shutting down
+	stateMoved                // another replica took the session over (replica.go)
 )
 
 // usableLocked returns why the session cannot take a call, if it cannot.
@@ -101,6 +102,8 @@ func (s *session) usableLocked() error {
 		return errorf(kindDataLoss, "session %s: its log cannot be re-run: %v (delete the session to discard it)", s.name, s.failure)
 	case stateDeleted:
 		return sessionNotFound(s.name)
+	case stateMoved:
+		return reasonf(kindUnavailable, "SESSION_MOVED", "session %s moved to another replica (%v); retry the call", s.name, s.failure)
 	}
 	return reasonf(kindUnavailable, "SHUTTING_DOWN", "session %s: the server is shutting down", s.name)
 }

@@ -123,11 +123,11 @@ func (ss *session) endpointAt(name, eid string, n uint64) (*pb.Endpoint, error) 
 	}
 	id, err := m.Resolve(eid)
 	if err != nil {
-		return nil, notFoundf("endpoint %s did not exist yet after record %d", name, n)
+		return nil, errorf(kindNotFound, "endpoint %s did not exist yet after record %d", name, n)
 	}
 	info, ok := m.Engine.Endpoint(id)
 	if !ok {
-		return nil, notFoundf("endpoint %s was closed and no longer kept after record %d", name, n)
+		return nil, errorf(kindNotFound, "endpoint %s was closed and no longer kept after record %d", name, n)
 	}
 	return m.EndpointView(&info), nil
 }

@@ -112,24 +112,17 @@ type harness struct {
 	counter []int          // per worker, sessions made
 	srv     *testserver.Server
 	conn    *grpc.ClientConn
+	// With replicas (replicas.go): client w talks to conns[w%len], and a
+	// call refused as UNAVAILABLE or cut by its deadline is given up, not
+	// retried (it may have been applied), and the client carries on.
+	conns []*grpc.ClientConn
 }
 
 // Run runs the harness: N times, drive clients, kill the server with
 // SIGKILL at a random moment, restart it and check every acknowledged
 // input, session and re-run.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
-	}
-	if cfg.SessionsPerWorker <= 0 {
-		cfg.SessionsPerWorker = 4
-	}
-	if cfg.MaxRun <= cfg.MinRun {
-		cfg.MinRun, cfg.MaxRun = 200*time.Millisecond, 1200*time.Millisecond
-	}
-	if cfg.Out == nil {
-		cfg.Out = io.Discard
-	}
+	cfg = cfg.withDefaults(8, 200*time.Millisecond, 1200*time.Millisecond)
 	if cfg.DataDir == "" {
 		d, err := os.MkdirTemp("", "crashtest-")
 		if err != nil {
@@ -186,6 +179,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return &h.res, nil
 }
 
+// withDefaults fills the zero fields of cfg: workers clients, runs
+// between minRun and maxRun.
+func (cfg Config) withDefaults(workers int, minRun, maxRun time.Duration) Config {
+	if cfg.Workers <= 0 {
+		cfg.Workers = workers
+	}
+	if cfg.SessionsPerWorker <= 0 {
+		cfg.SessionsPerWorker = 4
+	}
+	if cfg.MaxRun <= cfg.MinRun {
+		cfg.MinRun, cfg.MaxRun = minRun, maxRun
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	return cfg
+}
+
 func (h *harness) start() error {
 	srv, err := testserver.Start(testserver.Config{Binary: h.cfg.Binary, DataDir: h.cfg.DataDir,
 		Args: []string{"--fsync", "always", "--shutdown-timeout", "5s"}})
@@ -215,8 +226,12 @@ func (h *harness) drive(iter int, d time.Duration) {
 	wg.Wait()
 }
 
-// errStopped ends a worker: the server is gone.
-var errStopped = errors.New("stopped")
+// errStopped ends a worker: the server is gone. errGaveUp: a replica
+// run's call was refused or timed out; the worker moves on.
+var (
+	errStopped = errors.New("stopped")
+	errGaveUp  = errors.New("gave up")
+)
 
 // call records a failed call's code and tells the worker whether to stop.
 func (h *harness) refused(ctx context.Context, err error) error {
@@ -224,8 +239,10 @@ func (h *harness) refused(ctx context.Context, err error) error {
 		return errStopped
 	}
 	code := status.Code(err)
-	switch code {
-	case codes.Unavailable, codes.Canceled:
+	switch {
+	case h.conns != nil && (code == codes.Unavailable || code == codes.DeadlineExceeded):
+		return errGaveUp // a replica was killed, paused or is handing over
+	case code == codes.Unavailable, code == codes.Canceled:
 		return errStopped // the server was killed under the call
 	}
 	h.mu.Lock()
@@ -240,14 +257,13 @@ func (h *harness) refused(ctx context.Context, err error) error {
 
 // worker drives its sessions until the server is killed.
 func (h *harness) worker(ctx context.Context, w int, rng *rand.Rand) {
-	c := clients{
-		s: pb.NewSessionServiceClient(h.conn),
-		e: pb.NewEndpointServiceClient(h.conn),
-		g: pb.NewSegmentServiceClient(h.conn),
+	conn := h.conn
+	if h.conns != nil {
+		conn = h.conns[w%len(h.conns)]
 	}
+	c := clientsOn(conn)
 	// A new session each run; the oldest go beyond the cap.
-	if err := h.newSession(ctx, c, w); err != nil {
-		h.workerFailed(w, err)
+	if err := h.newSession(ctx, c, w); h.stop(w, err) {
 		return
 	}
 	for k := 0; ctx.Err() == nil; k++ {
@@ -255,24 +271,38 @@ func (h *harness) worker(ctx context.Context, w int, rng *rand.Rand) {
 		live := h.live[w]
 		h.mu.Unlock()
 		if len(live) == 0 {
-			if err := h.newSession(ctx, c, w); err != nil {
-				h.workerFailed(w, err)
+			if err := h.newSession(ctx, c, w); h.stop(w, err) {
 				return
 			}
 			continue
 		}
 		ss := live[k%len(live)]
-		if err := h.connection(ctx, c, ss, rng); err != nil {
-			h.workerFailed(w, err)
+		if h.conns != nil { // spread each session's calls over the replicas
+			c = clientsOn(h.conns[(w+k)%len(h.conns)])
+		}
+		if err := h.connection(ctx, c, ss, rng); h.stop(w, err) {
 			return
 		}
 		if rng.IntN(8) == 0 {
-			if err := h.newSession(ctx, c, w); err != nil {
-				h.workerFailed(w, err)
+			if err := h.newSession(ctx, c, w); h.stop(w, err) {
 				return
 			}
 		}
 	}
+}
+
+// stop reports whether a worker must stop after err; a call given up in a
+// replica run only pauses it.
+func (h *harness) stop(w int, err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, errGaveUp) {
+		time.Sleep(50 * time.Millisecond)
+		return false
+	}
+	h.workerFailed(w, err)
+	return true
 }
 
 func (h *harness) workerFailed(w int, err error) {
@@ -288,6 +318,10 @@ type clients struct {
 	s pb.SessionServiceClient
 	e pb.EndpointServiceClient
 	g pb.SegmentServiceClient
+}
+
+func clientsOn(conn *grpc.ClientConn) clients {
+	return clients{s: pb.NewSessionServiceClient(conn), e: pb.NewEndpointServiceClient(conn), g: pb.NewSegmentServiceClient(conn)}
 }
 
 // newSession creates a session with a listener, and deletes the worker's

@@ -39,6 +39,9 @@ func main() {
 	flag.IntVar(&cfg.SessionsPerWorker, "sessions", 4, "live sessions per client (older ones are deleted)")
 	flag.DurationVar(&cfg.MinRun, "min-run", 200*time.Millisecond, "shortest time between a start and the kill")
 	flag.DurationVar(&cfg.MaxRun, "max-run", 1200*time.Millisecond, "longest time between a start and the kill")
+	replicas := flag.Int("replicas", 0, "run N replicas on one PostgreSQL (replicas.go) instead of one server on a data directory")
+	storeURL := flag.String("store", "", "with -replicas: the database (empty: a PostgreSQL started in a temporary directory)")
+	leaseTTL := flag.Duration("lease-ttl", 3*time.Second, "with -replicas: the replicas' --lease-ttl")
 	flag.Parse()
 	cfg.Seed = *seed
 	if *seed == 0 {
@@ -53,6 +56,20 @@ func main() {
 		}
 		defer cleanup()
 		cfg.Binary = bin
+	}
+	if *replicas > 0 {
+		res, err := RunReplicas(context.Background(), ReplicaConfig{Config: cfg, Replicas: *replicas, StoreURL: *storeURL, LeaseTTL: *leaseTTL})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "crashtest:", err)
+			os.Exit(1)
+		}
+		for _, f := range res.Failures {
+			fmt.Fprintln(os.Stderr, "FAIL:", f)
+		}
+		if len(res.Failures) > 0 || res.Lost > 0 || res.Duplicated > 0 {
+			os.Exit(1)
+		}
+		return
 	}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {

@@ -39,6 +39,19 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
+// envSeed reads CRASHTEST_SEED, or picks a seed from the clock.
+func envSeed(t *testing.T) uint64 {
+	v := os.Getenv("CRASHTEST_SEED")
+	if v == "" {
+		return uint64(time.Now().UnixNano())
+	}
+	s, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("CRASHTEST_SEED=%q", v)
+	}
+	return s
+}
+
 // The rule: an RPC that returned success is durable. The server is killed
 // with SIGKILL N times (CRASHTEST_N, default 20; `make crashtest` runs
 // 100) at random moments under concurrent clients; after each restart
@@ -50,14 +63,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		n = min(n, 3)
 	}
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CRASHTEST_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CRASHTEST_SEED=%q", v)
-		}
-		seed = s
-	}
+	seed := envSeed(t)
 	t.Logf("seed %d (CRASHTEST_SEED=%d reproduces the kill times and payloads)", seed, seed)
 	res, err := Run(context.Background(), Config{Binary: serverBin, DataDir: t.TempDir(), N: n, Seed: seed, Out: testWriter{t}})
 	if err != nil {

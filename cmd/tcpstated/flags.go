@@ -26,6 +26,11 @@ type serveConfig struct {
 	tlsCert, tlsKey string
 	insecure        bool
 	debugEndpoints  bool
+	// store.go
+	store                string
+	replicaID, advertise string
+	leaseTTL, leaseRenew time.Duration
+	takeoverEvery        time.Duration
 }
 
 // envName is the environment fallback of a flag: TCPSTATED_GRPC_ADDR for
@@ -59,6 +64,12 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow listening on a non-loopback address without --auth-tokens (anyone who can connect can use every session)")
 	fs.BoolVar(&c.debugEndpoints, "debug-endpoints", false, "serve /debug/pprof/ and POST /debug/free-os-memory on the HTTP listener (behind --auth-tokens when given)")
+	fs.StringVar(&c.store, "store", "", "where session logs live: empty or 'file' for the file store in --data-dir (the default), or a PostgreSQL URL (postgres://user@host:port/db?sslmode=...) shared by several replicas")
+	fs.StringVar(&c.replicaID, "replica-id", "", "with a PostgreSQL store: this replica's name in the lease table; it must differ between live replicas (default: --advertise-addr, so a restarted replica takes its own sessions back at once)")
+	fs.StringVar(&c.advertise, "advertise-addr", "", "with a PostgreSQL store: the gRPC address other replicas forward calls to (default: the bound --grpc-addr, with the host name for a wildcard host)")
+	fs.DurationVar(&c.leaseTTL, "lease-ttl", 3*time.Second, "with a PostgreSQL store: how long this replica's session leases live without renewal; after it another replica may take its sessions over")
+	fs.DurationVar(&c.leaseRenew, "lease-renew", time.Second, "with a PostgreSQL store: how often the leases are renewed (less than --lease-ttl; a third of it tolerates two lost renewals)")
+	fs.DurationVar(&c.takeoverEvery, "takeover-interval", time.Second, "with a PostgreSQL store: how often to look for sessions whose owner's lease expired and take them over by replaying their logs (0: only when a call arrives for one)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: tcpstated serve [flags]\n\n"+
 			"Serves the tcpstate.v1 API: gRPC (with grpc.health.v1 and server reflection) on --grpc-addr,\n"+
@@ -105,6 +116,15 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if c.maxLogBytes <= 0 {
 		return nil, fmt.Errorf("--max-log-bytes: %d is not positive", c.maxLogBytes)
+	}
+	if c.leaseTTL <= 0 || c.leaseRenew <= 0 || c.leaseRenew >= c.leaseTTL {
+		return nil, fmt.Errorf("--lease-renew (%v) must be positive and less than --lease-ttl (%v)", c.leaseRenew, c.leaseTTL)
+	}
+	if c.takeoverEvery < 0 {
+		return nil, fmt.Errorf("--takeover-interval: %v is negative", c.takeoverEvery)
+	}
+	if err := checkStoreFlag(c.store); err != nil {
+		return nil, err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, fmt.Errorf("--tls-cert and --tls-key go together")

@@ -29,7 +29,6 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service"
 	"github.com/tcpstated/tcpstated/store"
-	"github.com/tcpstated/tcpstated/store/filestore"
 	"github.com/tcpstated/tcpstated/webui"
 )
 
@@ -92,17 +91,26 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 	if err := sec.checkAddr("HTTP", c.httpAddr); err != nil {
 		return err
 	}
-	st, err := filestore.Open(c.dataDir, filestore.Options{Fsync: fsync, Logger: logger})
+	// The gRPC listener comes first: with replicas its address is where
+	// the others forward calls (store.go).
+	glis, err := net.Listen("tcp", c.grpcAddr)
 	if err != nil {
-		return fmt.Errorf("opening the data directory: %w", err)
+		return fmt.Errorf("gRPC listener: %w", err)
 	}
-	svc, err := service.New(st, service.Config{
+	sw, err := openStore(ctx, c, fsync, glis.Addr().String(), logger)
+	if err != nil {
+		glis.Close()
+		return err
+	}
+	defer sw.close()
+	svc, err := service.New(sw.st, service.Config{
 		Limits:        c.limits,
 		Logger:        logger,
 		Metrics:       reg,
 		RequireTenant: sec.auth != nil,
 	})
 	if err != nil {
+		glis.Close()
 		return err
 	}
 	lim := svc.Limits()
@@ -115,17 +123,16 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 		grpc.MaxRecvMsgSize(lim.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(rpcm.unary),
 		grpc.ChainStreamInterceptor(rpcm.stream),
-	}, append(sec.grpcOptions(), svc.ServerOptions()...)...)...)
+	}, append(append(sec.grpcOptions(),
+		// The replica router goes first: a call for a session another
+		// replica owns is forwarded before this one's interceptors see it.
+		sw.attach(svc, reg, []grpc.DialOption{grpc.WithTransportCredentials(sec.gatewayCredentials())}, logger)...),
+		svc.ServerOptions()...)...)...)
 	svc.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
-	glis, err := net.Listen("tcp", c.grpcAddr)
-	if err != nil {
-		svc.Close()
-		return fmt.Errorf("gRPC listener: %w", err)
-	}
 	hlis, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		glis.Close()
@@ -149,8 +156,9 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	sec.watchReload(ctx) // before "listening": a SIGHUP from then on reloads
-	logger.Info("listening", "grpc", glis.Addr().String(), "http", hlis.Addr().String(),
-		"data_dir", c.dataDir, "fsync", fsync.String(), "sessions", svc.SessionCount())
+	attrs := append([]any{"grpc", glis.Addr().String(), "http", hlis.Addr().String()}, sw.logAttrs(c)...)
+	logger.Info("listening", append(attrs, "fsync", fsync.String(), "sessions", svc.SessionCount())...)
+	sw.takeOver(ctx, c)
 	sec.announce()
 
 	var serveErr error

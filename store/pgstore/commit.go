@@ -1,0 +1,251 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Group commit, as the file store shares an fsync: appends of any number
+// of logs queue batches into the next round; one writer goroutine takes a
+// round, sends one fenced append statement per log in a single pipelined
+// implicit transaction (one round trip, one commit, one WAL flush under
+// synchronous_commit=on), and wakes the round's waiters. Appends arriving
+// meanwhile form the next round. Rounds run one at a time, so a log's
+// batches commit in index order.
+
+// appendSQL appends frames $4 as records $3, $3+1, … of log $1 if and
+// only if the log is still leased under epoch $2 and has exactly $3
+// records: the epoch is checked in the same statement that appends, and the
+// UPDATE's row lock orders it against a takeover's (see takeoverSQL). When
+// either check fails nothing is written and no row is reported.
+const appendSQL = `WITH up AS (
+	UPDATE logs SET records = records + cardinality($4::bytea[]), size = size + $5, crc = $6
+	WHERE name = $1 AND epoch = $2 AND records = $3
+	RETURNING name)
+INSERT INTO records (log, idx, frame)
+SELECT up.name, $3 + t.ord - 1, t.frame FROM up, unnest($4::bytea[]) WITH ORDINALITY AS t(frame, ord)`
+
+// batch is one AppendBatch call's frames.
+type batch struct {
+	l      *Log
+	first  uint64
+	frames [][]byte
+	bytes  int64
+	crc    uint32 // chain value after the last frame
+}
+
+type round struct {
+	batches []*batch
+	done    chan struct{}
+}
+
+func newRound() *round { return &round{done: make(chan struct{})} }
+
+type committer struct {
+	s    *Store
+	kick chan struct{}
+	quit chan struct{}
+	exit chan struct{}
+
+	mu     sync.Mutex // Log.mu may be held when taking it, never the reverse
+	next   *round
+	closed bool
+
+	stats commitStats
+}
+
+type commitStats struct {
+	rounds, statements, records, fenced, failed atomic.Uint64
+}
+
+// Stats counts the store's work since it was opened.
+type Stats struct {
+	Rounds     uint64 // transactions committed (or tried)
+	Statements uint64 // append statements (one per log per round)
+	Records    uint64 // records committed
+	Fenced     uint64 // appends refused because the lease had moved
+	Failed     uint64 // rounds whose transaction failed
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	c := &s.gc.stats
+	return Stats{c.rounds.Load(), c.statements.Load(), c.records.Load(), c.fenced.Load(), c.failed.Load()}
+}
+
+func newCommitter(s *Store) *committer {
+	c := &committer{s: s, kick: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{}), next: newRound()}
+	go c.loop()
+	return c
+}
+
+// enqueue adds b to the next round; false if the store is closed.
+func (c *committer) enqueue(b *batch) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	r := c.next
+	r.batches = append(r.batches, b)
+	b.l.last = r
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// roundOf returns the round holding l's newest batch.
+func (c *committer) roundOf(l *Log) *round {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return l.last
+}
+
+// stop commits what is queued and ends the writer.
+func (c *committer) stop() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	close(c.quit)
+	<-c.exit
+}
+
+func (c *committer) loop() {
+	defer close(c.exit)
+	for {
+		quit := false
+		select {
+		case <-c.kick:
+		case <-c.quit:
+			quit = true
+		}
+		c.mu.Lock()
+		r := c.next
+		busy := len(r.batches) > 0
+		if busy {
+			c.next = newRound()
+		}
+		c.mu.Unlock()
+		if busy {
+			c.run(r)
+			close(r.done)
+		}
+		if quit {
+			return
+		}
+	}
+}
+
+// group is one log's share of a round: its batches, merged.
+type group struct {
+	l      *Log
+	first  uint64
+	frames [][]byte
+	bytes  int64
+	crc    uint32
+}
+
+func (c *committer) run(r *round) {
+	var groups []*group
+	byLog := make(map[*Log]*group)
+	for _, b := range r.batches {
+		if b.l.err() != nil {
+			continue // poisoned by an earlier round: nothing after it can fit
+		}
+		g := byLog[b.l]
+		if g == nil {
+			g = &group{l: b.l, first: b.first}
+			byLog[b.l] = g
+			groups = append(groups, g)
+		}
+		g.frames = append(g.frames, b.frames...)
+		g.bytes += b.bytes
+		g.crc = b.crc
+	}
+	if len(groups) == 0 {
+		return
+	}
+	c.stats.rounds.Add(1)
+	c.stats.statements.Add(uint64(len(groups)))
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	began := time.Now()
+	var pb pgx.Batch
+	for _, g := range groups {
+		pb.Queue(appendSQL, g.l.name, g.l.epoch, int64(g.first), g.frames, g.bytes, int64(g.crc))
+	}
+	// A batch sent at once runs as one implicit transaction: it commits
+	// when the whole pipeline succeeded, and Close returns after the
+	// commit (ReadyForQuery follows it).
+	br := c.s.pool.SendBatch(ctx, &pb)
+	rows := make([]int64, len(groups))
+	var err error
+	for i := range groups {
+		tag, e := br.Exec()
+		if e != nil {
+			err = e
+			break
+		}
+		rows[i] = tag.RowsAffected()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if d := time.Since(began); d > time.Second {
+		c.s.log.Warn("slow commit", "took", d, "logs", len(groups))
+	}
+	if err != nil {
+		// The transaction failed, or its outcome is unknown (the
+		// connection dropped around the COMMIT): every log in it must be
+		// reopened to learn what the database holds.
+		c.stats.failed.Add(1)
+		for _, g := range groups {
+			g.l.poison(fmt.Errorf("commit: %w", err))
+		}
+		return
+	}
+	for i, g := range groups {
+		if rows[i] != int64(len(g.frames)) {
+			c.stats.fenced.Add(1)
+			g.l.poison(c.whyFenced(ctx, g))
+			continue
+		}
+		c.stats.records.Add(uint64(len(g.frames)))
+		g.l.advance(g.first + uint64(len(g.frames)))
+	}
+}
+
+// whyFenced explains an append that matched no row.
+func (c *committer) whyFenced(ctx context.Context, g *group) error {
+	var epoch, records int64
+	var owner string
+	err := c.s.pool.QueryRow(ctx, `SELECT epoch, records, owner FROM logs WHERE name = $1`, g.l.name).Scan(&epoch, &records, &owner)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: the log was removed", ErrFenced)
+	case err != nil:
+		return fmt.Errorf("%w: (and reading the lease failed: %v)", ErrFenced, err)
+	case epoch != g.l.epoch:
+		return fmt.Errorf("%w: appending at epoch %d, the log is at epoch %d (owner %q)", ErrFenced, g.l.epoch, epoch, owner)
+	}
+	return fmt.Errorf("%w: appending at record %d, the log has %d", ErrFenced, g.first, records)
+}
+
+// advance raises the committed count to n.
+func (l *Log) advance(n uint64) {
+	for {
+		d := l.committed.Load()
+		if d >= n || l.committed.CompareAndSwap(d, n) {
+			return
+		}
+	}
+}
