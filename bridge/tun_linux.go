@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"fmt"
@@ -10,23 +10,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tunDevice is an open TUN device (IFF_TUN|IFF_NO_PI: bare IP packets).
-// The descriptor is non-blocking and served by Go's poller, so Close
-// unblocks a pending read.
-type tunDevice struct{ f *os.File }
+// TUN is an open TUN device (IFF_TUN|IFF_NO_PI: bare IP packets), a
+// Device. The descriptor is non-blocking and served by Go's poller, so
+// Close unblocks a pending read.
+type TUN struct{ f *os.File }
 
-func (d *tunDevice) ReadPacket(b []byte) (int, error) { return d.f.Read(b) }
-func (d *tunDevice) WritePacket(b []byte) error {
+func (d *TUN) ReadPacket(b []byte) (int, error) { return d.f.Read(b) }
+func (d *TUN) WritePacket(b []byte) error {
 	_, err := d.f.Write(b)
 	return err
 }
-func (d *tunDevice) Close() error { return d.f.Close() }
+func (d *TUN) Close() error { return d.f.Close() }
 
-// openTun attaches to the TUN device name (TUNSETIFF on /dev/net/tun),
+// OpenTUN attaches to the TUN device name (TUNSETIFF on /dev/net/tun),
 // creating it if it does not exist. A device it creates is configured as a
 // point-to-point link, kernel address peer, remote end local, and brought
 // up; an existing one is used as it is.
-func openTun(name string, peer, local netip.Addr, logger *slog.Logger) (*tunDevice, error) {
+func OpenTUN(name string, peer, local netip.Addr, logger *slog.Logger) (*TUN, error) {
 	_, err := net.InterfaceByName(name)
 	existed := err == nil
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
@@ -36,14 +36,14 @@ func openTun(name string, peer, local netip.Addr, logger *slog.Logger) (*tunDevi
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("--dev %q: %w", name, err)
+		return nil, fmt.Errorf("TUN device name %q: %w", name, err)
 	}
 	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("attaching TUN device %s (TUNSETIFF; needs CAP_NET_ADMIN): %w", name, err)
 	}
-	d := &tunDevice{f: os.NewFile(uintptr(fd), "/dev/net/tun:"+name)}
+	d := &TUN{f: os.NewFile(uintptr(fd), "/dev/net/tun:"+name)}
 	if existed {
 		logger.Info("attached to an existing TUN device", "dev", name)
 		return d, nil
