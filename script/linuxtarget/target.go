@@ -1,0 +1,279 @@
+//go:build linux
+
+// Package linuxtarget is the machine's own Linux kernel as a script
+// target, the way packetdrill runs scripts: as root, in a network
+// namespace made for the run, with a TUN device (tun0) whose far end is
+// the script's remote peer. Inbound packets are written to the device,
+// the kernel's packets are read from it, and socket calls run on real
+// sockets created in the namespace, on the wall clock.
+//
+// The device has no offloads (no IFF_VNET_HDR), so the kernel segments
+// before writing (GSO in software): every TCP segment is one packet, as
+// the engine emits them, and a script written on a GSO-capable packetdrill
+// device that expects one super-segment sees its MSS-sized parts instead.
+//
+// Only TCP between the script's two addresses is collected: IPv6
+// neighbour discovery, router solicitations and MLD reports on the device
+// are dropped.
+package linuxtarget
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpstated/tcpstated/bridge/tun"
+	"github.com/tcpstated/tcpstated/script/target"
+)
+
+// ErrUnavailable is returned by New when the kernel target cannot run on
+// this machine (not root, no TUN device, no namespaces).
+var ErrUnavailable = errors.New("the Linux kernel target is not available")
+
+// Device is the name of the TUN device inside the namespace.
+const Device = "tun0"
+
+// maxAwait bounds an Await with no end ("*" lines): the kernel's own
+// timers are not visible, so the target waits this long at most.
+const maxAwait = 10 * time.Second
+
+// Target is the Linux kernel in a namespace of its own, a target.Target
+// and a target.Commander. Close it to remove the namespace.
+type Target struct {
+	setup  target.Setup
+	origin time.Time
+	ns     *netns
+	tun    *os.File
+	family int
+
+	mu      sync.Mutex
+	packets []target.Packet
+	arrived chan struct{} // signalled when a packet is read
+	reader  chan struct{} // closed when the reader has stopped
+
+	fds     map[int]int // script descriptor -> kernel descriptor
+	nonblk  map[int]bool
+	pending *call // the call in progress
+
+	stop      chan struct{} // closed by Interrupt and Close
+	stopOnce  sync.Once
+	closeOnce sync.Once
+}
+
+var (
+	_ target.Target    = (*Target)(nil)
+	_ target.Commander = (*Target)(nil)
+)
+
+// Available says why the kernel target cannot run here, or "".
+func Available() string {
+	if os.Geteuid() != 0 {
+		return "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) for a network namespace and a TUN device"
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return "no TUN device: " + err.Error()
+	}
+	return ""
+}
+
+// New makes a namespace with tun0 configured for s: the kernel has
+// s.Local, the peer behind tun0 has s.Remote. An error wrapping
+// ErrUnavailable means this machine cannot run the kernel target.
+func New(s target.Setup) (*Target, error) {
+	if why := Available(); why != "" {
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, why)
+	}
+	if !s.Local.IsValid() || !s.Remote.IsValid() || s.Local.Is4() != s.Remote.Is4() {
+		return nil, fmt.Errorf("kernel target: local %v and remote %v must be addresses of one family", s.Local, s.Remote)
+	}
+	ns, err := newNetns()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	t := &Target{setup: s, ns: ns, family: unix.AF_INET, arrived: make(chan struct{}, 1),
+		reader: make(chan struct{}), fds: map[int]int{}, nonblk: map[int]bool{}, stop: make(chan struct{})}
+	if s.Local.Is6() {
+		t.family = unix.AF_INET6
+	}
+	ns.run(func() { t.tun, err = tun.Attach(Device) })
+	if err != nil {
+		close(t.reader)
+		t.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if err := t.configure(); err != nil {
+		close(t.reader)
+		t.Close()
+		return nil, fmt.Errorf("kernel target: configuring %s: %v", Device, err)
+	}
+	t.origin = time.Now()
+	go t.read()
+	return t, nil
+}
+
+// configure gives tun0 the kernel's address with the peer's as its
+// point-to-point destination, which routes the peer through it.
+func (t *Target) configure() error {
+	local, remote := t.setup.Local.String(), t.setup.Remote.String()
+	steps := [][]string{{"link", "set", "lo", "up"}}
+	if t.setup.Local.Is6() {
+		// nodad: the address is usable at once, without duplicate
+		// address detection's probes and delay.
+		steps = append(steps, []string{"-6", "addr", "add", local, "peer", remote, "dev", Device, "nodad"})
+	} else {
+		steps = append(steps, []string{"addr", "add", local, "peer", remote, "dev", Device})
+	}
+	steps = append(steps, []string{"link", "set", Device, "up"})
+	for _, a := range steps {
+		if err := t.ns.exec("ip", a...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Namespace is the inode of the run's namespace (for tests that check it
+// is gone after Close).
+func (t *Target) Namespace() (uint64, error) { return t.ns.inode() }
+
+// read stamps and keeps what the kernel writes to the device: the TCP
+// packets between the script's addresses.
+func (t *Target) read() {
+	defer close(t.reader)
+	buf := make([]byte, 65536)
+	for {
+		n, err := t.tun.Read(buf)
+		if err != nil {
+			return // closed
+		}
+		at := time.Since(t.origin)
+		if !t.ours(buf[:n]) {
+			continue
+		}
+		t.mu.Lock()
+		t.packets = append(t.packets, target.Packet{Time: at, Data: append([]byte(nil), buf[:n]...)})
+		t.mu.Unlock()
+		select {
+		case t.arrived <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ours is a TCP packet from the kernel's address to the peer's.
+func (t *Target) ours(p []byte) bool {
+	var src, dst netip.Addr
+	switch {
+	case len(p) >= 20 && p[0]>>4 == 4 && p[9] == unix.IPPROTO_TCP:
+		src, dst = netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20]))
+	case len(p) >= 40 && p[0]>>4 == 6 && p[6] == unix.IPPROTO_TCP:
+		src, dst = netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40]))
+	default:
+		return false
+	}
+	return src == t.setup.Local && dst == t.setup.Remote
+}
+
+// Now is the wall clock since the device was configured.
+func (t *Target) Now() time.Duration { return time.Since(t.origin) }
+
+// AdvanceTo sleeps until d.
+func (t *Target) AdvanceTo(d time.Duration) {
+	if wait := d - t.Now(); wait > 0 {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+		case <-t.stop:
+		}
+	}
+}
+
+// Await waits for a packet not yet collected, or until the clock reads
+// until (at most maxAwait from now).
+func (t *Target) Await(until time.Duration) {
+	if until == math.MaxInt64 || until-t.Now() > maxAwait {
+		until = t.Now() + maxAwait
+	}
+	for {
+		t.mu.Lock()
+		n := len(t.packets)
+		t.mu.Unlock()
+		wait := until - t.Now()
+		if n > 0 || wait <= 0 {
+			return
+		}
+		tm := time.NewTimer(wait)
+		select {
+		case <-t.arrived:
+		case <-tm.C:
+		case <-t.stop:
+			tm.Stop()
+			return
+		}
+		tm.Stop()
+	}
+}
+
+// Inject writes an inbound packet to the device.
+func (t *Target) Inject(pkt []byte) error {
+	select {
+	case <-t.stop:
+		return errors.New("interrupted")
+	default:
+	}
+	_, err := t.tun.Write(pkt)
+	return err
+}
+
+// Collect returns the packets read since the last Collect.
+func (t *Target) Collect() []target.Packet {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.packets
+	t.packets = nil
+	return p
+}
+
+// Interrupt ends the run early: waits return at once and calls fail with
+// EINTR, so that the runner finishes and the caller can Close. It may be
+// called from any goroutine (a signal handler's, a timeout's).
+func (t *Target) Interrupt() { t.stopOnce.Do(func() { close(t.stop) }) }
+
+// Close removes everything the run made: it wakes a blocked call
+// (shutdown), closes the sockets and the device and ends the namespace's
+// thread; the kernel then drops the namespace. Safe to call twice.
+func (t *Target) Close() error {
+	t.closeOnce.Do(func() {
+		t.Interrupt()
+		for _, kfd := range t.fds {
+			_ = unix.Shutdown(kfd, unix.SHUT_RDWR) // wakes accept, connect, read, write
+		}
+		if c := t.pending; c != nil {
+			select {
+			case r := <-c.done:
+				if r.newFD >= 0 {
+					unix.Close(r.newFD)
+				}
+			case <-time.After(2 * time.Second):
+			}
+			t.pending = nil
+		}
+		for sfd, kfd := range t.fds {
+			unix.Close(kfd)
+			delete(t.fds, sfd)
+		}
+		if t.tun != nil {
+			t.tun.Close()
+		}
+		<-t.reader
+		t.ns.close()
+	})
+	return nil
+}
