@@ -50,6 +50,8 @@ type Target struct {
 	origin time.Time
 	ns     *netns
 	tun    *os.File
+	tunFD  int    // tun's descriptor, non-blocking; read and written directly
+	buf    []byte // read buffer, under mu
 	family int
 
 	mu      sync.Mutex
@@ -102,6 +104,9 @@ func New(s target.Setup) (*Target, error) {
 		t.family = unix.AF_INET6
 	}
 	ns.run(func() { t.tun, err = tun.Attach(Device) })
+	if err == nil {
+		err = rawFD(t.tun, &t.tunFD)
+	}
 	if err != nil {
 		close(t.reader)
 		t.Close()
@@ -112,7 +117,7 @@ func New(s target.Setup) (*Target, error) {
 		t.Close()
 		return nil, fmt.Errorf("kernel target: configuring %s: %v", Device, err)
 	}
-	t.origin = time.Now()
+	t.origin, t.buf = time.Now(), make([]byte, 65536)
 	go t.read()
 	return t, nil
 }
@@ -138,27 +143,56 @@ func (t *Target) configure() error {
 	return nil
 }
 
+// rawFD reads f's descriptor without os.File.Fd, which would make it
+// blocking.
+func rawFD(f *os.File, fd *int) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(func(d uintptr) { *fd = int(d) })
+}
+
 // Namespace is the inode of the run's namespace (for tests that check it
 // is gone after Close).
 func (t *Target) Namespace() (uint64, error) { return t.ns.inode() }
 
-// read stamps and keeps what the kernel writes to the device: the TCP
-// packets between the script's addresses.
+// read waits for the device to be readable and takes what is there;
+// Inject takes what its packet provoked at once. Both read under mu, so
+// the packets stay in the order the kernel wrote them, and a reply the
+// kernel makes while handling the write (most are: the write runs the
+// receive path) is stamped when the write returns, not when this
+// goroutine is next scheduled on a busy machine.
 func (t *Target) read() {
 	defer close(t.reader)
-	buf := make([]byte, 65536)
 	for {
-		n, err := t.tun.Read(buf)
-		if err != nil {
-			return // closed
+		select {
+		case <-t.stop:
+			return
+		default:
 		}
-		at := time.Since(t.origin)
-		if !t.ours(buf[:n]) {
+		fds := []unix.PollFd{{Fd: int32(t.tunFD), Events: unix.POLLIN}}
+		if n, err := unix.Poll(fds, 50); err != nil && err != unix.EINTR || n <= 0 {
 			continue
 		}
 		t.mu.Lock()
-		t.packets = append(t.packets, target.Packet{Time: at, Data: append([]byte(nil), buf[:n]...)})
+		t.take()
 		t.mu.Unlock()
+	}
+}
+
+// take reads every packet the device holds now; mu is held.
+func (t *Target) take() {
+	for {
+		n, err := unix.Read(t.tunFD, t.buf)
+		if err != nil || n <= 0 {
+			return // EAGAIN: nothing more
+		}
+		at := time.Since(t.origin)
+		if !t.ours(t.buf[:n]) {
+			continue
+		}
+		t.packets = append(t.packets, target.Packet{Time: at, Data: append([]byte(nil), t.buf[:n]...)})
 		select {
 		case t.arrived <- struct{}{}:
 		default:
@@ -228,8 +262,13 @@ func (t *Target) Inject(pkt []byte) error {
 		return errors.New("interrupted")
 	default:
 	}
-	_, err := t.tun.Write(pkt)
-	return err
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := unix.Write(t.tunFD, pkt); err != nil {
+		return err
+	}
+	t.take()
+	return nil
 }
 
 // Collect returns the packets read since the last Collect.
@@ -269,10 +308,10 @@ func (t *Target) Close() error {
 			unix.Close(kfd)
 			delete(t.fds, sfd)
 		}
+		<-t.reader // it sees stop within its poll timeout
 		if t.tun != nil {
 			t.tun.Close()
 		}
-		<-t.reader
 		t.ns.close()
 	})
 	return nil
