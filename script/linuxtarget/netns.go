@@ -14,9 +14,10 @@ import (
 
 // netns is a network namespace of the run's own, held by one OS thread.
 // The namespace is anonymous (unshare(CLONE_NEWNET), never bind-mounted,
-// so never in `ip netns list`): it lives as long as that thread and the
-// descriptors opened in it, and the kernel removes it, with its device
-// and routes, when the last goes, even if the process is killed.
+// so never in `ip netns list`): it lives as long as that thread is in it
+// and the descriptors opened in it are open, and the kernel removes it,
+// with its device and routes, when the last goes, even if the process is
+// killed.
 type netns struct {
 	do   chan func()
 	done chan struct{}
@@ -29,9 +30,23 @@ func newNetns() (*netns, error) {
 	errc := make(chan error, 1)
 	go func() {
 		defer close(n.done)
-		// Locked and never unlocked: Go ends the thread with this
-		// goroutine, so no other goroutine ever runs in the namespace.
 		runtime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("opening this thread's network namespace: %w", err)
+			return
+		}
+		defer unix.Close(home)
+		// The thread goes back home when the run ends; if it cannot, it
+		// stays locked and Go ends it with this goroutine (or, on the
+		// main thread, parks it), so that no other goroutine runs in the
+		// namespace.
+		defer func() {
+			if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
 			return
