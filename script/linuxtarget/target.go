@@ -18,11 +18,13 @@
 package linuxtarget
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"net/netip"
 	"os"
+	"os/exec"
 	"sync"
 	"time"
 
@@ -126,7 +128,9 @@ func New(s target.Setup) (*Target, error) {
 // point-to-point destination, which routes the peer through it.
 func (t *Target) configure() error {
 	local, remote := t.setup.Local.String(), t.setup.Remote.String()
-	steps := [][]string{{"link", "set", "lo", "up"}}
+	// The link first: IPv6 installs an address's routes only once the
+	// link is ready.
+	steps := [][]string{{"link", "set", "lo", "up"}, {"link", "set", Device, "up"}}
 	if t.setup.Local.Is6() {
 		// nodad: the address is usable at once, without duplicate
 		// address detection's probes and delay.
@@ -134,13 +138,32 @@ func (t *Target) configure() error {
 	} else {
 		steps = append(steps, []string{"addr", "add", local, "peer", remote, "dev", Device})
 	}
-	steps = append(steps, []string{"link", "set", Device, "up"})
 	for _, a := range steps {
 		if err := t.ns.exec("ip", a...); err != nil {
 			return err
 		}
 	}
+	if t.setup.Local.Is6() {
+		return t.awaitRoutes()
+	}
 	return nil
+}
+
+// awaitRoutes waits for the kernel to install the IPv6 address's local
+// route and the peer's route, which addrconf does from a work queue after
+// the link comes up: until then an inbound SYN is dropped, or its SYN,ACK
+// has no route, without a word.
+func (t *Target) awaitRoutes() error {
+	route := func(addr, want string) bool {
+		out, err := exec.Command("nsenter", "--net="+t.ns.path(), "ip", "-6", "route", "get", addr).Output()
+		return err == nil && bytes.Contains(out, []byte(want))
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if route(t.setup.Local.String(), "local ") && route(t.setup.Remote.String(), "dev "+Device) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the routes of %s and %s did not appear in 3 s", t.setup.Local, t.setup.Remote)
 }
 
 // rawFD reads f's descriptor without os.File.Fd, which would make it
