@@ -104,6 +104,30 @@ const (
 	CodeListenerClosed
 	CodeFastRetransmitSkipped
 	CodeChallengeAckThrottled
+	// Issue 10: engine conformance (FIN again, keep-alive, D-SACK, urgent
+	// data, behaviour profiles).
+	CodeFinAgainAcked
+	CodeSynGiveUp
+	CodeKeepAliveProbe
+	CodeKeepAliveGiveUp
+	CodeKeepInitTimeout
+	CodeUrgentData
+	// Behaviour switches (profile.go): each explanation names its switch.
+	CodeSynRetransmitSlop
+	CodeRstInsecureAccepted
+	CodeSynInsecureReset
+	CodeSynFinDropped
+	CodeTimeWaitBSDDropped
+	CodeTimeWaitBSDReopened
+	CodeTimeWaitBSDDupAck
+	CodeTimeWaitBSDAck
+	CodeClosingFinAck
+	CodeRstClosedReset
+	CodeListenSynAckDropped
+	CodeSynFinDataFinDropped
+	CodeAckEverySecond
+	CodeRcvBufRounded
+	CodeKeepAliveProbeAlways
 	numCodes
 )
 
@@ -128,6 +152,7 @@ const (
 	secOpen        = "RFC 9293 §3.10.1"
 	secClose       = "RFC 9293 §3.10.4"
 	secAbort       = "RFC 9293 §3.10.5"
+	secKeepAlive   = "RFC 9293 §3.8.4, RFC 1122 §4.2.3.6"
 )
 
 var codeSpecs = [numCodes]codeSpec{
@@ -187,8 +212,8 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeZeroWindowTextDropped:     {"ZERO_WINDOW_TEXT_DROPPED", secOtherwise, "RCV.WND is zero: the ACK is processed but the {SEG.LEN} bytes of text are not accepted"},
 	CodeFinReceived:               {"FIN_RECEIVED", secOtherwise, "eighth, check the FIN bit: FIN at {SEG.SEQ}; RCV.NXT advanced over it to {RCV.NXT} and an ACK sent; the application will read end-of-file"},
 	CodeFinOutOfOrder:             {"FIN_OUT_OF_ORDER", secOtherwise, "eighth: FIN at {SEG.SEQ} is above {RCV.NXT}; held until the data before it arrives"},
-	CodeFinTimeWaitReAck:          {"FIN_TIME_WAIT_REACK", secOtherwise, "TIME-WAIT: the peer retransmitted its FIN (our last ACK was lost); sent the ACK again and restarted the 2·MSL timeout"},
-	CodeUrgentIgnored:             {"URGENT_IGNORED", "RFC 6093 §5", "sixth, check the URG bit: urgent data is treated as normal inline data"},
+	CodeFinTimeWaitReAck:          {"FIN_TIME_WAIT_REACK", secOtherwise, "fifth and eighth steps in TIME-WAIT: the peer retransmitted its FIN ({SEG.SEQ}; our last ACK was lost): sent the ACK for {RCV.NXT} again and restarted the 2·MSL timeout"},
+	CodeUrgentIgnored:             {"URGENT_IGNORED", secOtherwise, "sixth, check the URG bit: the urgent pointer ({SEG.UP}) does not move RCV.UP ahead, or the peer's FIN was already received: ignored"},
 	CodeSegmentNoChange:           {"SEGMENT_NO_CHANGE", secOtherwise, "the segment ({SEG.SEQ}, {SEG.ACK}) passed every check and acknowledged nothing new: nothing to do"},
 
 	CodeRetransmitTimeout: {"RETRANSMIT_TIMEOUT", secRTO, "retransmission timeout: resent from {SND.UNA}; RTO backed off to {RTO.MS} ms (retry {RETRIES})"},
@@ -213,4 +238,27 @@ var codeSpecs = [numCodes]codeSpec{
 
 	CodeChallengeAckThrottled: {"CHALLENGE_ACK_THROTTLED", "RFC 5961 §7", "the segment calls for a challenge ACK (RFC 5961 §3.2, §4.2 or §5.2), but this connection already sent {LIMIT} in the current second of the engine clock: dropped without reply"},
 	CodeFastRetransmitSkipped: {"FAST_RETRANSMIT_SKIPPED", "RFC 6582 §3.2", "third duplicate ACK, but {SEG.ACK} does not cover more than {RECOVER} (SND.NXT at the last fast retransmit or timeout): no fast retransmit, ssthresh unchanged"},
+
+	// Issue 10.
+	CodeFinAgainAcked:        {"FIN_AGAIN_ACKED", secOtherwise, "eighth, check the FIN bit: the peer's FIN was already received, so this FIN ({SEG.SEQ}) is a retransmission: sent an ACK for {RCV.NXT} and remained in the state"},
+	CodeSynGiveUp:            {"SYN_GIVE_UP", "RFC 9293 §3.8.3", "no answer to the SYN after {RETRIES} retransmissions over {ELAPSED.MS} ms: R2 for a SYN (at least 3 minutes unless configured shorter) has passed, so the open is given up"},
+	CodeKeepAliveProbe:       {"KEEPALIVE_PROBE", secKeepAlive, "keep-alive: nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}, which the peer must answer with an ACK"},
+	CodeKeepAliveGiveUp:      {"KEEPALIVE_GIVE_UP", secKeepAlive, "keep-alive: {PROBES} probes went unanswered ({IDLE.MS} ms without a segment): the peer is gone, so the connection is aborted with a RST (\"timed out\")"},
+	CodeKeepInitTimeout:      {"KEEPINIT_TIMEOUT", "RFC 9293 §3.8.3 (FreeBSD TCP_KEEPINIT)", "the connection was not established within {TIMEOUT.MS} ms (TCP_KEEPINIT): the open is given up"},
+	CodeUrgentData:           {"URGENT_DATA", "RFC 9293 §3.8.5, RFC 6093", "sixth, check the URG bit: RCV.UP advanced to {RCV.UP} (SEG.SEQ+{SEG.UP}, the octet after the urgent data) and the application was told; the urgent data stays in line"},
+	CodeSynRetransmitSlop:    {"SYN_RETRANSMIT_SLOP", secRTO, "no answer to the SYN (or SYN,ACK): resent it; RTO backed off to {RTO.MS} ms (retry {RETRIES}) and rexmit_slop={SLOP.MS} ms added, so the next retransmission is in {NEXT.MS} ms (FreeBSD pads each backed-off RTO; RFC 6298 §5.5 only doubles it)"},
+	CodeRstInsecureAccepted:  {"RST_INSECURE_ACCEPTED", secRFC5961RST, "insecure_rst=1 (RFC 793's rule, as FreeBSD's sysctl allows): the RST's {SEG.SEQ} is in the window but not {RCV.NXT}, and it is accepted; RFC 5961 §3.2 would send a challenge ACK"},
+	CodeSynInsecureReset:     {"SYN_INSECURE_RESET", secRFC5961SYN, "insecure_syn=1 (RFC 793's rule, as FreeBSD's sysctl allows): a SYN at {SEG.SEQ} in the window resets the connection and <SEQ=SND.NXT><CTL=RST> is sent; RFC 5961 §4.2 would send a challenge ACK"},
+	CodeSynFinDropped:        {"SYN_FIN_DROPPED", secOtherwise, "drop_synfin=1 (as FreeBSD's sysctl allows): a segment with both SYN and FIN set is dropped without reply; RFC 9293 would process it, queueing the FIN"},
+	CodeTimeWaitBSDDropped:   {"TIME_WAIT_BSD_DROPPED", "RFC 9293 §3.10.7.4, RFC 1337 §3", "tw_bsd=1 (BSD tcp_twcheck): in TIME-WAIT a RST, a segment without ACK (a SYN at or below RCV.NXT too: {SEG.SEQ}, {RCV.NXT}) or one lacking timestamps is dropped without reply; RFC 9293 would answer a SYN with a challenge ACK and take an exact RST"},
+	CodeTimeWaitBSDReopened:  {"TIME_WAIT_BSD_REOPENED", secTimeWaitSyn, "tw_bsd=1 (BSD tcp_twcheck): a SYN with {SEG.SEQ} above {RCV.NXT} ends TIME-WAIT and the listener takes it (no timestamp test, unlike RFC 6191)"},
+	CodeTimeWaitBSDDupAck:    {"TIME_WAIT_BSD_DUP_ACK", secOtherwise, "tw_bsd=1 (BSD tcp_twcheck): an exact duplicate ACK ({SEG.SEQ}, {SEG.ACK}) in TIME-WAIT is dropped without reply"},
+	CodeTimeWaitBSDAck:       {"TIME_WAIT_BSD_ACK", secOtherwise, "tw_bsd=1 (BSD tcp_twcheck): in TIME-WAIT every segment with ACK but an exact duplicate ACK is answered with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, without RFC 9293's acceptability test ({SEG.SEQ}); {RESTARTED}=1 when it repeated the peer's FIN and 2·MSL restarted"},
+	CodeClosingFinAck:        {"CLOSING_FIN_ACK", secOtherwise, "closing_fin_ack=1 (as BSD): in CLOSING the ACK for {RCV.NXT} is sent as a retransmission of our FIN at {SEG.SEQ}; RFC 9293 would send a bare ACK"},
+	CodeRstClosedReset:       {"RST_CLOSED_RESET", secOtherwise, "rst_closing_econnreset=1 (as FreeBSD): a RST in CLOSING or LAST-ACK closes the connection with \"connection reset\" (ECONNRESET); RFC 9293 §3.10.7.4 closes it without an error"},
+	CodeListenSynAckDropped:  {"LISTEN_SYN_ACK_DROPPED", secListen, "listen_synack_drop=1 (as FreeBSD): a SYN,ACK ({SEG.ACK}) at a listener is dropped without reply; RFC 9293 §3.10.7.2 would send <SEQ=SEG.ACK><CTL=RST>"},
+	CodeSynFinDataFinDropped: {"SYN_FIN_DATA_FIN_DROPPED", secSynSent, "synfin_data_drop_fin=1 (as FreeBSD): in SYN-SENT the FIN of a SYN,FIN carrying {SEG.LEN} bytes is dropped and the data kept; RFC 9293 §3.10.7.3 would queue the FIN with the text"},
+	CodeAckEverySecond:       {"ACK_EVERY_SECOND", secDelayedAck, "ack_every_2nd=1 (as FreeBSD): the second data segment since our last ACK ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once whatever its size; RFC 9293 §3.8.6.3 asks for an ACK every second full-sized segment"},
+	CodeRcvBufRounded:        {"RCVBUF_ROUNDED", secOtherwise, "rcvbuf_mss_round=1 (as FreeBSD): the receive buffer is rounded up to {RCVBUF} bytes, a multiple of the MSS ({MSS}), and the acceptance test uses all of it even where the window field says less; RFC 9293 would take RCV.WND as advertised"},
+	CodeKeepAliveProbeAlways: {"KEEPALIVE_PROBE_ALWAYS", secKeepAlive, "always_keepalive=1 (as FreeBSD; RFC 1122 §4.2.3.6 says keep-alive MUST default to off): nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}"},
 }

@@ -70,8 +70,17 @@ type Config struct {
 	// MaxRetries is how many times a data segment or FIN is retransmitted
 	// before the connection is aborted (RFC 9293 §3.8.3, R2). Default 15.
 	MaxRetries int
-	// SynRetries is how many times a SYN or SYN,ACK is retransmitted before
-	// giving up. Default 6 for SYN, 5 for SYN,ACK.
+	// SynTimeout is R2 for a SYN: how long an active OPEN keeps
+	// retransmitting its SYN before the open is given up. RFC 9293 §3.8.3
+	// (RFC 1122 §4.2.3.5) says R2 for a SYN MUST allow retransmission for
+	// at least 3 minutes, so that is the default; shorter values are the
+	// caller's choice (Linux gives up after about 127 s, FreeBSD's
+	// connection-establishment timer after 75 s).
+	SynTimeout time.Duration
+	// SynRetries, when set, also bounds the SYN retransmissions by count
+	// (Linux's tcp_syn_retries); 0 leaves SynTimeout alone in charge.
+	// SynAckRetries is how many times a listener's SYN,ACK is retransmitted
+	// before the half-open connection is dropped. Default 5.
 	SynRetries, SynAckRetries int
 
 	// FinWait2Timeout bounds FIN-WAIT-2 after the application has closed
@@ -85,6 +94,35 @@ type Config struct {
 	// such segments are dropped without reply (RFC 5961 §7). Default 1000;
 	// -1 means no limit.
 	ChallengeAckLimit int
+
+	// Keep-alive defaults for new endpoints (keepalive.go; RFC 9293 §3.8.4,
+	// RFC 1122 §4.2.3.6), each changeable per endpoint with SetKeepAlive.
+	// KeepAlive is off by default (MUST); KeepIdle defaults to 2 h (MUST be
+	// no less), KeepInterval to 75 s and KeepCount to 9 (Linux's values).
+	// KeepInit (FreeBSD's TCP_KEEPINIT) bounds connection establishment;
+	// 0, the default, leaves it to SynTimeout and SynAckRetries.
+	KeepAlive    bool
+	KeepIdle     time.Duration
+	KeepInterval time.Duration
+	KeepCount    int
+	KeepInit     time.Duration
+
+	// Behaviour switches (profile.go): choices the RFCs leave open, each
+	// documented there with the RFC text that allows it and settable by
+	// name (SetSwitch). The zero value of each is the rfc profile's choice.
+	// Profile names the profile last applied ("" is rfc).
+	Profile           string
+	InsecureRST       bool          // insecure_rst
+	InsecureSYN       bool          // insecure_syn
+	DropSynFin        bool          // drop_synfin
+	TimeWaitBSD       bool          // tw_bsd
+	ClosingFinAck     bool          // closing_fin_ack
+	RstClosingReset   bool          // rst_closing_econnreset
+	ListenSynAckDrop  bool          // listen_synack_drop
+	SynFinDataDropFin bool          // synfin_data_drop_fin
+	AckEverySecond    bool          // ack_every_2nd
+	SynRexmitSlop     time.Duration // rexmit_slop
+	RcvBufMSSRound    bool          // rcvbuf_mss_round
 
 	// RetainClosed is how many CLOSED endpoints stay visible to Endpoint()
 	// before the oldest is forgotten. Default 1024; -1 forgets at once.
@@ -123,7 +161,11 @@ func (c Config) Defaults() Config {
 	def(&c.MinRTO, time.Second)
 	def(&c.MaxRTO, 60*time.Second)
 	defInt(&c.MaxRetries, 15)
-	defInt(&c.SynRetries, 6)
+	def(&c.SynTimeout, 3*time.Minute)
+	def(&c.KeepIdle, 2*time.Hour)
+	def(&c.KeepInterval, 75*time.Second)
+	defInt(&c.KeepCount, 9)
+	c.KeepInit = max(c.KeepInit, 0)
 	defInt(&c.SynAckRetries, 5)
 	if c.ChallengeAckLimit == 0 {
 		c.ChallengeAckLimit = 1000

@@ -531,7 +531,7 @@ func TestSynReceivedGiveUp(t *testing.T) {
 func TestUrgentDataInline(t *testing.T) {
 	_, srv, _, s := defaultPair(t)
 	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK | FlagURG, Seq: 101, Ack: 301, Window: 1000, Urgent: 2, Payload: []byte("!!rest")})
-	wantExplanation(t, srv.collect(), CodeUrgentIgnored)
+	wantExplanation(t, srv.collect(), CodeUrgentData)
 	srv.expect(". seq=301 ack=107")
 	mustRead(t, srv, s, "!!rest")
 }

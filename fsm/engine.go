@@ -42,9 +42,10 @@ const (
 	EventRefused                           // "connection refused"
 	EventTimedOut                          // retransmissions gave up
 	EventClosed                            // the endpoint reached CLOSED
+	EventUrgent                            // urgent data arrived (RFC 9293 §3.8.5): see Engine.Urgent
 )
 
-var eventNames = [...]string{"", "ESTABLISHED", "ACCEPT_READY", "DATA_READABLE", "PEER_CLOSED", "CONNECTION_RESET", "CONNECTION_REFUSED", "TIMED_OUT", "CLOSED"}
+var eventNames = [...]string{"", "ESTABLISHED", "ACCEPT_READY", "DATA_READABLE", "PEER_CLOSED", "CONNECTION_RESET", "CONNECTION_REFUSED", "TIMED_OUT", "CLOSED", "URGENT"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -176,6 +177,14 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 			id = c.id
 		}
 		e.explain(id, CodeBadChecksum, ActionDropped, Field{"SEG.CHECKSUM", uint64(seg.Checksum)})
+		return nil
+	}
+	if seg.Flags&(FlagSYN|FlagFIN) == FlagSYN|FlagFIN && e.cfg.DropSynFin {
+		var id EndpointID
+		if c != nil {
+			id = c.id
+		}
+		e.explain(id, CodeSynFinDropped, ActionDropped)
 		return nil
 	}
 	switch {
@@ -530,6 +539,7 @@ func (e *Engine) newConn(local, remote netip.AddrPort) *conn {
 		c = new(conn)
 	}
 	*c = conn{id: e.nextID, local: local, remote: remote, heapIdx: -1}
+	c.openedAt, c.lastRecv, c.ka = e.now, e.now, e.cfg.keepAliveDefaults()
 	e.byID[c.id] = c
 	e.live++
 	return c
@@ -564,6 +574,9 @@ func (e *Engine) setState(c *conn, to State, cause Code) {
 	from := c.state
 	c.state = to
 	e.ready.Transitions = append(e.ready.Transitions, Transition{Endpoint: c.id, Time: e.now, From: from, To: to, Cause: cause})
+	if c.ka.Enabled || c.ka.Init > 0 || c.keepAt != 0 {
+		e.armKeep(c)
+	}
 }
 
 // toClosed deletes a TCB (RFC 9293 "delete the TCB, enter CLOSED"): the
@@ -587,7 +600,7 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 		delete(e.conns, Tuple{c.local, c.remote})
 		e.last = nil
 	}
-	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt = 0, 0, 0, 0
+	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt = 0, 0, 0, 0, 0
 	e.schedule(c)
 	c.sndBuf.drop(&e.sndSpare)
 	c.ooo.clear()

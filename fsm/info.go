@@ -13,9 +13,10 @@ const (
 	TimerPersist
 	TimerDelayedAck
 	TimerTimeWait
+	TimerKeepAlive // keep-alive, or the TCP_KEEPINIT establishment limit
 )
 
-var timerNames = [...]string{"", "RETRANSMISSION", "PERSIST", "DELAYED_ACK", "TIME_WAIT"}
+var timerNames = [...]string{"", "RETRANSMISSION", "PERSIST", "DELAYED_ACK", "TIME_WAIT", "KEEPALIVE"}
 
 func (k TimerKind) String() string {
 	if int(k) < len(timerNames) {
@@ -57,6 +58,9 @@ type EndpointInfo struct {
 	Unsent, Unacked      int  // bytes in the send buffer not yet sent / sent but unacknowledged
 	FinReceived, FinSent bool // end of the peer's stream seen / our FIN sent
 	Timers               []Timer
+	// RecvBuffer is the receive buffer in effect (SO_RCVBUF): RecvBuffer
+	// of the Config, rounded up to the MSS under rcvbuf_mss_round.
+	RecvBuffer int
 
 	SynQueue, SynQueueLimit       int
 	AcceptQueue, AcceptQueueLimit int
@@ -72,6 +76,7 @@ func (e *Engine) info(c *conn) EndpointInfo {
 		WindowScale: c.wsOK, Timestamps: c.tsOK, SACKPermitted: c.sackOK,
 		Cwnd: c.cwnd, Ssthresh: c.ssthresh, SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rto,
 		Readable: c.rcvBuf.Len(), FinReceived: c.rcvFin, FinSent: c.finSent,
+		RecvBuffer: e.rcvLimit(c),
 	}
 	if c.parent != nil {
 		in.Parent = c.parent.id
@@ -84,7 +89,7 @@ func (e *Engine) info(c *conn) EndpointInfo {
 		sent = min(max(sent, 0), c.sndBuf.Len())
 		in.Unacked, in.Unsent = sent, c.sndBuf.Len()-sent
 	}
-	for _, t := range []Timer{{TimerRetransmission, c.rtxAt}, {TimerPersist, c.persistAt}, {TimerDelayedAck, c.delackAt}, {TimerTimeWait, c.timeWaitAt}} {
+	for _, t := range []Timer{{TimerRetransmission, c.rtxAt}, {TimerPersist, c.persistAt}, {TimerDelayedAck, c.delackAt}, {TimerTimeWait, c.timeWaitAt}, {TimerKeepAlive, c.keepAt}} {
 		if t.Deadline != 0 {
 			in.Timers = append(in.Timers, t)
 		}

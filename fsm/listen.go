@@ -26,6 +26,10 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 		return
 	}
 	if f&FlagACK != 0 {
+		if f&FlagSYN != 0 && e.cfg.ListenSynAckDrop {
+			e.explain(l.id, CodeListenSynAckDropped, ActionDropped, Field{"SEG.ACK", uint64(seg.Ack)})
+			return
+		}
 		if e.cfg.SynCookies && f&FlagSYN == 0 {
 			if mss, ok := e.checkCookie(t, seg); ok {
 				e.cookieAccepted(l, t, seg, mss)
@@ -56,6 +60,7 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 	}
 	c := e.newConn(t.Local, t.Remote)
 	c.passive, c.parent = true, l
+	c.ka = l.ka      // socket options are inherited, as accept(2) does
 	c.state = Listen // the child starts as the listener's copy (RFC 9293 §3.10.7.2)
 	iss := e.isn(t)
 	if minISS != nil && iss.LessEq(*minISS) {
@@ -87,6 +92,11 @@ func (e *Engine) negotiate(c *conn, seg *Segment) {
 		c.sndMSS = o.MSS
 	}
 	c.sndMSS = min(c.sndMSS, e.cfg.MSS)
+	if e.cfg.RcvBufMSSRound && e.cfg.RecvBuffer < 1<<30 {
+		mss := int(c.sndMSS)
+		c.rcvRounded = int32((e.cfg.RecvBuffer + mss - 1) / mss * mss)
+		e.explain(c.id, CodeRcvBufRounded, ActionInfo, Field{"RCVBUF", uint64(c.rcvRounded)}, Field{"MSS", uint64(mss)})
+	}
 	if !e.cfg.NoWindowScale && o.HasWScale {
 		c.wsOK = true
 		c.sndScale = min(o.WScale, 14) // RFC 7323 §2.3: treat larger shifts as 14
@@ -141,6 +151,7 @@ func (e *Engine) cookieAccepted(l *conn, t Tuple, seg *Segment, mss uint16) {
 	q.stats.SynCookiesAccepted++
 	c := e.newConn(t.Local, t.Remote)
 	c.passive, c.parent = true, l
+	c.ka = l.ka
 	c.state = Listen
 	e.initConn(c, seg.Ack-1)
 	c.sndUna, c.sndNxt, c.rtxNxt = seg.Ack, seg.Ack, seg.Ack

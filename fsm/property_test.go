@@ -511,8 +511,8 @@ func checkEngineInvariants(e *Engine) error {
 		if !in.ISS.LessEq(in.SndUna) {
 			return fmt.Errorf("connection %d (%s): SND.UNA %d before ISS %d", in.ID, in.State, in.SndUna, in.ISS)
 		}
-		if lim := cfg.RecvBuffer + 1<<in.RcvScale; in.Readable > lim {
-			return fmt.Errorf("connection %d (%s): %d bytes readable, buffer %d", in.ID, in.State, in.Readable, cfg.RecvBuffer)
+		if lim := in.RecvBuffer + 1<<in.RcvScale; in.Readable > lim {
+			return fmt.Errorf("connection %d (%s): %d bytes readable, buffer %d", in.ID, in.State, in.Readable, in.RecvBuffer)
 		}
 		if in.Unsent < 0 || in.Unacked < 0 || in.Unsent+in.Unacked > cfg.SendBuffer {
 			return fmt.Errorf("connection %d (%s): unsent %d unacked %d, send buffer %d", in.ID, in.State, in.Unsent, in.Unacked, cfg.SendBuffer)
@@ -525,7 +525,7 @@ func checkEngineInvariants(e *Engine) error {
 			// scaling the right edge may creep past it by up to 2^S-1 per
 			// advertisement rather than move left (RFC 7323 §2.4 allows
 			// either), so this holds only unscaled.
-			if lim := int64(cfg.RecvBuffer); int64(in.Readable)+int64(in.RcvWnd) > lim && int32(in.RcvWnd) >= 0 {
+			if lim := int64(in.RecvBuffer); int64(in.Readable)+int64(in.RcvWnd) > lim && int32(in.RcvWnd) >= 0 {
 				return fmt.Errorf("connection %d (%s): %d readable + RCV.WND %d exceeds buffer %d (scale %d)", in.ID, in.State,
 					in.Readable, in.RcvWnd, cfg.RecvBuffer, in.RcvScale)
 			}

@@ -6,6 +6,7 @@ import "time"
 // (RFC 9293 §3.10.7.3 SYN-SENT and §3.10.7.4 "Otherwise"), then lets the
 // sending policy run and sends any ACK that could not be piggybacked.
 func (e *Engine) segmentArrives(c *conn, seg *Segment) {
+	c.lastRecv, c.kaProbes = e.now, 0 // keep-alive: the peer is there
 	if c.state == SynSent {
 		e.synSentArrives(c, seg)
 		return
@@ -50,6 +51,13 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	if f&FlagSYN == 0 {
 		e.explain(c.id, CodeSynSentOtherDropped, ActionDropped)
 		return
+	}
+	if f&FlagFIN != 0 && len(seg.Payload) > 0 && e.cfg.SynFinDataDropFin {
+		e.explain(c.id, CodeSynFinDataFinDropped, ActionInfo, Field{"SEG.LEN", uint64(len(seg.Payload))})
+		f &^= FlagFIN
+		trimmed := *seg
+		trimmed.Flags = f
+		seg = &trimmed
 	}
 	c.irs, c.rcvNxt = seg.Seq, seg.Seq+1
 	// Our SYN offered min(RecvBuffer, 65535) before IRS was known; anchor
@@ -112,6 +120,10 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	segLen := seg.Len()
 	o := &seg.Options
 
+	if c.state == TimeWait && e.cfg.TimeWaitBSD {
+		e.timeWaitBSD(c, seg)
+		return false
+	}
 	// A new SYN in TIME-WAIT may reopen the connection (RFC 9293 §3.6.1,
 	// RFC 6191 §2): it must be newer than the old incarnation: a larger
 	// timestamp, or an equal one (or none) with SEG.SEQ above RCV.NXT. It
@@ -123,12 +135,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			d := int32(o.TSVal - c.tsRecent)
 			newer = d > 0 || (d == 0 && newer)
 		}
-		if l := e.listenerFor(c.local); newer && l != nil {
-			minISS := c.sndNxt.Add(1 << 17)
-			e.explain(c.id, CodeTimeWaitReopened, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			t := Tuple{c.local, c.remote}
-			e.toClosed(c, CodeTimeWaitReopened, nil)
-			e.listenArrivesISS(l, t, seg, &minISS)
+		if newer && e.reopenFromTimeWait(c, seg, CodeTimeWaitReopened) {
 			return false
 		}
 	}
@@ -149,12 +156,13 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		e.sendAck(c)
 		return false
 	}
-	// TIME-WAIT: the peer's FIN again means our last ACK was lost.
-	if c.state == TimeWait && f&FlagFIN != 0 && f&FlagRST == 0 && seg.Seq.Add(Size(len(seg.Payload))) == c.rcvNxt-1 {
-		e.explain(c.id, CodeFinTimeWaitReAck, ActionAnswered)
+	// TIME-WAIT: the peer's FIN again, exactly where it was, means our last
+	// ACK was lost. It lies left of the window, so the first check would
+	// only ACK it; the fifth step also restarts the 2·MSL timeout. A FIN
+	// elsewhere in the window takes the same path from the eighth step.
+	if c.state == TimeWait && f&(FlagFIN|FlagRST|FlagSYN) == FlagFIN && seg.Seq.Add(Size(len(seg.Payload))) == c.rcvNxt-1 {
 		e.sendAck(c)
-		c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
-		e.schedule(c)
+		e.finAgain(c, c.rcvNxt-1)
 		return false
 	}
 
@@ -187,7 +195,15 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		} else {
 			e.explain(c.id, CodeUnacceptableSentAck, ActionAnswered, Field{"SEG.SEQ", uint64(seq)}, Field{"SEG.LEN", uint64(segLen)},
 				Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"RCV.WND", uint64(wnd)})
-			e.sendAck(c)
+			if end := seq.Add(Size(len(payload))); len(payload) > 0 && !syn && end.LessEq(c.rcvNxt) {
+				c.noteDuplicate(seq, end) // all of it was received before (RFC 2883 §4.1.1)
+			}
+			// Never a FIN retransmission (closing_fin_ack): this segment's
+			// ACK is not processed, so two CLOSING peers answering each
+			// other's repeated FIN with a FIN would never stop. A SYN here
+			// gets a challenge ACK "irrespective of the sequence number"
+			// (RFC 5961 §4.2), which BSD sends directly too.
+			e.sendBareAck(c)
 			return false
 		}
 	}
@@ -215,6 +231,13 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 		if trimmed > 0 {
 			e.explain(c.id, CodeDataDuplicate, ActionInfo, Field{"TRIMMED", uint64(trimmed)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			if !syn && c.sackOK {
+				// The D-SACK goes out at once: the next in-order ACK would
+				// no longer carry it (RFC 2883 §4, as BSD does). Without
+				// SACK the ACK may be delayed as usual.
+				c.noteDuplicate(seq-Seq(trimmed), seq)
+				c.ackPending, ackNow = true, true
+			}
 		}
 	}
 	if right := c.rcvWire; len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
@@ -229,8 +252,11 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	// Second, check the RST bit (RFC 5961 §3.2 narrows RFC 9293's rule).
 	if f&FlagRST != 0 {
 		if seg.Seq != c.rcvNxt {
-			e.challengeAck(c, CodeRstChallengeAck, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-			return false
+			if !e.cfg.InsecureRST {
+				e.challengeAck(c, CodeRstChallengeAck, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+				return false
+			}
+			e.explain(c.id, CodeRstInsecureAccepted, ActionInfo, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		}
 		switch c.state {
 		case SynReceived:
@@ -247,6 +273,12 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			e.event(c, EventReset)
 			e.toClosed(c, CodeRstReset, ErrConnectionReset)
 		default: // CLOSING, LAST-ACK, TIME-WAIT
+			if e.cfg.RstClosingReset && c.state != TimeWait {
+				e.explain(c.id, CodeRstClosedReset, ActionAccepted)
+				e.event(c, EventReset)
+				e.toClosed(c, CodeRstClosedReset, ErrConnectionReset)
+				break
+			}
 			e.explain(c.id, CodeRstClosed, ActionAccepted)
 			e.toClosed(c, CodeRstClosed, nil)
 		}
@@ -260,6 +292,13 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		if c.state == SynReceived && c.passive {
 			e.explain(c.id, CodeSynReturnToListen, ActionAccepted)
 			e.toClosed(c, CodeSynReturnToListen, nil)
+			return false
+		}
+		if e.cfg.InsecureSYN && seg.Seq.InWindow(c.rcvNxt, wnd) {
+			e.explain(c.id, CodeSynInsecureReset, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			e.sendRstFor(c)
+			e.event(c, EventReset)
+			e.toClosed(c, CodeSynInsecureReset, ErrConnectionReset)
 			return false
 		}
 		e.challengeAck(c, CodeSynChallengeAck, Field{"SND.NXT", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
@@ -342,9 +381,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 	}
 
-	// Sixth, check the URG bit: urgent data is ordinary data here.
+	// Sixth, check the URG bit (urgent.go).
 	if f&FlagURG != 0 {
-		e.explain(c.id, CodeUrgentIgnored, ActionInfo)
+		e.urgentArrives(c, seg)
 	}
 
 	// Seventh and eighth: the segment text and the FIN.
@@ -354,6 +393,22 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		}
 	}
 	return ackNow
+}
+
+// reopenFromTimeWait ends TIME-WAIT for a new SYN and hands it to the
+// listener with an ISS above the old SND.NXT (RFC 9293 §3.6.1). It
+// reports false, changing nothing, when nothing listens on the port.
+func (e *Engine) reopenFromTimeWait(c *conn, seg *Segment, code Code) bool {
+	l := e.listenerFor(c.local)
+	if l == nil {
+		return false
+	}
+	minISS := c.sndNxt.Add(1 << 17)
+	e.explain(c.id, code, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+	t := Tuple{c.local, c.remote}
+	e.toClosed(c, code, nil)
+	e.listenArrivesISS(l, t, seg, &minISS)
+	return true
 }
 
 // challengeAck answers with the ACK the rule code calls for (RFC 5961
@@ -375,7 +430,7 @@ func (e *Engine) challengeAck(c *conn, code Code, fs ...Field) {
 		c.challengeAcks++
 	}
 	e.explain(c.id, code, ActionAnswered, fs...)
-	e.sendAck(c)
+	e.sendBareAck(c) // never a FIN retransmission (closing_fin_ack): BSD sends it directly too
 }
 
 // synTimedOutRTO applies RFC 6298 §5.7: the timer expired awaiting the ACK
@@ -599,6 +654,9 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		if len(payload) > 0 {
 			e.explain(c.id, CodeDataAfterFinIgnored, ActionDropped)
 		}
+		if fin {
+			return e.finAgain(c, seq.Add(Size(len(payload))))
+		}
 		return false
 	}
 	if c.userClosed && len(payload) > 0 {
@@ -608,6 +666,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		return false
 	}
 	if seq != c.rcvNxt {
+		c.noteHeldDuplicate(seq, seq.Add(Size(len(payload))))
 		if c.ooo.insert(seq, payload, fin) {
 			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq)},
 				Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
@@ -620,7 +679,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	}
 	ackNow := false
 	if len(payload) > 0 {
-		n := c.rcvBuf.write(payload, e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
+		n := c.rcvBuf.write(payload, e.rcvLimit(c)+1<<c.rcvScale, &e.rcvSpare)
 		c.rcvNxt = c.rcvNxt.Add(Size(n))
 		if n < len(payload) {
 			fin = false // the buffer is full: the FIN lies beyond what was taken
@@ -635,7 +694,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 				break
 			}
 			if d := int(c.rcvNxt.Sub(s.seq)); d < len(s.data) {
-				k := c.rcvBuf.write(s.data[d:], e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
+				k := c.rcvBuf.write(s.data[d:], e.rcvLimit(c)+1<<c.rcvScale, &e.rcvSpare)
 				c.rcvNxt = c.rcvNxt.Add(Size(k))
 			}
 			if s.fin && s.end()-1 == c.rcvNxt {
@@ -653,7 +712,13 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		if c.tsOK {
 			full -= 12
 		}
+		if e.cfg.AckEverySecond {
+			c.dataSegsUnacked++
+		}
 		if e.cfg.NoDelayedAck || c.segsUnacked >= 2*full {
+			ackNow = true
+		} else if c.dataSegsUnacked >= 2 {
+			e.explain(c.id, CodeAckEverySecond, ActionInfo, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 			ackNow = true
 		} else if c.delackAt == 0 {
 			c.delackAt = e.deadlineAfter(e.cfg.DelayedAckTimeout)
@@ -683,6 +748,24 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		}
 	}
 	return ackNow
+}
+
+// finAgain is the eighth step for a FIN that passed the acceptability
+// test in CLOSE-WAIT, CLOSING, LAST-ACK or TIME-WAIT: the peer's FIN was
+// already taken, so this is a retransmission (our ACK was lost) wherever in
+// the window it claims to sit. RFC 9293 §3.10.7.4 says to acknowledge it
+// and remain; TIME-WAIT also restarts the 2·MSL timeout (fifth and eighth
+// steps). RCV.NXT does not move again. It reports that an ACK is due now.
+func (e *Engine) finAgain(c *conn, at Seq) bool {
+	if c.state == TimeWait {
+		e.explain(c.id, CodeFinTimeWaitReAck, ActionAnswered, Field{"SEG.SEQ", uint64(at)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
+		e.schedule(c)
+	} else {
+		e.explain(c.id, CodeFinAgainAcked, ActionAnswered, Field{"SEG.SEQ", uint64(at)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+	}
+	c.ackPending = true
+	return true
 }
 
 // enterTimeWait starts the 2·MSL wait (RFC 9293 §3.10.7.4 eighth step),

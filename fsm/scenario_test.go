@@ -314,15 +314,7 @@ func TestTimeWaitReAcksRetransmittedFin(t *testing.T) {
 // TIME-WAIT and starts a new connection with a larger ISS.
 // Reference: RFC 9293 §3.6.1 (MAY-2), RFC 6191.
 func TestTimeWaitNewSynReopens(t *testing.T) {
-	cfg := fixedConfig(300)
-	cli, srv, c, s := established(t, fixedConfig(100), cfg)
-	srv.e.Close(s)
-	relay(srv, cli, "F. seq=301 ack=101")
-	relay(cli, srv, ". seq=101 ack=302")
-	cli.e.Close(c)
-	relay(cli, srv, "F. seq=101 ack=302")
-	relay(srv, cli, ". seq=302 ack=102")
-	srv.wantState(s, TimeWait)
+	_, srv, s := serverInTimeWait(t, fixedConfig(300))
 	// An old duplicate SYN (below RCV.NXT) gets the ACK and is dropped.
 	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 50, Window: 1000})
 	srv.expect(". seq=302 ack=102")
@@ -336,6 +328,21 @@ func TestTimeWaitNewSynReopens(t *testing.T) {
 	if p.Segment.Flags != FlagSYN|FlagACK || p.Segment.Ack != 5001 || !p.Segment.Seq.GreaterThan(302) {
 		t.Fatalf("reply %s, want SYN,ACK with ack 5001 and ISS above 302", segSummary(&p.Segment))
 	}
+}
+
+// serverInTimeWait closes an established pair from the server first, so
+// the server ends in TIME-WAIT at 302/102.
+func serverInTimeWait(t *testing.T, srvCfg Config) (cli, srv *side, s EndpointID) {
+	t.Helper()
+	cli, srv, c, s := established(t, fixedConfig(100), srvCfg)
+	srv.e.Close(s)
+	relay(srv, cli, "F. seq=301 ack=101")
+	relay(cli, srv, ". seq=101 ack=302")
+	cli.e.Close(c)
+	relay(cli, srv, "F. seq=101 ack=302")
+	relay(srv, cli, ". seq=302 ack=102")
+	srv.wantState(s, TimeWait)
+	return cli, srv, s
 }
 
 // ---- Resets: RFC 9293 §3.5.2, §3.10.7.4; RFC 5961 ----

@@ -38,7 +38,7 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 	if flags&FlagACK != 0 {
 		s.Ack = c.rcvNxt
 		c.lastAckSent = c.rcvNxt
-		c.ackPending, c.segsUnacked = false, 0
+		c.ackPending, c.segsUnacked, c.dataSegsUnacked = false, 0, 0
 		if c.delackAt != 0 {
 			c.delackAt = 0
 			e.schedule(c)
@@ -64,18 +64,23 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 				o.TSEcr = c.tsRecent
 			}
 		}
+		c.roundedEdge()
 		return s
 	}
 	s.Window = e.advertise(c)
+	c.roundedEdge()
+	if c.sndUpSet && flags&FlagRST == 0 {
+		c.urgentFlags(&s)
+	}
 	if c.tsOK && flags&FlagRST == 0 {
 		s.Options.HasTimestamp, s.Options.TSVal, s.Options.TSEcr = true, e.tsVal(c), c.tsRecent
 	}
-	if c.sackOK && flags&FlagACK != 0 && len(c.ooo.segs) > 0 {
+	if c.sackOK && flags&FlagACK != 0 && (len(c.ooo.segs) > 0 || c.dsackSet) {
 		limit := MaxSACKBlocks
 		if c.tsOK {
 			limit = 3
 		}
-		s.Options.NumSACK = uint8(c.ooo.sackBlocks(&s.Options.SACK, limit))
+		c.sackOption(&s.Options, limit)
 	}
 	return s
 }
@@ -115,9 +120,10 @@ func (e *Engine) sendSyn(c *conn) {
 	e.emit(c.id, c.local, c.remote, &s)
 	if c.retries == 0 {
 		c.rttMeasuring, c.rttStart = true, e.now
+		c.synStart = e.now
 	}
 	if c.rtxAt == 0 {
-		e.armRtx(c)
+		e.armSynRtx(c)
 	}
 }
 
@@ -136,6 +142,15 @@ func (e *Engine) sendSynAck(c *conn) {
 
 // sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
 func (e *Engine) sendAck(c *conn) {
+	if c.state == Closing && e.cfg.ClosingFinAck && c.finSent && c.sndUna != c.sndNxt {
+		e.closingFinAck(c)
+		return
+	}
+	e.sendBareAck(c)
+}
+
+// sendBareAck is sendAck without any switch's variation.
+func (e *Engine) sendBareAck(c *conn) {
 	s := e.segment(c, FlagACK, c.sndNxt, nil)
 	e.emit(c.id, c.local, c.remote, &s)
 }
@@ -340,13 +355,16 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	fields := []Field{{"RTO.MS", uint64(c.rto / time.Millisecond)}, {"RETRIES", uint64(c.retries)}}
 	switch c.state {
 	case SynSent:
-		if c.retries > e.cfg.SynRetries {
-			e.giveUp(c, CodeGiveUp)
+		if e.synExpired(c) {
+			e.explain(c.id, CodeSynGiveUp, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)},
+				Field{"ELAPSED.MS", uint64((e.now - c.synStart) / time.Millisecond)})
+			e.event(c, EventTimedOut)
+			e.toClosed(c, CodeSynGiveUp, ErrTimedOut)
 			return
 		}
-		e.explain(c.id, CodeSynRetransmit, ActionAccepted, fields...)
+		e.explainSynRetransmit(c, CodeSynRetransmit, fields)
 		e.sendSyn(c)
-		e.armRtx(c)
+		e.armSynRtx(c)
 		return
 	case SynReceived:
 		if c.retries > e.cfg.SynAckRetries {
@@ -358,9 +376,10 @@ func (e *Engine) retransmitTimeout(c *conn) {
 			}
 			return
 		}
-		e.explain(c.id, CodeSynAckRetransmit, ActionAccepted, fields...)
+		e.explainSynRetransmit(c, CodeSynAckRetransmit, fields)
 		e.sendSynAck(c)
-		e.armRtx(c)
+		c.rtxAt = e.deadlineAfter(e.synRTO(c))
+		e.schedule(c)
 		return
 	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
@@ -388,6 +407,43 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	e.retransmitOne(c)
 	e.armRtx(c)
 	e.output(c)
+}
+
+// synExpired reports whether R2 for our SYN has passed (Config.SynTimeout,
+// RFC 9293 §3.8.3), or SynRetries, if set, is used up.
+func (e *Engine) synExpired(c *conn) bool {
+	if n := e.cfg.SynRetries; n > 0 && c.retries > n {
+		return true
+	}
+	return e.now-c.synStart >= e.cfg.SynTimeout
+}
+
+// armSynRtx arms the SYN's retransmission timer, never beyond R2: the open
+// is given up when SynTimeout has passed since the first SYN, not at the
+// next backed-off retransmission after it.
+func (e *Engine) armSynRtx(c *conn) {
+	c.rtxAt = min(e.deadlineAfter(e.synRTO(c)), max(c.synStart+e.cfg.SynTimeout, 1))
+	e.schedule(c)
+}
+
+// synRTO is the wait before the next SYN or SYN,ACK retransmission: the
+// backed-off RTO, plus rexmit_slop after the first timeout (profile.go).
+func (e *Engine) synRTO(c *conn) time.Duration {
+	if c.retries == 0 || e.cfg.SynRexmitSlop == 0 {
+		return c.rto
+	}
+	return min(c.rto+e.cfg.SynRexmitSlop, e.cfg.MaxRTO)
+}
+
+// explainSynRetransmit explains a SYN or SYN,ACK retransmission, naming
+// rexmit_slop when it pads the next wait.
+func (e *Engine) explainSynRetransmit(c *conn, code Code, fields []Field) {
+	if e.cfg.SynRexmitSlop == 0 {
+		e.explain(c.id, code, ActionAccepted, fields...)
+		return
+	}
+	e.explain(c.id, CodeSynRetransmitSlop, ActionAccepted, fields[0], fields[1],
+		Field{"SLOP.MS", uint64(e.cfg.SynRexmitSlop / time.Millisecond)}, Field{"NEXT.MS", uint64(e.synRTO(c) / time.Millisecond)})
 }
 
 // retransmitOne resends the segment at rtxNxt (up to one MSS, with the FIN

@@ -95,6 +95,23 @@ type conn struct {
 	ackPending  bool
 	segsUnacked int
 
+	// Issue 10 (conformance), packed: R2 for the SYN, keep-alive
+	// (keepalive.go), D-SACK (dsack.go), urgent pointers (urgent.go),
+	// switches (profile.go).
+	synStart   time.Duration // when the first SYN went out (RFC 9293 §3.8.3)
+	openedAt   time.Duration // when the endpoint was created (TCP_KEEPINIT)
+	lastRecv   time.Duration // when the last segment for it arrived
+	keepAt     time.Duration // keep-alive (or establishment limit) deadline
+	ka         KeepAlive     // keep-alive settings
+	kaProbes   int32         // keep-alive probes sent since lastRecv
+	rcvRounded int32         // receive buffer rounded to the MSS (rcvbuf_mss_round); 0 off
+	dsack      SACKBlock     // duplicate range the next ACK reports first
+	rcvUp      Seq           // RCV.UP, valid when rcvUpSet
+	sndUp      Seq           // SND.UP, valid when sndUpSet
+	// dataSegsUnacked counts data segments since our last ACK (ack_every_2nd).
+	dataSegsUnacked              uint8
+	dsackSet, rcvUpSet, sndUpSet bool
+
 	// Timers: deadlines on the engine clock; zero means not armed.
 	rtxAt, persistAt, delackAt, timeWaitAt time.Duration
 	deadline                               time.Duration
@@ -160,8 +177,11 @@ func (c *conn) effMSS() int {
 // the send MSS counts options and data together; RFC 6691 §2).
 func (c *conn) segMSS() int {
 	m := c.effMSS()
-	if c.sackOK && len(c.ooo.segs) > 0 {
+	if c.sackOK && (len(c.ooo.segs) > 0 || c.dsackSet) {
 		k := c.ooo.numBlocks()
+		if c.dsackSet {
+			k++ // the D-SACK block comes first (dsack.go)
+		}
 		if c.tsOK {
 			k = min(k, 3)
 		}

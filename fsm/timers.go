@@ -50,7 +50,7 @@ func (h timerHeap) down(i int) {
 // schedule recomputes c's earliest deadline and its place in the heap.
 func (e *Engine) schedule(c *conn) {
 	d := time.Duration(0)
-	for _, t := range [...]time.Duration{c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt} {
+	for _, t := range [...]time.Duration{c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt} {
 		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -144,5 +144,8 @@ func (e *Engine) fireTimers(c *conn) {
 			e.explain(c.id, CodeDelayedAckSent, ActionAccepted, Field{"RCV.NXT", uint64(c.rcvNxt)})
 			e.sendAck(c)
 		}
+	}
+	if c.keepAt != 0 && c.keepAt <= now && c.state != Closed {
+		e.keepTimeout(c)
 	}
 }
