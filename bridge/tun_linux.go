@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpstated/tcpstated/bridge/tun"
 )
 
 // TUN is an open TUN device (IFF_TUN|IFF_NO_PI: bare IP packets), a
@@ -29,21 +31,11 @@ func (d *TUN) Close() error { return d.f.Close() }
 func OpenTUN(name string, peer, local netip.Addr, logger *slog.Logger) (*TUN, error) {
 	_, err := net.InterfaceByName(name)
 	existed := err == nil
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	f, err := tun.Attach(name)
 	if err != nil {
-		return nil, fmt.Errorf("opening /dev/net/tun: %w", err)
+		return nil, err
 	}
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("TUN device name %q: %w", name, err)
-	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("attaching TUN device %s (TUNSETIFF; needs CAP_NET_ADMIN): %w", name, err)
-	}
-	d := &TUN{f: os.NewFile(uintptr(fd), "/dev/net/tun:"+name)}
+	d := &TUN{f: f}
 	if existed {
 		logger.Info("attached to an existing TUN device", "dev", name)
 		return d, nil

@@ -1,24 +1,34 @@
 package script
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 )
 
 const usage = `usage: script run [flags] FILE...
        script suite [flags] [--floors=FILE] [--failures] DIR
 
 run runs packetdrill scripts against a fresh tcpstated engine on a virtual
-clock and reports, for every line, what was expected, what happened and
+clock (or the Linux kernel, --target) and reports, for every line, what was expected, what happened and
 why a line failed. suite runs every *.pkt under DIR (such as the FreeBSD
 TCP test suite) and prints one table of passes by folder and IP version.
 
-` + RunFlagsUsage + `  --json          run: one JSON report per file, one per line
+` + RunFlagsUsage + `  --target=T      run: engine (the default), linux (this machine's kernel, in
+                  a network namespace of the run's own; needs root and TUN)
+                  or both (the engine under --profile and the kernel, with
+                  the lines where they differ and the engine's explanation)
+  --timeout=D     run: interrupt a kernel run after D (such as 30s); a run
+                  interrupted by SIGINT, SIGTERM or the timeout exits 2
+  --json          run: one JSON report per file, one per line
   --verbose       run: list passing lines too, with the engine's explanations
 
 Exit status: 0 every script passed, 1 a script failed, 2 usage or syntax error.
@@ -92,6 +102,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var rf RunFlags
 	rf.Register(fs)
 	asJSON := fs.Bool("json", false, "one JSON report per file")
+	targetName := fs.String("target", "", "engine, linux or both")
+	timeout := fs.Duration("timeout", 0, "interrupt a kernel run after this long (0: never)")
 	verbose := fs.Bool("verbose", false, "list every line")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -104,6 +116,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "script run: %v\n", err)
 		return 2
 	}
+	tgt, err := ParseTarget(*targetName)
+	if err != nil {
+		fmt.Fprintf(stderr, "script run: --target: %v\n", err)
+		return 2
+	}
 	files := fs.Args()
 	if len(files) == 0 {
 		fmt.Fprintf(stderr, "script run: no script files given\n%s", usage)
@@ -114,7 +131,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	for _, name := range files {
 		opts := base
 		opts.Name = name
-		rep, err := runFile(name, opts)
+		rep, err := runFileOn(tgt, name, opts, *timeout)
+		if rep != nil && errors.Is(err, ErrInterrupted) {
+			fmt.Fprintf(stderr, "script run: %s: %v\n", name, err)
+			status = 2
+			if *asJSON {
+				_ = enc.Encode(rep)
+			} else {
+				_ = rep.WriteText(stdout, *verbose)
+			}
+			break
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "script run: %v\n", err)
 			status = 2
@@ -152,6 +179,30 @@ func (n *names) Set(v string) error {
 	}
 	*n = append(*n, v)
 	return nil
+}
+
+// runFileOn runs a file on the target, interrupting a kernel run on
+// SIGINT, SIGTERM or after timeout (when not 0) so that its namespace is
+// removed before the process exits.
+func runFileOn(tgt, name string, opts Options, timeout time.Duration) (*Report, error) {
+	if tgt == TargetEngine {
+		return runFile(name, opts)
+	}
+	src, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	opts.Stop = ctx.Done()
+	if tgt == TargetBoth {
+		return RunBoth(src, opts)
+	}
+	return RunLinux(src, opts)
 }
 
 func runFile(name string, opts Options) (*Report, error) {

@@ -34,6 +34,11 @@ type Report struct {
 	NotRun  int          `json:"not_run"`         // lines after the first failure
 	EndTime float64      `json:"end_time"`        // the engine clock at the end, in script seconds
 	Error   string       `json:"error,omitempty"` // a syntax error: the script did not run
+	// Target is what the script ran against: "" (the engine), "linux"
+	// or "both" (then Lines are the kernel's, Engine the engine's report).
+	Target      string       `json:"target,omitempty"`
+	Engine      *Report      `json:"engine,omitempty"`
+	Differences []Difference `json:"differences,omitempty"` // target both: the lines where kernel and engine differ
 }
 
 // LineResult is what happened at one line.
@@ -64,6 +69,9 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 		name = "(script)"
 	}
 	fmt.Fprintf(&b, "%s: %s (%s compare", name, status, r.Compare)
+	if r.Target != "" {
+		fmt.Fprintf(&b, ", target %s", r.Target)
+	}
 	if r.Session != "" {
 		fmt.Fprintf(&b, ", session %s", r.Session)
 	}
@@ -112,6 +120,9 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 	}
 	if r.NotRun > 0 && !verbose {
 		fmt.Fprintf(&b, "  (%d lines after the failure were not run)\n", r.NotRun)
+	}
+	if r.Target == TargetBoth {
+		r.writeDifferences(&b)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -70,6 +70,9 @@ type Options struct {
 	// End is the end-of-script rule; EndAuto takes the script's
 	// --tcpstated_end option, else EndStrict.
 	End EndRule
+	// Stop, when closed, interrupts a run on a wall-clock target (the
+	// kernel): a signal, a timeout. The engine's runs are not interrupted.
+	Stop <-chan struct{}
 }
 
 // EndRule says what becomes of packets the target emits after the

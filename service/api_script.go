@@ -8,12 +8,14 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/script"
+	"github.com/tcpstated/tcpstated/script/linuxtarget"
 )
 
 // scriptServer implements ScriptService: a packetdrill script runs in a
@@ -43,6 +45,12 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 	if err != nil {
 		return nil, toStatus(invalidf("script: %v", err))
 	}
+	switch tgt, err := script.ParseTarget(req.GetTarget()); {
+	case err != nil:
+		return nil, toStatus(invalidf("target: %v", err))
+	case tgt != script.TargetEngine:
+		return h.runKernel(ctx, tgt, req, mode)
+	}
 	// The engine the script asks for, as session options; a script option
 	// the options cannot express shows in the report (the runner compares
 	// the configuration the engine has with the one the script wants).
@@ -64,6 +72,30 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 	ss.script = &pb.ScriptResult{Name: req.GetName(), Passed: view.Passed, Failure: view.Failure}
 	ss.mu.Unlock()
 	return view, nil
+}
+
+// runKernel runs a script against the server machine's kernel (target
+// linux) or the kernel and a local engine (both). The run makes no
+// session: the kernel's side is not a log.
+func (h *scriptServer) runKernel(ctx context.Context, tgt string, req *pb.RunScriptRequest, mode script.CompareMode) (*pb.RunScriptResponse, error) {
+	if why := linuxtarget.Available(); why != "" {
+		return nil, toStatus(errorf(kindPrecondition, "target %s: the server cannot run the Linux kernel target: %s", tgt, why))
+	}
+	opts := script.Options{Compare: mode, Name: req.GetName(), Stop: ctx.Done()}
+	run := script.RunLinux
+	if tgt == script.TargetBoth {
+		run = script.RunBoth
+	}
+	rep, err := run([]byte(req.GetScript()), opts)
+	switch {
+	case errors.Is(err, script.ErrInterrupted):
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, script.ErrKernelUnavailable):
+		return nil, toStatus(errorf(kindPrecondition, "target %s: %v", tgt, err))
+	case err != nil:
+		return nil, toStatus(invalidf("script: %v", err))
+	}
+	return reportView(rep), nil
 }
 
 // scriptOptions expresses an engine configuration as session options.
@@ -125,23 +157,33 @@ func reportView(r *script.Report) *pb.RunScriptResponse {
 		NotRun:  uint32(r.NotRun),
 		EndTime: dur(r.EndTime),
 		Lines:   make([]*pb.ScriptLine, 0, len(r.Lines)),
+		Target:  r.Target,
+	}
+	for _, d := range r.Differences {
+		v.Differences = append(v.Differences, &pb.ScriptDifference{Line: uint32(d.Line), Text: d.Text,
+			Kernel: lineView(d.Kernel, dur), Engine: lineView(d.Engine, dur)})
 	}
 	for _, l := range r.Lines {
-		v.Lines = append(v.Lines, &pb.ScriptLine{
-			Line:        uint32(l.Line),
-			Time:        dur(l.Time),
-			Text:        l.Text,
-			Kind:        l.Kind,
-			Expected:    l.Expected,
-			Actual:      l.Actual,
-			Status:      l.Status,
-			Reason:      l.Reason,
-			Notes:       l.Notes,
-			Transitions: l.Transitions,
-			Engine:      l.Engine,
-		})
+		v.Lines = append(v.Lines, lineView(l, dur))
 	}
 	return v
+}
+
+// lineView converts one line of a report.
+func lineView(l script.LineResult, dur func(float64) *durationpb.Duration) *pb.ScriptLine {
+	return &pb.ScriptLine{
+		Line:        uint32(l.Line),
+		Time:        dur(l.Time),
+		Text:        l.Text,
+		Kind:        l.Kind,
+		Expected:    l.Expected,
+		Actual:      l.Actual,
+		Status:      l.Status,
+		Reason:      l.Reason,
+		Notes:       l.Notes,
+		Transitions: l.Transitions,
+		Engine:      l.Engine,
+	}
 }
 
 // scriptEngine is a session seen as a script.Engine: every call that

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/script/linuxtarget"
 )
 
 const handshakeScript = `// A passive open, data in, an active close.
@@ -96,6 +97,7 @@ func TestRunScriptRejectsBadRequestsAndCreatesNothing(t *testing.T) {
 		{"a syntax error", &pb.RunScriptRequest{Script: "0 < S 0:0(0) win\n+0 >>> nonsense\n"}, codes.InvalidArgument},
 		{"a bad session ID", &pb.RunScriptRequest{Script: handshakeScript, SessionId: "Bad_ID"}, codes.InvalidArgument},
 		{"a session ID in use", &pb.RunScriptRequest{Script: handshakeScript, SessionId: "taken"}, codes.AlreadyExists},
+		{"an unknown target", &pb.RunScriptRequest{Script: handshakeScript, Target: "freebsd"}, codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,5 +107,30 @@ func TestRunScriptRejectsBadRequestsAndCreatesNothing(t *testing.T) {
 				t.Fatalf("%d sessions after a rejected run, want 1", n)
 			}
 		})
+	}
+}
+
+// TestRunScriptOnTheKernel: target "linux" runs the script against the
+// server machine's kernel where the server runs as root with TUN, and is
+// FAILED_PRECONDITION otherwise; neither creates a session.
+func TestRunScriptOnTheKernel(t *testing.T) {
+	e := newEnv(t, Config{})
+	const accept = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n" +
+		"+0 getsockopt(3, SOL_TCP, TCP_INFO, {tcpi_state=TCP_LISTEN, ...}, [...]) = 0\n+0 close(3) = 0\n"
+	for _, target := range []string{"linux", "both"} {
+		rep, err := e.scripts().RunScript(ctx(t), &pb.RunScriptRequest{Script: accept, Target: target})
+		if why := linuxtarget.Available(); why != "" {
+			wantCode(t, err, codes.FailedPrecondition)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("target %s: %v", target, err)
+		}
+		if !rep.GetPassed() || rep.GetTarget() != target || len(rep.GetDifferences()) != 0 {
+			t.Errorf("target %s: passed %v, target %q, %d differences: %s", target, rep.GetPassed(), rep.GetTarget(), len(rep.GetDifferences()), rep.GetFailure())
+		}
+	}
+	if n := e.svc.SessionCount(); n != 0 {
+		t.Errorf("%d sessions after kernel runs, want 0", n)
 	}
 }

@@ -36,7 +36,13 @@ type RunScriptRequest struct {
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// The ID of the session to run in, created fresh; the server picks one
 	// when empty. ALREADY_EXISTS when taken.
-	SessionId     string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionId string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// What the script runs against: "engine" (the default, when empty), "linux"
+	// (the server machine's kernel, in a network namespace made for the run;
+	// no session is created) or "both" (the engine and the kernel, with the
+	// lines where they differ). FAILED_PRECONDITION for "linux" and "both"
+	// unless the server runs as root with /dev/net/tun.
+	Target        string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -99,6 +105,13 @@ func (x *RunScriptRequest) GetSessionId() string {
 	return ""
 }
 
+func (x *RunScriptRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
 // The report of a run (the same content `tcpstated script run --json`
 // prints, in proto3 JSON: notRun, endTime, times as durations).
 type RunScriptResponse struct {
@@ -122,7 +135,12 @@ type RunScriptResponse struct {
 	// Lines not run because an earlier one failed.
 	NotRun uint32 `protobuf:"varint,8,opt,name=not_run,json=notRun,proto3" json:"not_run,omitempty"`
 	// The session clock when the script ended, from the script's time 0.
-	EndTime       *durationpb.Duration `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *durationpb.Duration `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// RunScriptRequest.target: empty for the engine, "linux" or "both" (then
+	// lines are the kernel's).
+	Target string `protobuf:"bytes,10,opt,name=target,proto3" json:"target,omitempty"`
+	// Target "both": the lines where the kernel and the engine differ.
+	Differences   []*ScriptDifference `protobuf:"bytes,11,rep,name=differences,proto3" json:"differences,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -220,6 +238,93 @@ func (x *RunScriptResponse) GetEndTime() *durationpb.Duration {
 	return nil
 }
 
+func (x *RunScriptResponse) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *RunScriptResponse) GetDifferences() []*ScriptDifference {
+	if x != nil {
+		return x.Differences
+	}
+	return nil
+}
+
+// A line where the kernel and the engine did not agree (target "both").
+type ScriptDifference struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Source line; 0 for the end-of-script check.
+	Line uint32 `protobuf:"varint,1,opt,name=line,proto3" json:"line,omitempty"`
+	// The source text.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// What the kernel did at the line.
+	Kernel *ScriptLine `protobuf:"bytes,3,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	// What the engine did, with its explanations and state changes.
+	Engine        *ScriptLine `protobuf:"bytes,4,opt,name=engine,proto3" json:"engine,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptDifference) Reset() {
+	*x = ScriptDifference{}
+	mi := &file_tcpstate_v1_script_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptDifference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptDifference) ProtoMessage() {}
+
+func (x *ScriptDifference) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_script_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptDifference.ProtoReflect.Descriptor instead.
+func (*ScriptDifference) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_script_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ScriptDifference) GetLine() uint32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *ScriptDifference) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ScriptDifference) GetKernel() *ScriptLine {
+	if x != nil {
+		return x.Kernel
+	}
+	return nil
+}
+
+func (x *ScriptDifference) GetEngine() *ScriptLine {
+	if x != nil {
+		return x.Engine
+	}
+	return nil
+}
+
 // What happened at one line of a script.
 type ScriptLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -253,7 +358,7 @@ type ScriptLine struct {
 
 func (x *ScriptLine) Reset() {
 	*x = ScriptLine{}
-	mi := &file_tcpstate_v1_script_service_proto_msgTypes[2]
+	mi := &file_tcpstate_v1_script_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +370,7 @@ func (x *ScriptLine) String() string {
 func (*ScriptLine) ProtoMessage() {}
 
 func (x *ScriptLine) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_script_service_proto_msgTypes[2]
+	mi := &file_tcpstate_v1_script_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +383,7 @@ func (x *ScriptLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScriptLine.ProtoReflect.Descriptor instead.
 func (*ScriptLine) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_script_service_proto_rawDescGZIP(), []int{2}
+	return file_tcpstate_v1_script_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ScriptLine) GetLine() uint32 {
@@ -362,13 +467,14 @@ var File_tcpstate_v1_script_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_script_service_proto_rawDesc = "" +
 	"\n" +
-	" tcpstate/v1/script_service.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"w\n" +
+	" tcpstate/v1/script_service.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"\x8f\x01\n" +
 	"\x10RunScriptRequest\x12\x16\n" +
 	"\x06script\x18\x01 \x01(\tR\x06script\x12\x18\n" +
 	"\acompare\x18\x02 \x01(\tR\acompare\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x04 \x01(\tR\tsessionId\"\xa9\x02\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\"\x82\x03\n" +
 	"\x11RunScriptResponse\x12\x16\n" +
 	"\x06passed\x18\x01 \x01(\bR\x06passed\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\x12\x16\n" +
@@ -378,7 +484,15 @@ const file_tcpstate_v1_script_service_proto_rawDesc = "" +
 	"\x05lines\x18\x06 \x03(\v2\x17.tcpstate.v1.ScriptLineR\x05lines\x12\x18\n" +
 	"\askipped\x18\a \x01(\rR\askipped\x12\x17\n" +
 	"\anot_run\x18\b \x01(\rR\x06notRun\x124\n" +
-	"\bend_time\x18\t \x01(\v2\x19.google.protobuf.DurationR\aendTime\"\xab\x02\n" +
+	"\bend_time\x18\t \x01(\v2\x19.google.protobuf.DurationR\aendTime\x12\x16\n" +
+	"\x06target\x18\n" +
+	" \x01(\tR\x06target\x12?\n" +
+	"\vdifferences\x18\v \x03(\v2\x1d.tcpstate.v1.ScriptDifferenceR\vdifferences\"\x9c\x01\n" +
+	"\x10ScriptDifference\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\rR\x04line\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12/\n" +
+	"\x06kernel\x18\x03 \x01(\v2\x17.tcpstate.v1.ScriptLineR\x06kernel\x12/\n" +
+	"\x06engine\x18\x04 \x01(\v2\x17.tcpstate.v1.ScriptLineR\x06engine\"\xab\x02\n" +
 	"\n" +
 	"ScriptLine\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\rR\x04line\x12-\n" +
@@ -408,24 +522,28 @@ func file_tcpstate_v1_script_service_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_script_service_proto_rawDescData
 }
 
-var file_tcpstate_v1_script_service_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tcpstate_v1_script_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_tcpstate_v1_script_service_proto_goTypes = []any{
 	(*RunScriptRequest)(nil),    // 0: tcpstate.v1.RunScriptRequest
 	(*RunScriptResponse)(nil),   // 1: tcpstate.v1.RunScriptResponse
-	(*ScriptLine)(nil),          // 2: tcpstate.v1.ScriptLine
-	(*durationpb.Duration)(nil), // 3: google.protobuf.Duration
+	(*ScriptDifference)(nil),    // 2: tcpstate.v1.ScriptDifference
+	(*ScriptLine)(nil),          // 3: tcpstate.v1.ScriptLine
+	(*durationpb.Duration)(nil), // 4: google.protobuf.Duration
 }
 var file_tcpstate_v1_script_service_proto_depIdxs = []int32{
-	2, // 0: tcpstate.v1.RunScriptResponse.lines:type_name -> tcpstate.v1.ScriptLine
-	3, // 1: tcpstate.v1.RunScriptResponse.end_time:type_name -> google.protobuf.Duration
-	3, // 2: tcpstate.v1.ScriptLine.time:type_name -> google.protobuf.Duration
-	0, // 3: tcpstate.v1.ScriptService.RunScript:input_type -> tcpstate.v1.RunScriptRequest
-	1, // 4: tcpstate.v1.ScriptService.RunScript:output_type -> tcpstate.v1.RunScriptResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: tcpstate.v1.RunScriptResponse.lines:type_name -> tcpstate.v1.ScriptLine
+	4, // 1: tcpstate.v1.RunScriptResponse.end_time:type_name -> google.protobuf.Duration
+	2, // 2: tcpstate.v1.RunScriptResponse.differences:type_name -> tcpstate.v1.ScriptDifference
+	3, // 3: tcpstate.v1.ScriptDifference.kernel:type_name -> tcpstate.v1.ScriptLine
+	3, // 4: tcpstate.v1.ScriptDifference.engine:type_name -> tcpstate.v1.ScriptLine
+	4, // 5: tcpstate.v1.ScriptLine.time:type_name -> google.protobuf.Duration
+	0, // 6: tcpstate.v1.ScriptService.RunScript:input_type -> tcpstate.v1.RunScriptRequest
+	1, // 7: tcpstate.v1.ScriptService.RunScript:output_type -> tcpstate.v1.RunScriptResponse
+	7, // [7:8] is the sub-list for method output_type
+	6, // [6:7] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_script_service_proto_init() }
@@ -439,7 +557,7 @@ func file_tcpstate_v1_script_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_script_service_proto_rawDesc), len(file_tcpstate_v1_script_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
