@@ -18,7 +18,11 @@ clock and reports, for every line, what was expected, what happened and
 why a line failed. suite runs every *.pkt under DIR (such as the FreeBSD
 TCP test suite) and prints one table of passes by folder and IP version.
 
-` + RunFlagsUsage + `  --json          run: one JSON report per file, one per line
+` + RunFlagsUsage + `  --target=T      run: engine (the default: a fresh engine on a virtual clock
+                  per script) or dut:HOST:PORT (a device under test: the
+                  stack behind a DUT agent, on the wall clock; see
+                  docs/GRADING.md)
+  --json          run: one JSON report per file, one per line
   --verbose       run: list passing lines too, with the engine's explanations
 
 Exit status: 0 every script passed, 1 a script failed, 2 usage or syntax error.
@@ -93,6 +97,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	rf.Register(fs)
 	asJSON := fs.Bool("json", false, "one JSON report per file")
 	verbose := fs.Bool("verbose", false, "list every line")
+	targetFlag := fs.String("target", "engine", "engine or dut:HOST:PORT")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -104,6 +109,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "script run: %v\n", err)
 		return 2
 	}
+	ts, err := parseTarget(*targetFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "script run: %v\n", err)
+		return 2
+	}
+	runOne, release, err := ts.runner()
+	if err != nil {
+		fmt.Fprintf(stderr, "script run: %v\n", err)
+		return 2
+	}
+	defer release()
 	files := fs.Args()
 	if len(files) == 0 {
 		fmt.Fprintf(stderr, "script run: no script files given\n%s", usage)
@@ -114,7 +130,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	for _, name := range files {
 		opts := base
 		opts.Name = name
-		rep, err := runFile(name, opts)
+		rep, err := runFile(name, opts, runOne)
 		if err != nil {
 			fmt.Fprintf(stderr, "script run: %v\n", err)
 			status = 2
@@ -154,7 +170,7 @@ func (n *names) Set(v string) error {
 	return nil
 }
 
-func runFile(name string, opts Options) (*Report, error) {
+func runFile(name string, opts Options, run func([]byte, Options) (*Report, error)) (*Report, error) {
 	src, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
@@ -162,5 +178,5 @@ func runFile(name string, opts Options) (*Report, error) {
 	if strings.TrimSpace(string(src)) == "" {
 		return nil, fmt.Errorf("%s: the script is empty", name)
 	}
-	return Run(src, opts)
+	return run(src, opts)
 }

@@ -109,10 +109,7 @@ type ResetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What the stack is ("tcpstated engine", "student-tcp 0.3"), for the
 	// report.
-	Stack string `protobuf:"bytes,1,opt,name=stack,proto3" json:"stack,omitempty"`
-	// True if the stack takes its packets through its own TUN device (or
-	// the kernel) rather than the Packets stream.
-	PacketsViaTun bool `protobuf:"varint,2,opt,name=packets_via_tun,json=packetsViaTun,proto3" json:"packets_via_tun,omitempty"`
+	Stack         string `protobuf:"bytes,1,opt,name=stack,proto3" json:"stack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -152,13 +149,6 @@ func (x *ResetResponse) GetStack() string {
 		return x.Stack
 	}
 	return ""
-}
-
-func (x *ResetResponse) GetPacketsViaTun() bool {
-	if x != nil {
-		return x.PacketsViaTun
-	}
-	return false
 }
 
 type PacketsRequest struct {
@@ -259,7 +249,10 @@ type Result struct {
 	// With ret -1: packetdrill's name of errno ("EAGAIN"); empty otherwise.
 	Errno string `protobuf:"bytes,2,opt,name=errno,proto3" json:"errno,omitempty"`
 	// The agent's note on what it did, shown in the report.
-	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// If set, the stack cannot honour this call (an option it does not
+	// have): the script's line is skipped with this reason, not failed.
+	Skip          string `protobuf:"bytes,4,opt,name=skip,proto3" json:"skip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,6 +304,13 @@ func (x *Result) GetErrno() string {
 func (x *Result) GetDetail() string {
 	if x != nil {
 		return x.Detail
+	}
+	return ""
+}
+
+func (x *Result) GetSkip() string {
+	if x != nil {
+		return x.Skip
 	}
 	return ""
 }
@@ -568,7 +568,7 @@ type ListenRequest struct {
 	Fd      int64                  `protobuf:"varint,1,opt,name=fd,proto3" json:"fd,omitempty"`
 	Backlog int64                  `protobuf:"varint,2,opt,name=backlog,proto3" json:"backlog,omitempty"`
 	// The address to listen on if the socket is not bound (the script's
-	// local address and port).
+	// local address and its default port, 8080): the stack binds to it.
 	Address       *Address `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -626,10 +626,8 @@ func (x *ListenRequest) GetAddress() *Address {
 }
 
 type ListenResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Result *Result                `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
-	// The address the socket listens on; its packets come from it.
-	Local         *Address `protobuf:"bytes,2,opt,name=local,proto3" json:"local,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *Result                `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -667,13 +665,6 @@ func (*ListenResponse) Descriptor() ([]byte, []int) {
 func (x *ListenResponse) GetResult() *Result {
 	if x != nil {
 		return x.Result
-	}
-	return nil
-}
-
-func (x *ListenResponse) GetLocal() *Address {
-	if x != nil {
-		return x.Local
 	}
 	return nil
 }
@@ -771,7 +762,10 @@ type ConnectRequest struct {
 	Fd    int64                  `protobuf:"varint,1,opt,name=fd,proto3" json:"fd,omitempty"`
 	// The peer's address.
 	Address *Address `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	// The local IP to use (port 0: the bound port or one of the stack's).
+	// The local address to connect from: the script's IP and the port the
+	// socket is bound to, or, for a socket the script did not bind, a port
+	// tcpstated chose (it must know it before the SYN goes out). The stack
+	// binds to it.
 	Local         *Address `protobuf:"bytes,3,opt,name=local,proto3" json:"local,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -829,11 +823,8 @@ func (x *ConnectRequest) GetLocal() *Address {
 }
 
 type ConnectResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Result *Result                `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
-	// The local address the connection uses; required when it opened a
-	// connection (its packets come from it).
-	Local         *Address `protobuf:"bytes,2,opt,name=local,proto3" json:"local,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *Result                `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -871,13 +862,6 @@ func (*ConnectResponse) Descriptor() ([]byte, []int) {
 func (x *ConnectResponse) GetResult() *Result {
 	if x != nil {
 		return x.Result
-	}
-	return nil
-}
-
-func (x *ConnectResponse) GetLocal() *Address {
-	if x != nil {
-		return x.Local
 	}
 	return nil
 }
@@ -1944,18 +1928,18 @@ const file_tcpstate_dut_v1_dut_proto_rawDesc = "" +
 	"\x06script\x18\x05 \x01(\tR\x06script\x1a:\n" +
 	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"%\n" +
 	"\rResetResponse\x12\x14\n" +
-	"\x05stack\x18\x01 \x01(\tR\x05stack\x12&\n" +
-	"\x0fpackets_via_tun\x18\x02 \x01(\bR\rpacketsViaTun\"(\n" +
+	"\x05stack\x18\x01 \x01(\tR\x05stack\"(\n" +
 	"\x0ePacketsRequest\x12\x16\n" +
 	"\x06packet\x18\x01 \x01(\fR\x06packet\")\n" +
 	"\x0fPacketsResponse\x12\x16\n" +
-	"\x06packet\x18\x01 \x01(\fR\x06packet\"H\n" +
+	"\x06packet\x18\x01 \x01(\fR\x06packet\"\\\n" +
 	"\x06Result\x12\x10\n" +
 	"\x03ret\x18\x01 \x01(\x03R\x03ret\x12\x14\n" +
 	"\x05errno\x18\x02 \x01(\tR\x05errno\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"-\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x12\n" +
+	"\x04skip\x18\x04 \x01(\tR\x04skip\"-\n" +
 	"\aAddress\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\";\n" +
@@ -1972,10 +1956,9 @@ const file_tcpstate_dut_v1_dut_proto_rawDesc = "" +
 	"\rListenRequest\x12\x0e\n" +
 	"\x02fd\x18\x01 \x01(\x03R\x02fd\x12\x18\n" +
 	"\abacklog\x18\x02 \x01(\x03R\abacklog\x122\n" +
-	"\aaddress\x18\x03 \x01(\v2\x18.tcpstate.dut.v1.AddressR\aaddress\"q\n" +
+	"\aaddress\x18\x03 \x01(\v2\x18.tcpstate.dut.v1.AddressR\aaddress\"A\n" +
 	"\x0eListenResponse\x12/\n" +
-	"\x06result\x18\x01 \x01(\v2\x17.tcpstate.dut.v1.ResultR\x06result\x12.\n" +
-	"\x05local\x18\x02 \x01(\v2\x18.tcpstate.dut.v1.AddressR\x05local\"\x1f\n" +
+	"\x06result\x18\x01 \x01(\v2\x17.tcpstate.dut.v1.ResultR\x06result\"\x1f\n" +
 	"\rAcceptRequest\x12\x0e\n" +
 	"\x02fd\x18\x01 \x01(\x03R\x02fd\"A\n" +
 	"\x0eAcceptResponse\x12/\n" +
@@ -1983,10 +1966,9 @@ const file_tcpstate_dut_v1_dut_proto_rawDesc = "" +
 	"\x0eConnectRequest\x12\x0e\n" +
 	"\x02fd\x18\x01 \x01(\x03R\x02fd\x122\n" +
 	"\aaddress\x18\x02 \x01(\v2\x18.tcpstate.dut.v1.AddressR\aaddress\x12.\n" +
-	"\x05local\x18\x03 \x01(\v2\x18.tcpstate.dut.v1.AddressR\x05local\"r\n" +
+	"\x05local\x18\x03 \x01(\v2\x18.tcpstate.dut.v1.AddressR\x05local\"B\n" +
 	"\x0fConnectResponse\x12/\n" +
-	"\x06result\x18\x01 \x01(\v2\x17.tcpstate.dut.v1.ResultR\x06result\x12.\n" +
-	"\x05local\x18\x02 \x01(\v2\x18.tcpstate.dut.v1.AddressR\x05local\"_\n" +
+	"\x06result\x18\x01 \x01(\v2\x17.tcpstate.dut.v1.ResultR\x06result\"_\n" +
 	"\vReadRequest\x12\x0e\n" +
 	"\x02fd\x18\x01 \x01(\x03R\x02fd\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x03R\x06length\x12\x14\n" +
@@ -2134,60 +2116,58 @@ var file_tcpstate_dut_v1_dut_proto_depIdxs = []int32{
 	4,  // 4: tcpstate.dut.v1.BindResponse.result:type_name -> tcpstate.dut.v1.Result
 	5,  // 5: tcpstate.dut.v1.ListenRequest.address:type_name -> tcpstate.dut.v1.Address
 	4,  // 6: tcpstate.dut.v1.ListenResponse.result:type_name -> tcpstate.dut.v1.Result
-	5,  // 7: tcpstate.dut.v1.ListenResponse.local:type_name -> tcpstate.dut.v1.Address
-	4,  // 8: tcpstate.dut.v1.AcceptResponse.result:type_name -> tcpstate.dut.v1.Result
-	5,  // 9: tcpstate.dut.v1.ConnectRequest.address:type_name -> tcpstate.dut.v1.Address
-	5,  // 10: tcpstate.dut.v1.ConnectRequest.local:type_name -> tcpstate.dut.v1.Address
-	4,  // 11: tcpstate.dut.v1.ConnectResponse.result:type_name -> tcpstate.dut.v1.Result
-	5,  // 12: tcpstate.dut.v1.ConnectResponse.local:type_name -> tcpstate.dut.v1.Address
-	4,  // 13: tcpstate.dut.v1.ReadResponse.result:type_name -> tcpstate.dut.v1.Result
-	4,  // 14: tcpstate.dut.v1.WriteResponse.result:type_name -> tcpstate.dut.v1.Result
-	4,  // 15: tcpstate.dut.v1.ShutdownResponse.result:type_name -> tcpstate.dut.v1.Result
-	4,  // 16: tcpstate.dut.v1.CloseResponse.result:type_name -> tcpstate.dut.v1.Result
-	4,  // 17: tcpstate.dut.v1.FcntlResponse.result:type_name -> tcpstate.dut.v1.Result
-	26, // 18: tcpstate.dut.v1.SetSockOptRequest.linger:type_name -> tcpstate.dut.v1.Linger
-	4,  // 19: tcpstate.dut.v1.SetSockOptResponse.result:type_name -> tcpstate.dut.v1.Result
-	4,  // 20: tcpstate.dut.v1.GetSockOptResponse.result:type_name -> tcpstate.dut.v1.Result
-	31, // 21: tcpstate.dut.v1.GetSockOptResponse.tcp_info:type_name -> tcpstate.dut.v1.TcpInfo
-	36, // 22: tcpstate.dut.v1.TcpInfo.fields:type_name -> tcpstate.dut.v1.TcpInfo.FieldsEntry
-	32, // 23: tcpstate.dut.v1.PollRequest.fds:type_name -> tcpstate.dut.v1.PollFd
-	4,  // 24: tcpstate.dut.v1.PollResponse.result:type_name -> tcpstate.dut.v1.Result
-	32, // 25: tcpstate.dut.v1.PollResponse.fds:type_name -> tcpstate.dut.v1.PollFd
-	0,  // 26: tcpstate.dut.v1.DeviceUnderTestService.Reset:input_type -> tcpstate.dut.v1.ResetRequest
-	2,  // 27: tcpstate.dut.v1.DeviceUnderTestService.Packets:input_type -> tcpstate.dut.v1.PacketsRequest
-	6,  // 28: tcpstate.dut.v1.DeviceUnderTestService.Socket:input_type -> tcpstate.dut.v1.SocketRequest
-	8,  // 29: tcpstate.dut.v1.DeviceUnderTestService.Bind:input_type -> tcpstate.dut.v1.BindRequest
-	10, // 30: tcpstate.dut.v1.DeviceUnderTestService.Listen:input_type -> tcpstate.dut.v1.ListenRequest
-	12, // 31: tcpstate.dut.v1.DeviceUnderTestService.Accept:input_type -> tcpstate.dut.v1.AcceptRequest
-	14, // 32: tcpstate.dut.v1.DeviceUnderTestService.Connect:input_type -> tcpstate.dut.v1.ConnectRequest
-	16, // 33: tcpstate.dut.v1.DeviceUnderTestService.Read:input_type -> tcpstate.dut.v1.ReadRequest
-	18, // 34: tcpstate.dut.v1.DeviceUnderTestService.Write:input_type -> tcpstate.dut.v1.WriteRequest
-	20, // 35: tcpstate.dut.v1.DeviceUnderTestService.Shutdown:input_type -> tcpstate.dut.v1.ShutdownRequest
-	22, // 36: tcpstate.dut.v1.DeviceUnderTestService.Close:input_type -> tcpstate.dut.v1.CloseRequest
-	24, // 37: tcpstate.dut.v1.DeviceUnderTestService.Fcntl:input_type -> tcpstate.dut.v1.FcntlRequest
-	27, // 38: tcpstate.dut.v1.DeviceUnderTestService.SetSockOpt:input_type -> tcpstate.dut.v1.SetSockOptRequest
-	29, // 39: tcpstate.dut.v1.DeviceUnderTestService.GetSockOpt:input_type -> tcpstate.dut.v1.GetSockOptRequest
-	33, // 40: tcpstate.dut.v1.DeviceUnderTestService.Poll:input_type -> tcpstate.dut.v1.PollRequest
-	1,  // 41: tcpstate.dut.v1.DeviceUnderTestService.Reset:output_type -> tcpstate.dut.v1.ResetResponse
-	3,  // 42: tcpstate.dut.v1.DeviceUnderTestService.Packets:output_type -> tcpstate.dut.v1.PacketsResponse
-	7,  // 43: tcpstate.dut.v1.DeviceUnderTestService.Socket:output_type -> tcpstate.dut.v1.SocketResponse
-	9,  // 44: tcpstate.dut.v1.DeviceUnderTestService.Bind:output_type -> tcpstate.dut.v1.BindResponse
-	11, // 45: tcpstate.dut.v1.DeviceUnderTestService.Listen:output_type -> tcpstate.dut.v1.ListenResponse
-	13, // 46: tcpstate.dut.v1.DeviceUnderTestService.Accept:output_type -> tcpstate.dut.v1.AcceptResponse
-	15, // 47: tcpstate.dut.v1.DeviceUnderTestService.Connect:output_type -> tcpstate.dut.v1.ConnectResponse
-	17, // 48: tcpstate.dut.v1.DeviceUnderTestService.Read:output_type -> tcpstate.dut.v1.ReadResponse
-	19, // 49: tcpstate.dut.v1.DeviceUnderTestService.Write:output_type -> tcpstate.dut.v1.WriteResponse
-	21, // 50: tcpstate.dut.v1.DeviceUnderTestService.Shutdown:output_type -> tcpstate.dut.v1.ShutdownResponse
-	23, // 51: tcpstate.dut.v1.DeviceUnderTestService.Close:output_type -> tcpstate.dut.v1.CloseResponse
-	25, // 52: tcpstate.dut.v1.DeviceUnderTestService.Fcntl:output_type -> tcpstate.dut.v1.FcntlResponse
-	28, // 53: tcpstate.dut.v1.DeviceUnderTestService.SetSockOpt:output_type -> tcpstate.dut.v1.SetSockOptResponse
-	30, // 54: tcpstate.dut.v1.DeviceUnderTestService.GetSockOpt:output_type -> tcpstate.dut.v1.GetSockOptResponse
-	34, // 55: tcpstate.dut.v1.DeviceUnderTestService.Poll:output_type -> tcpstate.dut.v1.PollResponse
-	41, // [41:56] is the sub-list for method output_type
-	26, // [26:41] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	4,  // 7: tcpstate.dut.v1.AcceptResponse.result:type_name -> tcpstate.dut.v1.Result
+	5,  // 8: tcpstate.dut.v1.ConnectRequest.address:type_name -> tcpstate.dut.v1.Address
+	5,  // 9: tcpstate.dut.v1.ConnectRequest.local:type_name -> tcpstate.dut.v1.Address
+	4,  // 10: tcpstate.dut.v1.ConnectResponse.result:type_name -> tcpstate.dut.v1.Result
+	4,  // 11: tcpstate.dut.v1.ReadResponse.result:type_name -> tcpstate.dut.v1.Result
+	4,  // 12: tcpstate.dut.v1.WriteResponse.result:type_name -> tcpstate.dut.v1.Result
+	4,  // 13: tcpstate.dut.v1.ShutdownResponse.result:type_name -> tcpstate.dut.v1.Result
+	4,  // 14: tcpstate.dut.v1.CloseResponse.result:type_name -> tcpstate.dut.v1.Result
+	4,  // 15: tcpstate.dut.v1.FcntlResponse.result:type_name -> tcpstate.dut.v1.Result
+	26, // 16: tcpstate.dut.v1.SetSockOptRequest.linger:type_name -> tcpstate.dut.v1.Linger
+	4,  // 17: tcpstate.dut.v1.SetSockOptResponse.result:type_name -> tcpstate.dut.v1.Result
+	4,  // 18: tcpstate.dut.v1.GetSockOptResponse.result:type_name -> tcpstate.dut.v1.Result
+	31, // 19: tcpstate.dut.v1.GetSockOptResponse.tcp_info:type_name -> tcpstate.dut.v1.TcpInfo
+	36, // 20: tcpstate.dut.v1.TcpInfo.fields:type_name -> tcpstate.dut.v1.TcpInfo.FieldsEntry
+	32, // 21: tcpstate.dut.v1.PollRequest.fds:type_name -> tcpstate.dut.v1.PollFd
+	4,  // 22: tcpstate.dut.v1.PollResponse.result:type_name -> tcpstate.dut.v1.Result
+	32, // 23: tcpstate.dut.v1.PollResponse.fds:type_name -> tcpstate.dut.v1.PollFd
+	0,  // 24: tcpstate.dut.v1.DeviceUnderTestService.Reset:input_type -> tcpstate.dut.v1.ResetRequest
+	2,  // 25: tcpstate.dut.v1.DeviceUnderTestService.Packets:input_type -> tcpstate.dut.v1.PacketsRequest
+	6,  // 26: tcpstate.dut.v1.DeviceUnderTestService.Socket:input_type -> tcpstate.dut.v1.SocketRequest
+	8,  // 27: tcpstate.dut.v1.DeviceUnderTestService.Bind:input_type -> tcpstate.dut.v1.BindRequest
+	10, // 28: tcpstate.dut.v1.DeviceUnderTestService.Listen:input_type -> tcpstate.dut.v1.ListenRequest
+	12, // 29: tcpstate.dut.v1.DeviceUnderTestService.Accept:input_type -> tcpstate.dut.v1.AcceptRequest
+	14, // 30: tcpstate.dut.v1.DeviceUnderTestService.Connect:input_type -> tcpstate.dut.v1.ConnectRequest
+	16, // 31: tcpstate.dut.v1.DeviceUnderTestService.Read:input_type -> tcpstate.dut.v1.ReadRequest
+	18, // 32: tcpstate.dut.v1.DeviceUnderTestService.Write:input_type -> tcpstate.dut.v1.WriteRequest
+	20, // 33: tcpstate.dut.v1.DeviceUnderTestService.Shutdown:input_type -> tcpstate.dut.v1.ShutdownRequest
+	22, // 34: tcpstate.dut.v1.DeviceUnderTestService.Close:input_type -> tcpstate.dut.v1.CloseRequest
+	24, // 35: tcpstate.dut.v1.DeviceUnderTestService.Fcntl:input_type -> tcpstate.dut.v1.FcntlRequest
+	27, // 36: tcpstate.dut.v1.DeviceUnderTestService.SetSockOpt:input_type -> tcpstate.dut.v1.SetSockOptRequest
+	29, // 37: tcpstate.dut.v1.DeviceUnderTestService.GetSockOpt:input_type -> tcpstate.dut.v1.GetSockOptRequest
+	33, // 38: tcpstate.dut.v1.DeviceUnderTestService.Poll:input_type -> tcpstate.dut.v1.PollRequest
+	1,  // 39: tcpstate.dut.v1.DeviceUnderTestService.Reset:output_type -> tcpstate.dut.v1.ResetResponse
+	3,  // 40: tcpstate.dut.v1.DeviceUnderTestService.Packets:output_type -> tcpstate.dut.v1.PacketsResponse
+	7,  // 41: tcpstate.dut.v1.DeviceUnderTestService.Socket:output_type -> tcpstate.dut.v1.SocketResponse
+	9,  // 42: tcpstate.dut.v1.DeviceUnderTestService.Bind:output_type -> tcpstate.dut.v1.BindResponse
+	11, // 43: tcpstate.dut.v1.DeviceUnderTestService.Listen:output_type -> tcpstate.dut.v1.ListenResponse
+	13, // 44: tcpstate.dut.v1.DeviceUnderTestService.Accept:output_type -> tcpstate.dut.v1.AcceptResponse
+	15, // 45: tcpstate.dut.v1.DeviceUnderTestService.Connect:output_type -> tcpstate.dut.v1.ConnectResponse
+	17, // 46: tcpstate.dut.v1.DeviceUnderTestService.Read:output_type -> tcpstate.dut.v1.ReadResponse
+	19, // 47: tcpstate.dut.v1.DeviceUnderTestService.Write:output_type -> tcpstate.dut.v1.WriteResponse
+	21, // 48: tcpstate.dut.v1.DeviceUnderTestService.Shutdown:output_type -> tcpstate.dut.v1.ShutdownResponse
+	23, // 49: tcpstate.dut.v1.DeviceUnderTestService.Close:output_type -> tcpstate.dut.v1.CloseResponse
+	25, // 50: tcpstate.dut.v1.DeviceUnderTestService.Fcntl:output_type -> tcpstate.dut.v1.FcntlResponse
+	28, // 51: tcpstate.dut.v1.DeviceUnderTestService.SetSockOpt:output_type -> tcpstate.dut.v1.SetSockOptResponse
+	30, // 52: tcpstate.dut.v1.DeviceUnderTestService.GetSockOpt:output_type -> tcpstate.dut.v1.GetSockOptResponse
+	34, // 53: tcpstate.dut.v1.DeviceUnderTestService.Poll:output_type -> tcpstate.dut.v1.PollResponse
+	39, // [39:54] is the sub-list for method output_type
+	24, // [24:39] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_dut_v1_dut_proto_init() }

@@ -57,9 +57,9 @@ const (
 //
 // Packets: a stack in user space takes the inbound IP packets (IPv4 or
 // IPv6 with TCP, no link header) from the Packets stream and writes its
-// outbound ones to it. A stack that has its own TUN device (or is a
-// kernel) can say so in ResetResponse and take packets through TUN
-// instead; see docs/GRADING.md.
+// outbound ones to it. A stack that lives on a TUN device keeps it: its
+// agent copies packets between the device and the stream (see
+// docs/GRADING.md).
 type DeviceUnderTestServiceClient interface {
 	// Forgets every socket and connection: the stack starts afresh for the
 	// next script. Called before each script, with the script's addresses
@@ -283,9 +283,9 @@ func (c *deviceUnderTestServiceClient) Poll(ctx context.Context, in *PollRequest
 //
 // Packets: a stack in user space takes the inbound IP packets (IPv4 or
 // IPv6 with TCP, no link header) from the Packets stream and writes its
-// outbound ones to it. A stack that has its own TUN device (or is a
-// kernel) can say so in ResetResponse and take packets through TUN
-// instead; see docs/GRADING.md.
+// outbound ones to it. A stack that lives on a TUN device keeps it: its
+// agent copies packets between the device and the stream (see
+// docs/GRADING.md).
 type DeviceUnderTestServiceServer interface {
 	// Forgets every socket and connection: the stack starts afresh for the
 	// next script. Called before each script, with the script's addresses
