@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -139,5 +140,72 @@ func TestBuggyDUT(t *testing.T) {
 			}
 			t.Errorf("want a failure at line %d saying %q; the last of %d runs:\n%s", want, tc.reason, attempts, rep.Text())
 		})
+	}
+}
+
+// TestBadAgents: an agent that misbehaves fails each script clearly, and
+// the run goes on to the next script.
+func TestBadAgents(t *testing.T) {
+	opts := duttarget.Options{CallTimeout: 300 * time.Millisecond}
+	for _, tc := range []struct {
+		bug    Bug
+		script string
+		reason string
+	}{
+		{BugHang, "handshake-passive.pkt", "line 8: the agent did not answer socket within 300ms"},
+		{BugGarbage, "handshake-passive.pkt", `line 8: the agent answered socket with -1 and errno "EGARBAGE", which is not an errno name`},
+		{BugCloseStream, "handshake-passive.pkt", "line 15: the target refused the packet: the agent ended its Packets stream"},
+		{BugCloseStream, "handshake-active.pkt", "the agent ended its Packets stream"},
+		{BugMalformed, "handshake-passive.pkt", "line 16: the target emitted a packet that does not decode (45 00 00 2c 00 00 40): ipv4 header length"},
+	} {
+		t.Run(tc.bug.String()+"/"+tc.script, func(t *testing.T) {
+			conn := serve(t, tc.bug)
+			for run := range 2 { // the second run shows the agent was reset and the run went on
+				start := time.Now()
+				rep := runScript(t, conn, tc.script, opts)
+				if rep.Passed || !strings.Contains(rep.Failure, tc.reason) {
+					t.Errorf("run %d: want a failure saying %q, got:\n%s", run, tc.reason, rep.Text())
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Errorf("run %d took %s", run, d)
+				}
+			}
+		})
+	}
+}
+
+// TestScriptRunTarget: tcpstated script run --target=dut:HOST:PORT runs
+// scripts against an agent, with the run's exit codes: 0 all passed, 1 a
+// script failed (and the next still ran), 2 a bad --target.
+func TestScriptRunTarget(t *testing.T) {
+	good := serve(t, BugNone)
+	bad := serve(t, BugWrongAck)
+	file := filepath.Join("..", "testdata", "scripts", "handshake-passive.pkt")
+	for _, tc := range []struct {
+		target string
+		status int
+		out    string
+	}{
+		{"dut:" + good.Target(), 0, "handshake-passive.pkt: PASS"},
+		{"dut:" + bad.Target(), 1, "ack: expected 1, got 2"},
+		{"dut:nowhere", 2, "want dut:HOST:PORT"},
+		{"kernel", 2, "want engine or dut:HOST:PORT"},
+	} {
+		var stdout, stderr strings.Builder
+		status := -1
+		for range attempts {
+			stdout.Reset()
+			stderr.Reset()
+			if status = script.Main([]string{"run", "--target=" + tc.target, file, file}, &stdout, &stderr); status == tc.status {
+				break
+			}
+		}
+		got := stdout.String() + stderr.String()
+		if status != tc.status || !strings.Contains(got, tc.out) {
+			t.Errorf("--target=%s: status %d, want %d with %q:\n%s", tc.target, status, tc.status, tc.out, got)
+		}
+		if tc.status == 1 && strings.Count(got, "handshake-passive.pkt: FAIL") != 2 {
+			t.Errorf("--target=%s: want both scripts reported:\n%s", tc.target, got)
+		}
 	}
 }

@@ -255,7 +255,9 @@ func (r *runner) failf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if f, ok := r.t.(target.Faulter); ok && !r.faultNoted {
 		if err := f.Fault(); err != nil {
-			msg += " (" + err.Error() + ")"
+			if !strings.Contains(msg, err.Error()) {
+				msg += " (" + err.Error() + ")"
+			}
 			r.faultNoted = true
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"strconv"
@@ -172,9 +173,12 @@ func (t *Target) receive() {
 		resp, err := t.stream.Recv()
 		t.mu.Lock()
 		if err != nil {
-			if t.ctx.Err() == nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				t.streamErr = errors.New("the agent ended its Packets stream")
+			case t.ctx.Err() == nil:
 				t.streamErr = fmt.Errorf("the agent ended its Packets stream: %s", rpcErr(err))
-			} else {
+			default:
 				t.streamErr = errors.New("the target is closed")
 			}
 		} else {
