@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/tcpstated/tcpstated/script/reports"
 )
 
 const usage = `usage: script run [flags] FILE...
@@ -22,6 +24,8 @@ TCP test suite) and prints one table of passes by folder and IP version.
                   per script) or dut:HOST:PORT (a device under test: the
                   stack behind a DUT agent, on the wall clock; see
                   docs/GRADING.md)
+  --format=F      run: text (the default), json, junit (JUnit XML) or
+                  gradescope (Gradescope's results.json)
   --json          run: one JSON report per file, one per line
   --verbose       run: list passing lines too, with the engine's explanations
 
@@ -98,6 +102,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "one JSON report per file")
 	verbose := fs.Bool("verbose", false, "list every line")
 	targetFlag := fs.String("target", "engine", "engine or dut:HOST:PORT")
+	format := fs.String("format", "text", "text, json, junit or gradescope")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,6 +114,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "script run: %v\n", err)
 		return 2
 	}
+	switch *format {
+	case "text":
+	case "json":
+		*asJSON = true
+	case "junit", "gradescope":
+	default:
+		fmt.Fprintf(stderr, "script run: --format: want text, json, junit or gradescope, got %q\n", *format)
+		return 2
+	}
+	var cases []reports.Case
 	ts, err := parseTarget(*targetFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "script run: %v\n", err)
@@ -142,6 +157,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if !rep.Passed && status == 0 {
 			status = 1
 		}
+		if *format == "junit" || *format == "gradescope" {
+			cases = append(cases, caseOf(rep))
+			continue
+		}
 		if *asJSON {
 			if err := enc.Encode(rep); err != nil {
 				fmt.Fprintf(stderr, "script run: %v\n", err)
@@ -154,7 +173,44 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	var werr error
+	switch *format {
+	case "junit":
+		werr = reports.WriteJUnit(stdout, "tcpstated", cases)
+	case "gradescope":
+		werr = reports.WriteGradescope(stdout, cases)
+	}
+	if werr != nil {
+		fmt.Fprintf(stderr, "script run: %v\n", werr)
+		return 2
+	}
 	return status
+}
+
+// caseOf is a report as a graded case: the failing line with what was
+// expected, what the stack did and what the engine said.
+func caseOf(rep *Report) reports.Case {
+	c := reports.Case{Name: rep.Script, Passed: rep.Passed, Failure: rep.Failure, Seconds: rep.EndTime}
+	for _, l := range rep.Lines {
+		if l.Status != StatusFail {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "line %d: %s\n", l.Line, l.Text)
+		if l.Expected != "" {
+			fmt.Fprintf(&b, "expected: %s\n", l.Expected)
+		}
+		if l.Actual != "" {
+			fmt.Fprintf(&b, "actual:   %s\n", l.Actual)
+		}
+		fmt.Fprintf(&b, "reason:   %s\n", l.Reason)
+		for _, x := range l.Engine {
+			fmt.Fprintf(&b, "engine:   %s\n", x)
+		}
+		c.Detail = b.String()
+		break
+	}
+	return c
 }
 
 // names is a repeatable string flag.
