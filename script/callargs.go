@@ -31,8 +31,8 @@ func init() {
 // keeps what the runner must know: the descriptors the script holds, the
 // listening port, and a connect's flow.
 func (r *runner) result(sc *Syscall, c *target.Call, res target.Result) outcome {
-	out := outcome{ret: res.Ret, errno: res.Errno, block: res.Blocked, skip: res.Skip, detail: res.Detail}
-	if res.Skip != "" {
+	out := outcome{ret: res.Ret, errno: res.Errno, block: res.Blocked, skip: res.Skip, detail: res.Detail, fail: res.Error}
+	if res.Skip != "" || res.Error != "" {
 		return out
 	}
 	switch c.Name {

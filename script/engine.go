@@ -2,6 +2,8 @@ package script
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/tcpstated/tcpstated/fsm"
 	"github.com/tcpstated/tcpstated/script/enginetarget"
@@ -58,6 +60,23 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 	}
 	t := enginetarget.New(e, enginetarget.Options{Applied: applied, ConfigNote: note})
 	return runTarget(t, s, opts, note)
+}
+
+// OptionsConfig applies to base the engine options among a script's
+// header options (name without "--" to value, as Setup gives them): --mss
+// and the --tcpstated_* options; the others are ignored. An engine served
+// as a device under test configures itself with it.
+func OptionsConfig(base fsm.Config, options map[string]string) (fsm.Config, error) {
+	h := &header{cfg: base}
+	for _, name := range slices.Sorted(maps.Keys(options)) {
+		v := options[name]
+		if spec, ok := headerOptions[name]; ok && spec.engine {
+			if err := spec.apply(h, v); err != nil {
+				return base, fmt.Errorf("--%s=%s: %v", name, v, err)
+			}
+		}
+	}
+	return h.cfg, nil
 }
 
 // EngineConfig is ProfileConfig with the script's own profile.

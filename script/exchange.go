@@ -67,7 +67,7 @@ func (r *runner) inbound(ev *Event) {
 	r.cur.Actual = "sent " + sent.String()
 	mark := len(r.cur.Engine)
 	if err := r.t.Inject(pkt); err != nil {
-		r.failf("the engine refused the packet: %v", err)
+		r.failf("the target refused the packet: %v", err)
 		return
 	}
 	r.drain()

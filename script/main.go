@@ -1,33 +1,37 @@
 package script
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/tcpstated/tcpstated/script/reports"
 )
 
 const usage = `usage: script run [flags] FILE...
        script suite [flags] [--floors=FILE] [--failures] DIR
 
 run runs packetdrill scripts against a fresh tcpstated engine on a virtual
-clock (or the Linux kernel, --target) and reports, for every line, what was expected, what happened and
+clock and reports, for every line, what was expected, what happened and
 why a line failed. suite runs every *.pkt under DIR (such as the FreeBSD
 TCP test suite) and prints one table of passes by folder and IP version.
 
-` + RunFlagsUsage + `  --target=T      run: engine (the default), linux (this machine's kernel, in
-                  a network namespace of the run's own; needs root and TUN)
-                  or both (the engine under --profile and the kernel, with
-                  the lines where they differ and the engine's explanation)
-  --timeout=D     run: interrupt a kernel run after D (such as 30s); a run
-                  interrupted by SIGINT, SIGTERM or the timeout exits 2
+` + RunFlagsUsage + `  --target=T      run: engine (the default: a fresh engine on a virtual clock
+                  per script), linux (this machine's kernel, in a network
+                  namespace of the run's own; needs root and TUN), both (the
+                  engine under --profile and the kernel, with the lines where
+                  they differ and the engine's explanation) or dut:HOST:PORT
+                  (a device under test: the stack behind a DUT agent, on the
+                  wall clock; see docs/GRADING.md)
+  --timeout=D     run: interrupt a wall-clock run (linux, both, dut) after D,
+                  such as 30s; a run interrupted by SIGINT, SIGTERM or the
+                  timeout exits 2
+  --format=F      run: text (the default), json, junit (JUnit XML) or
+                  gradescope (Gradescope's results.json)
   --json          run: one JSON report per file, one per line
   --verbose       run: list passing lines too, with the engine's explanations
 
@@ -102,9 +106,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var rf RunFlags
 	rf.Register(fs)
 	asJSON := fs.Bool("json", false, "one JSON report per file")
-	targetName := fs.String("target", "", "engine, linux or both")
-	timeout := fs.Duration("timeout", 0, "interrupt a kernel run after this long (0: never)")
 	verbose := fs.Bool("verbose", false, "list every line")
+	targetFlag := fs.String("target", "engine", "engine, linux, both or dut:HOST:PORT")
+	timeout := fs.Duration("timeout", 0, "interrupt a wall-clock run after this long (0: never)")
+	format := fs.String("format", "text", "text, json, junit or gradescope")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -116,11 +121,27 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "script run: %v\n", err)
 		return 2
 	}
-	tgt, err := ParseTarget(*targetName)
-	if err != nil {
-		fmt.Fprintf(stderr, "script run: --target: %v\n", err)
+	switch *format {
+	case "text":
+	case "json":
+		*asJSON = true
+	case "junit", "gradescope":
+	default:
+		fmt.Fprintf(stderr, "script run: --format: want text, json, junit or gradescope, got %q\n", *format)
 		return 2
 	}
+	var cases []reports.Case
+	ts, err := parseTarget(*targetFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "script run: %v\n", err)
+		return 2
+	}
+	runOne, release, err := ts.runner(*timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "script run: %v\n", err)
+		return 2
+	}
+	defer release()
 	files := fs.Args()
 	if len(files) == 0 {
 		fmt.Fprintf(stderr, "script run: no script files given\n%s", usage)
@@ -131,14 +152,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	for _, name := range files {
 		opts := base
 		opts.Name = name
-		rep, err := runFileOn(tgt, name, opts, *timeout)
+		rep, err := runFile(name, opts, runOne)
 		if rep != nil && errors.Is(err, ErrInterrupted) {
 			fmt.Fprintf(stderr, "script run: %s: %v\n", name, err)
 			status = 2
 			if *asJSON {
 				_ = enc.Encode(rep)
-			} else {
+			} else if *format == "text" {
 				_ = rep.WriteText(stdout, *verbose)
+			} else {
+				cases = append(cases, caseOf(rep))
 			}
 			break
 		}
@@ -153,6 +176,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if !rep.Passed && status == 0 {
 			status = 1
 		}
+		if *format == "junit" || *format == "gradescope" {
+			cases = append(cases, caseOf(rep))
+			continue
+		}
 		if *asJSON {
 			if err := enc.Encode(rep); err != nil {
 				fmt.Fprintf(stderr, "script run: %v\n", err)
@@ -165,7 +192,44 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	var werr error
+	switch *format {
+	case "junit":
+		werr = reports.WriteJUnit(stdout, "tcpstated", cases)
+	case "gradescope":
+		werr = reports.WriteGradescope(stdout, cases)
+	}
+	if werr != nil {
+		fmt.Fprintf(stderr, "script run: %v\n", werr)
+		return 2
+	}
 	return status
+}
+
+// caseOf is a report as a graded case: the failing line with what was
+// expected, what the stack did and what the engine said.
+func caseOf(rep *Report) reports.Case {
+	c := reports.Case{Name: rep.Script, Passed: rep.Passed, Failure: rep.Failure, Seconds: rep.EndTime}
+	for _, l := range rep.Lines {
+		if l.Status != StatusFail {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "line %d: %s\n", l.Line, l.Text)
+		if l.Expected != "" {
+			fmt.Fprintf(&b, "expected: %s\n", l.Expected)
+		}
+		if l.Actual != "" {
+			fmt.Fprintf(&b, "actual:   %s\n", l.Actual)
+		}
+		fmt.Fprintf(&b, "reason:   %s\n", l.Reason)
+		for _, x := range l.Engine {
+			fmt.Fprintf(&b, "engine:   %s\n", x)
+		}
+		c.Detail = b.String()
+		break
+	}
+	return c
 }
 
 // names is a repeatable string flag.
@@ -181,31 +245,7 @@ func (n *names) Set(v string) error {
 	return nil
 }
 
-// runFileOn runs a file on the target, interrupting a kernel run on
-// SIGINT, SIGTERM or after timeout (when not 0) so that its namespace is
-// removed before the process exits.
-func runFileOn(tgt, name string, opts Options, timeout time.Duration) (*Report, error) {
-	if tgt == TargetEngine {
-		return runFile(name, opts)
-	}
-	src, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	opts.Stop = ctx.Done()
-	if tgt == TargetBoth {
-		return RunBoth(src, opts)
-	}
-	return RunLinux(src, opts)
-}
-
-func runFile(name string, opts Options) (*Report, error) {
+func runFile(name string, opts Options, run func([]byte, Options) (*Report, error)) (*Report, error) {
 	src, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
@@ -213,5 +253,5 @@ func runFile(name string, opts Options) (*Report, error) {
 	if strings.TrimSpace(string(src)) == "" {
 		return nil, fmt.Errorf("%s: the script is empty", name)
 	}
-	return Run(src, opts)
+	return run(src, opts)
 }

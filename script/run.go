@@ -136,6 +136,7 @@ type runner struct {
 	pending    *blocked      // a blocking system call in progress
 	failed     bool
 	failLine   int
+	faultNoted bool // the target's fault is in a failure already
 }
 
 // RunTarget runs a parsed script on t and returns its report. Script
@@ -255,6 +256,14 @@ func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1e6) / 1e6
 func (r *runner) failf(format string, args ...any) {
 	r.cur.Status = StatusFail
 	msg := fmt.Sprintf(format, args...)
+	if f, ok := r.t.(target.Faulter); ok && !r.faultNoted {
+		if err := f.Fault(); err != nil {
+			if !strings.Contains(msg, err.Error()) {
+				msg += " (" + err.Error() + ")"
+			}
+			r.faultNoted = true
+		}
+	}
 	if r.cur.Reason == "" {
 		r.cur.Reason = msg
 	} else {
@@ -390,7 +399,11 @@ func (s *Script) Setup() (target.Setup, error) {
 			return target.Setup{}, err
 		}
 	}
-	return target.Setup{Local: s.hdr.localIP, Remote: s.hdr.remoteIP, Tolerance: s.hdr.tolerance}, nil
+	opts := map[string]string{}
+	for _, o := range s.Options {
+		opts[o.Name] = o.Value
+	}
+	return target.Setup{Local: s.hdr.localIP, Remote: s.hdr.remoteIP, Tolerance: s.hdr.tolerance, Options: opts}, nil
 }
 
 // now is the target's clock in script time.
@@ -413,7 +426,7 @@ func (r *runner) drain() {
 			o.seg, err = fsm.ParseSegment(tcp)
 		}
 		if err != nil {
-			r.failf("the engine emitted a packet that does not decode: %v", err)
+			r.failf("the target emitted a packet that does not decode (% x): %v", o.data[:min(len(o.data), 40)], err)
 			continue
 		}
 		o.opts = decodeOptions(tcp)

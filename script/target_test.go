@@ -113,8 +113,9 @@ func TestSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := s.Setup()
-	want := target.Setup{Local: DefaultLocalIPv6, Remote: DefaultRemoteIPv6, Tolerance: 25 * time.Millisecond}
-	if err != nil || got != want {
+	want := target.Setup{Local: DefaultLocalIPv6, Remote: DefaultRemoteIPv6, Tolerance: 25 * time.Millisecond,
+		Options: map[string]string{"ip_version": "ipv6", "tolerance_usecs": "25000"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Setup() = %+v, %v; want %+v", got, err, want)
 	}
 }

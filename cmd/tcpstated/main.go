@@ -7,6 +7,7 @@
 //	tcpstated tun [flags]         attach a session to a TUN device (talk TCP with the kernel)
 //	tcpstated script run FILE...  run packetdrill scripts against the engine (no server)
 //	tcpstated script suite DIR    run a directory of scripts and tally them by folder
+//	tcpstated dut serve           serve the engine as a device under test (script run --target=dut:...)
 //
 // Run `tcpstated serve --help` for the flags; each has an environment
 // fallback (TCPSTATED_ and the flag name in capitals, - as _).
@@ -40,6 +41,9 @@ Usage:
   tcpstated script suite [flags] DIR
                                 run every script under DIR (the FreeBSD TCP test suite, a course's
                                 library) and print a table of passes by folder and IP version
+  tcpstated dut serve [--listen=ADDR] [--bug=NAME]
+                                serve the engine on the wall clock as a device under test, for
+                                tcpstated script run --target=dut:HOST:PORT
   tcpstated help                this text
 `
 
@@ -54,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return logCommand(args[1:], stdout, stderr)
 	case "tun":
 		return tunCommand(args[1:], stdout, stderr)
+	case "dut":
+		return dutCommand(args[1:], stdout, stderr)
 	case "script":
 		if len(args) > 1 && args[1] == "suite" {
 			return suite.Main(args[2:], stdout, stderr)

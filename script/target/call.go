@@ -65,6 +65,10 @@ type Result struct {
 	// Skip, if set, says why the target cannot honour the call; the
 	// runner reports the line as skipped with this reason.
 	Skip string
+	// Error, if set, says the target could not run the call at all (a
+	// device under test that did not answer, or answered with a gRPC
+	// error): the line fails with it, whatever the script expects.
+	Error string
 	// Detail is the target's note on what it did, shown with the result:
 	// "endpoint 3", "not judged: ...".
 	Detail string

@@ -111,6 +111,10 @@ type Target interface {
 type Setup struct {
 	Local, Remote netip.Addr
 	Tolerance     time.Duration
+	// Options are the script's header options as written, by name
+	// without "--" ("mss": "1460"): a target that configures a stack
+	// from them may, others ignore them.
+	Options map[string]string
 }
 
 // Packet is one packet a target emitted.
@@ -136,6 +140,14 @@ type Commander interface {
 	// not run this one (the line is skipped); err is a command that ran
 	// and failed (the line fails).
 	Command(cmd string) (skip string, err error)
+}
+
+// Faulter is the optional capability of a target that can fail on its
+// own, such as a device under test whose agent ended its packet stream:
+// the runner adds the fault to the first failure after it.
+type Faulter interface {
+	// Fault is what went wrong with the target, or nil.
+	Fault() error
 }
 
 // Transition is a change of a connection's state, in the target's names.
