@@ -222,7 +222,8 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		if int32(right.Sub(seq)) < 0 {
 			keep = 0
 		}
-		e.explain(c.id, CodeDataTrimmed, ActionInfo, Field{"TRIMMED", uint64(len(payload) - keep)})
+		e.explain(c.id, CodeDataTrimmed, ActionInfo, Field{"TRIMMED", uint64(len(payload) - keep)}, Field{"SEG.SEQ", uint64(seq)},
+			Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"RCV.WND", uint64(wnd)})
 		payload, fin = payload[:keep], false
 	}
 
@@ -298,13 +299,25 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	}
 	wasUna := c.sndUna
 	sndWnd := segWnd(c, seg)
+	if e.sackOn(c) && c.sndUna.LessEq(seg.Ack) {
+		e.sackUpdate(c, seg) // RFC 6675 §5: Update() on every ACK
+		if c.sack.rackOn {
+			c.sack.rackLost = e.rackOnAck(c, seg)
+		}
+	}
 	switch {
 	case c.sndUna.LessThan(seg.Ack):
 		e.ackNew(c, seg)
 	case seg.Ack == c.sndUna:
 		// RFC 5681 §2: no data, no SYN or FIN in the segment as it
 		// arrived (a refused zero-window probe is not a duplicate ACK).
-		if len(seg.Payload) == 0 && f&(FlagSYN|FlagFIN) == 0 && sndWnd == c.sndWnd && c.flight() > 0 {
+		// With SACK, RFC 6675 §2 counts an ACK with new SACK information.
+		if c.sack.rackOn {
+			e.tlpOnAck(c, seg)
+		}
+		if e.sackMode(c) && c.flight() > 0 && (c.sack.newly > 0 || c.sack.inRecovery) {
+			e.sackOnAck(c, seg, 0)
+		} else if len(seg.Payload) == 0 && f&(FlagSYN|FlagFIN) == 0 && sndWnd == c.sndWnd && c.flight() > 0 && !e.sackMode(c) {
 			e.dupAck(c, seg)
 		}
 	default:
@@ -506,7 +519,10 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 
 	// Congestion control: RFC 5681 §3.1, NewReno recovery per RFC 6582.
 	mss := uint32(c.effMSS())
-	if old != c.iss {
+	sack := e.sackMode(c)
+	if old != c.iss && sack {
+		e.sackOnAck(c, seg, acked)
+	} else if old != c.iss {
 		switch {
 		case c.inRecovery && seg.Ack.GreaterEq(c.recover):
 			c.cwnd = min(c.ssthresh, max(c.flight(), mss)+mss)
@@ -524,20 +540,36 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 				c.cwnd += mss
 			}
 			c.cwnd = max(c.cwnd, mss)
-		case c.cwnd < c.ssthresh:
-			c.cwnd += min(acked, mss)
 		default:
-			c.cwnd += max(mss*mss/c.cwnd, 1)
+			e.renoGrow(c, acked)
 		}
 	}
 	if c.recoverGuard && c.sndUna.GreaterThan(c.recover) {
 		c.recoverGuard = false
 	}
-	c.dupAcks = 0
+	if !sack {
+		c.dupAcks, c.sack.ltBytes = 0, 0
+	}
 	if c.sndUna == c.sndNxt {
 		e.stopRtx(c)
 	} else {
 		e.armRtx(c) // RFC 6298 §5.3
+	}
+	if c.sack.rackOn {
+		e.tlpOnAck(c, seg)
+		e.armPTO(c) // RFC 8985 §7.2: on an ACK of new data
+	}
+}
+
+// renoGrow opens cwnd on an ACK of new data outside recovery: slow start
+// while cwnd < ssthresh, by at most SMSS per ACK (RFC 5681 §3.1 (2)), then
+// congestion avoidance, SMSS·SMSS/cwnd per ACK ((3)).
+func (e *Engine) renoGrow(c *conn, acked uint32) {
+	mss := uint32(c.effMSS())
+	if c.cwnd < c.ssthresh {
+		c.cwnd += min(acked, mss)
+	} else {
+		c.cwnd += max(mss*mss/c.cwnd, 1)
 	}
 }
 
@@ -576,6 +608,9 @@ func (e *Engine) rttSample(c *conn, r time.Duration) {
 	if r < 0 {
 		return
 	}
+	if c.sack.minRTT == 0 || r < c.sack.minRTT {
+		c.sack.minRTT = r // RACK.min_RTT (RFC 8985 §6.2 step 1)
+	}
 	if c.srtt == 0 && c.rttvar == 0 {
 		c.srtt, c.rttvar = r, r/2
 	} else {
@@ -597,7 +632,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	case Established, FinWait1, FinWait2:
 	default:
 		if len(payload) > 0 {
-			e.explain(c.id, CodeDataAfterFinIgnored, ActionDropped)
+			e.explain(c.id, CodeDataAfterFinIgnored, ActionDropped, Field{"SEG.SEQ", uint64(seq)}, Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		}
 		return false
 	}
@@ -608,22 +643,35 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		return false
 	}
 	if seq != c.rcvNxt {
-		if c.ooo.insert(seq, payload, fin) {
-			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq)},
-				Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-		}
-		if fin {
-			e.explain(c.id, CodeFinOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq.Add(Size(len(payload))))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		res, added := c.ooo.insert(seq, payload, fin, e.maxOOOBlocks(c))
+		segFields := [...]Field{{"SEG.SEQ", uint64(seq)}, {"SEG.LEN", uint64(len(payload))}, {"RCV.NXT", uint64(c.rcvNxt)},
+			{"OOO.BYTES", uint64(c.ooo.bytes)}, {"OOO.BLOCKS", uint64(len(c.ooo.segs))}}
+		switch res {
+		case oooQueued:
+			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, segFields[0], segFields[1], segFields[2],
+				Field{"QUEUED", uint64(added)}, segFields[3], segFields[4])
+			if fin {
+				e.explain(c.id, CodeFinOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq.Add(Size(len(payload))))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			}
+		case oooDuplicate:
+			e.explain(c.id, CodeDataOutOfOrderDuplicate, ActionDropped, segFields[:]...)
+		case oooFull:
+			e.explain(c.id, CodeOutOfOrderQueueFull, ActionDropped, segFields[:]...)
 		}
 		c.ackPending = true
 		return true
 	}
 	ackNow := false
 	if len(payload) > 0 {
-		n := c.rcvBuf.write(payload, e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
+		limit := e.cfg.RecvBuffer + 1<<c.rcvScale
+		n := c.rcvBuf.write(payload, limit, &e.rcvSpare)
 		c.rcvNxt = c.rcvNxt.Add(Size(n))
 		if n < len(payload) {
-			fin = false // the buffer is full: the FIN lies beyond what was taken
+			// The window never offers more than the buffer holds, so only
+			// a peer overrunning it gets here.
+			fin = false // the FIN lies beyond what was taken
+			e.explain(c.id, CodeDataBufferFull, ActionDropped, Field{"BUFFERED", uint64(c.rcvBuf.Len())}, Field{"RCV.BUFF", uint64(limit)},
+				Field{"DISCARDED", uint64(len(payload) - n)}, Field{"SEG.SEQ", uint64(c.rcvNxt)})
 		}
 		e.explain(c.id, CodeDataInOrder, ActionAccepted, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		e.event(c, EventDataReadable)
@@ -635,8 +683,14 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 				break
 			}
 			if d := int(c.rcvNxt.Sub(s.seq)); d < len(s.data) {
-				k := c.rcvBuf.write(s.data[d:], e.cfg.RecvBuffer+1<<c.rcvScale, &e.rcvSpare)
+				k := c.rcvBuf.write(s.data[d:], limit, &e.rcvSpare)
 				c.rcvNxt = c.rcvNxt.Add(Size(k))
+				if k < len(s.data)-d {
+					e.explain(c.id, CodeDataBufferFull, ActionDropped, Field{"BUFFERED", uint64(c.rcvBuf.Len())}, Field{"RCV.BUFF", uint64(limit)},
+						Field{"DISCARDED", uint64(len(s.data) - d - k)}, Field{"SEG.SEQ", uint64(c.rcvNxt)})
+					c.ooo.clear()
+					break
+				}
 			}
 			if s.fin && s.end()-1 == c.rcvNxt {
 				fin = true
@@ -685,11 +739,19 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	return ackNow
 }
 
+// maxOOOBlocks bounds the islands of out-of-order data one connection
+// holds: their bytes are bounded by the window, but each island costs
+// memory of its own. RCV.BUFF/MSS islands (at least 64) is one hole per
+// full segment the window can hold, far more than any loss pattern makes.
+func (e *Engine) maxOOOBlocks(c *conn) int {
+	return max(64, e.cfg.RecvBuffer/max(int(c.rcvMSS), 1))
+}
+
 // enterTimeWait starts the 2·MSL wait (RFC 9293 §3.10.7.4 eighth step),
 // turning off the other timers.
 func (e *Engine) enterTimeWait(c *conn, cause Code) {
 	e.setState(c, TimeWait, cause)
-	c.rtxAt, c.persistAt = 0, 0
+	c.rtxAt, c.persistAt, c.lossAt = 0, 0, 0
 	c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
 	e.schedule(c)
 	c.sndBuf.drop(&e.sndSpare)
