@@ -299,8 +299,11 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	}
 	wasUna := c.sndUna
 	sndWnd := segWnd(c, seg)
-	if e.sackOn(c) && c.sndUna.LessEq(seg.Ack) {
-		e.sackUpdate(c, seg) // RFC 6675 §5: Update() on every ACK
+	c.sack.newly = 0
+	if (seg.Options.NumSACK > 0 || len(c.sack.board) > 0 || c.rack != nil) && e.sackOn(c) && c.sndUna.LessEq(seg.Ack) {
+		// RFC 6675 §5: Update() on every ACK with SACK information (or a
+		// scoreboard or RACK state to bring up to date).
+		e.sackUpdate(c, seg)
 		if c.sack.rackOn {
 			c.sack.rackLost = e.rackOnAck(c, seg)
 		}

@@ -38,8 +38,10 @@ type simAlgo struct {
 
 var simAlgos = []simAlgo{
 	{"newreno", func(c *Config) { c.NoSACK = true }},
-	{"sack", func(c *Config) { c.Recovery.NoPRR = true }},
-	{"sack+prr", func(c *Config) {}},
+	{"sack", func(c *Config) { c.Recovery = Recovery{NoPRR: true, NoRACK: true, NoTLP: true} }},
+	{"sack+prr", func(c *Config) { c.Recovery = Recovery{NoRACK: true, NoTLP: true} }},
+	{"sack+prr+rack-tlp (default)", func(c *Config) {}},
+	{"default, min RTO 200 ms", func(c *Config) { c.MinRTO = 200 * time.Millisecond }},
 }
 
 type simPkt struct {
@@ -267,7 +269,7 @@ func replaceSection(path, name, body string) error {
 // simSVG draws goodput against loss on log-log axes, one line per
 // algorithm and a dashed one for the Mathis estimate.
 func simSVG(tab map[string]map[float64]simCell) string {
-	const w, h, l, r, top, bot = 640, 400, 70, 150, 30, 50
+	const w, h, l, r, top, bot = 760, 400, 70, 250, 30, 50
 	lo, hi := math.Log10(0.05e6), math.Log10(20e6) // bytes/s on the y axis
 	x := func(p float64) float64 {
 		return l + (math.Log10(p)-math.Log10(simLosses[0]))/(math.Log10(simLosses[len(simLosses)-1])-math.Log10(simLosses[0]))*(w-l-r)
