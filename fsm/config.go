@@ -135,6 +135,9 @@ func (c Config) Defaults() Config {
 	if c.ChallengeAckLimit == 0 {
 		c.ChallengeAckLimit = 1000
 	}
+	if c.Recovery.CongestionControl == "" {
+		c.Recovery.CongestionControl = CCReno
+	}
 	if c.RetainClosed == 0 {
 		c.RetainClosed = 1024
 	}

@@ -312,6 +312,8 @@ var propRecoverySwitches = []func(*Recovery){
 	func(r *Recovery) { r.PRRConservative = true },
 	func(r *Recovery) { r.NoRACK = true },
 	func(r *Recovery) { r.NoTLP = true },
+	func(r *Recovery) { r.CongestionControl = CCCubic },
+	func(r *Recovery) { r.HyStart = true },
 }
 
 // propRecoveryCombo sets combination seed mod 2^len(switches).

@@ -455,8 +455,7 @@ func (e *Engine) tlpOnAck(c *conn, seg *Segment) {
 		r.tlpOut = false
 		// The probe repaired a single loss: react as to a loss
 		// detected by fast recovery (RFC 8985 §7.4.2).
-		mss := uint32(c.effMSS())
-		c.ssthresh = max(c.cwnd/2, 2*mss)
+		c.ssthresh = e.ccReduce(c, c.flight())
 		c.cwnd = c.ssthresh
 		e.explain(c.id, CodeTLPLossRepaired, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"TLP.END.SEQ", uint64(r.tlpEndSeq)},
 			Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)})

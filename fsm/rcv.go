@@ -544,7 +544,7 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 			}
 			c.cwnd = max(c.cwnd, mss)
 		default:
-			e.renoGrow(c, acked)
+			e.ccGrow(c, acked)
 		}
 	}
 	if c.recoverGuard && c.sndUna.GreaterThan(c.recover) {
@@ -564,18 +564,6 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 	}
 }
 
-// renoGrow opens cwnd on an ACK of new data outside recovery: slow start
-// while cwnd < ssthresh, by at most SMSS per ACK (RFC 5681 §3.1 (2)), then
-// congestion avoidance, SMSS·SMSS/cwnd per ACK ((3)).
-func (e *Engine) renoGrow(c *conn, acked uint32) {
-	mss := uint32(c.effMSS())
-	if c.cwnd < c.ssthresh {
-		c.cwnd += min(acked, mss)
-	} else {
-		c.cwnd += max(mss*mss/c.cwnd, 1)
-	}
-}
-
 // dupAck counts duplicate ACKs and starts fast retransmit on the third
 // (RFC 5681 §3.2).
 func (e *Engine) dupAck(c *conn, seg *Segment) {
@@ -591,7 +579,7 @@ func (e *Engine) dupAck(c *conn, seg *Segment) {
 		// timeout): no fast retransmit, ssthresh unchanged.
 		e.explain(c.id, CodeFastRetransmitSkipped, ActionInfo, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"RECOVER", uint64(c.recover)})
 	case c.dupAcks == 3:
-		c.ssthresh = max(c.flight()/2, 2*mss)
+		c.ssthresh = e.ccReduce(c, c.flight())
 		c.recover, c.recoverGuard = c.sndNxt, true
 		c.inRecovery = true
 		c.cwnd = c.ssthresh + 3*mss
@@ -614,6 +602,7 @@ func (e *Engine) rttSample(c *conn, r time.Duration) {
 	if c.sack.minRTT == 0 || r < c.sack.minRTT {
 		c.sack.minRTT = r // RACK.min_RTT (RFC 8985 §6.2 step 1)
 	}
+	e.hystartRTT(c, r)
 	if c.srtt == 0 && c.rttvar == 0 {
 		c.srtt, c.rttvar = r, r/2
 	} else {

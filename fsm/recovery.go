@@ -400,7 +400,7 @@ func (e *Engine) sackOnAck(c *conn, seg *Segment, acked uint32) {
 	}
 	if acked > 0 {
 		c.dupAcks, st.ltBytes = 0, 0 // a cumulative ACK resets DupAcks
-		e.renoGrow(c, acked)
+		e.ccGrow(c, acked)
 	}
 	if st.newly == 0 {
 		return
@@ -425,7 +425,6 @@ func (e *Engine) sackOnAck(c *conn, seg *Segment, acked uint32) {
 // RTO's RecoveryPoint holds it off (§5.1).
 func (e *Engine) sackLossDetected(c *conn, acked uint32) {
 	st := &c.sack
-	mss := uint32(c.effMSS())
 	if st.inRecovery {
 		c.setPipe()
 		return
@@ -437,7 +436,7 @@ func (e *Engine) sackLossDetected(c *conn, acked uint32) {
 	pipe := c.setPipe()
 	// (4): fast retransmit and loss recovery.
 	flight := c.flight() - min(st.ltBytes, c.flight())
-	c.ssthresh = max(flight/2, 2*mss) // (4.2), RFC 5681 (4)
+	c.ssthresh = e.ccReduce(c, flight) // (4.2): FlightSize/2 per RFC 5681 (4), or CUBIC's β
 	c.cwnd = c.ssthresh
 	st.ltBytes = 0
 	c.recover, c.recoverGuard = c.sndNxt, true // (4.1) RecoveryPoint = HighData
@@ -459,7 +458,7 @@ func (e *Engine) sackLossDetected(c *conn, acked uint32) {
 		}
 	}
 	e.explain(c.id, CodeSACKRecovery, ActionAccepted, Field{"SEG.SEQ", uint64(a)}, Field{"DUPACKS", uint64(c.dupAcks)},
-		Field{"RECOVERY.POINT", uint64(c.recover - 1)}, Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"PIPE", uint64(pipe)})
+		Field{"RECOVERY.POINT", uint64(c.recover - 1)}, Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"FLIGHT", uint64(flight)}, Field{"PIPE", uint64(pipe)})
 	if a.LessThan(end) {
 		e.sendRange(c, a, end, true) // (4.3)
 		st.highRxt, st.rescueRxt, st.rescueSet = MaxSeq(st.highRxt, end), end-1, true

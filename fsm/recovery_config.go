@@ -24,4 +24,12 @@ type Recovery struct {
 	// NoTLP turns off the tail loss probe (RFC 8985 §7), so a lost tail
 	// waits for the RTO. TLP needs RACK.
 	NoTLP bool
+	// CongestionControl is the congestion avoidance algorithm: "reno"
+	// (RFC 5681 §3.1, the default: the IETF's standard baseline, whose
+	// FlightSize/2 the recovery RFCs' arithmetic and explanations assume)
+	// or "cubic" (RFC 9438, Linux's default; a linux profile chooses it).
+	CongestionControl string
+	// HyStart enables HyStart++ (RFC 9406) in the initial slow start:
+	// slow start ends on a rise in RTT before it overshoots into loss.
+	HyStart bool
 }

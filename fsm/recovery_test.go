@@ -106,7 +106,7 @@ func TestSACKRecoverySingleLoss(t *testing.T) {
 	ackBack(t, cli, srv, segs[2])
 	cli.expect(". seq=1201 ack=301 len=100")
 	r = ackBack(t, cli, srv, segs[3])
-	for name, want := range map[string]uint64{"DUPACKS": 3, "RECOVERY.POINT": 1300, "SSTHRESH": 500, "CWND": 500, "SEG.SEQ": 101} {
+	for name, want := range map[string]uint64{"DUPACKS": 3, "RECOVERY.POINT": 1300, "SSTHRESH": 500, "FLIGHT": 1000, "SEG.SEQ": 101} {
 		if v := field(t, r, CodeSACKRecovery, name); v != want {
 			t.Fatalf("SACK_RECOVERY %s = %d, want %d", name, v, want)
 		}

@@ -42,6 +42,10 @@ var simAlgos = []simAlgo{
 	{"sack+prr", func(c *Config) { c.Recovery = Recovery{NoRACK: true, NoTLP: true} }},
 	{"sack+prr+rack-tlp (default)", func(c *Config) {}},
 	{"default, min RTO 200 ms", func(c *Config) { c.MinRTO = 200 * time.Millisecond }},
+	{"cubic", func(c *Config) { c.Recovery.CongestionControl = CCCubic }},
+	{"cubic+hystart, min RTO 200 ms", func(c *Config) {
+		c.Recovery.CongestionControl, c.Recovery.HyStart, c.MinRTO = CCCubic, true, 200*time.Millisecond
+	}},
 }
 
 type simPkt struct {
@@ -54,6 +58,11 @@ type simPkt struct {
 // simRun transfers for simDuration and returns the goodput in bytes/s and
 // the number of each recovery explanation the sender gave.
 func simRun(tb testing.TB, algo simAlgo, loss float64, seed uint64) (float64, map[Code]int) {
+	return simRunFor(tb, algo, loss, seed, simDuration)
+}
+
+// simRunFor is simRun for a given duration.
+func simRunFor(tb testing.TB, algo simAlgo, loss float64, seed uint64, simDuration time.Duration) (float64, map[Code]int) {
 	cfg := Config{RecvBuffer: 4 << 20, SendBuffer: 4 << 20}
 	algo.set(&cfg)
 	cfg.Secret[0] = byte(seed)
@@ -84,7 +93,7 @@ func simRun(tb testing.TB, algo simAlgo, loss float64, seed uint64) (float64, ma
 		if from == 0 {
 			for _, x := range r.Explanations {
 				switch x.Code {
-				case CodeFastRetransmit, CodeRetransmitTimeout, CodeSACKRecovery:
+				case CodeFastRetransmit, CodeRetransmitTimeout, CodeSACKRecovery, CodeHyStartCSS, CodeHyStartExit, CodeCubicEpoch, CodeTLPProbe:
 					counted[x.Code]++
 				case CodeSACKNextSeg:
 					if v, _ := x.Field("RULE"); v != 2 {

@@ -407,7 +407,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 		return
 	}
 	mss := uint32(c.effMSS())
-	c.ssthresh = max(c.flight()/2, 2*mss)
+	c.ssthresh = e.ccReduce(c, c.flight())
 	c.cwnd = mss
 	e.sackOnTimeout(c)
 	c.inRecovery, c.dupAcks = false, 0

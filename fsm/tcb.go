@@ -80,6 +80,8 @@ type conn struct {
 	// sent; lossAt is its timer (the reordering timer or the PTO).
 	rack   *rackState
 	lossAt time.Duration
+	// cc is CUBIC and HyStart++ state (cubic.go), allocated when needed.
+	cc *ccState
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto time.Duration
