@@ -42,6 +42,9 @@ type rackState struct {
 	dsackRound     Seq
 	dsackRoundSet  bool
 	segsSACKed     int // segments delivered by SACK and not yet acknowledged
+	// sackRTT is the RTT of the latest-sent segment this ACK newly SACKed
+	// that was never retransmitted (Karn), or -1.
+	sackRTT time.Duration
 
 	tlpEndSeq    Seq // TLP.end_seq, valid while tlpOut
 	tlpOut       bool
@@ -155,6 +158,8 @@ func (e *Engine) rackOnAck(c *conn, seg *Segment) bool {
 			r.fack = s.end
 		}
 	}
+	r.sackRTT = -1
+	var sackSent time.Duration
 	for r.head < len(r.segs) {
 		s := &r.segs[r.head]
 		if s.end.GreaterThan(una) {
@@ -189,6 +194,9 @@ func (e *Engine) rackOnAck(c *conn, seg *Segment) bool {
 			s.sacked, s.lost = true, false
 			r.segsSACKed++
 			deliver(s)
+			if !s.rtx && (r.sackRTT < 0 || s.xmitTS >= sackSent) {
+				r.sackRTT, sackSent = e.now-s.xmitTS, s.xmitTS
+			}
 		}
 	}
 	e.rackUpdateReoWnd(c, dsack)

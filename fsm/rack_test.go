@@ -27,7 +27,8 @@ type timedLink struct {
 	n        int
 	drop     func(p Packet, copyNo int) bool // copyNo: 1 for the first transmission of that SEG.SEQ
 	copies   map[Seq]int
-	codes    map[Code]int // the client's explanations so far
+	codes    map[Code]int  // the client's explanations so far
+	xs       []Explanation // and the explanations themselves
 }
 
 func newTimedLink(t *testing.T, cliCfg, srvCfg Config, oneWay time.Duration) (*timedLink, EndpointID, EndpointID) {
@@ -90,6 +91,7 @@ func (l *timedLink) run(until time.Duration) {
 func (l *timedLink) collect() {
 	for _, x := range l.cli.collect().Explanations {
 		l.codes[x.Code]++
+		l.xs = append(l.xs, x)
 	}
 	l.srv.collect()
 	for _, s := range []*side{l.cli, l.srv} {
@@ -182,5 +184,33 @@ func TestRACKLostRetransmission(t *testing.T) {
 			}
 			mustRead(t, l.srv, s, strings.Repeat("r", 3000))
 		})
+	}
+}
+
+// TestSACKTimesDataSentOnce: while the first segment is lost SND.UNA
+// cannot move, so no ACK gives an RFC 6298 sample from the timestamps
+// (RFC 7323 §4.1 keeps those to ACKs that advance SND.UNA); each ACK that
+// SACKs a segment sent once still times it, 20 ms on this path, and the
+// retransmission, which Karn's algorithm excludes, is never timed.
+// Reference: RFC 6298 §3, RFC 7323 §4.1.
+func TestSACKTimesDataSentOnce(t *testing.T) {
+	l, c, _ := newTimedLink(t, lossConfig(100), lossConfig(300), 10*time.Millisecond)
+	l.drop = func(p Packet, copyNo int) bool { return p.Segment.Seq == 101 && copyNo == 1 }
+	mustSend(t, l.cli, c, strings.Repeat("s", 1000))
+	l.run(l.now + time.Second)
+	n := 0
+	for _, x := range l.xs {
+		if x.Code == CodeRTTSampleSACK {
+			n++
+			if v, _ := x.Field("RTT.MS"); v != 20 {
+				t.Fatalf("SACK RTT sample %d ms, want 20: %s", v, x.String())
+			}
+		}
+	}
+	if n != 9 {
+		t.Fatalf("%d SACK RTT samples, want one per SACKed segment (9)", n)
+	}
+	if in, _ := l.cli.e.Endpoint(c); in.SndUna != 1101 || in.SRTT != 20*time.Millisecond {
+		t.Fatalf("SND.UNA %d SRTT %v, want 1101 and 20ms", in.SndUna, in.SRTT)
 	}
 }

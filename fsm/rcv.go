@@ -306,6 +306,17 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		e.sackUpdate(c, seg)
 		if c.sack.rackOn {
 			c.sack.rackLost = e.rackOnAck(c, seg)
+			if seg.Ack == c.sndUna && c.rack != nil && c.rack.sackRTT >= 0 {
+				// An ACK that SACKs new, never retransmitted data but
+				// does not move SND.UNA still times that data: RFC 6298
+				// §3 asks for samples of segments not retransmitted (Karn);
+				// RFC 7323 §4.1 keeps timestamp samples to ACKs that
+				// advance SND.UNA, so the send time comes from RACK's
+				// record of the segment.
+				e.rttSample(c, c.rack.sackRTT)
+				e.explain(c.id, CodeRTTSampleSACK, ActionInfo, Field{"RTT.MS", uint64(c.rack.sackRTT / time.Millisecond)},
+					Field{"SRTT.MS", uint64(c.srtt / time.Millisecond)}, Field{"RTTVAR.MS", uint64(c.rttvar / time.Millisecond)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
+			}
 		}
 	}
 	switch {

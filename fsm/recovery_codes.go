@@ -27,6 +27,8 @@ const (
 	CodeCubicEpoch
 	CodeHyStartCSS
 	CodeHyStartExit
+	// RTT measurement.
+	CodeRTTSampleSACK
 	numRecoveryCodes
 )
 
@@ -53,5 +55,6 @@ var recoveryCodeSpecs = [numRecoveryCodes - codeRecoveryBase]codeSpec{
 	CodeCubicEpoch - codeRecoveryBase:            {"CUBIC_EPOCH", "RFC 9438 §4.2", "CUBIC congestion avoidance starts an epoch: W_max {W_MAX} bytes, K = cbrt((W_max - cwnd)/C) = {K.MS} ms, cwnd {CWND}, ssthresh {SSTHRESH}; cwnd follows C·(t-K)³ + W_max, or the Reno-friendly W_est when that is larger"},
 	CodeHyStartCSS - codeRecoveryBase:            {"HYSTART_CSS", "RFC 9406 §4.2", "HyStart++: this round's minimum RTT {RTT.MS} ms is at least the last round's {LAST.RTT.MS} ms + RttThresh {RTT.THRESH.MS} ms: slow start turns conservative (a quarter of the growth) at cwnd {CWND}"},
 	CodeHyStartExit - codeRecoveryBase:           {"HYSTART_EXIT", "RFC 9406 §4.2", "HyStart++: {CSS.ROUNDS} rounds of conservative slow start: ssthresh = cwnd = {CWND}, congestion avoidance begins"},
+	CodeRTTSampleSACK - codeRecoveryBase:         {"RTT_SAMPLE_SACK", "RFC 6298 §2, §3", "the ACK SACKs data sent once (Karn's algorithm admits it) {RTT.MS} ms ago: RTT sample taken; SRTT {SRTT.MS} ms, RTTVAR {RTTVAR.MS} ms, RTO {RTO.MS} ms"},
 	CodePRR - codeRecoveryBase:                   {"PRR", secPRR, "Proportional Rate Reduction: DeliveredData {DELIVERED}, prr_delivered {PRR.DELIVERED}, prr_out {PRR.OUT}; pipe {PIPE} against ssthresh {SSTHRESH} (proportional above it, the reduction bound at or below): sndcnt {SNDCNT}, cwnd = pipe + sndcnt"},
 }
