@@ -46,6 +46,11 @@ type ccState struct {
 	wEstQ     int64 // W_est, bytes·1024
 	cntQ      int64 // growth carried between ACKs, bytes·cwnd
 
+	// Eifel (RFC 3522, RFC 4015): armed by the first timeout of a flight.
+	eifelArmed   bool
+	retransmitTS uint32 // RetransmitTS: the TSval of the retransmission
+	pipePrev     uint32 // FlightSize (or ssthresh, if larger) before the timeout
+
 	// HyStart++ (RFC 9406 §4.2).
 	hsDone          bool // a congestion event ended the initial slow start
 	windowEnd       Seq

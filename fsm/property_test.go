@@ -153,8 +153,9 @@ func (p *propParams) String() string {
 func propGenerate(seed uint64, mode propMode) propParams {
 	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15^uint64(mode)))
 	p := propParams{seed: seed, mode: mode}
-	// Every combination of the loss-recovery switches, in turn by seed,
-	// the same on both sides.
+	// Every combination of the loss-recovery switches, in turn by seed
+	// (2^8 = 256 of them, so the default 300 seeds cover each in every
+	// mode), the same on both sides.
 	propRecoveryCombo(seed, &p.cli.Recovery)
 	p.srv.Recovery = p.cli.Recovery
 	for _, c := range []*Config{&p.cli, &p.srv} {
@@ -314,6 +315,7 @@ var propRecoverySwitches = []func(*Recovery){
 	func(r *Recovery) { r.NoTLP = true },
 	func(r *Recovery) { r.CongestionControl = CCCubic },
 	func(r *Recovery) { r.HyStart = true },
+	func(r *Recovery) { r.NoEifel = true },
 }
 
 // propRecoveryCombo sets combination seed mod 2^len(switches).

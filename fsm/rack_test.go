@@ -214,3 +214,49 @@ func TestSACKTimesDataSentOnce(t *testing.T) {
 		t.Fatalf("SND.UNA %d SRTT %v, want 1101 and 20ms", in.SndUna, in.SRTT)
 	}
 }
+
+// TestEifelUndoesSpuriousRTO: the path's delay jumps from 10 ms to 400 ms
+// each way while ten segments are in flight, so the 200 ms RTO expires
+// although nothing was lost. The first ACK after the retransmission
+// echoes the original transmission's timestamp, older than the
+// retransmission's: the timeout was spurious. The sender undoes its
+// congestion response (ssthresh back to the FlightSize before it, cwnd to
+// FlightSize + min(acked, IW)) and does not go back N: nothing but the
+// first segment is sent twice. Without Eifel every segment is resent.
+// Reference: RFC 3522 §2, RFC 4015 §2.
+func TestEifelUndoesSpuriousRTO(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		noEifel bool
+		copies  int // transmissions of the last segment
+	}{
+		{"eifel", false, 1},
+		{"no eifel", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := lossConfig(100)
+			cfg.NoTimestamps = false
+			cfg.MinRTO = 200 * time.Millisecond
+			cfg.Recovery.NoTLP = true // let the RTO, not a probe, fire first
+			cfg.Recovery.NoEifel = tc.noEifel
+			srvCfg := lossConfig(300)
+			srvCfg.NoTimestamps = false
+			l, c, _ := newTimedLink(t, cfg, srvCfg, 10*time.Millisecond)
+			mustSend(t, l.cli, c, strings.Repeat("e", 880)) // ten 88-byte segments (MSS 100 less timestamps)
+			l.oneWay = 400 * time.Millisecond
+			l.run(l.now + 5*time.Second)
+			if in, _ := l.cli.e.Endpoint(c); in.SndUna != 981 {
+				t.Fatalf("SND.UNA %d, want 981", in.SndUna)
+			}
+			if l.codes[CodeRetransmitTimeout] == 0 {
+				t.Fatal("the RTO never fired")
+			}
+			if got := l.codes[CodeSpuriousRTO]; (got == 1) == tc.noEifel {
+				t.Fatalf("%d SPURIOUS_RTO explanations", got)
+			}
+			if got := l.copies[893]; got != tc.copies {
+				t.Fatalf("the last segment was sent %d times, want %d", got, tc.copies)
+			}
+		})
+	}
+}

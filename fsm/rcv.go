@@ -510,6 +510,7 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 	// already had echoes the TSval of the first transmission (RFC 7323 §4.3
 	// keeps TS.Recent for unacceptable segments) and would count the timeout
 	// into the RTT.
+	e.eifelOnAck(c, seg, acked)
 	karn := c.retransmitted && old.LessThan(c.rtxHigh)
 	if c.retransmitted && c.sndUna.GreaterEq(c.rtxHigh) {
 		c.retransmitted = false

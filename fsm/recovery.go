@@ -532,3 +532,51 @@ func (c *conn) sackSkip(seq Seq) (Seq, Seq) {
 	}
 	return seq, c.sndNxt
 }
+
+// eifelOnTimeout arms the Eifel detection algorithm (RFC 3522 §2) on the
+// first timeout-based retransmission of the oldest outstanding segment,
+// when timestamps are on:
+// it remembers the TSval the retransmission carries and, for the response
+// (RFC 4015 §2), pipe_prev = max(FlightSize, ssthresh) before the timeout.
+func (e *Engine) eifelOnTimeout(c *conn) {
+	if !c.tsOK || e.cfg.Recovery.NoEifel {
+		return
+	}
+	s := c.ccs()
+	if c.retries != 1 {
+		return // a later timeout keeps the first retransmission's RetransmitTS
+	}
+	s.eifelArmed, s.retransmitTS = true, e.tsVal(c)
+	s.pipePrev = max(c.flight(), c.ssthresh)
+	if c.ssthresh >= 1<<31-1 {
+		s.pipePrev = c.flight()
+	}
+}
+
+// eifelOnAck is the detection and response on the first ACK of new data
+// after the timeout: a TSecr older than RetransmitTS echoes the original
+// transmission, so the timeout was spurious (RFC 3522 §2). The response
+// (RFC 4015 §2) resumes with new data instead of go-back-N, sets ssthresh
+// to pipe_prev and cwnd to FlightSize + min(bytes acknowledged, IW), and
+// drops the RTO backoff.
+func (e *Engine) eifelOnAck(c *conn, seg *Segment, acked uint32) {
+	s := c.cc
+	if s == nil || !s.eifelArmed {
+		return
+	}
+	s.eifelArmed = false
+	o := &seg.Options
+	if !o.HasTimestamp || int32(o.TSEcr-s.retransmitTS) >= 0 {
+		return
+	}
+	flight := uint32(c.sndNxt.Sub(seg.Ack))
+	iw := e.initialCwnd(c)
+	c.ssthresh = s.pipePrev
+	c.cwnd = flight + min(acked, iw)
+	c.rtxNxt = c.sndNxt // no more go-back-N
+	c.sack.rtoGuard, c.recoverGuard = false, false
+	c.retransmitted = false
+	c.rto = min(max(c.srtt+max(time.Millisecond, 4*c.rttvar), e.cfg.MinRTO), e.cfg.MaxRTO)
+	e.explain(c.id, CodeSpuriousRTO, ActionAccepted, Field{"SEG.TSECR", uint64(o.TSEcr)}, Field{"RETRANSMIT.TS", uint64(s.retransmitTS)},
+		Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
+}

@@ -29,6 +29,8 @@ const (
 	CodeHyStartExit
 	// RTT measurement.
 	CodeRTTSampleSACK
+	// Spurious timeouts.
+	CodeSpuriousRTO
 	numRecoveryCodes
 )
 
@@ -56,5 +58,6 @@ var recoveryCodeSpecs = [numRecoveryCodes - codeRecoveryBase]codeSpec{
 	CodeHyStartCSS - codeRecoveryBase:            {"HYSTART_CSS", "RFC 9406 §4.2", "HyStart++: this round's minimum RTT {RTT.MS} ms is at least the last round's {LAST.RTT.MS} ms + RttThresh {RTT.THRESH.MS} ms: slow start turns conservative (a quarter of the growth) at cwnd {CWND}"},
 	CodeHyStartExit - codeRecoveryBase:           {"HYSTART_EXIT", "RFC 9406 §4.2", "HyStart++: {CSS.ROUNDS} rounds of conservative slow start: ssthresh = cwnd = {CWND}, congestion avoidance begins"},
 	CodeRTTSampleSACK - codeRecoveryBase:         {"RTT_SAMPLE_SACK", "RFC 6298 §2, §3", "the ACK SACKs data sent once (Karn's algorithm admits it) {RTT.MS} ms ago: RTT sample taken; SRTT {SRTT.MS} ms, RTTVAR {RTTVAR.MS} ms, RTO {RTO.MS} ms"},
+	CodeSpuriousRTO - codeRecoveryBase:           {"SPURIOUS_RTO", "RFC 3522 §2, RFC 4015 §2", "the first ACK after the timeout's retransmission echoes {SEG.TSECR}, older than the retransmission's timestamp {RETRANSMIT.TS}: the original was delivered and the timeout was spurious (Eifel detection); go-back-N stops, ssthresh = pipe_prev = {SSTHRESH}, cwnd = FlightSize + min(acked, IW) = {CWND}, RTO {RTO.MS} ms"},
 	CodePRR - codeRecoveryBase:                   {"PRR", secPRR, "Proportional Rate Reduction: DeliveredData {DELIVERED}, prr_delivered {PRR.DELIVERED}, prr_out {PRR.OUT}; pipe {PIPE} against ssthresh {SSTHRESH} (proportional above it, the reduction bound at or below): sndcnt {SNDCNT}, cwnd = pipe + sndcnt"},
 }

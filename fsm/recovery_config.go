@@ -32,4 +32,9 @@ type Recovery struct {
 	// HyStart enables HyStart++ (RFC 9406) in the initial slow start:
 	// slow start ends on a rise in RTT before it overshoots into loss.
 	HyStart bool
+	// NoEifel turns off spurious-timeout detection with timestamps (the
+	// Eifel detection algorithm, RFC 3522) and its response (RFC 4015),
+	// which undoes the congestion response of an RTO the first ACK shows
+	// to have been spurious.
+	NoEifel bool
 }

@@ -407,6 +407,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 		return
 	}
 	mss := uint32(c.effMSS())
+	e.eifelOnTimeout(c)
 	c.ssthresh = e.ccReduce(c, c.flight())
 	c.cwnd = mss
 	e.sackOnTimeout(c)
