@@ -67,6 +67,13 @@ bench:
 	$(GO) build -o bin/tcpstated-bench ./cmd/tcpstated-bench
 	bin/tcpstated-bench --server-bin bin/tcpstated $(BENCH_ARGS)
 
+## bench-loss-sim: goodput of each loss-recovery configuration over the
+## simulated 20 ms link (fsm, virtual clock, loss 0.1/1/5 %) beside the Mathis
+## estimate; writes the table into docs/PERFORMANCE.md and docs/loss-goodput.svg
+.PHONY: bench-loss-sim
+bench-loss-sim:
+	TCPSTATED_WRITE_LOSS_DOCS=1 $(GO) test -count=1 -v -run '^TestSimulatedLinkFigures$$' ./fsm/
+
 ## bench-engine: engine hot-path benchmarks (figures go in docs/PERFORMANCE.md)
 bench-engine:
 	$(GO) test -run '^$$' -bench '$(or $(BENCH),.)' -benchmem -count=$(or $(COUNT),1) ./fsm/

@@ -1,5 +1,7 @@
 package fsm
 
+import "sort"
+
 // ring is a byte FIFO with a fixed upper bound, allocated lazily so idle
 // connections hold no buffer memory.
 type ring struct {
@@ -149,6 +151,9 @@ type oooSeg struct {
 	stamp uint32 // arrival order, for SACK block order
 }
 
+// dataEnd is the sequence number after the island's text.
+func (s *oooSeg) dataEnd() Seq { return s.seq.Add(Size(len(s.data))) }
+
 func (s *oooSeg) end() Seq {
 	e := s.seq.Add(Size(len(s.data)))
 	if s.fin {
@@ -157,45 +162,85 @@ func (s *oooSeg) end() Seq {
 	return e
 }
 
-// maxOOO bounds the segments held for reassembly; beyond it new
-// out-of-order segments are dropped (the sender will retransmit them).
-const maxOOO = 256
-
-// reassembly holds out-of-order segments sorted by sequence number.
+// reassembly holds out-of-order data as disjoint, non-adjacent islands
+// sorted by sequence number: overlapping or touching arrivals are merged,
+// so the bytes held never exceed the window that was offered (every byte
+// arrives already trimmed to it, RFC 9293 §3.10.7.4) and a peer with many
+// segments in flight after one hole costs one island, not one entry per
+// segment. Only the number of islands is bounded (insert's maxIslands),
+// because each costs memory beyond its bytes.
 type reassembly struct {
 	segs  []oooSeg
 	bytes int
 	clock uint32 // stamps arrivals
 }
 
-// insert stores a copy of data at seq (with fin if set) unless it is already
-// covered. It reports whether anything was stored.
-func (q *reassembly) insert(seq Seq, data []byte, fin bool) bool {
+// oooResult is what insert did with a segment.
+type oooResult uint8
+
+const (
+	oooQueued    oooResult = iota // new bytes (or the FIN) are held
+	oooDuplicate                  // everything in it is already held
+	oooFull                       // it would start a new island beyond maxIslands
+)
+
+// insert holds data at seq (with fin if set), keeping only the bytes not
+// already held. It returns what it did and how many bytes were new.
+func (q *reassembly) insert(seq Seq, data []byte, fin bool, maxIslands int) (oooResult, int) {
 	end := seq.Add(Size(len(data)))
-	if fin {
-		end++
+	// i: the first island that ends at or after seq (touches or overlaps
+	// from the left); j: the first island after i that starts beyond end.
+	i := sort.Search(len(q.segs), func(k int) bool { return q.segs[k].dataEnd().GreaterEq(seq) })
+	j := i
+	for j < len(q.segs) && q.segs[j].seq.LessEq(end) {
+		j++
 	}
-	i := 0
-	for ; i < len(q.segs); i++ {
-		s := &q.segs[i]
-		if s.seq.LessEq(seq) && end.LessEq(s.end()) {
-			q.clock++
-			s.stamp = q.clock // it still triggers the next ACK's first SACK block
-			return false      // a duplicate of what we hold
-		}
-		if seq.LessThan(s.seq) {
-			break
-		}
-	}
-	if len(q.segs) >= maxOOO {
-		return false
-	}
-	q.segs = append(q.segs, oooSeg{})
-	copy(q.segs[i+1:], q.segs[i:])
 	q.clock++
-	q.segs[i] = oooSeg{seq: seq, data: append([]byte(nil), data...), fin: fin, stamp: q.clock}
-	q.bytes += len(data)
-	return true
+	if i == j {
+		if len(q.segs) >= maxIslands {
+			return oooFull, 0
+		}
+		q.segs = append(q.segs, oooSeg{})
+		copy(q.segs[i+1:], q.segs[i:])
+		q.segs[i] = oooSeg{seq: seq, data: append([]byte(nil), data...), fin: fin, stamp: q.clock}
+		q.bytes += len(data)
+		return oooQueued, len(data)
+	}
+	lo, hi := MinSeq(seq, q.segs[i].seq), MaxSeq(end, q.segs[j-1].dataEnd())
+	old := 0
+	for _, s := range q.segs[i:j] {
+		old += len(s.data)
+	}
+	added := int(hi.Sub(lo)) - old
+	last := &q.segs[j-1]
+	finNew := fin && end == hi && !(last.fin && last.dataEnd() == hi)
+	if added == 0 && !finNew {
+		q.segs[i].stamp = q.clock // it still triggers the next ACK's first SACK block
+		return oooDuplicate, 0
+	}
+	keepFin := (fin && end == hi) || (last.fin && last.dataEnd() == hi)
+	first := &q.segs[i]
+	if j == i+1 && first.seq.LessEq(seq) {
+		// The common case after a hole: the segment extends one island at
+		// its right end; append, amortised.
+		first.data = append(first.data, data[int(first.dataEnd().Sub(seq)):]...)
+	} else {
+		buf := make([]byte, int(hi.Sub(lo)))
+		copy(buf[int(seq.Sub(lo)):], data)
+		for _, s := range q.segs[i:j] {
+			copy(buf[int(s.seq.Sub(lo)):], s.data)
+		}
+		*first = oooSeg{seq: lo, data: buf}
+		n := len(q.segs)
+		copy(q.segs[i+1:], q.segs[j:])
+		k := n - (j - i - 1)
+		clear(q.segs[k:n]) // release the buffers of the merged islands
+		q.segs = q.segs[:k]
+		first = &q.segs[i]
+	}
+	first.fin, first.stamp = keepFin, q.clock
+	q.bytes += added
+	return oooQueued, added
 }
 
 // pop removes and returns the first segment if it starts at or before next.
@@ -257,6 +302,10 @@ func (q *reassembly) blocks(fn func(SACKBlock, uint32)) {
 		if open {
 			fn(cur, stamp)
 		}
+		if len(s.data) == 0 {
+			open = false // a FIN alone: no text to SACK
+			continue
+		}
 		cur, stamp, open = SACKBlock{s.seq, e}, s.stamp, true
 	}
 	if open {
@@ -268,14 +317,19 @@ func (q *reassembly) blocks(fn func(SACKBlock, uint32)) {
 func (q *reassembly) numBlocks() int {
 	n := 0
 	var end Seq
-	for i, s := range q.segs {
+	open := false
+	for _, s := range q.segs {
+		if len(s.data) == 0 {
+			open = false
+			continue
+		}
 		e := s.seq.Add(Size(len(s.data)))
-		if i > 0 && s.seq.LessEq(end) {
+		if open && s.seq.LessEq(end) {
 			end = MaxSeq(end, e)
 			continue
 		}
 		n++
-		end = e
+		end, open = e, true
 	}
 	return n
 }

@@ -89,5 +89,21 @@ func (c *conn) clone() *conn {
 		s.data = append([]byte(nil), s.data...)
 		d.ooo.segs[i] = s
 	}
+	// Loss-recovery state (recovery.go, rack.go, cubic.go) is allocated
+	// on first use and must not be shared either.
+	if c.sack != nil {
+		sk := *c.sack
+		sk.board = append([]SACKBlock(nil), c.sack.board...)
+		d.sack = &sk
+	}
+	if c.rack != nil {
+		r := *c.rack
+		r.segs = append([]rackSeg(nil), c.rack.segs...)
+		d.rack = &r
+	}
+	if c.cc != nil {
+		cc := *c.cc
+		d.cc = &cc
+	}
 	return &d
 }

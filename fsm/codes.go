@@ -13,6 +13,9 @@ func (c Code) spec() codeSpec {
 	if int(c) < len(codeSpecs) {
 		return codeSpecs[c]
 	}
+	if c >= codeRecoveryBase && int(c-codeRecoveryBase) < len(recoveryCodeSpecs) {
+		return recoveryCodeSpecs[c-codeRecoveryBase]
+	}
 	return codeSpec{"UNKNOWN", "", "unknown code"}
 }
 
@@ -206,10 +209,10 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeWindowUpdated:             {"WINDOW_UPDATED", secOtherwise, "fifth check: the send window is updated to {SND.WND} (SND.WL1={SND.WL1}, SND.WL2={SND.WL2})"},
 	CodeFinAcked:                  {"FIN_ACKED", secOtherwise, "fifth check: our FIN is acknowledged ({SEG.ACK})"},
 	CodeDataInOrder:               {"DATA_IN_ORDER", secOtherwise, "seventh, process the segment text: {SEG.LEN} bytes delivered; RCV.NXT advanced to {RCV.NXT}"},
-	CodeDataOutOfOrder:            {"DATA_OUT_OF_ORDER", secOtherwise, "seventh, process the segment text: {SEG.SEQ} is above {RCV.NXT}; {SEG.LEN} bytes held for reassembly and a duplicate ACK sent at once (RFC 5681 §4.2)"},
+	CodeDataOutOfOrder:            {"DATA_OUT_OF_ORDER", secOtherwise, "seventh, process the segment text: {SEG.SEQ} is above {RCV.NXT}; {QUEUED} new bytes of its {SEG.LEN} held for reassembly ({OOO.BYTES} bytes in {OOO.BLOCKS} blocks) and a duplicate ACK sent at once (RFC 5681 §4.2)"},
 	CodeDataDuplicate:             {"DATA_DUPLICATE", secOtherwise, "first check: {TRIMMED} bytes before RCV.NXT ({RCV.NXT}) were already received and are trimmed"},
-	CodeDataTrimmed:               {"DATA_TRIMMED", secOtherwise, "first check: {TRIMMED} bytes beyond the right edge of the window were trimmed"},
-	CodeDataAfterFinIgnored:       {"DATA_AFTER_FIN_IGNORED", secOtherwise, "seventh, process the segment text: a FIN has already been received, so text is ignored"},
+	CodeDataTrimmed:               {"DATA_TRIMMED", secOtherwise, "first check: {SEG.SEQ} {SEG.LEN} reaches beyond the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}): the {TRIMMED} bytes beyond it were discarded"},
+	CodeDataAfterFinIgnored:       {"DATA_AFTER_FIN_IGNORED", secOtherwise, "seventh, process the segment text: a FIN has already been received, so the {SEG.LEN} bytes at {SEG.SEQ} (RCV.NXT {RCV.NXT}) are discarded"},
 	CodeDataAfterCloseReset:       {"DATA_AFTER_CLOSE_RESET", "RFC 9293 §3.10.7.4, RFC 2525 §2.17", "new data arrived after the application closed the connection: nothing can read it, so the connection was reset (as Linux does)"},
 	CodeZeroWindowTextDropped:     {"ZERO_WINDOW_TEXT_DROPPED", secOtherwise, "RCV.WND is zero: the ACK is processed but the {SEG.LEN} bytes of text are not accepted"},
 	CodeFinReceived:               {"FIN_RECEIVED", secOtherwise, "eighth, check the FIN bit: FIN at {SEG.SEQ}; RCV.NXT advanced over it to {RCV.NXT} and an ACK sent; the application will read end-of-file"},

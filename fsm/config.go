@@ -66,6 +66,9 @@ type Config struct {
 	InitialWindow int
 
 	// RTO bounds (RFC 6298): initial 1 s, minimum 1 s, maximum 60 s.
+	// MinRTO is the minimum RTO option: RFC 6298 §2.4 says an RTO under
+	// 1 s SHOULD be rounded up to 1 s (the default); Linux uses 200 ms
+	// (TCP_RTO_MIN), which a profile or a session may choose.
 	InitialRTO, MinRTO, MaxRTO time.Duration
 	// MaxRetries is how many times a data segment or FIN is retransmitted
 	// before the connection is aborted (RFC 9293 §3.8.3, R2). Default 15.
@@ -133,6 +136,10 @@ type Config struct {
 	RetainClosed int
 	// MaxEndpoints bounds live endpoints; 0 means unlimited.
 	MaxEndpoints int
+
+	// Recovery selects loss recovery and congestion control
+	// (recovery_config.go).
+	Recovery Recovery
 }
 
 // Defaults returns c with every zero field replaced by its default.
@@ -176,6 +183,9 @@ func (c Config) Defaults() Config {
 	}
 	if c.HopLimit == 0 {
 		c.HopLimit = ipHopLimit
+	}
+	if c.Recovery.CongestionControl == "" {
+		c.Recovery.CongestionControl = CCReno
 	}
 	if c.RetainClosed == 0 {
 		c.RetainClosed = 1024

@@ -211,6 +211,9 @@ func detConfig(secret byte) Config {
 		c.Secret[i] = secret + byte(i)
 	}
 	c.MSL = time.Second
+	// The script drops a segment to exercise the retransmission timeout;
+	// RACK-TLP (RFC 8985) would repair it first.
+	c.Recovery.NoRACK, c.Recovery.NoTLP = true, true
 	return c
 }
 

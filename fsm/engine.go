@@ -617,7 +617,7 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 		delete(e.conns, Tuple{c.local, c.remote})
 		e.last = nil
 	}
-	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt = 0, 0, 0, 0, 0
+	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt, c.lossAt = 0, 0, 0, 0, 0, 0
 	e.schedule(c)
 	c.sndBuf.drop(&e.sndSpare)
 	c.ooo.clear()

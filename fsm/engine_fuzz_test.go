@@ -553,7 +553,7 @@ func fuzzCorpus() []struct {
 			srv(fuzzAccept, 0, 0).cli(fuzzSend, 0, 3).pump().b},
 		{"zero-window-probe", Established, CodePersistProbe, newFuzzProg(4|8).established().cli(fuzzSend, 0, 200).pump().advance(0x60|1).pump().
 			advance(0x60|3).pump().srv(fuzzReceive, 0, 255).pump().b},
-		{"loss-and-retransmit", Established, CodeFastRetransmit, newFuzzProg(0x80).established().cli(fuzzSend, 0, 100).toServer(fuzzDrop).
+		{"loss-and-retransmit", Established, CodeSACKRecovery, newFuzzProg(0x80).established().cli(fuzzSend, 0, 100).toServer(fuzzDrop).
 			toServer(fuzzDuplicate).toServer(fuzzMutate, 1, 0, 0, 0, 200).pump().advance(0).pump().advance(0).pump().b},
 		{"simultaneous-open", SynReceived, CodeSynSentSimultaneousOpen, newFuzzProg(0).connect(0).
 			synth(false, FlagSYN, 3, 1000, 3, 0, 1000, 1, 0).b},

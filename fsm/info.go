@@ -14,9 +14,12 @@ const (
 	TimerDelayedAck
 	TimerTimeWait
 	TimerKeepAlive // keep-alive, or the TCP_KEEPINIT establishment limit
+	// TimerLossDetection is RACK's reordering timer or the tail loss
+	// probe timeout (RFC 8985 §6.3, §7.2).
+	TimerLossDetection
 )
 
-var timerNames = [...]string{"", "RETRANSMISSION", "PERSIST", "DELAYED_ACK", "TIME_WAIT", "KEEPALIVE"}
+var timerNames = [...]string{"", "RETRANSMISSION", "PERSIST", "DELAYED_ACK", "TIME_WAIT", "KEEPALIVE", "LOSS_DETECTION"}
 
 func (k TimerKind) String() string {
 	if int(k) < len(timerNames) {
@@ -89,7 +92,7 @@ func (e *Engine) info(c *conn) EndpointInfo {
 		sent = min(max(sent, 0), c.sndBuf.Len())
 		in.Unacked, in.Unsent = sent, c.sndBuf.Len()-sent
 	}
-	for _, t := range []Timer{{TimerRetransmission, c.rtxAt}, {TimerPersist, c.persistAt}, {TimerDelayedAck, c.delackAt}, {TimerTimeWait, c.timeWaitAt}, {TimerKeepAlive, c.keepAt}} {
+	for _, t := range []Timer{{TimerRetransmission, c.rtxAt}, {TimerPersist, c.persistAt}, {TimerDelayedAck, c.delackAt}, {TimerTimeWait, c.timeWaitAt}, {TimerKeepAlive, c.keepAt}, {TimerLossDetection, c.lossAt}} {
 		if t.Deadline != 0 {
 			in.Timers = append(in.Timers, t)
 		}

@@ -141,6 +141,7 @@ func (p *propParams) String() string {
 		if c.DelayedAckTimeout != 0 {
 			fmt.Fprintf(&b, " delack=%v", c.DelayedAckTimeout)
 		}
+		fmt.Fprintf(&b, " recovery=%+v", c.Recovery)
 		return b.String()
 	}
 	return fmt.Sprintf("mode=%s client{%s} server{%s} %v->%v (listen %v) loss=%.3f dup=%.3f reorder=%.3f delay=%v+%v size=%v chunk=%d pAct=%.2f tick=%v slowReader=%v firstClose=%v cookies=%v",
@@ -152,6 +153,11 @@ func (p *propParams) String() string {
 func propGenerate(seed uint64, mode propMode) propParams {
 	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15^uint64(mode)))
 	p := propParams{seed: seed, mode: mode}
+	// Every combination of the loss-recovery switches, in turn by seed
+	// (2^8 = 256 of them, so the default 300 seeds cover each in every
+	// mode), the same on both sides.
+	propRecoveryCombo(seed, &p.cli.Recovery)
+	p.srv.Recovery = p.cli.Recovery
 	for _, c := range []*Config{&p.cli, &p.srv} {
 		for i := range c.Secret {
 			c.Secret[i] = byte(r.Uint32())
@@ -297,6 +303,29 @@ func propGenerate(seed uint64, mode propMode) propParams {
 	p.abortSide = r.IntN(2)
 	p.abortAt = time.Duration(r.Int64N(int64(2 * time.Second)))
 	return p
+}
+
+// propRecoverySwitches are the boolean switches of Config.Recovery the
+// property runs in every combination.
+var propRecoverySwitches = []func(*Recovery){
+	func(r *Recovery) { r.NoSACKRecovery = true },
+	func(r *Recovery) { r.NoPRR = true },
+	func(r *Recovery) { r.PRRConservative = true },
+	func(r *Recovery) { r.NoRACK = true },
+	func(r *Recovery) { r.NoTLP = true },
+	func(r *Recovery) { r.CongestionControl = CCCubic },
+	func(r *Recovery) { r.HyStart = true },
+	func(r *Recovery) { r.NoEifel = true },
+}
+
+// propRecoveryCombo sets combination seed mod 2^len(switches).
+func propRecoveryCombo(seed uint64, r *Recovery) {
+	combo := seed % (1 << len(propRecoverySwitches))
+	for i, set := range propRecoverySwitches {
+		if combo&(1<<i) != 0 {
+			set(r)
+		}
+	}
 }
 
 // propFailure is a failed run: panicked through propSim.fail.

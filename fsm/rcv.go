@@ -245,7 +245,8 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		if int32(right.Sub(seq)) < 0 {
 			keep = 0
 		}
-		e.explain(c.id, CodeDataTrimmed, ActionInfo, Field{"TRIMMED", uint64(len(payload) - keep)})
+		e.explain(c.id, CodeDataTrimmed, ActionInfo, Field{"TRIMMED", uint64(len(payload) - keep)}, Field{"SEG.SEQ", uint64(seq)},
+			Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"RCV.WND", uint64(wnd)})
 		payload, fin = payload[:keep], false
 	}
 
@@ -340,13 +341,41 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	}
 	wasUna := c.sndUna
 	sndWnd := segWnd(c, seg)
+	if c.sack != nil {
+		c.sack.newly = 0
+	}
+	if (seg.Options.NumSACK > 0 || c.sack != nil && len(c.sack.board) > 0 || c.rack != nil) && e.sackOn(c) && c.sndUna.LessEq(seg.Ack) {
+		// RFC 6675 §5: Update() on every ACK with SACK information (or a
+		// scoreboard or RACK state to bring up to date).
+		e.sackUpdate(c, seg)
+		if c.sack.rackOn {
+			c.sack.rackLost = e.rackOnAck(c, seg)
+			if seg.Ack == c.sndUna && c.rack != nil && c.rack.sackRTT >= 0 {
+				// An ACK that SACKs new, never retransmitted data but
+				// does not move SND.UNA still times that data: RFC 6298
+				// §3 asks for samples of segments not retransmitted (Karn);
+				// RFC 7323 §4.1 keeps timestamp samples to ACKs that
+				// advance SND.UNA, so the send time comes from RACK's
+				// record of the segment.
+				e.rttSample(c, c.rack.sackRTT)
+				e.explain(c.id, CodeRTTSampleSACK, ActionInfo, Field{"RTT.MS", uint64(c.rack.sackRTT / time.Millisecond)},
+					Field{"SRTT.MS", uint64(c.srtt / time.Millisecond)}, Field{"RTTVAR.MS", uint64(c.rttvar / time.Millisecond)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
+			}
+		}
+	}
 	switch {
 	case c.sndUna.LessThan(seg.Ack):
 		e.ackNew(c, seg)
 	case seg.Ack == c.sndUna:
 		// RFC 5681 §2: no data, no SYN or FIN in the segment as it
 		// arrived (a refused zero-window probe is not a duplicate ACK).
-		if len(seg.Payload) == 0 && f&(FlagSYN|FlagFIN) == 0 && sndWnd == c.sndWnd && c.flight() > 0 {
+		// With SACK, RFC 6675 §2 counts an ACK with new SACK information.
+		if c.rack != nil {
+			e.tlpOnAck(c, seg)
+		}
+		if e.sackMode(c) && c.flight() > 0 && (c.sack.newly > 0 || c.sack.inRecovery) {
+			e.sackOnAck(c, seg, 0)
+		} else if len(seg.Payload) == 0 && f&(FlagSYN|FlagFIN) == 0 && sndWnd == c.sndWnd && c.flight() > 0 && !e.sackMode(c) {
 			e.dupAck(c, seg)
 		}
 	default:
@@ -541,6 +570,7 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 	// already had echoes the TSval of the first transmission (RFC 7323 §4.3
 	// keeps TS.Recent for unacceptable segments) and would count the timeout
 	// into the RTT.
+	e.eifelOnAck(c, seg, acked)
 	karn := c.retransmitted && old.LessThan(c.rtxHigh)
 	if c.retransmitted && c.sndUna.GreaterEq(c.rtxHigh) {
 		c.retransmitted = false
@@ -564,7 +594,10 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 
 	// Congestion control: RFC 5681 §3.1, NewReno recovery per RFC 6582.
 	mss := uint32(c.effMSS())
-	if old != c.iss {
+	sack := e.sackMode(c)
+	if old != c.iss && sack {
+		e.sackOnAck(c, seg, acked)
+	} else if old != c.iss {
 		switch {
 		case c.inRecovery && seg.Ack.GreaterEq(c.recover):
 			c.cwnd = min(c.ssthresh, max(c.flight(), mss)+mss)
@@ -582,20 +615,27 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 				c.cwnd += mss
 			}
 			c.cwnd = max(c.cwnd, mss)
-		case c.cwnd < c.ssthresh:
-			c.cwnd += min(acked, mss)
 		default:
-			c.cwnd += max(mss*mss/c.cwnd, 1)
+			e.ccGrow(c, acked)
 		}
 	}
 	if c.recoverGuard && c.sndUna.GreaterThan(c.recover) {
 		c.recoverGuard = false
 	}
-	c.dupAcks = 0
+	if !sack {
+		c.dupAcks = 0
+		if c.sack != nil {
+			c.sack.ltBytes = 0
+		}
+	}
 	if c.sndUna == c.sndNxt {
 		e.stopRtx(c)
 	} else {
 		e.armRtx(c) // RFC 6298 §5.3
+	}
+	if c.rack != nil {
+		e.tlpOnAck(c, seg)
+		e.armPTO(c) // RFC 8985 §7.2: on an ACK of new data
 	}
 }
 
@@ -614,7 +654,7 @@ func (e *Engine) dupAck(c *conn, seg *Segment) {
 		// timeout): no fast retransmit, ssthresh unchanged.
 		e.explain(c.id, CodeFastRetransmitSkipped, ActionInfo, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"RECOVER", uint64(c.recover)})
 	case c.dupAcks == 3:
-		c.ssthresh = max(c.flight()/2, 2*mss)
+		c.ssthresh = e.ccReduce(c, c.flight())
 		c.recover, c.recoverGuard = c.sndNxt, true
 		c.inRecovery = true
 		c.cwnd = c.ssthresh + 3*mss
@@ -634,6 +674,10 @@ func (e *Engine) rttSample(c *conn, r time.Duration) {
 	if r < 0 {
 		return
 	}
+	if s := c.sack; s != nil && (s.minRTT == 0 || r < s.minRTT) {
+		s.minRTT = r // RACK.min_RTT (RFC 8985 §6.2 step 1), from the first data sent
+	}
+	e.hystartRTT(c, r)
 	if c.srtt == 0 && c.rttvar == 0 {
 		c.srtt, c.rttvar = r, r/2
 	} else {
@@ -655,7 +699,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	case Established, FinWait1, FinWait2:
 	default:
 		if len(payload) > 0 {
-			e.explain(c.id, CodeDataAfterFinIgnored, ActionDropped)
+			e.explain(c.id, CodeDataAfterFinIgnored, ActionDropped, Field{"SEG.SEQ", uint64(seq)}, Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		}
 		if fin {
 			return e.finAgain(c, seq.Add(Size(len(payload))))
@@ -670,22 +714,35 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	}
 	if seq != c.rcvNxt {
 		c.noteHeldDuplicate(seq, seq.Add(Size(len(payload))))
-		if c.ooo.insert(seq, payload, fin) {
-			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq)},
-				Field{"SEG.LEN", uint64(len(payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
-		}
-		if fin {
-			e.explain(c.id, CodeFinOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq.Add(Size(len(payload))))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		res, added := c.ooo.insert(seq, payload, fin, e.maxOOOBlocks(c))
+		segFields := [...]Field{{"SEG.SEQ", uint64(seq)}, {"SEG.LEN", uint64(len(payload))}, {"RCV.NXT", uint64(c.rcvNxt)},
+			{"OOO.BYTES", uint64(c.ooo.bytes)}, {"OOO.BLOCKS", uint64(len(c.ooo.segs))}}
+		switch res {
+		case oooQueued:
+			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, segFields[0], segFields[1], segFields[2],
+				Field{"QUEUED", uint64(added)}, segFields[3], segFields[4])
+			if fin {
+				e.explain(c.id, CodeFinOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq.Add(Size(len(payload))))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+			}
+		case oooDuplicate:
+			e.explain(c.id, CodeDataOutOfOrderDuplicate, ActionDropped, segFields[:]...)
+		case oooFull:
+			e.explain(c.id, CodeOutOfOrderQueueFull, ActionDropped, segFields[:]...)
 		}
 		c.ackPending = true
 		return true
 	}
 	ackNow := false
 	if len(payload) > 0 {
-		n := c.rcvBuf.write(payload, e.rcvLimit(c)+1<<c.rcvScale, &e.rcvSpare)
+		limit := e.rcvLimit(c) + 1<<c.rcvScale
+		n := c.rcvBuf.write(payload, limit, &e.rcvSpare)
 		c.rcvNxt = c.rcvNxt.Add(Size(n))
 		if n < len(payload) {
-			fin = false // the buffer is full: the FIN lies beyond what was taken
+			// The window never offers more than the buffer holds, so only
+			// a peer overrunning it gets here.
+			fin = false // the FIN lies beyond what was taken
+			e.explain(c.id, CodeDataBufferFull, ActionDropped, Field{"BUFFERED", uint64(c.rcvBuf.Len())}, Field{"RCV.BUFF", uint64(limit)},
+				Field{"DISCARDED", uint64(len(payload) - n)}, Field{"SEG.SEQ", uint64(c.rcvNxt)})
 		}
 		e.explain(c.id, CodeDataInOrder, ActionAccepted, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 		e.event(c, EventDataReadable)
@@ -697,8 +754,14 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 				break
 			}
 			if d := int(c.rcvNxt.Sub(s.seq)); d < len(s.data) {
-				k := c.rcvBuf.write(s.data[d:], e.rcvLimit(c)+1<<c.rcvScale, &e.rcvSpare)
+				k := c.rcvBuf.write(s.data[d:], limit, &e.rcvSpare)
 				c.rcvNxt = c.rcvNxt.Add(Size(k))
+				if k < len(s.data)-d {
+					e.explain(c.id, CodeDataBufferFull, ActionDropped, Field{"BUFFERED", uint64(c.rcvBuf.Len())}, Field{"RCV.BUFF", uint64(limit)},
+						Field{"DISCARDED", uint64(len(s.data) - d - k)}, Field{"SEG.SEQ", uint64(c.rcvNxt)})
+					c.ooo.clear()
+					break
+				}
 			}
 			if s.fin && s.end()-1 == c.rcvNxt {
 				fin = true
@@ -753,6 +816,14 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	return ackNow
 }
 
+// maxOOOBlocks bounds the islands of out-of-order data one connection
+// holds: their bytes are bounded by the window, but each island costs
+// memory of its own. RCV.BUFF/MSS islands (at least 64) is one hole per
+// full segment the window can hold, far more than any loss pattern makes.
+func (e *Engine) maxOOOBlocks(c *conn) int {
+	return max(64, e.rcvLimit(c)/max(int(c.rcvMSS), 1))
+}
+
 // finAgain is the eighth step for a FIN that passed the acceptability
 // test in CLOSE-WAIT, CLOSING, LAST-ACK or TIME-WAIT: the peer's FIN was
 // already taken, so this is a retransmission (our ACK was lost) wherever in
@@ -775,7 +846,7 @@ func (e *Engine) finAgain(c *conn, at Seq) bool {
 // turning off the other timers.
 func (e *Engine) enterTimeWait(c *conn, cause Code) {
 	e.setState(c, TimeWait, cause)
-	c.rtxAt, c.persistAt = 0, 0
+	c.rtxAt, c.persistAt, c.lossAt = 0, 0, 0
 	c.timeWaitAt = e.deadlineAfter(2 * e.cfg.MSL)
 	e.schedule(c)
 	c.sndBuf.drop(&e.sndSpare)

@@ -208,18 +208,36 @@ func (e *Engine) output(c *conn) {
 			c.sndNxt, c.rtxNxt = c.sndUna, c.sndUna
 		}
 	}
+	if c.sack != nil && c.sack.inRecovery {
+		e.sackSend(c) // RFC 6675 §5 (C)
+		e.armPersist(c)
+		return
+	}
 	mss := c.segMSS()
 	wnd := min(c.sndWnd, c.cwnd+c.limitedTransmit())
+	sackLT := e.sackMode(c) && c.dupAcks > 0
+	if sackLT {
+		// RFC 6675 §5 step 3: limited transmit sends new data while
+		// cwnd - pipe >= 1 SMSS.
+		wnd = min(c.sndWnd, c.flight()+c.cwnd-min(c.sack.pipe, c.cwnd))
+	}
+	startNxt := c.sndNxt
 	for {
 		next := c.sndNxt
 		retx := c.rtxNxt.LessThan(c.sndNxt)
+		holeEnd := c.sndNxt
+		if retx && c.sack != nil && len(c.sack.board) > 0 {
+			// Go-back-N after a timeout skips what the peer has SACKed since.
+			c.rtxNxt, holeEnd = c.sackSkip(c.rtxNxt)
+			retx = c.rtxNxt.LessThan(c.sndNxt)
+		}
 		if retx {
 			next = c.rtxNxt
 		}
 		off := int(next.Sub(c.sndBufSeq()))
 		avail := c.sndBuf.Len() - off
 		if retx {
-			avail = min(avail, int(c.sndNxt.Sub(next)))
+			avail = min(avail, int(holeEnd.Sub(next)))
 		}
 		avail = max(avail, 0)
 		usable := 0 // room left in min(SND.WND, cwnd) from next on
@@ -275,6 +293,7 @@ func (e *Engine) output(c *conn) {
 				e.explain(c.id, CodeFinSent, ActionInfo, Field{"SEG.SEQ", uint64(next.Add(Size(n)))})
 			}
 		}
+		e.rackSent(c, next, next.Add(segLen), retx)
 		if retx {
 			c.rtxNxt = next.Add(segLen)
 			c.noteRetransmit(c.rtxNxt)
@@ -295,6 +314,19 @@ func (e *Engine) output(c *conn) {
 			break
 		}
 	}
+	if c.sndNxt != startNxt {
+		e.armPTO(c) // RFC 8985 §7.2: after sending new data
+	}
+	if sackLT {
+		sent := uint32(c.sndNxt.Sub(startNxt))
+		c.sack.ltBytes += sent
+		c.sack.pipe += sent // in flight now, until the next SetPipe()
+	}
+	e.armPersist(c)
+}
+
+// armPersist starts or stops the persist timer after output.
+func (e *Engine) armPersist(c *conn) {
 	// Something to send and nothing outstanding: with a zero window, probe
 	// (RFC 9293 §3.8.6.1); with a window too small to use (SWS avoidance),
 	// the same timer is the override timeout (§3.8.6.2.1), as on Linux.
@@ -346,6 +378,7 @@ func (e *Engine) persistTimeout(c *conn) {
 	s := e.segment(c, flags, seq, payload)
 	e.emit(c.id, c.local, c.remote, &s)
 	if end := seq.Add(s.Len()); end.GreaterThan(c.sndNxt) {
+		e.rackSent(c, c.sndNxt, end, false)
 		c.sndNxt, c.rtxNxt = end, end
 		c.probing = true
 	} else {
@@ -406,8 +439,10 @@ func (e *Engine) retransmitTimeout(c *conn) {
 		return
 	}
 	mss := uint32(c.effMSS())
-	c.ssthresh = max(c.flight()/2, 2*mss)
+	e.eifelOnTimeout(c)
+	c.ssthresh = e.ccReduce(c, c.flight())
 	c.cwnd = mss
+	e.sackOnTimeout(c)
 	c.inRecovery, c.dupAcks = false, 0
 	// RFC 6582 §3.2 step 4: record the highest sequence number sent, so
 	// duplicate ACKs caused by this go-back-N resend do not start a fast
@@ -486,6 +521,7 @@ func (e *Engine) retransmitOne(c *conn) {
 	}
 	s := e.segment(c, flags, next, payload)
 	e.emit(c.id, c.local, c.remote, &s)
+	e.rackSent(c, next, next.Add(s.Len()), true)
 	c.rtxNxt = next.Add(s.Len())
 	c.noteRetransmit(c.rtxNxt)
 }

@@ -74,6 +74,14 @@ type conn struct {
 	// no ACK has gone beyond it yet, so RFC 6582 §3.2 step 2 applies.
 	// Cleared once passed, so the comparison never meets a wrapped recover.
 	recoverGuard bool
+	// sack is the SACK scoreboard and RFC 6675 / RFC 6937 state (recovery.go).
+	sack *sackState
+	// rack is the RACK-TLP state (rack.go), allocated at the first data
+	// sent; lossAt is its timer (the reordering timer or the PTO).
+	rack   *rackState
+	lossAt time.Duration
+	// cc is CUBIC and HyStart++ state (cubic.go), allocated when needed.
+	cc *ccState
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto time.Duration

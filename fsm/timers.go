@@ -50,7 +50,7 @@ func (h timerHeap) down(i int) {
 // schedule recomputes c's earliest deadline and its place in the heap.
 func (e *Engine) schedule(c *conn) {
 	d := time.Duration(0)
-	for _, t := range [...]time.Duration{c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt} {
+	for _, t := range [...]time.Duration{c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt, c.lossAt} {
 		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -128,6 +128,14 @@ func (e *Engine) fireTimers(c *conn) {
 		c.rtxAt = 0
 		e.schedule(c)
 		e.retransmitTimeout(c)
+		if c.state == Closed {
+			return
+		}
+	}
+	if c.lossAt != 0 && c.lossAt <= now {
+		c.lossAt = 0
+		e.schedule(c)
+		e.lossTimeout(c)
 		if c.state == Closed {
 			return
 		}

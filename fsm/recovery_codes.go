@@ -1,0 +1,63 @@
+package fsm
+
+// Codes of the receiver's reassembly and of the sender's loss recovery and
+// congestion control (issue 11). They live in their own numeric range so
+// this table grows without renumbering the codes of codes.go; only the
+// names are API.
+const codeRecoveryBase Code = 1000
+
+const (
+	// Receiver: every byte not taken is explained.
+	CodeDataOutOfOrderDuplicate Code = codeRecoveryBase + iota
+	CodeOutOfOrderQueueFull
+	CodeDataBufferFull
+	// Sender: SACK-based loss recovery (RFC 6675) and PRR (RFC 6937).
+	CodeAckSACKed
+	CodeSACKRecovery
+	CodeSACKNextSeg
+	CodeSACKRecoveryDone
+	CodeSACKRecoveryHeld
+	CodeSACKScoreboardCleared
+	CodePRR
+	// RACK-TLP (RFC 8985).
+	CodeRACKLost
+	CodeTLPProbe
+	CodeTLPLossRepaired
+	// Congestion control (RFC 9438, RFC 9406).
+	CodeCubicEpoch
+	CodeHyStartCSS
+	CodeHyStartExit
+	// RTT measurement.
+	CodeRTTSampleSACK
+	// Spurious timeouts.
+	CodeSpuriousRTO
+	numRecoveryCodes
+)
+
+const (
+	secReassembly = "RFC 9293 §3.10.7.4"
+	secSACK       = "RFC 6675 §5"
+	secPRR        = "RFC 6937 §3"
+)
+
+var recoveryCodeSpecs = [numRecoveryCodes - codeRecoveryBase]codeSpec{
+	CodeDataOutOfOrderDuplicate - codeRecoveryBase: {"DATA_OUT_OF_ORDER_DUPLICATE", secReassembly, "seventh, process the segment text: {SEG.SEQ} {SEG.LEN} is above {RCV.NXT} and every byte of it is already held for reassembly ({OOO.BYTES} bytes in {OOO.BLOCKS} blocks): discarded as a duplicate; a duplicate ACK sent at once (RFC 5681 §4.2)"},
+	CodeOutOfOrderQueueFull - codeRecoveryBase:     {"OUT_OF_ORDER_QUEUE_FULL", secReassembly, "seventh, process the segment text: {SEG.SEQ} {SEG.LEN} is above {RCV.NXT} and would start a new block of out-of-order data, but {OOO.BLOCKS} blocks are held, the limit (RCV.BUFF/MSS, at least 64): discarded, the sender will retransmit it"},
+	CodeDataBufferFull - codeRecoveryBase:          {"DATA_BUFFER_FULL", secReassembly, "seventh, process the segment text: the receive buffer holds {BUFFERED} of {RCV.BUFF} bytes: {DISCARDED} bytes at {SEG.SEQ} did not fit and were discarded"},
+
+	CodeAckSACKed - codeRecoveryBase:             {"ACK_SACKED", "RFC 6675 §2, §5", "the ACK ({SEG.ACK}) SACKs {SACKED} new bytes, so it counts as duplicate ACK {DUPACKS}; pipe={PIPE} bytes in flight, cwnd {CWND}, ssthresh {SSTHRESH}; loss recovery starts at DupThresh (3) duplicates or once IsLost(HighACK+1)"},
+	CodeSACKRecovery - codeRecoveryBase:          {"SACK_RECOVERY", "RFC 6675 §5 (4)", "loss recovery entered after {DUPACKS} duplicate ACKs (or IsLost(HighACK+1)): RecoveryPoint = HighData = {RECOVERY.POINT}; ssthresh = cwnd = {SSTHRESH} from FlightSize {FLIGHT} (less limited transmit) × β (1/2 for Reno, RFC 5681; 0.7 for CUBIC, RFC 9438); fast retransmit of {SEG.SEQ}; pipe was {PIPE}"},
+	CodeSACKNextSeg - codeRecoveryBase:           {"SACK_NEXT_SEGMENT", "RFC 6675 §4 NextSeg(), §5 (C)", "cwnd {CWND} - pipe {PIPE} >= 1 SMSS (ssthresh {SSTHRESH}): sent {SEG.SEQ} {SEG.LEN} chosen by NextSeg rule {RULE} (1: lost, 2: new data, 3: unSACKed, 4: rescue)"},
+	CodeSACKRecoveryDone - codeRecoveryBase:      {"SACK_RECOVERY_DONE", "RFC 6675 §5 (A), RFC 6937 §3", "{SEG.ACK} passes RecoveryPoint {RECOVERY.POINT}: loss recovery ends with cwnd = ssthresh = {SSTHRESH} (cwnd {CWND})"},
+	CodeSACKRecoveryHeld - codeRecoveryBase:      {"SACK_RECOVERY_HELD", "RFC 6675 §5.1", "loss would start recovery, but a retransmission timeout set RecoveryPoint {RECOVERY.POINT} and SND.UNA {SND.UNA} has not reached it: no new recovery yet"},
+	CodeSACKScoreboardCleared - codeRecoveryBase: {"SACK_SCOREBOARD_CLEARED", "RFC 2018 §8, RFC 6675 §5.1", "retransmission timeout: the {BLOCKS} SACKed ranges are forgotten (the receiver may have reneged) and loss recovery ends; RecoveryPoint = HighData = {RECOVERY.POINT}"},
+	CodeRACKLost - codeRecoveryBase:              {"RACK_LOST", "RFC 8985 §6.2", "RACK: segments sent before the most recently delivered one (RACK.end_seq {RACK.END.SEQ}) and not delivered within RACK.rtt {RACK.RTT.MS} ms + reo_wnd {REO.WND.MS} ms of their transmission are lost: {LOST.BYTES} bytes marked (min_RTT {MIN.RTT.MS} ms)"},
+	CodeTLPProbe - codeRecoveryBase:              {"TLP_PROBE", "RFC 8985 §7.3", "the probe timeout (2·SRTT, SRTT {SRTT.MS} ms) expired with no ACK: sent a tail loss probe {SEG.SEQ} {SEG.LEN} ({RETRANSMISSION}: 1 = the last segment again, 0 = new data); TLP.end_seq {TLP.END.SEQ}; the RTO is restarted"},
+	CodeTLPLossRepaired - codeRecoveryBase:       {"TLP_LOSS_REPAIRED", "RFC 8985 §7.4", "{SEG.ACK} acknowledges past the probe (TLP.end_seq {TLP.END.SEQ}) without a D-SACK: the probe repaired a loss, so cwnd is reduced as for fast recovery: ssthresh {SSTHRESH}, cwnd {CWND}"},
+	CodeCubicEpoch - codeRecoveryBase:            {"CUBIC_EPOCH", "RFC 9438 §4.2", "CUBIC congestion avoidance starts an epoch: W_max {W_MAX} bytes, K = cbrt((W_max - cwnd)/C) = {K.MS} ms, cwnd {CWND}, ssthresh {SSTHRESH}; cwnd follows C·(t-K)³ + W_max, or the Reno-friendly W_est when that is larger"},
+	CodeHyStartCSS - codeRecoveryBase:            {"HYSTART_CSS", "RFC 9406 §4.2", "HyStart++: this round's minimum RTT {RTT.MS} ms is at least the last round's {LAST.RTT.MS} ms + RttThresh {RTT.THRESH.MS} ms: slow start turns conservative (a quarter of the growth) at cwnd {CWND}"},
+	CodeHyStartExit - codeRecoveryBase:           {"HYSTART_EXIT", "RFC 9406 §4.2", "HyStart++: {CSS.ROUNDS} rounds of conservative slow start: ssthresh = cwnd = {CWND}, congestion avoidance begins"},
+	CodeRTTSampleSACK - codeRecoveryBase:         {"RTT_SAMPLE_SACK", "RFC 6298 §2, §3", "the ACK SACKs data sent once (Karn's algorithm admits it) {RTT.MS} ms ago: RTT sample taken; SRTT {SRTT.MS} ms, RTTVAR {RTTVAR.MS} ms, RTO {RTO.MS} ms"},
+	CodeSpuriousRTO - codeRecoveryBase:           {"SPURIOUS_RTO", "RFC 3522 §2, RFC 4015 §2", "the first ACK after the timeout's retransmission echoes {SEG.TSECR}, older than the retransmission's timestamp {RETRANSMIT.TS}: the original was delivered and the timeout was spurious (Eifel detection); go-back-N stops, ssthresh = pipe_prev = {SSTHRESH}, cwnd = FlightSize + min(acked, IW) = {CWND}, RTO {RTO.MS} ms"},
+	CodePRR - codeRecoveryBase:                   {"PRR", secPRR, "Proportional Rate Reduction: DeliveredData {DELIVERED}, prr_delivered {PRR.DELIVERED}, prr_out {PRR.OUT}; pipe {PIPE} against ssthresh {SSTHRESH} (proportional above it, the reduction bound at or below): sndcnt {SNDCNT}, cwnd = pipe + sndcnt"},
+}

@@ -1,0 +1,40 @@
+package fsm
+
+// Recovery is the loss-recovery and congestion-control section of Config
+// (issue 11). Its zero value is what the rfc profile uses: SACK-based loss
+// recovery (RFC 6675) whenever SACK is negotiated, with Proportional Rate
+// Reduction (RFC 6937, slow-start reduction bound) deciding how much is
+// sent during recovery. Connections without SACK keep NewReno (RFC 6582).
+type Recovery struct {
+	// NoSACKRecovery keeps NewReno (RFC 6582) even when SACK is negotiated:
+	// SACK blocks are then only parsed, as before issue 11.
+	NoSACKRecovery bool
+	// NoPRR turns Proportional Rate Reduction off: during SACK recovery
+	// cwnd stays at ssthresh and RFC 6675 §5 (C) sends while
+	// cwnd - pipe >= 1 SMSS.
+	NoPRR bool
+	// PRRConservative uses PRR's conservative reduction bound (PRR-CRB,
+	// RFC 6937 §3: strict packet conservation once pipe falls below
+	// ssthresh) instead of the slow-start reduction bound (PRR-SSRB), which
+	// RFC 6937 §6 recommends and is the default.
+	PRRConservative bool
+	// NoRACK turns off RACK (RFC 8985 §6): losses are then detected by
+	// RFC 6675's DupThresh rules (IsLost) alone. RACK needs SACK.
+	NoRACK bool
+	// NoTLP turns off the tail loss probe (RFC 8985 §7), so a lost tail
+	// waits for the RTO. TLP needs RACK.
+	NoTLP bool
+	// CongestionControl is the congestion avoidance algorithm: "reno"
+	// (RFC 5681 §3.1, the default: the IETF's standard baseline, whose
+	// FlightSize/2 the recovery RFCs' arithmetic and explanations assume)
+	// or "cubic" (RFC 9438, Linux's default; a linux profile chooses it).
+	CongestionControl string
+	// HyStart enables HyStart++ (RFC 9406) in the initial slow start:
+	// slow start ends on a rise in RTT before it overshoots into loss.
+	HyStart bool
+	// NoEifel turns off spurious-timeout detection with timestamps (the
+	// Eifel detection algorithm, RFC 3522) and its response (RFC 4015),
+	// which undoes the congestion response of an RTO the first ACK shows
+	// to have been spurious.
+	NoEifel bool
+}

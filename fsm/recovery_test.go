@@ -1,0 +1,187 @@
+package fsm
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Loss recovery exchanges (issue 11): a client engine sends, the test
+// plays the link, and a real server engine answers with its ACKs and SACK
+// blocks. MSS 100 on both sides, no timestamps, immediate ACKs, so the
+// numbers read like a textbook: data starts at 101, cwnd is 10 segments.
+
+func lossConfig(isn uint32) Config {
+	cfg := fixedConfig(isn)
+	cfg.MSS = 100
+	return cfg
+}
+
+// dupThreshConfig is lossConfig with RFC 6675's DupThresh rules alone
+// deciding loss (no RACK-TLP), for the tests of those rules.
+func dupThreshConfig(isn uint32) Config {
+	cfg := lossConfig(isn)
+	cfg.Recovery.NoRACK, cfg.Recovery.NoTLP = true, true
+	return cfg
+}
+
+// codes lists the explanation codes of a batch, for failure messages.
+func codes(r Ready) string {
+	var out []string
+	for _, x := range r.Explanations {
+		out = append(out, x.Code.String())
+	}
+	return strings.Join(out, " ")
+}
+
+// take pops every packet s emitted.
+func (s *side) take() []Packet {
+	s.collect()
+	out := s.out
+	s.out = nil
+	return out
+}
+
+// field returns the named field of the first explanation with code in r.
+func field(t *testing.T, r Ready, code Code, name string) uint64 {
+	t.Helper()
+	for _, x := range r.Explanations {
+		if x.Code == code {
+			v, ok := x.Field(name)
+			if !ok {
+				t.Fatalf("%s has no %s: %s", code, name, x.String())
+			}
+			return v
+		}
+	}
+	t.Fatalf("no %s explanation; got %s", code, codes(r))
+	return 0
+}
+
+// ackBack delivers p to srv and each ACK srv emits to cli, returning the
+// client's outputs for the last one.
+func ackBack(t *testing.T, cli, srv *side, p Packet) Ready {
+	t.Helper()
+	srv.deliver(p)
+	var r Ready
+	for _, a := range srv.take() {
+		cli.deliver(a)
+		r = cli.collect()
+	}
+	return r
+}
+
+// TestSACKRecoverySingleLoss: ten segments, the first lost. Each later one
+// draws a duplicate ACK with a SACK block (RFC 6675 §2); the first two let
+// limited transmit send new data while cwnd - pipe >= 1 SMSS (step 3), the
+// third starts recovery (step 4): RecoveryPoint = HighData = 1300,
+// ssthresh = cwnd = (FlightSize less the 200 bytes of limited transmit)/2
+// = 500 and 101 is retransmitted. PRR (RFC 6937 §3, RecoverFS 1200) then
+// sends nothing while pipe > ssthresh beyond the proportional share
+// (sndcnt 0, 0, 25, 67), and once pipe <= ssthresh one segment per segment
+// delivered. The ACK of the retransmission ends recovery with cwnd =
+// ssthresh. Reference: RFC 6675 §5, RFC 6937 §3.
+func TestSACKRecoverySingleLoss(t *testing.T) {
+	cli, srv, c, _ := established(t, dupThreshConfig(100), dupThreshConfig(300))
+	mustSend(t, cli, c, strings.Repeat("x", 3000))
+	segs := cli.take()
+	if len(segs) != 10 {
+		t.Fatalf("initial window sent %d segments, want 10", len(segs))
+	}
+	// segs[0] (101) is lost.
+	r := ackBack(t, cli, srv, segs[1])
+	if v := field(t, r, CodeAckSACKed, "PIPE"); v != 900 {
+		t.Fatalf("pipe %d after the first SACK, want 900", v)
+	}
+	cli.expect(". seq=1101 ack=301 len=100") // limited transmit
+	ackBack(t, cli, srv, segs[2])
+	cli.expect(". seq=1201 ack=301 len=100")
+	r = ackBack(t, cli, srv, segs[3])
+	for name, want := range map[string]uint64{"DUPACKS": 3, "RECOVERY.POINT": 1300, "SSTHRESH": 500, "FLIGHT": 1000, "SEG.SEQ": 101} {
+		if v := field(t, r, CodeSACKRecovery, name); v != want {
+			t.Fatalf("SACK_RECOVERY %s = %d, want %d", name, v, want)
+		}
+	}
+	cli.expect(". seq=101 ack=301 len=100") // the fast retransmit
+	cli.expectNothing()
+	for i, want := range []uint64{0, 25, 67, 0, 100, 100} {
+		r = ackBack(t, cli, srv, segs[4+i])
+		if v := field(t, r, CodePRR, "SNDCNT"); v != want {
+			t.Fatalf("ACK %d: sndcnt %d, want %d (%s)", 4+i, v, want, codes(r))
+		}
+		if want >= 100 {
+			if field(t, r, CodeSACKNextSeg, "RULE") != 2 {
+				t.Fatal("PRR's segment is not new data")
+			}
+			cli.expect(fmt.Sprintf(". seq=%d ack=301 len=100", 1301+100*(i-4)))
+		}
+		cli.expectNothing()
+	}
+	// The retransmission and the rest arrive: 101..1300 is acknowledged.
+	cli.take()
+	seq101 := Segment{Flags: FlagACK, Seq: 301, Ack: 1301, Window: 65535}
+	cli.inject(serverAddr, clientAddr, seq101)
+	r = cli.collect()
+	if v := field(t, r, CodeSACKRecoveryDone, "CWND"); v != 500 {
+		t.Fatalf("cwnd %d at the end of recovery, want ssthresh 500", v)
+	}
+}
+
+// TestSACKRecoveryBurst: three segments in a row are lost. One SACK
+// recovery repairs all three before any retransmission timeout: after the
+// fast retransmit of 101, NextSeg rule 1 picks 201 and 301 (unSACKed,
+// above HighRxt, IsLost) as PRR allows.
+// Reference: RFC 6675 §4 NextSeg() (1), §5 (C).
+func TestSACKRecoveryBurst(t *testing.T) {
+	cli, srv, c, s := established(t, dupThreshConfig(100), dupThreshConfig(300))
+	mustSend(t, cli, c, strings.Repeat("y", 1000))
+	rtx := fifoLink(t, cli, srv, func(p Packet, first bool) bool { return first && p.Segment.Seq.LessThan(401) })
+	// After the ACK of 201's retransmission HighACK passes RescueRxt
+	// (200, the end of the fast retransmit) while 301's retransmission is
+	// still in flight and nothing else is left: rule 4 sends its one rescue
+	// retransmission of the highest unSACKed segment, as RFC 6675 says.
+	want := []string{". seq=101 ack=301 len=100", ". seq=201 ack=301 len=100", ". seq=301 ack=301 len=100", ". seq=301 ack=301 len=100"}
+	if strings.Join(rtx, "|") != strings.Join(want, "|") {
+		t.Fatalf("retransmitted %v, want %v", rtx, want)
+	}
+	in, _ := cli.e.Endpoint(c)
+	if in.SndUna != 1101 || len(in.Timers) != 0 {
+		t.Fatalf("SND.UNA %d timers %v, want everything acknowledged", in.SndUna, in.Timers)
+	}
+	mustRead(t, srv, s, strings.Repeat("y", 1000))
+}
+
+// fifoLink runs the client's segments through a first-in first-out link
+// to the server (ACKs come straight back) until the client is quiet,
+// dropping those drop names (first: not seen before). It returns the
+// client's retransmissions in order.
+func fifoLink(t *testing.T, cli, srv *side, drop func(p Packet, first bool) bool) []string {
+	t.Helper()
+	seen := map[Seq]bool{}
+	var queue []Packet
+	var rtx []string
+	for steps := 0; steps < 10000; steps++ {
+		for _, p := range cli.take() {
+			if len(p.Segment.Payload) > 0 && seen[p.Segment.Seq] {
+				rtx = append(rtx, segSummary(&p.Segment))
+			}
+			queue = append(queue, p)
+		}
+		if len(queue) == 0 {
+			return rtx
+		}
+		p := queue[0]
+		queue = queue[1:]
+		first := !seen[p.Segment.Seq]
+		seen[p.Segment.Seq] = true
+		if drop(p, first) {
+			continue
+		}
+		srv.deliver(p)
+		for _, a := range srv.take() {
+			cli.deliver(a)
+		}
+	}
+	t.Fatal("fifoLink: no quiescence")
+	return nil
+}
