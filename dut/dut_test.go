@@ -189,7 +189,7 @@ func TestScriptRunTarget(t *testing.T) {
 		{"dut:" + good.Target(), 0, "handshake-passive.pkt: PASS"},
 		{"dut:" + bad.Target(), 1, "ack: expected 1, got 2"},
 		{"dut:nowhere", 2, "want dut:HOST:PORT"},
-		{"kernel", 2, "want engine or dut:HOST:PORT"},
+		{"kernel", 2, "want engine, linux, both or dut:HOST:PORT"},
 	} {
 		var stdout, stderr strings.Builder
 		status := -1

@@ -33,7 +33,7 @@ func parseTarget(v string) (targetSpec, error) {
 	}
 	kind, err := ParseTarget(v)
 	if err != nil {
-		return targetSpec{}, fmt.Errorf("--target: %v, or dut:HOST:PORT", err)
+		return targetSpec{}, fmt.Errorf("--target=%s: want engine, linux, both or dut:HOST:PORT", v)
 	}
 	return targetSpec{kind: kind}, nil
 }
