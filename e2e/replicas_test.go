@@ -167,13 +167,13 @@ func TestPausedReplicaIsFenced(t *testing.T) {
 	a.listen(s, "l", listenAddr)
 	a.establish(s, peer, "before")
 
-	a.cmd.Process.Signal(syscall.SIGSTOP)
+	a.Signal(syscall.SIGSTOP)
 	eventually(t, "b taking the session over", func(c context.Context) error {
 		_, err := b.sessions.GetSession(c, &pb.GetSessionRequest{Name: s})
 		return err
 	})
 	b.submit(s, fields(peer, listenAddr, 107, 1001, "on b", "ACK"))
-	a.cmd.Process.Signal(syscall.SIGCONT)
+	a.Signal(syscall.SIGCONT)
 
 	// a held the session when it was stopped. Its first write after
 	// resuming is refused (its lease lapsed, or the database fences the
