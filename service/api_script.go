@@ -133,6 +133,22 @@ func scriptOptions(c fsm.Config) *pb.SessionOptions {
 	if c.ISNMode == fsm.ISNFixed {
 		o.IsnMode, o.FixedIsn = pb.IsnMode_ISN_MODE_FIXED, c.FixedISN
 	}
+	// The profile, and the switches the script set beyond it (sysctl lines).
+	o.Profile = c.Profile
+	var base fsm.Config
+	if p, ok := fsm.ProfileByName(c.Profile); ok {
+		_ = p.Apply(&base)
+	}
+	for _, sw := range fsm.Switches() {
+		v, _ := c.Switch(sw.Name)
+		if b, _ := base.Switch(sw.Name); v == b {
+			continue
+		}
+		if o.Switches == nil {
+			o.Switches = map[string]string{}
+		}
+		o.Switches[sw.Name] = v
+	}
 	switch {
 	case c.NoWindowScale || c.WindowScale < 0:
 		o.WindowScale = proto.Int32(-1)

@@ -80,6 +80,9 @@ func effectiveOptions(req *pb.SessionOptions, lim Limits) (*pb.SessionOptions, [
 	o.MaxRetries = uint32(cfg.MaxRetries)
 	o.MaxSynRetries = uint32(cfg.SynRetries)
 	o.MaxSynAckRetries = uint32(cfg.SynAckRetries)
+	if o.Profile == "" {
+		o.Profile = "rfc"
+	}
 	return o, secret, nil
 }
 
@@ -145,6 +148,9 @@ func validateOptions(o *pb.SessionOptions, lim Limits) error {
 		if f.v > f.max {
 			return invalidf("session.options.%s: %d is above the maximum %d", f.name, f.v, f.max)
 		}
+	}
+	if err := machine.CheckBehaviour(o); err != nil {
+		return invalidf("%v", err)
 	}
 	if o.SecretSeed != nil && len(*o.SecretSeed) > 1024 {
 		return invalidf("session.options.secret_seed: longer than 1024 bytes")

@@ -2,6 +2,8 @@ package machine
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,9 +61,12 @@ func parseEngineParams(v string) (Params, error) {
 	return p, nil
 }
 
-// EngineConfig turns session options into an engine configuration. Unset
-// fields stay zero (the engine's defaults); for stored effective options
-// every field is set.
+// EngineConfig turns session options into an engine configuration: the
+// behaviour profile and switches first, then every option that is set
+// (an option overrides what the profile chose). Unset fields stay zero
+// (the engine's defaults); for stored effective options every field is
+// set. The profile and switches were checked when the session was created
+// (CheckBehaviour).
 func EngineConfig(o *pb.SessionOptions, secret [16]byte, p Params) fsm.Config {
 	dur := func(d *durationpb.Duration) time.Duration {
 		if d == nil {
@@ -69,35 +74,84 @@ func EngineConfig(o *pb.SessionOptions, secret [16]byte, p Params) fsm.Config {
 		}
 		return d.AsDuration()
 	}
-	cfg := fsm.Config{
-		Secret:            secret,
-		FixedISN:          o.FixedIsn,
-		MSL:               dur(o.Msl),
-		MSS:               uint16(o.Mss),
-		RecvBuffer:        int(o.ReceiveWindow),
-		SendBuffer:        int(o.SendBuffer),
-		SynQueue:          int(o.SynBacklog),
-		AcceptQueue:       int(o.AcceptBacklog),
-		SynCookies:        o.GetSynCookies(),
-		DelayedAckTimeout: dur(o.DelayedAckTimeout),
-		InitialWindow:     int(o.InitialWindowSegments),
-		InitialRTO:        dur(o.InitialRto),
-		MinRTO:            dur(o.MinRto),
-		MaxRTO:            dur(o.MaxRto),
-		MaxRetries:        int(o.MaxRetries),
-		SynRetries:        int(o.MaxSynRetries),
-		SynAckRetries:     int(o.MaxSynAckRetries),
-		MaxEndpoints:      p.MaxEndpoints,
-	}
+	var cfg fsm.Config
+	_ = applyBehaviour(&cfg, o)
+	cfg.Secret = secret
+	cfg.FixedISN = o.FixedIsn
+	cfg.MaxEndpoints = p.MaxEndpoints
+	setNonZero(&cfg.MSL, dur(o.Msl))
+	setNonZero(&cfg.MSS, uint16(o.Mss))
+	setNonZero(&cfg.RecvBuffer, int(o.ReceiveWindow))
+	setNonZero(&cfg.SendBuffer, int(o.SendBuffer))
+	setNonZero(&cfg.SynQueue, int(o.SynBacklog))
+	setNonZero(&cfg.AcceptQueue, int(o.AcceptBacklog))
+	setNonZero(&cfg.DelayedAckTimeout, dur(o.DelayedAckTimeout))
+	setNonZero(&cfg.InitialWindow, int(o.InitialWindowSegments))
+	setNonZero(&cfg.InitialRTO, dur(o.InitialRto))
+	setNonZero(&cfg.MinRTO, dur(o.MinRto))
+	setNonZero(&cfg.MaxRTO, dur(o.MaxRto))
+	setNonZero(&cfg.MaxRetries, int(o.MaxRetries))
+	setNonZero(&cfg.SynRetries, int(o.MaxSynRetries))
+	setNonZero(&cfg.SynAckRetries, int(o.MaxSynAckRetries))
 	if o.IsnMode == pb.IsnMode_ISN_MODE_FIXED {
 		cfg.ISNMode = fsm.ISNFixed
 	}
 	if o.WindowScale != nil {
 		cfg.WindowScale = int(*o.WindowScale)
 	}
-	cfg.NoTimestamps = o.Timestamps != nil && !*o.Timestamps
-	cfg.NoSACK = o.SackPermitted != nil && !*o.SackPermitted
-	cfg.NoNagle = o.Nagle != nil && !*o.Nagle
-	cfg.NoDelayedAck = o.DelayedAck != nil && !*o.DelayedAck
+	if o.SynCookies != nil {
+		cfg.SynCookies = *o.SynCookies
+	}
+	if o.Timestamps != nil {
+		cfg.NoTimestamps = !*o.Timestamps
+	}
+	if o.SackPermitted != nil {
+		cfg.NoSACK = !*o.SackPermitted
+	}
+	if o.Nagle != nil {
+		cfg.NoNagle = !*o.Nagle
+	}
+	if o.DelayedAck != nil {
+		cfg.NoDelayedAck = !*o.DelayedAck
+	}
 	return cfg
+}
+
+func setNonZero[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
+}
+
+// CheckBehaviour reports whether the options' profile and switches exist
+// and take their values; the error names the field that is wrong.
+func CheckBehaviour(o *pb.SessionOptions) error {
+	var cfg fsm.Config
+	return applyBehaviour(&cfg, o)
+}
+
+// applyBehaviour applies the profile, then the switches in name order.
+func applyBehaviour(cfg *fsm.Config, o *pb.SessionOptions) error {
+	if o.Profile != "" {
+		prof, ok := fsm.ProfileByName(o.Profile)
+		if !ok {
+			names := make([]string, 0, 3)
+			for _, p := range fsm.Profiles() {
+				names = append(names, p.Name)
+			}
+			return fmt.Errorf("session.options.profile: %q is not one of %s", o.Profile, strings.Join(names, ", "))
+		}
+		if prof.Name != "rfc" { // rfc sets no switch; Config.Profile "" is rfc
+			if err := prof.Apply(cfg); err != nil {
+				return fmt.Errorf("session.options.profile: %v", err)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.Switches)) {
+		if err := cfg.SetSwitch(name, o.Switches[name]); err != nil {
+			return fmt.Errorf("session.options.switches.%s: %v", name, err)
+		}
+	}
+	return nil
 }

@@ -572,8 +572,17 @@ type SessionOptions struct {
 	MaxSynRetries uint32 `protobuf:"varint,23,opt,name=max_syn_retries,json=maxSynRetries,proto3" json:"max_syn_retries,omitempty"`
 	// Retransmissions of a SYN-ACK before giving up.
 	MaxSynAckRetries uint32 `protobuf:"varint,24,opt,name=max_syn_ack_retries,json=maxSynAckRetries,proto3" json:"max_syn_ack_retries,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Behaviour profile: "rfc" (the default: what the RFCs require and
+	// recommend), "freebsd" or "linux" (where the stack is known): the
+	// choices the RFCs leave open made as that stack makes them, each a named
+	// behaviour switch (docs/CONFORMANCE.md). The other options, where set,
+	// override what the profile chose.
+	Profile string `protobuf:"bytes,25,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Behaviour switches set after the profile, by name ("tw_bsd": "1");
+	// the switches and their values are listed in docs/CONFORMANCE.md.
+	Switches      map[string]string `protobuf:"bytes,26,rep,name=switches,proto3" json:"switches,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionOptions) Reset() {
@@ -774,6 +783,20 @@ func (x *SessionOptions) GetMaxSynAckRetries() uint32 {
 	return 0
 }
 
+func (x *SessionOptions) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *SessionOptions) GetSwitches() map[string]string {
+	if x != nil {
+		return x.Switches
+	}
+	return nil
+}
+
 // Where a re-run first differed from the log.
 type Difference struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -880,7 +903,8 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\x10first_difference\x18\x06 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference\x12\x1e\n" +
 	"\n" +
 	"unreadable\x18\a \x01(\bR\n" +
-	"unreadable\"\xf6\b\n" +
+	"unreadable\"\x94\n" +
+	"\n" +
 	"\x0eSessionOptions\x125\n" +
 	"\n" +
 	"clock_mode\x18\x01 \x01(\x0e2\x16.tcpstate.v1.ClockModeR\tclockMode\x12/\n" +
@@ -916,7 +940,12 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\vmax_retries\x18\x16 \x01(\rR\n" +
 	"maxRetries\x12&\n" +
 	"\x0fmax_syn_retries\x18\x17 \x01(\rR\rmaxSynRetries\x12-\n" +
-	"\x13max_syn_ack_retries\x18\x18 \x01(\rR\x10maxSynAckRetriesB\x0f\n" +
+	"\x13max_syn_ack_retries\x18\x18 \x01(\rR\x10maxSynAckRetries\x12\x18\n" +
+	"\aprofile\x18\x19 \x01(\tR\aprofile\x12E\n" +
+	"\bswitches\x18\x1a \x03(\v2).tcpstate.v1.SessionOptions.SwitchesEntryR\bswitches\x1a;\n" +
+	"\rSwitchesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
 	"\r_window_scaleB\r\n" +
 	"\v_timestampsB\x11\n" +
 	"\x0f_sack_permittedB\x0e\n" +
@@ -957,7 +986,7 @@ func file_tcpstate_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpstate_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tcpstate_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tcpstate_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_tcpstate_v1_session_proto_goTypes = []any{
 	(SessionKind)(0),              // 0: tcpstate.v1.SessionKind
 	(ClockMode)(0),                // 1: tcpstate.v1.ClockMode
@@ -967,30 +996,32 @@ var file_tcpstate_v1_session_proto_goTypes = []any{
 	(*RestoreStatus)(nil),         // 5: tcpstate.v1.RestoreStatus
 	(*SessionOptions)(nil),        // 6: tcpstate.v1.SessionOptions
 	(*Difference)(nil),            // 7: tcpstate.v1.Difference
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	nil,                           // 8: tcpstate.v1.SessionOptions.SwitchesEntry
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
 }
 var file_tcpstate_v1_session_proto_depIdxs = []int32{
 	6,  // 0: tcpstate.v1.Session.options:type_name -> tcpstate.v1.SessionOptions
-	8,  // 1: tcpstate.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 2: tcpstate.v1.Session.clock:type_name -> google.protobuf.Duration
-	9,  // 3: tcpstate.v1.Session.next_deadline:type_name -> google.protobuf.Duration
+	9,  // 1: tcpstate.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	10, // 2: tcpstate.v1.Session.clock:type_name -> google.protobuf.Duration
+	10, // 3: tcpstate.v1.Session.next_deadline:type_name -> google.protobuf.Duration
 	5,  // 4: tcpstate.v1.Session.restore:type_name -> tcpstate.v1.RestoreStatus
 	0,  // 5: tcpstate.v1.Session.kind:type_name -> tcpstate.v1.SessionKind
 	4,  // 6: tcpstate.v1.Session.script:type_name -> tcpstate.v1.ScriptResult
 	7,  // 7: tcpstate.v1.RestoreStatus.first_difference:type_name -> tcpstate.v1.Difference
 	1,  // 8: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
 	2,  // 9: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
-	9,  // 10: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
-	9,  // 11: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
-	9,  // 12: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
-	9,  // 13: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
-	9,  // 14: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	10, // 10: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
+	10, // 11: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
+	10, // 12: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
+	10, // 13: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
+	10, // 14: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
+	8,  // 15: tcpstate.v1.SessionOptions.switches:type_name -> tcpstate.v1.SessionOptions.SwitchesEntry
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_session_proto_init() }
@@ -1005,7 +1036,7 @@ func file_tcpstate_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_session_proto_rawDesc), len(file_tcpstate_v1_session_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
