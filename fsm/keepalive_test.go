@@ -133,3 +133,25 @@ func TestKeepInitBoundsTheOpen(t *testing.T) {
 	}
 	wantOpenGivenUp(t, cli, c, 75*time.Second, CodeKeepInitTimeout)
 }
+
+// TestKeepInitLengthensTheOpen: a TCP_KEEPINIT longer than R2 for the SYN
+// (3 minutes) is the application's bound instead: the SYN goes on being
+// retransmitted, every MaxRTO (60 s) once backed off, until it expires,
+// as FreeBSD does (its snd-syn-rtx-max-number scripts).
+//
+//	  0 s ... 123 s  > S seq=100   (backed off)
+//	183 s, 243 s     > S seq=100   (beyond the 3 minutes of SynTimeout)
+//	250 s            KEEPINIT_TIMEOUT, CLOSED, "timed out"
+func TestKeepInitLengthensTheOpen(t *testing.T) {
+	cli := newSide(t, "client", fixedConfig(100))
+	c, _ := cli.e.Connect(clientAddr, serverAddr)
+	cli.e.SetKeepAlive(c, KeepAlive{Init: 250 * time.Second})
+	cli.expect("S seq=100")
+	for _, at := range []time.Duration{1, 3, 7, 15, 31, 63, 123, 183, 243} {
+		cli.e.AdvanceTo(at*time.Second - time.Millisecond)
+		cli.expectNothing()
+		cli.e.AdvanceTo(at * time.Second)
+		cli.expect("S seq=100")
+	}
+	wantOpenGivenUp(t, cli, c, 250*time.Second, CodeKeepInitTimeout)
+}

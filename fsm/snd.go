@@ -457,20 +457,32 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	e.output(c)
 }
 
-// synExpired reports whether R2 for our SYN has passed (Config.SynTimeout,
-// RFC 9293 §3.8.3), or SynRetries, if set, is used up.
+// synExpired reports whether R2 for our SYN has passed (synR2), or
+// SynRetries, if set, is used up.
 func (e *Engine) synExpired(c *conn) bool {
 	if n := e.cfg.SynRetries; n > 0 && c.retries > n {
 		return true
 	}
-	return e.now-c.synStart >= e.cfg.SynTimeout
+	// A TCP_KEEPINIT is the application's bound on the open instead of
+	// R2, shorter or longer: its own timer ends the open (keepalive.go).
+	return c.ka.Init == 0 && e.now-c.synStart >= e.cfg.SynTimeout
 }
 
 // armSynRtx arms the SYN's retransmission timer, never beyond R2: the open
 // is given up when SynTimeout has passed since the first SYN, not at the
-// next backed-off retransmission after it.
+// next backed-off retransmission after it. Under a TCP_KEEPINIT the SYN is
+// retransmitted until that limit, however long (FreeBSD's rule), and the
+// keep-alive timer gives the open up.
 func (e *Engine) armSynRtx(c *conn) {
-	c.rtxAt = min(e.deadlineAfter(e.synRTO(c)), max(c.synStart+e.cfg.SynTimeout, 1))
+	next := e.deadlineAfter(e.synRTO(c))
+	switch {
+	case c.ka.Init == 0:
+		c.rtxAt = min(next, max(c.synStart+e.cfg.SynTimeout, 1))
+	case next < c.openedAt+c.ka.Init:
+		c.rtxAt = next
+	default:
+		c.rtxAt = 0
+	}
 	e.schedule(c)
 }
 
