@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tcpstated/tcpstated/fsm"
 	"github.com/tcpstated/tcpstated/script"
 )
 
@@ -20,6 +21,10 @@ its floor (a file of "FOLDER MIN" lines; "total" for the whole run).
 ` + script.RunFlagsUsage + `  --floors=FILE   fail (exit 1) when a folder is below its floor
   --failures      list every script that did not pass, with its first failure
   --title=TEXT    the table's heading (default: the directory and profile)
+  --blame=PROFILE for each script that failed, run it again with each one
+                  switch of PROFILE (such as freebsd) set in turn, and list
+                  the switches under which it passes: the choice that
+                  separates this profile's answer from PROFILE's
 
 Exit status: 0 done (and every floor met), 1 a floor not met, 2 usage error.
 `
@@ -36,6 +41,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	floorsFile := fs.String("floors", "", "a file of FOLDER MIN lines")
 	failures := fs.Bool("failures", false, "list the scripts that did not pass")
 	title := fs.String("title", "", "the table's heading")
+	blame := fs.String("blame", "", "a profile whose switches are tried one by one on each failing script")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -70,11 +76,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	results, err := Run(dir, func(path string, src []byte) (*script.Report, error) {
+	var blameProfile fsm.Profile
+	if *blame != "" {
+		var ok bool
+		if blameProfile, ok = fsm.ProfileByName(*blame); !ok {
+			fmt.Fprintf(stderr, "script suite: --blame: unknown profile %q\n", *blame)
+			return 2
+		}
+	}
+	runOne := func(path string, src []byte) (*script.Report, error) {
 		opts := base
 		opts.Name = path
 		return script.Run(src, opts)
-	})
+	}
+	results, err := Run(dir, runOne)
 	if err != nil {
 		fmt.Fprintf(stderr, "script suite: %v\n", err)
 		return 2
@@ -101,6 +116,24 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if *failures {
 		if err := WriteFailures(stdout, results); err != nil {
+			fmt.Fprintf(stderr, "script suite: %v\n", err)
+			return 2
+		}
+	}
+	if *blame != "" {
+		blamed := Blame(dir, results, blameProfile, func(path string, src []byte, sws [][2]string) (*script.Report, error) {
+			opts := base
+			opts.Name = path
+			cfg := fsm.Config{ISNMode: fsm.ISNFixed}
+			for _, sw := range sws {
+				if err := cfg.SetSwitch(sw[0], sw[1]); err != nil {
+					return nil, err
+				}
+			}
+			opts.Config = &cfg
+			return script.Run(src, opts)
+		})
+		if err := WriteBlame(stdout, blameProfile.Name, blamed); err != nil {
 			fmt.Fprintf(stderr, "script suite: %v\n", err)
 			return 2
 		}

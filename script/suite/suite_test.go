@@ -102,3 +102,38 @@ func TestParseFloors(t *testing.T) {
 		t.Errorf("got %q", msgs)
 	}
 }
+
+// TestBlame: under rfc a SYN,ACK to a listener is answered with a RST;
+// the script below expects FreeBSD's silence, so it fails under rfc and
+// --blame=freebsd names the one switch that makes it pass. A script that
+// fails whatever the switches is listed with its failure.
+func TestBlame(t *testing.T) {
+	dir := t.TempDir()
+	scripts := map[string]string{
+		"synack-listener-ipv4.pkt": "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n" +
+			"+0.1 < S. 0:0(0) ack 1 win 65535\n+0.1 close(3) = 0\n",
+		"wrong-ipv4.pkt": "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(3) = -1 EBADF\n",
+	}
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if st := Main([]string{"--profile=rfc", "--blame=freebsd", dir}, &out, &errb); st != 0 {
+		t.Fatalf("exit %d: %s", st, errb.String())
+	}
+	for _, want := range []string{
+		"| `listen_synack_drop=1` | 1 |",
+		"| (none of its switches) | 1 |",
+		"| synack-listener-ipv4.pkt | `listen_synack_drop=1` |",
+		"| wrong-ipv4.pkt | (none: line 2: close returned 0",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if st := Main([]string{"--blame=solaris", dir}, &out, &errb); st != 2 {
+		t.Errorf("--blame=solaris: exit %d, want 2", st)
+	}
+}
