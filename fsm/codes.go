@@ -131,6 +131,7 @@ const (
 	CodeAckEverySecond
 	CodeRcvBufRounded
 	CodeKeepAliveProbeAlways
+	CodeWindowUpdateBSD
 	// RFC 9293 Appendix B (docs/CONFORMANCE.md).
 	CodeBadAddress
 	numCodes
@@ -266,5 +267,6 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeAckEverySecond:       {"ACK_EVERY_SECOND", secDelayedAck, "ack_every_2nd=1 (as FreeBSD): the second data segment since our last ACK ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once whatever its size; RFC 9293 §3.8.6.3 asks for an ACK every second full-sized segment"},
 	CodeRcvBufRounded:        {"RCVBUF_ROUNDED", secOtherwise, "rcvbuf_mss_round=1 (as FreeBSD): the receive buffer is rounded up to {RCVBUF} bytes, a multiple of the MSS ({MSS}), and the acceptance test uses all of it even where the window field says less; RFC 9293 would take RCV.WND as advertised"},
 	CodeKeepAliveProbeAlways: {"KEEPALIVE_PROBE_ALWAYS", secKeepAlive, "always_keepalive=1 (as FreeBSD; RFC 1122 §4.2.3.6 says keep-alive MUST default to off): nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}"},
+	CodeWindowUpdateBSD:      {"WINDOW_UPDATE_BSD", "RFC 9293 §3.8.6.2.2", "wnd_update_bsd=1 (as FreeBSD): reading opened the window by ADV={ADV} bytes, at least 2·MSS (MSS={MSS}) and a quarter of the buffer (or half of it): a window update is sent; the rfc rule waits until the window at least doubles"},
 	CodeBadAddress:           {"BAD_ADDRESS", "RFC 9293 §3.9.2.3", "the segment is addressed to a broadcast or multicast address, or comes from one: discarded silently, as RFC 1122 §4.2.3.10 requires (MUST-57, MUST-63)"},
 }

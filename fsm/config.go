@@ -122,6 +122,7 @@ type Config struct {
 	ClosingFinAck     bool          // closing_fin_ack
 	RstClosingReset   bool          // rst_closing_econnreset
 	ListenSynAckDrop  bool          // listen_synack_drop
+	WndUpdateBSD      bool          // wnd_update_bsd
 	SynFinDataDropFin bool          // synfin_data_drop_fin
 	AckEverySecond    bool          // ack_every_2nd
 	SynRexmitSlop     time.Duration // rexmit_slop

@@ -396,3 +396,36 @@ func TestPropertyLossyLinkFreeBSD(t *testing.T) {
 		}
 	}
 }
+
+// TestWndUpdateBSD: 20000 bytes arrive and the application reads them all.
+// The window can open from 45535 to 65535 bytes: under wnd_update_bsd
+// (FreeBSD) that is enough for a window update, since it opens by at least
+// 2·MSS and a quarter of the buffer; under rfc the window must double, so
+// the engine waits for the peer's next segment.
+//
+//	< . seq=101 ack=301 (20000 bytes)   > . ack=20101
+//	read(20000)                         wnd_update_bsd=1: > . ack=20101 win 65535
+func TestWndUpdateBSD(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := withSwitches(t, 300, "wnd_update_bsd", b2s(on))
+		cfg.RecvBuffer = 65535
+		_, srv, _, s := established(t, fixedConfig(100), cfg)
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535, Payload: make([]byte, 20000)})
+		srv.e.AdvanceTo(srv.e.Now() + time.Second) // the delayed ACK, if any
+		srv.collect()
+		srv.out = nil
+		buf := make([]byte, 20000)
+		if n, err := srv.e.Receive(s, buf); n != 20000 || err != nil {
+			t.Fatalf("read %d, %v", n, err)
+		}
+		if !on {
+			srv.expectNothing()
+			continue
+		}
+		out := srv.collect()
+		explanationNaming(t, out, CodeWindowUpdateBSD, "wnd_update_bsd")
+		if len(out.Packets) != 1 {
+			t.Fatalf("wnd_update_bsd=1: %d packets after the read, want one window update", len(out.Packets))
+		}
+	}
+}

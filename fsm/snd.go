@@ -555,8 +555,20 @@ func (e *Engine) maybeWindowUpdate(c *conn) {
 	}
 	free := Size(max(e.cfg.RecvBuffer-c.rcvBuf.Len(), 0))
 	cur := c.rcvWnd()
+	if free <= cur {
+		return
+	}
+	adv := free - cur
+	if e.cfg.WndUpdateBSD {
+		buf, mss := Size(e.cfg.RecvBuffer), Size(c.rcvMSS)
+		if adv >= 2*mss && (4*adv >= buf || 8*cur <= buf || buf <= 8*mss) || 2*adv >= buf {
+			e.explain(c.id, CodeWindowUpdateBSD, ActionInfo, Field{"ADV", uint64(adv)}, Field{"MSS", uint64(mss)})
+			e.sendAck(c)
+		}
+		return
+	}
 	thresh := Size(min(e.cfg.RecvBuffer/2, int(c.rcvMSS)))
-	if free > cur && free-cur >= thresh && free >= 2*cur {
+	if adv >= thresh && free >= 2*cur {
 		e.sendAck(c)
 	}
 }
