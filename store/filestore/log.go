@@ -27,8 +27,8 @@ type FileLog struct {
 	fdMu       sync.RWMutex // shared while the fd is used outside mu (sync, read); exclusive to close it
 	fileClosed bool
 
-	durable atomic.Uint64         // records known to be on stable storage
-	failure atomic.Pointer[error] // set once: the poison
+	durable atomic.Uint64 // records known to be on stable storage
+	failure store.Poison  // set once
 
 	pending *round // the round this log is queued in; guarded by s.gc.mu
 }
@@ -58,25 +58,12 @@ func (l *FileLog) Size() int64 {
 	return l.size
 }
 
-// err returns the poison, if any.
-func (l *FileLog) err() error {
-	if p := l.failure.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
 // poison records the first write or sync failure; every later call returns
 // it. After a failed fsync the kernel may have dropped the dirty pages, so
 // retrying could report success for data that is gone.
-func (l *FileLog) poison(cause error) error {
-	err := fmt.Errorf("%w: %q: %w", store.ErrPoisoned, l.name, cause)
-	if l.failure.CompareAndSwap(nil, &err) {
-		l.s.log.Error("log failed; it refuses every further call", "log", l.name, "err", cause)
-		return err
-	}
-	return l.err()
-}
+func (l *FileLog) poison(cause error) error { return l.failure.Set(l.s.log, l.name, cause) }
+
+func (l *FileLog) err() error { return l.failure.Err() }
 
 // Append writes payload as the next record and, in store.FsyncAlways mode, waits
 // until it is durable (group commit). If the wait fails the index is

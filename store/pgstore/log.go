@@ -27,7 +27,7 @@ type Log struct {
 	last    *round // the round holding the newest queued batch; guarded by s.gc.mu
 
 	committed atomic.Uint64 // records whose transaction committed
-	failure   atomic.Pointer[error]
+	failure   store.Poison
 }
 
 var _ store.Log = (*Log)(nil)
@@ -58,25 +58,13 @@ func (l *Log) Size() int64 {
 	return l.size
 }
 
-func (l *Log) err() error {
-	if p := l.failure.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
 // poison records the first failure; every later call returns it. A
 // failed commit may or may not have happened (the connection can drop
 // after COMMIT was sent), so the log cannot continue from what it
 // believes: the service reopens it, which reads what the database holds.
-func (l *Log) poison(cause error) error {
-	err := fmt.Errorf("%w: %q: %w", store.ErrPoisoned, l.name, cause)
-	if l.failure.CompareAndSwap(nil, &err) {
-		l.s.log.Error("log failed; it refuses every further call", "log", l.name, "err", cause)
-		return err
-	}
-	return l.err()
-}
+func (l *Log) poison(cause error) error { return l.failure.Set(l.s.log, l.name, cause) }
+
+func (l *Log) err() error { return l.failure.Err() }
 
 // Append appends one record and, with FsyncAlways, waits for its commit.
 func (l *Log) Append(payload []byte) (uint64, error) {
