@@ -596,6 +596,7 @@ func (ss *session) reloadLocked() error {
 		return fmt.Errorf("the log %s now holds session %s of tenant %q", ss.file, fresh.name, fresh.tenant)
 	}
 	ss.m, ss.log, ss.next = fresh.m, fresh.log, fresh.next
+	ss.reqs, ss.reqKept = nil, 0 // read again from the log
 	ss.state, ss.failure = stateOpen, nil
 	ss.out = outQueue{}
 	s.log.Info("session reloaded from its log", "session", ss.name, "records", ss.next)

@@ -75,6 +75,12 @@ type session struct {
 	// tap, when set, sees each batch of outputs stepLocked drains (a
 	// script run collects them for its runner: api_script.go).
 	tap func(*fsm.Ready)
+
+	// reqs are the request IDs seen (requestid.go); nil until read from
+	// the log.
+	reqs        map[string]*reqEntry
+	reqKept     int // entries holding a response
+	reqInflight int // first calls running
 }
 
 type sessionState uint8

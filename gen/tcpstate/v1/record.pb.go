@@ -292,7 +292,10 @@ type Input struct {
 	//	*Input_Close
 	//	*Input_Abort
 	//	*Input_KeepAlive
-	Kind          isInput_Kind `protobuf_oneof:"kind"`
+	Kind isInput_Kind `protobuf_oneof:"kind"`
+	// The request_id of the call that gave this input (AIP-155), if it
+	// had one: a repeat of the ID is answered from the log.
+	RequestId     string `protobuf:"bytes,30,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +434,13 @@ func (x *Input) GetKeepAlive() *KeepAliveInput {
 		}
 	}
 	return nil
+}
+
+func (x *Input) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type isInput_Kind interface {
@@ -1297,7 +1307,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x0eengine_version\x18\x06 \x01(\tR\rengineVersion\x12#\n" +
 	"\rmax_endpoints\x18\a \x01(\rR\fmaxEndpoints\x12\x16\n" +
 	"\x06tenant\x18\b \x01(\tR\x06tenant\x12,\n" +
-	"\x04kind\x18\t \x01(\x0e2\x18.tcpstate.v1.SessionKindR\x04kind\"\xeb\x04\n" +
+	"\x04kind\x18\t \x01(\x0e2\x18.tcpstate.v1.SessionKindR\x04kind\"\x8a\x05\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
@@ -1311,7 +1321,9 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05abort\x18\n" +
 	" \x01(\v2\x17.tcpstate.v1.AbortInputH\x00R\x05abort\x12<\n" +
 	"\n" +
-	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAliveB\x06\n" +
+	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAlive\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x1e \x01(\tR\trequestIdB\x06\n" +
 	"\x04kind\"+\n" +
 	"\fSegmentInput\x12\x1b\n" +
 	"\tip_packet\x18\x01 \x01(\fR\bipPacket\">\n" +

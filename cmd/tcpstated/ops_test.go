@@ -1,0 +1,116 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpstated/tcpstated/internal/testserver"
+)
+
+func postCode(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// recordCount is a session's record_count over REST.
+func recordCount(t *testing.T, base, session string) float64 {
+	t.Helper()
+	code, body := get(t, base+"/v1/sessions/"+session)
+	if code != 200 {
+		t.Fatalf("GET session: %d %s", code, body)
+	}
+	i := strings.Index(body, `"recordCount":`)
+	if i < 0 {
+		t.Fatalf("no recordCount in %s", body)
+	}
+	var n float64
+	rest := strings.TrimLeft(body[i+len(`"recordCount":`):], `"`)
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + float64(c-'0')
+	}
+	return n
+}
+
+// TestRequestIDRetry: a retried SubmitSegment (and AdvanceClock, SendData)
+// with the same request_id returns the first response and appends nothing,
+// also after a restart, when the answer comes from the log.
+func TestRequestIDRetry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: dir, Args: []string{"--fsync", "never"}})
+	base := "http://" + srv.HTTPAddr
+
+	post(t, base+"/v1/sessions?session_id=rid", `{"options":{"isnMode":"ISN_MODE_FIXED","fixedIsn":1000}}`)
+	post(t, base+"/v1/sessions/rid/endpoints", `{"listen":{"localAddress":"10.0.0.1:80"},"requestId":"listen-1"}`)
+	syn := `{"requestId":"syn-1","fields":{"sourceAddress":"10.0.0.2:40000","destinationAddress":"10.0.0.1:80","seq":100,"flags":["SYN"],"window":65535}}`
+	_, first := postCode(t, base+"/v1/sessions/rid/segments", syn)
+	n := recordCount(t, base, "rid")
+	code, again := postCode(t, base+"/v1/sessions/rid/segments", syn)
+	if code != 200 || again != first {
+		t.Fatalf("repeat: %d\n%s\nfirst:\n%s", code, again, first)
+	}
+	if m := recordCount(t, base, "rid"); m != n {
+		t.Fatalf("the repeat appended: %v records, then %v", n, m)
+	}
+	// Without an ID the same segment is a second input (a duplicate SYN).
+	postCode(t, base+"/v1/sessions/rid/segments", strings.Replace(syn, `"requestId":"syn-1",`, "", 1))
+	if m := recordCount(t, base, "rid"); m != n+2 {
+		t.Fatalf("a segment without request_id: %v records, want %v", m, n+2)
+	}
+	adv := `{"by":"1s","requestId":"tick-1"}`
+	_, firstAdv := postCode(t, base+"/v1/sessions/rid:advanceClock", adv)
+	_, againAdv := postCode(t, base+"/v1/sessions/rid:advanceClock", adv)
+	if !strings.Contains(firstAdv, `"clock":"1s"`) || againAdv != firstAdv {
+		t.Fatalf("advanceClock repeat moved the clock again:\n%s\n%s", firstAdv, againAdv)
+	}
+	if code, body := postCode(t, base+"/v1/sessions/rid:advanceClock", `{"by":"1s","requestId":"has space"}`); code != 400 || !strings.Contains(body, "request_id") {
+		t.Fatalf("bad request_id: %d %s", code, body)
+	}
+	n = recordCount(t, base, "rid")
+
+	// After a restart the IDs come back from the log.
+	srv2, err := srv.Restart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = "http://" + srv2.HTTPAddr
+	code, afterSyn := postCode(t, base+"/v1/sessions/rid/segments", syn)
+	if code != 200 || !strings.Contains(afterSyn, `"SYN"`) || !strings.Contains(afterSyn, `"ack":101`) {
+		t.Fatalf("repeat after restart: %d %s", code, afterSyn)
+	}
+	_, afterAdv := postCode(t, base+"/v1/sessions/rid:advanceClock", adv)
+	if !strings.Contains(afterAdv, `"clock":"1s"`) {
+		t.Fatalf("advanceClock repeat after restart: %s", afterAdv)
+	}
+	if m := recordCount(t, base, "rid"); m != n {
+		t.Fatalf("repeats after a restart appended: %v records, then %v", n, m)
+	}
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "tcpstated_request_id_repeats_total 2") {
+		t.Fatalf("/metrics: repeats not counted: %s", grepLines(body, "repeats"))
+	}
+	if err := srv2.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, srv2.Logs())
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
