@@ -55,7 +55,9 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 	// the options cannot express shows in the report (the runner compares
 	// the configuration the engine has with the one the script wants).
 	want, _ := parsed.EngineConfig(fsm.Config{ISNMode: fsm.ISNFixed})
-	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want), pb.SessionKind_SESSION_KIND_SCRIPT)
+	// keep_session: true keeps the session with no expiry; unset gives it
+	// the server's default; false deletes it when the run ends.
+	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want), pb.SessionKind_SESSION_KIND_SCRIPT, nil, req.KeepSession == nil)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -68,6 +70,12 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 		return nil, toStatus(err)
 	}
 	view := reportView(rep)
+	if req.KeepSession != nil && !req.GetKeepSession() {
+		if _, err := h.s.deleteKey(sessionKey{ss.tenant, ss.id}); err != nil && !errors.Is(err, errGone) {
+			return nil, toStatus(err)
+		}
+		return view, nil
+	}
 	ss.mu.Lock()
 	ss.script = &pb.ScriptResult{Name: req.GetName(), Passed: view.Passed, Failure: view.Failure}
 	ss.mu.Unlock()

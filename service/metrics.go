@@ -19,6 +19,7 @@ type metrics struct {
 	takeovers          prometheus.Counter // replica.go
 	handovers          prometheus.Counter
 	repeats            prometheus.Counter // requestid.go
+	expired            prometheus.Counter // expiry.go
 	byKind             [len(inputKindNames)]prometheus.Counter
 }
 
@@ -50,6 +51,9 @@ func newMetrics(s *Service, reg prometheus.Registerer) *metrics {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tcpstated_replica_takeovers_total", Help: "Sessions this replica took over from one whose lease had expired, by replaying their log.",
 		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpstated_sessions_expired_total", Help: "Sessions removed with their logs because they expired (Session.expire_time, ttl).",
+		}),
 		repeats: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tcpstated_request_id_repeats_total", Help: "Mutating calls answered without running again because their request_id had been seen.",
 		}),
@@ -61,7 +65,7 @@ func newMetrics(s *Service, reg prometheus.Registerer) *metrics {
 		m.byKind[i] = m.inputs.WithLabelValues(n)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessionsCreated, m.segmentsIn, m.segmentsOut, m.inputs, m.logAppends, m.durableWait, m.restoreDifferences, m.takeovers, m.handovers, m.repeats,
+		reg.MustRegister(m.sessionsCreated, m.segmentsIn, m.segmentsOut, m.inputs, m.logAppends, m.durableWait, m.restoreDifferences, m.takeovers, m.handovers, m.repeats, m.expired,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "tcpstated_sessions", Help: "Sessions held by the server (with replicas: the sessions this replica owns).",
 			}, func() float64 { return float64(s.SessionCount()) }))

@@ -76,6 +76,9 @@ type session struct {
 	// script run collects them for its runner: api_script.go).
 	tap func(*fsm.Ready)
 
+	// expire is when the session expires (expiry.go).
+	expire expiration
+
 	// reqs are the request IDs seen (requestid.go); nil until read from
 	// the log.
 	reqs        map[string]*reqEntry
@@ -456,6 +459,7 @@ func (s *session) viewLocked() *pb.Session {
 		Kind:       s.kind,
 		Script:     s.script,
 	}
+	s.expire.setView(v)
 	if v.Kind == pb.SessionKind_SESSION_KIND_UNSPECIFIED {
 		v.Kind = pb.SessionKind_SESSION_KIND_INTERACTIVE // a log from before kinds
 	}

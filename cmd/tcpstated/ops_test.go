@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,4 +115,88 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestSessionExpiry: sessions past their TTL are removed with their logs,
+// on the wall clock (expire_time) and on a VIRTUAL session's own clock
+// (ttl, and the server default --session-ttl); the expiry survives a
+// restart; RunScript's keep_session decides what becomes of its session.
+func TestSessionExpiry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: dir,
+		Args: []string{"--fsync", "never", "--session-ttl", "30s"}})
+	base := "http://" + srv.HTTPAddr
+
+	wall := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	post(t, base+"/v1/sessions?session_id=wall", `{"expireTime":"`+wall+`"}`)
+	v := post(t, base+"/v1/sessions?session_id=virt", `{"ttl":"5s"}`)
+	if v["session"].(map[string]any)["expireClock"] != "5s" {
+		t.Fatalf("ttl on a VIRTUAL session: %v", v)
+	}
+	d := post(t, base+"/v1/sessions?session_id=dflt", `{}`)
+	if d["session"].(map[string]any)["expireClock"] != "30s" {
+		t.Fatalf("--session-ttl on a VIRTUAL session: %v", d)
+	}
+	if code, body := postCode(t, base+"/v1/sessions?session_id=bad", `{"ttl":"-1s"}`); code != 400 || !strings.Contains(body, `"field":"session.ttl"`) {
+		t.Fatalf("negative ttl: %d %s", code, body)
+	}
+	script := `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
+`
+	if code, body := postCode(t, base+"/v1/scripts:run", `{"script":`+jsonString(script)+`,"sessionId":"dropped","keepSession":false}`); code != 200 || !strings.Contains(body, `"passed":true`) {
+		t.Fatalf("RunScript keepSession false: %d %s", code, body)
+	}
+	if code, _ := get(t, base+"/v1/sessions/dropped"); code != 404 {
+		t.Fatalf("keepSession false: the session is still there (%d)", code)
+	}
+	postCode(t, base+"/v1/scripts:run", `{"script":`+jsonString(script)+`,"sessionId":"kept","keepSession":true}`)
+	if code, body := get(t, base+"/v1/sessions/kept"); code != 200 || strings.Contains(body, `"expireClock":"`) {
+		t.Fatalf("keepSession true: %d %s", code, body)
+	}
+
+	// The virtual session's expiry holds across a restart.
+	srv, err := srv.Restart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = "http://" + srv.HTTPAddr
+	if code, body := get(t, base+"/v1/sessions/virt"); code != 200 || !strings.Contains(body, `"expireClock":"5s"`) {
+		t.Fatalf("after restart: %d %s", code, body)
+	}
+	post(t, base+"/v1/sessions/virt:advanceClock", `{"by":"4s"}`)
+	time.Sleep(1200 * time.Millisecond)
+	if code, _ := get(t, base+"/v1/sessions/virt"); code != 200 {
+		t.Fatalf("virt expired before its clock reached the ttl")
+	}
+	post(t, base+"/v1/sessions/virt:advanceClock", `{"by":"1s"}`)
+	gone := func(id string) bool {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if code, _ := get(t, base+"/v1/sessions/"+id); code == 404 {
+				_, err := os.Stat(filepath.Join(dir, id+".log"))
+				return os.IsNotExist(err)
+			}
+		}
+		return false
+	}
+	if !gone("virt") {
+		t.Fatalf("virt: not removed with its log after its clock passed the ttl")
+	}
+	if !gone("wall") {
+		t.Fatalf("wall: not removed with its log after its expire_time")
+	}
+	if code, _ := get(t, base+"/v1/sessions/dflt"); code != 200 {
+		t.Fatalf("dflt expired though its clock did not move")
+	}
+	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "tcpstated_sessions_expired_total 2") {
+		t.Fatalf("/metrics: %s", grepLines(body, "expired"))
+	}
+	if !strings.Contains(srv.Logs(), "session expired") {
+		t.Fatalf("no log line for an expiry:\n%s", srv.Logs())
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

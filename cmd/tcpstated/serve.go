@@ -108,6 +108,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 		Logger:        logger,
 		Metrics:       reg,
 		RequireTenant: sec.auth != nil,
+		SessionTTL:    c.sessionTTL,
 	})
 	if err != nil {
 		glis.Close()
