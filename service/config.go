@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/store"
 )
 
@@ -38,6 +39,10 @@ type Config struct {
 	// SessionTTL is the ttl of a session created without an expiration
 	// (expiry.go); 0 means such sessions never expire.
 	SessionTTL time.Duration
+	// PanicHook, when set, is called before the engine applies each input
+	// of a session, where a panic is recovered (panic.go): tests inject
+	// panics with it.
+	PanicHook func(session string, in *pb.Input)
 	// ExpiryInterval is how often expired sessions are removed (default 1 s).
 	ExpiryInterval time.Duration
 }

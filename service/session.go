@@ -95,6 +95,7 @@ const (
 	stateDeleted              // deleted: every call is NOT_FOUND
 	stateClosed               // the service is shutting down
 	stateMoved                // another replica took the session over (replica.go)
+	statePanicked             // the engine panicked (panic.go): failed until a restart
 )
 
 // usableLocked returns why the session cannot take a call, if it cannot.
@@ -111,6 +112,8 @@ func (s *session) usableLocked() error {
 		return errorf(kindDataLoss, "session %s: its log cannot be re-run: %v (delete the session to discard it)", s.name, s.failure)
 	case stateDeleted:
 		return sessionNotFound(s.name)
+	case statePanicked:
+		return reasonf(kindPrecondition, "SESSION_PANICKED", "session %s failed: the engine panicked on an earlier call (%v); a server restart restores it from its log, or delete it", s.name, s.failure)
 	case stateMoved:
 		return reasonf(kindUnavailable, "SESSION_MOVED", "session %s moved to another replica (%v); retry the call", s.name, s.failure)
 	}
@@ -164,8 +167,7 @@ func (s *session) writableLocked() error {
 func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.CallResult, error) {
 	m := s.m
 	t0 := m.Now()
-	res, err := m.Apply(in)
-	m.Ready = m.Engine.Ready()
+	res, err := s.applyLocked(in)
 	rd := &m.Ready
 	if err != nil {
 		return nil, err

@@ -44,6 +44,7 @@ Usage:
   tcpstated dut serve [--listen=ADDR] [--bug=NAME]
                                 serve the engine on the wall clock as a device under test, for
                                 tcpstated script run --target=dut:HOST:PORT
+  tcpstated --version           the version, VCS revision and Go version of this build
   tcpstated help                this text
 `
 
@@ -65,6 +66,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return suite.Main(args[2:], stdout, stderr)
 		}
 		return script.Main(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, readBuildInfo())
+		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

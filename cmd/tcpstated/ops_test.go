@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,12 +192,97 @@ func TestSessionExpiry(t *testing.T) {
 	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "tcpstated_sessions_expired_total 2") {
 		t.Fatalf("/metrics: %s", grepLines(body, "expired"))
 	}
-	if !strings.Contains(srv.Logs(), "session expired") {
-		t.Fatalf("no log line for an expiry:\n%s", srv.Logs())
-	}
+	waitLog(t, srv, "session expired")
 }
 
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestPanicRecovery: an injected panic in one session's call fails that
+// session (INTERNAL, then FAILED_PRECONDITION with SESSION_PANICKED) while
+// another keeps serving; a restart restores it from its log. The access
+// log, the grpc_server_* metrics and tcpstated_build_info show the calls.
+func TestPanicRecovery(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: dir,
+		Args: []string{"--fsync", "never"}, Env: []string{"TCPSTATED_TEST_PANIC=boom"}})
+	base := "http://" + srv.HTTPAddr
+	for _, s := range []string{"bad", "good"} {
+		post(t, base+"/v1/sessions?session_id="+s, `{"options":{"isnMode":"ISN_MODE_FIXED","fixedIsn":1000}}`)
+		post(t, base+"/v1/sessions/"+s+"/endpoints", `{"endpointId":"c","connect":{"localAddress":"10.0.0.1:4000","remoteAddress":"10.0.0.2:80"}}`)
+		post(t, base+"/v1/sessions/"+s+"/segments", `{"fields":{"sourceAddress":"10.0.0.2:80","destinationAddress":"10.0.0.1:4000","seq":5000,"ack":1001,"flags":["SYN","ACK"],"window":65535}}`)
+	}
+	n := recordCount(t, base, "bad")
+	code, body := postCode(t, base+"/v1/sessions/bad/endpoints/c:send", `{"text":"boom"}`)
+	if code != 500 || !strings.Contains(body, "SESSION_PANICKED") {
+		t.Fatalf("the panicking call: %d %s", code, body)
+	}
+	code, body = postCode(t, base+"/v1/sessions/bad/endpoints/c:send", `{"text":"hello"}`)
+	if code != 400 || !strings.Contains(body, `"code":9`) || !strings.Contains(body, "SESSION_PANICKED") {
+		t.Fatalf("a later call on the failed session: %d %s", code, body)
+	}
+	if code, body = postCode(t, base+"/v1/sessions/good/endpoints/c:send", `{"text":"hello"}`); code != 200 || !strings.Contains(body, `"bytesAccepted":5`) {
+		t.Fatalf("the other session: %d %s", code, body)
+	}
+	if srv.Panicked() {
+		t.Fatalf("the server died of the panic:\n%s", srv.Logs())
+	}
+	for _, want := range []string{"the engine panicked", `msg=rpc method=/tcpstate.v1.EndpointService/SendData session=sessions/good code=OK duration=`,
+		`session=sessions/bad code=FailedPrecondition`} {
+		waitLog(t, srv, want)
+	}
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="SendData",grpc_service="tcpstate.v1.EndpointService",grpc_type="unary"} 1`,
+		`grpc_server_handled_total{grpc_code="Internal",grpc_method="SendData",grpc_service="tcpstate.v1.EndpointService",grpc_type="unary"} 1`,
+		`grpc_server_started_total{grpc_method="DrainSegments",grpc_service="tcpstate.v1.SegmentService",grpc_type="unary"} 0`,
+		`grpc_server_handling_seconds_bucket{`,
+		`tcpstated_session_panics_total 1`,
+		`tcpstated_build_info{goversion="go`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, grepLines(metrics, "grpc_server_handled_total"))
+		}
+	}
+
+	// A restart restores the failed session from its log, as before the
+	// call that panicked.
+	srv, err := srv.Restart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = "http://" + srv.HTTPAddr
+	if m := recordCount(t, base, "bad"); m != n {
+		t.Fatalf("restored with %v records, want %v", m, n)
+	}
+	if code, body = postCode(t, base+"/v1/sessions/bad/endpoints/c:send", `{"text":"hello"}`); code != 200 {
+		t.Fatalf("after a restart: %d %s", code, body)
+	}
+}
+
+// TestVersion: --version prints the build; it is also tcpstated_build_info.
+func TestVersion(t *testing.T) {
+	var out strings.Builder
+	if code := run([]string{"--version"}, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "tcpstated ") || !strings.Contains(out.String(), "go1.") {
+		t.Fatalf("--version: exit %d, %q", code, out.String())
+	}
+	bin := testserver.Tcpstated(t, testserver.Race)
+	b, err := exec.Command(bin, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(b), "tcpstated ") {
+		t.Fatalf("%s --version: %q %v", bin, b, err)
+	}
+}
+
+// waitLog waits until the server's log has want (its output is read
+// asynchronously).
+func waitLog(t *testing.T, srv *testserver.Server, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(srv.Logs(), want) {
+			return
+		}
+	}
+	t.Fatalf("server log lacks %q:\n%s", want, srv.Logs())
 }
