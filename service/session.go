@@ -89,13 +89,13 @@ type session struct {
 type sessionState uint8
 
 const (
-	stateOpen    sessionState = iota
-	stateFailed               // a log write failed: reloaded from the log on the next call
-	stateBroken               // the log could not be re-run: only Get, List and Delete work
-	stateDeleted              // deleted: every call is NOT_FOUND
-	stateClosed               // the service is shutting down
-	stateMoved                // another replica took the session over (replica.go)
-	statePanicked             // the engine panicked (panic.go): failed until a restart
+	stateOpen     sessionState = iota
+	stateFailed                // a log write failed: reloaded from the log on the next call
+	stateBroken                // the log could not be re-run: only Get, List and Delete work
+	stateDeleted               // deleted: every call is NOT_FOUND
+	stateClosed                // the service is shutting down
+	stateMoved                 // another replica took the session over (replica.go)
+	statePanicked              // the engine panicked (panic.go): failed until a restart
 )
 
 // usableLocked returns why the session cannot take a call, if it cannot.
