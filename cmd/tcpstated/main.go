@@ -18,9 +18,13 @@ import (
 	"io"
 	"os"
 
+	"github.com/tcpstated/tcpstated/internal/reportview"
 	"github.com/tcpstated/tcpstated/script"
 	"github.com/tcpstated/tcpstated/script/suite"
 )
+
+// `script run --json` prints the API's report message (one schema).
+func init() { script.EncodeReport = reportview.Encode }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

@@ -286,3 +286,40 @@ func waitLog(t *testing.T, srv *testserver.Server, want string) {
 	}
 	t.Fatalf("server log lacks %q:\n%s", want, srv.Logs())
 }
+
+// TestOneReportSchema: `script run --json` prints the API's RunScript
+// report, the same message in the same proto3 JSON.
+func TestOneReportSchema(t *testing.T) {
+	bin := testserver.Tcpstated(t, testserver.Race)
+	srv := testserver.StartT(t, testserver.Config{Binary: bin, DataDir: t.TempDir(), Args: []string{"--fsync", "never"}})
+	file := filepath.Join("..", "..", "testdata", "scripts", "close-passive.pkt")
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := exec.Command(bin, "script", "run", "--compare=semantic", "--json", file).Output()
+	if err != nil {
+		t.Fatalf("script run: %v", err)
+	}
+	code, api := postCode(t, "http://"+srv.HTTPAddr+"/v1/scripts:run", `{"script":`+jsonString(string(src))+`,"compare":"SEMANTIC","name":`+jsonString(file)+`}`)
+	if code != 200 {
+		t.Fatalf("RunScript: %d %s", code, api)
+	}
+	var c, a map[string]any
+	if err := json.Unmarshal(cli, &c); err != nil {
+		t.Fatalf("CLI report: %v\n%s", err, cli)
+	}
+	if err := json.Unmarshal([]byte(api), &a); err != nil {
+		t.Fatal(err)
+	}
+	if c["session"] != "" || !strings.HasPrefix(a["session"].(string), "sessions/") {
+		t.Fatalf("session: CLI %v, API %v", c["session"], a["session"])
+	}
+	delete(c, "session")
+	delete(a, "session")
+	cb, _ := json.Marshal(c)
+	ab, _ := json.Marshal(a)
+	if string(cb) != string(ab) || !strings.Contains(string(cb), `"endTime":"`) {
+		t.Fatalf("the reports differ:\nCLI %s\nAPI %s", cb, ab)
+	}
+}

@@ -123,8 +123,8 @@ func (x *RunScriptRequest) GetKeepSession() bool {
 	return false
 }
 
-// The report of a run (the same content `tcpstated script run --json`
-// prints, in proto3 JSON: notRun, endTime, times as durations).
+// The report of a run. `tcpstated script run --json` prints this same
+// message in the same proto3 JSON, one per line (with session empty).
 type RunScriptResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Every line passed.
