@@ -14,8 +14,8 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-	"github.com/tcpstated/tcpstated/script"
 	"github.com/tcpstated/tcpstated/internal/reportview"
+	"github.com/tcpstated/tcpstated/script"
 	"github.com/tcpstated/tcpstated/script/linuxtarget"
 )
 

@@ -323,3 +323,45 @@ func TestOneReportSchema(t *testing.T) {
 		t.Fatalf("the reports differ:\nCLI %s\nAPI %s", cb, ab)
 	}
 }
+
+// TestPcapng: GET /v1/sessions/{s}/pcapng is a pcapng file whose packets
+// carry the engine's explanations as comments, which tshark reads; /pcap
+// stays plain pcap.
+func TestPcapng(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("tshark is not installed (Debian: apt-get install tshark)")
+	}
+	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: t.TempDir(), Args: []string{"--fsync", "never"}})
+	base := "http://" + srv.HTTPAddr
+	post(t, base+"/v1/sessions?session_id=cap", `{"options":{"isnMode":"ISN_MODE_FIXED","fixedIsn":1000}}`)
+	post(t, base+"/v1/sessions/cap/endpoints", `{"listen":{"localAddress":"10.0.0.1:80"}}`)
+	post(t, base+"/v1/sessions/cap/segments", `{"fields":{"sourceAddress":"10.0.0.2:40000","destinationAddress":"10.0.0.1:80","seq":100,"flags":["SYN"],"window":65535}}`)
+	resp, err := http.Get(base + "/v1/sessions/cap/pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-pcapng" || resp.Header.Get("X-Packet-Count") != "2" {
+		t.Fatalf("GET pcapng: %d %v", resp.StatusCode, resp.Header)
+	}
+	file := filepath.Join(t.TempDir(), "cap.pcapng")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("tshark", "-r", file, "-T", "fields", "-e", "tcp.flags.str", "-e", "frame.comment")
+	cmd.Stderr = io.Discard
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "LISTEN_SYN_ACCEPTED (RFC 9293 §3.10.7.2): third check for a SYN") ||
+		!strings.Contains(lines[1], "LISTEN_SYN_ACCEPTED") {
+		t.Fatalf("tshark: the packet comments lack the explanation:\n%s", out)
+	}
+	code, body := get(t, base+"/v1/sessions/cap/pcap")
+	if code != 200 || !strings.HasPrefix(body, "\x4d\x3c\xb2\xa1") {
+		t.Fatalf("GET pcap is no longer plain pcap: %d %q", code, body[:min(8, len(body))])
+	}
+}
