@@ -88,6 +88,25 @@ func (f *RunFlags) Options() (Options, error) {
 // Main implements "script run [flags] FILE...". It returns the exit
 // status: 0 when every script passed, 1 when one failed, 2 for a usage
 // error or a script that does not parse.
+// EncodeReport, when set, writes each report of `script run --json`
+// (cmd/tcpstated sets it to print the API's RunScriptResponse in proto3
+// JSON, the one report schema); unset, reports are Report in encoding/json.
+var EncodeReport func(w io.Writer, r *Report) error
+
+type reportEnc struct {
+	w   io.Writer
+	enc *json.Encoder
+}
+
+func reportEncoder(w io.Writer) *reportEnc { return &reportEnc{w, json.NewEncoder(w)} }
+
+func (e *reportEnc) Encode(r *Report) error {
+	if EncodeReport != nil {
+		return EncodeReport(e.w, r)
+	}
+	return e.enc.Encode(r)
+}
+
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)
@@ -148,7 +167,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	status := 0
-	enc := json.NewEncoder(stdout)
+	enc := reportEncoder(stdout)
 	for _, name := range files {
 		opts := base
 		opts.Name = name

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
+
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/service/machine"
@@ -25,18 +27,27 @@ func (h *endpointServer) CreateEndpoint(ctx context.Context, req *pb.CreateEndpo
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &pb.CreateEndpointResponse{Outputs: &pb.Outputs{}}
-	_, err = ss.exec(in, resp.Outputs, func(*pb.CallResult) {
-		eid := in.GetListen().GetEndpointId()
-		if c := in.GetConnect(); c != nil {
-			eid = c.EndpointId
+	in.RequestId = req.GetRequestId()
+	return answer(ctx, ss, req.GetRequestId(), func() (*pb.CreateEndpointResponse, error) {
+		resp := &pb.CreateEndpointResponse{Outputs: &pb.Outputs{}}
+		_, err = ss.exec(in, resp.Outputs, func(*pb.CallResult) {
+			resp.Endpoint = ss.endpointLocked(createdID(in))
+		})
+		if err != nil {
+			return nil, toStatus(err)
 		}
-		resp.Endpoint = ss.endpointLocked(eid)
+		return resp, nil
+	}, func(lc *loggedCall) *pb.CreateEndpointResponse {
+		return &pb.CreateEndpointResponse{Endpoint: ss.endpointLocked(createdID(lc.in)), Outputs: lc.outputs}
 	})
-	if err != nil {
-		return nil, toStatus(err)
+}
+
+// createdID is the endpoint a listen or connect input creates.
+func createdID(in *pb.Input) string {
+	if c := in.GetConnect(); c != nil {
+		return c.EndpointId
 	}
-	return resp, nil
+	return in.GetListen().GetEndpointId()
 }
 
 // createInput validates a CreateEndpoint request and builds its input.
@@ -171,32 +182,45 @@ func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpoint
 	return resp, nil
 }
 
-// call runs an application call on the endpoint called name and returns
-// the call's result and the endpoint afterwards.
-func (h *endpointServer) call(ctx context.Context, name string, in func(eid string) *pb.Input, out *pb.Outputs) (*pb.CallResult, *pb.Endpoint, error) {
+// endpointCall runs an application call on the endpoint called name, once
+// per request ID id, and builds its response from the call's result, the
+// endpoint afterwards and the outputs.
+func endpointCall[T proto.Message](ctx context.Context, h *endpointServer, name, id string, in func(eid string) *pb.Input,
+	build func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) T) (T, error) {
 	ss, eid, err := h.s.lookupEndpoint(ctx, name)
 	if err != nil {
-		return nil, nil, err
+		var zero T
+		return zero, toStatus(err)
 	}
-	var ep *pb.Endpoint
-	res, err := ss.exec(in(eid), out, func(res *pb.CallResult) {
+	// The endpoint a call's response shows: the new connection of an accept.
+	shown := func(res *pb.CallResult) string {
 		if id := res.GetEndpointId(); id != "" {
-			eid = id // accept: the new connection
+			return id
 		}
-		ep = ss.endpointLocked(eid)
+		return eid
+	}
+	return answer(ctx, ss, id, func() (T, error) {
+		out := &pb.Outputs{}
+		var ep *pb.Endpoint
+		res, err := ss.exec(withRequestID(in(eid), id), out, func(res *pb.CallResult) {
+			ep = ss.endpointLocked(shown(res))
+		})
+		if err != nil {
+			var zero T
+			return zero, toStatus(err)
+		}
+		return build(res, ep, out), nil
+	}, func(lc *loggedCall) T {
+		return build(lc.result, ss.endpointLocked(shown(lc.result)), lc.outputs)
 	})
-	return res, ep, err
 }
 
 func (h *endpointServer) AcceptConnection(ctx context.Context, req *pb.AcceptConnectionRequest) (*pb.AcceptConnectionResponse, error) {
-	out := &pb.Outputs{}
-	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
+	return endpointCall(ctx, h, req.GetName(), req.GetRequestId(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Accept{Accept: &pb.AcceptInput{EndpointId: eid}}}
-	}, out)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.AcceptConnectionResponse{Endpoint: ep, Outputs: out}, nil
+	}, func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) *pb.AcceptConnectionResponse {
+		return &pb.AcceptConnectionResponse{Endpoint: ep, Outputs: out}
+	})
 }
 
 func (h *endpointServer) SendData(ctx context.Context, req *pb.SendDataRequest) (*pb.SendDataResponse, error) {
@@ -210,60 +234,45 @@ func (h *endpointServer) SendData(ctx context.Context, req *pb.SendDataRequest) 
 	if max := h.s.cfg.Limits.MaxMessageBytes; len(data) > max {
 		return nil, toStatus(exhaustedf("data: %d bytes is above the limit of %d per call", len(data), max))
 	}
-	out := &pb.Outputs{}
-	res, _, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
+	return endpointCall(ctx, h, req.GetName(), req.GetRequestId(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Send{Send: &pb.SendInput{EndpointId: eid, Data: data}}}
-	}, out)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.SendDataResponse{BytesAccepted: res.GetCount(), Outputs: out}, nil
+	}, func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) *pb.SendDataResponse {
+		return &pb.SendDataResponse{BytesAccepted: res.GetCount(), Outputs: out}
+	})
 }
 
 func (h *endpointServer) ReceiveData(ctx context.Context, req *pb.ReceiveDataRequest) (*pb.ReceiveDataResponse, error) {
-	out := &pb.Outputs{}
-	res, _, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
+	return endpointCall(ctx, h, req.GetName(), req.GetRequestId(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Receive{Receive: &pb.ReceiveInput{EndpointId: eid, MaxBytes: req.GetMaxBytes()}}}
-	}, out)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	resp := &pb.ReceiveDataResponse{Data: res.GetData(), Eof: res.GetEof(), Outputs: out}
-	if utf8.Valid(resp.Data) {
-		resp.Text = string(resp.Data)
-	}
-	return resp, nil
+	}, func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) *pb.ReceiveDataResponse {
+		resp := &pb.ReceiveDataResponse{Data: res.GetData(), Eof: res.GetEof(), Outputs: out}
+		if utf8.Valid(resp.Data) {
+			resp.Text = string(resp.Data)
+		}
+		return resp
+	})
 }
 
 func (h *endpointServer) ShutdownEndpoint(ctx context.Context, req *pb.ShutdownEndpointRequest) (*pb.ShutdownEndpointResponse, error) {
-	out := &pb.Outputs{}
-	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
+	return endpointCall(ctx, h, req.GetName(), req.GetRequestId(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Shutdown{Shutdown: &pb.ShutdownInput{EndpointId: eid}}}
-	}, out)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.ShutdownEndpointResponse{Endpoint: ep, Outputs: out}, nil
+	}, func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) *pb.ShutdownEndpointResponse {
+		return &pb.ShutdownEndpointResponse{Endpoint: ep, Outputs: out}
+	})
 }
 
 func (h *endpointServer) CloseEndpoint(ctx context.Context, req *pb.CloseEndpointRequest) (*pb.CloseEndpointResponse, error) {
-	out := &pb.Outputs{}
-	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
+	return endpointCall(ctx, h, req.GetName(), req.GetRequestId(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Close{Close: &pb.CloseInput{EndpointId: eid}}}
-	}, out)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.CloseEndpointResponse{Endpoint: ep, Outputs: out}, nil
+	}, func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) *pb.CloseEndpointResponse {
+		return &pb.CloseEndpointResponse{Endpoint: ep, Outputs: out}
+	})
 }
 
 func (h *endpointServer) AbortEndpoint(ctx context.Context, req *pb.AbortEndpointRequest) (*pb.AbortEndpointResponse, error) {
-	out := &pb.Outputs{}
-	_, ep, err := h.call(ctx, req.GetName(), func(eid string) *pb.Input {
+	return endpointCall(ctx, h, req.GetName(), req.GetRequestId(), func(eid string) *pb.Input {
 		return &pb.Input{Kind: &pb.Input_Abort{Abort: &pb.AbortInput{EndpointId: eid}}}
-	}, out)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.AbortEndpointResponse{Endpoint: ep, Outputs: out}, nil
+	}, func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) *pb.AbortEndpointResponse {
+		return &pb.AbortEndpointResponse{Endpoint: ep, Outputs: out}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tcpstated/tcpstated/diagram"
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/pcapng"
 	"github.com/tcpstated/tcpstated/pcap"
 )
 
@@ -264,6 +265,33 @@ func (ss *session) exportPcap(w io.Writer) (int, error) {
 	return n, err
 }
 
+// exportPcapng writes the session's segments to w as a pcapng file, as
+// exportPcap does, each with its direction and, as its comment, the
+// engine's explanations of the input it belongs to (and what became of an
+// inbound segment).
+func (ss *session) exportPcapng(w io.Writer) (int, error) {
+	pw, err := pcapng.NewWriter(w, "tcpstated "+ss.name)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	_, err = ss.walkExport(func(it *exportItem) error {
+		if it.packet == nil {
+			return nil
+		}
+		n++
+		dir, comment := pcapng.Outbound, it.title
+		if it.inbound {
+			dir = pcapng.Inbound
+			if it.note != "" {
+				comment = it.note + "\n" + comment
+			}
+		}
+		return pw.WritePacket(ss.createTime.Add(it.time), it.packet, dir, strings.TrimSpace(comment))
+	})
+	return n, err
+}
+
 // drawDiagram draws the session's first max segments, and the state
 // changes up to the last of them, as a ladder diagram.
 func (ss *session) drawDiagram(w io.Writer, max int, opts diagram.Options) (drawn, total int, err error) {
@@ -315,7 +343,15 @@ func (h *logServer) ExportPcap(ctx context.Context, req *pb.ExportPcapRequest) (
 		return nil, toStatus(err)
 	}
 	var buf bytes.Buffer
-	n, err := ss.exportPcap(&buf)
+	var n int
+	switch req.GetFormat() {
+	case pb.CaptureFormat_CAPTURE_FORMAT_UNSPECIFIED, pb.CaptureFormat_CAPTURE_FORMAT_PCAP:
+		n, err = ss.exportPcap(&buf)
+	case pb.CaptureFormat_CAPTURE_FORMAT_PCAPNG:
+		n, err = ss.exportPcapng(&buf)
+	default:
+		return nil, toStatus(invalidf("format: %d is not a capture format", req.GetFormat()))
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/reportview"
 	"github.com/tcpstated/tcpstated/script"
 	"github.com/tcpstated/tcpstated/script/linuxtarget"
 )
@@ -55,7 +56,9 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 	// the options cannot express shows in the report (the runner compares
 	// the configuration the engine has with the one the script wants).
 	want, _ := parsed.EngineConfig(fsm.Config{ISNMode: fsm.ISNFixed})
-	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want), pb.SessionKind_SESSION_KIND_SCRIPT)
+	// keep_session: true keeps the session with no expiry; unset gives it
+	// the server's default; false deletes it when the run ends.
+	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want), pb.SessionKind_SESSION_KIND_SCRIPT, nil, req.KeepSession == nil)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -68,6 +71,12 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 		return nil, toStatus(err)
 	}
 	view := reportView(rep)
+	if req.KeepSession != nil && !req.GetKeepSession() {
+		if _, err := h.s.deleteKey(sessionKey{ss.tenant, ss.id}); err != nil && !errors.Is(err, errGone) {
+			return nil, toStatus(err)
+		}
+		return view, nil
+	}
 	ss.mu.Lock()
 	ss.script = &pb.ScriptResult{Name: req.GetName(), Passed: view.Passed, Failure: view.Failure}
 	ss.mu.Unlock()
@@ -158,49 +167,9 @@ func scriptOptions(c fsm.Config) *pb.SessionOptions {
 	return o
 }
 
-// reportView converts the runner's report to the API's.
-func reportView(r *script.Report) *pb.RunScriptResponse {
-	dur := func(sec float64) *durationpb.Duration {
-		return durationpb.New(time.Duration(sec*1e6+0.5) * time.Microsecond)
-	}
-	v := &pb.RunScriptResponse{
-		Passed:  r.Passed,
-		Session: r.Session,
-		Script:  r.Script,
-		Compare: r.Compare,
-		Failure: r.Failure,
-		Skipped: uint32(r.Skipped),
-		NotRun:  uint32(r.NotRun),
-		EndTime: dur(r.EndTime),
-		Lines:   make([]*pb.ScriptLine, 0, len(r.Lines)),
-		Target:  r.Target,
-	}
-	for _, d := range r.Differences {
-		v.Differences = append(v.Differences, &pb.ScriptDifference{Line: uint32(d.Line), Text: d.Text,
-			Kernel: lineView(d.Kernel, dur), Engine: lineView(d.Engine, dur)})
-	}
-	for _, l := range r.Lines {
-		v.Lines = append(v.Lines, lineView(l, dur))
-	}
-	return v
-}
-
-// lineView converts one line of a report.
-func lineView(l script.LineResult, dur func(float64) *durationpb.Duration) *pb.ScriptLine {
-	return &pb.ScriptLine{
-		Line:        uint32(l.Line),
-		Time:        dur(l.Time),
-		Text:        l.Text,
-		Kind:        l.Kind,
-		Expected:    l.Expected,
-		Actual:      l.Actual,
-		Status:      l.Status,
-		Reason:      l.Reason,
-		Notes:       l.Notes,
-		Transitions: l.Transitions,
-		Engine:      l.Engine,
-	}
-}
+// reportView converts the runner's report to the API's (the CLI's
+// `script run --json` prints the same message: internal/reportview).
+func reportView(r *script.Report) *pb.RunScriptResponse { return reportview.View(r) }
 
 // scriptEngine is a session seen as a script.Engine: every call that
 // changes the engine becomes an input, applied and logged by the session

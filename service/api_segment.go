@@ -29,14 +29,19 @@ func (h *segmentServer) SubmitSegment(ctx context.Context, req *pb.SubmitSegment
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &pb.SubmitSegmentResponse{Outputs: &pb.Outputs{}}
-	_, err = ss.exec(segmentInput(pkt), resp.Outputs, func(*pb.CallResult) {
-		resp.Segment = machine.SegmentView(pkt, pb.Direction_DIRECTION_INBOUND, ss.m.Now(), firstEndpoint(resp.Outputs))
+	return answer(ctx, ss, req.GetRequestId(), func() (*pb.SubmitSegmentResponse, error) {
+		resp := &pb.SubmitSegmentResponse{Outputs: &pb.Outputs{}}
+		_, err = ss.exec(withRequestID(segmentInput(pkt), req.GetRequestId()), resp.Outputs, func(*pb.CallResult) {
+			resp.Segment = machine.SegmentView(pkt, pb.Direction_DIRECTION_INBOUND, ss.m.Now(), firstEndpoint(resp.Outputs))
+		})
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return resp, nil
+	}, func(lc *loggedCall) *pb.SubmitSegmentResponse {
+		seg := machine.SegmentView(lc.in.GetSegment().GetIpPacket(), pb.Direction_DIRECTION_INBOUND, lc.time, firstEndpoint(lc.outputs))
+		return &pb.SubmitSegmentResponse{Segment: seg, Outputs: lc.outputs}
 	})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return resp, nil
 }
 
 // flushEndLocked ends a batch: it writes the records the steps left

@@ -36,7 +36,7 @@ func (h *sessionServer) CreateSession(ctx context.Context, req *pb.CreateSession
 	default:
 		return nil, toStatus(invalidf("session.kind: %d is not a kind", kind))
 	}
-	ss, err := h.s.create(ctx, req.GetSessionId(), req.GetSession().GetOptions(), kind)
+	ss, err := h.s.create(ctx, req.GetSessionId(), req.GetSession().GetOptions(), kind, req.GetSession(), true)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -127,12 +127,16 @@ func (h *sessionServer) AdvanceClock(ctx context.Context, req *pb.AdvanceClockRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	out := &pb.Outputs{}
-	clock, err := ss.advance(req, out)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.AdvanceClockResponse{Clock: durationpb.New(clock), Outputs: out}, nil
+	return answer(ctx, ss, req.GetRequestId(), func() (*pb.AdvanceClockResponse, error) {
+		out := &pb.Outputs{}
+		clock, err := ss.advance(req, out)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &pb.AdvanceClockResponse{Clock: durationpb.New(clock), Outputs: out}, nil
+	}, func(lc *loggedCall) *pb.AdvanceClockResponse {
+		return &pb.AdvanceClockResponse{Clock: lc.in.GetAdvanceClock().GetTo(), Outputs: lc.outputs}
+	})
 }
 
 // advance moves a VIRTUAL session's clock as the request says.
@@ -194,7 +198,7 @@ func (ss *session) advance(req *pb.AdvanceClockRequest, out *pb.Outputs) (time.D
 		ss.mu.Unlock()
 		return 0, invalidf("by: the clock would pass %v", maxClock)
 	}
-	_, err := ss.execLocked(advanceInput(target), out, false)
+	_, err := ss.execLocked(withRequestID(advanceInput(target), req.GetRequestId()), out, false)
 	clock := ss.m.Now()
 	last := ss.next
 	ss.mu.Unlock()

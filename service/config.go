@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/store"
 )
 
@@ -35,6 +36,15 @@ type Config struct {
 	// before an input when no timer is due (default 1 ms). Timers that are
 	// due are always fired first.
 	RealtimeResolution time.Duration
+	// SessionTTL is the ttl of a session created without an expiration
+	// (expiry.go); 0 means such sessions never expire.
+	SessionTTL time.Duration
+	// PanicHook, when set, is called before the engine applies each input
+	// of a session, where a panic is recovered (panic.go): tests inject
+	// panics with it.
+	PanicHook func(session string, in *pb.Input)
+	// ExpiryInterval is how often expired sessions are removed (default 1 s).
+	ExpiryInterval time.Duration
 }
 
 // Limits bound the resources clients can make the server hold. Reaching one
@@ -120,6 +130,9 @@ func (c Config) withDefaults() Config {
 	c.Limits = c.Limits.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ExpiryInterval <= 0 {
+		c.ExpiryInterval = time.Second
 	}
 	if c.RealtimeResolution <= 0 {
 		c.RealtimeResolution = time.Millisecond

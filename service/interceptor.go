@@ -75,3 +75,31 @@ func requestResource(req any) string {
 	}
 	return ""
 }
+
+// RequestSession is the session a request names, `sessions/{session}`,
+// or "" (the access log shows it).
+func RequestSession(req any) string {
+	r := requestResource(req)
+	if r == "" {
+		return ""
+	}
+	rest := strings.TrimPrefix(r, "sessions/")
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	return "sessions/" + rest
+}
+
+// RequestID is a request's request_id field (AIP-155), or "".
+func RequestID(req any) string {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return ""
+	}
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName("request_id")
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+		return ""
+	}
+	return r.Get(fd).String()
+}

@@ -18,6 +18,9 @@ type metrics struct {
 	restoreDifferences prometheus.Counter
 	takeovers          prometheus.Counter // replica.go
 	handovers          prometheus.Counter
+	repeats            prometheus.Counter // requestid.go
+	expired            prometheus.Counter // expiry.go
+	panics             prometheus.Counter // panic.go
 	byKind             [len(inputKindNames)]prometheus.Counter
 }
 
@@ -49,6 +52,15 @@ func newMetrics(s *Service, reg prometheus.Registerer) *metrics {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tcpstated_replica_takeovers_total", Help: "Sessions this replica took over from one whose lease had expired, by replaying their log.",
 		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpstated_session_panics_total", Help: "Sessions failed because the engine panicked on one of their calls.",
+		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpstated_sessions_expired_total", Help: "Sessions removed with their logs because they expired (Session.expire_time, ttl).",
+		}),
+		repeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpstated_request_id_repeats_total", Help: "Mutating calls answered without running again because their request_id had been seen.",
+		}),
 		handovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tcpstated_replica_handovers_total", Help: "Sessions this replica dropped because another replica had taken their lease (its append was fenced).",
 		}),
@@ -57,7 +69,7 @@ func newMetrics(s *Service, reg prometheus.Registerer) *metrics {
 		m.byKind[i] = m.inputs.WithLabelValues(n)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessionsCreated, m.segmentsIn, m.segmentsOut, m.inputs, m.logAppends, m.durableWait, m.restoreDifferences, m.takeovers, m.handovers,
+		reg.MustRegister(m.sessionsCreated, m.segmentsIn, m.segmentsOut, m.inputs, m.logAppends, m.durableWait, m.restoreDifferences, m.takeovers, m.handovers, m.repeats, m.expired, m.panics,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "tcpstated_sessions", Help: "Sessions held by the server (with replicas: the sessions this replica owns).",
 			}, func() float64 { return float64(s.SessionCount()) }))

@@ -41,6 +41,8 @@ type Service struct {
 	closed   atomic.Bool
 	stopping atomic.Bool   // streams end; no new ones start
 	stopCh   chan struct{} // closed by StopStreams
+	// janitorStop ends the janitor (expiry.go).
+	janitorStop chan struct{}
 
 	restoreMu sync.Mutex
 	restored  []RestoreReport
@@ -76,12 +78,13 @@ type RestoreReport struct {
 // and so does a failed New.
 func New(st store.Store, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
-	s := &Service{cfg: cfg, log: cfg.Logger, store: st, stopCh: make(chan struct{})}
+	s := &Service{cfg: cfg, log: cfg.Logger, store: st, stopCh: make(chan struct{}), janitorStop: make(chan struct{})}
 	s.metrics = newMetrics(s, cfg.Metrics)
 	if err := s.restoreAll(); err != nil {
 		st.Close()
 		return nil, err
 	}
+	go s.janitor()
 	return s, nil
 }
 
@@ -142,6 +145,7 @@ func (s *Service) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(s.janitorStop)
 	var first error
 	s.sessions.Range(func(_, v any) bool {
 		ss := v.(*session)
@@ -186,7 +190,7 @@ func (s *Service) lookupName(ctx context.Context, field, name string) (*session,
 
 // create makes a new session: validates the options, creates its log with
 // the start record (durable before the call returns) and registers it.
-func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions, kind pb.SessionKind) (*session, error) {
+func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions, kind pb.SessionKind, spec *pb.Session, useDefaultTTL bool) (*session, error) {
 	owner, ok := s.caller(ctx)
 	if !ok {
 		return nil, errorf(kindUnauthenticated, "the call has no tenant: this server requires a bearer token")
@@ -200,6 +204,10 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions,
 		return nil, invalidf("session_id: %q is %d characters; a tenant's session IDs are at most %d (its log is named after the tenant and the ID, in at most 63 characters)", id, len(id), maxTenantSessionIDLen)
 	}
 	opts, secret, err := effectiveOptions(req, s.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	exp, err := s.sessionExpiration(spec, opts.ClockMode == pb.ClockMode_CLOCK_MODE_REALTIME, useDefaultTTL, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +227,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions,
 		s.tenants.Release(tenant)
 		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
 	}
-	ss, err := s.createLog(id, tenant, opts, secret, kind)
+	ss, err := s.createLog(id, tenant, opts, secret, kind, exp)
 	if err != nil {
 		s.count.Add(-1)
 		s.tenants.Release(tenant)
@@ -238,7 +246,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions,
 	return ss, nil
 }
 
-func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte, kind pb.SessionKind) (*session, error) {
+func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte, kind pb.SessionKind, exp expiration) (*session, error) {
 	file := logName(tenant, id)
 	lg, err := s.store.Create(file)
 	switch {
@@ -260,6 +268,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		Tenant:        tenant,
 		Kind:          kind,
 	}
+	exp.setStart(start)
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
 		_, err = lg.Append(rec)
@@ -286,6 +295,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		log:        lg,
 		next:       1,
 		mono:       now,
+		expire:     exp,
 	}
 	ss.startTimer()
 	return ss, nil
@@ -304,23 +314,11 @@ func (s *Service) delete(ctx context.Context, id string) error {
 	if !ok {
 		return sessionNotFound(machine.SessionName(id))
 	}
-	v, ok := s.sessions.LoadAndDelete(sessionKey{t, id})
-	if !ok {
+	_, err := s.deleteKey(sessionKey{t, id})
+	if errors.Is(err, errGone) {
 		return sessionNotFound(machine.SessionName(id))
 	}
-	ss := v.(*session)
-	s.tenants.Release(ss.tenant)
-	ss.mu.Lock()
-	err := ss.closeLocked(stateDeleted)
-	ss.mu.Unlock()
-	if err != nil {
-		s.log.Warn("closing a deleted session's log", "session", ss.name, "err", err)
-	}
-	s.count.Add(-1)
-	if err := s.store.Remove(ss.file); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return errorf(storeKind(err), "removing the log of session %s: %v", ss.name, err)
-	}
-	return nil
+	return err
 }
 
 // sortedIDs returns the IDs of the sessions with no owner, in name order.
@@ -498,6 +496,7 @@ func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (
 		next:       lg.Len(),
 		mono:       time.Now(),
 		base:       time.Since(createTime),
+		expire:     startExpiration(rr.Start),
 	}
 	if rr.Pending != nil {
 		// The input is in the log but its output is not: append the
@@ -596,6 +595,7 @@ func (ss *session) reloadLocked() error {
 		return fmt.Errorf("the log %s now holds session %s of tenant %q", ss.file, fresh.name, fresh.tenant)
 	}
 	ss.m, ss.log, ss.next = fresh.m, fresh.log, fresh.next
+	ss.reqs, ss.reqKept = nil, 0 // read again from the log
 	ss.state, ss.failure = stateOpen, nil
 	ss.out = outQueue{}
 	s.log.Info("session reloaded from its log", "session", ss.name, "records", ss.next)

@@ -75,17 +75,27 @@ type session struct {
 	// tap, when set, sees each batch of outputs stepLocked drains (a
 	// script run collects them for its runner: api_script.go).
 	tap func(*fsm.Ready)
+
+	// expire is when the session expires (expiry.go).
+	expire expiration
+
+	// reqs are the request IDs seen (requestid.go); nil until read from
+	// the log.
+	reqs        map[string]*reqEntry
+	reqKept     int // entries holding a response
+	reqInflight int // first calls running
 }
 
 type sessionState uint8
 
 const (
-	stateOpen    sessionState = iota
-	stateFailed               // a log write failed: reloaded from the log on the next call
-	stateBroken               // the log could not be re-run: only Get, List and Delete work
-	stateDeleted              // deleted: every call is NOT_FOUND
-	stateClosed               // the service is shutting down
-	stateMoved                // another replica took the session over (replica.go)
+	stateOpen     sessionState = iota
+	stateFailed                // a log write failed: reloaded from the log on the next call
+	stateBroken                // the log could not be re-run: only Get, List and Delete work
+	stateDeleted               // deleted: every call is NOT_FOUND
+	stateClosed                // the service is shutting down
+	stateMoved                 // another replica took the session over (replica.go)
+	statePanicked              // the engine panicked (panic.go): failed until a restart
 )
 
 // usableLocked returns why the session cannot take a call, if it cannot.
@@ -102,6 +112,8 @@ func (s *session) usableLocked() error {
 		return errorf(kindDataLoss, "session %s: its log cannot be re-run: %v (delete the session to discard it)", s.name, s.failure)
 	case stateDeleted:
 		return sessionNotFound(s.name)
+	case statePanicked:
+		return reasonf(kindPrecondition, "SESSION_PANICKED", "session %s failed: the engine panicked on an earlier call (%v); a server restart restores it from its log, or delete it", s.name, s.failure)
 	case stateMoved:
 		return reasonf(kindUnavailable, "SESSION_MOVED", "session %s moved to another replica (%v); retry the call", s.name, s.failure)
 	}
@@ -155,8 +167,7 @@ func (s *session) writableLocked() error {
 func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.CallResult, error) {
 	m := s.m
 	t0 := m.Now()
-	res, err := m.Apply(in)
-	m.Ready = m.Engine.Ready()
+	res, err := s.applyLocked(in)
 	rd := &m.Ready
 	if err != nil {
 		return nil, err
@@ -450,6 +461,7 @@ func (s *session) viewLocked() *pb.Session {
 		Kind:       s.kind,
 		Script:     s.script,
 	}
+	s.expire.setView(v)
 	if v.Kind == pb.SessionKind_SESSION_KIND_UNSPECIFIED {
 		v.Kind = pb.SessionKind_SESSION_KIND_INTERACTIVE // a log from before kinds
 	}

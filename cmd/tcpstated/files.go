@@ -21,11 +21,13 @@ import (
 // failures as the usual JSON status with the matching HTTP code.
 
 const (
-	contentTypePcap = "application/vnd.tcpdump.pcap"
-	contentTypeSVG  = "image/svg+xml"
+	contentTypePcap   = "application/vnd.tcpdump.pcap"
+	contentTypePcapng = "application/x-pcapng"
+	contentTypeSVG    = "image/svg+xml"
 )
 
-// registerFileRoutes adds GET /v1/sessions/{session}/pcap and
+// registerFileRoutes adds GET /v1/sessions/{session}/pcap,
+// GET /v1/sessions/{session}/pcapng and
 // GET /v1/sessions/{session}/diagram.svg to mux. The diagram takes the
 // query parameters max_segments (a number), relative and tcp_options
 // (true or false).
@@ -35,25 +37,30 @@ func registerFileRoutes(mux *http.ServeMux, gw *runtime.ServeMux, conn grpc.Clie
 		_, out := runtime.MarshalerForRequest(gw, r)
 		runtime.HTTPError(ctx, gw, out, w, r, err)
 	}
-	mux.HandleFunc("GET /v1/sessions/{session}/pcap", func(w http.ResponseWriter, r *http.Request) {
-		name := "sessions/" + r.PathValue("session")
-		ctx, err := runtime.AnnotateContext(r.Context(), gw, r, "/tcpstate.v1.LogService/ExportPcap",
-			runtime.WithHTTPPathPattern("/v1/sessions/{session}/pcap"))
-		if err != nil {
-			fail(r.Context(), w, r, err)
-			return
-		}
-		resp, err := logs.ExportPcap(ctx, &pb.ExportPcapRequest{Name: name})
-		if err != nil {
-			fail(ctx, w, r, err)
-			return
-		}
-		w.Header().Set("Content-Type", contentTypePcap)
-		w.Header().Set("Content-Disposition", `attachment; filename="`+r.PathValue("session")+`.pcap"`)
-		w.Header().Set("Content-Length", strconv.Itoa(len(resp.Pcap)))
-		w.Header().Set("X-Packet-Count", strconv.FormatUint(uint64(resp.PacketCount), 10))
-		w.Write(resp.Pcap)
-	})
+	capture := func(ext, contentType string, format pb.CaptureFormat) {
+		pattern := "/v1/sessions/{session}/" + ext
+		mux.HandleFunc("GET "+pattern, func(w http.ResponseWriter, r *http.Request) {
+			name := "sessions/" + r.PathValue("session")
+			ctx, err := runtime.AnnotateContext(r.Context(), gw, r, "/tcpstate.v1.LogService/ExportPcap",
+				runtime.WithHTTPPathPattern(pattern))
+			if err != nil {
+				fail(r.Context(), w, r, err)
+				return
+			}
+			resp, err := logs.ExportPcap(ctx, &pb.ExportPcapRequest{Name: name, Format: format})
+			if err != nil {
+				fail(ctx, w, r, err)
+				return
+			}
+			w.Header().Set("Content-Type", contentType)
+			w.Header().Set("Content-Disposition", `attachment; filename="`+r.PathValue("session")+"."+ext+`"`)
+			w.Header().Set("Content-Length", strconv.Itoa(len(resp.Pcap)))
+			w.Header().Set("X-Packet-Count", strconv.FormatUint(uint64(resp.PacketCount), 10))
+			w.Write(resp.Pcap)
+		})
+	}
+	capture("pcap", contentTypePcap, pb.CaptureFormat_CAPTURE_FORMAT_PCAP)
+	capture("pcapng", contentTypePcapng, pb.CaptureFormat_CAPTURE_FORMAT_PCAPNG)
 	mux.HandleFunc("GET /v1/sessions/{session}/diagram.svg", func(w http.ResponseWriter, r *http.Request) {
 		req := &pb.DrawDiagramRequest{Name: "sessions/" + r.PathValue("session")}
 		ctx, err := runtime.AnnotateContext(r.Context(), gw, r, "/tcpstate.v1.LogService/DrawDiagram",

@@ -21,6 +21,8 @@ type serveConfig struct {
 	shutdownTimeout    time.Duration
 	limits             service.Limits
 	maxLogBytes        int64
+	sessionTTL         time.Duration
+	accessLog          bool
 	// security.go
 	authTokens      string
 	tlsCert, tlsKey string
@@ -59,6 +61,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.Int64Var(&c.maxLogBytes, "max-log-bytes", service.DefaultMaxLogBytes, "largest session log, in bytes; past it the session refuses changes")
 	fs.IntVar(&c.limits.MaxPageSize, "max-page-size", service.DefaultMaxPageSize, "largest page_size of List calls")
 	fs.IntVar(&c.limits.MaxWatchers, "max-watchers", service.DefaultMaxWatchers, "most concurrent WatchSegments (and following StreamRecords) streams per session")
+	fs.DurationVar(&c.sessionTTL, "session-ttl", 0, "ttl of a session created without expire_time or ttl: REALTIME sessions expire that long after creation, VIRTUAL ones when their clock reaches it; expired sessions are removed with their logs (0: never)")
+	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per gRPC call (REST requests included): method, session, code, duration, request_id")
 	fs.StringVar(&c.authTokens, "auth-tokens", "", "file of bearer tokens, one 'TOKEN TENANT' per line (# comments); with it every gRPC call and REST request needs 'authorization: Bearer TOKEN' and sees only its tenant's sessions (health, /healthz, /metrics and /openapi.json stay open); re-read on SIGHUP")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve TLS on both listeners; needs --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -119,6 +123,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if c.leaseTTL <= 0 || c.leaseRenew <= 0 || c.leaseRenew >= c.leaseTTL {
 		return nil, fmt.Errorf("--lease-renew (%v) must be positive and less than --lease-ttl (%v)", c.leaseRenew, c.leaseTTL)
+	}
+	if c.sessionTTL < 0 {
+		return nil, fmt.Errorf("--session-ttl: %v is negative", c.sessionTTL)
 	}
 	if c.takeoverEvery < 0 {
 		return nil, fmt.Errorf("--takeover-interval: %v is negative", c.takeoverEvery)

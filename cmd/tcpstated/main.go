@@ -18,9 +18,13 @@ import (
 	"io"
 	"os"
 
+	"github.com/tcpstated/tcpstated/internal/reportview"
 	"github.com/tcpstated/tcpstated/script"
 	"github.com/tcpstated/tcpstated/script/suite"
 )
+
+// `script run --json` prints the API's report message (one schema).
+func init() { script.EncodeReport = reportview.Encode }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -44,6 +48,7 @@ Usage:
   tcpstated dut serve [--listen=ADDR] [--bug=NAME]
                                 serve the engine on the wall clock as a device under test, for
                                 tcpstated script run --target=dut:HOST:PORT
+  tcpstated --version           the version, VCS revision and Go version of this build
   tcpstated help                this text
 `
 
@@ -65,6 +70,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return suite.Main(args[2:], stdout, stderr)
 		}
 		return script.Main(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, readBuildInfo())
+		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

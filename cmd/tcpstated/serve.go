@@ -80,6 +80,9 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rpcm := newRPCMetrics(reg)
+	bi := readBuildInfo()
+	registerBuildInfo(reg, bi)
+	icpt, initMetrics := serverInterceptors(reg, rpcm, logger, c.accessLog)
 
 	sec, err := newSecurity(c, logger) // security.go
 	if err != nil {
@@ -108,6 +111,8 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 		Logger:        logger,
 		Metrics:       reg,
 		RequireTenant: sec.auth != nil,
+		SessionTTL:    c.sessionTTL,
+		PanicHook:     panicHook(),
 	})
 	if err != nil {
 		glis.Close()
@@ -119,11 +124,9 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 			"differences", r.Differences, "completed", r.Completed, "err", r.Err)
 	}
 
-	gs := grpc.NewServer(append([]grpc.ServerOption{
+	gs := grpc.NewServer(append(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(lim.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(rpcm.unary),
-		grpc.ChainStreamInterceptor(rpcm.stream),
-	}, append(append(sec.grpcOptions(),
+	}, icpt...), append(append(sec.grpcOptions(),
 		// The replica router goes first: a call for a session another
 		// replica owns is forwarded before this one's interceptors see it.
 		sw.attach(svc, reg, []grpc.DialOption{grpc.WithTransportCredentials(sec.gatewayCredentials())}, logger)...),
@@ -132,6 +135,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
+	initMetrics(gs)
 
 	hlis, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
@@ -157,7 +161,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 	}
 	sec.watchReload(ctx) // before "listening": a SIGHUP from then on reloads
 	attrs := append([]any{"grpc", glis.Addr().String(), "http", hlis.Addr().String()}, sw.logAttrs(c)...)
-	logger.Info("listening", append(attrs, "fsync", fsync.String(), "sessions", svc.SessionCount())...)
+	logger.Info("listening", append(attrs, "fsync", fsync.String(), "sessions", svc.SessionCount(), "version", bi.version)...)
 	sw.takeOver(ctx, c)
 	sec.announce()
 

@@ -80,7 +80,7 @@ func fastRecord(rec *pb.LogRecord) bool {
 	switch body := rec.Body.(type) {
 	case *pb.LogRecord_Input:
 		seg, ok := body.Input.GetKind().(*pb.Input_Segment)
-		return ok && seg.Segment != nil
+		return ok && seg.Segment != nil && body.Input.RequestId == ""
 	case *pb.LogRecord_Output:
 		d := body.Output
 		if d == nil {

@@ -143,7 +143,12 @@ type CreateEndpointRequest struct {
 	//
 	//	*CreateEndpointRequest_Listen
 	//	*CreateEndpointRequest_Connect
-	Mode          isCreateEndpointRequest_Mode `protobuf_oneof:"mode"`
+	Mode isCreateEndpointRequest_Mode `protobuf_oneof:"mode"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +220,13 @@ func (x *CreateEndpointRequest) GetConnect() *ConnectConfig {
 		}
 	}
 	return nil
+}
+
+func (x *CreateEndpointRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type isCreateEndpointRequest_Mode interface {
@@ -507,7 +519,12 @@ func (x *ListEndpointsResponse) GetNextPageToken() string {
 type AcceptConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The listener, `sessions/{session}/endpoints/{endpoint}`.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -545,6 +562,13 @@ func (*AcceptConnectionRequest) Descriptor() ([]byte, []int) {
 func (x *AcceptConnectionRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *AcceptConnectionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -612,7 +636,12 @@ type SendDataRequest struct {
 	//
 	//	*SendDataRequest_Data
 	//	*SendDataRequest_Text
-	Payload       isSendDataRequest_Payload `protobuf_oneof:"payload"`
+	Payload isSendDataRequest_Payload `protobuf_oneof:"payload"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -675,6 +704,13 @@ func (x *SendDataRequest) GetText() string {
 		if x, ok := x.Payload.(*SendDataRequest_Text); ok {
 			return x.Text
 		}
+	}
+	return ""
+}
+
+func (x *SendDataRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -756,7 +792,12 @@ type ReceiveDataRequest struct {
 	// The connection, `sessions/{session}/endpoints/{endpoint}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Most bytes to read; 0 means all that are readable.
-	MaxBytes      uint32 `protobuf:"varint,2,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	MaxBytes uint32 `protobuf:"varint,2,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -803,6 +844,13 @@ func (x *ReceiveDataRequest) GetMaxBytes() uint32 {
 		return x.MaxBytes
 	}
 	return 0
+}
+
+func (x *ReceiveDataRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type ReceiveDataResponse struct {
@@ -880,7 +928,12 @@ func (x *ReceiveDataResponse) GetOutputs() *Outputs {
 type ShutdownEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The connection, `sessions/{session}/endpoints/{endpoint}`.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -918,6 +971,13 @@ func (*ShutdownEndpointRequest) Descriptor() ([]byte, []int) {
 func (x *ShutdownEndpointRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *ShutdownEndpointRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -978,7 +1038,12 @@ func (x *ShutdownEndpointResponse) GetOutputs() *Outputs {
 type CloseEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `sessions/{session}/endpoints/{endpoint}`.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1016,6 +1081,13 @@ func (*CloseEndpointRequest) Descriptor() ([]byte, []int) {
 func (x *CloseEndpointRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *CloseEndpointRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1076,7 +1148,12 @@ func (x *CloseEndpointResponse) GetOutputs() *Outputs {
 type AbortEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `sessions/{session}/endpoints/{endpoint}`.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1114,6 +1191,13 @@ func (*AbortEndpointRequest) Descriptor() ([]byte, []int) {
 func (x *AbortEndpointRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *AbortEndpointRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1181,13 +1265,16 @@ const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
 	"\abacklog\x18\x02 \x01(\rR\abacklog\"[\n" +
 	"\rConnectConfig\x12#\n" +
 	"\rlocal_address\x18\x01 \x01(\tR\flocalAddress\x12%\n" +
-	"\x0eremote_address\x18\x02 \x01(\tR\rremoteAddress\"\xc5\x01\n" +
+	"\x0eremote_address\x18\x02 \x01(\tR\rremoteAddress\"\xe4\x01\n" +
 	"\x15CreateEndpointRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
 	"endpointId\x123\n" +
 	"\x06listen\x18\x03 \x01(\v2\x19.tcpstate.v1.ListenConfigH\x00R\x06listen\x126\n" +
-	"\aconnect\x18\x04 \x01(\v2\x1a.tcpstate.v1.ConnectConfigH\x00R\aconnectB\x06\n" +
+	"\aconnect\x18\x04 \x01(\v2\x1a.tcpstate.v1.ConnectConfigH\x00R\aconnect\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestIdB\x06\n" +
 	"\x04mode\"{\n" +
 	"\x16CreateEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
@@ -1206,40 +1293,58 @@ const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"t\n" +
 	"\x15ListEndpointsResponse\x123\n" +
 	"\tendpoints\x18\x01 \x03(\v2\x15.tcpstate.v1.EndpointR\tendpoints\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"L\n" +
 	"\x17AcceptConnectionRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"}\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\"}\n" +
 	"\x18AcceptConnectionResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"\\\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"{\n" +
 	"\x0fSendDataRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x14\n" +
-	"\x04text\x18\x03 \x01(\tH\x00R\x04textB\t\n" +
+	"\x04text\x18\x03 \x01(\tH\x00R\x04text\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestIdB\t\n" +
 	"\apayload\"i\n" +
 	"\x10SendDataResponse\x12%\n" +
 	"\x0ebytes_accepted\x18\x01 \x01(\rR\rbytesAccepted\x12.\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"E\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"d\n" +
 	"\x12ReceiveDataRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
-	"\tmax_bytes\x18\x02 \x01(\rR\bmaxBytes\"\x7f\n" +
+	"\tmax_bytes\x18\x02 \x01(\rR\bmaxBytes\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\"\x7f\n" +
 	"\x13ReceiveDataResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x10\n" +
 	"\x03eof\x18\x03 \x01(\bR\x03eof\x12.\n" +
-	"\aoutputs\x18\x04 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"-\n" +
+	"\aoutputs\x18\x04 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"L\n" +
 	"\x17ShutdownEndpointRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"}\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\"}\n" +
 	"\x18ShutdownEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"*\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"I\n" +
 	"\x14CloseEndpointRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"z\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\"z\n" +
 	"\x15CloseEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"*\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"I\n" +
 	"\x14AbortEndpointRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"z\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\"z\n" +
 	"\x15AbortEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs2\xa3\x06\n" +

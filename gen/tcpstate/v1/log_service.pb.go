@@ -79,6 +79,62 @@ func (RecordKind) EnumDescriptor() ([]byte, []int) {
 	return file_tcpstate_v1_log_service_proto_rawDescGZIP(), []int{0}
 }
 
+// A capture file format.
+type CaptureFormat int32
+
+const (
+	// Unset: PCAP.
+	CaptureFormat_CAPTURE_FORMAT_UNSPECIFIED CaptureFormat = 0
+	// Classic libpcap (".pcap"): packets and times only.
+	CaptureFormat_CAPTURE_FORMAT_PCAP CaptureFormat = 1
+	// pcapng (".pcapng"): each packet also carries its direction and, as a
+	// packet comment, the engine's explanation of the input it belongs to
+	// (code, RFC section, text; one per line), which Wireshark and tshark
+	// (field frame.comment) show. REST: `GET /v1/sessions/{session}/pcapng`.
+	CaptureFormat_CAPTURE_FORMAT_PCAPNG CaptureFormat = 2
+)
+
+// Enum value maps for CaptureFormat.
+var (
+	CaptureFormat_name = map[int32]string{
+		0: "CAPTURE_FORMAT_UNSPECIFIED",
+		1: "CAPTURE_FORMAT_PCAP",
+		2: "CAPTURE_FORMAT_PCAPNG",
+	}
+	CaptureFormat_value = map[string]int32{
+		"CAPTURE_FORMAT_UNSPECIFIED": 0,
+		"CAPTURE_FORMAT_PCAP":        1,
+		"CAPTURE_FORMAT_PCAPNG":      2,
+	}
+)
+
+func (x CaptureFormat) Enum() *CaptureFormat {
+	p := new(CaptureFormat)
+	*p = x
+	return p
+}
+
+func (x CaptureFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CaptureFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_tcpstate_v1_log_service_proto_enumTypes[1].Descriptor()
+}
+
+func (CaptureFormat) Type() protoreflect.EnumType {
+	return &file_tcpstate_v1_log_service_proto_enumTypes[1]
+}
+
+func (x CaptureFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CaptureFormat.Descriptor instead.
+func (CaptureFormat) EnumDescriptor() ([]byte, []int) {
+	return file_tcpstate_v1_log_service_proto_rawDescGZIP(), []int{1}
+}
+
 // A log record as the API shows it: the stored LogRecord, decoded.
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -652,7 +708,9 @@ func (x *VerifySessionResponse) GetFirstDifference() *Difference {
 type ExportPcapRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `sessions/{session}`.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The file format; unset is PCAP.
+	Format        CaptureFormat `protobuf:"varint,2,opt,name=format,proto3,enum=tcpstate.v1.CaptureFormat" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -692,6 +750,13 @@ func (x *ExportPcapRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *ExportPcapRequest) GetFormat() CaptureFormat {
+	if x != nil {
+		return x.Format
+	}
+	return CaptureFormat_CAPTURE_FORMAT_UNSPECIFIED
 }
 
 type ExportPcapResponse struct {
@@ -928,9 +993,10 @@ const file_tcpstate_v1_log_service_proto_rawDesc = "" +
 	"\x15VerifySessionResponse\x12\x1c\n" +
 	"\tidentical\x18\x01 \x01(\bR\tidentical\x12'\n" +
 	"\x0frecords_checked\x18\x02 \x01(\x04R\x0erecordsChecked\x12B\n" +
-	"\x10first_difference\x18\x03 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference\"'\n" +
+	"\x10first_difference\x18\x03 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference\"[\n" +
 	"\x11ExportPcapRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"K\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
+	"\x06format\x18\x02 \x01(\x0e2\x1a.tcpstate.v1.CaptureFormatR\x06format\"K\n" +
 	"\x12ExportPcapResponse\x12\x12\n" +
 	"\x04pcap\x18\x01 \x01(\fR\x04pcap\x12!\n" +
 	"\fpacket_count\x18\x02 \x01(\rR\vpacketCount\"\x88\x01\n" +
@@ -949,7 +1015,11 @@ const file_tcpstate_v1_log_service_proto_rawDesc = "" +
 	"\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RECORD_KIND_START\x10\x01\x12\x15\n" +
 	"\x11RECORD_KIND_INPUT\x10\x02\x12\x16\n" +
-	"\x12RECORD_KIND_OUTPUT\x10\x032\xb1\x03\n" +
+	"\x12RECORD_KIND_OUTPUT\x10\x03*c\n" +
+	"\rCaptureFormat\x12\x1e\n" +
+	"\x1aCAPTURE_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13CAPTURE_FORMAT_PCAP\x10\x01\x12\x19\n" +
+	"\x15CAPTURE_FORMAT_PCAPNG\x10\x022\xb1\x03\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\vListRecords\x12\x1f.tcpstate.v1.ListRecordsRequest\x1a .tcpstate.v1.ListRecordsResponse\x12X\n" +
@@ -971,59 +1041,61 @@ func file_tcpstate_v1_log_service_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_log_service_proto_rawDescData
 }
 
-var file_tcpstate_v1_log_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_tcpstate_v1_log_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tcpstate_v1_log_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tcpstate_v1_log_service_proto_goTypes = []any{
 	(RecordKind)(0),               // 0: tcpstate.v1.RecordKind
-	(*Record)(nil),                // 1: tcpstate.v1.Record
-	(*RecordStart)(nil),           // 2: tcpstate.v1.RecordStart
-	(*ListRecordsRequest)(nil),    // 3: tcpstate.v1.ListRecordsRequest
-	(*ListRecordsResponse)(nil),   // 4: tcpstate.v1.ListRecordsResponse
-	(*StreamRecordsRequest)(nil),  // 5: tcpstate.v1.StreamRecordsRequest
-	(*StreamRecordsResponse)(nil), // 6: tcpstate.v1.StreamRecordsResponse
-	(*VerifySessionRequest)(nil),  // 7: tcpstate.v1.VerifySessionRequest
-	(*VerifySessionResponse)(nil), // 8: tcpstate.v1.VerifySessionResponse
-	(*ExportPcapRequest)(nil),     // 9: tcpstate.v1.ExportPcapRequest
-	(*ExportPcapResponse)(nil),    // 10: tcpstate.v1.ExportPcapResponse
-	(*DrawDiagramRequest)(nil),    // 11: tcpstate.v1.DrawDiagramRequest
-	(*DrawDiagramResponse)(nil),   // 12: tcpstate.v1.DrawDiagramResponse
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
-	(*Input)(nil),                 // 14: tcpstate.v1.Input
-	(*Outputs)(nil),               // 15: tcpstate.v1.Outputs
-	(*Segment)(nil),               // 16: tcpstate.v1.Segment
-	(*CallResult)(nil),            // 17: tcpstate.v1.CallResult
-	(*SessionOptions)(nil),        // 18: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*Difference)(nil),            // 20: tcpstate.v1.Difference
+	(CaptureFormat)(0),            // 1: tcpstate.v1.CaptureFormat
+	(*Record)(nil),                // 2: tcpstate.v1.Record
+	(*RecordStart)(nil),           // 3: tcpstate.v1.RecordStart
+	(*ListRecordsRequest)(nil),    // 4: tcpstate.v1.ListRecordsRequest
+	(*ListRecordsResponse)(nil),   // 5: tcpstate.v1.ListRecordsResponse
+	(*StreamRecordsRequest)(nil),  // 6: tcpstate.v1.StreamRecordsRequest
+	(*StreamRecordsResponse)(nil), // 7: tcpstate.v1.StreamRecordsResponse
+	(*VerifySessionRequest)(nil),  // 8: tcpstate.v1.VerifySessionRequest
+	(*VerifySessionResponse)(nil), // 9: tcpstate.v1.VerifySessionResponse
+	(*ExportPcapRequest)(nil),     // 10: tcpstate.v1.ExportPcapRequest
+	(*ExportPcapResponse)(nil),    // 11: tcpstate.v1.ExportPcapResponse
+	(*DrawDiagramRequest)(nil),    // 12: tcpstate.v1.DrawDiagramRequest
+	(*DrawDiagramResponse)(nil),   // 13: tcpstate.v1.DrawDiagramResponse
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*Input)(nil),                 // 15: tcpstate.v1.Input
+	(*Outputs)(nil),               // 16: tcpstate.v1.Outputs
+	(*Segment)(nil),               // 17: tcpstate.v1.Segment
+	(*CallResult)(nil),            // 18: tcpstate.v1.CallResult
+	(*SessionOptions)(nil),        // 19: tcpstate.v1.SessionOptions
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*Difference)(nil),            // 21: tcpstate.v1.Difference
 }
 var file_tcpstate_v1_log_service_proto_depIdxs = []int32{
-	13, // 0: tcpstate.v1.Record.time:type_name -> google.protobuf.Duration
+	14, // 0: tcpstate.v1.Record.time:type_name -> google.protobuf.Duration
 	0,  // 1: tcpstate.v1.Record.kind:type_name -> tcpstate.v1.RecordKind
-	2,  // 2: tcpstate.v1.Record.start:type_name -> tcpstate.v1.RecordStart
-	14, // 3: tcpstate.v1.Record.input:type_name -> tcpstate.v1.Input
-	15, // 4: tcpstate.v1.Record.output:type_name -> tcpstate.v1.Outputs
-	16, // 5: tcpstate.v1.Record.segment:type_name -> tcpstate.v1.Segment
-	17, // 6: tcpstate.v1.Record.result:type_name -> tcpstate.v1.CallResult
-	18, // 7: tcpstate.v1.RecordStart.options:type_name -> tcpstate.v1.SessionOptions
-	19, // 8: tcpstate.v1.RecordStart.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 9: tcpstate.v1.ListRecordsResponse.records:type_name -> tcpstate.v1.Record
-	1,  // 10: tcpstate.v1.StreamRecordsResponse.records:type_name -> tcpstate.v1.Record
-	20, // 11: tcpstate.v1.VerifySessionResponse.first_difference:type_name -> tcpstate.v1.Difference
-	3,  // 12: tcpstate.v1.LogService.ListRecords:input_type -> tcpstate.v1.ListRecordsRequest
-	5,  // 13: tcpstate.v1.LogService.StreamRecords:input_type -> tcpstate.v1.StreamRecordsRequest
-	7,  // 14: tcpstate.v1.LogService.VerifySession:input_type -> tcpstate.v1.VerifySessionRequest
-	9,  // 15: tcpstate.v1.LogService.ExportPcap:input_type -> tcpstate.v1.ExportPcapRequest
-	11, // 16: tcpstate.v1.LogService.DrawDiagram:input_type -> tcpstate.v1.DrawDiagramRequest
-	4,  // 17: tcpstate.v1.LogService.ListRecords:output_type -> tcpstate.v1.ListRecordsResponse
-	6,  // 18: tcpstate.v1.LogService.StreamRecords:output_type -> tcpstate.v1.StreamRecordsResponse
-	8,  // 19: tcpstate.v1.LogService.VerifySession:output_type -> tcpstate.v1.VerifySessionResponse
-	10, // 20: tcpstate.v1.LogService.ExportPcap:output_type -> tcpstate.v1.ExportPcapResponse
-	12, // 21: tcpstate.v1.LogService.DrawDiagram:output_type -> tcpstate.v1.DrawDiagramResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	3,  // 2: tcpstate.v1.Record.start:type_name -> tcpstate.v1.RecordStart
+	15, // 3: tcpstate.v1.Record.input:type_name -> tcpstate.v1.Input
+	16, // 4: tcpstate.v1.Record.output:type_name -> tcpstate.v1.Outputs
+	17, // 5: tcpstate.v1.Record.segment:type_name -> tcpstate.v1.Segment
+	18, // 6: tcpstate.v1.Record.result:type_name -> tcpstate.v1.CallResult
+	19, // 7: tcpstate.v1.RecordStart.options:type_name -> tcpstate.v1.SessionOptions
+	20, // 8: tcpstate.v1.RecordStart.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 9: tcpstate.v1.ListRecordsResponse.records:type_name -> tcpstate.v1.Record
+	2,  // 10: tcpstate.v1.StreamRecordsResponse.records:type_name -> tcpstate.v1.Record
+	21, // 11: tcpstate.v1.VerifySessionResponse.first_difference:type_name -> tcpstate.v1.Difference
+	1,  // 12: tcpstate.v1.ExportPcapRequest.format:type_name -> tcpstate.v1.CaptureFormat
+	4,  // 13: tcpstate.v1.LogService.ListRecords:input_type -> tcpstate.v1.ListRecordsRequest
+	6,  // 14: tcpstate.v1.LogService.StreamRecords:input_type -> tcpstate.v1.StreamRecordsRequest
+	8,  // 15: tcpstate.v1.LogService.VerifySession:input_type -> tcpstate.v1.VerifySessionRequest
+	10, // 16: tcpstate.v1.LogService.ExportPcap:input_type -> tcpstate.v1.ExportPcapRequest
+	12, // 17: tcpstate.v1.LogService.DrawDiagram:input_type -> tcpstate.v1.DrawDiagramRequest
+	5,  // 18: tcpstate.v1.LogService.ListRecords:output_type -> tcpstate.v1.ListRecordsResponse
+	7,  // 19: tcpstate.v1.LogService.StreamRecords:output_type -> tcpstate.v1.StreamRecordsResponse
+	9,  // 20: tcpstate.v1.LogService.VerifySession:output_type -> tcpstate.v1.VerifySessionResponse
+	11, // 21: tcpstate.v1.LogService.ExportPcap:output_type -> tcpstate.v1.ExportPcapResponse
+	13, // 22: tcpstate.v1.LogService.DrawDiagram:output_type -> tcpstate.v1.DrawDiagramResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_log_service_proto_init() }
@@ -1045,7 +1117,7 @@ func file_tcpstate_v1_log_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_log_service_proto_rawDesc), len(file_tcpstate_v1_log_service_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,

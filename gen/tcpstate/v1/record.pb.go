@@ -176,7 +176,11 @@ type SessionStart struct {
 	Tenant string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// What the session is for (Session.kind); unset in logs made before
 	// kinds, which are INTERACTIVE.
-	Kind          SessionKind `protobuf:"varint,9,opt,name=kind,proto3,enum=tcpstate.v1.SessionKind" json:"kind,omitempty"`
+	Kind SessionKind `protobuf:"varint,9,opt,name=kind,proto3,enum=tcpstate.v1.SessionKind" json:"kind,omitempty"`
+	// When the session expires, on the wall clock (Session.expire_time).
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// When the session expires, on the session clock (Session.expire_clock).
+	ExpireClock   *durationpb.Duration `protobuf:"bytes,11,opt,name=expire_clock,json=expireClock,proto3" json:"expire_clock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -274,6 +278,20 @@ func (x *SessionStart) GetKind() SessionKind {
 	return SessionKind_SESSION_KIND_UNSPECIFIED
 }
 
+func (x *SessionStart) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *SessionStart) GetExpireClock() *durationpb.Duration {
+	if x != nil {
+		return x.ExpireClock
+	}
+	return nil
+}
+
 // One input to the engine. Endpoints are named by their ID (the last
 // segment of the resource name); IDs of endpoints the engine creates
 // (accepted connections) come back in OutputDigest.result.
@@ -292,7 +310,10 @@ type Input struct {
 	//	*Input_Close
 	//	*Input_Abort
 	//	*Input_KeepAlive
-	Kind          isInput_Kind `protobuf_oneof:"kind"`
+	Kind isInput_Kind `protobuf_oneof:"kind"`
+	// The request_id of the call that gave this input (AIP-155), if it
+	// had one: a repeat of the ID is answered from the log.
+	RequestId     string `protobuf:"bytes,30,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +452,13 @@ func (x *Input) GetKeepAlive() *KeepAliveInput {
 		}
 	}
 	return nil
+}
+
+func (x *Input) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type isInput_Kind interface {
@@ -1285,7 +1313,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05start\x18\x03 \x01(\v2\x19.tcpstate.v1.SessionStartH\x00R\x05start\x12*\n" +
 	"\x05input\x18\x04 \x01(\v2\x12.tcpstate.v1.InputH\x00R\x05input\x123\n" +
 	"\x06output\x18\x05 \x01(\v2\x19.tcpstate.v1.OutputDigestH\x00R\x06outputB\x06\n" +
-	"\x04body\"\xee\x02\n" +
+	"\x04body\"\xe9\x03\n" +
 	"\fSessionStart\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12\x1d\n" +
@@ -1297,7 +1325,11 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x0eengine_version\x18\x06 \x01(\tR\rengineVersion\x12#\n" +
 	"\rmax_endpoints\x18\a \x01(\rR\fmaxEndpoints\x12\x16\n" +
 	"\x06tenant\x18\b \x01(\tR\x06tenant\x12,\n" +
-	"\x04kind\x18\t \x01(\x0e2\x18.tcpstate.v1.SessionKindR\x04kind\"\xeb\x04\n" +
+	"\x04kind\x18\t \x01(\x0e2\x18.tcpstate.v1.SessionKindR\x04kind\x12;\n" +
+	"\vexpire_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12<\n" +
+	"\fexpire_clock\x18\v \x01(\v2\x19.google.protobuf.DurationR\vexpireClock\"\x8a\x05\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
@@ -1311,7 +1343,9 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05abort\x18\n" +
 	" \x01(\v2\x17.tcpstate.v1.AbortInputH\x00R\x05abort\x12<\n" +
 	"\n" +
-	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAliveB\x06\n" +
+	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAlive\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x1e \x01(\tR\trequestIdB\x06\n" +
 	"\x04kind\"+\n" +
 	"\fSegmentInput\x12\x1b\n" +
 	"\tip_packet\x18\x01 \x01(\fR\bipPacket\">\n" +
@@ -1420,29 +1454,31 @@ var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	17, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
 	18, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
 	19, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
-	3,  // 7: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
-	4,  // 8: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
-	5,  // 9: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
-	6,  // 10: tcpstate.v1.Input.connect:type_name -> tcpstate.v1.ConnectInput
-	7,  // 11: tcpstate.v1.Input.accept:type_name -> tcpstate.v1.AcceptInput
-	8,  // 12: tcpstate.v1.Input.send:type_name -> tcpstate.v1.SendInput
-	9,  // 13: tcpstate.v1.Input.receive:type_name -> tcpstate.v1.ReceiveInput
-	10, // 14: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
-	11, // 15: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
-	12, // 16: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
-	13, // 17: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
-	16, // 18: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	16, // 19: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
-	16, // 20: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
-	16, // 21: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
-	20, // 22: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	21, // 23: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	15, // 24: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	18, // 7: tcpstate.v1.SessionStart.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 8: tcpstate.v1.SessionStart.expire_clock:type_name -> google.protobuf.Duration
+	3,  // 9: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
+	4,  // 10: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
+	5,  // 11: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
+	6,  // 12: tcpstate.v1.Input.connect:type_name -> tcpstate.v1.ConnectInput
+	7,  // 13: tcpstate.v1.Input.accept:type_name -> tcpstate.v1.AcceptInput
+	8,  // 14: tcpstate.v1.Input.send:type_name -> tcpstate.v1.SendInput
+	9,  // 15: tcpstate.v1.Input.receive:type_name -> tcpstate.v1.ReceiveInput
+	10, // 16: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
+	11, // 17: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
+	12, // 18: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
+	13, // 19: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
+	16, // 20: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
+	16, // 21: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
+	16, // 22: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
+	16, // 23: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
+	20, // 24: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	21, // 25: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	15, // 26: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }

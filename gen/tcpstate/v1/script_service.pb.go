@@ -42,7 +42,11 @@ type RunScriptRequest struct {
 	// no session is created) or "both" (the engine and the kernel, with the
 	// lines where they differ). FAILED_PRECONDITION for "linux" and "both"
 	// unless the server runs as root with /dev/net/tun.
-	Target        string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	Target string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	// What becomes of the script's session when the run ends: true keeps it
+	// with no expiry; false deletes it (the report still names it); unset
+	// keeps it with the server's default expiry (`--session-ttl`).
+	KeepSession   *bool `protobuf:"varint,6,opt,name=keep_session,json=keepSession,proto3,oneof" json:"keep_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -112,8 +116,15 @@ func (x *RunScriptRequest) GetTarget() string {
 	return ""
 }
 
-// The report of a run (the same content `tcpstated script run --json`
-// prints, in proto3 JSON: notRun, endTime, times as durations).
+func (x *RunScriptRequest) GetKeepSession() bool {
+	if x != nil && x.KeepSession != nil {
+		return *x.KeepSession
+	}
+	return false
+}
+
+// The report of a run. `tcpstated script run --json` prints this same
+// message in the same proto3 JSON, one per line (with session empty).
 type RunScriptResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Every line passed.
@@ -467,14 +478,16 @@ var File_tcpstate_v1_script_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_script_service_proto_rawDesc = "" +
 	"\n" +
-	" tcpstate/v1/script_service.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"\x8f\x01\n" +
+	" tcpstate/v1/script_service.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"\xc8\x01\n" +
 	"\x10RunScriptRequest\x12\x16\n" +
 	"\x06script\x18\x01 \x01(\tR\x06script\x12\x18\n" +
 	"\acompare\x18\x02 \x01(\tR\acompare\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x16\n" +
-	"\x06target\x18\x05 \x01(\tR\x06target\"\x82\x03\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\x12&\n" +
+	"\fkeep_session\x18\x06 \x01(\bH\x00R\vkeepSession\x88\x01\x01B\x0f\n" +
+	"\r_keep_session\"\x82\x03\n" +
 	"\x11RunScriptResponse\x12\x16\n" +
 	"\x06passed\x18\x01 \x01(\bR\x06passed\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\x12\x16\n" +
@@ -551,6 +564,7 @@ func file_tcpstate_v1_script_service_proto_init() {
 	if File_tcpstate_v1_script_service_proto != nil {
 		return
 	}
+	file_tcpstate_v1_script_service_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -32,7 +32,12 @@ type SubmitSegmentRequest struct {
 	//	*SubmitSegmentRequest_IpPacket
 	//	*SubmitSegmentRequest_Tcp
 	//	*SubmitSegmentRequest_Fields
-	Segment       isSubmitSegmentRequest_Segment `protobuf_oneof:"segment"`
+	Segment isSubmitSegmentRequest_Segment `protobuf_oneof:"segment"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -106,6 +111,13 @@ func (x *SubmitSegmentRequest) GetFields() *SegmentFields {
 		}
 	}
 	return nil
+}
+
+func (x *SubmitSegmentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type isSubmitSegmentRequest_Segment interface {
@@ -677,12 +689,15 @@ var File_tcpstate_v1_segment_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_segment_service_proto_rawDesc = "" +
 	"\n" +
-	"!tcpstate/v1/segment_service.proto\x12\vtcpstate.v1\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/segment.proto\"\xbe\x01\n" +
+	"!tcpstate/v1/segment_service.proto\x12\vtcpstate.v1\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/segment.proto\"\xdd\x01\n" +
 	"\x14SubmitSegmentRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1d\n" +
 	"\tip_packet\x18\x02 \x01(\fH\x00R\bipPacket\x12.\n" +
 	"\x03tcp\x18\x03 \x01(\v2\x1a.tcpstate.v1.RawTcpSegmentH\x00R\x03tcp\x124\n" +
-	"\x06fields\x18\x04 \x01(\v2\x1a.tcpstate.v1.SegmentFieldsH\x00R\x06fieldsB\t\n" +
+	"\x06fields\x18\x04 \x01(\v2\x1a.tcpstate.v1.SegmentFieldsH\x00R\x06fields\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestIdB\t\n" +
 	"\asegment\"w\n" +
 	"\x15SubmitSegmentResponse\x12.\n" +
 	"\asegment\x18\x01 \x01(\v2\x14.tcpstate.v1.SegmentR\asegment\x12.\n" +

@@ -231,7 +231,20 @@ type Session struct {
 	// For a SCRIPT session: the script and whether it passed. Unset while
 	// the script runs, and after the server restarts (the report is not in
 	// the log). Output only.
-	Script        *ScriptResult `protobuf:"bytes,12,opt,name=script,proto3" json:"script,omitempty"`
+	Script *ScriptResult `protobuf:"bytes,12,opt,name=script,proto3" json:"script,omitempty"`
+	// When the session expires (AIP-214): it and its replay log are then
+	// removed. CreateSession reads one of the two; neither means the
+	// server's default (`--session-ttl`; none when it is 0). Kept in the
+	// log's start record, so a restart keeps it.
+	//
+	// Types that are valid to be assigned to Expiration:
+	//
+	//	*Session_ExpireTime
+	//	*Session_Ttl
+	Expiration isSession_Expiration `protobuf_oneof:"expiration"`
+	// A VIRTUAL session given a ttl: the session clock at which it expires.
+	// Output only.
+	ExpireClock   *durationpb.Duration `protobuf:"bytes,15,opt,name=expire_clock,json=expireClock,proto3" json:"expire_clock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -349,6 +362,60 @@ func (x *Session) GetScript() *ScriptResult {
 	}
 	return nil
 }
+
+func (x *Session) GetExpiration() isSession_Expiration {
+	if x != nil {
+		return x.Expiration
+	}
+	return nil
+}
+
+func (x *Session) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Expiration.(*Session_ExpireTime); ok {
+			return x.ExpireTime
+		}
+	}
+	return nil
+}
+
+func (x *Session) GetTtl() *durationpb.Duration {
+	if x != nil {
+		if x, ok := x.Expiration.(*Session_Ttl); ok {
+			return x.Ttl
+		}
+	}
+	return nil
+}
+
+func (x *Session) GetExpireClock() *durationpb.Duration {
+	if x != nil {
+		return x.ExpireClock
+	}
+	return nil
+}
+
+type isSession_Expiration interface {
+	isSession_Expiration()
+}
+
+type Session_ExpireTime struct {
+	// A wall-clock time, for any clock mode. Shown for a REALTIME session
+	// created with a ttl.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expire_time,json=expireTime,proto3,oneof"`
+}
+
+type Session_Ttl struct {
+	// How long the session lives. REALTIME sessions: from creation on the
+	// wall clock (shown as expire_time). VIRTUAL sessions: on the session
+	// clock, the engine's: the session expires once AdvanceClock moves the
+	// clock to ttl (shown as expire_clock). Input only.
+	Ttl *durationpb.Duration `protobuf:"bytes,14,opt,name=ttl,proto3,oneof"`
+}
+
+func (*Session_ExpireTime) isSession_Expiration() {}
+
+func (*Session_Ttl) isSession_Expiration() {}
 
 // The outcome of the script a SCRIPT session ran.
 type ScriptResult struct {
@@ -874,7 +941,7 @@ var File_tcpstate_v1_session_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x19tcpstate/v1/session.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x04\n" +
+	"\x19tcpstate/v1/session.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x05\n" +
 	"\aSession\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12;\n" +
@@ -889,7 +956,13 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\arestore\x18\n" +
 	" \x01(\v2\x1a.tcpstate.v1.RestoreStatusR\arestore\x12,\n" +
 	"\x04kind\x18\v \x01(\x0e2\x18.tcpstate.v1.SessionKindR\x04kind\x121\n" +
-	"\x06script\x18\f \x01(\v2\x19.tcpstate.v1.ScriptResultR\x06script\"T\n" +
+	"\x06script\x18\f \x01(\v2\x19.tcpstate.v1.ScriptResultR\x06script\x12=\n" +
+	"\vexpire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampH\x00R\n" +
+	"expireTime\x12-\n" +
+	"\x03ttl\x18\x0e \x01(\v2\x19.google.protobuf.DurationH\x00R\x03ttl\x12<\n" +
+	"\fexpire_clock\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\vexpireClockB\f\n" +
+	"\n" +
+	"expiration\"T\n" +
 	"\fScriptResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06passed\x18\x02 \x01(\bR\x06passed\x12\x18\n" +
@@ -1008,26 +1081,33 @@ var file_tcpstate_v1_session_proto_depIdxs = []int32{
 	5,  // 4: tcpstate.v1.Session.restore:type_name -> tcpstate.v1.RestoreStatus
 	0,  // 5: tcpstate.v1.Session.kind:type_name -> tcpstate.v1.SessionKind
 	4,  // 6: tcpstate.v1.Session.script:type_name -> tcpstate.v1.ScriptResult
-	7,  // 7: tcpstate.v1.RestoreStatus.first_difference:type_name -> tcpstate.v1.Difference
-	1,  // 8: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
-	2,  // 9: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
-	10, // 10: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
-	10, // 11: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
-	10, // 12: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
-	10, // 13: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
-	10, // 14: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
-	8,  // 15: tcpstate.v1.SessionOptions.switches:type_name -> tcpstate.v1.SessionOptions.SwitchesEntry
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	9,  // 7: tcpstate.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	10, // 8: tcpstate.v1.Session.ttl:type_name -> google.protobuf.Duration
+	10, // 9: tcpstate.v1.Session.expire_clock:type_name -> google.protobuf.Duration
+	7,  // 10: tcpstate.v1.RestoreStatus.first_difference:type_name -> tcpstate.v1.Difference
+	1,  // 11: tcpstate.v1.SessionOptions.clock_mode:type_name -> tcpstate.v1.ClockMode
+	2,  // 12: tcpstate.v1.SessionOptions.isn_mode:type_name -> tcpstate.v1.IsnMode
+	10, // 13: tcpstate.v1.SessionOptions.msl:type_name -> google.protobuf.Duration
+	10, // 14: tcpstate.v1.SessionOptions.delayed_ack_timeout:type_name -> google.protobuf.Duration
+	10, // 15: tcpstate.v1.SessionOptions.min_rto:type_name -> google.protobuf.Duration
+	10, // 16: tcpstate.v1.SessionOptions.max_rto:type_name -> google.protobuf.Duration
+	10, // 17: tcpstate.v1.SessionOptions.initial_rto:type_name -> google.protobuf.Duration
+	8,  // 18: tcpstate.v1.SessionOptions.switches:type_name -> tcpstate.v1.SessionOptions.SwitchesEntry
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_session_proto_init() }
 func file_tcpstate_v1_session_proto_init() {
 	if File_tcpstate_v1_session_proto != nil {
 		return
+	}
+	file_tcpstate_v1_session_proto_msgTypes[0].OneofWrappers = []any{
+		(*Session_ExpireTime)(nil),
+		(*Session_Ttl)(nil),
 	}
 	file_tcpstate_v1_session_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}

@@ -411,7 +411,12 @@ type AdvanceClockRequest struct {
 	//	*AdvanceClockRequest_By
 	//	*AdvanceClockRequest_To
 	//	*AdvanceClockRequest_ToNextDeadline
-	Target        isAdvanceClockRequest_Target `protobuf_oneof:"target"`
+	Target isAdvanceClockRequest_Target `protobuf_oneof:"target"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +490,13 @@ func (x *AdvanceClockRequest) GetToNextDeadline() bool {
 		}
 	}
 	return false
+}
+
+func (x *AdvanceClockRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type isAdvanceClockRequest_Target interface {
@@ -591,12 +603,15 @@ const file_tcpstate_v1_session_service_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
 	"\x14DeleteSessionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15DeleteSessionResponse\"\xb9\x01\n" +
+	"\x15DeleteSessionResponse\"\xd8\x01\n" +
 	"\x13AdvanceClockRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x02by\x18\x02 \x01(\v2\x19.google.protobuf.DurationH\x00R\x02by\x12+\n" +
 	"\x02to\x18\x03 \x01(\v2\x19.google.protobuf.DurationH\x00R\x02to\x12*\n" +
-	"\x10to_next_deadline\x18\x04 \x01(\bH\x00R\x0etoNextDeadlineB\b\n" +
+	"\x10to_next_deadline\x18\x04 \x01(\bH\x00R\x0etoNextDeadline\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestIdB\b\n" +
 	"\x06target\"w\n" +
 	"\x14AdvanceClockResponse\x12/\n" +
 	"\x05clock\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05clock\x12.\n" +
