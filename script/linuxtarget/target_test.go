@@ -172,7 +172,13 @@ func TestFaultCleanup(t *testing.T) {
 			if c.interrupt && time.Since(start) > 5*time.Second {
 				t.Errorf("the interrupted run took %v", time.Since(start))
 			}
-			if h := holders(ino); len(h) > 0 {
+			// A thread that entered the namespace ends once its goroutine
+			// returns, which may be just after Close: give it a moment.
+			h := holders(ino)
+			for wait := time.Now().Add(2 * time.Second); len(h) > 0 && time.Now().Before(wait); h = holders(ino) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if len(h) > 0 {
 				t.Errorf("the namespace is still held by %v", h)
 			}
 			if n := openFDs(); n > fds {
