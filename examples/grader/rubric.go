@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -222,26 +223,45 @@ func explain(res *Result, rep *script.Report, src []byte, opts script.Options) {
 	if err != nil {
 		return
 	}
-	var best *script.LineResult
-	for i := range ref.Lines {
-		if l := &ref.Lines[i]; l.Line <= res.Line && l.Line > 0 && len(l.Engine) > 0 {
-			best = l
-		}
-	}
-	if best == nil {
-		return
-	}
 	prof := opts.Profile
 	if prof == "" {
 		prof = "the script's"
 	}
-	where := fmt.Sprintf("at line %d", best.Line)
-	if best.Line != res.Line {
-		where = fmt.Sprintf("at line %d (%s)", best.Line, best.Text)
+	// What the reference said at the last line it explained up to the
+	// failing one (for a packet the stack should have sent, the inbound
+	// packet that asks for it), and, when the stack sent its packet
+	// earlier than that line, at the last line it explained by then.
+	last := func(keep func(*script.LineResult) bool) *script.LineResult {
+		var best *script.LineResult
+		for i := range ref.Lines {
+			if l := &ref.Lines[i]; l.Line > 0 && l.Line <= res.Line && len(l.Engine) > 0 && keep(l) {
+				best = l
+			}
+		}
+		return best
 	}
-	res.Explanation = append(res.Explanation, fmt.Sprintf("the reference engine (profile %s), %s:", prof, where))
-	res.Explanation = append(res.Explanation, best.Engine...)
+	add := func(l *script.LineResult, when string) {
+		where := fmt.Sprintf("at line %d", l.Line)
+		if l.Line != res.Line {
+			where = fmt.Sprintf("at line %d (%s)", l.Line, l.Text)
+		}
+		res.Explanation = append(res.Explanation, fmt.Sprintf("%sthe reference engine (profile %s), %s:", when, prof, where))
+		res.Explanation = append(res.Explanation, l.Engine...)
+	}
+	at := last(func(*script.LineResult) bool { return true })
+	if m := sentAt.FindStringSubmatch(res.Actual); m != nil {
+		t, _ := strconv.ParseFloat(m[1], 64)
+		if early := last(func(l *script.LineResult) bool { return l.Time <= t }); early != nil && early != at {
+			add(early, fmt.Sprintf("when the stack sent it (%s s), ", m[1]))
+		}
+	}
+	if at != nil {
+		add(at, "")
+	}
 }
+
+// sentAt finds when the stack sent a packet in a report's actual text.
+var sentAt = regexp.MustCompile(` at ([0-9]+\.[0-9]+)$`)
 
 // stackOf asks the agent what it is (a Reset between scripts is
 // harmless).
