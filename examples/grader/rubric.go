@@ -140,6 +140,7 @@ type Result struct {
 	// stack sent or returned.
 	Line     int    `json:"line,omitempty"`
 	Text     string `json:"text,omitempty"`
+	Kind     string `json:"kind,omitempty"` // packet_out, packet_in, syscall: see script.LineResult
 	Expected string `json:"expected,omitempty"`
 	Actual   string `json:"actual,omitempty"`
 	// Explanation is the reference engine's (under Profile): what it did,
@@ -212,7 +213,7 @@ func (g *rubricGrader) grade(items []Item) (*Grade, error) {
 func explain(res *Result, rep *script.Report, src []byte, opts script.Options) {
 	for _, l := range rep.Lines {
 		if l.Status == script.StatusFail {
-			res.Line, res.Text, res.Expected, res.Actual = l.Line, l.Text, l.Expected, l.Actual
+			res.Line, res.Text, res.Kind, res.Expected, res.Actual = l.Line, l.Text, l.Kind, l.Expected, l.Actual
 			break
 		}
 	}
@@ -296,7 +297,13 @@ func (r *Result) detail() string {
 	if r.Expected != "" {
 		fmt.Fprintf(&b, "expected: %s\n", r.Expected)
 	}
-	if r.Actual != "" {
+	switch {
+	case r.Actual == "":
+	case r.Kind == script.KindSyscall:
+		fmt.Fprintf(&b, "returned: %s\n", r.Actual)
+	case r.Kind == script.KindPacketIn:
+		fmt.Fprintf(&b, "injected: %s\n", r.Actual)
+	default:
 		fmt.Fprintf(&b, "sent:     %s\n", r.Actual)
 	}
 	for _, x := range r.Explanation {
