@@ -176,6 +176,9 @@ func (s *Server) run(ctx context.Context, c *target.Call) (target.Result, error)
 		if _, ok := status.FromError(err); ok {
 			return res, err
 		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return res, status.FromContextError(err).Err() // DEADLINE_EXCEEDED or CANCELED
+		}
 		return res, status.Errorf(codes.Internal, "%s: %v", c.Name, err)
 	}
 	return res, nil
