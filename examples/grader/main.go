@@ -1,7 +1,7 @@
 // Command grader grades a student's TCP implementation against tcpstated,
 // in one of two ways.
 //
-//	grader --rubric FILE --dut HOST:PORT [--format text|json|junit|gradescope] [--attempts N]
+//	grader --rubric FILE --dut HOST:PORT [--format text|json|junit|gradescope] [--attempts N] [-- AGENT [ARG...]]
 //
 // grades a stack behind a DUT agent (tcpstate.dut.v1.DeviceUnderTestService:
 // a student's agent such as examples/dut-node, or tcpstated dut serve) in
@@ -13,7 +13,9 @@
 // there, and the points; --format=junit writes JUnit XML (GitHub
 // Classroom, CI) and --format=gradescope Gradescope's results.json. A
 // failing script runs again up to --attempts times in all (the wall clock
-// on a loaded machine). Exit status: 0 full points, 1 points lost, 2 the
+// on a loaded machine). With an AGENT command, the grader starts it (with
+// DUT_ADDRESS=HOST:PORT in its environment), waits for it to answer, and
+// stops it at the end. Exit status: 0 full points, 1 points lost, 2 the
 // grading could not be done. docs/GRADING.md walks through it.
 //
 //	grader [--grpc HOST:PORT] [--message TEXT] [--timeout 30s] -- COMMAND [ARG...]
@@ -90,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	attempts := fs.Int("attempts", 2, "with --rubric: how many times a failing script runs in all")
 	callTimeout := fs.Duration("call-timeout", 2*time.Second, "with --rubric: how long the agent may take to answer a call that cannot block")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: grader --rubric FILE --dut HOST:PORT [--format text|json|junit|gradescope] [--attempts N]")
+		fmt.Fprintln(stderr, "usage: grader --rubric FILE --dut HOST:PORT [--format text|json|junit|gradescope] [--attempts N] [-- AGENT [ARG...]]")
 		fmt.Fprintln(stderr, "       grader [--grpc HOST:PORT] [--message TEXT] [--timeout D] -- COMMAND [ARG...]")
 		fs.PrintDefaults()
 	}
@@ -102,14 +104,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case *dutAddr == "":
 			fmt.Fprintln(stderr, "grader: --rubric needs --dut HOST:PORT, the DUT agent's address")
 			return 2
-		case fs.NArg() > 0:
-			fmt.Fprintln(stderr, "grader: --rubric takes no COMMAND: start the agent first")
-			return 2
 		case !slices.Contains([]string{"text", "json", "junit", "gradescope"}, *format):
 			fmt.Fprintf(stderr, "grader: --format: want text, json, junit or gradescope, got %q\n", *format)
 			return 2
 		}
-		return runRubric(*rubric, *dutAddr, *format, *attempts, *callTimeout, stdout, stderr)
+		return runRubric(*rubric, *dutAddr, *format, *attempts, *callTimeout, fs.Args(), stdout, stderr)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

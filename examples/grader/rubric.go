@@ -354,7 +354,7 @@ func (g *Grade) writeText(w io.Writer) error {
 }
 
 // runRubric is "grader --rubric FILE --dut HOST:PORT".
-func runRubric(path, addr, format string, attempts int, callTimeout time.Duration, stdout, stderr io.Writer) int {
+func runRubric(path, addr, format string, attempts int, callTimeout time.Duration, agent []string, stdout, stderr io.Writer) int {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "grader: %v\n", err)
@@ -372,6 +372,13 @@ func runRubric(path, addr, format string, attempts int, callTimeout time.Duratio
 		return 2
 	}
 	defer conn.Close()
+	if len(agent) > 0 {
+		stop, err := startAgent(conn, agent, addr, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "grader: %v\n", err)
+		}
+		defer stop()
+	}
 	g := &rubricGrader{conn: conn, attempts: attempts, dopts: duttarget.Options{CallTimeout: callTimeout}}
 	grade, err := g.grade(items)
 	if err != nil {
@@ -399,4 +406,42 @@ func runRubric(path, addr, format string, attempts int, callTimeout time.Duratio
 		return 1
 	}
 	return 0
+}
+
+// agentWait is how long a started agent has to answer.
+const agentWait = 30 * time.Second
+
+// startAgent runs the agent's command with DUT_ADDRESS=addr and waits
+// until it answers a Reset. An agent that exits or stays silent is
+// reported (each script will then fail with the reason); stop ends it.
+func startAgent(conn grpc.ClientConnInterface, argv []string, addr string, stderr io.Writer) (stop func(), err error) {
+	out := &tail{max: 4096}
+	ctx, kill := context.WithCancel(context.Background())
+	wait, err := (&command{argv: argv}).start(ctx, []string{"DUT_ADDRESS=" + addr}, out)
+	if err != nil {
+		kill()
+		return func() {}, fmt.Errorf("starting the agent: %v", err)
+	}
+	exited := make(chan int, 1)
+	go func() { exited <- wait() }()
+	stop = func() {
+		kill()
+		<-exited
+	}
+	client := dutv1.NewDeviceUnderTestServiceClient(conn)
+	for deadline := time.Now().Add(agentWait); time.Now().Before(deadline); {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, rerr := client.Reset(rctx, &dutv1.ResetRequest{}, grpc.WaitForReady(true))
+		cancel()
+		if rerr == nil {
+			return stop, nil
+		}
+		select {
+		case code := <-exited:
+			exited <- code
+			return stop, fmt.Errorf("the agent %s exited with status %d before it answered; its output:\n%s", strings.Join(argv, " "), code, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return stop, fmt.Errorf("the agent %s did not answer on %s within %s; its output:\n%s", strings.Join(argv, " "), addr, agentWait, out.String())
 }

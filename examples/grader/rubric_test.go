@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tcpstated/tcpstated/dut"
@@ -222,5 +225,71 @@ func TestRubricRole(t *testing.T) {
 	if status := run([]string{"--rubric", rubric, "--dut", "127.0.0.1:1"}, &stdout, &stderr); status != 2 ||
 		!strings.Contains(stderr.String(), "grades the stack as a client but never calls connect(") {
 		t.Errorf("status %d: %s", status, stderr.String())
+	}
+}
+
+// serveAgent is the test binary run as an agent by the grader: the
+// engine with the named bug on $DUT_ADDRESS, until SIGTERM or SIGKILL.
+func serveAgent(bugName string) int {
+	bug, err := dut.ParseBug(bugName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	lis, err := net.Listen("tcp", os.Getenv("DUT_ADDRESS"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	e := dut.NewEngine(bug)
+	defer e.Close()
+	if err := dut.Serve(ctx, lis, e); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// freeAddr is a loopback address nothing listens on (for a moment).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	return lis.Addr().String()
+}
+
+// TestRubricStartsAgent: "grader --rubric R --dut ADDR -- AGENT" starts the
+// agent with DUT_ADDRESS, grades it once it answers, and stops it; an
+// agent that exits first is reported, and every script fails.
+func TestRubricStartsAgent(t *testing.T) {
+	rubric := filepath.Join(t.TempDir(), "r.tsv")
+	dir, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "scripts"))
+	text := filepath.Join(dir, "handshake-passive.pkt") + " 1 server auto rfc\n" + filepath.Join(dir, "handshake-active.pkt") + " 1 client auto rfc\n"
+	if err := os.WriteFile(rubric, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GRADER_TEST_AGENT", "wrong-ack")
+	var stdout, stderr strings.Builder
+	addr := freeAddr(t)
+	status := run([]string{"--rubric", rubric, "--dut", addr, "--attempts", "1", "--", os.Args[0]}, &stdout, &stderr)
+	if status != 1 || !strings.Contains(stdout.String(), "with bug wrong-ack") || !strings.Contains(stdout.String(), "total: 0 of 2 points") {
+		t.Errorf("status %d:\n%s%s", status, stdout.String(), stderr.String())
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("the agent still listens on %s after grading", addr)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	status = run([]string{"--rubric", rubric, "--dut", freeAddr(t), "--", "sh", "-c", "echo no stack here; exit 3"}, &stdout, &stderr)
+	if status != 1 || !strings.Contains(stderr.String(), "exited with status 3 before it answered; its output:\nno stack here") ||
+		!strings.Contains(stdout.String(), "the script did not start") {
+		t.Errorf("status %d:\n%s%s", status, stdout.String(), stderr.String())
 	}
 }
