@@ -13,9 +13,10 @@
 // there, and the points; --format=junit writes JUnit XML (GitHub
 // Classroom, CI) and --format=gradescope Gradescope's results.json. A
 // failing script runs again up to --attempts times in all (the wall clock
-// on a loaded machine). With an AGENT command, the grader starts it (with
-// DUT_ADDRESS=HOST:PORT in its environment), waits for it to answer, and
-// stops it at the end. Exit status: 0 full points, 1 points lost, 2 the
+// on a loaded machine; the attempt that got furthest is reported), and
+// --tolerance raises the least tolerance of a script's times. With an
+// AGENT command, the grader starts it (with DUT_ADDRESS=HOST:PORT in its
+// environment), waits for it to answer, and stops it at the end. Exit status: 0 full points, 1 points lost, 2 the
 // grading could not be done. docs/GRADING.md walks through it.
 //
 //	grader [--grpc HOST:PORT] [--message TEXT] [--timeout 30s] -- COMMAND [ARG...]
@@ -67,6 +68,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/script/duttarget"
 )
 
 // The addresses of the assignment.
@@ -91,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "text", "with --rubric: text, json, junit or gradescope")
 	attempts := fs.Int("attempts", 2, "with --rubric: how many times a failing script runs in all")
 	callTimeout := fs.Duration("call-timeout", 2*time.Second, "with --rubric: how long the agent may take to answer a call that cannot block")
+	tolerance := fs.Duration("tolerance", 20*time.Millisecond, "with --rubric: the least tolerance a script's times are judged with")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: grader --rubric FILE --dut HOST:PORT [--format text|json|junit|gradescope] [--attempts N] [-- AGENT [ARG...]]")
 		fmt.Fprintln(stderr, "       grader [--grpc HOST:PORT] [--message TEXT] [--timeout D] -- COMMAND [ARG...]")
@@ -108,7 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "grader: --format: want text, json, junit or gradescope, got %q\n", *format)
 			return 2
 		}
-		return runRubric(*rubric, *dutAddr, *format, *attempts, *callTimeout, fs.Args(), stdout, stderr)
+		return runRubric(*rubric, *dutAddr, *format, *attempts,
+			duttarget.Options{CallTimeout: *callTimeout, MinTolerance: *tolerance}, fs.Args(), stdout, stderr)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -184,8 +185,15 @@ func (g *rubricGrader) grade(items []Item) (*Grade, error) {
 		var rep *script.Report
 		for res.Attempts < max(g.attempts, 1) {
 			res.Attempts++
-			if rep, err = script.RunDUT(g.conn, src, opts, g.dopts); err != nil {
+			r, err := script.RunDUT(g.conn, src, opts, g.dopts)
+			if err != nil {
 				return nil, fmt.Errorf("%s: %v", it.Script, err)
+			}
+			// Of failed attempts, the one that got furthest is reported:
+			// a packet late by a loaded machine fails a script earlier
+			// than the stack's own mistake does.
+			if rep == nil || r.Passed || failLine(r) >= failLine(rep) {
+				rep = r
 			}
 			if rep.Passed {
 				break
@@ -206,6 +214,21 @@ func (g *rubricGrader) grade(items []Item) (*Grade, error) {
 		out.Results = append(out.Results, res)
 	}
 	return out, nil
+}
+
+// failLine is the number of a report's first failing line; 0 for none
+// (the script did not start, or only the end-of-script check failed:
+// that one is the furthest).
+func failLine(rep *script.Report) int {
+	for _, l := range rep.Lines {
+		if l.Status == script.StatusFail {
+			if l.Line == 0 {
+				return math.MaxInt
+			}
+			return l.Line
+		}
+	}
+	return 0
 }
 
 // explain fills in the failing line, and what the reference engine did
@@ -354,7 +377,7 @@ func (g *Grade) writeText(w io.Writer) error {
 }
 
 // runRubric is "grader --rubric FILE --dut HOST:PORT".
-func runRubric(path, addr, format string, attempts int, callTimeout time.Duration, agent []string, stdout, stderr io.Writer) int {
+func runRubric(path, addr, format string, attempts int, dopts duttarget.Options, agent []string, stdout, stderr io.Writer) int {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "grader: %v\n", err)
@@ -379,7 +402,7 @@ func runRubric(path, addr, format string, attempts int, callTimeout time.Duratio
 		}
 		defer stop()
 	}
-	g := &rubricGrader{conn: conn, attempts: attempts, dopts: duttarget.Options{CallTimeout: callTimeout}}
+	g := &rubricGrader{conn: conn, attempts: attempts, dopts: dopts}
 	grade, err := g.grade(items)
 	if err != nil {
 		fmt.Fprintf(stderr, "grader: %v\n", err)
