@@ -1,10 +1,12 @@
 // Package dut serves a TCP stack as a device under test: the gRPC service
 // tcpstate.dut.v1.DeviceUnderTestService over a Stack, so that
 // `tcpstated script run --target=dut:HOST:PORT` (script/duttarget) can
-// run packetdrill scripts against it. The Stack here is tcpstated's own
-// engine on the wall clock (Engine), optionally broken in one way (Bug)
-// to prove that the scripts catch it; a student's stack implements the
-// same service in its own language.
+// run packetdrill scripts against it. The Stacks here are tcpstated's
+// own engine on the wall clock (Engine), optionally broken in one way
+// (Bug) to prove that the scripts catch it, and the machine's Linux
+// kernel in a network namespace per script (Kernel, with the kernel
+// target's code); a student's stack implements the same service in its
+// own language (examples/dut-node is a starter).
 package dut
 
 import (
@@ -175,6 +177,9 @@ func (s *Server) run(ctx context.Context, c *target.Call) (target.Result, error)
 	if err != nil {
 		if _, ok := status.FromError(err); ok {
 			return res, err
+		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return res, status.FromContextError(err).Err() // DEADLINE_EXCEEDED or CANCELED
 		}
 		return res, status.Errorf(codes.Internal, "%s: %v", c.Name, err)
 	}

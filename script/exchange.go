@@ -135,9 +135,10 @@ func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 }
 
 // lastInbound is the engine's explanation of the last inbound packet, for
-// failure reasons.
+// failure reasons; nothing on a target that does not explain itself (the
+// kernel, a DUT).
 func (r *runner) lastInbound() string {
-	if r.lastIn == 0 {
+	if r.lastIn == 0 || r.x == nil {
 		return ""
 	}
 	if len(r.lastInExpl) == 0 {

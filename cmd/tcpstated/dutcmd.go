@@ -13,7 +13,7 @@ import (
 	"github.com/tcpstated/tcpstated/dut"
 )
 
-const dutUsage = `usage: tcpstated dut serve [--listen=ADDR] [--bug=NAME]
+const dutUsage = `usage: tcpstated dut serve [--listen=ADDR] [--stack=engine|linux] [--bug=NAME]
 
 Serves tcpstated's engine, on the wall clock, as a device under test
 (the tcpstate.dut.v1.DeviceUnderTestService), for
@@ -21,9 +21,12 @@ tcpstated script run --target=dut:HOST:PORT. It prints the address it
 listens on, then serves until interrupted.
 
   --listen=ADDR  the gRPC address (default 127.0.0.1:0, a free port)
-  --bug=NAME     break one rule on purpose, to see a script catch it:
-                 wrong-ack, ignore-window, no-time-wait; or misbehave as
-                 an agent: hang, garbage, close-stream, malformed
+  --stack=S      engine (the default), or linux: this machine's kernel,
+                 its sockets in a network namespace of their own per
+                 script, with a TUN device for the packets (needs root)
+  --bug=NAME     engine: break one rule on purpose, to see a script catch
+                 it: wrong-ack, ignore-window, no-time-wait; or misbehave
+                 as an agent: hang, garbage, close-stream, malformed
 `
 
 // dutCommand implements "tcpstated dut serve".
@@ -37,6 +40,7 @@ func dutCommand(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, dutUsage) }
 	listen := fs.String("listen", "127.0.0.1:0", "gRPC listen address")
 	bugName := fs.String("bug", "none", "a rule to break")
+	stackName := fs.String("stack", "engine", "engine or linux")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -48,17 +52,38 @@ func dutCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tcpstated dut serve: --bug: %v\n", err)
 		return 2
 	}
+	var stack dut.Stack
+	name := bug.Stack()
+	switch *stackName {
+	case "engine":
+		e := dut.NewEngine(bug)
+		defer e.Close()
+		stack = e
+	case "linux":
+		if bug != dut.BugNone {
+			fmt.Fprintln(stderr, "tcpstated dut serve: --bug is for --stack=engine")
+			return 2
+		}
+		if why := dut.KernelAvailable(); why != "" {
+			fmt.Fprintf(stderr, "tcpstated dut serve: --stack=linux %s\n", why)
+			return 1
+		}
+		k := dut.NewKernel()
+		defer k.Close()
+		stack, name = k, dut.KernelStack
+	default:
+		fmt.Fprintf(stderr, "tcpstated dut serve: --stack: want engine or linux, got %q\n", *stackName)
+		return 2
+	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "tcpstated dut serve: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "tcpstated dut: serving %s on %s\n", bug.Stack(), lis.Addr())
+	fmt.Fprintf(stdout, "tcpstated dut: serving %s on %s\n", name, lis.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	e := dut.NewEngine(bug)
-	defer e.Close()
-	if err := dut.Serve(ctx, lis, e); err != nil {
+	if err := dut.Serve(ctx, lis, stack); err != nil {
 		fmt.Fprintf(stderr, "tcpstated dut serve: %v\n", err)
 		return 1
 	}

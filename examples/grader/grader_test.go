@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if bug := os.Getenv("GRADER_TEST_AGENT"); bug != "" {
+		os.Exit(serveAgent(bug)) // the test binary as an agent (rubric_test.go)
+	}
 	// A program built with -race sleeps a second at exit unless told not to.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.Exit(m.Run())

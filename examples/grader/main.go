@@ -1,8 +1,27 @@
-// Command grader grades a student's TCP implementation against tcpstated.
+// Command grader grades a student's TCP implementation against tcpstated,
+// in one of two ways.
+//
+//	grader --rubric FILE --dut HOST:PORT [--format text|json|junit|gradescope] [--attempts N] [-- AGENT [ARG...]]
+//
+// grades a stack behind a DUT agent (tcpstate.dut.v1.DeviceUnderTestService:
+// a student's agent such as examples/dut-node, or tcpstated dut serve) in
+// both roles, as a server and as a client, with the packetdrill scripts a
+// rubric lists (script, points, role, compare mode, profile: see Item in
+// rubric.go and the sample rubric.tsv). For every script it reports pass
+// or fail, the first failing line, what the script expected and what the
+// stack sent, the reference engine's explanation of what the RFC requires
+// there, and the points; --format=junit writes JUnit XML (GitHub
+// Classroom, CI) and --format=gradescope Gradescope's results.json. A
+// failing script runs again up to --attempts times in all (the wall clock
+// on a loaded machine; the attempt that got furthest is reported), and
+// --tolerance raises the least tolerance of a script's times. With an
+// AGENT command, the grader starts it (with DUT_ADDRESS=HOST:PORT in its
+// environment), waits for it to answer, and stops it at the end. Exit status: 0 full points, 1 points lost, 2 the
+// grading could not be done. docs/GRADING.md walks through it.
 //
 //	grader [--grpc HOST:PORT] [--message TEXT] [--timeout 30s] -- COMMAND [ARG...]
 //
-// The grader creates a session with a listener at 10.0.0.1:80 and runs the
+// grades a client that drives tcpstated's API. The grader creates a session with a listener at 10.0.0.1:80 and runs the
 // student's COMMAND as the client. The student's program speaks TCP with
 // that listener through the tcpstated API: it submits the segments it
 // builds (SegmentService.SubmitSegment) and reads the ones tcpstated sends
@@ -49,6 +68,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/script/duttarget"
 )
 
 // The addresses of the assignment.
@@ -68,12 +88,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("grpc", envOr("TCPSTATED_GRPC", "127.0.0.1:50051"), "tcpstated's gRPC address")
 	msg := fs.String("message", "hello, tcpstated", "the message the student's program must send")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long the student's program may run")
+	rubric := fs.String("rubric", "", "grade the stack behind --dut with the scripts of this rubric file")
+	dutAddr := fs.String("dut", "", "with --rubric: the DUT agent's HOST:PORT")
+	format := fs.String("format", "text", "with --rubric: text, json, junit or gradescope")
+	attempts := fs.Int("attempts", 2, "with --rubric: how many times a failing script runs in all")
+	callTimeout := fs.Duration("call-timeout", 2*time.Second, "with --rubric: how long the agent may take to answer a call that cannot block")
+	tolerance := fs.Duration("tolerance", 20*time.Millisecond, "with --rubric: the least tolerance a script's times are judged with")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: grader [--grpc HOST:PORT] [--message TEXT] [--timeout D] -- COMMAND [ARG...]")
+		fmt.Fprintln(stderr, "usage: grader --rubric FILE --dut HOST:PORT [--format text|json|junit|gradescope] [--attempts N] [-- AGENT [ARG...]]")
+		fmt.Fprintln(stderr, "       grader [--grpc HOST:PORT] [--message TEXT] [--timeout D] -- COMMAND [ARG...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *rubric != "" {
+		switch {
+		case *dutAddr == "":
+			fmt.Fprintln(stderr, "grader: --rubric needs --dut HOST:PORT, the DUT agent's address")
+			return 2
+		case !slices.Contains([]string{"text", "json", "junit", "gradescope"}, *format):
+			fmt.Fprintf(stderr, "grader: --format: want text, json, junit or gradescope, got %q\n", *format)
+			return 2
+		}
+		return runRubric(*rubric, *dutAddr, *format, *attempts,
+			duttarget.Options{CallTimeout: *callTimeout, MinTolerance: *tolerance}, fs.Args(), stdout, stderr)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

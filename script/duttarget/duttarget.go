@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -437,7 +438,9 @@ func (t *Target) do(ctx context.Context, c *target.Call) target.Result {
 		return target.Result{Skip: "skipped: system call " + c.Name + " has no RPC in the DUT protocol"}
 	}
 	if err != nil {
-		if ctx.Err() != nil && t.ctx.Err() == nil {
+		// The deadline passed: on this side, or first on the agent's
+		// (gRPC carries it), which then answers DEADLINE_EXCEEDED.
+		if (ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded) && t.ctx.Err() == nil {
 			return target.Result{Ret: -1, Error: fmt.Sprintf("the agent did not answer %s within %s", c.Name, t.opts.CallTimeout)}
 		}
 		return target.Result{Ret: -1, Error: fmt.Sprintf("the agent failed %s: %s", c.Name, rpcErr(err))}

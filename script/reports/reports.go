@@ -160,5 +160,6 @@ func WriteGradescope(w io.Writer, cases []Case) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // packets read "> S." and "<mss 1460>", not \u003e
 	return enc.Encode(doc)
 }
