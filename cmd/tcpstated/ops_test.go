@@ -365,3 +365,40 @@ func TestPcapng(t *testing.T) {
 		t.Fatalf("GET pcap is no longer plain pcap: %d %q", code, body[:min(8, len(body))])
 	}
 }
+
+// TestOpenAPIAndRoot: /openapi.json is titled for the service with a
+// version and lists the file routes; GET / redirects to the web view.
+func TestOpenAPIAndRoot(t *testing.T) {
+	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: t.TempDir(), Args: []string{"--fsync", "never"}})
+	base := "http://" + srv.HTTPAddr
+	code, body := get(t, base+"/openapi.json")
+	var doc struct {
+		Info struct {
+			Title, Version string
+		}
+		Paths map[string]map[string]any
+	}
+	if err := json.Unmarshal([]byte(body), &doc); code != 200 || err != nil {
+		t.Fatalf("/openapi.json: %d %v", code, err)
+	}
+	if doc.Info.Title != "tcpstated API" || !strings.HasPrefix(doc.Info.Version, "v1 (tcpstated ") {
+		t.Fatalf("info: %+v", doc.Info)
+	}
+	for _, p := range []string{"/v1/sessions/{session}/pcap", "/v1/sessions/{session}/pcapng", "/v1/sessions/{session}/diagram.svg", "/v1/sessions/{session}/segments:drain", "/healthz"} {
+		if doc.Paths[p]["get"] == nil && doc.Paths[p]["post"] == nil {
+			t.Errorf("/openapi.json lacks %s", p)
+		}
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, _ := get(t, base+"/nope"); code != 404 {
+		t.Fatalf("GET /nope: %d", code)
+	}
+}
