@@ -207,7 +207,7 @@ func jsonString(s string) string {
 func TestPanicRecovery(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: dir,
-		Args: []string{"--fsync", "never"}, Env: []string{"TCPSTATED_TEST_PANIC=boom"}})
+		Args: []string{"--fsync", "never", "--access-log"}, Env: []string{"TCPSTATED_TEST_PANIC=boom"}})
 	base := "http://" + srv.HTTPAddr
 	for _, s := range []string{"bad", "good"} {
 		post(t, base+"/v1/sessions?session_id="+s, `{"options":{"isnMode":"ISN_MODE_FIXED","fixedIsn":1000}}`)
