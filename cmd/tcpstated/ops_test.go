@@ -82,6 +82,12 @@ func TestRequestIDRetry(t *testing.T) {
 		t.Fatalf("bad request_id: %d %s", code, body)
 	}
 	n = recordCount(t, base, "rid")
+	// CreateSession with a request_id and no session_id: a repeat returns
+	// the same session.
+	mk := post(t, base+"/v1/sessions?request_id=mk-1", `{}`)["session"].(map[string]any)["name"]
+	if again := post(t, base+"/v1/sessions?request_id=mk-1", `{}`)["session"].(map[string]any)["name"]; again != mk {
+		t.Fatalf("CreateSession repeat: %v, first %v", again, mk)
+	}
 
 	// After a restart the IDs come back from the log.
 	srv2, err := srv.Restart()
@@ -100,7 +106,13 @@ func TestRequestIDRetry(t *testing.T) {
 	if m := recordCount(t, base, "rid"); m != n {
 		t.Fatalf("repeats after a restart appended: %v records, then %v", n, m)
 	}
-	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "tcpstated_request_id_repeats_total 2") {
+	if again := post(t, base+"/v1/sessions?request_id=mk-1", `{}`)["session"].(map[string]any)["name"]; again != mk {
+		t.Fatalf("CreateSession repeat after a restart: %v, first %v", again, mk)
+	}
+	if _, body := get(t, base+"/v1/sessions"); strings.Count(body, `"name":"sessions/`) != 2 {
+		t.Fatalf("sessions after the repeats: %s", body)
+	}
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "tcpstated_request_id_repeats_total 3") {
 		t.Fatalf("/metrics: repeats not counted: %s", grepLines(body, "repeats"))
 	}
 	if err := srv2.Stop(30 * time.Second); err != nil {
