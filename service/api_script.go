@@ -58,7 +58,7 @@ func (h *scriptServer) RunScript(ctx context.Context, req *pb.RunScriptRequest) 
 	want, _ := parsed.EngineConfig(fsm.Config{ISNMode: fsm.ISNFixed})
 	// keep_session: true keeps the session with no expiry; unset gives it
 	// the server's default; false deletes it when the run ends.
-	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want), pb.SessionKind_SESSION_KIND_SCRIPT, nil, req.KeepSession == nil)
+	ss, err := h.s.create(ctx, req.GetSessionId(), scriptOptions(want), pb.SessionKind_SESSION_KIND_SCRIPT, nil, req.KeepSession == nil, "")
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -36,7 +36,7 @@ func (h *sessionServer) CreateSession(ctx context.Context, req *pb.CreateSession
 	default:
 		return nil, toStatus(invalidf("session.kind: %d is not a kind", kind))
 	}
-	ss, err := h.s.create(ctx, req.GetSessionId(), req.GetSession().GetOptions(), kind, req.GetSession(), true)
+	ss, err := h.s.create(ctx, req.GetSessionId(), req.GetSession().GetOptions(), kind, req.GetSession(), true, req.GetRequestId())
 	if err != nil {
 		return nil, toStatus(err)
 	}

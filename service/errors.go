@@ -225,6 +225,33 @@ func withResource(err error, name string) error {
 	return err
 }
 
+// withMetadata adds key: value to an error's ErrorInfo metadata, unless
+// it has the key.
+func withMetadata(err error, key, value string) error {
+	st, ok := status.FromError(err)
+	if !ok || err == nil {
+		return err
+	}
+	p := st.Proto()
+	for _, a := range p.Details {
+		var info errdetails.ErrorInfo
+		if a.MessageIs(&info) && a.UnmarshalTo(&info) == nil {
+			if _, ok := info.Metadata[key]; ok {
+				return err
+			}
+			if info.Metadata == nil {
+				info.Metadata = map[string]string{}
+			}
+			info.Metadata[key] = value
+			if a.MarshalFrom(&info) != nil {
+				return err
+			}
+			return status.FromProto(p).Err()
+		}
+	}
+	return err
+}
+
 // newRerun is a re-run that records a refused input's code as the service
 // answers it.
 func newRerun() *machine.Rerun {

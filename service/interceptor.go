@@ -27,6 +27,9 @@ func (s *Service) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	resp, err := handler(ctx, req)
 	if err != nil {
 		err = withResource(err, requestResource(req))
+		if id := RequestID(req); id != "" {
+			err = withMetadata(err, "request_id", id)
+		}
 	}
 	return resp, err
 }

@@ -186,3 +186,18 @@ func answer[T proto.Message](ctx context.Context, ss *session, id string, call f
 		return r, nil
 	}
 }
+
+// sessionByRequest is the caller's session that a CreateSession with
+// request ID id made, if it still exists.
+func (s *Service) sessionByRequest(owner, id string) *session {
+	var found *session
+	s.sessions.Range(func(k, v any) bool {
+		ss := v.(*session)
+		if k.(sessionKey).tenant == owner && ss.createReq == id {
+			found = ss
+			return false
+		}
+		return true
+	})
+	return found
+}

@@ -41,6 +41,8 @@ type Service struct {
 	closed   atomic.Bool
 	stopping atomic.Bool   // streams end; no new ones start
 	stopCh   chan struct{} // closed by StopStreams
+	// createMu serializes CreateSession calls that carry a request_id.
+	createMu sync.Mutex
 	// janitorStop ends the janitor (expiry.go).
 	janitorStop chan struct{}
 
@@ -190,10 +192,23 @@ func (s *Service) lookupName(ctx context.Context, field, name string) (*session,
 
 // create makes a new session: validates the options, creates its log with
 // the start record (durable before the call returns) and registers it.
-func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions, kind pb.SessionKind, spec *pb.Session, useDefaultTTL bool) (*session, error) {
+func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions, kind pb.SessionKind, spec *pb.Session, useDefaultTTL bool, reqID string) (*session, error) {
 	owner, ok := s.caller(ctx)
 	if !ok {
 		return nil, errorf(kindUnauthenticated, "the call has no tenant: this server requires a bearer token")
+	}
+	if reqID != "" {
+		if err := checkRequestID(reqID); err != nil {
+			return nil, err
+		}
+		// Creates with a request ID run one at a time, so that a repeat
+		// finds the session its first call made.
+		s.createMu.Lock()
+		defer s.createMu.Unlock()
+		if ss := s.sessionByRequest(owner, reqID); ss != nil {
+			s.metrics.repeats.Inc()
+			return ss, nil
+		}
 	}
 	switch {
 	case id == "":
@@ -227,7 +242,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions,
 		s.tenants.Release(tenant)
 		return nil, exhaustedf("the server holds its limit of %d sessions", s.cfg.Limits.MaxSessions)
 	}
-	ss, err := s.createLog(id, tenant, opts, secret, kind, exp)
+	ss, err := s.createLog(id, tenant, opts, secret, kind, exp, reqID)
 	if err != nil {
 		s.count.Add(-1)
 		s.tenants.Release(tenant)
@@ -246,7 +261,7 @@ func (s *Service) create(ctx context.Context, id string, req *pb.SessionOptions,
 	return ss, nil
 }
 
-func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte, kind pb.SessionKind, exp expiration) (*session, error) {
+func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [16]byte, kind pb.SessionKind, exp expiration, reqID string) (*session, error) {
 	file := logName(tenant, id)
 	lg, err := s.store.Create(file)
 	switch {
@@ -267,6 +282,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		MaxEndpoints:  uint32(params.MaxEndpoints),
 		Tenant:        tenant,
 		Kind:          kind,
+		RequestId:     reqID,
 	}
 	exp.setStart(start)
 	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
@@ -296,6 +312,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		next:       1,
 		mono:       now,
 		expire:     exp,
+		createReq:  reqID,
 	}
 	ss.startTimer()
 	return ss, nil
@@ -497,6 +514,7 @@ func (s *Service) rebuild(file string, lg store.Log, rep store.RecoveryReport) (
 		mono:       time.Now(),
 		base:       time.Since(createTime),
 		expire:     startExpiration(rr.Start),
+		createReq:  rr.Start.GetRequestId(),
 	}
 	if rr.Pending != nil {
 		// The input is in the log but its output is not: append the

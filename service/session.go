@@ -76,6 +76,8 @@ type session struct {
 	// script run collects them for its runner: api_script.go).
 	tap func(*fsm.Ready)
 
+	// createReq is the request_id of the CreateSession call that made it.
+	createReq string
 	// expire is when the session expires (expiry.go).
 	expire expiration
 

@@ -62,7 +62,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&c.limits.MaxPageSize, "max-page-size", service.DefaultMaxPageSize, "largest page_size of List calls")
 	fs.IntVar(&c.limits.MaxWatchers, "max-watchers", service.DefaultMaxWatchers, "most concurrent WatchSegments (and following StreamRecords) streams per session")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", 0, "ttl of a session created without expire_time or ttl: REALTIME sessions expire that long after creation, VIRTUAL ones when their clock reaches it; expired sessions are removed with their logs (0: never)")
-	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per gRPC call (REST requests included): method, session, code, duration, request_id")
+	fs.BoolVar(&c.accessLog, "access-log", false, "log one line per gRPC call (REST requests included): method, session, request_id, code, duration (off by default: under load it is a line per call)")
 	fs.StringVar(&c.authTokens, "auth-tokens", "", "file of bearer tokens, one 'TOKEN TENANT' per line (# comments); with it every gRPC call and REST request needs 'authorization: Bearer TOKEN' and sees only its tenant's sessions (health, /healthz, /metrics and /openapi.json stay open); re-read on SIGHUP")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve TLS on both listeners; needs --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")

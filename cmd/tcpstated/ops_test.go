@@ -82,6 +82,12 @@ func TestRequestIDRetry(t *testing.T) {
 		t.Fatalf("bad request_id: %d %s", code, body)
 	}
 	n = recordCount(t, base, "rid")
+	// CreateSession with a request_id and no session_id: a repeat returns
+	// the same session.
+	mk := post(t, base+"/v1/sessions?request_id=mk-1", `{}`)["session"].(map[string]any)["name"]
+	if again := post(t, base+"/v1/sessions?request_id=mk-1", `{}`)["session"].(map[string]any)["name"]; again != mk {
+		t.Fatalf("CreateSession repeat: %v, first %v", again, mk)
+	}
 
 	// After a restart the IDs come back from the log.
 	srv2, err := srv.Restart()
@@ -100,7 +106,13 @@ func TestRequestIDRetry(t *testing.T) {
 	if m := recordCount(t, base, "rid"); m != n {
 		t.Fatalf("repeats after a restart appended: %v records, then %v", n, m)
 	}
-	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "tcpstated_request_id_repeats_total 2") {
+	if again := post(t, base+"/v1/sessions?request_id=mk-1", `{}`)["session"].(map[string]any)["name"]; again != mk {
+		t.Fatalf("CreateSession repeat after a restart: %v, first %v", again, mk)
+	}
+	if _, body := get(t, base+"/v1/sessions"); strings.Count(body, `"name":"sessions/`) != 2 {
+		t.Fatalf("sessions after the repeats: %s", body)
+	}
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "tcpstated_request_id_repeats_total 3") {
 		t.Fatalf("/metrics: repeats not counted: %s", grepLines(body, "repeats"))
 	}
 	if err := srv2.Stop(30 * time.Second); err != nil {
@@ -207,7 +219,7 @@ func jsonString(s string) string {
 func TestPanicRecovery(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: dir,
-		Args: []string{"--fsync", "never"}, Env: []string{"TCPSTATED_TEST_PANIC=boom"}})
+		Args: []string{"--fsync", "never", "--access-log"}, Env: []string{"TCPSTATED_TEST_PANIC=boom"}})
 	base := "http://" + srv.HTTPAddr
 	for _, s := range []string{"bad", "good"} {
 		post(t, base+"/v1/sessions?session_id="+s, `{"options":{"isnMode":"ISN_MODE_FIXED","fixedIsn":1000}}`)
@@ -363,5 +375,42 @@ func TestPcapng(t *testing.T) {
 	code, body := get(t, base+"/v1/sessions/cap/pcap")
 	if code != 200 || !strings.HasPrefix(body, "\x4d\x3c\xb2\xa1") {
 		t.Fatalf("GET pcap is no longer plain pcap: %d %q", code, body[:min(8, len(body))])
+	}
+}
+
+// TestOpenAPIAndRoot: /openapi.json is titled for the service with a
+// version and lists the file routes; GET / redirects to the web view.
+func TestOpenAPIAndRoot(t *testing.T) {
+	srv := testserver.StartT(t, testserver.Config{Binary: testserver.Tcpstated(t, testserver.Race), DataDir: t.TempDir(), Args: []string{"--fsync", "never"}})
+	base := "http://" + srv.HTTPAddr
+	code, body := get(t, base+"/openapi.json")
+	var doc struct {
+		Info struct {
+			Title, Version string
+		}
+		Paths map[string]map[string]any
+	}
+	if err := json.Unmarshal([]byte(body), &doc); code != 200 || err != nil {
+		t.Fatalf("/openapi.json: %d %v", code, err)
+	}
+	if doc.Info.Title != "tcpstated API" || !strings.HasPrefix(doc.Info.Version, "v1 (tcpstated ") {
+		t.Fatalf("info: %+v", doc.Info)
+	}
+	for _, p := range []string{"/v1/sessions/{session}/pcap", "/v1/sessions/{session}/pcapng", "/v1/sessions/{session}/diagram.svg", "/v1/sessions/{session}/segments:drain", "/healthz"} {
+		if doc.Paths[p]["get"] == nil && doc.Paths[p]["post"] == nil {
+			t.Errorf("/openapi.json lacks %s", p)
+		}
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, _ := get(t, base+"/nope"); code != 404 {
+		t.Fatalf("GET /nope: %d", code)
 	}
 }

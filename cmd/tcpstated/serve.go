@@ -25,7 +25,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/tcpstated/tcpstated/gen/openapi"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 	"github.com/tcpstated/tcpstated/service"
 	"github.com/tcpstated/tcpstated/store"
@@ -143,7 +142,7 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 		svc.Close()
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	handler, closeGateway, err := httpHandler(ctx, glis.Addr().String(), lim, reg, hs, sec)
+	handler, closeGateway, err := httpHandler(ctx, glis.Addr().String(), lim, reg, hs, sec, bi.version)
 	if err != nil {
 		glis.Close()
 		hlis.Close()
@@ -203,7 +202,11 @@ func runServer(ctx context.Context, c *serveConfig, fsync store.FsyncMode, logge
 // httpHandler serves the REST gateway (dialing the gRPC listener on
 // loopback, which server-streaming calls need), /openapi.json, /metrics
 // and /healthz.
-func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *prometheus.Registry, hs *health.Server, sec *security) (http.Handler, func(), error) {
+func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *prometheus.Registry, hs *health.Server, sec *security, version string) (http.Handler, func(), error) {
+	doc, err := openAPIDocument(version)
+	if err != nil {
+		return nil, nil, err
+	}
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Every field is shown, zero or not, so a curl user sees the
@@ -237,9 +240,12 @@ func httpHandler(ctx context.Context, grpcAddr string, lim service.Limits, reg *
 	mux := http.NewServeMux()
 	registerFileRoutes(mux, gw, conn) // pcap and diagram.svg (files.go)
 	webui.Register(mux)               // the web view at /ui/
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(openapi.JSON)
+		w.Write(doc)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -180,7 +180,9 @@ type SessionStart struct {
 	// When the session expires, on the wall clock (Session.expire_time).
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// When the session expires, on the session clock (Session.expire_clock).
-	ExpireClock   *durationpb.Duration `protobuf:"bytes,11,opt,name=expire_clock,json=expireClock,proto3" json:"expire_clock,omitempty"`
+	ExpireClock *durationpb.Duration `protobuf:"bytes,11,opt,name=expire_clock,json=expireClock,proto3" json:"expire_clock,omitempty"`
+	// CreateSessionRequest.request_id, if the call had one.
+	RequestId     string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -290,6 +292,13 @@ func (x *SessionStart) GetExpireClock() *durationpb.Duration {
 		return x.ExpireClock
 	}
 	return nil
+}
+
+func (x *SessionStart) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // One input to the engine. Endpoints are named by their ID (the last
@@ -1313,7 +1322,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05start\x18\x03 \x01(\v2\x19.tcpstate.v1.SessionStartH\x00R\x05start\x12*\n" +
 	"\x05input\x18\x04 \x01(\v2\x12.tcpstate.v1.InputH\x00R\x05input\x123\n" +
 	"\x06output\x18\x05 \x01(\v2\x19.tcpstate.v1.OutputDigestH\x00R\x06outputB\x06\n" +
-	"\x04body\"\xe9\x03\n" +
+	"\x04body\"\x88\x04\n" +
 	"\fSessionStart\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12\x1d\n" +
@@ -1329,7 +1338,9 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\vexpire_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12<\n" +
-	"\fexpire_clock\x18\v \x01(\v2\x19.google.protobuf.DurationR\vexpireClock\"\x8a\x05\n" +
+	"\fexpire_clock\x18\v \x01(\v2\x19.google.protobuf.DurationR\vexpireClock\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\f \x01(\tR\trequestId\"\x8a\x05\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +

@@ -29,7 +29,12 @@ type CreateSessionRequest struct {
 	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// The ID to give it (the last segment of its name); the server picks one
 	// when empty. ALREADY_EXISTS when taken.
-	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Makes a retry safe (AIP-155): while a session created with this ID
+	// exists (for this tenant), a repeat returns it and creates nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. Kept in
+	// the session's start record, so it holds across a restart.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -74,6 +79,13 @@ func (x *CreateSessionRequest) GetSession() *Session {
 func (x *CreateSessionRequest) GetSessionId() string {
 	if x != nil {
 		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CreateSessionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -583,11 +595,13 @@ var File_tcpstate_v1_session_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_session_service_proto_rawDesc = "" +
 	"\n" +
-	"!tcpstate/v1/session_service.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/session.proto\"e\n" +
+	"!tcpstate/v1/session_service.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/session.proto\"\x84\x01\n" +
 	"\x14CreateSessionRequest\x12.\n" +
 	"\asession\x18\x01 \x01(\v2\x14.tcpstate.v1.SessionR\asession\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x02 \x01(\tR\tsessionId\"G\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"G\n" +
 	"\x15CreateSessionResponse\x12.\n" +
 	"\asession\x18\x01 \x01(\v2\x14.tcpstate.v1.SessionR\asession\"'\n" +
 	"\x11GetSessionRequest\x12\x12\n" +
