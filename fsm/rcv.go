@@ -378,6 +378,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		} else if len(seg.Payload) == 0 && f&(FlagSYN|FlagFIN) == 0 && sndWnd == c.sndWnd && c.flight() > 0 && !e.sackMode(c) {
 			e.dupAck(c, seg)
 		}
+		e.frtoOnDup(c, seg) // RFC 5682 steps 2, 3 (frto.go)
 	default:
 		e.explain(c.id, CodeAckOld, ActionInfo, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"SND.UNA", uint64(c.sndUna)})
 	}
@@ -622,6 +623,7 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 	if c.recoverGuard && c.sndUna.GreaterThan(c.recover) {
 		c.recoverGuard = false
 	}
+	e.frtoOnAck(c, seg, acked) // RFC 5682 steps 2, 3 (frto.go)
 	if !sack {
 		c.dupAcks = 0
 		if c.sack != nil {

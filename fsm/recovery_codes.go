@@ -31,6 +31,13 @@ const (
 	CodeRTTSampleSACK
 	// Spurious timeouts.
 	CodeSpuriousRTO
+	// F-RTO (RFC 5682).
+	CodeFRTOStart
+	CodeFRTONotEntered
+	CodeFRTONewData
+	CodeFRTOConventional
+	CodeFRTOGenuine
+	CodeFRTOSpurious
 	numRecoveryCodes
 )
 
@@ -59,5 +66,11 @@ var recoveryCodeSpecs = [numRecoveryCodes - codeRecoveryBase]codeSpec{
 	CodeHyStartExit - codeRecoveryBase:           {"HYSTART_EXIT", "RFC 9406 §4.2", "HyStart++: {CSS.ROUNDS} rounds of conservative slow start: ssthresh = cwnd = {CWND}, congestion avoidance begins"},
 	CodeRTTSampleSACK - codeRecoveryBase:         {"RTT_SAMPLE_SACK", "RFC 6298 §2, §3", "the ACK SACKs data sent once (Karn's algorithm admits it) {RTT.MS} ms ago: RTT sample taken; SRTT {SRTT.MS} ms, RTTVAR {RTTVAR.MS} ms, RTO {RTO.MS} ms"},
 	CodeSpuriousRTO - codeRecoveryBase:           {"SPURIOUS_RTO", "RFC 3522 §2, RFC 4015 §2", "the first ACK after the timeout's retransmission echoes {SEG.TSECR}, older than the retransmission's timestamp {RETRANSMIT.TS}: the original was delivered and the timeout was spurious (Eifel detection); go-back-N stops, ssthresh = pipe_prev = {SSTHRESH}, cwnd = FlightSize + min(acked, IW) = {CWND}, RTO {RTO.MS} ms"},
+	CodeFRTOStart - codeRecoveryBase:             {"FRTO_START", "RFC 5682 §2.1 (1), §3 (1)", "F-RTO step 1 (VARIANT {VARIANT}: 1 SACK-enhanced §3, 0 basic §2.1): the timeout's retransmission of {SND.UNA} is sent and recover = {RECOVER}; the next two ACKs decide whether the timeout was spurious; pipe_prev {PIPE.PREV} is kept for the response"},
+	CodeFRTONotEntered - codeRecoveryBase:        {"FRTO_NOT_ENTERED", "RFC 5682 §2.1 (1)", "the timer expired again during RTO recovery (SND.UNA {SND.UNA} has not passed recover {RECOVER}): F-RTO is not entered, conventional RTO recovery goes on and recover = {NEW.RECOVER}"},
+	CodeFRTONewData - codeRecoveryBase:           {"FRTO_NEW_DATA", "RFC 5682 §2.1 (2b), §3 (2b)", "F-RTO step 2b: the first ACK after the timeout ({SEG.ACK}) advances SND.UNA but does not reach recover {RECOVER}: instead of retransmitting, up to two new segments are sent (cwnd = FlightSize + 2·SMSS = {CWND}); RecoveryPoint {RECOVERY.POINT}; the next ACK decides"},
+	CodeFRTOConventional - codeRecoveryBase:      {"FRTO_CONVENTIONAL", "RFC 5682 §2.1 (2a), §3 (2a)", "F-RTO step 2 falls back to conventional RTO recovery (REASON {REASON}: 1 the ACK {SEG.ACK} covers recover {RECOVER}, 2 a duplicate ACK (basic F-RTO), 3 the ACK does not cover the retransmitted segment, 4 no new data can be sent: nothing unsent or the peer's window is full): go-back-N in slow start, cwnd {CWND}"},
+	CodeFRTOGenuine - codeRecoveryBase:           {"FRTO_RTO_GENUINE", "RFC 5682 §2.1 (3a), §3 (3a)", "F-RTO step 3a: the second ACK after the timeout ({SEG.ACK}, SACKs up to {SACK.HIGH}) is a duplicate or acknowledges beyond RecoveryPoint {RECOVERY.POINT} without new data below it: the timeout was genuine; cwnd = {CWND} (at most 3·SMSS) and conventional RTO recovery retransmits from {SND.UNA}"},
+	CodeFRTOSpurious - codeRecoveryBase:          {"FRTO_SPURIOUS_RTO", "RFC 5682 §2.1 (3b), §3 (3b); RFC 4015 §2", "F-RTO step 3b: the second ACK after the timeout ({SEG.ACK}, {SACKED} bytes newly SACKed) acknowledges data sent only before the timeout, not beyond RecoveryPoint {RECOVERY.POINT}: the timeout was spurious (SpuriousRecovery = SPUR_TO); Eifel response: no go-back-N, ssthresh = pipe_prev = {SSTHRESH}, cwnd = FlightSize + min(acked, IW) = {CWND}"},
 	CodePRR - codeRecoveryBase:                   {"PRR", secPRR, "Proportional Rate Reduction: DeliveredData {DELIVERED}, prr_delivered {PRR.DELIVERED}, prr_out {PRR.OUT}; pipe {PIPE} against ssthresh {SSTHRESH} (proportional above it, the reduction bound at or below): sndcnt {SNDCNT}, cwnd = pipe + sndcnt"},
 }

@@ -440,6 +440,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	}
 	mss := uint32(c.effMSS())
 	e.eifelOnTimeout(c)
+	e.frtoOnTimeout(c)
 	c.ssthresh = e.ccReduce(c, c.flight())
 	c.cwnd = mss
 	e.sackOnTimeout(c)
