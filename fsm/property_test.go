@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -325,6 +326,13 @@ func propRecoveryCombo(seed uint64, r *Recovery) {
 		if combo&(1<<i) != 0 {
 			set(r)
 		}
+	}
+	// F-RTO, a later switch, rides on the parity of the combination,
+	// flipped every 2^8 seeds: the default 300 seeds still cover the 256
+	// combinations above, about half of them with F-RTO, and 512 seeds
+	// (make property-long) cover all 512.
+	if (bits.OnesCount64(combo)+int(seed>>len(propRecoverySwitches)))%2 == 1 {
+		r.FRTO = true
 	}
 }
 

@@ -29,6 +29,8 @@ type timedLink struct {
 	copies   map[Seq]int
 	codes    map[Code]int  // the client's explanations so far
 	xs       []Explanation // and the explanations themselves
+	fifo     bool          // a shorter oneWay never lets a packet overtake one sent before it
+	last     [2]time.Duration
 }
 
 func newTimedLink(t *testing.T, cliCfg, srvCfg Config, oneWay time.Duration) (*timedLink, EndpointID, EndpointID) {
@@ -104,7 +106,12 @@ func (l *timedLink) collect() {
 				}
 			}
 			l.n++
-			l.q = append(l.q, timedPkt{at: l.now + l.oneWay, n: l.n, toS: toS, p: p})
+			at := l.now + l.oneWay
+			if l.fifo {
+				at = max(at, l.last[b2i(toS)])
+				l.last[b2i(toS)] = at
+			}
+			l.q = append(l.q, timedPkt{at: at, n: l.n, toS: toS, p: p})
 		}
 		s.out = nil
 	}
