@@ -334,6 +334,9 @@ func propRecoveryCombo(seed uint64, r *Recovery) {
 	if (bits.OnesCount64(combo)+int(seed>>len(propRecoverySwitches)))%2 == 1 {
 		r.FRTO = true
 	}
+	// ECN (RFC 3168) on every other triple of seeds: negotiated, data sent
+	// ECT(0); the simulated link marks no CE.
+	r.ECN = seed/3%2 == 1
 }
 
 // propFailure is a failed run: panicked through propSim.fail.
