@@ -110,7 +110,6 @@ func (e *Engine) ecnOnArrive(c *conn, seg *Segment) {
 			e.explain(c.id, CodeECNCongestionExperienced, ActionInfo, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"SEG.LEN", uint64(len(seg.Payload))})
 		}
 		s.echo = true
-		c.ackPending = true
 	}
 }
 
