@@ -180,3 +180,33 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// TestFRTONotReentered: as in TestFRTOGenuineTimeout the first window is
+// lost, and the timeout's retransmission of 101 is lost too. The second
+// timeout comes during RTO recovery (SND.UNA 101 has not passed recover
+// 1100), so F-RTO is not entered again (step 1): conventional recovery
+// goes on, and the first ACK after it (201) sends no new data.
+// Reference: RFC 5682 §2.1 (1).
+func TestFRTONotReentered(t *testing.T) {
+	l, c, s := newTimedLink(t, frtoConfig(100, true, false), lossConfig(300), 10*time.Millisecond)
+	l.drop = func(p Packet, copyNo int) bool {
+		return p.Segment.Seq.LessThan(1101) && (copyNo == 1 || p.Segment.Seq == 101 && copyNo == 2)
+	}
+	data := strings.Repeat("n", 3000)
+	mustSend(t, l.cli, c, data)
+	l.run(l.now + 20*time.Second)
+	if in, _ := l.cli.e.Endpoint(c); in.SndUna != 3101 {
+		t.Fatalf("SND.UNA %d, want 3101", in.SndUna)
+	}
+	if l.codes[CodeFRTOStart] != 1 || l.codes[CodeFRTONotEntered] < 1 {
+		t.Fatalf("FRTO_START %d, FRTO_NOT_ENTERED %d; want 1 and at least 1", l.codes[CodeFRTOStart], l.codes[CodeFRTONotEntered])
+	}
+	x := frtoExplanation(t, l, CodeFRTONotEntered)
+	if una, rec := frtoField(t, x, "SND.UNA"), frtoField(t, x, "RECOVER"); una != 101 || rec != 1100 {
+		t.Fatalf("not entered at SND.UNA %d, recover %d; want 101, 1100: %s", una, rec, x.String())
+	}
+	if l.codes[CodeFRTONewData] != 0 || l.codes[CodeFRTOSpurious] != 0 {
+		t.Fatalf("FRTO_NEW_DATA %d, FRTO_SPURIOUS_RTO %d; want none", l.codes[CodeFRTONewData], l.codes[CodeFRTOSpurious])
+	}
+	mustRead(t, l.srv, s, data)
+}
