@@ -115,6 +115,10 @@ func TestECNHalvesOncePerWindow(t *testing.T) {
 	if len(cwr) != 1 || cwr[0] != 1101 {
 		t.Fatalf("CWR on %v, want [1101]: the first new data segment after the reduction", cwr)
 	}
+	if l.srvCodes[CodeECNCongestionExperienced] != 1 || l.srvCodes[CodeECNCWRReceived] != 1 {
+		t.Fatalf("server: ECN_CONGESTION_EXPERIENCED %d, ECN_CWR_RECEIVED %d; want one echo, started and ended once",
+			l.srvCodes[CodeECNCongestionExperienced], l.srvCodes[CodeECNCWRReceived])
+	}
 	if notECT != 0 {
 		t.Fatalf("%d data segments not ECT(0)", notECT)
 	}

@@ -31,11 +31,12 @@ type timedLink struct {
 	xs       []Explanation // and the explanations themselves
 	fifo     bool          // a shorter oneWay never lets a packet overtake one sent before it
 	last     [2]time.Duration
+	srvCodes map[Code]int // the server's explanations so far
 }
 
 func newTimedLink(t *testing.T, cliCfg, srvCfg Config, oneWay time.Duration) (*timedLink, EndpointID, EndpointID) {
 	l := &timedLink{t: t, cli: newSide(t, "client", cliCfg), srv: newSide(t, "server", srvCfg), oneWay: oneWay,
-		copies: map[Seq]int{}, codes: map[Code]int{}, drop: func(Packet, int) bool { return false }}
+		copies: map[Seq]int{}, codes: map[Code]int{}, srvCodes: map[Code]int{}, drop: func(Packet, int) bool { return false }}
 	lid, err := l.srv.e.Listen(serverAddr, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,9 @@ func (l *timedLink) collect() {
 		l.codes[x.Code]++
 		l.xs = append(l.xs, x)
 	}
-	l.srv.collect()
+	for _, x := range l.srv.collect().Explanations {
+		l.srvCodes[x.Code]++
+	}
 	for _, s := range []*side{l.cli, l.srv} {
 		for _, p := range s.out {
 			toS := s == l.cli
