@@ -51,6 +51,9 @@ type ccState struct {
 	retransmitTS uint32 // RetransmitTS: the TSval of the retransmission
 	pipePrev     uint32 // FlightSize (or ssthresh, if larger) before the timeout
 
+	frto frtoState // F-RTO (RFC 5682), frto.go
+	ecn  ecnState  // ECN (RFC 3168), ecn.go
+
 	// HyStart++ (RFC 9406 §4.2).
 	hsDone          bool // a congestion event ended the initial slow start
 	windowEnd       Seq

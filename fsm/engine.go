@@ -97,6 +97,7 @@ type Engine struct {
 
 	rcvSpare, sndSpare spareBufs // buffers of emptied rings, for reuse
 	tclassSet          bool      // some endpoint sends a non-zero traffic class (sockopt.go)
+	inECN              uint8     // the IP ECN field of the packet Deliver is processing (ecn.go)
 	retired            []*conn   // forgotten during this input
 	free               []*conn   // forgotten earlier, zeroed, for newConn
 }
@@ -157,7 +158,10 @@ func (e *Engine) Deliver(pkt []byte) error {
 	if err != nil {
 		return err
 	}
-	return e.DeliverSegment(src, dst, tcp)
+	e.inECN = ipECN(pkt) // RFC 3168 §6.1.3: a CE mark (ecn.go)
+	err = e.DeliverSegment(src, dst, tcp)
+	e.inECN = 0
+	return err
 }
 
 // DeliverSegment submits one inbound TCP segment sent from src to dst.

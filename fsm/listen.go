@@ -110,6 +110,7 @@ func (e *Engine) negotiate(c *conn, seg *Segment) {
 		c.tsOK = true
 		c.tsRecent = o.TSVal
 	}
+	e.ecnNegotiate(c, seg) // RFC 3168 §6.1.1 (ecn.go)
 }
 
 func (e *Engine) cookieMSSFor(seg *Segment) uint16 {

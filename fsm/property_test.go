@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -326,6 +327,16 @@ func propRecoveryCombo(seed uint64, r *Recovery) {
 			set(r)
 		}
 	}
+	// F-RTO, a later switch, rides on the parity of the combination,
+	// flipped every 2^8 seeds: the default 300 seeds still cover the 256
+	// combinations above, about half of them with F-RTO, and 512 seeds
+	// (make property-long) cover all 512.
+	if (bits.OnesCount64(combo)+int(seed>>len(propRecoverySwitches)))%2 == 1 {
+		r.FRTO = true
+	}
+	// ECN (RFC 3168) on every other triple of seeds: negotiated, data sent
+	// ECT(0); the simulated link marks no CE.
+	r.ECN = seed/3%2 == 1
 }
 
 // propFailure is a failed run: panicked through propSim.fail.

@@ -29,11 +29,14 @@ type timedLink struct {
 	copies   map[Seq]int
 	codes    map[Code]int  // the client's explanations so far
 	xs       []Explanation // and the explanations themselves
+	fifo     bool          // a shorter oneWay never lets a packet overtake one sent before it
+	last     [2]time.Duration
+	srvCodes map[Code]int // the server's explanations so far
 }
 
 func newTimedLink(t *testing.T, cliCfg, srvCfg Config, oneWay time.Duration) (*timedLink, EndpointID, EndpointID) {
 	l := &timedLink{t: t, cli: newSide(t, "client", cliCfg), srv: newSide(t, "server", srvCfg), oneWay: oneWay,
-		copies: map[Seq]int{}, codes: map[Code]int{}, drop: func(Packet, int) bool { return false }}
+		copies: map[Seq]int{}, codes: map[Code]int{}, srvCodes: map[Code]int{}, drop: func(Packet, int) bool { return false }}
 	lid, err := l.srv.e.Listen(serverAddr, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +96,9 @@ func (l *timedLink) collect() {
 		l.codes[x.Code]++
 		l.xs = append(l.xs, x)
 	}
-	l.srv.collect()
+	for _, x := range l.srv.collect().Explanations {
+		l.srvCodes[x.Code]++
+	}
 	for _, s := range []*side{l.cli, l.srv} {
 		for _, p := range s.out {
 			toS := s == l.cli
@@ -104,7 +109,12 @@ func (l *timedLink) collect() {
 				}
 			}
 			l.n++
-			l.q = append(l.q, timedPkt{at: l.now + l.oneWay, n: l.n, toS: toS, p: p})
+			at := l.now + l.oneWay
+			if l.fifo {
+				at = max(at, l.last[b2i(toS)])
+				l.last[b2i(toS)] = at
+			}
+			l.q = append(l.q, timedPkt{at: at, n: l.n, toS: toS, p: p})
 		}
 		s.out = nil
 	}

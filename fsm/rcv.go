@@ -7,6 +7,7 @@ import "time"
 // sending policy run and sends any ACK that could not be piggybacked.
 func (e *Engine) segmentArrives(c *conn, seg *Segment) {
 	c.lastRecv, c.kaProbes = e.now, 0 // keep-alive: the peer is there
+	e.ecnOnArrive(c, seg)             // RFC 3168 §6.1.3 (ecn.go)
 	if c.state == SynSent {
 		e.synSentArrives(c, seg)
 		return
@@ -378,9 +379,11 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		} else if len(seg.Payload) == 0 && f&(FlagSYN|FlagFIN) == 0 && sndWnd == c.sndWnd && c.flight() > 0 && !e.sackMode(c) {
 			e.dupAck(c, seg)
 		}
+		e.frtoOnDup(c, seg) // RFC 5682 steps 2, 3 (frto.go)
 	default:
 		e.explain(c.id, CodeAckOld, ActionInfo, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"SND.UNA", uint64(c.sndUna)})
 	}
+	e.ecnOnAck(c, seg) // RFC 3168 §6.1.2 (ecn.go)
 	// Update the send window (RFC 9293 §3.10.7.4: only when
 	// SND.UNA =< SEG.ACK =< SND.NXT, and only from segments newer than the
 	// last update). wasUna is SND.UNA before this ACK moved it.
@@ -622,6 +625,7 @@ func (e *Engine) ackNew(c *conn, seg *Segment) {
 	if c.recoverGuard && c.sndUna.GreaterThan(c.recover) {
 		c.recoverGuard = false
 	}
+	e.frtoOnAck(c, seg, acked) // RFC 5682 steps 2, 3 (frto.go)
 	if !sack {
 		c.dupAcks = 0
 		if c.sack != nil {

@@ -579,14 +579,26 @@ func (e *Engine) eifelOnAck(c *conn, seg *Segment, acked uint32) {
 	if !o.HasTimestamp || int32(o.TSEcr-s.retransmitTS) >= 0 {
 		return
 	}
-	flight := uint32(c.sndNxt.Sub(seg.Ack))
+	e.spuriousRTOResponse(c, seg.Ack, acked, s.pipePrev)
+	e.explain(c.id, CodeSpuriousRTO, ActionAccepted, Field{"SEG.TSECR", uint64(o.TSEcr)}, Field{"RETRANSMIT.TS", uint64(s.retransmitTS)},
+		Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
+}
+
+// spuriousRTOResponse is the Eifel response (RFC 4015 §2) to a timeout
+// found spurious, by Eifel detection or by F-RTO (RFC 5682 §2.1 step 3b
+// names RFC 4015 as the response): resume with new data instead of
+// go-back-N, ssthresh = pipe_prev, cwnd = FlightSize + min(acked, IW), and
+// the RTO without its backoff. una is the ACK's SND.UNA.
+func (e *Engine) spuriousRTOResponse(c *conn, una Seq, acked, pipePrev uint32) {
+	flight := uint32(c.sndNxt.Sub(una))
 	iw := e.initialCwnd(c)
-	c.ssthresh = s.pipePrev
+	c.ssthresh = pipePrev
 	c.cwnd = flight + min(acked, iw)
 	c.rtxNxt = c.sndNxt // no more go-back-N
 	c.sk().rtoGuard, c.recoverGuard = false, false
 	c.retransmitted = false
 	c.rto = min(max(c.srtt+max(time.Millisecond, 4*c.rttvar), e.cfg.MinRTO), e.cfg.MaxRTO)
-	e.explain(c.id, CodeSpuriousRTO, ActionAccepted, Field{"SEG.TSECR", uint64(o.TSEcr)}, Field{"RETRANSMIT.TS", uint64(s.retransmitTS)},
-		Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
+	if c.cc != nil {
+		c.cc.frto.step = 0 // one detection is enough
+	}
 }

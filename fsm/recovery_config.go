@@ -37,4 +37,19 @@ type Recovery struct {
 	// which undoes the congestion response of an RTO the first ACK shows
 	// to have been spurious.
 	NoEifel bool
+	// FRTO enables F-RTO (RFC 5682): after a retransmission timeout the
+	// sender sends new data on the first ACK and judges from the second
+	// whether the timeout was spurious, undoing its congestion response if
+	// so (the Eifel response, RFC 4015). It needs no timestamps; with SACK
+	// negotiated the SACK-enhanced variant (§3) is used, otherwise the
+	// basic one (§2.1). Off by default: RFC 5682 is optional.
+	FRTO bool
+	// ECN enables Explicit Congestion Notification (RFC 3168): the SYN
+	// asks for it (ECE, CWR), a SYN,ACK grants it (ECE) when the peer
+	// asked; new data then goes out ECT(0), a CE mark the peer saw comes
+	// back as ECE and reduces cwnd once per window, answered by CWR. CE
+	// marks are read from the IP header, so only Deliver (not
+	// DeliverSegment) reports them. Off by default: RFC 3168 makes ECN
+	// optional. SYN cookies' SYN,ACKs never grant it.
+	ECN bool
 }

@@ -9,15 +9,16 @@ import (
 func (e *Engine) emit(id EndpointID, local, remote netip.AddrPort, seg *Segment) {
 	seg.SrcPort, seg.DstPort = local.Port(), remote.Port()
 	src, dst := local.Addr(), remote.Addr()
+	ect := e.ecnOnEmit(id, seg) // RFC 3168: ECE, CWR, ECT(0) (ecn.go)
 	start := len(e.arena)
 	e.arena = AppendPacket(e.arena, src, dst, seg)
 	data := e.arena[start:len(e.arena):len(e.arena)]
-	if e.cfg.HopLimit != ipHopLimit || e.tclassSet {
+	if e.cfg.HopLimit != ipHopLimit || e.tclassSet || ect != 0 {
 		var tclass uint8
 		if c := e.byID[id]; c != nil {
 			tclass = c.opts.TrafficClass
 		}
-		setIPFields(data, e.cfg.HopLimit, tclass)
+		setIPFields(data, e.cfg.HopLimit, tclass&^3|ect)
 	}
 	// Built in place: a Packet is 192 bytes.
 	ps := e.ready.Packets
@@ -440,6 +441,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 	}
 	mss := uint32(c.effMSS())
 	e.eifelOnTimeout(c)
+	e.frtoOnTimeout(c)
 	c.ssthresh = e.ccReduce(c, c.flight())
 	c.cwnd = mss
 	e.sackOnTimeout(c)

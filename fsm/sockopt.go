@@ -14,8 +14,9 @@ type SockOpts struct {
 	// FIN before the connection is aborted. 0 takes Config.MaxRetries.
 	MaxRetries int
 	// TrafficClass is the IPv4 TOS / IPv6 traffic class byte sent: the
-	// DSCP in its top six bits (IP_TOS, IPV6_TCLASS). The engine does no
-	// ECN, so the two low bits are always sent as 0 (RFC 3168 §5).
+	// DSCP in its top six bits (IP_TOS, IPV6_TCLASS). The two low bits,
+	// the ECN field (RFC 3168 §5), are the engine's: 0, or ECT(0) on new
+	// data when Config.Recovery.ECN negotiated it (ecn.go).
 	TrafficClass uint8
 }
 

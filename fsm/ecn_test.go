@@ -1,0 +1,131 @@
+package fsm
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func ecnConfig(isn uint32, on bool) Config {
+	cfg := lossConfig(isn)
+	cfg.Recovery.ECN = on
+	return cfg
+}
+
+// TestECNNegotiation: an ECN-setup SYN carries ECE and CWR; the SYN,ACK
+// carries ECE alone only if the server has ECN on and the SYN asked; only
+// then is new data sent ECT(0) in the IP header. The SYN and SYN,ACK are
+// never ECT themselves.
+// Reference: RFC 3168 §6.1.1, §6.1.5.
+func TestECNNegotiation(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		cli, srv   bool
+		synFlags   Flags // ECE|CWR bits of the SYN
+		synAckECE  bool
+		negotiated bool
+	}{
+		{"both", true, true, FlagECE | FlagCWR, true, true},
+		{"client only", true, false, FlagECE | FlagCWR, false, false},
+		{"server only", false, true, 0, false, false},
+		{"neither", false, false, 0, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cli, srv := newSide(t, "client", ecnConfig(100, tc.cli)), newSide(t, "server", ecnConfig(300, tc.srv))
+			lid, err := srv.e.Listen(serverAddr, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := cli.e.Connect(clientAddr, serverAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			syn := cli.take()[0]
+			if got := syn.Segment.Flags & (FlagECE | FlagCWR); got != tc.synFlags || ipECN(syn.Data) != ecnNotECT {
+				t.Fatalf("SYN ECE|CWR %v, IP ECN %d; want %v, 0", got, ipECN(syn.Data), tc.synFlags)
+			}
+			srv.deliver(syn)
+			synAck := srv.take()[0]
+			if got := synAck.Segment.Flags&FlagECE != 0; got != tc.synAckECE || synAck.Segment.Flags&FlagCWR != 0 || ipECN(synAck.Data) != ecnNotECT {
+				t.Fatalf("SYN,ACK flags %v, IP ECN %d; want ECE %v, no CWR, not ECT", synAck.Segment.Flags, ipECN(synAck.Data), tc.synAckECE)
+			}
+			cli.deliver(synAck)
+			for _, p := range cli.take() {
+				srv.deliver(p)
+			}
+			s, err := srv.e.Accept(lid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustSend(t, cli, c, "hello")
+			data := cli.take()[0]
+			want := uint8(ecnNotECT)
+			if tc.negotiated {
+				want = ecnECT0
+			}
+			if got := ipECN(data.Data); got != want || len(data.Segment.Payload) != 5 {
+				t.Fatalf("data segment IP ECN %d (len %d), want %d", got, len(data.Segment.Payload), want)
+			}
+			srv.deliver(data)
+			ack := srv.take()[0]
+			if ipECN(ack.Data) != ecnNotECT || ack.Segment.Flags&FlagECE != 0 {
+				t.Fatalf("pure ACK: IP ECN %d, flags %v; want not ECT, no ECE", ipECN(ack.Data), ack.Segment.Flags)
+			}
+			mustRead(t, srv, s, "hello")
+		})
+	}
+}
+
+// TestECNHalvesOncePerWindow: the link marks CE on two data segments of
+// the first window (101 and 501), losing nothing. The receiver echoes ECE
+// on every ACK from the first mark until a segment with CWR arrives. The
+// sender reduces once, on the first ECE (ACK 201, FlightSize 900: ssthresh
+// = cwnd = 450), ignores the ECE of the rest of that window, marks the
+// next new data segment CWR, and retransmits nothing.
+// Reference: RFC 3168 §6.1.2, §6.1.3.
+func TestECNHalvesOncePerWindow(t *testing.T) {
+	l, c, s := newTimedLink(t, ecnConfig(100, true), ecnConfig(300, true), 10*time.Millisecond)
+	var cwr []Seq
+	notECT := 0
+	l.drop = func(p Packet, copyNo int) bool {
+		if ipECN(p.Data) != ecnECT0 {
+			notECT++
+		}
+		if p.Segment.Flags&FlagCWR != 0 {
+			cwr = append(cwr, p.Segment.Seq)
+		}
+		if copyNo == 1 && (p.Segment.Seq == 101 || p.Segment.Seq == 501) {
+			setIPFields(p.Data, p.Data[8], p.Data[1]|ecnCE) // the router marks CE
+		}
+		return false
+	}
+	data := strings.Repeat("c", 3000)
+	mustSend(t, l.cli, c, data)
+	l.run(l.now + 5*time.Second)
+	if in, _ := l.cli.e.Endpoint(c); in.SndUna != 3101 {
+		t.Fatalf("SND.UNA %d, want 3101", in.SndUna)
+	}
+	if n := l.codes[CodeECNReduce]; n != 1 {
+		t.Fatalf("ECN_REDUCE %d times, want once per window", n)
+	}
+	x := frtoExplanation(t, l, CodeECNReduce)
+	if ack, fl, ss, cw := frtoField(t, x, "SEG.ACK"), frtoField(t, x, "FLIGHT"), frtoField(t, x, "SSTHRESH"), frtoField(t, x, "CWND"); ack != 201 || fl != 900 || ss != 450 || cw != 450 {
+		t.Fatalf("reduction on ACK %d, FlightSize %d, ssthresh %d, cwnd %d; want 201, 900, 450, 450: %s", ack, fl, ss, cw, x.String())
+	}
+	if len(cwr) != 1 || cwr[0] != 1101 {
+		t.Fatalf("CWR on %v, want [1101]: the first new data segment after the reduction", cwr)
+	}
+	if l.srvCodes[CodeECNCongestionExperienced] != 1 || l.srvCodes[CodeECNCWRReceived] != 1 {
+		t.Fatalf("server: ECN_CONGESTION_EXPERIENCED %d, ECN_CWR_RECEIVED %d; want one echo, started and ended once",
+			l.srvCodes[CodeECNCongestionExperienced], l.srvCodes[CodeECNCWRReceived])
+	}
+	if notECT != 0 {
+		t.Fatalf("%d data segments not ECT(0)", notECT)
+	}
+	for seq, n := range l.copies {
+		if n != 1 {
+			t.Fatalf("%d sent %d times: ECN loses nothing", seq, n)
+		}
+	}
+	mustRead(t, l.srv, s, data)
+}
