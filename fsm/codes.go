@@ -16,6 +16,9 @@ func (c Code) spec() codeSpec {
 	if c >= codeRecoveryBase && int(c-codeRecoveryBase) < len(recoveryCodeSpecs) {
 		return recoveryCodeSpecs[c-codeRecoveryBase]
 	}
+	if c >= codeICMPBase && int(c-codeICMPBase) < len(icmpCodeSpecs) {
+		return icmpCodeSpecs[c-codeICMPBase]
+	}
 	return codeSpec{"UNKNOWN", "", "unknown code"}
 }
 

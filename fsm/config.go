@@ -126,6 +126,9 @@ type Config struct {
 	AckEverySecond    bool          // ack_every_2nd
 	SynRexmitSlop     time.Duration // rexmit_slop
 	RcvBufMSSRound    bool          // rcvbuf_mss_round
+	ICMPNoReset       bool          // icmp_may_rst (inverted: 0 there)
+	ICMPHardBSD       bool          // icmp_hard_bsd
+	PMTUSynMSS        bool          // pmtu_syn_mss
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

@@ -153,6 +153,9 @@ func (e *Engine) begin() {
 // returned as a *ParseError and changes nothing; a segment with a bad
 // checksum is dropped (and explained), as a real stack does.
 func (e *Engine) Deliver(pkt []byte) error {
+	if src, dst, icmp, ok := icmpPayload(pkt); ok {
+		return e.DeliverICMP(src, dst, icmp) // icmp.go
+	}
 	src, dst, tcp, err := ParsePacket(pkt)
 	if err != nil {
 		return err

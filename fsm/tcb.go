@@ -63,6 +63,8 @@ type conn struct {
 	rcvFin     bool // the peer's FIN has been processed
 	userClosed bool // the application will not read again (close, not shutdown)
 	err        error
+	softErr    error  // the last ICMP soft error (icmp.go)
+	pmtuMSS    uint16 // the MSS the path MTU allows, 0 unknown (icmp.go)
 
 	// Congestion control (RFC 5681, NewReno RFC 6582).
 	cwnd       uint32
@@ -175,6 +177,9 @@ func (c *conn) setRcvEdge(e Seq) { c.rcvAdv, c.rcvWire = e, e }
 // segment carries (timestamps: 12 bytes, RFC 7323 §3.2).
 func (c *conn) effMSS() int {
 	m := int(c.sndMSS)
+	if c.pmtuMSS != 0 {
+		m = min(m, int(c.pmtuMSS)) // icmp.go: RFC 1191, RFC 8201
+	}
 	if c.tsOK {
 		m -= 12
 	}
