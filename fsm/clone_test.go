@@ -63,7 +63,7 @@ func TestCloneKnowsEveryField(t *testing.T) {
 	known := map[string]bool{
 		// conn: copied by conn.clone or fixed up by Engine.Clone.
 		"conn.lq": true, "conn.parent": true, "conn.sndBuf": true, "conn.rcvBuf": true,
-		"conn.ooo": true, "conn.synData": true, "conn.err": true,
+		"conn.ooo": true, "conn.synData": true, "conn.err": true, "conn.softErr": true,
 		"conn.sack": true, "conn.rack": true, "conn.cc": true,
 		// Engine: rebuilt by Clone, or scratch space a clone starts without.
 		"Engine.conns": true, "Engine.last": true, "Engine.listeners": true, "Engine.byID": true,

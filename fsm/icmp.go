@@ -192,11 +192,11 @@ func icmpPayload(b []byte) (src, dst netip.Addr, icmp []byte, ok bool) {
 type icmpClass uint8
 
 const (
-	icmpIgnored  icmpClass = iota // not TCP's business (redirect, source quench, informational)
-	icmpSoft                      // RFC 1122 §4.2.3.9 soft error: recorded, never aborts (MUST-56)
-	icmpHard                      // hard: aborts a connection in SYN-SENT
-	icmpHardBSD                   // hard only with icmp_hard_bsd (FreeBSD), else soft
-	icmpPMTU                      // fragmentation needed / Packet Too Big
+	icmpIgnored icmpClass = iota // not TCP's business (redirect, source quench, informational)
+	icmpSoft                     // RFC 1122 §4.2.3.9 soft error: recorded, never aborts (MUST-56)
+	icmpHard                     // hard: aborts a connection in SYN-SENT
+	icmpHardBSD                  // hard only with icmp_hard_bsd (FreeBSD), else soft
+	icmpPMTU                     // fragmentation needed / Packet Too Big
 )
 
 // classify sorts a message into its class and the error it reports.
