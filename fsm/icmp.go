@@ -393,3 +393,10 @@ func (e *Engine) SoftError(id EndpointID) error {
 	}
 	return c.softErr
 }
+
+// ICMPPacket reports whether an IP packet carries an ICMP (IPv4) or ICMPv6
+// (IPv6, as the first next header) message, and returns its addresses and
+// the message. Deliver sends such packets to DeliverICMP.
+func ICMPPacket(b []byte) (src, dst netip.Addr, icmp []byte, ok bool) {
+	return icmpPayload(b)
+}
