@@ -95,10 +95,11 @@ type Engine struct {
 	arena   []byte // backing store of emitted packets
 	scratch []byte // payload assembly for segments taken from a ring
 
-	rcvSpare, sndSpare spareBufs // buffers of emptied rings, for reuse
-	tclassSet          bool      // some endpoint sends a non-zero traffic class (sockopt.go)
-	retired            []*conn   // forgotten during this input
-	free               []*conn   // forgotten earlier, zeroed, for newConn
+	rcvSpare, sndSpare spareBufs             // buffers of emptied rings, for reuse
+	tclassSet          bool                  // some endpoint sends a non-zero traffic class (sockopt.go)
+	retired            []*conn               // forgotten during this input
+	free               []*conn               // forgotten earlier, zeroed, for newConn
+	md5Keys            map[netip.Addr]string // TCP-MD5 keys by peer (md5.go), copy on write
 }
 
 // maxFreeConns bounds the forgotten connections kept for reuse.
@@ -181,6 +182,9 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 			id = c.id
 		}
 		e.explain(id, CodeBadChecksum, ActionDropped, Field{"SEG.CHECKSUM", uint64(seg.Checksum)})
+		return nil
+	}
+	if e.md5Drop(c, src, dst, tcp, &seg) { // md5.go, RFC 2385
 		return nil
 	}
 	if !unicast(src) || !unicast(dst) || src.IsUnspecified() || dst.IsUnspecified() {
@@ -569,6 +573,7 @@ func (e *Engine) newConn(local, remote netip.AddrPort) *conn {
 func (e *Engine) initConn(c *conn, iss Seq) {
 	c.iss, c.sndUna, c.sndNxt, c.rtxNxt = iss, iss, iss, iss
 	c.rcvMSS = e.cfg.MSS
+	c.md5 = e.md5Key(c.remote.Addr()) != "" // md5.go
 	c.sndMSS = defaultMSS(c.local.Addr())
 	c.rto = e.cfg.InitialRTO
 	c.ssthresh = 1<<31 - 1

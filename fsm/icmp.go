@@ -296,7 +296,7 @@ func (e *Engine) DeliverICMP(src, dst netip.Addr, icmp []byte) error {
 	}
 	if class != icmpSoft && e.cfg.ICMPNoReset {
 		e.explain(c.id, CodeICMPHardNoReset, ActionAccepted, tf, cf)
-		c.softErr = cerr
+		c.softErr = softErrorOf(cerr)
 		return nil
 	}
 	if class != icmpSoft && c.state == SynSent {
@@ -314,7 +314,7 @@ func (e *Engine) DeliverICMP(src, dst netip.Addr, icmp []byte) error {
 	// Soft errors, and hard errors on a synchronized connection (RFC 5461
 	// §4: treated as soft there), are recorded for the application and
 	// never abort (MUST-56, SHLD-25).
-	c.softErr = cerr
+	c.softErr = softErrorOf(cerr)
 	code := CodeICMPSoftError
 	if class != icmpSoft {
 		code = CodeICMPHardAsSoft
@@ -391,7 +391,7 @@ func (e *Engine) SoftError(id EndpointID) error {
 	if !ok {
 		return ErrConnectionDoesNotExist
 	}
-	return c.softErr
+	return c.softErr.err()
 }
 
 // ICMPPacket reports whether an IP packet carries an ICMP (IPv4) or ICMPv6
@@ -400,3 +400,19 @@ func (e *Engine) SoftError(id EndpointID) error {
 func ICMPPacket(b []byte) (src, dst netip.Addr, icmp []byte, ok bool) {
 	return icmpPayload(b)
 }
+
+// softError is an ICMP soft error kept in a byte (a conn stays small).
+type softError uint8
+
+var softErrors = [...]error{nil, ErrConnectionRefused, ErrHostUnreachable, ErrNetUnreachable}
+
+func softErrorOf(err error) softError {
+	for i, e := range softErrors {
+		if e == err {
+			return softError(i)
+		}
+	}
+	return 0
+}
+
+func (s softError) err() error { return softErrors[s] }

@@ -9,9 +9,14 @@ import (
 func (e *Engine) emit(id EndpointID, local, remote netip.AddrPort, seg *Segment) {
 	seg.SrcPort, seg.DstPort = local.Port(), remote.Port()
 	src, dst := local.Addr(), remote.Addr()
+	key := e.md5Key(dst)
+	seg.Options.HasMD5 = key != "" // md5.go
 	start := len(e.arena)
 	e.arena = AppendPacket(e.arena, src, dst, seg)
 	data := e.arena[start:len(e.arena):len(e.arena)]
+	if key != "" {
+		SignMD5(data, []byte(key))
+	}
 	if e.cfg.HopLimit != ipHopLimit || e.tclassSet {
 		var tclass uint8
 		if c := e.byID[id]; c != nil {

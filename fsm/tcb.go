@@ -45,6 +45,9 @@ type conn struct {
 	sndScale    uint8  // shift applied to the peer's window (RFC 7323 §2.3)
 	rcvScale    uint8  // shift applied to ours
 	wsOK        bool
+	md5         bool      // segments carry a TCP-MD5 signature (md5.go)
+	softErr     softError // the last ICMP soft error (icmp.go)
+	pmtuMSS     uint16    // the MSS the path MTU allows, 0 unknown (icmp.go)
 	tsOK        bool
 	sackOK      bool
 	tsRecent    uint32
@@ -63,8 +66,6 @@ type conn struct {
 	rcvFin     bool // the peer's FIN has been processed
 	userClosed bool // the application will not read again (close, not shutdown)
 	err        error
-	softErr    error  // the last ICMP soft error (icmp.go)
-	pmtuMSS    uint16 // the MSS the path MTU allows, 0 unknown (icmp.go)
 
 	// Congestion control (RFC 5681, NewReno RFC 6582).
 	cwnd       uint32
@@ -182,6 +183,9 @@ func (c *conn) effMSS() int {
 	}
 	if c.tsOK {
 		m -= 12
+	}
+	if c.md5 {
+		m -= md5Space // RFC 2385 §4.0: the MSS counts the option
 	}
 	return max(m, 1)
 }
