@@ -416,3 +416,15 @@ func softErrorOf(err error) softError {
 }
 
 func (s softError) err() error { return softErrors[s] }
+
+// timeoutErr is the error of a connection given up after retransmissions:
+// "connection aborted due to user timeout", naming the last ICMP soft
+// error if one came (RFC 1122 §4.2.3.9: soft errors are reported; FreeBSD
+// returns its t_softerror then, so SO_ERROR says EHOSTUNREACH rather than
+// ETIMEDOUT). errors.Is matches both.
+func (c *conn) timeoutErr() error {
+	if soft := c.softErr.err(); soft != nil {
+		return fmt.Errorf("%w (the last ICMP soft error: %w)", ErrTimedOut, soft)
+	}
+	return ErrTimedOut
+}

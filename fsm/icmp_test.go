@@ -376,3 +376,25 @@ func FuzzParseICMP(f *testing.F) {
 		}
 	})
 }
+
+// TestICMPSoftErrorNamedAtGiveUp: an open that times out after a host
+// unreachable reports both the timeout and the soft error (RFC 1122
+// §4.2.3.9; FreeBSD's t_softerror), so the application learns why.
+func TestICMPSoftErrorNamedAtGiveUp(t *testing.T) {
+	cfg := fixedConfig(100)
+	cfg.SynRetries = 1
+	s := newSide(t, "client", cfg)
+	c, _ := s.e.Connect(clientAddr, serverAddr)
+	s.expect("S seq=100")
+	if err := s.e.DeliverICMP(routerAddr, clientAddr.Addr(), icmpMessage(routerAddr, 3, 1, 0, clientTuple, 100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		s.e.AdvanceTo(s.e.Now() + 10*s.e.Config().InitialRTO)
+		s.collect()
+	}
+	in, _ := s.e.Endpoint(c)
+	if in.State != Closed || !errors.Is(in.Err, ErrTimedOut) || !errors.Is(in.Err, ErrHostUnreachable) {
+		t.Fatalf("endpoint %s with %v, want CLOSED timed out with host unreachable", in.State, in.Err)
+	}
+}

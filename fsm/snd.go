@@ -410,7 +410,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 			e.explain(c.id, CodeSynGiveUp, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)},
 				Field{"ELAPSED.MS", uint64((e.now - c.synStart) / time.Millisecond)})
 			e.event(c, EventTimedOut)
-			e.toClosed(c, CodeSynGiveUp, ErrTimedOut)
+			e.toClosed(c, CodeSynGiveUp, c.timeoutErr())
 			return
 		}
 		e.explainSynRetransmit(c, CodeSynRetransmit, fields)
@@ -534,7 +534,7 @@ func (e *Engine) retransmitOne(c *conn) {
 func (e *Engine) giveUp(c *conn, code Code) {
 	e.explain(c.id, code, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)})
 	e.event(c, EventTimedOut)
-	e.toClosed(c, code, ErrTimedOut)
+	e.toClosed(c, code, c.timeoutErr())
 }
 
 // maybeWindowUpdate sends a window update after the application read, when
