@@ -126,9 +126,6 @@ type Config struct {
 	AckEverySecond    bool          // ack_every_2nd
 	SynRexmitSlop     time.Duration // rexmit_slop
 	RcvBufMSSRound    bool          // rcvbuf_mss_round
-	ICMPNoReset       bool          // icmp_may_rst (inverted: 0 there)
-	ICMPHardBSD       bool          // icmp_hard_bsd
-	PMTUSynMSS        bool          // pmtu_syn_mss
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.
@@ -143,6 +140,11 @@ type Config struct {
 	// Recovery selects loss recovery and congestion control
 	// (recovery_config.go).
 	Recovery Recovery
+
+	// ICMP behaviour switches (profile.go, icmp.go).
+	ICMPNoReset bool // icmp_may_rst (inverted: the switch's 1 is this false)
+	ICMPHardBSD bool // icmp_hard_bsd
+	PMTUSynMSS  bool // pmtu_syn_mss
 }
 
 // Defaults returns c with every zero field replaced by its default.

@@ -95,11 +95,12 @@ type Engine struct {
 	arena   []byte // backing store of emitted packets
 	scratch []byte // payload assembly for segments taken from a ring
 
-	rcvSpare, sndSpare spareBufs             // buffers of emptied rings, for reuse
-	tclassSet          bool                  // some endpoint sends a non-zero traffic class (sockopt.go)
-	retired            []*conn               // forgotten during this input
-	free               []*conn               // forgotten earlier, zeroed, for newConn
-	md5Keys            map[netip.Addr]string // TCP-MD5 keys by peer (md5.go), copy on write
+	rcvSpare, sndSpare spareBufs // buffers of emptied rings, for reuse
+	tclassSet          bool      // some endpoint sends a non-zero traffic class (sockopt.go)
+	retired            []*conn   // forgotten during this input
+	free               []*conn   // forgotten earlier, zeroed, for newConn
+
+	md5Keys map[netip.Addr]string // TCP-MD5 keys by peer (md5.go), copy on write
 }
 
 // maxFreeConns bounds the forgotten connections kept for reuse.
