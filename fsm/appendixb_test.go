@@ -454,13 +454,17 @@ var appendixBCases = []struct {
 		}
 	}},
 
-	// MUST-54, MUST-55, MUST-56 (§3.9.2.2): the engine takes TCP only. An
-	// ICMP message (here Destination Unreachable, code 1, a soft error,
-	// quoting our segment) is refused as not TCP: it neither aborts the
-	// connection (MUST-56) nor acts on it (MUST-54 is not implemented; a
-	// source quench, MUST-55, is likewise discarded).
+	// MUST-54, MUST-55, MUST-56 (§3.9.2.2; icmp.go): an ICMP error is
+	// acted on for the connection whose segment it quotes (MUST-54): a
+	// soft one (Destination Unreachable, code 1, host unreachable) is
+	// recorded and reported (SHLD-25) but never aborts (MUST-56); a Source
+	// Quench is discarded silently (MUST-55); a hard error (port
+	// unreachable) aborts an opening connection (SHLD-26,
+	// TestICMPErrorsInSynSent).
 	{"MUST-54", func(t *testing.T) {
 		cli, _, c, _ := defaultPair(t)
+		mustSend(t, cli, c, "x")
+		cli.expect("P. seq=101 ack=301 len=1")
 		icmp := []byte{3, 1, 0, 0, 0, 0, 0, 0}
 		quoted := AppendPacket(nil, clientAddr.Addr(), serverAddr.Addr(), &Segment{SrcPort: clientAddr.Port(), DstPort: serverAddr.Port(), Seq: 101, Flags: FlagACK})
 		icmp = append(icmp, quoted[:28]...)
@@ -468,9 +472,24 @@ var appendixBCases = []struct {
 		ip := []byte{0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 254, 10, 0, 0, 2}
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(icmp)))
 		binary.BigEndian.PutUint16(ip[10:], FoldChecksum(Checksum(ip, 0)))
-		var pe *ParseError
-		if err := cli.e.Deliver(append(ip, icmp...)); !errors.As(err, &pe) {
-			t.Fatalf("Deliver(ICMP) = %v, want a *ParseError", err)
+		if err := cli.e.Deliver(append(ip, icmp...)); err != nil {
+			t.Fatalf("Deliver(ICMP) = %v", err)
+		}
+		if r := cli.collect(); !hasExplanation(r, CodeICMPSoftError) {
+			t.Fatal("the soft error was not explained as ICMP_SOFT_ERROR")
+		}
+		if err := cli.e.SoftError(c); !errors.Is(err, ErrHostUnreachable) {
+			t.Fatalf("SoftError = %v, want host unreachable", err)
+		}
+		cli.expectNothing()
+		cli.wantState(c, Established)
+		quench := append([]byte{4, 0, 0, 0, 0, 0, 0, 0}, quoted[:28]...)
+		binary.BigEndian.PutUint16(quench[2:], FoldChecksum(Checksum(quench, 0)))
+		if err := cli.e.DeliverICMP(routerAddr, clientAddr.Addr(), quench); err != nil {
+			t.Fatal(err)
+		}
+		if r := cli.collect(); !hasExplanation(r, CodeICMPIgnored) {
+			t.Fatal("the source quench was not explained as ICMP_IGNORED")
 		}
 		cli.expectNothing()
 		cli.wantState(c, Established)

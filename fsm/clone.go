@@ -15,6 +15,7 @@ import "net/netip"
 func (e *Engine) Clone() *Engine {
 	n := &Engine{
 		cfg:       e.cfg,
+		md5Keys:   e.md5Keys, // copy on write
 		now:       e.now,
 		nextID:    e.nextID,
 		conns:     make(map[Tuple]*conn, len(e.conns)),

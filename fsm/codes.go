@@ -16,6 +16,12 @@ func (c Code) spec() codeSpec {
 	if c >= codeRecoveryBase && int(c-codeRecoveryBase) < len(recoveryCodeSpecs) {
 		return recoveryCodeSpecs[c-codeRecoveryBase]
 	}
+	if c >= codeMD5Base && int(c-codeMD5Base) < len(md5CodeSpecs) {
+		return md5CodeSpecs[c-codeMD5Base]
+	}
+	if c >= codeICMPBase && int(c-codeICMPBase) < len(icmpCodeSpecs) {
+		return icmpCodeSpecs[c-codeICMPBase]
+	}
 	return codeSpec{"UNKNOWN", "", "unknown code"}
 }
 

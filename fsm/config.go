@@ -141,6 +141,11 @@ type Config struct {
 	// Recovery selects loss recovery and congestion control
 	// (recovery_config.go).
 	Recovery Recovery
+
+	// ICMP behaviour switches (profile.go, icmp.go).
+	ICMPNoReset bool // icmp_may_rst (inverted: the switch's 1 is this false)
+	ICMPHardBSD bool // icmp_hard_bsd
+	PMTUSynMSS  bool // pmtu_syn_mss
 }
 
 // Defaults returns c with every zero field replaced by its default.

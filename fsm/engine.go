@@ -100,6 +100,8 @@ type Engine struct {
 	inECN              uint8     // the IP ECN field of the packet Deliver is processing (ecn.go)
 	retired            []*conn   // forgotten during this input
 	free               []*conn   // forgotten earlier, zeroed, for newConn
+
+	md5Keys map[netip.Addr]string // TCP-MD5 keys by peer (md5.go), copy on write
 }
 
 // maxFreeConns bounds the forgotten connections kept for reuse.
@@ -154,6 +156,9 @@ func (e *Engine) begin() {
 // returned as a *ParseError and changes nothing; a segment with a bad
 // checksum is dropped (and explained), as a real stack does.
 func (e *Engine) Deliver(pkt []byte) error {
+	if src, dst, icmp, ok := icmpPayload(pkt); ok {
+		return e.DeliverICMP(src, dst, icmp) // icmp.go
+	}
 	src, dst, tcp, err := ParsePacket(pkt)
 	if err != nil {
 		return err
@@ -182,6 +187,9 @@ func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
 			id = c.id
 		}
 		e.explain(id, CodeBadChecksum, ActionDropped, Field{"SEG.CHECKSUM", uint64(seg.Checksum)})
+		return nil
+	}
+	if e.md5Drop(c, src, dst, tcp, &seg) { // md5.go, RFC 2385
 		return nil
 	}
 	if !unicast(src) || !unicast(dst) || src.IsUnspecified() || dst.IsUnspecified() {
@@ -570,6 +578,7 @@ func (e *Engine) newConn(local, remote netip.AddrPort) *conn {
 func (e *Engine) initConn(c *conn, iss Seq) {
 	c.iss, c.sndUna, c.sndNxt, c.rtxNxt = iss, iss, iss, iss
 	c.rcvMSS = e.cfg.MSS
+	c.md5 = e.md5Key(c.remote.Addr()) != "" // md5.go
 	c.sndMSS = defaultMSS(c.local.Addr())
 	c.rto = e.cfg.InitialRTO
 	c.ssthresh = 1<<31 - 1

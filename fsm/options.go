@@ -95,6 +95,12 @@ func parseOptions(b []byte, o *Options) error {
 				}
 			}
 			o.NumSACK = uint8(blocks)
+		case optMD5: // RFC 2385 §3.0
+			if n != optLenMD5 {
+				return optLenError("md5 signature length", kind, i, n, "18")
+			}
+			o.HasMD5 = true
+			copy(o.MD5[:], b[i+2:i+n])
 		case optTimestamp:
 			if n != optLenTimestamp {
 				return optLenError("timestamp length", kind, i, n, "10")
@@ -145,6 +151,9 @@ func (o *Options) optionsLenNoSACK() int {
 	if o.HasWScale {
 		n += 4
 	}
+	if o.HasMD5 {
+		n += md5Space
+	}
 	return n
 }
 
@@ -191,6 +200,9 @@ func appendOptions(b []byte, o *Options) []byte {
 	}
 	if o.HasWScale {
 		b = append(b, optNOP, optWScale, optLenWScale, o.WScale)
+	}
+	if o.HasMD5 {
+		b = append(append(b, optNOP, optNOP, optMD5, optLenMD5), o.MD5[:]...)
 	}
 	if k := o.sackBlocksToEncode(); k > 0 {
 		b = append(b, optNOP, optNOP, optSACK, byte(2+optLenSACKBlock*k))
@@ -247,6 +259,11 @@ func (o *Options) appendText(b []byte) []byte {
 		item("nop")
 		item("wscale ")
 		b = strconv.AppendUint(b, uint64(o.WScale), 10)
+	}
+	if o.HasMD5 {
+		item("nop")
+		item("nop")
+		item("md5")
 	}
 	if k := o.sackBlocksToEncode(); k > 0 {
 		item("nop")

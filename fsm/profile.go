@@ -137,6 +137,19 @@ var switches = []switchSpec{
 		func(c *Config) *bool { return &c.RcvBufMSSRound }),
 	boolSwitch("always_keepalive", "1: keep-alive is on for every connection, as FreeBSD's net.inet.tcp.always_keepalive (1 there) makes it. This breaks RFC 1122 §4.2.3.6 (keep-alive MUST default to off; RFC 9293 §3.8.4), so it is a switch, never the rfc default. 0: off unless the application turns it on (SO_KEEPALIVE, Engine.SetKeepAlive).",
 		func(c *Config) *bool { return &c.KeepAlive }),
+	{Switch{"icmp_may_rst", "1: an ICMP hard error (protocol or port unreachable; more under icmp_hard_bsd) whose quoted sequence number is in flight aborts a connection in SYN-SENT (RFC 1122 §4.2.3.9, RFC 9293 §3.9.2.2 SHLD-26: TCP SHOULD abort). 0: it is recorded as a soft error only. FreeBSD's net.inet.tcp.icmp_may_rst, 1 by default.", "1"},
+		func(c *Config) string { return b2s(!c.ICMPNoReset) },
+		func(c *Config, v string) error {
+			b, err := parseSwitchBool(v)
+			if err == nil {
+				c.ICMPNoReset = !b
+			}
+			return err
+		}},
+	boolSwitch("icmp_hard_bsd", "1: administratively prohibited (ICMP codes 9, 10, 13; ICMPv6 code 1) and time exceeded in transit count as hard errors, as FreeBSD's tcp_ctlinput makes them (PRC_UNREACH_ADMIN_PROHIB, PRC_TIMXCEED_INTRANS). 0: they are soft errors, as RFC 1122 §4.2.3.9 lists time exceeded and leaves the prohibited codes (added by RFC 1812 §5.2.7.1) unclassified; RFC 5927 §4.1's sequence check applies either way.",
+		func(c *Config) *bool { return &c.ICMPHardBSD }),
+	boolSwitch("pmtu_syn_mss", "1: a Packet Too Big (ICMPv6) in SYN-SENT also lowers the MSS option of the retransmitted SYN to the path MTU less 60, as FreeBSD's host cache does (it ignores an IPv4 fragmentation needed in SYN-SENT). 0: the MSS option stays what the receive side can take (RFC 9293 §3.7.1); the path MTU caps only what we send.",
+		func(c *Config) *bool { return &c.PMTUSynMSS }),
 	durSwitch("rexmit_initial", "The RTO of the first SYN and of data before an RTT sample, in ms. RFC 6298 §2.1: 1 s (SHOULD). FreeBSD's net.inet.tcp.rexmit_initial, 1000.", time.Second,
 		func(c *Config) *time.Duration { return &c.InitialRTO }),
 	durSwitch("rexmit_slop", "Added to every backed-off SYN retransmission timeout, in ms: FreeBSD's net.inet.tcp.rexmit_slop (200) pads each RTO for timer granularity, so its SYNs follow at 1, 2.2, 4.2, ... s. RFC 6298 §5.5 doubles the RTO and allows any larger value (a conservative timer is always allowed, §5); 0 adds nothing.", 0,
@@ -242,6 +255,8 @@ var profiles = []Profile{
 		{"wnd_update_bsd", "1"},
 		{"ack_every_2nd", "1"},
 		{"rcvbuf_mss_round", "1"},
+		{"icmp_hard_bsd", "1"},
+		{"pmtu_syn_mss", "1"},
 		{"always_keepalive", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_slop", "200"},

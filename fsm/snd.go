@@ -10,9 +10,14 @@ func (e *Engine) emit(id EndpointID, local, remote netip.AddrPort, seg *Segment)
 	seg.SrcPort, seg.DstPort = local.Port(), remote.Port()
 	src, dst := local.Addr(), remote.Addr()
 	ect := e.ecnOnEmit(id, seg) // RFC 3168: ECE, CWR, ECT(0) (ecn.go)
+	key := e.md5Key(dst)
+	seg.Options.HasMD5 = key != "" // md5.go
 	start := len(e.arena)
 	e.arena = AppendPacket(e.arena, src, dst, seg)
 	data := e.arena[start:len(e.arena):len(e.arena)]
+	if key != "" {
+		SignMD5(data, []byte(key))
+	}
 	if e.cfg.HopLimit != ipHopLimit || e.tclassSet || ect != 0 {
 		var tclass uint8
 		if c := e.byID[id]; c != nil {
@@ -406,7 +411,7 @@ func (e *Engine) retransmitTimeout(c *conn) {
 			e.explain(c.id, CodeSynGiveUp, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)},
 				Field{"ELAPSED.MS", uint64((e.now - c.synStart) / time.Millisecond)})
 			e.event(c, EventTimedOut)
-			e.toClosed(c, CodeSynGiveUp, ErrTimedOut)
+			e.toClosed(c, CodeSynGiveUp, c.timeoutErr())
 			return
 		}
 		e.explainSynRetransmit(c, CodeSynRetransmit, fields)
@@ -543,7 +548,7 @@ func (e *Engine) retransmitOne(c *conn) {
 func (e *Engine) giveUp(c *conn, code Code) {
 	e.explain(c.id, code, ActionAccepted, Field{"RETRIES", uint64(c.retries - 1)})
 	e.event(c, EventTimedOut)
-	e.toClosed(c, code, ErrTimedOut)
+	e.toClosed(c, code, c.timeoutErr())
 }
 
 // maybeWindowUpdate sends a window update after the application read, when

@@ -45,6 +45,9 @@ type conn struct {
 	sndScale    uint8  // shift applied to the peer's window (RFC 7323 §2.3)
 	rcvScale    uint8  // shift applied to ours
 	wsOK        bool
+	md5         bool      // segments carry a TCP-MD5 signature (md5.go)
+	softErr     softError // the last ICMP soft error (icmp.go)
+	pmtuMSS     uint16    // the MSS the path MTU allows, 0 unknown (icmp.go)
 	tsOK        bool
 	sackOK      bool
 	tsRecent    uint32
@@ -175,8 +178,14 @@ func (c *conn) setRcvEdge(e Seq) { c.rcvAdv, c.rcvWire = e, e }
 // segment carries (timestamps: 12 bytes, RFC 7323 §3.2).
 func (c *conn) effMSS() int {
 	m := int(c.sndMSS)
+	if c.pmtuMSS != 0 {
+		m = min(m, int(c.pmtuMSS)) // icmp.go: RFC 1191, RFC 8201
+	}
 	if c.tsOK {
 		m -= 12
+	}
+	if c.md5 {
+		m -= md5Space // RFC 2385 §4.0: the MSS counts the option
 	}
 	return max(m, 1)
 }

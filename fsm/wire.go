@@ -61,6 +61,9 @@ type Options struct {
 	HasTimestamp  bool
 	TSVal, TSEcr  uint32
 	Unknown       uint8 // options skipped by their length (kinds the codec does not know)
+
+	HasMD5 bool     // TCP-MD5 signature option, kind 19 (RFC 2385; md5.go)
+	MD5    [16]byte // the digest as found (parse); filled in when sending
 }
 
 // Segment is the plain value of one TCP segment (the "Repr" in smoltcp's

@@ -58,7 +58,7 @@ func RunScript(e Engine, s *Script, opts Options) *Report {
 	if len(s.hdr.cfgSet) > 0 || len(applied) > 0 {
 		note = enginetarget.ConfigNote(e, want)
 	}
-	t := enginetarget.New(e, enginetarget.Options{Applied: applied, ConfigNote: note})
+	t := enginetarget.New(e, enginetarget.Options{Applied: applied, ConfigNote: note, MD5Secret: s.hdr.md5Secret, Remote: s.hdr.remoteIP})
 	return runTarget(t, s, opts, note)
 }
 

@@ -62,6 +62,7 @@ func (r *runner) inbound(ev *Event) {
 		return
 	}
 	pkt := buildPacket(f.remote, f.local, &seg, opts)
+	r.signInbound(p, pkt) // md5.go
 	_, _, tcp, _ := fsm.ParsePacket(pkt)
 	sent, _ := fsm.ParseSegment(tcp)
 	r.cur.Actual = "sent " + sent.String()
@@ -114,6 +115,7 @@ func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 		return
 	}
 	fails, notes := comparePacket(p, o, f, r.strict)
+	fails = append(fails, r.checkMD5(p, o)...) // md5.go
 	r.cur.Notes = append(r.cur.Notes, notes...)
 	if len(fails) > 0 {
 		r.failf("%s%s", strings.Join(fails, "; "), r.lastInbound())

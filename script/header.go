@@ -45,6 +45,7 @@ type header struct {
 	bindSet, remPrtSet bool
 	end                EndRule // --tcpstated_end
 	profile            string  // --tcpstated_profile
+	md5Secret          string  // --tcp_md5_secret (md5.go)
 }
 
 // defaultConfig is the engine configuration a script starts from: the

@@ -322,7 +322,9 @@ func (r *runner) event(i int, ev *Event) {
 	}
 	switch ev.Kind {
 	case EventPacketIn:
-		if reason := unsupportedPacket(ev.Packet); reason != "" {
+		if ev.Packet.ICMP != nil && ev.Packet.UDPEncap == "" && ev.Packet.ICMP.UDPEncap == "" {
+			r.inboundICMP(ev) // icmp.go
+		} else if reason := unsupportedPacket(ev.Packet); reason != "" {
 			r.skipLine(reason)
 		} else {
 			r.inbound(ev)

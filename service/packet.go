@@ -44,6 +44,12 @@ func submittedPacket(req *pb.SubmitSegmentRequest) ([]byte, error) {
 // *fsm.ParseError that names the layer and header field of the first
 // problem (the caller prefixes the request field).
 func checkPacket(pkt []byte) error {
+	if src, dst, icmp, ok := fsm.ICMPPacket(pkt); ok {
+		// An ICMP error quoting one of our segments (RFC 9293 §3.9.2.2):
+		// the engine acts on it; logged and exported as the ICMP packet.
+		_, err := fsm.ParseICMP(src, dst, icmp)
+		return err
+	}
 	_, _, tcp, err := fsm.ParsePacket(pkt)
 	if err != nil {
 		return err

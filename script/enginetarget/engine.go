@@ -54,6 +54,10 @@ type Options struct {
 	// ConfigNote, if set, says the engine's configuration differs from
 	// the script's; it is added to the Applied notes.
 	ConfigNote string
+	// MD5Secret is the script's --tcp_md5_secret, the TCP-MD5 key that
+	// setsockopt TCP_MD5SIG sets for Remote, the script's remote address.
+	MD5Secret string
+	Remote    netip.Addr
 }
 
 // Prepared tells what line idx did when the engine was configured before

@@ -13,6 +13,10 @@ func errnoOf(err error, write bool) string {
 		return "ECONNRESET"
 	case errors.Is(err, fsm.ErrConnectionRefused):
 		return "ECONNREFUSED"
+	case errors.Is(err, fsm.ErrHostUnreachable):
+		return "EHOSTUNREACH"
+	case errors.Is(err, fsm.ErrNetUnreachable):
+		return "ENETUNREACH"
 	case errors.Is(err, fsm.ErrTimedOut):
 		return "ETIMEDOUT"
 	case errors.Is(err, fsm.ErrConnectionClosing):

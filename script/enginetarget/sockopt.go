@@ -2,6 +2,7 @@ package enginetarget
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/tcpstated/tcpstated/fsm"
@@ -19,6 +20,8 @@ func (t *Target) setsockopt(s *sock, c *target.Call) target.Result {
 		return res
 	}
 	switch c.Opt {
+	case "TCP_MD5SIG":
+		return t.setMD5(c)
 	case "SO_REUSEADDR", "SO_REUSEPORT":
 		return target.Result{Detail: c.Opt + " has no effect in tcpstated"}
 	case "SO_RCVBUF", "SO_SNDBUF":
@@ -104,4 +107,31 @@ func (t *Target) tcpInfo(s *sock) *target.TCPInfo {
 			"tcpi_rto":        int64(in.RTO / time.Microsecond),
 		},
 	}
+}
+
+// md5Keyer is an Engine that takes TCP-MD5 keys (*fsm.Engine does).
+type md5Keyer interface {
+	SetMD5Key(peer netip.Addr, key []byte) error
+}
+
+// setMD5 is setsockopt TCP_MD5SIG as FreeBSD has it: a flag that turns on
+// signatures for the socket, with the key from the security association
+// (setkey), which a script gives as --tcp_md5_secret. The engine keys by
+// peer address, so the key applies to every connection with the remote.
+func (t *Target) setMD5(c *target.Call) target.Result {
+	k, ok := t.e.(md5Keyer)
+	switch {
+	case !ok:
+		return target.Result{Skip: "skipped: setsockopt TCP_MD5SIG: this engine takes no TCP-MD5 keys"}
+	case t.opts.MD5Secret == "" || !t.opts.Remote.IsValid():
+		return target.Result{Skip: "skipped: setsockopt TCP_MD5SIG needs --tcp_md5_secret for the key"}
+	}
+	key := []byte(t.opts.MD5Secret)
+	if c.Value == 0 {
+		key = nil
+	}
+	if err := k.SetMD5Key(t.opts.Remote, key); err != nil {
+		return target.Result{Ret: -1, Errno: "EINVAL", Detail: err.Error()}
+	}
+	return target.Result{Detail: "TCP-MD5 (RFC 2385) key --tcp_md5_secret set for " + t.opts.Remote.String()}
 }

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -112,6 +113,12 @@ func (m *Machine) Explanation(x *fsm.Explanation) *pb.Explanation {
 // raw bytes and says why in the summary.
 func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string) *pb.Segment {
 	s := &pb.Segment{Raw: raw, Direction: dir, Time: durationpb.New(t), Endpoint: endpoint}
+	if src, dst, icmp, ok := fsm.ICMPPacket(raw); ok {
+		if m, err := fsm.ParseICMP(src, dst, icmp); err == nil {
+			s.Summary = fmt.Sprintf("%s > %s ICMP type %d code %d quoting %s > %s seq %d", src, dst, m.Type, m.Code, m.Quoted.Local, m.Quoted.Remote, m.Seq)
+			return s
+		}
+	}
 	src, dst, tcp, err := fsm.ParsePacket(raw)
 	if err != nil {
 		s.Summary = "undecodable: " + err.Error()
