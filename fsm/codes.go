@@ -16,6 +16,9 @@ func (c Code) spec() codeSpec {
 	if c >= codeRecoveryBase && int(c-codeRecoveryBase) < len(recoveryCodeSpecs) {
 		return recoveryCodeSpecs[c-codeRecoveryBase]
 	}
+	if c >= codeFastOpenBase && int(c-codeFastOpenBase) < len(fastOpenCodeSpecs) {
+		return fastOpenCodeSpecs[c-codeFastOpenBase]
+	}
 	return codeSpec{"UNKNOWN", "", "unknown code"}
 }
 

@@ -77,6 +77,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 		e.queueSynText(c, seg)
 		return
 	}
+	e.fastOpenSynAck(c, seg)
 	c.sndWl2 = seg.Ack
 	c.sndUna, c.rtxNxt = seg.Ack, seg.Ack
 	if c.retries == 0 && c.rttMeasuring {
@@ -95,8 +96,10 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	if len(seg.Payload) > 0 || f&FlagFIN != 0 {
 		e.processText(c, seg.Seq+1, seg.Payload, f&FlagFIN != 0)
 	}
-	e.sendAck(c)
-	e.output(c)
+	if !e.fastOpenEstablished(c) {
+		e.sendAck(c)
+		e.output(c)
+	}
 }
 
 // acceptable is the four-case acceptability test of RFC 9293 §3.10.7.4.

@@ -127,6 +127,7 @@ func (e *Engine) advertise(c *conn) uint16 {
 func (e *Engine) sendSyn(c *conn) {
 	s := e.segment(c, FlagSYN, c.iss, nil)
 	c.sndNxt = c.iss + 1
+	e.fastOpenSyn(c, &s)
 	if c.rtxNxt.LessThan(c.sndNxt) {
 		c.rtxNxt = c.sndNxt
 	}

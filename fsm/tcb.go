@@ -112,6 +112,7 @@ type conn struct {
 	keepAt     time.Duration // keep-alive (or establishment limit) deadline
 	ka         KeepAlive     // keep-alive settings
 	opts       SockOpts      // per-connection options (sockopt.go)
+	tfo        fastOpenConn  // TCP Fast Open state (fastopen.go)
 	kaProbes   int32         // keep-alive probes sent since lastRecv
 	rcvRounded int32         // receive buffer rounded to the MSS (rcvbuf_mss_round); 0 off
 	dsack      SACKBlock     // duplicate range the next ACK reports first

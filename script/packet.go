@@ -73,7 +73,15 @@ func encodeOptions(opts []TCPOpt, sackBase uint32, ecr func(uint32) uint32) ([]b
 			b = binary.BigEndian.AppendUint32(b, o.Val)
 			b = binary.BigEndian.AppendUint32(b, ecr(o.Ecr))
 		default:
-			return nil, fmt.Errorf("option %q cannot be sent: tcpstated encodes nop, eol, mss, wscale, sackOK, sack and TS only", o.Text)
+			nb, ok, err := encodeFastOpen(b, o.Text)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				b = nb
+				continue
+			}
+			return nil, fmt.Errorf("option %q cannot be sent: tcpstated encodes nop, eol, mss, wscale, sackOK, sack, TS and FO/FOEXP only", o.Text)
 		}
 	}
 	for len(b)%4 != 0 {
@@ -128,7 +136,11 @@ func decodeOptions(tcp []byte) []TCPOpt {
 		case b[i] == 8 && n == 10:
 			out = append(out, TCPOpt{Kind: OptTS, Val: binary.BigEndian.Uint32(body), Ecr: binary.BigEndian.Uint32(body[4:])})
 		default:
-			out = append(out, TCPOpt{Kind: OptOther, Text: fmt.Sprintf("kind %d len %d", b[i], n)})
+			text, ok := decodeFastOpen(b[i], body)
+			if !ok {
+				text = fmt.Sprintf("kind %d len %d", b[i], n)
+			}
+			out = append(out, TCPOpt{Kind: OptOther, Text: text})
 		}
 		i += n
 	}

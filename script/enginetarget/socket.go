@@ -24,6 +24,7 @@ type sock struct {
 	nodelay     *bool
 	connected   bool // a connect() call has reported the connection established
 	ka          keepAliveOpts
+	fastOpen    bool // TCP_FASTOPEN (or TCP_FASTOPEN_CONNECT) set (fastopen.go)
 }
 
 // retry tries a blocked call again: its result, the time it returned, and
@@ -226,6 +227,9 @@ func ignoredFlags(c *target.Call) string {
 }
 
 func (t *Target) write(s *sock, c *target.Call) target.Result {
+	if s.conn == 0 && s.listener == 0 && c.Name == "sendto" && c.Remote.IsValid() {
+		return t.sendtoConnect(s, c)
+	}
 	if s.conn == 0 {
 		return target.Err("EPIPE")
 	}

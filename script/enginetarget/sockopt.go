@@ -18,6 +18,9 @@ func (t *Target) setsockopt(s *sock, c *target.Call) target.Result {
 	if res, ok := t.setKeepAlive(s, c); ok {
 		return res
 	}
+	if res, ok := t.setFastOpen(s, c); ok {
+		return res
+	}
 	switch c.Opt {
 	case "SO_REUSEADDR", "SO_REUSEPORT":
 		return target.Result{Detail: c.Opt + " has no effect in tcpstated"}
