@@ -51,8 +51,9 @@ const (
 // setFastOpen records a Fast Open option with the given cookie bytes.
 func (o *Options) setFastOpen(cookie []byte, exp bool) {
 	o.FastOpen, o.FastOpenExp = true, exp
-	o.Cookie = [maxFastOpenCookie]byte{}
-	o.CookieLen = uint8(copy(o.Cookie[:], cookie))
+	o.Cookie = [FastOpenCookieMax]byte{}
+	copy(o.Cookie[:], cookie)
+	o.CookieLen = uint8(min(len(cookie), maxFastOpenCookie))
 }
 
 // parseExperimental reads a kind-254 option body; it reports whether it
@@ -96,7 +97,12 @@ func (o *Options) appendFastOpen(b []byte) []byte {
 	} else {
 		b = append(b, optFastOpen, byte(n))
 	}
-	return append(b, o.Cookie[:o.CookieLen]...)
+	k := min(int(o.CookieLen), FastOpenCookieMax)
+	b = append(b, o.Cookie[:k]...)
+	for range int(o.CookieLen) - k {
+		b = append(b, 0)
+	}
+	return b
 }
 
 // fastOpenText is the option in packetdrill's syntax: "FO", "FO 0102..",
@@ -107,7 +113,9 @@ func (o *Options) fastOpenText() string {
 		s = "FOEXP"
 	}
 	if o.CookieLen > 0 {
-		s += " " + hex.EncodeToString(o.Cookie[:o.CookieLen])
+		ck := make([]byte, o.CookieLen)
+		copy(ck, o.Cookie[:])
+		s += " " + hex.EncodeToString(ck)
 	}
 	return s
 }
@@ -118,17 +126,25 @@ func ValidFastOpenCookie(n int) bool {
 	return n >= FastOpenCookieMin && n <= FastOpenCookieMax && n%2 == 0
 }
 
-// fastOpenConn is a connection's Fast Open state; plain values, so a
-// Clone copies it.
-type fastOpenConn struct {
-	client    bool   // an active open that uses Fast Open (ConnectFastOpen)
-	withData  bool   // opened by ConnectFastOpen, Fast Open or not
-	requested bool   // our SYN asked for a cookie
-	haveCk    bool   // our SYN carried a cached cookie
-	synData   uint32 // bytes of data our SYN carried
-	server    bool   // passive: the SYN's cookie was valid and its data taken
-	listen    bool   // a listener that does Fast Open (SetListenerFastOpen)
-}
+// fastOpenConn is a connection's Fast Open state, a set of flags (one
+// byte: an idle connection's memory is budgeted).
+type fastOpenConn uint8
+
+const (
+	tfoClient    fastOpenConn = 1 << iota // an active open that uses Fast Open (ConnectFastOpen)
+	tfoWithData                           // opened by ConnectFastOpen, Fast Open or not
+	tfoRequested                          // our SYN asked for a cookie
+	tfoHaveCk                             // our SYN carried a cached cookie
+	tfoServer                             // passive: the SYN's cookie was valid and its data taken
+	tfoListen                             // a listener that does Fast Open (SetListenerFastOpen)
+	tfoGiveCk                             // passive: our SYN,ACK carries the client's cookie
+)
+
+func (f fastOpenConn) has(b fastOpenConn) bool { return f&b != 0 }
+
+// synDataLen is how much data an active open's SYN carried: SND.NXT is past
+// it while in SYN-SENT.
+func (c *conn) synDataLen() uint32 { return uint32(c.sndNxt.Sub(c.iss + 1)) }
 
 // fastOpenEntry is one server's line of the client's cookie cache.
 type fastOpenEntry struct {
@@ -162,7 +178,7 @@ func (e *Engine) ConnectFastOpen(local, remote netip.AddrPort, data []byte) (End
 		return 0, 0, err
 	}
 	n := 0
-	c.tfo.withData = true
+	c.tfo |= tfoWithData
 	if len(data) > 0 {
 		n = c.sndBuf.write(data, e.cfg.SendBuffer, &e.sndSpare)
 	}
@@ -171,11 +187,11 @@ func (e *Engine) ConnectFastOpen(local, remote netip.AddrPort, data []byte) (End
 	} else if ent := e.tfoCache[remote.Addr()]; ent.disabled {
 		e.explain(c.id, CodeFastOpenClientDisabled, ActionInfo)
 	} else {
-		c.tfo.client = true
+		c.tfo |= tfoClient
 		if ent.n > 0 {
-			c.tfo.haveCk = true
+			c.tfo |= tfoHaveCk
 		} else {
-			c.tfo.requested = true
+			c.tfo |= tfoRequested
 		}
 	}
 	e.sendSyn(c)
@@ -186,18 +202,17 @@ func (e *Engine) ConnectFastOpen(local, remote netip.AddrPort, data []byte) (End
 // retransmitted SYN carries the option but no data, as Linux and FreeBSD
 // do: the data goes after the handshake.
 func (e *Engine) fastOpenSyn(c *conn, s *Segment) {
-	if !c.tfo.client {
+	if !c.tfo.has(tfoClient) {
 		return
 	}
 	ent := e.tfoCache[c.remote.Addr()]
-	if !c.tfo.haveCk {
+	if !c.tfo.has(tfoHaveCk) {
 		s.Options.setFastOpen(nil, false)
 		e.explain(c.id, CodeFastOpenCookieRequest, ActionInfo)
 		return
 	}
 	s.Options.setFastOpen(ent.cookie[:ent.n], false)
 	if c.retries > 0 || c.sndBuf.Len() == 0 {
-		c.tfo.synData = 0
 		e.explain(c.id, CodeFastOpenSynCookie, ActionInfo, Field{"COOKIE.LEN", uint64(ent.n)}, Field{"SEG.LEN", 0})
 		return
 	}
@@ -211,7 +226,6 @@ func (e *Engine) fastOpenSyn(c *conn, s *Segment) {
 	}
 	s.Payload = e.scratch[:n]
 	c.sndBuf.peek(0, s.Payload)
-	c.tfo.synData = uint32(n)
 	c.sndNxt = c.iss.Add(Size(1 + n))
 	if c.rtxNxt.LessThan(c.sndNxt) {
 		c.rtxNxt = c.sndNxt
@@ -224,7 +238,7 @@ func (e *Engine) fastOpenSyn(c *conn, s *Segment) {
 // takes the data the SYN,ACK acknowledged out of the send buffer, and
 // rewinds SND.NXT over data it did not acknowledge (RFC 7413 §4.2.2).
 func (e *Engine) fastOpenSynAck(c *conn, seg *Segment) {
-	if !c.tfo.client {
+	if !c.tfo.has(tfoClient) {
 		return
 	}
 	if e.tfoCache == nil {
@@ -233,17 +247,18 @@ func (e *Engine) fastOpenSynAck(c *conn, seg *Segment) {
 	addr := c.remote.Addr()
 	ent := e.tfoCache[addr]
 	o := &seg.Options
+	synData := c.synDataLen()
 	dataAcked := uint32(0)
-	if c.tfo.synData > 0 {
-		dataAcked = min(uint32(seg.Ack.Sub(c.iss+1)), c.tfo.synData)
+	if synData > 0 {
+		dataAcked = min(uint32(seg.Ack.Sub(c.iss+1)), synData)
 	}
-	rejected := c.tfo.synData > 0 && dataAcked < c.tfo.synData
+	rejected := synData > 0 && dataAcked < synData
 	switch {
 	case o.FastOpen && ValidFastOpenCookie(int(o.CookieLen)):
 		ent = fastOpenEntry{n: o.CookieLen, mss: c.sndMSS}
 		copy(ent.cookie[:], o.Cookie[:o.CookieLen])
 		e.explain(c.id, CodeFastOpenCookieCached, ActionAccepted, Field{"COOKIE.LEN", uint64(o.CookieLen)})
-	case rejected || c.tfo.requested:
+	case rejected || c.tfo.has(tfoRequested):
 		// A request answered without a valid cookie, or data not taken:
 		// the server does not do Fast Open for us (§4.1.3.1).
 		ent = fastOpenEntry{disabled: true}
@@ -256,7 +271,7 @@ func (e *Engine) fastOpenSynAck(c *conn, seg *Segment) {
 		e.explain(c.id, CodeFastOpenCookieIgnored, ActionDropped, Field{"COOKIE.LEN", uint64(o.CookieLen)})
 	}
 	e.tfoCache[addr] = ent
-	if c.tfo.synData == 0 {
+	if synData == 0 {
 		return
 	}
 	if dataAcked > 0 {
@@ -268,12 +283,11 @@ func (e *Engine) fastOpenSynAck(c *conn, seg *Segment) {
 	if rejected {
 		c.sndNxt = seg.Ack
 		e.explain(c.id, CodeFastOpenDataNotAcked, ActionQueued, Field{"SEG.ACK", uint64(seg.Ack)},
-			Field{"ISS", uint64(c.iss)}, Field{"SYN.DATA", uint64(c.tfo.synData)})
+			Field{"ISS", uint64(c.iss)}, Field{"SYN.DATA", uint64(synData)})
 	} else {
 		e.explain(c.id, CodeFastOpenDataAcked, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)},
-			Field{"SYN.DATA", uint64(c.tfo.synData)})
+			Field{"SYN.DATA", uint64(synData)})
 	}
-	c.tfo.synData = 0
 }
 
 // fastOpenEstablished sends what a Fast Open client owes once its
@@ -281,7 +295,7 @@ func (e *Engine) fastOpenSynAck(c *conn, seg *Segment) {
 // ACK, as FreeBSD and Linux send it, rather than after a bare ACK. It
 // reports whether it handled the sending.
 func (e *Engine) fastOpenEstablished(c *conn) bool {
-	if !c.tfo.withData {
+	if !c.tfo.has(tfoWithData) {
 		return false
 	}
 	n := len(e.ready.Packets)
@@ -329,6 +343,73 @@ func (e *Engine) SetListenerFastOpen(id EndpointID, on bool) error {
 	if l.lq == nil {
 		return ErrNotListener
 	}
-	l.tfo.listen = on
+	if on {
+		l.tfo |= tfoListen
+	} else {
+		l.tfo &^= tfoListen
+	}
 	return nil
+}
+
+// fastOpenListen runs on a SYN a listener takes, after the child c is
+// made and before its SYN,ACK is sent (RFC 7413 §4.2.2, server side). It
+// returns the segment whose text is still to be queued the normal way:
+// seg itself, or a copy without the data that was taken (valid cookie) or
+// dropped (invalid cookie).
+func (e *Engine) fastOpenListen(l, c *conn, seg *Segment) *Segment {
+	o := &seg.Options
+	if !o.FastOpen {
+		return seg
+	}
+	if !e.cfg.FastOpenServer || !l.tfo.has(tfoListen) {
+		e.explain(c.id, CodeFastOpenServerOff, ActionInfo)
+		return seg
+	}
+	want := e.fastOpenServerCookie(c.remote.Addr(), c.local.Addr())
+	if o.CookieLen == 0 {
+		c.tfo |= tfoGiveCk
+		e.explain(c.id, CodeFastOpenCookieSent, ActionAnswered, Field{"COOKIE.LEN", FastOpenServerCookieLen})
+		return seg
+	}
+	if int(o.CookieLen) != FastOpenServerCookieLen || [FastOpenServerCookieLen]byte(o.Cookie[:FastOpenServerCookieLen]) != want {
+		c.tfo |= tfoGiveCk
+		e.explain(c.id, CodeFastOpenCookieInvalid, ActionDropped, Field{"COOKIE.LEN", uint64(o.CookieLen)},
+			Field{"SEG.LEN", uint64(len(seg.Payload))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+		e.explain(c.id, CodeFastOpenCookieSent, ActionAnswered, Field{"COOKIE.LEN", FastOpenServerCookieLen})
+		trimmed := *seg
+		trimmed.Payload = nil
+		return &trimmed
+	}
+	c.tfo |= tfoServer
+	n := 0
+	if len(seg.Payload) > 0 {
+		n = c.rcvBuf.write(seg.Payload, e.cfg.RecvBuffer, &e.rcvSpare)
+		c.rcvNxt = c.rcvNxt.Add(Size(n))
+	}
+	e.explain(c.id, CodeFastOpenCookieValid, ActionAccepted, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+	// The connection can be accepted and read at once, before the
+	// handshake completes (§4.2.2: "the server can deliver the data to
+	// the application").
+	if q := l.lq; len(q.acceptQueue) < q.acceptLimit {
+		q.remove(c)
+		q.acceptQueue = append(q.acceptQueue, c)
+		c.inAcceptQueue = true
+		e.event(l, EventAcceptReady)
+	}
+	if n > 0 {
+		e.event(c, EventDataReadable)
+	}
+	trimmed := *seg
+	trimmed.Payload = nil
+	return &trimmed
+}
+
+// fastOpenSynAckOption puts the client's cookie on a passive open's
+// SYN,ACK when the SYN asked for it or had a wrong one (RFC 7413 §4.1.2).
+func (e *Engine) fastOpenSynAckOption(c *conn, s *Segment) {
+	if !c.tfo.has(tfoGiveCk) {
+		return
+	}
+	ck := e.fastOpenServerCookie(c.remote.Addr(), c.local.Addr())
+	s.Options.setFastOpen(ck[:], false)
 }

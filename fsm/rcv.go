@@ -324,7 +324,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 				Field{"SND.UNA", uint64(c.sndUna)}, Field{"SND.NXT", uint64(c.sndNxt)})
 			return false
 		}
-		if p := c.parent; p != nil && len(p.lq.acceptQueue) >= p.lq.acceptLimit {
+		if p := c.parent; p != nil && !c.inAcceptQueue && len(p.lq.acceptQueue) >= p.lq.acceptLimit {
 			p.lq.stats.AcceptQueueDrops++
 			e.explain(c.id, CodeAcceptQueueFull, ActionDropped, Field{"ACCEPTQ.LEN", uint64(len(p.lq.acceptQueue))},
 				Field{"ACCEPTQ.LIMIT", uint64(p.lq.acceptLimit)}, Field{"DROPS", p.lq.stats.AcceptQueueDrops})

@@ -143,6 +143,7 @@ func (e *Engine) sendSyn(c *conn) {
 
 func (e *Engine) sendSynAck(c *conn) {
 	s := e.segment(c, FlagSYN|FlagACK, c.iss, nil)
+	e.fastOpenSynAckOption(c, &s)
 	c.sndNxt = c.iss + 1
 	c.rtxNxt = c.sndNxt
 	e.emit(c.id, c.local, c.remote, &s)

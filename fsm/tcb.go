@@ -14,7 +14,8 @@ type conn struct {
 	lq            *listenQueues // non-nil for a listener
 	parent        *conn         // the listener of a passive connection until accepted
 	inAcceptQueue bool
-	passive       bool // created from a listener (passive OPEN)
+	passive       bool         // created from a listener (passive OPEN)
+	tfo           fastOpenConn // TCP Fast Open flags (fastopen.go)
 
 	// Send sequence space (RFC 9293 §3.3.1).
 	iss       Seq
@@ -112,7 +113,6 @@ type conn struct {
 	keepAt     time.Duration // keep-alive (or establishment limit) deadline
 	ka         KeepAlive     // keep-alive settings
 	opts       SockOpts      // per-connection options (sockopt.go)
-	tfo        fastOpenConn  // TCP Fast Open state (fastopen.go)
 	kaProbes   int32         // keep-alive probes sent since lastRecv
 	rcvRounded int32         // receive buffer rounded to the MSS (rcvbuf_mss_round); 0 off
 	dsack      SACKBlock     // duplicate range the next ACK reports first

@@ -63,12 +63,13 @@ type Options struct {
 	Unknown       uint8 // options skipped by their length (kinds the codec does not know)
 	// FastOpen is a TCP Fast Open option (RFC 7413 §4.1.1): kind 34, or
 	// kind 254 with magic 0xF989 when FastOpenExp (RFC 6994). CookieLen 0
-	// is a cookie request; the codec keeps any length, the engine judges
-	// it (fastopen.go).
+	// is a cookie request. The codec keeps any length, the engine judges
+	// it (fastopen.go); only the first 16 bytes (the most a valid cookie
+	// has) are kept, the rest are written back as zeros.
 	FastOpen    bool
 	FastOpenExp bool
 	CookieLen   uint8
-	Cookie      [maxFastOpenCookie]byte
+	Cookie      [FastOpenCookieMax]byte
 }
 
 // Segment is the plain value of one TCP segment (the "Repr" in smoltcp's

@@ -125,6 +125,9 @@ func (t *Target) listen(s *sock, c *target.Call) target.Result {
 		return target.Err(errnoOf(err, false))
 	}
 	s.listener = id
+	if fo, ok := t.e.(FastOpener); ok && s.fastOpen {
+		_ = fo.SetListenerFastOpen(id, true) // TCP_FASTOPEN set before listen
+	}
 	_ = t.applyKeepAlive(s) // an accepted connection starts with the listener's
 	return target.Result{Local: local, Detail: fmt.Sprintf("endpoint %d, accept queue %d", id, backlog)}
 }
