@@ -199,8 +199,9 @@ func (e *Engine) ConnectFastOpen(local, remote netip.AddrPort, data []byte) (End
 }
 
 // fastOpenSyn adds the option (and data) to an active open's SYN. A
-// retransmitted SYN carries the option but no data, as Linux and FreeBSD
-// do: the data goes after the handshake.
+// retransmitted SYN carries the same data again: SND.NXT stays past it, so
+// a late SYN,ACK that acknowledges the first SYN's data is still
+// acceptable (RFC 9293 §3.10.7.3 first check).
 func (e *Engine) fastOpenSyn(c *conn, s *Segment) {
 	if !c.tfo.has(tfoClient) {
 		return
@@ -212,7 +213,7 @@ func (e *Engine) fastOpenSyn(c *conn, s *Segment) {
 		return
 	}
 	s.Options.setFastOpen(ent.cookie[:ent.n], false)
-	if c.retries > 0 || c.sndBuf.Len() == 0 {
+	if c.sndBuf.Len() == 0 {
 		e.explain(c.id, CodeFastOpenSynCookie, ActionInfo, Field{"COOKIE.LEN", uint64(ent.n)}, Field{"SEG.LEN", 0})
 		return
 	}

@@ -352,3 +352,27 @@ func TestFastOpenEndToEnd(t *testing.T) {
 	relay(cli, srv, ". seq=106 ack=301")
 	srv.wantState(id, Established)
 }
+
+// TestFastOpenSynRetransmitKeepsData: a retransmitted SYN carries the
+// cookie and the data again, and a SYN,ACK that acknowledges them is
+// accepted.
+func TestFastOpenSynRetransmitKeepsData(t *testing.T) {
+	cli := newSide(t, "client", tfoConfig(100))
+	cli.e.tfoCache = map[netip.Addr]fastOpenEntry{serverAddr.Addr(): {n: 4, cookie: [16]byte{1, 2, 3, 4}}}
+	c, _, err := cli.e.ConnectFastOpen(clientAddr, serverAddr, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.expect("S seq=100 len=5")
+	next, ok := cli.e.NextDeadline()
+	if !ok {
+		t.Fatal("no SYN retransmission timer")
+	}
+	cli.e.AdvanceTo(next)
+	if syn := cli.expect("S seq=100 len=5"); !syn.Segment.Options.FastOpen {
+		t.Fatal("retransmitted SYN without the cookie")
+	}
+	cli.deliver(synAckWith(106, false, nil))
+	cli.expect(". seq=106 ack=301")
+	cli.wantState(c, Established)
+}
