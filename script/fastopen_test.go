@@ -110,3 +110,22 @@ func TestFastOpenServerScript(t *testing.T) {
 		t.Fatal(verboseText(rep))
 	}
 }
+
+// TestFastOpenConnectScript: Linux's TCP_FASTOPEN_CONNECT: connect returns
+// at once without a SYN, and the first write sends it (a cookie request
+// here, the data after the handshake).
+func TestFastOpenConnectScript(t *testing.T) {
+	src := `0 ` + "`sysctl -w net.inet.tcp.fastopen.client_enable=1`" + `
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, [1], 4) = 0
++0 connect(3, ..., ...) = 0
++0.1 write(3, ..., 100) = 100
++0 > S 0:0(0) win 65535 <...>
++0.05 < S. 0:0(0) ack 1 win 65535 <mss 1460,FO 0102030405060708>
++0 > P. 1:101(100) ack 1 win 65535
+`
+	rep := run(t, src, Options{End: EndPacketdrill})
+	if !rep.Passed {
+		t.Fatal(verboseText(rep))
+	}
+}
