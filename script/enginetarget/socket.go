@@ -24,7 +24,7 @@ type sock struct {
 	nodelay     *bool
 	connected   bool // a connect() call has reported the connection established
 	ka          keepAliveOpts
-	fastOpen    bool // TCP_FASTOPEN (or TCP_FASTOPEN_CONNECT) set (fastopen.go)
+	fastOpen    bool           // TCP_FASTOPEN (or TCP_FASTOPEN_CONNECT) set (fastopen.go)
 	foConnect   bool           // TCP_FASTOPEN_CONNECT set: connect waits for the first write
 	foDeferred  netip.AddrPort // the remote of a connect the first write makes (fastopen.go)
 	foLocal     netip.AddrPort
