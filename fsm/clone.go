@@ -1,6 +1,9 @@
 package fsm
 
-import "net/netip"
+import (
+	"maps"
+	"net/netip"
+)
 
 // Clone returns an independent copy of the engine: given the same inputs
 // from here on, the copy and the original produce the same outputs, byte
@@ -24,6 +27,7 @@ func (e *Engine) Clone() *Engine {
 		closed:    append([]EndpointID(nil), e.closed...),
 		live:      e.live,
 		drained:   true,
+		tfoCache:  maps.Clone(e.tfoCache),
 	}
 	// Every live connection is in byID; conns, listeners, the timer heap and
 	// the listen queues point into the same set (or at connections

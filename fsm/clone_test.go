@@ -69,7 +69,7 @@ func TestCloneKnowsEveryField(t *testing.T) {
 		"Engine.conns": true, "Engine.last": true, "Engine.listeners": true, "Engine.byID": true,
 		"Engine.timers": true, "Engine.closed": true, "Engine.ready": true, "Engine.arena": true,
 		"Engine.scratch": true, "Engine.rcvSpare": true, "Engine.sndSpare": true,
-		"Engine.retired": true, "Engine.free": true, "Engine.cfg": true,
+		"Engine.retired": true, "Engine.free": true, "Engine.cfg": true, "Engine.tfoCache": true,
 		"Engine.md5Keys": true, // copy on write (md5.go)
 	}
 	var refs func(t reflect.Type) bool

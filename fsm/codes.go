@@ -22,6 +22,9 @@ func (c Code) spec() codeSpec {
 	if c >= codeICMPBase && int(c-codeICMPBase) < len(icmpCodeSpecs) {
 		return icmpCodeSpecs[c-codeICMPBase]
 	}
+	if c >= codeFastOpenBase && int(c-codeFastOpenBase) < len(fastOpenCodeSpecs) {
+		return fastOpenCodeSpecs[c-codeFastOpenBase]
+	}
 	return codeSpec{"UNKNOWN", "", "unknown code"}
 }
 

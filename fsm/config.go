@@ -20,6 +20,14 @@ type Config struct {
 	// secret, same inputs: same outputs.
 	Secret [16]byte
 
+	// FastOpenClient and FastOpenServer turn on the two roles of TCP Fast
+	// Open (RFC 7413; switches fastopen.client_enable and
+	// fastopen.server_enable). Off by default: an application still asks
+	// per connection (ConnectFastOpen) and per listener
+	// (SetListenerFastOpen), as with TCP_FASTOPEN.
+	FastOpenClient bool
+	FastOpenServer bool
+
 	ISNMode  ISNMode
 	FixedISN uint32
 

@@ -101,7 +101,8 @@ type Engine struct {
 	retired            []*conn   // forgotten during this input
 	free               []*conn   // forgotten earlier, zeroed, for newConn
 
-	md5Keys map[netip.Addr]string // TCP-MD5 keys by peer (md5.go), copy on write
+	md5Keys  map[netip.Addr]string        // TCP-MD5 keys by peer (md5.go), copy on write
+	tfoCache map[netip.Addr]fastOpenEntry // the Fast Open client's cookies by server (fastopen.go)
 }
 
 // maxFreeConns bounds the forgotten connections kept for reuse.
@@ -287,19 +288,30 @@ func (e *Engine) Listen(local netip.AddrPort, backlog int) (EndpointID, error) {
 // Connect opens a connection from local to remote (active OPEN): it chooses
 // the ISS, emits the SYN and enters SYN-SENT.
 func (e *Engine) Connect(local, remote netip.AddrPort) (EndpointID, error) {
+	c, err := e.openActive(local, remote)
+	if err != nil {
+		return 0, err
+	}
+	e.sendSyn(c)
+	return c.id, nil
+}
+
+// openActive makes a connection in SYN-SENT with its ISS chosen; the
+// caller sends the SYN (Connect, ConnectFastOpen).
+func (e *Engine) openActive(local, remote netip.AddrPort) (*conn, error) {
 	if !local.Addr().IsValid() || !remote.Addr().IsValid() || local.Port() == 0 || remote.Port() == 0 ||
 		local.Addr().Is4() != remote.Addr().Is4() || local.Addr().IsUnspecified() || remote.Addr().IsUnspecified() ||
 		!unicast(local.Addr()) || !unicast(remote.Addr()) {
 		// RFC 9293 §3.9.1.1 (MUST-46): an OPEN to a broadcast or
 		// multicast address is an error.
-		return 0, ErrInvalidAddress
+		return nil, ErrInvalidAddress
 	}
 	t := Tuple{local, remote}
 	if e.conns[t] != nil {
-		return 0, ErrConnectionExists
+		return nil, ErrConnectionExists
 	}
 	if e.cfg.MaxEndpoints > 0 && e.live >= e.cfg.MaxEndpoints {
-		return 0, ErrEndpointLimit
+		return nil, ErrEndpointLimit
 	}
 	e.begin()
 	c := e.newConn(local, remote)
@@ -307,8 +319,7 @@ func (e *Engine) Connect(local, remote netip.AddrPort) (EndpointID, error) {
 	e.conns[t] = c
 	e.setState(c, SynSent, CodeAppConnect)
 	e.explain(c.id, CodeAppConnect, ActionAccepted, Field{"ISS", uint64(c.iss)})
-	e.sendSyn(c)
-	return c.id, nil
+	return c, nil
 }
 
 // Accept takes the oldest connection from a listener's accept queue.

@@ -76,6 +76,7 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 	e.conns[t] = c
 	q.synQueue = append(q.synQueue, c)
 	e.setState(c, SynReceived, CodeListenSynAccepted)
+	seg = e.fastOpenListen(l, c, seg)
 	e.sendSynAck(c)
 	e.explain(c.id, CodeListenSynAccepted, ActionAnswered,
 		Field{"IRS", uint64(c.irs)}, Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"ISS", uint64(c.iss)},

@@ -108,6 +108,12 @@ func parseOptions(b []byte, o *Options) error {
 			o.TSVal = binary.BigEndian.Uint32(body)
 			o.TSEcr = binary.BigEndian.Uint32(body[4:])
 			o.HasTimestamp = true
+		case optFastOpen:
+			o.setFastOpen(body, false)
+		case optExperimental:
+			if !o.parseExperimental(body) && o.Unknown < 255 {
+				o.Unknown++
+			}
 		default:
 			if o.Unknown < 255 {
 				o.Unknown++
@@ -131,13 +137,22 @@ func optLenError(field string, kind byte, i, n int, want string) error {
 //	NOP, NOP, SACK-permitted      (SACK-permitted without TS)
 //	NOP, WScale
 //	NOP, NOP, SACK blocks...      (as many as fit in 40 bytes)
+//	Fast Open, EOL padding        (RFC 7413; left out if it does not fit)
 //
-// Every item is a multiple of 4 bytes, so no EOL padding is ever needed.
+// Every other item is a multiple of 4 bytes, so only a Fast Open option
+// is ever padded, with EOL as FreeBSD does.
 // Unknown options are not encoded.
 
 // optionsLenNoSACK is the encoded length of everything before the SACK
 // blocks.
 func (o *Options) optionsLenNoSACK() int {
+	n := o.baseOptionsLen()
+	return n + (o.fastOpenLen(n)+3)&^3
+}
+
+// baseOptionsLen is the encoded length of MSS, SACK-permitted, TS and
+// WScale.
+func (o *Options) baseOptionsLen() int {
 	n := 0
 	if o.HasMSS {
 		n += 4
@@ -211,6 +226,7 @@ func appendOptions(b []byte, o *Options) []byte {
 			b = binary.BigEndian.AppendUint32(b, uint32(blk.End))
 		}
 	}
+	b = o.appendFastOpen(b)
 	for (len(b)-start)%4 != 0 {
 		b = append(b, optEOL)
 	}
@@ -275,6 +291,9 @@ func (o *Options) appendText(b []byte) []byte {
 			b = append(b, ':')
 			b = strconv.AppendUint(b, uint64(blk.End), 10)
 		}
+	}
+	if o.fastOpenLen(o.baseOptionsLen()) > 0 {
+		item(o.fastOpenText())
 	}
 	return b
 }

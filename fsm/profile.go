@@ -269,6 +269,7 @@ var profiles = []Profile{
 		{"keepcnt", "8"},
 		{"delacktime", "40"},
 		{"msl", "30000"},
+		{"fastopen.client_enable", "1"},
 	}},
 }
 

@@ -78,6 +78,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 		e.queueSynText(c, seg)
 		return
 	}
+	e.fastOpenSynAck(c, seg)
 	c.sndWl2 = seg.Ack
 	c.sndUna, c.rtxNxt = seg.Ack, seg.Ack
 	if c.retries == 0 && c.rttMeasuring {
@@ -96,8 +97,10 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	if len(seg.Payload) > 0 || f&FlagFIN != 0 {
 		e.processText(c, seg.Seq+1, seg.Payload, f&FlagFIN != 0)
 	}
-	e.sendAck(c)
-	e.output(c)
+	if !e.fastOpenEstablished(c) {
+		e.sendAck(c)
+		e.output(c)
+	}
 }
 
 // acceptable is the four-case acceptability test of RFC 9293 §3.10.7.4.
@@ -322,7 +325,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 				Field{"SND.UNA", uint64(c.sndUna)}, Field{"SND.NXT", uint64(c.sndNxt)})
 			return false
 		}
-		if p := c.parent; p != nil && len(p.lq.acceptQueue) >= p.lq.acceptLimit {
+		if p := c.parent; p != nil && !c.inAcceptQueue && len(p.lq.acceptQueue) >= p.lq.acceptLimit {
 			p.lq.stats.AcceptQueueDrops++
 			e.explain(c.id, CodeAcceptQueueFull, ActionDropped, Field{"ACCEPTQ.LEN", uint64(len(p.lq.acceptQueue))},
 				Field{"ACCEPTQ.LIMIT", uint64(p.lq.acceptLimit)}, Field{"DROPS", p.lq.stats.AcceptQueueDrops})

@@ -133,6 +133,7 @@ func (e *Engine) advertise(c *conn) uint16 {
 func (e *Engine) sendSyn(c *conn) {
 	s := e.segment(c, FlagSYN, c.iss, nil)
 	c.sndNxt = c.iss + 1
+	e.fastOpenSyn(c, &s)
 	if c.rtxNxt.LessThan(c.sndNxt) {
 		c.rtxNxt = c.sndNxt
 	}
@@ -148,6 +149,7 @@ func (e *Engine) sendSyn(c *conn) {
 
 func (e *Engine) sendSynAck(c *conn) {
 	s := e.segment(c, FlagSYN|FlagACK, c.iss, nil)
+	e.fastOpenSynAckOption(c, &s)
 	c.sndNxt = c.iss + 1
 	c.rtxNxt = c.sndNxt
 	e.emit(c.id, c.local, c.remote, &s)

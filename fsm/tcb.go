@@ -14,7 +14,8 @@ type conn struct {
 	lq            *listenQueues // non-nil for a listener
 	parent        *conn         // the listener of a passive connection until accepted
 	inAcceptQueue bool
-	passive       bool // created from a listener (passive OPEN)
+	passive       bool         // created from a listener (passive OPEN)
+	tfo           fastOpenConn // TCP Fast Open flags (fastopen.go)
 
 	// Send sequence space (RFC 9293 §3.3.1).
 	iss       Seq
@@ -72,11 +73,12 @@ type conn struct {
 	ssthresh   uint32
 	dupAcks    int
 	inRecovery bool
-	recover    Seq
 	// recoverGuard: recover was set by a fast retransmit or a timeout and
 	// no ACK has gone beyond it yet, so RFC 6582 §3.2 step 2 applies.
 	// Cleared once passed, so the comparison never meets a wrapped recover.
+	// (Beside inRecovery: an idle connection must stay small.)
 	recoverGuard bool
+	recover      Seq
 	// sack is the SACK scoreboard and RFC 6675 / RFC 6937 state (recovery.go).
 	sack *sackState
 	// rack is the RACK-TLP state (rack.go), allocated at the first data
@@ -96,14 +98,15 @@ type conn struct {
 	rtxHigh           Seq // end of the highest retransmitted range while retransmitted
 	probes            int
 	probing           bool // SND.NXT includes a zero-window probe beyond the window
+	ackPending        bool // an ACK is owed (delayed ACK, RFC 9293 §3.8.6.3)
 
 	// Challenge ACK throttling (RFC 5961 §7): sent in the second from
 	// challengeStart on the engine clock.
 	challengeStart time.Duration
 	challengeAcks  int
 
-	// Delayed ACK (RFC 9293 §3.8.6.3).
-	ackPending  bool
+	// Delayed ACK (RFC 9293 §3.8.6.3); ackPending is above, with the
+	// other flags.
 	segsUnacked int
 
 	// Issue 10 (conformance), packed: R2 for the SYN, keep-alive

@@ -64,6 +64,16 @@ type Options struct {
 
 	HasMD5 bool     // TCP-MD5 signature option, kind 19 (RFC 2385; md5.go)
 	MD5    [16]byte // the digest as found (parse); filled in when sending
+
+	// FastOpen is a TCP Fast Open option (RFC 7413 §4.1.1): kind 34, or
+	// kind 254 with magic 0xF989 when FastOpenExp (RFC 6994). CookieLen 0
+	// is a cookie request. The codec keeps any length, the engine judges
+	// it (fastopen.go); only the first 16 bytes (the most a valid cookie
+	// has) are kept, the rest are written back as zeros.
+	FastOpen    bool
+	FastOpenExp bool
+	CookieLen   uint8
+	Cookie      [FastOpenCookieMax]byte
 }
 
 // Segment is the plain value of one TCP segment (the "Repr" in smoltcp's

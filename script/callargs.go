@@ -46,7 +46,7 @@ func (r *runner) result(sc *Syscall, c *target.Call, res target.Result) outcome 
 		if res.Local.IsValid() {
 			r.listenPort = res.Local.Port()
 		}
-	case "connect":
+	case "connect", "sendto":
 		if res.Local.IsValid() {
 			r.newActiveFlow(res.Local, c.Remote)
 		}
@@ -148,6 +148,12 @@ func (r *runner) ioArgs(sc *Syscall, c *target.Call, plain string) (outcome, boo
 }
 
 func (r *runner) writeArgs(sc *Syscall, c *target.Call) (outcome, bool) {
+	if sc.Name == "sendto" {
+		// sendto on an unconnected socket connects (TCP Fast Open): the
+		// address is the script's remote end, as connect's.
+		c.Remote = netip.AddrPortFrom(r.h.remoteIP, r.h.connectPort)
+		c.Local = netip.AddrPortFrom(r.h.localIP, 0)
+	}
 	return r.ioArgs(sc, c, "write")
 }
 func (r *runner) readArgs(sc *Syscall, c *target.Call) (outcome, bool) {

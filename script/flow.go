@@ -63,10 +63,26 @@ func (r *runner) newActiveFlow(local, remote netip.AddrPort) *flow {
 			break
 		}
 	}
+	if n > 1 && r.flows[0] != nil && r.flows[0].active && !r.flowMarks() {
+		// A script without [flow N] marks means its most recent socket, as
+		// packetdrill does: a second connect after the first is done takes
+		// over flow 1 (FreeBSD's fast-open scripts open three in a row).
+		n = 1
+	}
 	for len(r.flows) < n {
 		r.flows = append(r.flows, nil)
 	}
 	f := &flow{n: n, local: local, remote: remote, remoteISN: r.remoteISN, tsMap: map[uint32]uint32{}, active: true}
 	r.flows[n-1] = f
 	return f
+}
+
+// flowMarks reports whether any packet line of the script names a flow.
+func (r *runner) flowMarks() bool {
+	for _, ev := range r.s.Events {
+		if ev.Packet != nil && ev.Packet.Flow != 0 {
+			return true
+		}
+	}
+	return false
 }

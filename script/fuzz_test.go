@@ -14,6 +14,9 @@ func FuzzParse(f *testing.F) {
 	// FreeBSD's dialect: conditionals, IP fields, wildcards, ICMP, UDP.
 	f.Add([]byte("#ifdef A\n+ 0 < (tos 0x20) S 0:0(0) win 1\n#else\n+0 > (hlim 3) S. ...(0) ack 1\n#endif\n" +
 		"+0 > R. 0:0(0)! ack 2 win 0/udp(9811 > 1)\n+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]\n"))
+	// TCP Fast Open options (RFC 7413) and sendto connecting with data.
+	f.Add([]byte("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendto(3, ..., 10, MSG_FASTOPEN, ..., ...) = 10\n" +
+		"+0 > S 0:0(0) <mss 1460,FO,eol,eol>\n+0 < S. 0:0(0) ack 1 win 1 <FO 0102030405060708,FOEXP 01020304>\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		s, err := ParseDefines("f", src, []string{"A"})
 		if err != nil {

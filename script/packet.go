@@ -72,13 +72,19 @@ func encodeOptions(opts []TCPOpt, sackBase uint32, ecr func(uint32) uint32) ([]b
 			b = append(b, 8, 10)
 			b = binary.BigEndian.AppendUint32(b, o.Val)
 			b = binary.BigEndian.AppendUint32(b, ecr(o.Ecr))
-		case OptOther:
-			if !isMD5Opt(o) {
-				return nil, fmt.Errorf("option %q cannot be sent: tcpstated encodes nop, eol, mss, wscale, sackOK, sack, TS and md5 only", o.Text)
-			}
-			b = append(append(b, 19, 18), make([]byte, 16)...) // signed by signInbound (md5.go)
 		default:
-			return nil, fmt.Errorf("option %q cannot be sent: tcpstated encodes nop, eol, mss, wscale, sackOK, sack and TS only", o.Text)
+			if isMD5Opt(o) {
+				b = append(append(b, 19, 18), make([]byte, 16)...) // signed by signInbound (md5.go)
+				continue
+			}
+			nb, ok, err := encodeFastOpen(b, o.Text)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("option %q cannot be sent: tcpstated encodes nop, eol, mss, wscale, sackOK, sack, TS, md5 and FO/FOEXP only", o.Text)
+			}
+			b = nb
 		}
 	}
 	for len(b)%4 != 0 {
@@ -135,7 +141,11 @@ func decodeOptions(tcp []byte) []TCPOpt {
 		case b[i] == 8 && n == 10:
 			out = append(out, TCPOpt{Kind: OptTS, Val: binary.BigEndian.Uint32(body), Ecr: binary.BigEndian.Uint32(body[4:])})
 		default:
-			out = append(out, TCPOpt{Kind: OptOther, Text: fmt.Sprintf("kind %d len %d", b[i], n)})
+			text, ok := decodeFastOpen(b[i], body)
+			if !ok {
+				text = fmt.Sprintf("kind %d len %d", b[i], n)
+			}
+			out = append(out, TCPOpt{Kind: OptOther, Text: text})
 		}
 		i += n
 	}

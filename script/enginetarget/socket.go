@@ -24,6 +24,10 @@ type sock struct {
 	nodelay     *bool
 	connected   bool // a connect() call has reported the connection established
 	ka          keepAliveOpts
+	fastOpen    bool           // TCP_FASTOPEN (or TCP_FASTOPEN_CONNECT) set (fastopen.go)
+	foConnect   bool           // TCP_FASTOPEN_CONNECT set: connect waits for the first write
+	foDeferred  netip.AddrPort // the remote of a connect the first write makes (fastopen.go)
+	foLocal     netip.AddrPort
 }
 
 // retry tries a blocked call again: its result, the time it returned, and
@@ -124,6 +128,9 @@ func (t *Target) listen(s *sock, c *target.Call) target.Result {
 		return target.Err(errnoOf(err, false))
 	}
 	s.listener = id
+	if fo, ok := t.e.(FastOpener); ok && s.fastOpen {
+		_ = fo.SetListenerFastOpen(id, true) // TCP_FASTOPEN set before listen
+	}
 	_ = t.applyKeepAlive(s) // an accepted connection starts with the listener's
 	return target.Result{Local: local, Detail: fmt.Sprintf("endpoint %d, accept queue %d", id, backlog)}
 }
@@ -177,12 +184,18 @@ func (t *Target) connect(s *sock, c *target.Call) target.Result {
 		}
 		return target.Err("EISCONN")
 	}
+	if s.foDeferred.IsValid() {
+		return target.Err("EISCONN")
+	}
 	port := s.port
 	if port == 0 {
 		port = t.nextPort
 		t.nextPort++
 	}
 	local := netip.AddrPortFrom(c.Local.Addr(), port)
+	if res, ok := t.deferConnect(s, local, c.Remote); ok {
+		return res
+	}
 	id, err := t.e.Connect(local, c.Remote)
 	if err != nil {
 		return target.Err(errnoOf(err, false))
@@ -226,6 +239,12 @@ func ignoredFlags(c *target.Call) string {
 }
 
 func (t *Target) write(s *sock, c *target.Call) target.Result {
+	if s.conn == 0 && s.foDeferred.IsValid() {
+		return t.deferredWrite(s, c)
+	}
+	if s.conn == 0 && s.listener == 0 && c.Name == "sendto" && c.Remote.IsValid() {
+		return t.sendtoConnect(s, c)
+	}
 	if s.conn == 0 {
 		return target.Err("EPIPE")
 	}

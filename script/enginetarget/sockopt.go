@@ -19,6 +19,9 @@ func (t *Target) setsockopt(s *sock, c *target.Call) target.Result {
 	if res, ok := t.setKeepAlive(s, c); ok {
 		return res
 	}
+	if res, ok := t.setFastOpen(s, c); ok {
+		return res
+	}
 	switch c.Opt {
 	case "TCP_MD5SIG":
 		return t.setMD5(c)
