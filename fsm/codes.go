@@ -131,6 +131,10 @@ const (
 	CodeAckEverySecond
 	CodeRcvBufRounded
 	CodeKeepAliveProbeAlways
+	// Switches of the linux profile (profile_linux.go).
+	CodeQuickAck
+	CodeFinAckDelayed
+	CodeRstWithAck
 	// RFC 9293 Appendix B (docs/CONFORMANCE.md).
 	CodeBadAddress
 	numCodes
@@ -265,6 +269,9 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeSynFinDataFinDropped: {"SYN_FIN_DATA_FIN_DROPPED", secSynSent, "synfin_data_drop_fin=1 (as FreeBSD): in SYN-SENT the FIN of a SYN,FIN carrying {SEG.LEN} bytes is dropped and the data kept; RFC 9293 §3.10.7.3 would queue the FIN with the text"},
 	CodeAckEverySecond:       {"ACK_EVERY_SECOND", secDelayedAck, "ack_every_2nd=1 (as FreeBSD): the second data segment since our last ACK ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once whatever its size; RFC 9293 §3.8.6.3 asks for an ACK every second full-sized segment"},
 	CodeRcvBufRounded:        {"RCVBUF_ROUNDED", secOtherwise, "rcvbuf_mss_round=1 (as FreeBSD): the receive buffer is rounded up to {RCVBUF} bytes, a multiple of the MSS ({MSS}), and the acceptance test uses all of it even where the window field says less; RFC 9293 would take RCV.WND as advertised"},
+	CodeQuickAck:             {"QUICK_ACK", secDelayedAck, "quickack={QUICKACK} (as Linux): quick-ack mode: data ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once, quick ACK {N} of the connection; RFC 9293 §3.8.6.3 allows delaying it up to 0.5 s"},
+	CodeFinAckDelayed:        {"FIN_ACK_DELAYED", secDelayedAck, "delack_fin=1 (as Linux, which enters interactive mode on a FIN): the ACK of the FIN ({RCV.NXT}) waits for the delayed-ACK timer ({DELAY.MS} ms), so a close in the meantime carries it with our FIN; RFC 9293 §3.10.7.4 eighth step acknowledges the FIN, and §3.8.6.3 allows delaying an ACK"},
+	CodeRstWithAck:           {"RST_WITH_ACK", secAbort, "rst_ack=1 (as Linux's tcp_send_active_reset): the reset sent on abort carries ACK, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK> with {SEG.SEQ} {RCV.NXT}; RFC 9293 §3.10.5 sends <SEQ=SND.NXT><CTL=RST>, and §3.4 lets any segment carry an acknowledgment"},
 	CodeKeepAliveProbeAlways: {"KEEPALIVE_PROBE_ALWAYS", secKeepAlive, "always_keepalive=1 (as FreeBSD; RFC 1122 §4.2.3.6 says keep-alive MUST default to off): nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}"},
 	CodeBadAddress:           {"BAD_ADDRESS", "RFC 9293 §3.9.2.3", "the segment is addressed to a broadcast or multicast address, or comes from one: discarded silently, as RFC 1122 §4.2.3.10 requires (MUST-57, MUST-63)"},
 }

@@ -126,6 +126,9 @@ type Config struct {
 	AckEverySecond    bool          // ack_every_2nd
 	SynRexmitSlop     time.Duration // rexmit_slop
 	RcvBufMSSRound    bool          // rcvbuf_mss_round
+	QuickAck          int           // quickack (profile_linux.go)
+	DelAckFin         bool          // delack_fin
+	RstAck            bool          // rst_ack
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

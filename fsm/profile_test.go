@@ -33,8 +33,10 @@ func explanationNaming(t *testing.T, r Ready, code Code, sw string) {
 }
 
 func TestProfilesAndSwitchLookup(t *testing.T) {
-	if _, ok := ProfileByName("linux"); ok {
-		t.Fatal("linux profile exists before it is written")
+	for _, want := range []string{"freebsd", "linux", "rfc"} {
+		if _, ok := ProfileByName(want); !ok {
+			t.Fatalf("no %s profile", want)
+		}
 	}
 	p, ok := ProfileByName("freebsd")
 	if !ok {
@@ -372,7 +374,13 @@ func TestRcvBufMSSRoundSynReceived(t *testing.T) {
 // profile and each switch that profile leaves off turned on too, for every
 // way of closing.
 func TestPropertyLossyLinkFreeBSD(t *testing.T) {
-	p, _ := ProfileByName("freebsd")
+	propertyLossyLinkProfile(t, "freebsd")
+}
+
+// propertyLossyLinkProfile runs the lossy-link property with both sides
+// under the named profile.
+func propertyLossyLinkProfile(t *testing.T, name string) {
+	p, _ := ProfileByName(name)
 	seeds := 40
 	if testing.Short() {
 		seeds = 8

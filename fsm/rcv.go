@@ -783,6 +783,8 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		}
 		if e.cfg.NoDelayedAck || c.segsUnacked >= 2*full {
 			ackNow = true
+		} else if e.quickAck(c, n) {
+			ackNow = true
 		} else if c.dataSegsUnacked >= 2 {
 			e.explain(c.id, CodeAckEverySecond, ActionInfo, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 			ackNow = true
@@ -799,7 +801,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		e.event(c, EventPeerClosed)
 		e.event(c, EventDataReadable)
 		c.ackPending = true
-		ackNow = true
+		ackNow = ackNow || !e.delayFinAck(c)
 		switch c.state {
 		case Established:
 			e.setState(c, CloseWait, CodeFinReceived)

@@ -169,8 +169,14 @@ func (e *Engine) sendBareAck(c *conn) {
 }
 
 // sendRstFor sends <SEQ=SND.NXT><CTL=RST> for an abort (RFC 9293 §3.10.5).
+// Under rst_ack it carries <ACK=RCV.NXT> once RCV.NXT is known.
 func (e *Engine) sendRstFor(c *conn) {
 	s := Segment{Flags: FlagRST, Seq: c.sndNxt}
+	if e.cfg.RstAck && c.state != SynSent {
+		s.Flags |= FlagACK
+		s.Ack = c.rcvNxt
+		e.explain(c.id, CodeRstWithAck, ActionInfo, Field{"SEG.SEQ", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+	}
 	e.emit(c.id, c.local, c.remote, &s)
 }
 

@@ -119,6 +119,7 @@ type conn struct {
 	sndUp      Seq           // SND.UP, valid when sndUpSet
 	// dataSegsUnacked counts data segments since our last ACK (ack_every_2nd).
 	dataSegsUnacked              uint8
+	quickAcks                    uint8 // quick ACKs sent so far (quickack)
 	dsackSet, rcvUpSet, sndUpSet bool
 
 	// Timers: deadlines on the engine clock; zero means not armed.

@@ -1,0 +1,217 @@
+package fsm
+
+import (
+	"testing"
+	"time"
+)
+
+// TestLinuxProfileValues: the linux profile sets Linux 6.x's defaults and
+// names itself; every switch it names exists.
+func TestLinuxProfileValues(t *testing.T) {
+	p, ok := ProfileByName("linux")
+	if !ok {
+		t.Fatal("no linux profile")
+	}
+	var cfg Config
+	if err := p.Apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.Defaults()
+	for _, tc := range []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"Profile", cfg.Profile, "linux"},
+		{"InitialWindow", cfg.InitialWindow, 10},
+		{"WindowScale", cfg.WindowScale, 7},
+		{"QuickAck", cfg.QuickAck, 16},
+		{"DelayedAckTimeout", cfg.DelayedAckTimeout, 40 * time.Millisecond},
+		{"MinRTO", cfg.MinRTO, 200 * time.Millisecond},
+		{"InitialRTO", cfg.InitialRTO, time.Second},
+		{"MaxRTO", cfg.MaxRTO, 120 * time.Second},
+		{"SynRetries", cfg.SynRetries, 6},
+		{"SynAckRetries", cfg.SynAckRetries, 5},
+		{"ChallengeAckLimit", cfg.ChallengeAckLimit, 2147483647},
+		{"RstAck", cfg.RstAck, true},
+		{"DelAckFin", cfg.DelAckFin, true},
+		{"RACK", !cfg.Recovery.NoRACK, true},
+		{"TLP", !cfg.Recovery.NoTLP, true},
+		{"CongestionControl", cfg.Recovery.CongestionControl, CCCubic},
+		{"HyStart", cfg.Recovery.HyStart, true},
+		{"KeepAlive", cfg.KeepAlive, false}, // RFC 1122 §4.2.3.6 MUST: off
+	} {
+		if tc.got != tc.want {
+			t.Errorf("linux %s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestLinuxSysctlSwitch: Linux's net.ipv4.tcp_* sysctls whose values need
+// no unit change map to switches; the others do not.
+func TestLinuxSysctlSwitch(t *testing.T) {
+	for _, tc := range []struct{ sysctl, want string }{
+		{"net.ipv4.tcp_syn_retries", "syn_retries"},
+		{"net.ipv4.tcp_synack_retries", "synack_retries"},
+		{"net.ipv4.tcp_challenge_ack_limit", "challenge_ack_limit"},
+		{"net.ipv4.tcp_window_scaling", "window_scaling"},
+		{"net.ipv4.tcp_sack", "sack"},
+		{"net.ipv4.tcp_timestamps", "timestamps"},
+		{"net.ipv4.tcp_congestion_control", "congestion_control"},
+		{"net.ipv4.tcp_keepalive_probes", "keepcnt"},
+		{"net.ipv4.tcp_keepalive_time", ""}, // seconds, not the switch's ms
+		{"net.ipv4.tcp_rmem", ""},
+		{"net.ipv4.syn_retries", ""},
+	} {
+		got, ok := SysctlSwitch(tc.sysctl)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("SysctlSwitch(%q) = %q, %v; want %q", tc.sysctl, got, ok, tc.want)
+		}
+	}
+}
+
+// TestQuickAck: with delayed ACKs on, small data segments are
+// acknowledged at once while quick-ack mode lasts (quickack=N), then
+// wait for the delayed-ACK timer; under rfc (quickack=0) the first waits.
+//
+//	quickack=2:  < P. 1:3 > . ack 3   < P. 3:5 > . ack 5   < P. 5:7 (nothing)
+//	quickack=0:  < P. 1:3 (nothing)
+//
+// Reference: RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2, RFC 5681 §4.2.
+func TestQuickAck(t *testing.T) {
+	for _, tc := range []struct {
+		quick  string
+		acked  int // segments acknowledged at once
+		expect []string
+	}{
+		{"0", 0, nil},
+		{"2", 2, []string{". seq=301 ack=103", ". seq=301 ack=105"}},
+		{"16", 3, []string{". seq=301 ack=103", ". seq=301 ack=105", ". seq=301 ack=107"}},
+	} {
+		t.Run("quickack="+tc.quick, func(t *testing.T) {
+			cfg := withSwitches(t, 300, "quickack", tc.quick)
+			cfg.NoDelayedAck = false
+			_, srv, _, _ := established(t, fixedConfig(100), cfg)
+			for i := range 3 {
+				srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK | FlagPSH, Seq: Seq(101 + 2*i), Ack: 301, Window: 65535, Payload: []byte("ab")})
+				if i >= tc.acked {
+					srv.expectNothing()
+					continue
+				}
+				explanationNaming(t, srv.collect(), CodeQuickAck, "quickack")
+				srv.expect(tc.expect[i])
+			}
+		})
+	}
+}
+
+// TestDelAckFin: a FIN in ESTABLISHED is acknowledged at once under rfc;
+// under delack_fin the ACK waits for the delayed-ACK timer, and a close
+// before it fires carries the ACK on our FIN.
+//
+//	rfc:           < F. seq=101      > . ack=102
+//	delack_fin=1:  < F. seq=101      (nothing); 40 ms > . ack=102
+//	delack_fin=1:  < F. seq=101      close()  > F. seq=301 ack=102
+//
+// Reference: RFC 9293 §3.10.7.4 eighth step, §3.8.6.3.
+func TestDelAckFin(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		on    bool
+		close bool
+	}{{"rfc", false, false}, {"timer", true, false}, {"close", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := withSwitches(t, 300, "delack_fin", b2s(tc.on), "delacktime", "40")
+			cfg.NoDelayedAck = false
+			_, srv, _, s := established(t, fixedConfig(100), cfg)
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagFIN | FlagACK, Seq: 101, Ack: 301, Window: 65535})
+			if !tc.on {
+				srv.expect(". seq=301 ack=102")
+				return
+			}
+			explanationNaming(t, srv.collect(), CodeFinAckDelayed, "delack_fin")
+			srv.expectNothing()
+			srv.wantState(s, CloseWait)
+			if tc.close {
+				if err := srv.e.Close(s); err != nil {
+					t.Fatal(err)
+				}
+				srv.expect("F. seq=301 ack=102")
+				srv.e.AdvanceTo(srv.e.Now() + 40*time.Millisecond)
+				srv.expectNothing()
+				return
+			}
+			srv.e.AdvanceTo(srv.e.Now() + 39*time.Millisecond)
+			srv.expectNothing()
+			srv.e.AdvanceTo(srv.e.Now() + time.Millisecond)
+			srv.expect(". seq=301 ack=102")
+		})
+	}
+}
+
+// TestRstAck: the reset of an ABORT, of a close with unread data, and of
+// a closed listener's queued connection: <CTL=RST> under rfc, RST,ACK with
+// RCV.NXT under rst_ack. Reference: RFC 9293 §3.10.5, §3.4.
+func TestRstAck(t *testing.T) {
+	for _, how := range []string{"abort", "close-unread"} {
+		for _, tc := range []struct {
+			on   bool
+			want string
+		}{{false, "R seq=301"}, {true, "R. seq=301 ack=101"}} {
+			t.Run(how+"/rst_ack="+b2s(tc.on), func(t *testing.T) {
+				_, srv, _, s := established(t, fixedConfig(100), withSwitches(t, 300, "rst_ack", b2s(tc.on)))
+				want := tc.want
+				if how == "close-unread" {
+					srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 65535, Payload: []byte("xy")})
+					srv.expect(". seq=301 ack=103")
+					if tc.on {
+						want = "R. seq=301 ack=103"
+					}
+					srv.e.Close(s)
+				} else {
+					srv.e.Abort(s)
+				}
+				r := srv.collect()
+				if tc.on {
+					explanationNaming(t, r, CodeRstWithAck, "rst_ack")
+				}
+				srv.expect(want)
+				srv.wantState(s, Closed)
+			})
+		}
+	}
+}
+
+// TestLinuxSynBackoff: Linux's SYN timing: 1 s initial RTO doubled each
+// time, six retransmissions (tcp_syn_retries), given up at 127 s.
+//
+//	0 s > S, 1 s > S, 3 s > S, 7 s > S, 15 s > S, 31 s > S, 63 s > S
+//	127 s SYN_GIVE_UP
+func TestLinuxSynBackoff(t *testing.T) {
+	p, _ := ProfileByName("linux")
+	cfg := fixedConfig(100)
+	if err := p.Apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	cli := newSide(t, "client", cfg)
+	c, _ := cli.e.Connect(clientAddr, serverAddr)
+	cli.expect("S seq=100")
+	for _, s := range []time.Duration{1, 3, 7, 15, 31, 63} {
+		cli.e.AdvanceTo(s*time.Second - time.Millisecond)
+		cli.expectNothing()
+		cli.e.AdvanceTo(s * time.Second)
+		cli.expect("S seq=100")
+	}
+	cli.e.AdvanceTo(127*time.Second - time.Millisecond)
+	cli.expectNothing()
+	cli.e.AdvanceTo(127 * time.Second)
+	wantExplanation(t, cli.collect(), CodeSynGiveUp)
+	cli.wantState(c, Closed)
+}
+
+// TestPropertyLossyLinkLinux: the lossy-link delivery property under the
+// linux profile (quick ACKs, delayed FIN ACKs, RST,ACK, CUBIC, RACK-TLP,
+// 200 ms minimum RTO).
+func TestPropertyLossyLinkLinux(t *testing.T) {
+	propertyLossyLinkProfile(t, "linux")
+}
