@@ -129,6 +129,8 @@ type Config struct {
 	QuickAck          int           // quickack (profile_linux.go)
 	DelAckFin         bool          // delack_fin
 	RstAck            bool          // rst_ack
+	InfoLinux         bool          // info_linux
+	SendWaitConnect   bool          // send_wait_connect
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

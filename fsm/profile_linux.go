@@ -32,17 +32,21 @@ func negBoolSwitch(name, doc string, field func(*Config) *bool) switchSpec {
 var linuxSwitches = []switchSpec{
 	intSwitch("quickack", "The number of data segments acknowledged at once at the start of a connection (quick-ack mode, up to 255), before delayed ACKs begin; 0 off. Linux enters quick-ack mode when the first data arrives (TCP_MAX_QUICKACKS, 16). RFC 9293 §3.8.6.3 and RFC 1122 §4.2.3.2 allow delaying an ACK (SHOULD, up to 0.5 s) and never require it, so acknowledging at once is always allowed (RFC 5681 §4.2).", 0,
 		func(c *Config) *int { return &c.QuickAck }),
-	boolSwitch("delack_fin", "1: the ACK of a FIN received in ESTABLISHED waits for the delayed-ACK timer, so a close() soon after carries it on our FIN, as Linux does (tcp_fin enters interactive, \"pingpong\", mode). 0: the FIN is acknowledged at once (RFC 9293 §3.10.7.4 eighth step: send an acknowledgment for the FIN; §3.8.6.3 allows delaying any ACK below 0.5 s).",
+	boolSwitch("delack_fin", "(Off in the linux profile: Linux 6.18 acknowledged the FIN at once in every script of testdata/scripts.) 1: the ACK of a FIN received in ESTABLISHED waits for the delayed-ACK timer, so a close() soon after carries it on our FIN, as Linux does (tcp_fin enters interactive, \"pingpong\", mode). 0: the FIN is acknowledged at once (RFC 9293 §3.10.7.4 eighth step: send an acknowledgment for the FIN; §3.8.6.3 allows delaying any ACK below 0.5 s).",
 		func(c *Config) *bool { return &c.DelAckFin }),
-	boolSwitch("rst_ack", "1: the reset of an abort (ABORT, close with unread data, data after close, keep-alive and retransmission give-up, a closed listener's queue) is <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>, as Linux's tcp_send_active_reset sends it. 0: <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5); the ACK bit is allowed on any segment once RCV.NXT is known (§3.4) and the peer's RST check does not depend on it.",
+	boolSwitch("rst_ack", "1: the reset of an abort (ABORT, close with unread data, keep-alive and retransmission give-up, a closed listener's queue; not the reply to data after close, which answers the segment) is <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>, as Linux's tcp_send_active_reset sends it. 0: <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5); the ACK bit is allowed on any segment once RCV.NXT is known (§3.4) and the peer's RST check does not depend on it.",
 		func(c *Config) *bool { return &c.RstAck }),
+	boolSwitch("info_linux", "1: TCP_INFO reads as Linux's does: a connection in TIME-WAIT is TCP_CLOSE (Linux hands TIME-WAIT to a mini-socket the descriptor no longer sees), tcpi_snd_mss is the MSS less the 12 bytes of the timestamp option when it is in use, and tcpi_rcv_mss is at most 536 until data arrives. 0: the RFC 9293 state and the negotiated MSS. RFC 9293 §3.9.1.10: what STATUS reports is implementation-dependent.",
+		func(c *Config) *bool { return &c.InfoLinux }),
+	boolSwitch("send_wait_connect", "1: a SEND before the connection is ESTABLISHED (SYN-SENT, SYN-RECEIVED) takes no data yet: \"insufficient resources\" for now (EAGAIN on a non-blocking socket; a blocking one waits), as Linux's tcp_sendmsg waits for the connection (sk_stream_wait_connect). 0: RFC 9293 §3.10.2: queue the data for transmission after entering ESTABLISHED. The RFC's own answer when there is no room to queue is \"insufficient resources\", so either is an answer it allows.",
+		func(c *Config) *bool { return &c.SendWaitConnect }),
 	intSwitch("synack_retries", "How many times a listener's SYN,ACK is retransmitted before the half-open connection is dropped. RFC 9293 §3.8.3 leaves R2 for a SYN,ACK to the implementation (R2 for a SYN MUST allow 3 minutes). Linux's net.ipv4.tcp_synack_retries, 5.", 5,
 		func(c *Config) *int { return &c.SynAckRetries }),
 	intSwitch("challenge_ack_limit", "Challenge ACKs (RFC 5961 §3.2, §4.2, §5.2) one connection sends per second; more are dropped without reply. RFC 5961 §7: an implementation SHOULD limit them and the limit is its choice. Linux's net.ipv4.tcp_challenge_ack_limit is 2147483647 (no limit; its per-socket 500 ms tcp_invalid_ratelimit is not modelled).", 1000,
 		func(c *Config) *int { return &c.ChallengeAckLimit }),
 	intSwitch("initcwnd", "The initial congestion window in segments. RFC 5681 §3.1 allows up to 4 (by bytes), RFC 6928 10 (experimental). Linux's TCP_INIT_CWND, 10.", 10,
 		func(c *Config) *int { return &c.InitialWindow }),
-	intSwitch("window_scale", "The shift offered in the window scale option (RFC 7323 §2.2: the receiver chooses it, up to 14); 0 offers the smallest that covers the receive buffer. Linux offers 7 for its default tcp_rmem.", 0,
+	intSwitch("window_scale", "The shift offered in the window scale option (RFC 7323 §2.2: the receiver chooses it, up to 14); 0 offers the smallest that covers the receive buffer. Linux offers 7 for its default tcp_rmem (6 MiB maximum), less after SO_RCVBUF; the linux profile keeps 0, which follows SO_RCVBUF as Linux does.", 0,
 		func(c *Config) *int { return &c.WindowScale }),
 	negBoolSwitch("window_scaling", "1: offer and accept the window scale option (RFC 7323 §2, MAY). 0: never. Linux's net.ipv4.tcp_window_scaling, 1.",
 		func(c *Config) *bool { return &c.NoWindowScale }),
@@ -105,5 +109,36 @@ func (e *Engine) delayFinAck(c *conn) bool {
 	}
 	e.explain(c.id, CodeFinAckDelayed, ActionInfo, Field{"RCV.NXT", uint64(c.rcvNxt)},
 		Field{"DELAY.MS", uint64(e.cfg.DelayedAckTimeout.Milliseconds())})
+	return true
+}
+
+// LinuxInfo is what TCP_INFO shows of an endpoint under info_linux: the
+// state name's RFC state (TIME-WAIT reads CLOSED), tcpi_snd_mss and
+// tcpi_rcv_mss. Without the switch it returns in's own values.
+func (c *Config) LinuxInfo(in EndpointInfo) (state State, sndMSS, rcvMSS uint16) {
+	state, sndMSS, rcvMSS = in.State, in.SndMSS, in.RcvMSS
+	if !c.InfoLinux {
+		return
+	}
+	if state == TimeWait {
+		state = Closed
+	}
+	if in.Timestamps && sndMSS > 12 {
+		sndMSS -= 12
+	}
+	if in.RcvNxt.Sub(in.IRS) <= 1 && rcvMSS > 536 {
+		rcvMSS = 536
+	}
+	return
+}
+
+// sendWaitsForEstablished: under send_wait_connect a SEND in SYN-SENT or
+// SYN-RECEIVED takes nothing yet.
+func (e *Engine) sendWaitsForEstablished(c *conn) bool {
+	if !e.cfg.SendWaitConnect || (c.state != SynSent && c.state != SynReceived) {
+		return false
+	}
+	e.begin()
+	e.explain(c.id, CodeSendWaitConnect, ActionInfo)
 	return true
 }

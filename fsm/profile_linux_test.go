@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -24,7 +25,7 @@ func TestLinuxProfileValues(t *testing.T) {
 	}{
 		{"Profile", cfg.Profile, "linux"},
 		{"InitialWindow", cfg.InitialWindow, 10},
-		{"WindowScale", cfg.WindowScale, 7},
+		{"WindowScale", cfg.WindowScale, 0}, // follows the receive buffer, as Linux's follows SO_RCVBUF
 		{"QuickAck", cfg.QuickAck, 16},
 		{"DelayedAckTimeout", cfg.DelayedAckTimeout, 40 * time.Millisecond},
 		{"MinRTO", cfg.MinRTO, 200 * time.Millisecond},
@@ -34,7 +35,10 @@ func TestLinuxProfileValues(t *testing.T) {
 		{"SynAckRetries", cfg.SynAckRetries, 5},
 		{"ChallengeAckLimit", cfg.ChallengeAckLimit, 2147483647},
 		{"RstAck", cfg.RstAck, true},
-		{"DelAckFin", cfg.DelAckFin, true},
+		{"DelAckFin", cfg.DelAckFin, false}, // Linux 6.18 acknowledged every FIN at once
+		{"RstClosingReset", cfg.RstClosingReset, true},
+		{"InfoLinux", cfg.InfoLinux, true},
+		{"SendWaitConnect", cfg.SendWaitConnect, true},
 		{"RACK", !cfg.Recovery.NoRACK, true},
 		{"TLP", !cfg.Recovery.NoTLP, true},
 		{"CongestionControl", cfg.Recovery.CongestionControl, CCCubic},
@@ -214,4 +218,74 @@ func TestLinuxSynBackoff(t *testing.T) {
 // 200 ms minimum RTO).
 func TestPropertyLossyLinkLinux(t *testing.T) {
 	propertyLossyLinkProfile(t, "linux")
+}
+
+// TestRstAckDataAfterClose: the RST that answers data arriving after
+// close is a reply to that segment and carries no ACK even under rst_ack,
+// as Linux's. Reference: RFC 9293 §3.10.7.4 seventh step.
+func TestRstAckDataAfterClose(t *testing.T) {
+	_, srv, _, s := established(t, fixedConfig(100), withSwitches(t, 300, "rst_ack", "1"))
+	srv.e.Close(s)
+	srv.expect("F. seq=301 ack=101")
+	srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 302, Window: 65535, Payload: []byte("late")})
+	wantExplanation(t, srv.collect(), CodeDataAfterCloseReset)
+	srv.expect("R seq=302")
+	srv.wantState(s, Closed)
+}
+
+// TestSendWaitConnect: SEND in SYN-SENT queues under rfc and takes
+// nothing (insufficient resources) under send_wait_connect; once
+// ESTABLISHED both take the data.
+//
+//	rfc:                   connect; send "hi" = 2
+//	send_wait_connect=1:   connect; send "hi" = insufficient resources
+//
+// Reference: RFC 9293 §3.10.2.
+func TestSendWaitConnect(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cli := newSide(t, "client", withSwitches(t, 100, "send_wait_connect", b2s(on)))
+		c, _ := cli.e.Connect(clientAddr, serverAddr)
+		cli.expect("S seq=100")
+		n, err := cli.e.Send(c, []byte("hi"))
+		if !on {
+			if n != 2 || err != nil {
+				t.Fatalf("rfc: Send = %d, %v; want 2 queued", n, err)
+			}
+			continue
+		}
+		if n != 0 || !errors.Is(err, ErrInsufficientResources) {
+			t.Fatalf("send_wait_connect: Send = %d, %v; want insufficient resources", n, err)
+		}
+		explanationNaming(t, cli.collect(), CodeSendWaitConnect, "send_wait_connect")
+		cli.inject(serverAddr, clientAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 300, Ack: 101, Window: 65535})
+		cli.expect(". seq=101 ack=301")
+		if n, err := cli.e.Send(c, []byte("hi")); n != 2 || err != nil {
+			t.Fatalf("ESTABLISHED: Send = %d, %v", n, err)
+		}
+	}
+}
+
+// TestLinuxInfo: what TCP_INFO shows under info_linux: TIME-WAIT as
+// CLOSED, the send MSS less the timestamp option, the receive MSS at most
+// 536 before data; without the switch the engine's own values.
+// Reference: RFC 9293 §3.9.1.10 (STATUS is implementation-dependent).
+func TestLinuxInfo(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		on             bool
+		in             EndpointInfo
+		state          State
+		sndMSS, rcvMSS uint16
+	}{
+		{"rfc time-wait", false, EndpointInfo{State: TimeWait, SndMSS: 1460, RcvMSS: 1460, Timestamps: true, IRS: 1, RcvNxt: 2}, TimeWait, 1460, 1460},
+		{"linux time-wait", true, EndpointInfo{State: TimeWait, SndMSS: 1460, RcvMSS: 1460, Timestamps: true, IRS: 1, RcvNxt: 2}, Closed, 1448, 536},
+		{"linux no timestamps, data", true, EndpointInfo{State: Established, SndMSS: 1460, RcvMSS: 1460, IRS: 1, RcvNxt: 101}, Established, 1460, 1460},
+		{"linux small mss", true, EndpointInfo{State: Established, SndMSS: 500, RcvMSS: 500, Timestamps: true, IRS: 1, RcvNxt: 2}, Established, 488, 500},
+	} {
+		cfg := Config{InfoLinux: tc.on}
+		st, snd, rcv := cfg.LinuxInfo(tc.in)
+		if st != tc.state || snd != tc.sndMSS || rcv != tc.rcvMSS {
+			t.Errorf("%s: LinuxInfo = %s %d %d, want %s %d %d", tc.name, st, snd, rcv, tc.state, tc.sndMSS, tc.rcvMSS)
+		}
+	}
 }

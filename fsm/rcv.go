@@ -708,6 +708,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	}
 	if c.userClosed && len(payload) > 0 {
 		e.explain(c.id, CodeDataAfterCloseReset, ActionAnswered)
+		c.rstReply = true // Linux answers the segment: <SEQ=SND.NXT><CTL=RST>
 		e.sendRstFor(c)
 		e.toClosed(c, CodeDataAfterCloseReset, ErrConnectionReset)
 		return false

@@ -172,7 +172,7 @@ func (e *Engine) sendBareAck(c *conn) {
 // Under rst_ack it carries <ACK=RCV.NXT> once RCV.NXT is known.
 func (e *Engine) sendRstFor(c *conn) {
 	s := Segment{Flags: FlagRST, Seq: c.sndNxt}
-	if e.cfg.RstAck && c.state != SynSent {
+	if e.cfg.RstAck && c.state != SynSent && !c.rstReply {
 		s.Flags |= FlagACK
 		s.Ack = c.rcvNxt
 		e.explain(c.id, CodeRstWithAck, ActionInfo, Field{"SEG.SEQ", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})

@@ -120,6 +120,7 @@ type conn struct {
 	// dataSegsUnacked counts data segments since our last ACK (ack_every_2nd).
 	dataSegsUnacked              uint8
 	quickAcks                    uint8 // quick ACKs sent so far (quickack)
+	rstReply                     bool  // the RST answers a segment: no ACK under rst_ack
 	dsackSet, rcvUpSet, sndUpSet bool
 
 	// Timers: deadlines on the engine clock; zero means not armed.
