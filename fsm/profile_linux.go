@@ -40,6 +40,8 @@ var linuxSwitches = []switchSpec{
 		func(c *Config) *bool { return &c.InfoLinux }),
 	boolSwitch("send_wait_connect", "1: a SEND before the connection is ESTABLISHED (SYN-SENT, SYN-RECEIVED) takes no data yet: \"insufficient resources\" for now (EAGAIN on a non-blocking socket; a blocking one waits), as Linux's tcp_sendmsg waits for the connection (sk_stream_wait_connect). 0: RFC 9293 §3.10.2: queue the data for transmission after entering ESTABLISHED. The RFC's own answer when there is no room to queue is \"insufficient resources\", so either is an answer it allows.",
 		func(c *Config) *bool { return &c.SendWaitConnect }),
+	boolSwitch("rst_errno_linux", "1: the error a RST leaves is Linux's (tcp_reset): \"connection reset\" (ECONNRESET) in SYN-RECEIVED of an active open, and \"connection closing\" (EPIPE) in CLOSE-WAIT, where the application has read the peer's FIN. 0: RFC 9293 §3.10.7.4 second step: \"connection refused\" in SYN-RECEIVED from an active OPEN, \"connection reset\" in CLOSE-WAIT. The RFC names the signals; which errno a socket API maps them to is the API's choice.",
+		func(c *Config) *bool { return &c.RstErrnoLinux }),
 	intSwitch("synack_retries", "How many times a listener's SYN,ACK is retransmitted before the half-open connection is dropped. RFC 9293 §3.8.3 leaves R2 for a SYN,ACK to the implementation (R2 for a SYN MUST allow 3 minutes). Linux's net.ipv4.tcp_synack_retries, 5.", 5,
 		func(c *Config) *int { return &c.SynAckRetries }),
 	intSwitch("challenge_ack_limit", "Challenge ACKs (RFC 5961 §3.2, §4.2, §5.2) one connection sends per second; more are dropped without reply. RFC 5961 §7: an implementation SHOULD limit them and the limit is its choice. Linux's net.ipv4.tcp_challenge_ack_limit is 2147483647 (no limit; its per-socket 500 ms tcp_invalid_ratelimit is not modelled).", 1000,
@@ -141,4 +143,23 @@ func (e *Engine) sendWaitsForEstablished(c *conn) bool {
 	e.begin()
 	e.explain(c.id, CodeSendWaitConnect, ActionInfo)
 	return true
+}
+
+// rstError is the error a RST accepted in c's state leaves: rfc, the
+// RFC's; under rst_errno_linux, Linux's.
+func (e *Engine) rstError(c *conn, rfc error) error {
+	if !e.cfg.RstErrnoLinux {
+		return rfc
+	}
+	var err error
+	switch c.state {
+	case SynReceived:
+		err = ErrConnectionReset
+	case CloseWait:
+		err = ErrConnectionClosing
+	default:
+		return rfc
+	}
+	e.explain(c.id, CodeRstErrnoLinux, ActionInfo, Field{"RFC.ERROR", b2u(rfc == ErrConnectionRefused)})
+	return err
 }

@@ -289,3 +289,63 @@ func TestLinuxInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestRstErrnoLinux: the error a RST leaves, by state, under rfc and
+// rst_errno_linux. Reference: RFC 9293 §3.10.7.4 second step.
+//
+//	CLOSE-WAIT:                  rfc "connection reset", linux "connection closing" (EPIPE)
+//	SYN-RECEIVED (active open):  rfc "connection refused", linux "connection reset"
+//	ESTABLISHED:                 "connection reset" under both
+func TestRstErrnoLinux(t *testing.T) {
+	for _, tc := range []struct {
+		state    State
+		on       bool
+		want     error
+		explains bool
+	}{
+		{CloseWait, false, ErrConnectionReset, false},
+		{CloseWait, true, ErrConnectionClosing, true},
+		{SynReceived, false, ErrConnectionRefused, false},
+		{SynReceived, true, ErrConnectionReset, true},
+		{Established, true, ErrConnectionReset, false},
+	} {
+		t.Run(tc.state.String()+"/"+b2s(tc.on), func(t *testing.T) {
+			cfg := withSwitches(t, 100, "rst_errno_linux", b2s(tc.on))
+			var sd *side
+			var id EndpointID
+			var rst Segment
+			if tc.state == SynReceived {
+				sd = newSide(t, "client", cfg)
+				id, _ = sd.e.Connect(clientAddr, serverAddr)
+				sd.expect("S seq=100")
+				sd.inject(serverAddr, clientAddr, Segment{Flags: FlagSYN, Seq: 300, Window: 65535})
+				sd.collect()
+				rst = Segment{Flags: FlagRST, Seq: 301}
+			} else {
+				cfg = withSwitches(t, 300, "rst_errno_linux", b2s(tc.on))
+				_, sd, _, id = established(t, fixedConfig(100), cfg)
+				if tc.state == CloseWait {
+					sd.inject(clientAddr, serverAddr, Segment{Flags: FlagFIN | FlagACK, Seq: 101, Ack: 301, Window: 65535})
+					sd.collect()
+					rst = Segment{Flags: FlagRST, Seq: 102}
+				} else {
+					rst = Segment{Flags: FlagRST, Seq: 101}
+				}
+			}
+			sd.wantState(id, tc.state)
+			if tc.state == SynReceived {
+				sd.inject(serverAddr, clientAddr, rst)
+			} else {
+				sd.inject(clientAddr, serverAddr, rst)
+			}
+			r := sd.collect()
+			sd.wantState(id, Closed)
+			if tc.explains {
+				explanationNaming(t, r, CodeRstErrnoLinux, "rst_errno_linux")
+			}
+			if in, _ := sd.e.Endpoint(id); !errors.Is(in.Err, tc.want) {
+				t.Fatalf("error %v, want %v", in.Err, tc.want)
+			}
+		})
+	}
+}

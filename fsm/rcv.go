@@ -268,11 +268,11 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			}
 			e.explain(c.id, CodeRstReset, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)})
 			e.event(c, EventRefused)
-			e.toClosed(c, CodeRstReset, ErrConnectionRefused)
+			e.toClosed(c, CodeRstReset, e.rstError(c, ErrConnectionRefused))
 		case Established, FinWait1, FinWait2, CloseWait:
 			e.explain(c.id, CodeRstReset, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)})
 			e.event(c, EventReset)
-			e.toClosed(c, CodeRstReset, ErrConnectionReset)
+			e.toClosed(c, CodeRstReset, e.rstError(c, ErrConnectionReset))
 		default: // CLOSING, LAST-ACK, TIME-WAIT
 			if e.cfg.RstClosingReset && c.state != TimeWait {
 				e.explain(c.id, CodeRstClosedReset, ActionAccepted)
