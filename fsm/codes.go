@@ -137,6 +137,7 @@ const (
 	CodeRstWithAck
 	CodeSendWaitConnect
 	CodeRstErrnoLinux
+	CodeNagleMinshall
 	// RFC 9293 Appendix B (docs/CONFORMANCE.md).
 	CodeBadAddress
 	numCodes
@@ -276,6 +277,7 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeRstWithAck:           {"RST_WITH_ACK", secAbort, "rst_ack=1 (as Linux's tcp_send_active_reset): the reset sent on abort carries ACK, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK> with {SEG.SEQ} {RCV.NXT}; RFC 9293 §3.10.5 sends <SEQ=SND.NXT><CTL=RST>, and §3.4 lets any segment carry an acknowledgment"},
 	CodeSendWaitConnect:      {"SEND_WAIT_CONNECT", "RFC 9293 §3.10.2", "send_wait_connect=1 (as Linux): SEND before the connection is ESTABLISHED takes no data yet (insufficient resources: EAGAIN, or a blocking write waits); RFC 9293 §3.10.2 queues it for after the handshake"},
 	CodeRstErrnoLinux:        {"RST_ERRNO_LINUX", secOtherwise, "rst_errno_linux=1 (as Linux's tcp_reset): the reset leaves \"connection reset\" (ECONNRESET) in SYN-RECEIVED and \"connection closing\" (EPIPE) in CLOSE-WAIT, not what RFC 9293 §3.10.7.4 names ({RFC.ERROR}: 1 \"connection refused\", 0 \"connection reset\")"},
+	CodeNagleMinshall:        {"NAGLE_MINSHALL", "RFC 9293 §3.7.4", "nagle_minshall=1 (as Linux): the short segment {SEG.SEQ} ({SEG.LEN} bytes) is sent although data from {SND.UNA} is unacknowledged, since no earlier short segment is; RFC 1122 §4.2.3.4's Nagle rule would hold it for the ACK"},
 	CodeKeepAliveProbeAlways: {"KEEPALIVE_PROBE_ALWAYS", secKeepAlive, "always_keepalive=1 (as FreeBSD; RFC 1122 §4.2.3.6 says keep-alive MUST default to off): nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}"},
 	CodeBadAddress:           {"BAD_ADDRESS", "RFC 9293 §3.9.2.3", "the segment is addressed to a broadcast or multicast address, or comes from one: discarded silently, as RFC 1122 §4.2.3.10 requires (MUST-57, MUST-63)"},
 }

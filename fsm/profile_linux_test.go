@@ -349,3 +349,33 @@ func TestRstErrnoLinux(t *testing.T) {
 		})
 	}
 }
+
+// TestNagleMinshall: a 2000-byte write with one full segment in flight:
+// under rfc the 540-byte tail waits for the ACK (Nagle); under
+// nagle_minshall it goes at once, and a second short write then waits,
+// since a short segment is unacknowledged.
+//
+//	rfc:               write 2000  > . 301:1761   (tail waits)
+//	nagle_minshall=1:  write 2000  > . 301:1761  > P. 1761:2301
+//	                   write 10    (waits for the ACK of 2301)
+//
+// Reference: RFC 9293 §3.7.4, RFC 1122 §4.2.3.4.
+func TestNagleMinshall(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := withSwitches(t, 300, "nagle_minshall", b2s(on))
+		_, srv, _, s := established(t, fixedConfig(100), cfg)
+		mustSend(t, srv, s, string(make([]byte, 2000)))
+		r := srv.collect()
+		srv.expect(". seq=301 ack=101 len=1460")
+		if !on {
+			srv.expectNothing()
+			continue
+		}
+		explanationNaming(t, r, CodeNagleMinshall, "nagle_minshall")
+		srv.expect("P. seq=1761 ack=101 len=540")
+		mustSend(t, srv, s, "0123456789")
+		srv.expectNothing()
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 2301, Window: 65535})
+		srv.expect("P. seq=2301 ack=101 len=10")
+	}
+}

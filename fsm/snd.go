@@ -259,7 +259,7 @@ func (e *Engine) output(c *conn) {
 		if !retx && n < mss && !finHere {
 			inFlight := c.sndNxt != c.sndUna
 			switch {
-			case inFlight && !c.opts.NoDelay:
+			case inFlight && !c.opts.NoDelay && !e.minshallSends(c, next, n):
 				n = 0 // Nagle: wait for the outstanding data to be acknowledged
 			case n == avail:
 			case c.maxSndWnd > 0 && uint32(n) >= c.maxSndWnd/2:
@@ -282,6 +282,9 @@ func (e *Engine) output(c *conn) {
 			}
 			payload = e.scratch[:n]
 			c.sndBuf.peek(off, payload)
+			if !retx && n < mss {
+				c.sndSmall = next.Add(Size(n)) // nagle_minshall
+			}
 			if n == avail {
 				flags |= FlagPSH
 			}

@@ -121,6 +121,7 @@ type conn struct {
 	dataSegsUnacked              uint8
 	quickAcks                    uint8 // quick ACKs sent so far (quickack)
 	rstReply                     bool  // the RST answers a segment: no ACK under rst_ack
+	sndSmall                     Seq   // end of the last sub-MSS segment sent (nagle_minshall)
 	dsackSet, rcvUpSet, sndUpSet bool
 
 	// Timers: deadlines on the engine clock; zero means not armed.
