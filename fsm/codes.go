@@ -141,6 +141,13 @@ const (
 	CodeRcvBufRounded
 	CodeKeepAliveProbeAlways
 	CodeWindowUpdateBSD
+	// Switches of the linux profile (profile_linux.go).
+	CodeQuickAck
+	CodeFinAckDelayed
+	CodeRstWithAck
+	CodeSendWaitConnect
+	CodeRstErrnoLinux
+	CodeNagleMinshall
 	// RFC 9293 Appendix B (docs/CONFORMANCE.md).
 	CodeBadAddress
 	numCodes
@@ -275,6 +282,12 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeSynFinDataFinDropped: {"SYN_FIN_DATA_FIN_DROPPED", secSynSent, "synfin_data_drop_fin=1 (as FreeBSD): in SYN-SENT the FIN of a SYN,FIN carrying {SEG.LEN} bytes is dropped and the data kept; RFC 9293 §3.10.7.3 would queue the FIN with the text"},
 	CodeAckEverySecond:       {"ACK_EVERY_SECOND", secDelayedAck, "ack_every_2nd=1 (as FreeBSD): the second data segment since our last ACK ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once whatever its size; RFC 9293 §3.8.6.3 asks for an ACK every second full-sized segment"},
 	CodeRcvBufRounded:        {"RCVBUF_ROUNDED", secOtherwise, "rcvbuf_mss_round=1 (as FreeBSD): the receive buffer is rounded up to {RCVBUF} bytes, a multiple of the MSS ({MSS}), and the acceptance test uses all of it even where the window field says less; RFC 9293 would take RCV.WND as advertised"},
+	CodeQuickAck:             {"QUICK_ACK", secDelayedAck, "quickack={QUICKACK} (as Linux): quick-ack mode: data ({SEG.LEN} bytes, {RCV.NXT}) is acknowledged at once, quick ACK {N} of the connection; RFC 9293 §3.8.6.3 allows delaying it up to 0.5 s"},
+	CodeFinAckDelayed:        {"FIN_ACK_DELAYED", secDelayedAck, "delack_fin=1 (as Linux, which enters interactive mode on a FIN): the ACK of the FIN ({RCV.NXT}) waits for the delayed-ACK timer ({DELAY.MS} ms), so a close in the meantime carries it with our FIN; RFC 9293 §3.10.7.4 eighth step acknowledges the FIN, and §3.8.6.3 allows delaying an ACK"},
+	CodeRstWithAck:           {"RST_WITH_ACK", secAbort, "rst_ack=1 (as Linux's tcp_send_active_reset): the reset sent on abort carries ACK, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK> with {SEG.SEQ} {RCV.NXT}; RFC 9293 §3.10.5 sends <SEQ=SND.NXT><CTL=RST>, and §3.4 lets any segment carry an acknowledgment"},
+	CodeSendWaitConnect:      {"SEND_WAIT_CONNECT", "RFC 9293 §3.10.2", "send_wait_connect=1 (as Linux): SEND before the connection is ESTABLISHED takes no data yet (insufficient resources: EAGAIN, or a blocking write waits); RFC 9293 §3.10.2 queues it for after the handshake"},
+	CodeRstErrnoLinux:        {"RST_ERRNO_LINUX", secOtherwise, "rst_errno_linux=1 (as Linux's tcp_reset): the reset leaves \"connection reset\" (ECONNRESET) in SYN-RECEIVED and \"connection closing\" (EPIPE) in CLOSE-WAIT, not what RFC 9293 §3.10.7.4 names ({RFC.ERROR}: 1 \"connection refused\", 0 \"connection reset\")"},
+	CodeNagleMinshall:        {"NAGLE_MINSHALL", "RFC 9293 §3.7.4", "nagle_minshall=1 (as Linux): the short segment {SEG.SEQ} ({SEG.LEN} bytes) is sent although data from {SND.UNA} is unacknowledged, since no earlier short segment is; RFC 1122 §4.2.3.4's Nagle rule would hold it for the ACK"},
 	CodeKeepAliveProbeAlways: {"KEEPALIVE_PROBE_ALWAYS", secKeepAlive, "always_keepalive=1 (as FreeBSD; RFC 1122 §4.2.3.6 says keep-alive MUST default to off): nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}"},
 	CodeWindowUpdateBSD:      {"WINDOW_UPDATE_BSD", "RFC 9293 §3.8.6.2.2", "wnd_update_bsd=1 (as FreeBSD): reading opened the window by ADV={ADV} bytes, at least 2·MSS (MSS={MSS}) and a quarter of the buffer (or half of it): a window update is sent; the rfc rule waits until the window at least doubles"},
 	CodeBadAddress:           {"BAD_ADDRESS", "RFC 9293 §3.9.2.3", "the segment is addressed to a broadcast or multicast address, or comes from one: discarded silently, as RFC 1122 §4.2.3.10 requires (MUST-57, MUST-63)"},

@@ -135,6 +135,13 @@ type Config struct {
 	AckEverySecond    bool          // ack_every_2nd
 	SynRexmitSlop     time.Duration // rexmit_slop
 	RcvBufMSSRound    bool          // rcvbuf_mss_round
+	QuickAck          int           // quickack (profile_linux.go)
+	DelAckFin         bool          // delack_fin
+	RstAck            bool          // rst_ack
+	InfoLinux         bool          // info_linux
+	SendWaitConnect   bool          // send_wait_connect
+	RstErrnoLinux     bool          // rst_errno_linux
+	NagleMinshall     bool          // nagle_minshall
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

@@ -366,6 +366,9 @@ func (e *Engine) Send(id EndpointID, data []byte) (int, error) {
 	if len(data) == 0 {
 		return 0, nil
 	}
+	if e.sendWaitsForEstablished(c) {
+		return 0, ErrInsufficientResources
+	}
 	n := c.sndBuf.write(data, e.cfg.SendBuffer, &e.sndSpare)
 	if n == 0 {
 		return 0, ErrInsufficientResources

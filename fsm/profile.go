@@ -12,8 +12,8 @@ import (
 // the engine makes it through a named switch: a Config field listed in
 // switches below with the RFC text that allows each value. A profile is a
 // named set of switch values: "rfc" (the default: what the RFCs require
-// and recommend) and "freebsd" (FreeBSD 14's defaults); "linux" comes
-// later. Every explanation the engine gives because a switch is off its
+// and recommend), "freebsd" (FreeBSD 14's defaults) and "linux" (Linux
+// 6.x's defaults, profile_linux.go). Every explanation the engine gives because a switch is off its
 // rfc value names the switch. A profile never changes what the RFCs
 // require, except where a real stack breaks a MUST, and then only as a
 // named, documented switch (always_keepalive).
@@ -218,7 +218,12 @@ func (c *Config) Switch(name string) (string, bool) {
 
 // SysctlSwitch maps a FreeBSD sysctl name (net.inet.tcp.insecure_rst) to
 // the switch it sets, if there is one.
+// Linux's net.ipv4.tcp_* sysctls map too where the value needs no unit
+// change (net.ipv4.tcp_syn_retries sets syn_retries).
 func SysctlSwitch(sysctl string) (string, bool) {
+	if name, ok := linuxSysctls[sysctl]; ok {
+		return name, true
+	}
 	name, ok := strings.CutPrefix(sysctl, "net.inet.tcp.")
 	if !ok || lookupSwitch(name) == nil {
 		return "", false
@@ -270,6 +275,33 @@ var profiles = []Profile{
 		{"delacktime", "40"},
 		{"msl", "30000"},
 		{"fastopen.client_enable", "1"},
+	}},
+	{Name: "linux", Doc: "Linux 6.x's default choices, as the kernel makes them under script run --target=linux", Settings: [][2]string{
+		{"quickack", "16"},
+		{"delacktime", "40"},
+		{"rst_ack", "1"},
+		{"rst_closing_econnreset", "1"},
+		{"info_linux", "1"},
+		{"send_wait_connect", "1"},
+		{"rst_errno_linux", "1"},
+		{"rexmit_initial", "1000"},
+		{"rexmit_min", "200"},
+		{"rexmit_max", "120000"},
+		{"syn_retries", "6"},
+		{"synack_retries", "5"},
+		{"challenge_ack_limit", "2147483647"},
+		{"initcwnd", "10"},
+		{"window_scaling", "1"},
+		{"sack", "1"},
+		{"timestamps", "1"},
+		{"rack", "1"},
+		{"tlp", "1"},
+		{"hystart", "1"},
+		{"congestion_control", "cubic"},
+		{"keepidle", "7200000"},
+		{"keepintvl", "75000"},
+		{"keepcnt", "9"},
+		{"msl", "30000"},
 	}},
 }
 

@@ -9,6 +9,11 @@ func FuzzSetSwitch(f *testing.F) {
 	for _, s := range switches {
 		f.Add(s.Name, s.RFC)
 	}
+	for _, p := range profiles {
+		for _, kv := range p.Settings {
+			f.Add(kv[0], kv[1])
+		}
+	}
 	for _, seed := range [][2]string{{"insecure_rst", "1"}, {"keepidle", "1.5s"}, {"rexmit_slop", "200"}, {"keepcnt", "-1"}, {"msl", "25h"}, {"nope", "1"}, {"tw_bsd", "yes"}} {
 		f.Add(seed[0], seed[1])
 	}

@@ -272,11 +272,11 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			}
 			e.explain(c.id, CodeRstReset, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)})
 			e.event(c, EventRefused)
-			e.toClosed(c, CodeRstReset, ErrConnectionRefused)
+			e.toClosed(c, CodeRstReset, e.rstError(c, ErrConnectionRefused))
 		case Established, FinWait1, FinWait2, CloseWait:
 			e.explain(c.id, CodeRstReset, ActionAccepted, Field{"SEG.SEQ", uint64(seg.Seq)})
 			e.event(c, EventReset)
-			e.toClosed(c, CodeRstReset, ErrConnectionReset)
+			e.toClosed(c, CodeRstReset, e.rstError(c, ErrConnectionReset))
 		default: // CLOSING, LAST-ACK, TIME-WAIT
 			if e.cfg.RstClosingReset && c.state != TimeWait {
 				e.explain(c.id, CodeRstClosedReset, ActionAccepted)
@@ -715,6 +715,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	}
 	if c.userClosed && len(payload) > 0 {
 		e.explain(c.id, CodeDataAfterCloseReset, ActionAnswered)
+		c.rstReply = true // Linux answers the segment: <SEQ=SND.NXT><CTL=RST>
 		e.sendRstFor(c)
 		e.toClosed(c, CodeDataAfterCloseReset, ErrConnectionReset)
 		return false
@@ -790,6 +791,8 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		}
 		if e.cfg.NoDelayedAck || c.segsUnacked >= 2*full {
 			ackNow = true
+		} else if e.quickAck(c, n) {
+			ackNow = true
 		} else if c.dataSegsUnacked >= 2 {
 			e.explain(c.id, CodeAckEverySecond, ActionInfo, Field{"SEG.LEN", uint64(n)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
 			ackNow = true
@@ -806,7 +809,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		e.event(c, EventPeerClosed)
 		e.event(c, EventDataReadable)
 		c.ackPending = true
-		ackNow = true
+		ackNow = ackNow || !e.delayFinAck(c)
 		switch c.state {
 		case Established:
 			e.setState(c, CloseWait, CodeFinReceived)

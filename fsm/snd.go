@@ -177,8 +177,14 @@ func (e *Engine) sendBareAck(c *conn) {
 }
 
 // sendRstFor sends <SEQ=SND.NXT><CTL=RST> for an abort (RFC 9293 §3.10.5).
+// Under rst_ack it carries <ACK=RCV.NXT> once RCV.NXT is known.
 func (e *Engine) sendRstFor(c *conn) {
 	s := Segment{Flags: FlagRST, Seq: c.sndNxt}
+	if e.cfg.RstAck && c.state != SynSent && !c.rstReply {
+		s.Flags |= FlagACK
+		s.Ack = c.rcvNxt
+		e.explain(c.id, CodeRstWithAck, ActionInfo, Field{"SEG.SEQ", uint64(c.sndNxt)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+	}
 	e.emit(c.id, c.local, c.remote, &s)
 }
 
@@ -261,7 +267,7 @@ func (e *Engine) output(c *conn) {
 		if !retx && n < mss && !finHere {
 			inFlight := c.sndNxt != c.sndUna
 			switch {
-			case inFlight && !c.opts.NoDelay:
+			case inFlight && !c.opts.NoDelay && !e.minshallSends(c, next, n):
 				n = 0 // Nagle: wait for the outstanding data to be acknowledged
 			case n == avail:
 			case c.maxSndWnd > 0 && uint32(n) >= c.maxSndWnd/2:
@@ -284,6 +290,9 @@ func (e *Engine) output(c *conn) {
 			}
 			payload = e.scratch[:n]
 			c.sndBuf.peek(off, payload)
+			if !retx && n < mss {
+				c.sndSmall = next.Add(Size(n)) // nagle_minshall
+			}
 			if n == avail {
 				flags |= FlagPSH
 			}

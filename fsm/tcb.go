@@ -7,6 +7,12 @@ import (
 
 // conn is one endpoint: a connection's TCB (RFC 9293 §3.3.1) or, when lq is
 // set, a listener. Field names follow the RFC's variables.
+//
+// Size matters: with the 8-byte header Go puts on a large object with
+// pointers, a conn of at most 760 bytes takes the 768-byte size class and
+// one of 769 the 896-byte one (TestIdleConnectionMemory holds an idle
+// connection under 1 KiB). Put small fields into the padding beside other
+// small ones; state that only some connections need goes behind a pointer.
 type conn struct {
 	id            EndpointID
 	state         State
@@ -99,6 +105,7 @@ type conn struct {
 	probes            int
 	probing           bool // SND.NXT includes a zero-window probe beyond the window
 	ackPending        bool // an ACK is owed (delayed ACK, RFC 9293 §3.8.6.3)
+	sndSmall          Seq  // end of the last sub-MSS segment sent (nagle_minshall)
 
 	// Challenge ACK throttling (RFC 5961 §7): sent in the second from
 	// challengeStart on the engine clock.
@@ -125,6 +132,8 @@ type conn struct {
 	sndUp      Seq           // SND.UP, valid when sndUpSet
 	// dataSegsUnacked counts data segments since our last ACK (ack_every_2nd).
 	dataSegsUnacked              uint8
+	quickAcks                    uint8 // quick ACKs sent so far (quickack)
+	rstReply                     bool  // the RST answers a segment: no ACK under rst_ack
 	dsackSet, rcvUpSet, sndUpSet bool
 
 	// Timers: deadlines on the engine clock; zero means not armed.

@@ -97,13 +97,21 @@ func (t *Target) tcpInfo(s *sock) *target.TCPInfo {
 			in = fsm.EndpointInfo{State: fsm.Closed}
 		}
 	}
+	state, sndMSS, rcvMSS := in.State, in.SndMSS, in.RcvMSS
+	if cfg := t.config(); cfg != nil {
+		state, sndMSS, rcvMSS = cfg.LinuxInfo(in) // info_linux
+	}
+	text := "RFC 9293 " + in.State.String()
+	if state != in.State {
+		text += ", shown as " + linuxStates[state] + " (info_linux=1)"
+	}
 	return &target.TCPInfo{
-		State:     linuxStates[in.State],
-		StateText: "RFC 9293 " + in.State.String(),
+		State:     linuxStates[state],
+		StateText: text,
 		Endpoint:  uint64(id),
 		Fields: map[string]int64{
-			"tcpi_snd_mss":    int64(in.SndMSS),
-			"tcpi_rcv_mss":    int64(in.RcvMSS),
+			"tcpi_snd_mss":    int64(sndMSS),
+			"tcpi_rcv_mss":    int64(rcvMSS),
 			"tcpi_advmss":     int64(in.RcvMSS),
 			"tcpi_snd_wscale": int64(in.SndScale),
 			"tcpi_rcv_wscale": int64(in.RcvScale),
