@@ -10,10 +10,19 @@ all: build
 build:
 	$(GO) build $(PKGS)
 
-## run: start the server on loopback (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080, data in ./data)
+## run: start the server on loopback (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080, data in ./data);
+## it execs the built binary, so a SIGTERM to make reaches the server
 .PHONY: run
 run:
-	$(GO) run ./cmd/tcpstated serve $(ARGS)
+	$(GO) build -o bin/tcpstated ./cmd/tcpstated
+	exec bin/tcpstated serve $(ARGS)
+
+## image: the container image (FROM scratch, the static binary), built
+## offline with podman: IMAGE (default tcpstated:latest); see examples/container
+IMAGE ?= tcpstated:latest
+.PHONY: image
+image:
+	sh examples/container/build.sh $(IMAGE)
 
 ## test: everything CI checks: format, vet, proto lint, generated-code
 ## freshness, then every Go test with the race detector (unit, property,
