@@ -149,7 +149,7 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 	defer func() {
 		for _, t := range targets {
 			closeAll(t.conns)
-			t.p.kill()
+			t.p.Kill()
 		}
 	}()
 	start := func(name, bin string, args ...string) error {
@@ -229,7 +229,7 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 				}()
 			}
 			if err := measure(*cfg, res, name, t.p, func(w window) result { return l.f(t, t.p.httpAddr, w) }); err != nil {
-				return fmt.Errorf("%w\nserver log:\n%s", err, tail(t.p.logs.String(), 20))
+				return fmt.Errorf("%w\nserver log:\n%s", err, tail(t.p.Logs(), 20))
 			}
 			if prof != nil {
 				if err := <-prof; err != nil {

@@ -84,7 +84,7 @@ func idleMemory(ctx context.Context, p *process, n int) (memResult, error) {
 	if m.heapAfter, err = p.metric("go_memstats_heap_inuse_bytes"); err != nil {
 		return m, err
 	}
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)); err == nil {
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.Pid())); err == nil {
 		m.fds = len(ents)
 	}
 	m.perSessionRSS = float64(m.rssAfter-m.rssBefore) / float64(n)

@@ -81,7 +81,7 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, res ma
 	defer func() {
 		closeAll(conns)
 		for _, p := range ps {
-			p.kill()
+			p.Kill()
 		}
 	}()
 	for i := range n {

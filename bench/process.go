@@ -2,103 +2,52 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/tcpstated/tcpstated/internal/testserver"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
 // A process is a server the benchmark started: the real tcpstated or the
-// echo server.
+// echo server, both started by internal/testserver.
 type process struct {
+	*testserver.Server
 	name      string
-	cmd       *exec.Cmd
-	logs      *syncBuffer
-	exited    chan struct{}
-	waitErr   error
 	grpcAddr  string
 	httpAddr  string
 	httpAddr2 string // the echo server's in-process gateway
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)(?: http_inproc=(\S+))?`)
+var inproc = regexp.MustCompile(`\bhttp_inproc=(\S+)`)
 
 // startProcess runs bin with args and waits for its "listening" log line.
 func startProcess(ctx context.Context, name, bin string, args ...string) (*process, error) {
-	p := &process{name: name, logs: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	deadline := time.After(60 * time.Second)
-	for {
-		if m := listening.FindStringSubmatch(p.logs.String()); m != nil {
-			p.grpcAddr, p.httpAddr, p.httpAddr2 = m[1], m[2], m[3]
-			return p, nil
-		}
-		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("%s exited before listening (%v):\n%s", name, p.waitErr, p.logs.String())
-		case <-deadline:
-			p.kill()
-			return nil, fmt.Errorf("%s did not log its addresses in 60 s:\n%s", name, p.logs.String())
-		case <-ctx.Done():
-			p.kill()
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
+	s, err := testserver.Start(testserver.Config{Binary: bin, Command: args})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	p := &process{Server: s, name: name, grpcAddr: s.GRPCAddr, httpAddr: s.HTTPAddr}
+	if m := inproc.FindStringSubmatch(s.Listening); m != nil {
+		p.httpAddr2 = m[1]
+	}
+	return p, nil
 }
 
 // stop sends SIGTERM and waits (killing after 30 s).
 func (p *process) stop() error {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		p.kill()
-		return fmt.Errorf("%s did not stop in 30 s of SIGTERM", p.name)
-	}
-	if p.waitErr != nil {
-		return fmt.Errorf("%s: %v:\n%s", p.name, p.waitErr, tail(p.logs.String(), 20))
+	if err := p.Stop(30 * time.Second); err != nil {
+		return fmt.Errorf("%s: %v:\n%s", p.name, err, tail(p.Logs(), 20))
 	}
 	return nil
-}
-
-func (p *process) kill() {
-	p.cmd.Process.Kill()
-	<-p.exited
 }
 
 func tail(s string, n int) string {
@@ -111,7 +60,7 @@ func tail(s string, n int) string {
 
 // rss returns the process's resident set size (VmRSS of /proc/PID/status).
 func (p *process) rss() (int64, error) {
-	return procStatus(p.cmd.Process.Pid, "VmRSS")
+	return procStatus(p.Pid(), "VmRSS")
 }
 
 func procStatus(pid int, field string) (int64, error) {
@@ -155,7 +104,7 @@ func (p *process) metric(name string) (float64, error) {
 // cpu returns the CPU time (user plus system) the process has used, from
 // /proc/PID/stat (in clock ticks of 10 ms on Linux).
 func (p *process) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
 	if err != nil {
 		return 0, err
 	}
@@ -163,16 +112,16 @@ func (p *process) cpu() (time.Duration, error) {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", p.cmd.Process.Pid)
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", p.Pid())
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", p.cmd.Process.Pid)
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", p.Pid())
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
 	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", p.cmd.Process.Pid)
+		return 0, fmt.Errorf("/proc/%d/stat: bad times", p.Pid())
 	}
 	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
 	return time.Duration(utime+stime) * tick, nil

@@ -32,6 +32,10 @@ type Config struct {
 	DataDir string   // --data-dir
 	Args    []string // more flags, after the loopback addresses (a later flag wins)
 	Env     []string // added to this process's environment
+	// Command, when set, replaces the whole command line after Binary
+	// (DataDir and Args are then not used): for another server that logs
+	// the same "listening" line, such as the benchmark's echo servers.
+	Command []string
 	// How long to wait for the "listening" line; 0 means 60 s (a -race
 	// build on a loaded machine is slow to start).
 	StartTimeout time.Duration
@@ -39,8 +43,9 @@ type Config struct {
 
 // Server is one running tcpstated process.
 type Server struct {
-	GRPCAddr string // host:port of the gRPC listener
-	HTTPAddr string // host:port of the HTTP (REST, web view) listener
+	GRPCAddr  string // host:port of the gRPC listener
+	HTTPAddr  string // host:port of the HTTP (REST, web view) listener
+	Listening string // the whole "listening" line, for fields beyond these
 
 	cfg    Config
 	t      T // nil when started by Start
@@ -58,8 +63,11 @@ func Start(cfg Config) (*Server, error) {
 		args = append(args, "--data-dir", cfg.DataDir)
 	}
 	args = append(args, cfg.Args...)
+	if cfg.Command != nil {
+		args = cfg.Command
+	}
 	s := &Server{cfg: cfg, cmd: exec.Command(cfg.Binary, args...), exited: make(chan struct{}),
-		out: &output{found: make(chan [2]string, 1)}}
+		out: &output{found: make(chan [3]string, 1)}}
 	s.cmd.Env = append(os.Environ(), cfg.Env...)
 	// One writer for both: exec copies them through one pipe.
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
@@ -76,7 +84,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	select {
 	case a := <-s.out.found:
-		s.GRPCAddr, s.HTTPAddr = a[0], a[1]
+		s.GRPCAddr, s.HTTPAddr, s.Listening = a[0], a[1], a[2]
 		return s, nil
 	case <-s.exited:
 		return nil, fmt.Errorf("tcpstated exited before listening (%v):\n%s", s.err, s.Logs())
@@ -169,7 +177,7 @@ type output struct {
 	b       bytes.Buffer
 	scanned int // bytes of b already looked at
 	sent    bool
-	found   chan [2]string // gRPC and HTTP addresses, once
+	found   chan [3]string // gRPC and HTTP addresses and the line, once
 }
 
 func (o *output) Write(p []byte) (int, error) {
@@ -184,7 +192,7 @@ func (o *output) Write(p []byte) (int, error) {
 		}
 		o.scanned += i + 1
 		if g, h, ok := parseListening(rest[:i]); ok {
-			o.found <- [2]string{g, h}
+			o.found <- [3]string{g, h, string(rest[:i])}
 			o.sent = true
 		}
 	}
