@@ -21,14 +21,23 @@ import (
 // client connection to it.
 func serve(t *testing.T, bug Bug) *grpc.ClientConn {
 	t.Helper()
+	return serveStack(t, NewEngine(bug))
+}
+
+// serveStack serves stack on a free port until the test ends, then closes
+// it, and returns a client connection to it.
+func serveStack(t *testing.T, stack interface {
+	Stack
+	Close()
+}) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEngine(bug)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, lis, e) }()
+	go func() { done <- Serve(ctx, lis, stack) }()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +48,7 @@ func serve(t *testing.T, bug Bug) *grpc.ClientConn {
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		e.Close()
+		stack.Close()
 	})
 	return conn
 }

@@ -1,15 +1,10 @@
 package dut
 
 import (
-	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tcpstated/tcpstated/script"
 	"github.com/tcpstated/tcpstated/script/duttarget"
@@ -23,26 +18,7 @@ func TestKernelAsDUT(t *testing.T) {
 	if why := KernelAvailable(); why != "" {
 		t.Skipf("the Linux kernel as a DUT %s; skipping", why)
 	}
-	k := NewKernel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, lis, k) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		k.Close()
-	})
+	conn := serveStack(t, NewKernel())
 	for _, name := range []string{"connection-refused.pkt", "close-passive.pkt", "rst-established.pkt"} {
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile(filepath.Join("..", "testdata", "scripts", name))
