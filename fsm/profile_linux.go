@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -50,8 +51,16 @@ var linuxSwitches = []switchSpec{
 		func(c *Config) *int { return &c.ChallengeAckLimit }),
 	intSwitch("initcwnd", "The initial congestion window in segments. RFC 5681 §3.1 allows up to 4 (by bytes), RFC 6928 10 (experimental). Linux's TCP_INIT_CWND, 10.", 10,
 		func(c *Config) *int { return &c.InitialWindow }),
-	intSwitch("window_scale", "The shift offered in the window scale option (RFC 7323 §2.2: the receiver chooses it, up to 14); 0 offers the smallest that covers the receive buffer. Linux offers 7 for its default tcp_rmem (6 MiB maximum), less after SO_RCVBUF; the linux profile keeps 0, which follows SO_RCVBUF as Linux does.", 0,
-		func(c *Config) *int { return &c.WindowScale }),
+	{Switch{"window_scale", "The shift offered in the window scale option (RFC 7323 §2.2: the receiver chooses it, up to 14); 0 offers the smallest that covers the receive buffer. Linux offers 7 for its default tcp_rmem (6 MiB maximum), less after SO_RCVBUF; the linux profile keeps 0, which follows SO_RCVBUF as Linux does. -1 offers none (as Config.WindowScale).", "0"},
+		func(c *Config) string { return strconv.Itoa(c.WindowScale) },
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < -1 || n > 14 {
+				return fmt.Errorf("expected a shift count 0 to 14, or -1 for none, found %q", v)
+			}
+			c.WindowScale = n
+			return nil
+		}},
 	negBoolSwitch("window_scaling", "1: offer and accept the window scale option (RFC 7323 §2, MAY). 0: never. Linux's net.ipv4.tcp_window_scaling, 1.",
 		func(c *Config) *bool { return &c.NoWindowScale }),
 	negBoolSwitch("sack", "1: offer and accept SACK (RFC 2018, MAY). 0: never. Linux's net.ipv4.tcp_sack, 1.",

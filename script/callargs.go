@@ -42,13 +42,14 @@ func (r *runner) result(sc *Syscall, c *target.Call, res target.Result) outcome 
 		}
 	case "close":
 		delete(r.open, c.FD)
+		r.socketClosed(c.FD)
 	case "listen":
 		if res.Local.IsValid() {
 			r.listenPort = res.Local.Port()
 		}
 	case "connect", "sendto":
 		if res.Local.IsValid() {
-			r.newActiveFlow(res.Local, c.Remote)
+			r.newActiveFlow(c.FD, res.Local, c.Remote)
 		}
 	case "getsockopt":
 		if res.Errno == "" {

@@ -17,6 +17,7 @@ type flow struct {
 	lastTSVal     uint32            // the most recent TSval the engine sent on this flow
 	hasTS         bool
 	active        bool // created by connect()
+	fd            int  // the socket that connect() was called on, while open; else -1
 }
 
 func (f *flow) String() string {
@@ -49,13 +50,22 @@ func (r *runner) flow(n int) *flow {
 			remote:    netip.AddrPortFrom(r.h.remoteIP, r.h.remotePort+uint16(n-1)),
 			remoteISN: r.remoteISN,
 			tsMap:     map[uint32]uint32{},
+			fd:        -1,
 		}
 	}
 	return r.flows[n-1]
 }
 
-// newActiveFlow allocates the first unused flow number for a connect().
-func (r *runner) newActiveFlow(local, remote netip.AddrPort) *flow {
+// newActiveFlow allocates the first unused flow number for a connect()
+// on socket fd. Another connect on the same socket (EALREADY, EISCONN, or
+// the call that completes a non-blocking connect) keeps its flow: the flow
+// has learnt the stack's ISN from its SYN.
+func (r *runner) newActiveFlow(fd int, local, remote netip.AddrPort) *flow {
+	for _, f := range r.flows {
+		if f != nil && f.active && f.fd == fd {
+			return f
+		}
+	}
 	n := len(r.flows) + 1
 	for i, f := range r.flows {
 		if f == nil {
@@ -72,7 +82,7 @@ func (r *runner) newActiveFlow(local, remote netip.AddrPort) *flow {
 	for len(r.flows) < n {
 		r.flows = append(r.flows, nil)
 	}
-	f := &flow{n: n, local: local, remote: remote, remoteISN: r.remoteISN, tsMap: map[uint32]uint32{}, active: true}
+	f := &flow{n: n, local: local, remote: remote, remoteISN: r.remoteISN, tsMap: map[uint32]uint32{}, active: true, fd: fd}
 	r.flows[n-1] = f
 	return f
 }
@@ -85,4 +95,13 @@ func (r *runner) flowMarks() bool {
 		}
 	}
 	return false
+}
+
+// socketClosed forgets fd in the flows: a later socket may get its number.
+func (r *runner) socketClosed(fd int) {
+	for _, f := range r.flows {
+		if f != nil && f.fd == fd {
+			f.fd = -1
+		}
+	}
 }
