@@ -74,7 +74,12 @@ var linuxSwitches = []switchSpec{
 	boolSwitch("hystart", "1: HyStart++ (RFC 9406) ends the first slow start on a rise in RTT. 0: classic slow start (RFC 5681 §3.1). Linux's CUBIC runs its own HyStart by default.",
 		func(c *Config) *bool { return &c.Recovery.HyStart }),
 	{Switch{"congestion_control", "The congestion avoidance algorithm: reno (RFC 5681 §3.1, the IETF baseline) or cubic (RFC 9438, which RFC 5681's \"MAY ... more conservative\" and RFC 5033 allow). Linux's net.ipv4.tcp_congestion_control, cubic.", CCReno},
-		func(c *Config) string { return c.Recovery.CongestionControl },
+		func(c *Config) string {
+			if c.Recovery.CongestionControl == "" {
+				return CCReno // the default Defaults fills in
+			}
+			return c.Recovery.CongestionControl
+		},
 		func(c *Config, v string) error {
 			switch v = strings.ToLower(strings.TrimSpace(v)); v {
 			case CCReno, CCCubic:

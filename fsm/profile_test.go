@@ -442,3 +442,35 @@ func TestWndUpdateBSD(t *testing.T) {
 		}
 	}
 }
+
+// TestSwitchValuesRoundTrip: under every profile, the value Switch reports
+// for each switch is one SetSwitch takes back, leaving the configuration
+// as it was (the API's script sessions carry switches this way).
+func TestSwitchValuesRoundTrip(t *testing.T) {
+	for _, p := range Profiles() {
+		var cfg Config
+		if err := p.Apply(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		for _, sw := range Switches() {
+			v, ok := cfg.Switch(sw.Name)
+			if !ok {
+				t.Fatalf("%s: Switch(%q) unknown", p.Name, sw.Name)
+			}
+			again := cfg
+			if err := again.SetSwitch(sw.Name, v); err != nil {
+				t.Errorf("%s: %s reports %q, which SetSwitch refuses: %v", p.Name, sw.Name, v, err)
+				continue
+			}
+			if got, _ := again.Switch(sw.Name); got != v {
+				t.Errorf("%s: %s: set %q, reads back %q", p.Name, sw.Name, v, got)
+			}
+		}
+	}
+	// The script runner turns window scaling off with -1.
+	cfg := Config{WindowScale: -1}
+	v, _ := cfg.Switch("window_scale")
+	if err := cfg.SetSwitch("window_scale", v); err != nil {
+		t.Errorf("window_scale %q: %v", v, err)
+	}
+}
