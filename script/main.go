@@ -42,8 +42,9 @@ Exit status: 0 every script passed, 1 a script failed, 2 usage or syntax error.
 const RunFlagsUsage = `  --compare=MODE  strict: every field packetdrill compares; semantic: the
                   SYN/ACK/FIN/RST flags, seq, ack and payload length only.
                   Default: the script's "// compare:" comment, else semantic.
-  --profile=NAME  the engine's behaviour profile: rfc or freebsd; it also
-                  defines the profile's OS name (FreeBSD) for #ifdef lines.
+  --profile=NAME  the engine's behaviour profile: rfc, freebsd or linux; it
+                  also defines the profile's OS name (FreeBSD, Linux) for
+                  #ifdef lines.
                   Default: the script's --tcpstated_profile option, else rfc.
   --end=RULE      packets the engine sends after the script's last line:
                   strict (the default) fails the script; packetdrill lists
@@ -63,7 +64,7 @@ type RunFlags struct {
 func (f *RunFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.compare, "compare", "", "strict or semantic (default: the script's own, else semantic)")
 	fs.StringVar(&f.end, "end", "", "strict or packetdrill (default: the script's own, else strict)")
-	fs.StringVar(&f.profile, "profile", "", "rfc or freebsd (default: the script's own, else rfc)")
+	fs.StringVar(&f.profile, "profile", "", "rfc, freebsd or linux (default: the script's own, else rfc)")
 	fs.Var(&f.defines, "define", "define NAME for #ifdef NAME (repeatable)")
 }
 
