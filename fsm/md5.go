@@ -61,6 +61,15 @@ func (e *Engine) SetMD5Key(peer netip.Addr, key []byte) error {
 	return nil
 }
 
+// MD5Key returns a copy of the TCP-MD5 key set for peer, nil for none
+// (so a caller can put back a key it replaced).
+func (e *Engine) MD5Key(peer netip.Addr) []byte {
+	if k := e.md5Key(peer); k != "" {
+		return []byte(k)
+	}
+	return nil
+}
+
 // md5Key is the key for peer, "" for none.
 func (e *Engine) md5Key(peer netip.Addr) string {
 	if len(e.md5Keys) == 0 {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"net/netip"
 	"strconv"
 	"unicode/utf8"
 
@@ -42,6 +43,15 @@ func (h *endpointServer) CreateEndpoint(ctx context.Context, req *pb.CreateEndpo
 	})
 }
 
+const (
+	// maxMD5Key is the longest TCP-MD5 key (RFC 2385 keys, as Linux's
+	// TCP_MD5SIG_MAXKEYLEN and fsm.Engine.SetMD5Key take them).
+	maxMD5Key = 80
+	// maxFastOpenData is the most data a Fast Open connect takes (what
+	// does not fit the SYN waits for the handshake, as queued data).
+	maxFastOpenData = 65535
+)
+
 // createdID is the endpoint a listen or connect input creates.
 func createdID(in *pb.Input) string {
 	if c := in.GetConnect(); c != nil {
@@ -69,8 +79,24 @@ func createInput(req *pb.CreateEndpointRequest) (*pb.Input, error) {
 		if l.GetBacklog() > maxBacklog {
 			return nil, invalidf("listen.backlog: %d is above the maximum %d", l.GetBacklog(), maxBacklog)
 		}
+		keys := make([]*pb.Md5PeerKey, 0, len(l.GetMd5Keys()))
+		for i, k := range l.GetMd5Keys() {
+			peer, err := netip.ParseAddr(k.GetPeerAddress())
+			if err != nil {
+				return nil, invalidf("listen.md5_keys[%d].peer_address: %q is not an IP address (no port)", i, k.GetPeerAddress())
+			}
+			if n := len(k.GetKey()); n == 0 || n > maxMD5Key {
+				// The message gives the length, never the key.
+				return nil, invalidf("listen.md5_keys[%d].key: %d bytes, want 1 to %d", i, n, maxMD5Key)
+			}
+			keys = append(keys, &pb.Md5PeerKey{PeerAddress: peer.Unmap().String(), Key: k.GetKey()})
+		}
+		if len(keys) == 0 {
+			keys = nil
+		}
 		return &pb.Input{Kind: &pb.Input_Listen{Listen: &pb.ListenInput{
 			EndpointId: eid, LocalAddress: local.String(), Backlog: l.GetBacklog(),
+			FastOpen: l.GetFastOpen(), Md5Keys: keys,
 		}}}, nil
 	case *pb.CreateEndpointRequest_Connect:
 		c := mode.Connect
@@ -90,8 +116,17 @@ func createInput(req *pb.CreateEndpointRequest) (*pb.Input, error) {
 		case local.Addr().Is4() != remote.Addr().Is4():
 			return nil, invalidf("connect.remote_address: %q is not of the same address family as the local address %q", c.GetRemoteAddress(), c.GetLocalAddress())
 		}
+		switch {
+		case len(c.GetFastOpenData()) > 0 && !c.GetFastOpen():
+			return nil, invalidf("connect.fast_open_data: %d bytes without fast_open", len(c.GetFastOpenData()))
+		case len(c.GetFastOpenData()) > maxFastOpenData:
+			return nil, invalidf("connect.fast_open_data: %d bytes, more than %d", len(c.GetFastOpenData()), maxFastOpenData)
+		case len(c.GetMd5Key()) > maxMD5Key:
+			return nil, invalidf("connect.md5_key: %d bytes, more than %d", len(c.GetMd5Key()), maxMD5Key)
+		}
 		return &pb.Input{Kind: &pb.Input_Connect{Connect: &pb.ConnectInput{
 			EndpointId: eid, LocalAddress: local.String(), RemoteAddress: remote.String(),
+			FastOpen: c.GetFastOpen(), FastOpenData: c.GetFastOpenData(), Md5Key: c.GetMd5Key(),
 		}}}, nil
 	}
 	return nil, invalidf("mode: one of listen or connect is required")

@@ -142,9 +142,23 @@ func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
 		if err := m.checkNewID(l.EndpointId); err != nil {
 			return nil, err
 		}
+		keys, err := parseMD5Keys(l.Md5Keys)
+		if err != nil {
+			return nil, err
+		}
 		id, err := e.Listen(local, int(l.Backlog))
 		if err != nil {
 			return nil, err
+		}
+		if l.FastOpen {
+			if err := e.SetListenerFastOpen(id, true); err != nil {
+				return nil, err
+			}
+		}
+		for _, k := range keys {
+			if err := e.SetMD5Key(k.peer, k.key); err != nil {
+				return nil, err
+			}
 		}
 		return nil, m.created(&l.EndpointId, id)
 	case *pb.Input_Connect:
@@ -160,11 +174,40 @@ func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
 		if err := m.checkNewID(c.EndpointId); err != nil {
 			return nil, err
 		}
-		id, err := e.Connect(local, remote)
+		if len(c.Md5Key) > maxMD5Key {
+			return nil, invalidf("connect.md5_key: %d bytes, more than %d", len(c.Md5Key), maxMD5Key)
+		}
+		if len(c.FastOpenData) > 0 && !c.FastOpen {
+			return nil, invalidf("connect.fast_open_data: needs fast_open")
+		}
+		var undo func()
+		if len(c.Md5Key) > 0 {
+			// The SYN is signed, so the key goes in first; a refused open
+			// puts the old one back (a refused input changes nothing).
+			old := e.MD5Key(remote.Addr())
+			if err := e.SetMD5Key(remote.Addr(), c.Md5Key); err != nil {
+				return nil, err
+			}
+			undo = func() { _ = e.SetMD5Key(remote.Addr(), old) }
+		}
+		var (
+			id  fsm.EndpointID
+			res *pb.CallResult
+		)
+		if c.FastOpen {
+			var n int
+			id, n, err = e.ConnectFastOpen(local, remote, c.FastOpenData)
+			res = &pb.CallResult{Count: uint32(n)}
+		} else {
+			id, err = e.Connect(local, remote)
+		}
 		if err != nil {
+			if undo != nil {
+				undo()
+			}
 			return nil, err
 		}
-		return nil, m.created(&c.EndpointId, id)
+		return res, m.created(&c.EndpointId, id)
 	case *pb.Input_Accept:
 		id, err := m.Resolve(k.Accept.GetEndpointId())
 		if err != nil {
@@ -293,3 +336,29 @@ func ParseAddrPort(field, s string) (netip.AddrPort, error) {
 
 // now is the engine clock.
 func (m *Machine) Now() time.Duration { return m.Engine.Now() }
+
+// maxMD5Key is the longest TCP-MD5 key (Linux's TCP_MD5SIG_MAXKEYLEN, as
+// fsm.Engine.SetMD5Key takes).
+const maxMD5Key = 80
+
+type md5PeerKey struct {
+	peer netip.Addr
+	key  []byte
+}
+
+// parseMD5Keys checks a listen input's TCP-MD5 keys. Error messages name
+// the field, never the key.
+func parseMD5Keys(keys []*pb.Md5PeerKey) ([]md5PeerKey, error) {
+	out := make([]md5PeerKey, 0, len(keys))
+	for i, k := range keys {
+		a, err := netip.ParseAddr(k.GetPeerAddress())
+		if err != nil {
+			return nil, invalidf("listen.md5_keys[%d].peer_address: %q is not an IP address", i, k.GetPeerAddress())
+		}
+		if n := len(k.GetKey()); n == 0 || n > maxMD5Key {
+			return nil, invalidf("listen.md5_keys[%d].key: %d bytes, want 1 to %d", i, n, maxMD5Key)
+		}
+		out = append(out, md5PeerKey{peer: a.Unmap(), key: k.GetKey()})
+	}
+	return out, nil
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 )
 
@@ -25,7 +27,7 @@ func RecordView(rec *pb.LogRecord) *pb.Record {
 			strings.TrimPrefix(st.GetOptions().GetIsnMode().String(), "ISN_MODE_")+" ISNs")
 	case *pb.LogRecord_Input:
 		r.Kind = pb.RecordKind_RECORD_KIND_INPUT
-		r.Body = &pb.Record_Input{Input: b.Input}
+		r.Body = &pb.Record_Input{Input: withoutSecrets(b.Input)}
 		if seg := b.Input.GetSegment(); seg != nil {
 			r.Segment = SegmentView(seg.IpPacket, pb.Direction_DIRECTION_INBOUND, rec.Time.AsDuration(), "")
 		}
@@ -53,9 +55,24 @@ func inputSummary(in *pb.Input, seg *pb.Segment) string {
 	case *pb.Input_AdvanceClock:
 		return "advance clock to " + k.AdvanceClock.GetTo().AsDuration().String()
 	case *pb.Input_Listen:
-		return fmt.Sprintf("listen on %s backlog %d as endpoint %s", k.Listen.LocalAddress, k.Listen.Backlog, k.Listen.EndpointId)
+		s := fmt.Sprintf("listen on %s backlog %d as endpoint %s", k.Listen.LocalAddress, k.Listen.Backlog, k.Listen.EndpointId)
+		if k.Listen.FastOpen {
+			s += ", fast open"
+		}
+		for _, mk := range k.Listen.Md5Keys {
+			s += ", MD5 key for " + mk.PeerAddress
+		}
+		return s
 	case *pb.Input_Connect:
-		return fmt.Sprintf("connect %s > %s as endpoint %s", k.Connect.LocalAddress, k.Connect.RemoteAddress, k.Connect.EndpointId)
+		c := k.Connect
+		s := fmt.Sprintf("connect %s > %s as endpoint %s", c.LocalAddress, c.RemoteAddress, c.EndpointId)
+		if c.FastOpen {
+			s += fmt.Sprintf(", fast open with %d bytes", len(c.FastOpenData))
+		}
+		if len(c.Md5Key) > 0 {
+			s += ", MD5 key for " + c.RemoteAddress
+		}
+		return s
 	case *pb.Input_Accept:
 		return "accept on endpoint " + k.Accept.EndpointId
 	case *pb.Input_Send:
@@ -112,4 +129,30 @@ func outputSummary(d *pb.OutputDigest, out *pb.Outputs) string {
 		b.WriteString(" nothing")
 	}
 	return b.String()
+}
+
+// withoutSecrets is the input as the API shows it: TCP-MD5 keys left out
+// (the log keeps them, for re-runs, as it keeps the session's secret key).
+func withoutSecrets(in *pb.Input) *pb.Input {
+	switch k := in.Kind.(type) {
+	case *pb.Input_Connect:
+		if len(k.Connect.Md5Key) > 0 {
+			c := proto.Clone(k.Connect).(*pb.ConnectInput)
+			c.Md5Key = nil
+			out := proto.Clone(in).(*pb.Input)
+			out.Kind = &pb.Input_Connect{Connect: c}
+			return out
+		}
+	case *pb.Input_Listen:
+		if len(k.Listen.Md5Keys) > 0 {
+			l := proto.Clone(k.Listen).(*pb.ListenInput)
+			for _, mk := range l.Md5Keys {
+				mk.Key = nil
+			}
+			out := proto.Clone(in).(*pb.Input)
+			out.Kind = &pb.Input_Listen{Listen: l}
+			return out
+		}
+	}
+	return in
 }

@@ -902,6 +902,61 @@ func (x *Timer) GetDeadline() *durationpb.Duration {
 	return nil
 }
 
+// A TCP-MD5 key (RFC 2385) for one peer address.
+type Md5PeerKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The peer's IP address, without a port, e.g. "10.0.0.2".
+	PeerAddress string `protobuf:"bytes,1,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	// The key: 1 to 80 bytes (Linux's TCP_MD5SIG_MAXKEYLEN).
+	Key           []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Md5PeerKey) Reset() {
+	*x = Md5PeerKey{}
+	mi := &file_tcpstate_v1_endpoint_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Md5PeerKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Md5PeerKey) ProtoMessage() {}
+
+func (x *Md5PeerKey) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_endpoint_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Md5PeerKey.ProtoReflect.Descriptor instead.
+func (*Md5PeerKey) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_endpoint_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Md5PeerKey) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *Md5PeerKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
 var File_tcpstate_v1_endpoint_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_endpoint_proto_rawDesc = "" +
@@ -974,7 +1029,11 @@ const file_tcpstate_v1_endpoint_proto_rawDesc = "" +
 	" \x01(\x04R\baccepted\"j\n" +
 	"\x05Timer\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.tcpstate.v1.TimerKindR\x04kind\x125\n" +
-	"\bdeadline\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bdeadline*g\n" +
+	"\bdeadline\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"A\n" +
+	"\n" +
+	"Md5PeerKey\x12!\n" +
+	"\fpeer_address\x18\x01 \x01(\tR\vpeerAddress\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key*g\n" +
 	"\fEndpointKind\x12\x1d\n" +
 	"\x19ENDPOINT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ENDPOINT_KIND_LISTENER\x10\x01\x12\x1c\n" +
@@ -1014,7 +1073,7 @@ func file_tcpstate_v1_endpoint_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpstate_v1_endpoint_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tcpstate_v1_endpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tcpstate_v1_endpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_tcpstate_v1_endpoint_proto_goTypes = []any{
 	(EndpointKind)(0),           // 0: tcpstate.v1.EndpointKind
 	(State)(0),                  // 1: tcpstate.v1.State
@@ -1024,7 +1083,8 @@ var file_tcpstate_v1_endpoint_proto_goTypes = []any{
 	(*NegotiatedOptions)(nil),   // 5: tcpstate.v1.NegotiatedOptions
 	(*ListenerStats)(nil),       // 6: tcpstate.v1.ListenerStats
 	(*Timer)(nil),               // 7: tcpstate.v1.Timer
-	(*durationpb.Duration)(nil), // 8: google.protobuf.Duration
+	(*Md5PeerKey)(nil),          // 8: tcpstate.v1.Md5PeerKey
+	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
 }
 var file_tcpstate_v1_endpoint_proto_depIdxs = []int32{
 	0,  // 0: tcpstate.v1.Endpoint.kind:type_name -> tcpstate.v1.EndpointKind
@@ -1033,11 +1093,11 @@ var file_tcpstate_v1_endpoint_proto_depIdxs = []int32{
 	5,  // 3: tcpstate.v1.Endpoint.negotiated:type_name -> tcpstate.v1.NegotiatedOptions
 	6,  // 4: tcpstate.v1.Endpoint.listener_stats:type_name -> tcpstate.v1.ListenerStats
 	7,  // 5: tcpstate.v1.Endpoint.timers:type_name -> tcpstate.v1.Timer
-	8,  // 6: tcpstate.v1.Tcb.srtt:type_name -> google.protobuf.Duration
-	8,  // 7: tcpstate.v1.Tcb.rttvar:type_name -> google.protobuf.Duration
-	8,  // 8: tcpstate.v1.Tcb.rto:type_name -> google.protobuf.Duration
+	9,  // 6: tcpstate.v1.Tcb.srtt:type_name -> google.protobuf.Duration
+	9,  // 7: tcpstate.v1.Tcb.rttvar:type_name -> google.protobuf.Duration
+	9,  // 8: tcpstate.v1.Tcb.rto:type_name -> google.protobuf.Duration
 	2,  // 9: tcpstate.v1.Timer.kind:type_name -> tcpstate.v1.TimerKind
-	8,  // 10: tcpstate.v1.Timer.deadline:type_name -> google.protobuf.Duration
+	9,  // 10: tcpstate.v1.Timer.deadline:type_name -> google.protobuf.Duration
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -1056,7 +1116,7 @@ func file_tcpstate_v1_endpoint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_endpoint_proto_rawDesc), len(file_tcpstate_v1_endpoint_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -27,7 +27,16 @@ type ListenConfig struct {
 	// Address and port to listen on, e.g. "10.0.0.1:80".
 	LocalAddress string `protobuf:"bytes,1,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
 	// Accept queue limit; 0 means SessionOptions.accept_backlog.
-	Backlog       uint32 `protobuf:"varint,2,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	Backlog uint32 `protobuf:"varint,2,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	// TCP Fast Open server (RFC 7413 §4.2.2, TCP_FASTOPEN on a listener):
+	// the listener gives cookies and accepts data on SYNs with a valid one.
+	// Needs the session switch `fastopen.server_enable` (SessionOptions.switches).
+	FastOpen bool `protobuf:"varint,3,opt,name=fast_open,json=fastOpen,proto3" json:"fast_open,omitempty"`
+	// TCP-MD5 keys (RFC 2385) per peer address, set with the listen (as
+	// TCP_MD5SIG): segments to and from each peer are signed, unsigned ones
+	// dropped. A key holds for the whole session, for every connection with
+	// that peer. Keys are secrets: never shown in responses, views or the log.
+	Md5Keys       []*Md5PeerKey `protobuf:"bytes,4,rep,name=md5_keys,json=md5Keys,proto3" json:"md5_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -76,6 +85,20 @@ func (x *ListenConfig) GetBacklog() uint32 {
 	return 0
 }
 
+func (x *ListenConfig) GetFastOpen() bool {
+	if x != nil {
+		return x.FastOpen
+	}
+	return false
+}
+
+func (x *ListenConfig) GetMd5Keys() []*Md5PeerKey {
+	if x != nil {
+		return x.Md5Keys
+	}
+	return nil
+}
+
 // Parameters of an active open.
 type ConnectConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -83,6 +106,18 @@ type ConnectConfig struct {
 	LocalAddress string `protobuf:"bytes,1,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
 	// Remote address and port, e.g. "10.0.0.1:80".
 	RemoteAddress string `protobuf:"bytes,2,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	// TCP Fast Open client (RFC 7413 §4.1, sendto(MSG_FASTOPEN)): the SYN
+	// carries fast_open_data and the cookie cached for the server, or a
+	// cookie request when none is cached. Needs the session switch
+	// `fastopen.client_enable`; without it the data waits for the handshake.
+	FastOpen bool `protobuf:"varint,3,opt,name=fast_open,json=fastOpen,proto3" json:"fast_open,omitempty"`
+	// Data to send with the SYN (at most 65535 bytes; only with fast_open).
+	FastOpenData []byte `protobuf:"bytes,4,opt,name=fast_open_data,json=fastOpenData,proto3" json:"fast_open_data,omitempty"`
+	// TCP-MD5 key (RFC 2385, TCP_MD5SIG) for the remote address, set before
+	// the SYN is sent: 1 to 80 bytes. It holds for the whole session, for
+	// every connection with that peer. A secret: never shown in responses,
+	// views or the log.
+	Md5Key        []byte `protobuf:"bytes,5,opt,name=md5_key,json=md5Key,proto3" json:"md5_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +164,27 @@ func (x *ConnectConfig) GetRemoteAddress() string {
 		return x.RemoteAddress
 	}
 	return ""
+}
+
+func (x *ConnectConfig) GetFastOpen() bool {
+	if x != nil {
+		return x.FastOpen
+	}
+	return false
+}
+
+func (x *ConnectConfig) GetFastOpenData() []byte {
+	if x != nil {
+		return x.FastOpenData
+	}
+	return nil
+}
+
+func (x *ConnectConfig) GetMd5Key() []byte {
+	if x != nil {
+		return x.Md5Key
+	}
+	return nil
 }
 
 type CreateEndpointRequest struct {
@@ -1259,13 +1315,18 @@ var File_tcpstate_v1_endpoint_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
 	"\n" +
-	"\"tcpstate/v1/endpoint_service.proto\x12\vtcpstate.v1\x1a\x1atcpstate/v1/endpoint.proto\x1a\x19tcpstate/v1/outputs.proto\"M\n" +
+	"\"tcpstate/v1/endpoint_service.proto\x12\vtcpstate.v1\x1a\x1atcpstate/v1/endpoint.proto\x1a\x19tcpstate/v1/outputs.proto\"\x9e\x01\n" +
 	"\fListenConfig\x12#\n" +
 	"\rlocal_address\x18\x01 \x01(\tR\flocalAddress\x12\x18\n" +
-	"\abacklog\x18\x02 \x01(\rR\abacklog\"[\n" +
+	"\abacklog\x18\x02 \x01(\rR\abacklog\x12\x1b\n" +
+	"\tfast_open\x18\x03 \x01(\bR\bfastOpen\x122\n" +
+	"\bmd5_keys\x18\x04 \x03(\v2\x17.tcpstate.v1.Md5PeerKeyR\amd5Keys\"\xb7\x01\n" +
 	"\rConnectConfig\x12#\n" +
 	"\rlocal_address\x18\x01 \x01(\tR\flocalAddress\x12%\n" +
-	"\x0eremote_address\x18\x02 \x01(\tR\rremoteAddress\"\xe4\x01\n" +
+	"\x0eremote_address\x18\x02 \x01(\tR\rremoteAddress\x12\x1b\n" +
+	"\tfast_open\x18\x03 \x01(\bR\bfastOpen\x12$\n" +
+	"\x0efast_open_data\x18\x04 \x01(\fR\ffastOpenData\x12\x17\n" +
+	"\amd5_key\x18\x05 \x01(\fR\x06md5Key\"\xe4\x01\n" +
 	"\x15CreateEndpointRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
@@ -1393,49 +1454,51 @@ var file_tcpstate_v1_endpoint_service_proto_goTypes = []any{
 	(*CloseEndpointResponse)(nil),    // 17: tcpstate.v1.CloseEndpointResponse
 	(*AbortEndpointRequest)(nil),     // 18: tcpstate.v1.AbortEndpointRequest
 	(*AbortEndpointResponse)(nil),    // 19: tcpstate.v1.AbortEndpointResponse
-	(*Endpoint)(nil),                 // 20: tcpstate.v1.Endpoint
-	(*Outputs)(nil),                  // 21: tcpstate.v1.Outputs
+	(*Md5PeerKey)(nil),               // 20: tcpstate.v1.Md5PeerKey
+	(*Endpoint)(nil),                 // 21: tcpstate.v1.Endpoint
+	(*Outputs)(nil),                  // 22: tcpstate.v1.Outputs
 }
 var file_tcpstate_v1_endpoint_service_proto_depIdxs = []int32{
-	0,  // 0: tcpstate.v1.CreateEndpointRequest.listen:type_name -> tcpstate.v1.ListenConfig
-	1,  // 1: tcpstate.v1.CreateEndpointRequest.connect:type_name -> tcpstate.v1.ConnectConfig
-	20, // 2: tcpstate.v1.CreateEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 3: tcpstate.v1.CreateEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	20, // 4: tcpstate.v1.GetEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	20, // 5: tcpstate.v1.ListEndpointsResponse.endpoints:type_name -> tcpstate.v1.Endpoint
-	20, // 6: tcpstate.v1.AcceptConnectionResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 7: tcpstate.v1.AcceptConnectionResponse.outputs:type_name -> tcpstate.v1.Outputs
-	21, // 8: tcpstate.v1.SendDataResponse.outputs:type_name -> tcpstate.v1.Outputs
-	21, // 9: tcpstate.v1.ReceiveDataResponse.outputs:type_name -> tcpstate.v1.Outputs
-	20, // 10: tcpstate.v1.ShutdownEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 11: tcpstate.v1.ShutdownEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	20, // 12: tcpstate.v1.CloseEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 13: tcpstate.v1.CloseEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	20, // 14: tcpstate.v1.AbortEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 15: tcpstate.v1.AbortEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	2,  // 16: tcpstate.v1.EndpointService.CreateEndpoint:input_type -> tcpstate.v1.CreateEndpointRequest
-	4,  // 17: tcpstate.v1.EndpointService.GetEndpoint:input_type -> tcpstate.v1.GetEndpointRequest
-	6,  // 18: tcpstate.v1.EndpointService.ListEndpoints:input_type -> tcpstate.v1.ListEndpointsRequest
-	8,  // 19: tcpstate.v1.EndpointService.AcceptConnection:input_type -> tcpstate.v1.AcceptConnectionRequest
-	10, // 20: tcpstate.v1.EndpointService.SendData:input_type -> tcpstate.v1.SendDataRequest
-	12, // 21: tcpstate.v1.EndpointService.ReceiveData:input_type -> tcpstate.v1.ReceiveDataRequest
-	14, // 22: tcpstate.v1.EndpointService.ShutdownEndpoint:input_type -> tcpstate.v1.ShutdownEndpointRequest
-	16, // 23: tcpstate.v1.EndpointService.CloseEndpoint:input_type -> tcpstate.v1.CloseEndpointRequest
-	18, // 24: tcpstate.v1.EndpointService.AbortEndpoint:input_type -> tcpstate.v1.AbortEndpointRequest
-	3,  // 25: tcpstate.v1.EndpointService.CreateEndpoint:output_type -> tcpstate.v1.CreateEndpointResponse
-	5,  // 26: tcpstate.v1.EndpointService.GetEndpoint:output_type -> tcpstate.v1.GetEndpointResponse
-	7,  // 27: tcpstate.v1.EndpointService.ListEndpoints:output_type -> tcpstate.v1.ListEndpointsResponse
-	9,  // 28: tcpstate.v1.EndpointService.AcceptConnection:output_type -> tcpstate.v1.AcceptConnectionResponse
-	11, // 29: tcpstate.v1.EndpointService.SendData:output_type -> tcpstate.v1.SendDataResponse
-	13, // 30: tcpstate.v1.EndpointService.ReceiveData:output_type -> tcpstate.v1.ReceiveDataResponse
-	15, // 31: tcpstate.v1.EndpointService.ShutdownEndpoint:output_type -> tcpstate.v1.ShutdownEndpointResponse
-	17, // 32: tcpstate.v1.EndpointService.CloseEndpoint:output_type -> tcpstate.v1.CloseEndpointResponse
-	19, // 33: tcpstate.v1.EndpointService.AbortEndpoint:output_type -> tcpstate.v1.AbortEndpointResponse
-	25, // [25:34] is the sub-list for method output_type
-	16, // [16:25] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	20, // 0: tcpstate.v1.ListenConfig.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
+	0,  // 1: tcpstate.v1.CreateEndpointRequest.listen:type_name -> tcpstate.v1.ListenConfig
+	1,  // 2: tcpstate.v1.CreateEndpointRequest.connect:type_name -> tcpstate.v1.ConnectConfig
+	21, // 3: tcpstate.v1.CreateEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	22, // 4: tcpstate.v1.CreateEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	21, // 5: tcpstate.v1.GetEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	21, // 6: tcpstate.v1.ListEndpointsResponse.endpoints:type_name -> tcpstate.v1.Endpoint
+	21, // 7: tcpstate.v1.AcceptConnectionResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	22, // 8: tcpstate.v1.AcceptConnectionResponse.outputs:type_name -> tcpstate.v1.Outputs
+	22, // 9: tcpstate.v1.SendDataResponse.outputs:type_name -> tcpstate.v1.Outputs
+	22, // 10: tcpstate.v1.ReceiveDataResponse.outputs:type_name -> tcpstate.v1.Outputs
+	21, // 11: tcpstate.v1.ShutdownEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	22, // 12: tcpstate.v1.ShutdownEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	21, // 13: tcpstate.v1.CloseEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	22, // 14: tcpstate.v1.CloseEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	21, // 15: tcpstate.v1.AbortEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	22, // 16: tcpstate.v1.AbortEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	2,  // 17: tcpstate.v1.EndpointService.CreateEndpoint:input_type -> tcpstate.v1.CreateEndpointRequest
+	4,  // 18: tcpstate.v1.EndpointService.GetEndpoint:input_type -> tcpstate.v1.GetEndpointRequest
+	6,  // 19: tcpstate.v1.EndpointService.ListEndpoints:input_type -> tcpstate.v1.ListEndpointsRequest
+	8,  // 20: tcpstate.v1.EndpointService.AcceptConnection:input_type -> tcpstate.v1.AcceptConnectionRequest
+	10, // 21: tcpstate.v1.EndpointService.SendData:input_type -> tcpstate.v1.SendDataRequest
+	12, // 22: tcpstate.v1.EndpointService.ReceiveData:input_type -> tcpstate.v1.ReceiveDataRequest
+	14, // 23: tcpstate.v1.EndpointService.ShutdownEndpoint:input_type -> tcpstate.v1.ShutdownEndpointRequest
+	16, // 24: tcpstate.v1.EndpointService.CloseEndpoint:input_type -> tcpstate.v1.CloseEndpointRequest
+	18, // 25: tcpstate.v1.EndpointService.AbortEndpoint:input_type -> tcpstate.v1.AbortEndpointRequest
+	3,  // 26: tcpstate.v1.EndpointService.CreateEndpoint:output_type -> tcpstate.v1.CreateEndpointResponse
+	5,  // 27: tcpstate.v1.EndpointService.GetEndpoint:output_type -> tcpstate.v1.GetEndpointResponse
+	7,  // 28: tcpstate.v1.EndpointService.ListEndpoints:output_type -> tcpstate.v1.ListEndpointsResponse
+	9,  // 29: tcpstate.v1.EndpointService.AcceptConnection:output_type -> tcpstate.v1.AcceptConnectionResponse
+	11, // 30: tcpstate.v1.EndpointService.SendData:output_type -> tcpstate.v1.SendDataResponse
+	13, // 31: tcpstate.v1.EndpointService.ReceiveData:output_type -> tcpstate.v1.ReceiveDataResponse
+	15, // 32: tcpstate.v1.EndpointService.ShutdownEndpoint:output_type -> tcpstate.v1.ShutdownEndpointResponse
+	17, // 33: tcpstate.v1.EndpointService.CloseEndpoint:output_type -> tcpstate.v1.CloseEndpointResponse
+	19, // 34: tcpstate.v1.EndpointService.AbortEndpoint:output_type -> tcpstate.v1.AbortEndpointResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_endpoint_service_proto_init() }

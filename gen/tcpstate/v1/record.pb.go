@@ -641,7 +641,12 @@ type ListenInput struct {
 	EndpointId   string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
 	LocalAddress string `protobuf:"bytes,2,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
 	// Accept queue limit; 0 means the session default.
-	Backlog       uint32 `protobuf:"varint,3,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	Backlog uint32 `protobuf:"varint,3,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	// ListenConfig.fast_open: SetListenerFastOpen after the listen.
+	FastOpen bool `protobuf:"varint,4,opt,name=fast_open,json=fastOpen,proto3" json:"fast_open,omitempty"`
+	// ListenConfig.md5_keys, set (SetMD5Key) after the listen. Never shown
+	// by the API (the log's Record views leave them out).
+	Md5Keys       []*Md5PeerKey `protobuf:"bytes,5,rep,name=md5_keys,json=md5Keys,proto3" json:"md5_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -697,6 +702,20 @@ func (x *ListenInput) GetBacklog() uint32 {
 	return 0
 }
 
+func (x *ListenInput) GetFastOpen() bool {
+	if x != nil {
+		return x.FastOpen
+	}
+	return false
+}
+
+func (x *ListenInput) GetMd5Keys() []*Md5PeerKey {
+	if x != nil {
+		return x.Md5Keys
+	}
+	return nil
+}
+
 // An active open.
 type ConnectInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -704,6 +723,13 @@ type ConnectInput struct {
 	EndpointId    string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
 	LocalAddress  string `protobuf:"bytes,2,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
 	RemoteAddress string `protobuf:"bytes,3,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	// ConnectConfig.fast_open: the open is ConnectFastOpen with
+	// fast_open_data.
+	FastOpen     bool   `protobuf:"varint,4,opt,name=fast_open,json=fastOpen,proto3" json:"fast_open,omitempty"`
+	FastOpenData []byte `protobuf:"bytes,5,opt,name=fast_open_data,json=fastOpenData,proto3" json:"fast_open_data,omitempty"`
+	// ConnectConfig.md5_key, set (SetMD5Key) for the remote address before
+	// the open. Never shown by the API (the log's Record views leave it out).
+	Md5Key        []byte `protobuf:"bytes,6,opt,name=md5_key,json=md5Key,proto3" json:"md5_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +783,27 @@ func (x *ConnectInput) GetRemoteAddress() string {
 		return x.RemoteAddress
 	}
 	return ""
+}
+
+func (x *ConnectInput) GetFastOpen() bool {
+	if x != nil {
+		return x.FastOpen
+	}
+	return false
+}
+
+func (x *ConnectInput) GetFastOpenData() []byte {
+	if x != nil {
+		return x.FastOpenData
+	}
+	return nil
+}
+
+func (x *ConnectInput) GetMd5Key() []byte {
+	if x != nil {
+		return x.Md5Key
+	}
+	return nil
 }
 
 // An accept call on a listener.
@@ -1315,7 +1362,7 @@ var File_tcpstate_v1_record_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\n" +
-	"\x18tcpstate/v1/record.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/session.proto\"\xec\x01\n" +
+	"\x18tcpstate/v1/record.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atcpstate/v1/endpoint.proto\x1a\x19tcpstate/v1/outputs.proto\x1a\x19tcpstate/v1/session.proto\"\xec\x01\n" +
 	"\tLogRecord\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12-\n" +
 	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time\x121\n" +
@@ -1361,17 +1408,22 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\fSegmentInput\x12\x1b\n" +
 	"\tip_packet\x18\x01 \x01(\fR\bipPacket\">\n" +
 	"\x11AdvanceClockInput\x12)\n" +
-	"\x02to\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x02to\"m\n" +
+	"\x02to\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x02to\"\xbe\x01\n" +
 	"\vListenInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12#\n" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12\x18\n" +
-	"\abacklog\x18\x03 \x01(\rR\abacklog\"{\n" +
+	"\abacklog\x18\x03 \x01(\rR\abacklog\x12\x1b\n" +
+	"\tfast_open\x18\x04 \x01(\bR\bfastOpen\x122\n" +
+	"\bmd5_keys\x18\x05 \x03(\v2\x17.tcpstate.v1.Md5PeerKeyR\amd5Keys\"\xd7\x01\n" +
 	"\fConnectInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12#\n" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12%\n" +
-	"\x0eremote_address\x18\x03 \x01(\tR\rremoteAddress\".\n" +
+	"\x0eremote_address\x18\x03 \x01(\tR\rremoteAddress\x12\x1b\n" +
+	"\tfast_open\x18\x04 \x01(\bR\bfastOpen\x12$\n" +
+	"\x0efast_open_data\x18\x05 \x01(\fR\ffastOpenData\x12\x17\n" +
+	"\amd5_key\x18\x06 \x01(\fR\x06md5Key\".\n" +
 	"\vAcceptInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\"@\n" +
@@ -1454,8 +1506,9 @@ var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*SessionOptions)(nil),        // 17: tcpstate.v1.SessionOptions
 	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 	(SessionKind)(0),              // 19: tcpstate.v1.SessionKind
-	(*Transition)(nil),            // 20: tcpstate.v1.Transition
-	(*Event)(nil),                 // 21: tcpstate.v1.Event
+	(*Md5PeerKey)(nil),            // 20: tcpstate.v1.Md5PeerKey
+	(*Transition)(nil),            // 21: tcpstate.v1.Transition
+	(*Event)(nil),                 // 22: tcpstate.v1.Event
 }
 var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	16, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
@@ -1479,17 +1532,18 @@ var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	12, // 18: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
 	13, // 19: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
 	16, // 20: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	16, // 21: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
-	16, // 22: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
-	16, // 23: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
-	20, // 24: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	21, // 25: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	15, // 26: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	20, // 21: tcpstate.v1.ListenInput.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
+	16, // 22: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
+	16, // 23: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
+	16, // 24: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
+	21, // 25: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	22, // 26: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	15, // 27: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }
@@ -1497,6 +1551,7 @@ func file_tcpstate_v1_record_proto_init() {
 	if File_tcpstate_v1_record_proto != nil {
 		return
 	}
+	file_tcpstate_v1_endpoint_proto_init()
 	file_tcpstate_v1_outputs_proto_init()
 	file_tcpstate_v1_session_proto_init()
 	file_tcpstate_v1_record_proto_msgTypes[0].OneofWrappers = []any{
