@@ -276,3 +276,30 @@ func TestCreateEndpointFastOpenMD5InvalidArguments(t *testing.T) {
 		t.Fatalf("refused calls were logged: %d records, want the start record only", n)
 	}
 }
+
+// TestCreateEndpointMD5RefusedConnectKeepsOldKey: a connect the engine
+// refuses (its 4-tuple is taken) changes nothing, not even the peer's
+// TCP-MD5 key it carried: the next connection signs with the old key, and
+// the re-run (which never sees the refused call) matches.
+func TestCreateEndpointMD5RefusedConnectKeepsOldKey(t *testing.T) {
+	e := newMemEnv(t, Config{})
+	s := e.createSession("md5", fixedISNOptions(1000)).Name
+	connect := func(port, key string) (*pb.CreateEndpointResponse, error) {
+		return e.endpoints.CreateEndpoint(ctx(t), &pb.CreateEndpointRequest{Parent: s, Mode: &pb.CreateEndpointRequest_Connect{Connect: &pb.ConnectConfig{
+			LocalAddress: "10.0.0.1:" + port, RemoteAddress: "10.0.0.3:179", Md5Key: []byte(key)}}})
+	}
+	must[*pb.CreateEndpointResponse](t)(connect("40000", "old-key"))
+	if _, err := connect("40000", "new-key"); err == nil {
+		t.Fatalf("a second connect on the same 4-tuple was accepted")
+	}
+	resp := must[*pb.CreateEndpointResponse](t)(connect("40001", ""))
+	raw := onlySyn(t, resp.Outputs).Raw
+	signed := bytes.Clone(raw)
+	if !fsm.SignMD5(signed, []byte("old-key")) || !bytes.Equal(signed, raw) {
+		t.Fatalf("the SYN after the refused connect is not signed with the old key")
+	}
+	e.restart()
+	if v := e.verify(s); !v.Identical {
+		t.Fatalf("re-run after restart: %+v", v)
+	}
+}
