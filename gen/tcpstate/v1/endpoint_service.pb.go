@@ -35,7 +35,8 @@ type ListenConfig struct {
 	// TCP-MD5 keys (RFC 2385) per peer address, set with the listen (as
 	// TCP_MD5SIG): segments to and from each peer are signed, unsigned ones
 	// dropped. A key holds for the whole session, for every connection with
-	// that peer. Keys are secrets: never shown in responses, views or the log.
+	// that peer. Keys are secrets: never shown in responses, views or
+	// ListRecords (the replay log on disk keeps them, for re-runs).
 	Md5Keys       []*Md5PeerKey `protobuf:"bytes,4,rep,name=md5_keys,json=md5Keys,proto3" json:"md5_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -116,7 +117,7 @@ type ConnectConfig struct {
 	// TCP-MD5 key (RFC 2385, TCP_MD5SIG) for the remote address, set before
 	// the SYN is sent: 1 to 80 bytes. It holds for the whole session, for
 	// every connection with that peer. A secret: never shown in responses,
-	// views or the log.
+	// views or ListRecords (the replay log on disk keeps it, for re-runs).
 	Md5Key        []byte `protobuf:"bytes,5,opt,name=md5_key,json=md5Key,proto3" json:"md5_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
