@@ -150,6 +150,8 @@ const (
 	CodeNagleMinshall
 	// RFC 9293 Appendix B (docs/CONFORMANCE.md).
 	CodeBadAddress
+	// Issue 10: urgent data out of band (oob.go).
+	CodeUrgentOutOfBand
 	numCodes
 )
 
@@ -291,4 +293,5 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeKeepAliveProbeAlways: {"KEEPALIVE_PROBE_ALWAYS", secKeepAlive, "always_keepalive=1 (as FreeBSD; RFC 1122 §4.2.3.6 says keep-alive MUST default to off): nothing received for {IDLE.MS} ms: sent probe {PROBE} of {COUNT}, <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK> with {SEG.SEQ}"},
 	CodeWindowUpdateBSD:      {"WINDOW_UPDATE_BSD", "RFC 9293 §3.8.6.2.2", "wnd_update_bsd=1 (as FreeBSD): reading opened the window by ADV={ADV} bytes, at least 2·MSS (MSS={MSS}) and a quarter of the buffer (or half of it): a window update is sent; the rfc rule waits until the window at least doubles"},
 	CodeBadAddress:           {"BAD_ADDRESS", "RFC 9293 §3.9.2.3", "the segment is addressed to a broadcast or multicast address, or comes from one: discarded silently, as RFC 1122 §4.2.3.10 requires (MUST-57, MUST-63)"},
+	CodeUrgentOutOfBand:      {"URGENT_OUT_OF_BAND", "RFC 9293 §3.8.5, RFC 6093 §5", "oob_inline=0 (as BSD sockets without SO_OOBINLINE): the last urgent octet ({URG.SEQ}, before RCV.UP={RCV.UP}) is held out of the stream for recv(MSG_OOB), and reads stop at the mark; RFC 6093 §5 keeps urgent data in line"},
 }

@@ -126,6 +126,7 @@ type Config struct {
 	InsecureRST       bool          // insecure_rst
 	InsecureSYN       bool          // insecure_syn
 	DropSynFin        bool          // drop_synfin
+	OOBNoInline       bool          // oob_inline=0 (oob.go)
 	TimeWaitBSD       bool          // tw_bsd
 	ClosingFinAck     bool          // closing_fin_ack
 	RstClosingReset   bool          // rst_closing_econnreset

@@ -398,7 +398,7 @@ func (e *Engine) Receive(id EndpointID, buf []byte) (int, error) {
 		return 0, nil
 	}
 	e.begin()
-	n := c.rcvBuf.read(buf)
+	n := c.receive(buf) // oob.go: the urgent octet held out of band is skipped
 	if c.rcvBuf.Len() == 0 {
 		c.rcvBuf.release(&e.rcvSpare)
 	}
@@ -411,7 +411,7 @@ func (e *Engine) Receive(id EndpointID, buf []byte) (int, error) {
 // Readable returns the bytes ready to Receive.
 func (e *Engine) Readable(id EndpointID) int {
 	if c := e.byID[id]; c != nil {
-		return c.rcvBuf.Len()
+		return c.readable()
 	}
 	return 0
 }

@@ -78,7 +78,7 @@ func (e *Engine) info(c *conn) EndpointInfo {
 		SndMSS: c.sndMSS, RcvMSS: c.rcvMSS, SndScale: c.sndScale, RcvScale: c.rcvScale,
 		WindowScale: c.wsOK, Timestamps: c.tsOK, SACKPermitted: c.sackOK,
 		Cwnd: c.cwnd, Ssthresh: c.ssthresh, SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rto,
-		Readable: c.rcvBuf.Len(), FinReceived: c.rcvFin, FinSent: c.finSent,
+		Readable: c.readable(), FinReceived: c.rcvFin, FinSent: c.finSent,
 		RecvBuffer: e.rcvLimit(c),
 	}
 	if c.parent != nil {

@@ -19,5 +19,5 @@ func (e *Engine) Peek(id EndpointID, buf []byte) (int, error) {
 		}
 		return 0, nil
 	}
-	return c.rcvBuf.peek(0, buf), nil
+	return c.peekData(buf), nil // oob.go
 }

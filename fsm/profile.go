@@ -275,9 +275,11 @@ var profiles = []Profile{
 		{"delacktime", "40"},
 		{"msl", "30000"},
 		{"fastopen.client_enable", "1"},
+		{"oob_inline", "0"},
 	}},
 	{Name: "linux", Doc: "Linux 6.x's default choices, as the kernel makes them under script run --target=linux", Settings: [][2]string{
 		{"quickack", "16"},
+		{"oob_inline", "0"},
 		{"delacktime", "40"},
 		{"rst_ack", "1"},
 		{"rst_closing_econnreset", "1"},

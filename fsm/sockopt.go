@@ -18,10 +18,14 @@ type SockOpts struct {
 	// the ECN field (RFC 3168 §5), are the engine's: 0, or ECT(0) on new
 	// data when Config.Recovery.ECN negotiated it (ecn.go).
 	TrafficClass uint8
+	// OOBInline is SO_OOBINLINE: the last urgent octet stays in the
+	// stream (default: switch oob_inline). Off, it is read only with
+	// ReceiveUrgent, recv(MSG_OOB) (oob.go).
+	OOBInline bool
 }
 
 func (c *Config) sockOptsDefaults() SockOpts {
-	return SockOpts{NoDelay: c.NoNagle, MaxRetries: c.MaxRetries}
+	return SockOpts{NoDelay: c.NoNagle, MaxRetries: c.MaxRetries, OOBInline: !c.OOBNoInline}
 }
 
 // SockOpts returns an endpoint's options.

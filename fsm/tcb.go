@@ -135,6 +135,7 @@ type conn struct {
 	quickAcks                    uint8 // quick ACKs sent so far (quickack)
 	rstReply                     bool  // the RST answers a segment: no ACK under rst_ack
 	dsackSet, rcvUpSet, sndUpSet bool
+	oobRead                      bool // the urgent octet at RCV.UP-1 was read by ReceiveUrgent (oob.go)
 
 	// Timers: deadlines on the engine clock; zero means not armed.
 	rtxAt, persistAt, delackAt, timeWaitAt time.Duration

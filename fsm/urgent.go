@@ -9,7 +9,7 @@ package fsm
 // the application when RCV.UP moves ahead (EventUrgent), and reports
 // where the mark lies in what it can read (Engine.Urgent). What BSD
 // sockets do with the last urgent octet (MSG_OOB, SIOCATMARK without
-// SO_OOBINLINE) is built on that by the caller.
+// SO_OOBINLINE) is switch oob_inline (oob.go).
 
 // Urgent is the receive side's urgent state.
 type Urgent struct {
@@ -22,7 +22,8 @@ type Urgent struct {
 	// readable now when the urgent data has not all arrived.
 	Before int
 	// Last is the last urgent octet (what BSD's recv(MSG_OOB) returns),
-	// valid when LastOK: it has arrived and is not yet read.
+	// valid when LastOK: it has arrived and is not yet read (in the
+	// stream, or out of band by ReceiveUrgent).
 	Last   byte
 	LastOK bool
 }
@@ -45,7 +46,7 @@ func (e *Engine) Urgent(id EndpointID) (Urgent, error) {
 	if off := u.Before - 1; off < c.rcvBuf.Len() {
 		var b [1]byte
 		c.rcvBuf.peek(off, b[:])
-		u.Last, u.LastOK = b[0], true
+		u.Last, u.LastOK = b[0], !c.oobRead || c.opts.OOBInline
 	}
 	return u, nil
 }
@@ -101,8 +102,11 @@ func (e *Engine) urgentArrives(c *conn, seg *Segment) {
 		e.explain(c.id, CodeUrgentIgnored, ActionInfo, Field{"SEG.UP", uint64(seg.Urgent)})
 		return
 	}
-	c.rcvUp, c.rcvUpSet = up, true
+	c.rcvUp, c.rcvUpSet, c.oobRead = up, true, false
 	e.explain(c.id, CodeUrgentData, ActionAccepted, Field{"SEG.UP", uint64(seg.Urgent)}, Field{"RCV.UP", uint64(up)})
+	if !c.opts.OOBInline {
+		e.explain(c.id, CodeUrgentOutOfBand, ActionInfo, Field{"URG.SEQ", uint64(up - 1)}, Field{"RCV.UP", uint64(up)})
+	}
 	if up.GreaterThan(c.readSeq()) {
 		e.event(c, EventUrgent)
 	}

@@ -56,6 +56,11 @@ func (r *runner) result(sc *Syscall, c *target.Call, res target.Result) outcome 
 			out = r.sockoptResult(c, sc.Args[3], res)
 			out.ret = res.Ret
 		}
+	case "ioctl": // SIOCATMARK's [v] (ioctl.go)
+		if res.Errno == "" && len(sc.Args) > 2 {
+			out = r.sockoptResult(c, sc.Args[2], res)
+			out.ret = res.Ret
+		}
 	case "poll":
 		if res.Errno == "" && res.Poll != nil {
 			out.fail = comparePoll(sc, res.Poll)

@@ -62,6 +62,7 @@ func (t *Target) setKeepAlive(s *sock, c *target.Call) (target.Result, bool) {
 // applyKeepAlive gives the socket's endpoint the options set on it; a
 // socket without an endpoint yet keeps them for its listen or connect.
 func (t *Target) applyKeepAlive(s *sock) error {
+	t.applyOOBInline(s) // oob.go: SO_OOBINLINE is applied at the same points
 	if s.ka == (keepAliveOpts{}) {
 		return nil
 	}

@@ -28,6 +28,7 @@ type sock struct {
 	foConnect   bool           // TCP_FASTOPEN_CONNECT set: connect waits for the first write
 	foDeferred  netip.AddrPort // the remote of a connect the first write makes (fastopen.go)
 	foLocal     netip.AddrPort
+	oobInline   *bool // SO_OOBINLINE set (oob.go)
 }
 
 // retry tries a blocked call again: its result, the time it returned, and
@@ -257,8 +258,12 @@ func (t *Target) write(s *sock, c *target.Call) target.Result {
 		data[i] = byte('A' + i%26)
 	}
 	detail := ignoredFlags(c)
+	send := t.e.Send
+	if u := t.sendUrgent(); u != nil && c.Flags&msgOOB != 0 {
+		send, detail = u, "MSG_OOB: urgent data, SND.UP after it (oob.go)"
+	}
 	try := func() (target.Result, time.Duration, bool) {
-		k, err := t.e.Send(s.conn, data)
+		k, err := send(s.conn, data)
 		switch {
 		case errors.Is(err, fsm.ErrInsufficientResources):
 			return target.Result{}, 0, false
@@ -298,7 +303,7 @@ func (t *Target) read(s *sock, c *target.Call) target.Result {
 	n := c.Len
 	flags := c.Flags
 	if flags&msgOOB != 0 {
-		return target.Result{Skip: "skipped: recv with MSG_OOB (urgent data) is not supported by the engine target yet"}
+		return t.readOOB(s, c) // oob.go
 	}
 	get := t.e.Receive
 	if flags&msgPeek != 0 {

@@ -23,6 +23,8 @@ func (t *Target) setsockopt(s *sock, c *target.Call) target.Result {
 		return res
 	}
 	switch c.Opt {
+	case "SO_OOBINLINE":
+		return t.setOOBInline(s, c)
 	case "TCP_MD5SIG":
 		return t.setMD5(c)
 	case "SO_REUSEADDR", "SO_REUSEPORT":
@@ -79,6 +81,8 @@ func (t *Target) getsockopt(s *sock, c *target.Call) target.Result {
 		return value(v, fmt.Sprint(v))
 	case "TCP_INFO":
 		return target.Result{Info: t.tcpInfo(s)}
+	case "SO_OOBINLINE":
+		return t.getOOBInline(s)
 	}
 	return target.Result{Skip: "skipped: getsockopt " + c.Opt + " is not supported by tcpstated"}
 }
