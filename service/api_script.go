@@ -335,6 +335,63 @@ func (e *scriptEngine) NextDeadline() (time.Duration, bool) {
 	return e.ss.m.Engine.NextDeadline()
 }
 
+// ReceiveUrgent is recv(MSG_OOB), as a logged input (a peek too: the
+// runner cannot tell the service apart from the engine).
+func (e *scriptEngine) ReceiveUrgent(id fsm.EndpointID, peek bool) (byte, error) {
+	res, err := e.exec(&pb.Input{Kind: &pb.Input_Urgent{Urgent: &pb.UrgentInput{EndpointId: eid(id), Receive: true, Peek: peek}}})
+	if err != nil {
+		return 0, err
+	}
+	if len(res.GetData()) != 1 {
+		return 0, fsm.ErrNoUrgent
+	}
+	return res.GetData()[0], nil
+}
+
+// SendUrgent is send(MSG_OOB), as a logged input.
+func (e *scriptEngine) SendUrgent(id fsm.EndpointID, data []byte) (int, error) {
+	if len(data) == 0 {
+		return 0, nil
+	}
+	res, err := e.exec(&pb.Input{Kind: &pb.Input_Urgent{Urgent: &pb.UrgentInput{EndpointId: eid(id), SendData: append([]byte(nil), data...)}}})
+	if err != nil {
+		return 0, err
+	}
+	return int(res.GetCount()), nil
+}
+
+// AtMark is ioctl(SIOCATMARK); it changes nothing, so it is not logged.
+func (e *scriptEngine) AtMark(id fsm.EndpointID) (bool, error) {
+	e.ss.mu.Lock()
+	defer e.ss.mu.Unlock()
+	return e.ss.m.Engine.AtMark(id)
+}
+
+// SockOpts reads an endpoint's socket options.
+func (e *scriptEngine) SockOpts(id fsm.EndpointID) (fsm.SockOpts, error) {
+	e.ss.mu.Lock()
+	defer e.ss.mu.Unlock()
+	return e.ss.m.Engine.SockOpts(id)
+}
+
+// SetSockOpts changes SO_OOBINLINE, as a logged input; the other socket
+// options of a script session are fixed when its engine is configured.
+func (e *scriptEngine) SetSockOpts(id fsm.EndpointID, o fsm.SockOpts) error {
+	cur, err := e.SockOpts(id)
+	if err != nil {
+		return err
+	}
+	if o.OOBInline == cur.OOBInline {
+		return nil
+	}
+	cur.OOBInline = o.OOBInline
+	if cur != o {
+		return errors.New("socket options other than SO_OOBINLINE cannot be changed in a service script session")
+	}
+	_, err = e.exec(&pb.Input{Kind: &pb.Input_Urgent{Urgent: &pb.UrgentInput{EndpointId: eid(id), OobInline: proto.Bool(o.OOBInline)}}})
+	return err
+}
+
 // Peek reads without consuming (recv with MSG_PEEK). It changes nothing,
 // so it is not logged.
 func (e *scriptEngine) Peek(id fsm.EndpointID, buf []byte) (int, error) {

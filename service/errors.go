@@ -117,6 +117,8 @@ var sentinelCodes = []struct {
 	{fsm.ErrInsufficientResources, codes.ResourceExhausted, "INSUFFICIENT_RESOURCES"},
 	{fsm.ErrEndpointLimit, codes.ResourceExhausted, "ENDPOINT_LIMIT"},
 	{fsm.ErrInvalidAddress, codes.InvalidArgument, "INVALID_ADDRESS"},
+	{fsm.ErrNoUrgent, codes.FailedPrecondition, "NO_URGENT_DATA"},
+	{fsm.ErrUrgentNotYet, codes.FailedPrecondition, "URGENT_DATA_NOT_YET"},
 	{machine.ErrInvalid, codes.InvalidArgument, "INVALID_ARGUMENT"},
 	{machine.ErrNotFound, codes.NotFound, "ENDPOINT_NOT_FOUND"},
 	{machine.ErrExists, codes.AlreadyExists, "ENDPOINT_ALREADY_EXISTS"},

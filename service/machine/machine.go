@@ -267,8 +267,48 @@ func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
 		}
 		return nil, e.SetKeepAlive(id, fsm.KeepAlive{Enabled: ka.GetEnabled(), Idle: ka.GetIdle().AsDuration(),
 			Interval: ka.GetInterval().AsDuration(), Count: int(ka.GetCount()), Init: ka.GetInit().AsDuration()})
+	case *pb.Input_Urgent:
+		return m.urgent(k.Urgent)
 	}
 	return nil, invalidf("input: empty or of an unknown kind")
+}
+
+// urgent applies an UrgentInput: exactly one of its operations.
+func (m *Machine) urgent(u *pb.UrgentInput) (*pb.CallResult, error) {
+	id, err := m.Resolve(u.GetEndpointId())
+	if err != nil {
+		return nil, err
+	}
+	ops := 0
+	for _, set := range []bool{u.GetReceive(), len(u.GetSendData()) > 0, u.OobInline != nil} {
+		if set {
+			ops++
+		}
+	}
+	if ops != 1 {
+		return nil, invalidf("urgent: want exactly one of receive, send_data and oob_inline, got %d", ops)
+	}
+	e := m.Engine
+	switch {
+	case u.GetReceive():
+		b, err := e.ReceiveUrgent(id, u.GetPeek())
+		if err != nil {
+			return nil, err
+		}
+		return &pb.CallResult{Data: []byte{b}}, nil
+	case len(u.GetSendData()) > 0:
+		n, err := e.SendUrgent(id, u.GetSendData())
+		if err != nil {
+			return nil, err
+		}
+		return &pb.CallResult{Count: uint32(n)}, nil
+	}
+	o, err := e.SockOpts(id)
+	if err != nil {
+		return nil, err
+	}
+	o.OOBInline = u.GetOobInline()
+	return nil, e.SetSockOpts(id, o)
 }
 
 // receive reads up to max bytes (0: all readable). Reaching the end of the

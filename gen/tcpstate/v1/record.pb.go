@@ -319,6 +319,7 @@ type Input struct {
 	//	*Input_Close
 	//	*Input_Abort
 	//	*Input_KeepAlive
+	//	*Input_Urgent
 	Kind isInput_Kind `protobuf_oneof:"kind"`
 	// The request_id of the call that gave this input (AIP-155), if it
 	// had one: a repeat of the ID is answered from the log.
@@ -463,6 +464,15 @@ func (x *Input) GetKeepAlive() *KeepAliveInput {
 	return nil
 }
 
+func (x *Input) GetUrgent() *UrgentInput {
+	if x != nil {
+		if x, ok := x.Kind.(*Input_Urgent); ok {
+			return x.Urgent
+		}
+	}
+	return nil
+}
+
 func (x *Input) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
@@ -518,6 +528,10 @@ type Input_KeepAlive struct {
 	KeepAlive *KeepAliveInput `protobuf:"bytes,20,opt,name=keep_alive,json=keepAlive,proto3,oneof"`
 }
 
+type Input_Urgent struct {
+	Urgent *UrgentInput `protobuf:"bytes,21,opt,name=urgent,proto3,oneof"`
+}
+
 func (*Input_Segment) isInput_Kind() {}
 
 func (*Input_AdvanceClock) isInput_Kind() {}
@@ -539,6 +553,8 @@ func (*Input_Close) isInput_Kind() {}
 func (*Input_Abort) isInput_Kind() {}
 
 func (*Input_KeepAlive) isInput_Kind() {}
+
+func (*Input_Urgent) isInput_Kind() {}
 
 // An inbound segment. Always the whole IP packet as the engine received it:
 // structured and raw-TCP submissions are stored after the server encoded
@@ -1094,6 +1110,89 @@ func (x *AbortInput) GetEndpointId() string {
 	return ""
 }
 
+// Urgent data as BSD sockets show it (RFC 9293 §3.8.5, RFC 6093; the
+// engine's oob_inline switch): exactly one of receive, send_data and
+// oob_inline is set.
+type UrgentInput struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// recv(MSG_OOB): read the urgent octet held out of band (the result's
+	// data); with peek, leave it there (MSG_PEEK).
+	Receive bool `protobuf:"varint,2,opt,name=receive,proto3" json:"receive,omitempty"`
+	Peek    bool `protobuf:"varint,3,opt,name=peek,proto3" json:"peek,omitempty"`
+	// send(MSG_OOB): send these bytes, the last of them urgent.
+	SendData []byte `protobuf:"bytes,4,opt,name=send_data,json=sendData,proto3" json:"send_data,omitempty"`
+	// setsockopt(SO_OOBINLINE): keep urgent data in line on this endpoint.
+	OobInline     *bool `protobuf:"varint,5,opt,name=oob_inline,json=oobInline,proto3,oneof" json:"oob_inline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UrgentInput) Reset() {
+	*x = UrgentInput{}
+	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UrgentInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UrgentInput) ProtoMessage() {}
+
+func (x *UrgentInput) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UrgentInput.ProtoReflect.Descriptor instead.
+func (*UrgentInput) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UrgentInput) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *UrgentInput) GetReceive() bool {
+	if x != nil {
+		return x.Receive
+	}
+	return false
+}
+
+func (x *UrgentInput) GetPeek() bool {
+	if x != nil {
+		return x.Peek
+	}
+	return false
+}
+
+func (x *UrgentInput) GetSendData() []byte {
+	if x != nil {
+		return x.SendData
+	}
+	return nil
+}
+
+func (x *UrgentInput) GetOobInline() bool {
+	if x != nil && x.OobInline != nil {
+		return *x.OobInline
+	}
+	return false
+}
+
 // Keep-alive settings of an endpoint (RFC 9293 §3.8.4; the socket options
 // SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and FreeBSD's
 // TCP_KEEPINIT). Zero durations and counts take the session's defaults.
@@ -1116,7 +1215,7 @@ type KeepAliveInput struct {
 
 func (x *KeepAliveInput) Reset() {
 	*x = KeepAliveInput{}
-	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1227,7 @@ func (x *KeepAliveInput) String() string {
 func (*KeepAliveInput) ProtoMessage() {}
 
 func (x *KeepAliveInput) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_record_proto_msgTypes[13]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1240,7 @@ func (x *KeepAliveInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveInput.ProtoReflect.Descriptor instead.
 func (*KeepAliveInput) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{13}
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeepAliveInput) GetEndpointId() string {
@@ -1204,7 +1303,7 @@ type OutputDigest struct {
 
 func (x *OutputDigest) Reset() {
 	*x = OutputDigest{}
-	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1315,7 @@ func (x *OutputDigest) String() string {
 func (*OutputDigest) ProtoMessage() {}
 
 func (x *OutputDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_record_proto_msgTypes[14]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1328,7 @@ func (x *OutputDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputDigest.ProtoReflect.Descriptor instead.
 func (*OutputDigest) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{14}
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OutputDigest) GetInputIndex() uint64 {
@@ -1288,7 +1387,7 @@ type CallResult struct {
 
 func (x *CallResult) Reset() {
 	*x = CallResult{}
-	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1399,7 @@ func (x *CallResult) String() string {
 func (*CallResult) ProtoMessage() {}
 
 func (x *CallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1412,7 @@ func (x *CallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
 func (*CallResult) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{15}
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CallResult) GetCount() uint32 {
@@ -1387,7 +1486,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"expireTime\x12<\n" +
 	"\fexpire_clock\x18\v \x01(\v2\x19.google.protobuf.DurationR\vexpireClock\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\f \x01(\tR\trequestId\"\x8a\x05\n" +
+	"request_id\x18\f \x01(\tR\trequestId\"\xbe\x05\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
@@ -1401,7 +1500,8 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05abort\x18\n" +
 	" \x01(\v2\x17.tcpstate.v1.AbortInputH\x00R\x05abort\x12<\n" +
 	"\n" +
-	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAlive\x12\x1d\n" +
+	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAlive\x122\n" +
+	"\x06urgent\x18\x15 \x01(\v2\x18.tcpstate.v1.UrgentInputH\x00R\x06urgent\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x1e \x01(\tR\trequestIdB\x06\n" +
 	"\x04kind\"+\n" +
@@ -1445,7 +1545,16 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\n" +
 	"AbortInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
-	"endpointId\"\xf6\x01\n" +
+	"endpointId\"\xac\x01\n" +
+	"\vUrgentInput\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x18\n" +
+	"\areceive\x18\x02 \x01(\bR\areceive\x12\x12\n" +
+	"\x04peek\x18\x03 \x01(\bR\x04peek\x12\x1b\n" +
+	"\tsend_data\x18\x04 \x01(\fR\bsendData\x12\"\n" +
+	"\n" +
+	"oob_inline\x18\x05 \x01(\bH\x00R\toobInline\x88\x01\x01B\r\n" +
+	"\v_oob_inline\"\xf6\x01\n" +
 	"\x0eKeepAliveInput\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x18\n" +
@@ -1484,7 +1593,7 @@ func file_tcpstate_v1_record_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_record_proto_rawDescData
 }
 
-var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*LogRecord)(nil),             // 0: tcpstate.v1.LogRecord
 	(*SessionStart)(nil),          // 1: tcpstate.v1.SessionStart
@@ -1499,27 +1608,28 @@ var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*ShutdownInput)(nil),         // 10: tcpstate.v1.ShutdownInput
 	(*CloseInput)(nil),            // 11: tcpstate.v1.CloseInput
 	(*AbortInput)(nil),            // 12: tcpstate.v1.AbortInput
-	(*KeepAliveInput)(nil),        // 13: tcpstate.v1.KeepAliveInput
-	(*OutputDigest)(nil),          // 14: tcpstate.v1.OutputDigest
-	(*CallResult)(nil),            // 15: tcpstate.v1.CallResult
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*SessionOptions)(nil),        // 17: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(SessionKind)(0),              // 19: tcpstate.v1.SessionKind
-	(*Md5PeerKey)(nil),            // 20: tcpstate.v1.Md5PeerKey
-	(*Transition)(nil),            // 21: tcpstate.v1.Transition
-	(*Event)(nil),                 // 22: tcpstate.v1.Event
+	(*UrgentInput)(nil),           // 13: tcpstate.v1.UrgentInput
+	(*KeepAliveInput)(nil),        // 14: tcpstate.v1.KeepAliveInput
+	(*OutputDigest)(nil),          // 15: tcpstate.v1.OutputDigest
+	(*CallResult)(nil),            // 16: tcpstate.v1.CallResult
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(*SessionOptions)(nil),        // 18: tcpstate.v1.SessionOptions
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(SessionKind)(0),              // 20: tcpstate.v1.SessionKind
+	(*Md5PeerKey)(nil),            // 21: tcpstate.v1.Md5PeerKey
+	(*Transition)(nil),            // 22: tcpstate.v1.Transition
+	(*Event)(nil),                 // 23: tcpstate.v1.Event
 }
 var file_tcpstate_v1_record_proto_depIdxs = []int32{
-	16, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
+	17, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
 	1,  // 1: tcpstate.v1.LogRecord.start:type_name -> tcpstate.v1.SessionStart
 	2,  // 2: tcpstate.v1.LogRecord.input:type_name -> tcpstate.v1.Input
-	14, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
-	17, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
-	18, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
-	19, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
-	18, // 7: tcpstate.v1.SessionStart.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 8: tcpstate.v1.SessionStart.expire_clock:type_name -> google.protobuf.Duration
+	15, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
+	18, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
+	19, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
+	19, // 7: tcpstate.v1.SessionStart.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 8: tcpstate.v1.SessionStart.expire_clock:type_name -> google.protobuf.Duration
 	3,  // 9: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
 	4,  // 10: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
 	5,  // 11: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
@@ -1530,20 +1640,21 @@ var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	10, // 16: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
 	11, // 17: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
 	12, // 18: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
-	13, // 19: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
-	16, // 20: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	20, // 21: tcpstate.v1.ListenInput.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
-	16, // 22: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
-	16, // 23: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
-	16, // 24: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
-	21, // 25: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	22, // 26: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	15, // 27: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	14, // 19: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
+	13, // 20: tcpstate.v1.Input.urgent:type_name -> tcpstate.v1.UrgentInput
+	17, // 21: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
+	21, // 22: tcpstate.v1.ListenInput.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
+	17, // 23: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
+	17, // 24: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
+	17, // 25: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
+	22, // 26: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	23, // 27: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	16, // 28: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }
@@ -1571,14 +1682,16 @@ func file_tcpstate_v1_record_proto_init() {
 		(*Input_Close)(nil),
 		(*Input_Abort)(nil),
 		(*Input_KeepAlive)(nil),
+		(*Input_Urgent)(nil),
 	}
+	file_tcpstate_v1_record_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_record_proto_rawDesc), len(file_tcpstate_v1_record_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
