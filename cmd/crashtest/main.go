@@ -42,6 +42,7 @@ func main() {
 	replicas := flag.Int("replicas", 0, "run N replicas on one PostgreSQL (replicas.go) instead of one server on a data directory")
 	storeURL := flag.String("store", "", "with -replicas: the database (empty: a PostgreSQL started in a temporary directory)")
 	leaseTTL := flag.Duration("lease-ttl", 3*time.Second, "with -replicas: the replicas' --lease-ttl")
+	dbDown := flag.Duration("db-down", 500*time.Millisecond, "with -replicas: how long PostgreSQL stays down when it is crashed (longer than -lease-ttl lets every lease lapse)")
 	flag.Parse()
 	cfg.Seed = *seed
 	if *seed == 0 {
@@ -58,7 +59,7 @@ func main() {
 		cfg.Binary = bin
 	}
 	if *replicas > 0 {
-		res, err := RunReplicas(context.Background(), ReplicaConfig{Config: cfg, Replicas: *replicas, StoreURL: *storeURL, LeaseTTL: *leaseTTL})
+		res, err := RunReplicas(context.Background(), ReplicaConfig{Config: cfg, Replicas: *replicas, StoreURL: *storeURL, LeaseTTL: *leaseTTL, DBDown: *dbDown})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "crashtest:", err)
 			os.Exit(1)

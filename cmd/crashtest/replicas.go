@@ -45,6 +45,7 @@ type ReplicaConfig struct {
 	Replicas int    // replicas (default 3)
 	StoreURL string // an existing database (empty: start a PostgreSQL in a temporary directory)
 	LeaseTTL time.Duration
+	DBDown   time.Duration // how long PostgreSQL stays down when crashed (default 500 ms)
 }
 
 // ReplicaResult adds what only a replica run measures.
@@ -205,6 +206,9 @@ func RunReplicas(ctx context.Context, cfg ReplicaConfig) (*ReplicaResult, error)
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 3
 	}
+	if cfg.DBDown <= 0 {
+		cfg.DBDown = 500 * time.Millisecond
+	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 3 * time.Second
 	}
@@ -284,11 +288,11 @@ func RunReplicas(ctx context.Context, cfg ReplicaConfig) (*ReplicaResult, error)
 		var what string
 		switch {
 		case i == dbRestartAt && pg != nil:
-			what = "PostgreSQL crashed (pg_ctl -m immediate) and restarted"
+			what = fmt.Sprintf("PostgreSQL crashed (pg_ctl -m immediate), down %v, restarted", cfg.DBDown)
 			if err := pg.Crash(); err != nil {
 				return res, err
 			}
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(cfg.DBDown)
 			if err := pg.Restart(); err != nil {
 				return res, err
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Group commit, as the file store shares an fsync: appends of any number
@@ -16,8 +17,9 @@ import (
 // round, sends one fenced append statement per log in a single pipelined
 // implicit transaction (one round trip, one commit, one WAL flush under
 // synchronous_commit=on), and wakes the round's waiters. Appends arriving
-// meanwhile form the next round. Rounds run one at a time, so a log's
-// batches commit in index order.
+// meanwhile form the next round. A log is in one round in flight at a time, so its
+// batches commit in index order (commitDepth rounds of disjoint logs may
+// commit at once).
 
 // appendSQL appends frames $4 as records $3, $3+1, … of log $1 if and
 // only if the log is still leased under epoch $2 and has exactly $3
@@ -119,8 +121,33 @@ func (c *committer) stop() {
 	<-c.exit
 }
 
+// commitDepth is how many rounds may commit at once, on connections of
+// their own. With synchronous commit a round spends most of its time
+// waiting for the WAL flush; a second round committing meanwhile shares
+// the database's flush instead of queueing behind it. Rounds in flight
+// never share a log (a round whose logs overlap one in flight waits for
+// it), so each log's batches still commit one round after another, in
+// index order, and two rounds never wait for each other's row locks.
+const commitDepth = 2
+
 func (c *committer) loop() {
 	defer close(c.exit)
+	var (
+		inflight sync.WaitGroup
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		busy     = map[*Log]bool{} // logs of the rounds in flight
+	)
+	defer inflight.Wait()
+	slots := make(chan struct{}, commitDepth)
+	overlaps := func(r *round) bool {
+		for _, b := range r.batches {
+			if busy[b.l] {
+				return true
+			}
+		}
+		return false
+	}
 	for {
 		quit := false
 		select {
@@ -128,16 +155,40 @@ func (c *committer) loop() {
 		case <-c.quit:
 			quit = true
 		}
+		// Take a slot before the round, so that appends keep joining
+		// it while every slot is committing.
+		slots <- struct{}{}
 		c.mu.Lock()
 		r := c.next
-		busy := len(r.batches) > 0
-		if busy {
+		has := len(r.batches) > 0
+		if has {
 			c.next = newRound()
 		}
 		c.mu.Unlock()
-		if busy {
-			c.run(r)
-			close(r.done)
+		if !has {
+			<-slots
+		} else {
+			mu.Lock()
+			for overlaps(r) {
+				cond.Wait()
+			}
+			for _, b := range r.batches {
+				busy[b.l] = true
+			}
+			mu.Unlock()
+			inflight.Add(1)
+			go func() {
+				defer inflight.Done()
+				c.run(r)
+				mu.Lock()
+				for _, b := range r.batches {
+					delete(busy, b.l)
+				}
+				cond.Broadcast()
+				mu.Unlock()
+				close(r.done)
+				<-slots
+			}()
 		}
 		if quit {
 			return
@@ -208,6 +259,12 @@ func (c *committer) run(r *round) {
 		// connection dropped around the COMMIT): every log in it must be
 		// reopened to learn what the database holds.
 		c.stats.failed.Add(1)
+		if !errors.As(err, new(*pgconn.PgError)) {
+			// The connection was lost, not a statement refused: the
+			// database likely went away, and every pooled connection
+			// with it.
+			c.s.resetPool()
+		}
 		for _, g := range groups {
 			g.l.poison(fmt.Errorf("commit: %w", err))
 		}

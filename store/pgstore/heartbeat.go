@@ -25,7 +25,7 @@ type heartbeat struct {
 
 func (s *Store) renew(ctx context.Context) error {
 	sent := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.opts.LeaseTTL)
+	ctx, cancel := context.WithTimeout(ctx, s.renewTimeout())
 	defer cancel()
 	_, err := s.pool.Exec(ctx, `INSERT INTO replicas (id, addr, expires) VALUES ($1, $2, now() + make_interval(secs => $3))
 		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, expires = excluded.expires`,
@@ -40,9 +40,27 @@ func (s *Store) renew(ctx context.Context) error {
 	return nil
 }
 
+// renewTimeout bounds one renewal attempt: a renewal that hangs (a
+// database restarting, a network cut) must not hold the next attempt back
+// past the lease. It does not bear on fencing: the lease is trusted from
+// when the request was sent, whatever its answer took.
+func (s *Store) renewTimeout() time.Duration {
+	return min(s.opts.LeaseTTL, max(s.opts.Renew, time.Second))
+}
+
+// renewRetry is how soon a failed renewal is tried again: much sooner
+// than Renew, so that once the database answers again (after a restart,
+// say) the lease is live again within this much rather than a whole
+// interval later, and the sessions here are served again at once instead
+// of lapsing and being taken over by replicas that renewed first.
+func (s *Store) renewRetry() time.Duration {
+	return max(s.opts.Renew/10, 20*time.Millisecond)
+}
+
 func (s *Store) heartbeatLoop() {
 	defer close(s.hbDone)
-	t := time.NewTicker(s.opts.Renew)
+	wait := s.opts.Renew
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
@@ -52,9 +70,25 @@ func (s *Store) heartbeatLoop() {
 		}
 		wasValid := s.LeaseValid()
 		if err := s.renew(context.Background()); err != nil {
-			s.log.Warn("lease renewal failed", "err", err, "lease_valid", s.LeaseValid())
+			s.hb.mu.Lock()
+			fails := s.hb.fails
+			s.hb.mu.Unlock()
+			if fails == 1 {
+				// The database is likely gone (crashed, restarting, cut
+				// off): every pooled connection is then dead too. Drop
+				// them all now, so that the calls after it is back get
+				// fresh ones instead of failing once per stale
+				// connection.
+				s.resetPool()
+			}
+			if fails == 1 || fails%50 == 0 {
+				s.log.Warn("lease renewal failed; retrying", "err", err, "failures", fails,
+					"retry_every", s.renewRetry(), "lease_valid", s.LeaseValid())
+			}
+			t.Reset(s.renewRetry())
 			continue
 		}
+		t.Reset(s.opts.Renew)
 		if !wasValid {
 			// Other replicas may have taken logs over (or removed them)
 			// while this one could not renew: their appends from here
@@ -63,6 +97,18 @@ func (s *Store) heartbeatLoop() {
 			s.checkLost()
 		}
 	}
+}
+
+// resetPool closes every pooled connection (those in use when they are
+// released), after a failure that says the database connection was lost.
+// At most once per 100 ms, as many calls may see the same loss.
+func (s *Store) resetPool() {
+	now := time.Now().UnixNano()
+	last := s.lastReset.Load()
+	if now-last < int64(100*time.Millisecond) || !s.lastReset.CompareAndSwap(last, now) {
+		return
+	}
+	s.pool.Reset()
 }
 
 // LeaseValid reports whether this replica's lease is certainly still live

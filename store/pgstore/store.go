@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -91,9 +92,10 @@ type Store struct {
 	open   map[string]*Log // nil value: being opened
 	closed bool
 
-	hbStop chan struct{}
-	hbDone chan struct{}
-	hb     heartbeat
+	hbStop    chan struct{}
+	hbDone    chan struct{}
+	hb        heartbeat
+	lastReset atomic.Int64 // unix ns of the last pool reset (resetPool)
 }
 
 var _ store.Store = (*Store)(nil)

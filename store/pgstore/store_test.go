@@ -513,3 +513,49 @@ func TestDatabaseCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseBackAfterDatabaseRestart: a replica whose lease lapsed while
+// PostgreSQL was down renews it as soon as the database answers again (a
+// failed renewal is retried every Renew/10, not a whole Renew later), and
+// the pool, reset on the first failure, serves fresh connections at once.
+func TestLeaseBackAfterDatabaseRestart(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.URL(srv.NewDB(t))
+	s := openStore(t, url, Options{Replica: "a", LeaseTTL: 3 * time.Second, Renew: time.Second})
+	if !s.LeaseValid() {
+		t.Fatal("lease not valid after Open")
+	}
+	if err := srv.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.LeaseValid() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.LeaseValid() {
+		t.Fatal("lease still valid 5 s after the database went down (TTL 3 s)")
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	for !s.LeaseValid() && time.Since(back) < 3*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(back)
+	if !s.LeaseValid() {
+		t.Fatal("lease not renewed 3 s after the database came back")
+	}
+	// Renew/10 between attempts, plus a connection: well under Renew.
+	if took > 600*time.Millisecond {
+		t.Errorf("lease renewed %v after the database came back; want within ~Renew/10", took)
+	}
+	t.Logf("lease live again %v after the restart", took)
+	l, err := s.Create("after")
+	if err != nil {
+		t.Fatalf("create right after the restart: %v", err)
+	}
+	if _, err := l.Append(payload(0, 10)); err != nil {
+		t.Fatalf("append right after the restart: %v", err)
+	}
+}
