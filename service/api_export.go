@@ -254,13 +254,21 @@ func (ss *session) exportPcap(w io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return ss.walkPackets(func(it *exportItem) error {
+		return pw.WritePacket(ss.createTime.Add(it.time), it.packet)
+	})
+}
+
+// walkPackets is walkExport over the items that carry a packet; it
+// returns how many it passed to write.
+func (ss *session) walkPackets(write func(*exportItem) error) (int, error) {
 	n := 0
-	_, err = ss.walkExport(func(it *exportItem) error {
+	_, err := ss.walkExport(func(it *exportItem) error {
 		if it.packet == nil {
 			return nil
 		}
 		n++
-		return pw.WritePacket(ss.createTime.Add(it.time), it.packet)
+		return write(it)
 	})
 	return n, err
 }
@@ -274,12 +282,7 @@ func (ss *session) exportPcapng(w io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	_, err = ss.walkExport(func(it *exportItem) error {
-		if it.packet == nil {
-			return nil
-		}
-		n++
+	return ss.walkPackets(func(it *exportItem) error {
 		dir, comment := pcapng.Outbound, it.title
 		if it.inbound {
 			dir = pcapng.Inbound
@@ -289,7 +292,6 @@ func (ss *session) exportPcapng(w io.Writer) (int, error) {
 		}
 		return pw.WritePacket(ss.createTime.Add(it.time), it.packet, dir, strings.TrimSpace(comment))
 	})
-	return n, err
 }
 
 // drawDiagram draws the session's first max segments, and the state
