@@ -513,28 +513,10 @@ func (p *parser) packet() *Packet {
 		}
 		p.pos += 3
 		pk.SeqAny = true
-	} else {
-		pk.Seq = p.uint("a sequence number (start:end(len))", math.MaxUint32)
-		if p.peek() != ':' {
-			p.expected("':' in start:end(len)")
-		}
-		p.pos++
-		pk.End = p.uint("the end sequence number in start:end(len)", math.MaxUint32)
-	}
-	if p.peek() != '(' {
-		p.expected("'(' in start:end(len)")
-	}
-	p.pos++
-	lenPos := p.pos
-	pk.Len = p.uint("the payload length in start:end(len)", 1<<20)
-	if p.peek() != ')' {
-		p.expected("')' in start:end(len)")
-	}
-	p.pos++
-	if pk.SeqAny {
+		pk.Len = p.seqLen(seqForm, "payload length")
 		pk.End = pk.Len
-	} else if pk.End-pk.Seq != pk.Len {
-		p.failAt(lenPos, "payload length %d does not match %d:%d (end - start = %d)", pk.Len, pk.Seq, pk.End, pk.End-pk.Seq)
+	} else {
+		pk.Seq, pk.End, pk.Len = p.seqRange(seqForm, "a sequence number (start:end(len))", "payload length")
 	}
 	if p.peek() == '!' {
 		p.pos++
@@ -608,6 +590,44 @@ func (p *parser) keyword(kw string) bool {
 	return true
 }
 
+// The two spellings of a segment's sequence range: a packet's, and the TCP
+// segment an ICMP error quotes.
+const (
+	seqForm    = "start:end(len)"
+	quotedForm = "[start:end(len)]"
+)
+
+// seqRange parses "start:end(len)" and checks that len is end - start. form
+// names the spelling in errors, what the start number, noun the length.
+func (p *parser) seqRange(form, what, noun string) (seq, end, n uint32) {
+	seq = p.uint(what, math.MaxUint32)
+	if p.peek() != ':' {
+		p.expected("':' in " + form)
+	}
+	p.pos++
+	end = p.uint("the end sequence number in "+form, math.MaxUint32)
+	lenPos := p.pos + 1
+	n = p.seqLen(form, noun)
+	if end-seq != n {
+		p.failAt(lenPos, "%s %d does not match %d:%d (end - start = %d)", noun, n, seq, end, end-seq)
+	}
+	return seq, end, n
+}
+
+// seqLen parses the "(len)" that ends a sequence range.
+func (p *parser) seqLen(form, noun string) uint32 {
+	if p.peek() != '(' {
+		p.expected("'(' in " + form)
+	}
+	p.pos++
+	n := p.uint("the "+noun+" in "+form, 1<<20)
+	if p.peek() != ')' {
+		p.expected("')' in " + form)
+	}
+	p.pos++
+	return n
+}
+
 // icmp parses the rest of "< icmp TYPE [CODE] [mtu N] [seq:end(len)[/udp(...)]]".
 func (p *parser) icmp() *ICMP {
 	c := &ICMP{}
@@ -634,25 +654,7 @@ func (p *parser) icmp() *ICMP {
 	}
 	p.pos++
 	p.skip(false)
-	c.Seq = p.uint("the quoted sequence number in [start:end(len)]", math.MaxUint32)
-	if p.peek() != ':' {
-		p.expected("':' in [start:end(len)]")
-	}
-	p.pos++
-	c.End = p.uint("the quoted end sequence number in [start:end(len)]", math.MaxUint32)
-	if p.peek() != '(' {
-		p.expected("'(' in [start:end(len)]")
-	}
-	p.pos++
-	lenPos := p.pos
-	c.Len = p.uint("the quoted length in [start:end(len)]", 1<<20)
-	if p.peek() != ')' {
-		p.expected("')' in [start:end(len)]")
-	}
-	p.pos++
-	if c.End-c.Seq != c.Len {
-		p.failAt(lenPos, "quoted length %d does not match %d:%d (end - start = %d)", c.Len, c.Seq, c.End, c.End-c.Seq)
-	}
+	c.Seq, c.End, c.Len = p.seqRange(quotedForm, "the quoted sequence number in [start:end(len)]", "quoted length")
 	if p.hasPrefix("/udp(") {
 		p.pos += len("/udp(")
 		end := strings.IndexAny(string(p.src[p.pos:]), ")\n")
