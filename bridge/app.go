@@ -50,7 +50,7 @@ func (a *app) run(ctx context.Context) error {
 		}
 		local := netip.AddrPortFrom(c.Local, port)
 		resp, err := a.ep.CreateEndpoint(ctx, &pb.CreateEndpointRequest{Parent: a.parent, Mode: &pb.CreateEndpointRequest_Connect{
-			Connect: &pb.ConnectConfig{LocalAddress: local.String(), RemoteAddress: c.Connect.String()}}})
+			Connect: &pb.ConnectConfig{LocalAddress: local.String(), RemoteAddress: c.Connect.String(), FastOpen: c.FastOpen}}})
 		if err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
@@ -64,7 +64,7 @@ func (a *app) run(ctx context.Context) error {
 	}
 	local := netip.AddrPortFrom(c.Local, c.Listen)
 	resp, err := a.ep.CreateEndpoint(ctx, &pb.CreateEndpointRequest{Parent: a.parent, Mode: &pb.CreateEndpointRequest_Listen{
-		Listen: &pb.ListenConfig{LocalAddress: local.String()}}})
+		Listen: &pb.ListenConfig{LocalAddress: local.String(), FastOpen: c.FastOpen}}})
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

@@ -87,6 +87,13 @@ type Config struct {
 	// random choices come from NetemSeed.
 	NetemIn, NetemOut NetemSpec
 	NetemSeed         uint64
+
+	// FastOpen turns on TCP Fast Open (RFC 7413): a session this command
+	// creates gets the switches fastopen.server_enable and
+	// fastopen.client_enable, the listener is made with
+	// ListenConfig.fast_open (TCP_FASTOPEN) and a connect with
+	// ConnectConfig.fast_open (a cookie request, or the cached cookie).
+	FastOpen bool
 }
 
 // ClosePolicy is when a connection is closed.

@@ -119,11 +119,15 @@ func (c *Config) ensureSession(ctx context.Context, sc pb.SessionServiceClient) 
 	if status.Code(err) != codes.NotFound {
 		return "", err
 	}
-	_, err = sc.CreateSession(ctx, &pb.CreateSessionRequest{SessionId: c.Session, Session: &pb.Session{Kind: pb.SessionKind_SESSION_KIND_TUN, Options: &pb.SessionOptions{
+	opts := &pb.SessionOptions{
 		ClockMode:     pb.ClockMode_CLOCK_MODE_REALTIME,
 		ReceiveWindow: uint32(c.ReceiveWindow),
 		SendBuffer:    uint32(c.SendBuffer),
-	}}})
+	}
+	if c.FastOpen {
+		opts.Switches = map[string]string{"fastopen.server_enable": "1", "fastopen.client_enable": "1"}
+	}
+	_, err = sc.CreateSession(ctx, &pb.CreateSessionRequest{SessionId: c.Session, Session: &pb.Session{Kind: pb.SessionKind_SESSION_KIND_TUN, Options: opts}})
 	if err != nil {
 		return "", fmt.Errorf("creating session %s: %w", name, err)
 	}

@@ -94,6 +94,9 @@ func TestRESTBadRequests(t *testing.T) {
 		{"negative page size", "GET", "/v1/sessions?pageSize=-1", "", 400, codes.InvalidArgument, "page_size"},
 		{"page token not issued", "GET", "/v1/sessions?pageToken=zzz", "", 400, codes.InvalidArgument, "page_token"},
 		{"send with nothing", "POST", "/v1/sessions/demo/endpoints/2:send", `{}`, 400, codes.InvalidArgument, "payload: one of data or text is required"},
+		{"MD5 key over 80 bytes", "POST", "/v1/sessions/demo/endpoints/web:setMd5Key", `{"peerAddress":"10.0.0.2","key":"a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tr"}`, 400, codes.InvalidArgument, "key: 81 bytes, more than 80 (TCP_MD5SIG_MAXKEYLEN)"},
+		{"MD5 peer with a port", "POST", "/v1/sessions/demo/endpoints/web:setMd5Key", `{"peerAddress":"10.0.0.2:179","key":"c2VjcmV0"}`, 400, codes.InvalidArgument, `peer_address: "10.0.0.2:179" is not an IP address`},
+		{"MD5 key on an unknown endpoint", "POST", "/v1/sessions/demo/endpoints/99:setMd5Key", `{"peerAddress":"10.0.0.2","key":"c2VjcmV0"}`, 404, codes.NotFound, "endpoints/99 not found"},
 
 		// Calls the connection's state does not allow: the RFC's words.
 		{"send on a listener", "POST", "/v1/sessions/demo/endpoints/web:send", `{"text":"x"}`, 400, codes.FailedPrecondition, "endpoint is a listener, not a connection"},

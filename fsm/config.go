@@ -162,6 +162,8 @@ type Config struct {
 	ICMPNoReset bool // icmp_may_rst (inverted: the switch's 1 is this false)
 	ICMPHardBSD bool // icmp_hard_bsd
 	PMTUSynMSS  bool // pmtu_syn_mss
+	// ICMPSynRcvdBSD is icmp_synrcvd_bsd (icmp_synrcvd.go).
+	ICMPSynRcvdBSD bool
 }
 
 // Defaults returns c with every zero field replaced by its default.

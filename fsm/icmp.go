@@ -294,6 +294,9 @@ func (e *Engine) DeliverICMP(src, dst netip.Addr, icmp []byte) error {
 			class = icmpSoft
 		}
 	}
+	if c.state == SynReceived && e.icmpSynReceived(c, class, cerr, tf, cf, sf) { // icmp_synrcvd.go
+		return nil
+	}
 	if class != icmpSoft && e.cfg.ICMPNoReset {
 		e.explain(c.id, CodeICMPHardNoReset, ActionAccepted, tf, cf)
 		c.softErr = softErrorOf(cerr)

@@ -262,6 +262,7 @@ var profiles = []Profile{
 		{"rcvbuf_mss_round", "1"},
 		{"icmp_hard_bsd", "1"},
 		{"pmtu_syn_mss", "1"},
+		{"icmp_synrcvd_bsd", "1"},
 		{"always_keepalive", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_slop", "200"},

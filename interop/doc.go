@@ -3,7 +3,9 @@
 // creates a network namespace with a TUN device in it, runs `tcpstated tun`
 // there and has the kernel connect to it, accept its connections, move
 // 10 MB each way, close from either side, refuse, reset, and do the
-// transfers again through netem loss, delay and reordering. Every check
+// transfers again through netem loss, delay and reordering;
+// TestInteropFastOpen does TCP Fast Open both ways (RFC 7413, with
+// net.ipv4.tcp_fastopen set inside the namespace). Every check
 // prints a PASS or FAIL line; see docs/CONFORMANCE.md, "Interoperability
 // with Linux (issue 5)", for the checks and the figures.
 //

@@ -129,9 +129,11 @@ func (s *suite) summary(t *testing.T, took time.Duration) {
 	for _, r := range s.checks {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.id, r.check, r.result, strings.ReplaceAll(r.detail, "|", "\\|"))
 	}
-	fmt.Fprintf(&b, "\n| transfer (10 MB each way at once) | direction | MB/s |\n|---|---|---|\n")
-	for _, r := range s.rates {
-		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", r.scenario, r.direction, r.mbps)
+	if len(s.rates) > 0 {
+		fmt.Fprintf(&b, "\n| transfer (10 MB each way at once) | direction | MB/s |\n|---|---|---|\n")
+		for _, r := range s.rates {
+			fmt.Fprintf(&b, "| %s | %s | %.2f |\n", r.scenario, r.direction, r.mbps)
+		}
 	}
 	host, _ := os.Hostname()
 	uname, _ := run("uname", "-sr")

@@ -311,3 +311,21 @@ func (h *endpointServer) AbortEndpoint(ctx context.Context, req *pb.AbortEndpoin
 		return &pb.AbortEndpointResponse{Endpoint: ep, Outputs: out}
 	})
 }
+
+// SetMd5Key is setsockopt(TCP_MD5SIG) on a live endpoint (RFC 2385 §3.0):
+// the request is checked here, the endpoint-dependent rules (peer of a
+// connection, family of a listener) by the machine, before anything
+// changes. The response never carries the key.
+func (h *endpointServer) SetMd5Key(ctx context.Context, req *pb.SetMd5KeyRequest) (*pb.SetMd5KeyResponse, error) {
+	if err := machine.CheckMD5Key(req.GetKey(), req.GetRemove()); err != nil {
+		return nil, toStatus(err)
+	}
+	if _, err := machine.ParseMD5Peer(req.GetPeerAddress()); err != nil {
+		return nil, toStatus(err)
+	}
+	return endpointCall(ctx, h, req.GetName(), req.GetRequestId(), func(eid string) *pb.Input {
+		return &pb.Input{Kind: &pb.Input_Md5Key{Md5Key: &pb.Md5KeyInput{EndpointId: eid, PeerAddress: req.GetPeerAddress(), Key: req.GetKey()}}}
+	}, func(res *pb.CallResult, ep *pb.Endpoint, out *pb.Outputs) *pb.SetMd5KeyResponse {
+		return &pb.SetMd5KeyResponse{Endpoint: ep, KeySet: !req.GetRemove()}
+	})
+}

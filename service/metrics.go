@@ -77,7 +77,7 @@ func newMetrics(s *Service, reg prometheus.Registerer) *metrics {
 	return m
 }
 
-var inputKindNames = [...]string{"unknown", "segment", "advance_clock", "listen", "connect", "accept", "send", "receive", "shutdown", "close", "abort"}
+var inputKindNames = [...]string{"unknown", "segment", "advance_clock", "listen", "connect", "accept", "send", "receive", "shutdown", "close", "abort", "md5_key"}
 
 func inputKind(in *pb.Input) int {
 	switch in.Kind.(type) {
@@ -101,6 +101,8 @@ func inputKind(in *pb.Input) int {
 		return 9
 	case *pb.Input_Abort:
 		return 10
+	case *pb.Input_Md5Key:
+		return 11
 	}
 	return 0
 }

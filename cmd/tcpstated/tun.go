@@ -88,6 +88,7 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 	fs.StringVar(&netemIn, "netem", "", `impair packets from the device, as a netem qdisc on it would: "loss 5% delay 20ms reorder 10%"`)
 	fs.StringVar(&netemOut, "netem-out", "", "impair packets to the device the same way")
 	fs.Uint64Var(&c.NetemSeed, "netem-seed", 1, "seed of the impairments' random choices")
+	fs.BoolVar(&c.FastOpen, "fast-open", false, "TCP Fast Open (RFC 7413): the session this command creates gets the switches fastopen.server_enable=1 and fastopen.client_enable=1; --listen gives cookies and takes data on SYNs (TCP_FASTOPEN), --connect asks for a cookie or sends the cached one")
 	fs.StringVar(&t.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), tunUsage)

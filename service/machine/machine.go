@@ -269,6 +269,8 @@ func (m *Machine) Apply(in *pb.Input) (*pb.CallResult, error) {
 			Interval: ka.GetInterval().AsDuration(), Count: int(ka.GetCount()), Init: ka.GetInit().AsDuration()})
 	case *pb.Input_Urgent:
 		return m.urgent(k.Urgent)
+	case *pb.Input_Md5Key:
+		return m.md5Key(k.Md5Key) // md5.go
 	}
 	return nil, invalidf("input: empty or of an unknown kind")
 }

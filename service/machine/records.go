@@ -88,6 +88,11 @@ func inputSummary(in *pb.Input, seg *pb.Segment) string {
 		return "close endpoint " + k.Close.EndpointId
 	case *pb.Input_Abort:
 		return "abort endpoint " + k.Abort.EndpointId
+	case *pb.Input_Md5Key:
+		if len(k.Md5Key.Key) == 0 {
+			return fmt.Sprintf("remove the MD5 key for %s on endpoint %s", k.Md5Key.PeerAddress, k.Md5Key.EndpointId)
+		}
+		return fmt.Sprintf("set the MD5 key for %s on endpoint %s", k.Md5Key.PeerAddress, k.Md5Key.EndpointId)
 	}
 	return "unknown input"
 }
@@ -141,6 +146,14 @@ func withoutSecrets(in *pb.Input) *pb.Input {
 			c.Md5Key = nil
 			out := proto.Clone(in).(*pb.Input)
 			out.Kind = &pb.Input_Connect{Connect: c}
+			return out
+		}
+	case *pb.Input_Md5Key:
+		if len(k.Md5Key.Key) > 0 {
+			mk := proto.Clone(k.Md5Key).(*pb.Md5KeyInput)
+			mk.Key = nil
+			out := proto.Clone(in).(*pb.Input)
+			out.Kind = &pb.Input_Md5Key{Md5Key: mk}
 			return out
 		}
 	case *pb.Input_Listen:

@@ -1312,6 +1312,150 @@ func (x *AbortEndpointResponse) GetOutputs() *Outputs {
 	return nil
 }
 
+type SetMd5KeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listener or connection, `sessions/{session}/endpoints/{endpoint}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The peer's IP address, without a port, e.g. "10.0.0.2". On a
+	// connection it may be empty (the connection's remote address) and must
+	// otherwise be that address; on a listener it is required, of the
+	// listener's address family.
+	PeerAddress string `protobuf:"bytes,2,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	// The key: 1 to 80 bytes (TCP_MD5SIG_MAXKEYLEN). Empty only with remove.
+	Key []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Remove the peer's key instead (TCP_MD5SIG with tcpm_keylen 0): its
+	// segments are no longer signed or checked. Removing a key that is not
+	// set is not an error.
+	Remove bool `protobuf:"varint,4,opt,name=remove,proto3" json:"remove,omitempty"`
+	// Makes a retry safe (AIP-155): a repeat of an ID the session has already
+	// logged returns the first call's response and changes nothing. Any
+	// string of 1 to 128 printable ASCII characters, e.g. a UUID. The IDs are
+	// kept in the session's replay log, so they hold across a restart.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMd5KeyRequest) Reset() {
+	*x = SetMd5KeyRequest{}
+	mi := &file_tcpstate_v1_endpoint_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMd5KeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMd5KeyRequest) ProtoMessage() {}
+
+func (x *SetMd5KeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_endpoint_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMd5KeyRequest.ProtoReflect.Descriptor instead.
+func (*SetMd5KeyRequest) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_endpoint_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SetMd5KeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetMd5KeyRequest) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *SetMd5KeyRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SetMd5KeyRequest) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
+func (x *SetMd5KeyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type SetMd5KeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint after the call.
+	Endpoint *Endpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// Whether the peer now has a key (true after a set, false after a
+	// remove); the key itself is never returned.
+	KeySet        bool `protobuf:"varint,2,opt,name=key_set,json=keySet,proto3" json:"key_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMd5KeyResponse) Reset() {
+	*x = SetMd5KeyResponse{}
+	mi := &file_tcpstate_v1_endpoint_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMd5KeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMd5KeyResponse) ProtoMessage() {}
+
+func (x *SetMd5KeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_endpoint_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMd5KeyResponse.ProtoReflect.Descriptor instead.
+func (*SetMd5KeyResponse) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_endpoint_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SetMd5KeyResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *SetMd5KeyResponse) GetKeySet() bool {
+	if x != nil {
+		return x.KeySet
+	}
+	return false
+}
+
 var File_tcpstate_v1_endpoint_service_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
@@ -1409,7 +1553,18 @@ const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
 	" \x01(\tR\trequestId\"z\n" +
 	"\x15AbortEndpointResponse\x121\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12.\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs2\xa3\x06\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x14.tcpstate.v1.OutputsR\aoutputs\"\x92\x01\n" +
+	"\x10SetMd5KeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12\x16\n" +
+	"\x06remove\x18\x04 \x01(\bR\x06remove\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\"_\n" +
+	"\x11SetMd5KeyResponse\x121\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x15.tcpstate.v1.EndpointR\bendpoint\x12\x17\n" +
+	"\akey_set\x18\x02 \x01(\bR\x06keySet2\xef\x06\n" +
 	"\x0fEndpointService\x12Y\n" +
 	"\x0eCreateEndpoint\x12\".tcpstate.v1.CreateEndpointRequest\x1a#.tcpstate.v1.CreateEndpointResponse\x12P\n" +
 	"\vGetEndpoint\x12\x1f.tcpstate.v1.GetEndpointRequest\x1a .tcpstate.v1.GetEndpointResponse\x12V\n" +
@@ -1419,7 +1574,8 @@ const file_tcpstate_v1_endpoint_service_proto_rawDesc = "" +
 	"\vReceiveData\x12\x1f.tcpstate.v1.ReceiveDataRequest\x1a .tcpstate.v1.ReceiveDataResponse\x12_\n" +
 	"\x10ShutdownEndpoint\x12$.tcpstate.v1.ShutdownEndpointRequest\x1a%.tcpstate.v1.ShutdownEndpointResponse\x12V\n" +
 	"\rCloseEndpoint\x12!.tcpstate.v1.CloseEndpointRequest\x1a\".tcpstate.v1.CloseEndpointResponse\x12V\n" +
-	"\rAbortEndpoint\x12!.tcpstate.v1.AbortEndpointRequest\x1a\".tcpstate.v1.AbortEndpointResponseB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
+	"\rAbortEndpoint\x12!.tcpstate.v1.AbortEndpointRequest\x1a\".tcpstate.v1.AbortEndpointResponse\x12J\n" +
+	"\tSetMd5Key\x12\x1d.tcpstate.v1.SetMd5KeyRequest\x1a\x1e.tcpstate.v1.SetMd5KeyResponseB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
 
 var (
 	file_tcpstate_v1_endpoint_service_proto_rawDescOnce sync.Once
@@ -1433,7 +1589,7 @@ func file_tcpstate_v1_endpoint_service_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_endpoint_service_proto_rawDescData
 }
 
-var file_tcpstate_v1_endpoint_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_tcpstate_v1_endpoint_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tcpstate_v1_endpoint_service_proto_goTypes = []any{
 	(*ListenConfig)(nil),             // 0: tcpstate.v1.ListenConfig
 	(*ConnectConfig)(nil),            // 1: tcpstate.v1.ConnectConfig
@@ -1455,51 +1611,56 @@ var file_tcpstate_v1_endpoint_service_proto_goTypes = []any{
 	(*CloseEndpointResponse)(nil),    // 17: tcpstate.v1.CloseEndpointResponse
 	(*AbortEndpointRequest)(nil),     // 18: tcpstate.v1.AbortEndpointRequest
 	(*AbortEndpointResponse)(nil),    // 19: tcpstate.v1.AbortEndpointResponse
-	(*Md5PeerKey)(nil),               // 20: tcpstate.v1.Md5PeerKey
-	(*Endpoint)(nil),                 // 21: tcpstate.v1.Endpoint
-	(*Outputs)(nil),                  // 22: tcpstate.v1.Outputs
+	(*SetMd5KeyRequest)(nil),         // 20: tcpstate.v1.SetMd5KeyRequest
+	(*SetMd5KeyResponse)(nil),        // 21: tcpstate.v1.SetMd5KeyResponse
+	(*Md5PeerKey)(nil),               // 22: tcpstate.v1.Md5PeerKey
+	(*Endpoint)(nil),                 // 23: tcpstate.v1.Endpoint
+	(*Outputs)(nil),                  // 24: tcpstate.v1.Outputs
 }
 var file_tcpstate_v1_endpoint_service_proto_depIdxs = []int32{
-	20, // 0: tcpstate.v1.ListenConfig.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
+	22, // 0: tcpstate.v1.ListenConfig.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
 	0,  // 1: tcpstate.v1.CreateEndpointRequest.listen:type_name -> tcpstate.v1.ListenConfig
 	1,  // 2: tcpstate.v1.CreateEndpointRequest.connect:type_name -> tcpstate.v1.ConnectConfig
-	21, // 3: tcpstate.v1.CreateEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	22, // 4: tcpstate.v1.CreateEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	21, // 5: tcpstate.v1.GetEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	21, // 6: tcpstate.v1.ListEndpointsResponse.endpoints:type_name -> tcpstate.v1.Endpoint
-	21, // 7: tcpstate.v1.AcceptConnectionResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	22, // 8: tcpstate.v1.AcceptConnectionResponse.outputs:type_name -> tcpstate.v1.Outputs
-	22, // 9: tcpstate.v1.SendDataResponse.outputs:type_name -> tcpstate.v1.Outputs
-	22, // 10: tcpstate.v1.ReceiveDataResponse.outputs:type_name -> tcpstate.v1.Outputs
-	21, // 11: tcpstate.v1.ShutdownEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	22, // 12: tcpstate.v1.ShutdownEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	21, // 13: tcpstate.v1.CloseEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	22, // 14: tcpstate.v1.CloseEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	21, // 15: tcpstate.v1.AbortEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
-	22, // 16: tcpstate.v1.AbortEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
-	2,  // 17: tcpstate.v1.EndpointService.CreateEndpoint:input_type -> tcpstate.v1.CreateEndpointRequest
-	4,  // 18: tcpstate.v1.EndpointService.GetEndpoint:input_type -> tcpstate.v1.GetEndpointRequest
-	6,  // 19: tcpstate.v1.EndpointService.ListEndpoints:input_type -> tcpstate.v1.ListEndpointsRequest
-	8,  // 20: tcpstate.v1.EndpointService.AcceptConnection:input_type -> tcpstate.v1.AcceptConnectionRequest
-	10, // 21: tcpstate.v1.EndpointService.SendData:input_type -> tcpstate.v1.SendDataRequest
-	12, // 22: tcpstate.v1.EndpointService.ReceiveData:input_type -> tcpstate.v1.ReceiveDataRequest
-	14, // 23: tcpstate.v1.EndpointService.ShutdownEndpoint:input_type -> tcpstate.v1.ShutdownEndpointRequest
-	16, // 24: tcpstate.v1.EndpointService.CloseEndpoint:input_type -> tcpstate.v1.CloseEndpointRequest
-	18, // 25: tcpstate.v1.EndpointService.AbortEndpoint:input_type -> tcpstate.v1.AbortEndpointRequest
-	3,  // 26: tcpstate.v1.EndpointService.CreateEndpoint:output_type -> tcpstate.v1.CreateEndpointResponse
-	5,  // 27: tcpstate.v1.EndpointService.GetEndpoint:output_type -> tcpstate.v1.GetEndpointResponse
-	7,  // 28: tcpstate.v1.EndpointService.ListEndpoints:output_type -> tcpstate.v1.ListEndpointsResponse
-	9,  // 29: tcpstate.v1.EndpointService.AcceptConnection:output_type -> tcpstate.v1.AcceptConnectionResponse
-	11, // 30: tcpstate.v1.EndpointService.SendData:output_type -> tcpstate.v1.SendDataResponse
-	13, // 31: tcpstate.v1.EndpointService.ReceiveData:output_type -> tcpstate.v1.ReceiveDataResponse
-	15, // 32: tcpstate.v1.EndpointService.ShutdownEndpoint:output_type -> tcpstate.v1.ShutdownEndpointResponse
-	17, // 33: tcpstate.v1.EndpointService.CloseEndpoint:output_type -> tcpstate.v1.CloseEndpointResponse
-	19, // 34: tcpstate.v1.EndpointService.AbortEndpoint:output_type -> tcpstate.v1.AbortEndpointResponse
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	23, // 3: tcpstate.v1.CreateEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	24, // 4: tcpstate.v1.CreateEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	23, // 5: tcpstate.v1.GetEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	23, // 6: tcpstate.v1.ListEndpointsResponse.endpoints:type_name -> tcpstate.v1.Endpoint
+	23, // 7: tcpstate.v1.AcceptConnectionResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	24, // 8: tcpstate.v1.AcceptConnectionResponse.outputs:type_name -> tcpstate.v1.Outputs
+	24, // 9: tcpstate.v1.SendDataResponse.outputs:type_name -> tcpstate.v1.Outputs
+	24, // 10: tcpstate.v1.ReceiveDataResponse.outputs:type_name -> tcpstate.v1.Outputs
+	23, // 11: tcpstate.v1.ShutdownEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	24, // 12: tcpstate.v1.ShutdownEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	23, // 13: tcpstate.v1.CloseEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	24, // 14: tcpstate.v1.CloseEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	23, // 15: tcpstate.v1.AbortEndpointResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	24, // 16: tcpstate.v1.AbortEndpointResponse.outputs:type_name -> tcpstate.v1.Outputs
+	23, // 17: tcpstate.v1.SetMd5KeyResponse.endpoint:type_name -> tcpstate.v1.Endpoint
+	2,  // 18: tcpstate.v1.EndpointService.CreateEndpoint:input_type -> tcpstate.v1.CreateEndpointRequest
+	4,  // 19: tcpstate.v1.EndpointService.GetEndpoint:input_type -> tcpstate.v1.GetEndpointRequest
+	6,  // 20: tcpstate.v1.EndpointService.ListEndpoints:input_type -> tcpstate.v1.ListEndpointsRequest
+	8,  // 21: tcpstate.v1.EndpointService.AcceptConnection:input_type -> tcpstate.v1.AcceptConnectionRequest
+	10, // 22: tcpstate.v1.EndpointService.SendData:input_type -> tcpstate.v1.SendDataRequest
+	12, // 23: tcpstate.v1.EndpointService.ReceiveData:input_type -> tcpstate.v1.ReceiveDataRequest
+	14, // 24: tcpstate.v1.EndpointService.ShutdownEndpoint:input_type -> tcpstate.v1.ShutdownEndpointRequest
+	16, // 25: tcpstate.v1.EndpointService.CloseEndpoint:input_type -> tcpstate.v1.CloseEndpointRequest
+	18, // 26: tcpstate.v1.EndpointService.AbortEndpoint:input_type -> tcpstate.v1.AbortEndpointRequest
+	20, // 27: tcpstate.v1.EndpointService.SetMd5Key:input_type -> tcpstate.v1.SetMd5KeyRequest
+	3,  // 28: tcpstate.v1.EndpointService.CreateEndpoint:output_type -> tcpstate.v1.CreateEndpointResponse
+	5,  // 29: tcpstate.v1.EndpointService.GetEndpoint:output_type -> tcpstate.v1.GetEndpointResponse
+	7,  // 30: tcpstate.v1.EndpointService.ListEndpoints:output_type -> tcpstate.v1.ListEndpointsResponse
+	9,  // 31: tcpstate.v1.EndpointService.AcceptConnection:output_type -> tcpstate.v1.AcceptConnectionResponse
+	11, // 32: tcpstate.v1.EndpointService.SendData:output_type -> tcpstate.v1.SendDataResponse
+	13, // 33: tcpstate.v1.EndpointService.ReceiveData:output_type -> tcpstate.v1.ReceiveDataResponse
+	15, // 34: tcpstate.v1.EndpointService.ShutdownEndpoint:output_type -> tcpstate.v1.ShutdownEndpointResponse
+	17, // 35: tcpstate.v1.EndpointService.CloseEndpoint:output_type -> tcpstate.v1.CloseEndpointResponse
+	19, // 36: tcpstate.v1.EndpointService.AbortEndpoint:output_type -> tcpstate.v1.AbortEndpointResponse
+	21, // 37: tcpstate.v1.EndpointService.SetMd5Key:output_type -> tcpstate.v1.SetMd5KeyResponse
+	28, // [28:38] is the sub-list for method output_type
+	18, // [18:28] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_endpoint_service_proto_init() }
@@ -1524,7 +1685,7 @@ func file_tcpstate_v1_endpoint_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_endpoint_service_proto_rawDesc), len(file_tcpstate_v1_endpoint_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	EndpointService_ShutdownEndpoint_FullMethodName = "/tcpstate.v1.EndpointService/ShutdownEndpoint"
 	EndpointService_CloseEndpoint_FullMethodName    = "/tcpstate.v1.EndpointService/CloseEndpoint"
 	EndpointService_AbortEndpoint_FullMethodName    = "/tcpstate.v1.EndpointService/AbortEndpoint"
+	EndpointService_SetMd5Key_FullMethodName        = "/tcpstate.v1.EndpointService/SetMd5Key"
 )
 
 // EndpointServiceClient is the client API for EndpointService service.
@@ -68,6 +69,16 @@ type EndpointServiceClient interface {
 	// RFC 9293 ABORT: sends RST where the RFC says so and drops the
 	// connection. REST: `POST /v1/sessions/{session}/endpoints/{endpoint}:abort`.
 	AbortEndpoint(ctx context.Context, in *AbortEndpointRequest, opts ...grpc.CallOption) (*AbortEndpointResponse, error)
+	// setsockopt(TCP_MD5SIG) on a live socket: sets or removes the TCP-MD5
+	// key (RFC 2385) for one peer of an existing listener or connection. The
+	// key holds session-wide for that peer address, and takes effect with
+	// the next segment sent or received (a connection that had no key starts
+	// signing and checking at once). The key is a secret: never shown in a
+	// response, a view or ListRecords. INVALID_ARGUMENT for a bad key or
+	// peer address, NOT_FOUND for an unknown endpoint; neither changes
+	// anything. REST:
+	// `POST /v1/sessions/{session}/endpoints/{endpoint}:setMd5Key`.
+	SetMd5Key(ctx context.Context, in *SetMd5KeyRequest, opts ...grpc.CallOption) (*SetMd5KeyResponse, error)
 }
 
 type endpointServiceClient struct {
@@ -168,6 +179,16 @@ func (c *endpointServiceClient) AbortEndpoint(ctx context.Context, in *AbortEndp
 	return out, nil
 }
 
+func (c *endpointServiceClient) SetMd5Key(ctx context.Context, in *SetMd5KeyRequest, opts ...grpc.CallOption) (*SetMd5KeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetMd5KeyResponse)
+	err := c.cc.Invoke(ctx, EndpointService_SetMd5Key_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EndpointServiceServer is the server API for EndpointService service.
 // All implementations must embed UnimplementedEndpointServiceServer
 // for forward compatibility.
@@ -206,6 +227,16 @@ type EndpointServiceServer interface {
 	// RFC 9293 ABORT: sends RST where the RFC says so and drops the
 	// connection. REST: `POST /v1/sessions/{session}/endpoints/{endpoint}:abort`.
 	AbortEndpoint(context.Context, *AbortEndpointRequest) (*AbortEndpointResponse, error)
+	// setsockopt(TCP_MD5SIG) on a live socket: sets or removes the TCP-MD5
+	// key (RFC 2385) for one peer of an existing listener or connection. The
+	// key holds session-wide for that peer address, and takes effect with
+	// the next segment sent or received (a connection that had no key starts
+	// signing and checking at once). The key is a secret: never shown in a
+	// response, a view or ListRecords. INVALID_ARGUMENT for a bad key or
+	// peer address, NOT_FOUND for an unknown endpoint; neither changes
+	// anything. REST:
+	// `POST /v1/sessions/{session}/endpoints/{endpoint}:setMd5Key`.
+	SetMd5Key(context.Context, *SetMd5KeyRequest) (*SetMd5KeyResponse, error)
 	mustEmbedUnimplementedEndpointServiceServer()
 }
 
@@ -242,6 +273,9 @@ func (UnimplementedEndpointServiceServer) CloseEndpoint(context.Context, *CloseE
 }
 func (UnimplementedEndpointServiceServer) AbortEndpoint(context.Context, *AbortEndpointRequest) (*AbortEndpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AbortEndpoint not implemented")
+}
+func (UnimplementedEndpointServiceServer) SetMd5Key(context.Context, *SetMd5KeyRequest) (*SetMd5KeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetMd5Key not implemented")
 }
 func (UnimplementedEndpointServiceServer) mustEmbedUnimplementedEndpointServiceServer() {}
 func (UnimplementedEndpointServiceServer) testEmbeddedByValue()                         {}
@@ -426,6 +460,24 @@ func _EndpointService_AbortEndpoint_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EndpointService_SetMd5Key_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetMd5KeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EndpointServiceServer).SetMd5Key(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EndpointService_SetMd5Key_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EndpointServiceServer).SetMd5Key(ctx, req.(*SetMd5KeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EndpointService_ServiceDesc is the grpc.ServiceDesc for EndpointService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -468,6 +520,10 @@ var EndpointService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbortEndpoint",
 			Handler:    _EndpointService_AbortEndpoint_Handler,
+		},
+		{
+			MethodName: "SetMd5Key",
+			Handler:    _EndpointService_SetMd5Key_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -320,6 +320,7 @@ type Input struct {
 	//	*Input_Abort
 	//	*Input_KeepAlive
 	//	*Input_Urgent
+	//	*Input_Md5Key
 	Kind isInput_Kind `protobuf_oneof:"kind"`
 	// The request_id of the call that gave this input (AIP-155), if it
 	// had one: a repeat of the ID is answered from the log.
@@ -473,6 +474,15 @@ func (x *Input) GetUrgent() *UrgentInput {
 	return nil
 }
 
+func (x *Input) GetMd5Key() *Md5KeyInput {
+	if x != nil {
+		if x, ok := x.Kind.(*Input_Md5Key); ok {
+			return x.Md5Key
+		}
+	}
+	return nil
+}
+
 func (x *Input) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
@@ -532,6 +542,10 @@ type Input_Urgent struct {
 	Urgent *UrgentInput `protobuf:"bytes,21,opt,name=urgent,proto3,oneof"`
 }
 
+type Input_Md5Key struct {
+	Md5Key *Md5KeyInput `protobuf:"bytes,22,opt,name=md5_key,json=md5Key,proto3,oneof"`
+}
+
 func (*Input_Segment) isInput_Kind() {}
 
 func (*Input_AdvanceClock) isInput_Kind() {}
@@ -555,6 +569,8 @@ func (*Input_Abort) isInput_Kind() {}
 func (*Input_KeepAlive) isInput_Kind() {}
 
 func (*Input_Urgent) isInput_Kind() {}
+
+func (*Input_Md5Key) isInput_Kind() {}
 
 // An inbound segment. Always the whole IP packet as the engine received it:
 // structured and raw-TCP submissions are stored after the server encoded
@@ -1285,6 +1301,72 @@ func (x *KeepAliveInput) GetInit() *durationpb.Duration {
 	return nil
 }
 
+// A SetMd5Key call (setsockopt TCP_MD5SIG on a live socket, RFC 2385):
+// sets the key for peer_address, or removes it when key is empty. The key
+// is never shown by the API (the log's Record views leave it out).
+type Md5KeyInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listener or connection the call was made on.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// The peer's IP address, without a port (filled in by the service).
+	PeerAddress string `protobuf:"bytes,2,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	// 1 to 80 bytes; empty removes the peer's key.
+	Key           []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Md5KeyInput) Reset() {
+	*x = Md5KeyInput{}
+	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Md5KeyInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Md5KeyInput) ProtoMessage() {}
+
+func (x *Md5KeyInput) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Md5KeyInput.ProtoReflect.Descriptor instead.
+func (*Md5KeyInput) Descriptor() ([]byte, []int) {
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Md5KeyInput) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *Md5KeyInput) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *Md5KeyInput) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
 // What the engine produced for one input: enough to compare a re-run with
 // the original byte for byte. Explanations are derived and not logged.
 type OutputDigest struct {
@@ -1303,7 +1385,7 @@ type OutputDigest struct {
 
 func (x *OutputDigest) Reset() {
 	*x = OutputDigest{}
-	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1397,7 @@ func (x *OutputDigest) String() string {
 func (*OutputDigest) ProtoMessage() {}
 
 func (x *OutputDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_record_proto_msgTypes[15]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1410,7 @@ func (x *OutputDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputDigest.ProtoReflect.Descriptor instead.
 func (*OutputDigest) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{15}
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OutputDigest) GetInputIndex() uint64 {
@@ -1387,7 +1469,7 @@ type CallResult struct {
 
 func (x *CallResult) Reset() {
 	*x = CallResult{}
-	mi := &file_tcpstate_v1_record_proto_msgTypes[16]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1481,7 @@ func (x *CallResult) String() string {
 func (*CallResult) ProtoMessage() {}
 
 func (x *CallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpstate_v1_record_proto_msgTypes[16]
+	mi := &file_tcpstate_v1_record_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1494,7 @@ func (x *CallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResult.ProtoReflect.Descriptor instead.
 func (*CallResult) Descriptor() ([]byte, []int) {
-	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{16}
+	return file_tcpstate_v1_record_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CallResult) GetCount() uint32 {
@@ -1486,7 +1568,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"expireTime\x12<\n" +
 	"\fexpire_clock\x18\v \x01(\v2\x19.google.protobuf.DurationR\vexpireClock\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\f \x01(\tR\trequestId\"\xbe\x05\n" +
+	"request_id\x18\f \x01(\tR\trequestId\"\xf3\x05\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
@@ -1501,7 +1583,8 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	" \x01(\v2\x17.tcpstate.v1.AbortInputH\x00R\x05abort\x12<\n" +
 	"\n" +
 	"keep_alive\x18\x14 \x01(\v2\x1b.tcpstate.v1.KeepAliveInputH\x00R\tkeepAlive\x122\n" +
-	"\x06urgent\x18\x15 \x01(\v2\x18.tcpstate.v1.UrgentInputH\x00R\x06urgent\x12\x1d\n" +
+	"\x06urgent\x18\x15 \x01(\v2\x18.tcpstate.v1.UrgentInputH\x00R\x06urgent\x123\n" +
+	"\amd5_key\x18\x16 \x01(\v2\x18.tcpstate.v1.Md5KeyInputH\x00R\x06md5Key\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x1e \x01(\tR\trequestIdB\x06\n" +
 	"\x04kind\"+\n" +
@@ -1562,7 +1645,12 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x04idle\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04idle\x125\n" +
 	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x14\n" +
 	"\x05count\x18\x05 \x01(\rR\x05count\x12-\n" +
-	"\x04init\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04init\"\xe1\x01\n" +
+	"\x04init\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04init\"c\n" +
+	"\vMd5KeyInput\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12!\n" +
+	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\"\xe1\x01\n" +
 	"\fOutputDigest\x12\x1f\n" +
 	"\vinput_index\x18\x01 \x01(\x04R\n" +
 	"inputIndex\x12\x18\n" +
@@ -1593,7 +1681,7 @@ func file_tcpstate_v1_record_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_record_proto_rawDescData
 }
 
-var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*LogRecord)(nil),             // 0: tcpstate.v1.LogRecord
 	(*SessionStart)(nil),          // 1: tcpstate.v1.SessionStart
@@ -1610,26 +1698,27 @@ var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*AbortInput)(nil),            // 12: tcpstate.v1.AbortInput
 	(*UrgentInput)(nil),           // 13: tcpstate.v1.UrgentInput
 	(*KeepAliveInput)(nil),        // 14: tcpstate.v1.KeepAliveInput
-	(*OutputDigest)(nil),          // 15: tcpstate.v1.OutputDigest
-	(*CallResult)(nil),            // 16: tcpstate.v1.CallResult
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
-	(*SessionOptions)(nil),        // 18: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(SessionKind)(0),              // 20: tcpstate.v1.SessionKind
-	(*Md5PeerKey)(nil),            // 21: tcpstate.v1.Md5PeerKey
-	(*Transition)(nil),            // 22: tcpstate.v1.Transition
-	(*Event)(nil),                 // 23: tcpstate.v1.Event
+	(*Md5KeyInput)(nil),           // 15: tcpstate.v1.Md5KeyInput
+	(*OutputDigest)(nil),          // 16: tcpstate.v1.OutputDigest
+	(*CallResult)(nil),            // 17: tcpstate.v1.CallResult
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(*SessionOptions)(nil),        // 19: tcpstate.v1.SessionOptions
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(SessionKind)(0),              // 21: tcpstate.v1.SessionKind
+	(*Md5PeerKey)(nil),            // 22: tcpstate.v1.Md5PeerKey
+	(*Transition)(nil),            // 23: tcpstate.v1.Transition
+	(*Event)(nil),                 // 24: tcpstate.v1.Event
 }
 var file_tcpstate_v1_record_proto_depIdxs = []int32{
-	17, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
+	18, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
 	1,  // 1: tcpstate.v1.LogRecord.start:type_name -> tcpstate.v1.SessionStart
 	2,  // 2: tcpstate.v1.LogRecord.input:type_name -> tcpstate.v1.Input
-	15, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
-	18, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
-	19, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
-	20, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
-	19, // 7: tcpstate.v1.SessionStart.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 8: tcpstate.v1.SessionStart.expire_clock:type_name -> google.protobuf.Duration
+	16, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
+	19, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
+	20, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
+	21, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
+	20, // 7: tcpstate.v1.SessionStart.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 8: tcpstate.v1.SessionStart.expire_clock:type_name -> google.protobuf.Duration
 	3,  // 9: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
 	4,  // 10: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
 	5,  // 11: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
@@ -1642,19 +1731,20 @@ var file_tcpstate_v1_record_proto_depIdxs = []int32{
 	12, // 18: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
 	14, // 19: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
 	13, // 20: tcpstate.v1.Input.urgent:type_name -> tcpstate.v1.UrgentInput
-	17, // 21: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	21, // 22: tcpstate.v1.ListenInput.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
-	17, // 23: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
-	17, // 24: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
-	17, // 25: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
-	22, // 26: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	23, // 27: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	16, // 28: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	15, // 21: tcpstate.v1.Input.md5_key:type_name -> tcpstate.v1.Md5KeyInput
+	18, // 22: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
+	22, // 23: tcpstate.v1.ListenInput.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
+	18, // 24: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
+	18, // 25: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
+	18, // 26: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
+	23, // 27: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	24, // 28: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	17, // 29: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }
@@ -1683,6 +1773,7 @@ func file_tcpstate_v1_record_proto_init() {
 		(*Input_Abort)(nil),
 		(*Input_KeepAlive)(nil),
 		(*Input_Urgent)(nil),
+		(*Input_Md5Key)(nil),
 	}
 	file_tcpstate_v1_record_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
@@ -1691,7 +1782,7 @@ func file_tcpstate_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_record_proto_rawDesc), len(file_tcpstate_v1_record_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
