@@ -179,6 +179,7 @@ func (s *Store) OnLeaseLost(fn func(names []string)) {
 }
 
 func (s *Store) checkLost() {
+	s.checks.Add(1)
 	s.mu.Lock()
 	var names []string
 	var epochs []int64

@@ -91,6 +91,14 @@ type Store struct {
 	mu     sync.Mutex
 	open   map[string]*Log // nil value: being opened
 	closed bool
+	// kept is the epoch of each log closed here whose lease this replica
+	// still holds (a closed log keeps its lease): Remove deletes the log
+	// only under that epoch, so a replica never deletes a log another one
+	// took over since (see Remove).
+	kept map[string]int64
+	// checks counts lease checks after a lapse (checkLost); an Open that
+	// overlapped one re-checks its own lease (see Open).
+	checks atomic.Uint64
 
 	hbStop    chan struct{}
 	hbDone    chan struct{}
@@ -147,6 +155,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		opts:   opts,
 		log:    lg.With("component", "pgstore", "replica", opts.Replica),
 		open:   make(map[string]*Log),
+		kept:   make(map[string]int64),
 		hbStop: make(chan struct{}),
 		hbDone: make(chan struct{}),
 	}
@@ -210,6 +219,7 @@ func (s *Store) settle(name string, l *Log) error {
 		return store.ErrClosed
 	}
 	s.open[name] = l
+	delete(s.kept, name)
 	return nil
 }
 
@@ -218,6 +228,7 @@ func (s *Store) forget(l *Log) {
 	defer s.mu.Unlock()
 	if s.open[l.name] == l {
 		delete(s.open, l.name)
+		s.kept[l.name] = l.epoch
 	}
 }
 
@@ -264,7 +275,15 @@ func (s *Store) Open(name string) (store.Log, store.RecoveryReport, error) {
 	if err := s.reserve(name); err != nil {
 		return nil, store.RecoveryReport{}, err
 	}
+	checks := s.checks.Load()
 	l, rep, err := s.openLog(name)
+	if err == nil && (s.checks.Load() != checks || !s.LeaseValid()) {
+		// This replica's lease lapsed while the log was being opened: a
+		// lease check (checkLost) that ran meanwhile did not see this log,
+		// and another replica may have taken it over or removed it after
+		// the takeover above. Make sure it is still ours.
+		err = s.stillOwned(l)
+	}
 	if err != nil {
 		s.settle(name, nil)
 		return nil, rep, err
@@ -327,6 +346,23 @@ func (s *Store) openLog(name string) (*Log, store.RecoveryReport, error) {
 			"records", rep.Records, "truncated_at", d.Offset, "dropped_bytes", rep.DroppedBytes, "reason", d.Reason)
 	}
 	return newLog(s, name, header, seed, epoch, v.off, v.good, v.crc), rep, nil
+}
+
+// stillOwned checks that log l is still leased to this replica under its
+// epoch.
+func (s *Store) stillOwned(l *Log) error {
+	ctx, cancel := opCtx()
+	defer cancel()
+	var one int
+	err := s.pool.QueryRow(ctx, `SELECT 1 FROM logs WHERE name = $1 AND owner = $2 AND epoch = $3`,
+		l.name, s.opts.Replica, l.epoch).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.whyNotOpen(ctx, l.name)
+	}
+	if err != nil {
+		return dbErr("open", l.name, err)
+	}
+	return nil
 }
 
 // whyNotOpen explains a takeover that matched no row.
@@ -439,23 +475,44 @@ func (s *Store) List() ([]string, error) {
 	return names, nil
 }
 
-// Remove deletes a log that is not open here and is not leased to another
-// live replica (an *OwnedError then).
+// Remove deletes a log that is not open here, only if this replica holds
+// its lease: under the epoch it last held the log with, when it closed it
+// here, or else as its owner. A log another replica took over since is
+// refused (an *OwnedError, or ErrNotFound once that one removed it), even
+// when that replica's heartbeat has expired meanwhile: it may be serving
+// the session from memory, and a deletion acknowledged here would leave it
+// there (the crash harness's "present although its deletion was
+// acknowledged", docs/SCALE.md).
 func (s *Store) Remove(name string) error {
 	if err := s.reserve(name); err != nil {
 		return err
 	}
 	defer s.settle(name, nil)
+	s.mu.Lock()
+	epoch, known := s.kept[name]
+	s.mu.Unlock()
 	ctx, cancel := opCtx()
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM logs WHERE name = $1 AND (owner = $2 OR owner = '' OR NOT EXISTS (
-		SELECT 1 FROM replicas r WHERE r.id = logs.owner AND r.expires > now()))`, name, s.opts.Replica)
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if known {
+		tag, err = s.pool.Exec(ctx, `DELETE FROM logs WHERE name = $1 AND owner = $2 AND epoch = $3`, name, s.opts.Replica, epoch)
+	} else {
+		tag, err = s.pool.Exec(ctx, `DELETE FROM logs WHERE name = $1 AND (owner = $2 OR owner = '')`, name, s.opts.Replica)
+	}
 	if err != nil {
 		return dbErr("remove", name, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return s.whyNotOpen(ctx, name)
 	}
+	s.mu.Lock()
+	if e, ok := s.kept[name]; ok && e == epoch {
+		delete(s.kept, name)
+	}
+	s.mu.Unlock()
 	return nil
 }
 

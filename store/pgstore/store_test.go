@@ -559,3 +559,78 @@ func TestLeaseBackAfterDatabaseRestart(t *testing.T) {
 		t.Fatalf("append right after the restart: %v", err)
 	}
 }
+
+// TestRemoveAfterTakeover: a replica that closed a log (its session being
+// deleted) after another replica took the log over must not remove it,
+// even when the new owner's heartbeat has expired meanwhile (a database
+// outage lapses every lease): the new owner may be serving the session
+// from memory, and the deletion would be acknowledged while the session
+// lives on there. The new owner then removes it under its own epoch.
+func TestRemoveAfterTakeover(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		ownerExpired bool // the new owner's heartbeat has expired when the old one removes
+	}{
+		{"new owner live", false},
+		{"new owner's heartbeat expired", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := pgtest.Shared(t)
+			db := srv.NewDB(t)
+			url := srv.URL(db)
+			a := openStore(t, url, Options{Replica: "a"})
+			c := openStore(t, url, Options{Replica: "c"})
+			expire := func(id string) {
+				t.Helper()
+				if out, err := srv.Psql(db, "UPDATE replicas SET expires = now() - interval '1 second' WHERE id = '"+id+"'"); err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+			}
+			l, err := a.Create("w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Append(payload(1, 10)); err != nil {
+				t.Fatal(err)
+			}
+			// a stalls (its lease lapses) just as its session is being
+			// deleted: the log is closed, not yet removed.
+			a.pauseHeartbeat()
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			expire("a")
+			lc, _, err := c.Open("w")
+			if err != nil {
+				t.Fatalf("takeover: %v", err)
+			}
+			if tc.ownerExpired {
+				c.pauseHeartbeat()
+				defer c.resumeHeartbeat()
+				expire("c")
+			}
+			if err := a.renew(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			a.resumeHeartbeat()
+			if err := a.Remove("w"); !errors.Is(err, store.ErrBusy) {
+				t.Fatalf("Remove by the replica that lost the lease: %v, want ErrBusy", err)
+			}
+			if names, err := a.List(); err != nil || len(names) != 1 {
+				t.Fatalf("List after the refused Remove: %v, %v", names, err)
+			}
+			if lc.Len() != 1 {
+				t.Fatalf("new owner's log: %d records", lc.Len())
+			}
+			if err := lc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Remove("w"); err != nil {
+				t.Fatalf("Remove by the new owner: %v", err)
+			}
+			if err := a.Remove("w"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("Remove after the owner removed it: %v", err)
+			}
+		})
+	}
+}
