@@ -88,14 +88,13 @@ type Store struct {
 	log  *slog.Logger
 	gc   *committer
 
-	mu     sync.Mutex
-	open   map[string]*Log // nil value: being opened
-	closed bool
+	open store.Registry[*Log] // logs open, created, opened or removed (names reserved)
 	// kept is the epoch of each log closed here whose lease this replica
 	// still holds (a closed log keeps its lease): Remove deletes the log
 	// only under that epoch, so a replica never deletes a log another one
 	// took over since (see Remove).
-	kept map[string]int64
+	keptMu sync.Mutex
+	kept   map[string]int64
 	// checks counts lease checks after a lapse (checkLost); an Open that
 	// overlapped one re-checks its own lease (see Open).
 	checks atomic.Uint64
@@ -154,7 +153,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool:   pool,
 		opts:   opts,
 		log:    lg.With("component", "pgstore", "replica", opts.Replica),
-		open:   make(map[string]*Log),
 		kept:   make(map[string]int64),
 		hbStop: make(chan struct{}),
 		hbDone: make(chan struct{}),
@@ -191,45 +189,24 @@ func (s *Store) newSeed() uint32 {
 	return binary.LittleEndian.Uint32(b[:])
 }
 
-func (s *Store) reserve(name string) error {
-	if !store.ValidName(name) {
-		return fmt.Errorf("%w: %q", store.ErrInvalidName, name)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
-	if _, ok := s.open[name]; ok {
-		return fmt.Errorf("%w: %q", store.ErrBusy, name)
-	}
-	s.open[name] = nil
-	return nil
-}
+func (s *Store) reserve(name string) error { return s.open.Reserve(name) }
 
-func (s *Store) settle(name string, l *Log) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l == nil {
-		delete(s.open, name)
-		return nil
-	}
-	if s.closed {
-		delete(s.open, name)
-		return store.ErrClosed
-	}
-	s.open[name] = l
-	delete(s.kept, name)
-	return nil
-}
+func (s *Store) settle(name string, l *Log) error { return s.open.Settle(name, l) }
 
+// forget releases a closed log's name; the lease stays with this replica,
+// under the epoch noted for Remove.
 func (s *Store) forget(l *Log) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.open[l.name] == l {
-		delete(s.open, l.name)
-		s.kept[l.name] = l.epoch
-	}
+	s.keptMu.Lock()
+	s.kept[l.name] = l.epoch
+	s.keptMu.Unlock()
+	s.open.Forget(l.name, l)
+}
+
+// unkeep drops what Remove knew of a log name reserved by the caller.
+func (s *Store) unkeep(name string) {
+	s.keptMu.Lock()
+	delete(s.kept, name)
+	s.keptMu.Unlock()
 }
 
 func opCtx() (context.Context, context.CancelFunc) {
@@ -259,6 +236,7 @@ func (s *Store) Create(name string) (store.Log, error) {
 		return nil, err
 	}
 	l := newLog(s, name, header, seed, 1, filestore.HeaderSize, 0, seed)
+	s.unkeep(name)
 	if err := s.settle(name, l); err != nil {
 		return nil, err
 	}
@@ -288,6 +266,7 @@ func (s *Store) Open(name string) (store.Log, store.RecoveryReport, error) {
 		s.settle(name, nil)
 		return nil, rep, err
 	}
+	s.unkeep(name)
 	if err := s.settle(name, l); err != nil {
 		return nil, rep, err
 	}
@@ -488,9 +467,9 @@ func (s *Store) Remove(name string) error {
 		return err
 	}
 	defer s.settle(name, nil)
-	s.mu.Lock()
+	s.keptMu.Lock()
 	epoch, known := s.kept[name]
-	s.mu.Unlock()
+	s.keptMu.Unlock()
 	ctx, cancel := opCtx()
 	defer cancel()
 	var (
@@ -508,11 +487,7 @@ func (s *Store) Remove(name string) error {
 	if tag.RowsAffected() == 0 {
 		return s.whyNotOpen(ctx, name)
 	}
-	s.mu.Lock()
-	if e, ok := s.kept[name]; ok && e == epoch {
-		delete(s.kept, name)
-	}
-	s.mu.Unlock()
+	s.unkeep(name)
 	return nil
 }
 
@@ -581,19 +556,10 @@ func ReadImage(ctx context.Context, url, name string) ([]byte, error) {
 // replica's heartbeat so others may take its logs over at once, and closes
 // the pool.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return store.ErrClosed
+	logs, err := s.open.Close()
+	if err != nil {
+		return err
 	}
-	s.closed = true
-	var logs []*Log
-	for _, l := range s.open {
-		if l != nil {
-			logs = append(logs, l)
-		}
-	}
-	s.mu.Unlock()
 	var first error
 	for _, l := range logs {
 		if err := l.Close(); err != nil && first == nil && !errors.Is(err, store.ErrClosed) {

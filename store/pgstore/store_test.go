@@ -634,3 +634,54 @@ func TestRemoveAfterTakeover(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaseLostOfClosedLog: a log closed here and not removed (a session
+// whose log failed during a database outage and could not be reopened)
+// is reported lost, like an open one, when another replica took it over
+// while this replica's lease had lapsed, so the service drops the session
+// instead of listing it for ever (the crash harness's "present although
+// its deletion was acknowledged" after the new owner deleted it).
+func TestLeaseLostOfClosedLog(t *testing.T) {
+	srv := pgtest.Shared(t)
+	db := srv.NewDB(t)
+	url := srv.URL(db)
+	ttl := time.Second
+	a := openStore(t, url, Options{Replica: "a", LeaseTTL: ttl, Renew: ttl / 4})
+	c := openStore(t, url, Options{Replica: "c"})
+	lost := make(chan []string, 4)
+	a.OnLeaseLost(func(names []string) { lost <- names })
+	for _, n := range []string{"closed", "kept"} {
+		l, err := a.Create(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.pauseHeartbeat()
+	time.Sleep(ttl + 100*time.Millisecond) // a's lease lapses, here and in the database
+	if a.LeaseValid() {
+		t.Fatal("lease still valid after the TTL without renewal")
+	}
+	lc, _, err := c.Open("closed")
+	if err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	defer lc.Close()
+	a.resumeHeartbeat()
+	select {
+	case names := <-lost:
+		if len(names) != 1 || names[0] != "closed" {
+			t.Fatalf("lost %v, want [closed]", names)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the closed log taken over was not reported lost")
+	}
+	if err := a.Remove("closed"); !errors.Is(err, store.ErrBusy) {
+		t.Fatalf("Remove of the log taken over: %v, want ErrBusy", err)
+	}
+	if err := a.Remove("kept"); err != nil {
+		t.Fatalf("Remove of a log still leased here: %v", err)
+	}
+}
