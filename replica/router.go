@@ -99,6 +99,12 @@ func (r *Router) TakeOverOrphans(ctx context.Context, every time.Duration, orpha
 			return
 		case <-t.C:
 		}
+		if !r.owners.LeaseValid() {
+			// This replica's own lease has lapsed (a database outage, a
+			// pause): it takes nothing over until it has renewed, or it
+			// would hold sessions under a lease others consider dead.
+			continue
+		}
 		names, err := orphans(ctx, orphanBatch)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -189,6 +195,10 @@ func (r *Router) route(ctx context.Context, id string) (decision, error) {
 			return decision{}, status.Errorf(codes.Unavailable, "session sessions/%s is owned by replica %s, which has no address to forward to", id, owner)
 		}
 		return decision{forward: addr}, nil
+	}
+	if !r.owners.LeaseValid() {
+		r.m.Failures.WithLabelValues("lease_lapsed").Inc()
+		return decision{}, status.Errorf(codes.Unavailable, "session sessions/%s: this replica's lease has lapsed, it cannot take the session over; retry", id)
 	}
 	if err := r.local.Adopt(lg); err != nil {
 		if _, served := r.local.Route(ctx, id); served {

@@ -596,7 +596,10 @@ func (ss *session) reloadLocked() error {
 		ss.log = nil
 	}
 	lg, rep, err := s.store.Open(ss.file)
-	if errors.Is(err, store.ErrBusy) {
+	if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrNotFound) {
+		// Another replica holds the log now, or took it over and removed
+		// it (the session was deleted there): this copy must go, or it
+		// would linger in this replica's registry (and ListSessions).
 		ss.handOverLocked(err)
 		return err
 	}

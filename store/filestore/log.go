@@ -31,12 +31,21 @@ type FileLog struct {
 	failure store.Poison  // set once
 
 	pending *round // the round this log is queued in; guarded by s.gc.mu
+
+	// Append, AppendAsync and AppendBatch: appendBatch, and in
+	// store.FsyncAlways mode Append waits for durability.
+	store.Appender
 }
 
 var _ store.Log = (*FileLog)(nil)
 
 func newFileLog(s *FileStore, name string, f *os.File, seed uint32, size int64, records uint64) *FileLog {
 	l := &FileLog{s: s, name: name, seed: seed, f: f, crc: seed, size: size, written: records}
+	var wait func(uint64) error
+	if s.opts.Fsync == store.FsyncAlways {
+		wait = l.waitDurable
+	}
+	l.Appender = store.NewAppender(l.appendBatch, wait)
 	l.durable.Store(records)
 	return l
 }
@@ -65,48 +74,6 @@ func (l *FileLog) poison(cause error) error { return l.failure.Set(l.s.log, l.na
 
 func (l *FileLog) err() error { return l.failure.Err() }
 
-// Append writes payload as the next record and, in store.FsyncAlways mode, waits
-// until it is durable (group commit). If the wait fails the index is
-// returned with the error: the record was written but is not known durable.
-func (l *FileLog) Append(payload []byte) (uint64, error) {
-	i, err := l.AppendAsync(payload)
-	if err != nil {
-		return 0, err
-	}
-	if l.s.opts.Fsync == store.FsyncAlways {
-		if err := l.waitDurable(i); err != nil {
-			return i, err
-		}
-	}
-	return i, nil
-}
-
-// AppendAsync writes payload as the next record with one write(2) of the
-// whole frame and returns its index without waiting for durability. Call
-// Durable(index) later, typically after releasing the caller's own lock.
-func (l *FileLog) AppendAsync(payload []byte) (uint64, error) {
-	one := [1][]byte{payload}
-	first, _, err := l.appendBatch(one[:])
-	return first, err
-}
-
-// AppendBatch writes payloads as the next len(payloads) records, framed
-// exactly as that many AppendAsync calls would frame them (same bytes, same
-// CRC chain, same indexes), with one write(2) of all the frames. It
-// returns the indexes of the first and the last record without waiting
-// for durability: Durable(last) covers the whole batch. Either every
-// record is appended or none: a payload over store.MaxRecordSize (store.ErrTooLarge)
-// or a batch that would pass MaxLogSize (store.ErrLogFull) writes nothing, and a
-// failed write poisons the log as AppendAsync's does (recovery then keeps
-// the complete frames before the tear, which the caller was never told
-// about, and drops the rest). An empty batch is an error.
-func (l *FileLog) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
-	if len(payloads) == 0 {
-		return 0, 0, store.ErrEmptyBatch
-	}
-	return l.appendBatch(payloads)
-}
-
 // Buffers for batches: a log keeps one of at most keepBuf bytes for its
 // next append (an idle session holds no more); larger batches borrow one
 // from bigBufs, which keeps those of at most maxPooledBuf bytes.
@@ -117,6 +84,15 @@ const (
 
 var bigBufs sync.Pool // *[]byte
 
+// appendBatch writes payloads as the next len(payloads) records, framed
+// exactly as that many single appends would frame them (same bytes, same
+// CRC chain, same indexes), with one write(2) of all the frames, and
+// returns the indexes of the first and the last record without waiting
+// for durability. Either every record is appended or none: a payload over
+// store.MaxRecordSize (store.ErrTooLarge) or a batch that would pass
+// MaxLogSize (store.ErrLogFull) writes nothing, and a failed write poisons
+// the log (recovery then keeps the complete frames before the tear, which
+// the caller was never told about, and drops the rest).
 func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error) {
 	var fs int64
 	for _, p := range payloads {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tcpstated/tcpstated/store"
@@ -70,9 +69,7 @@ type FileStore struct {
 	dirf *os.File // the directory: flock, fsync after create/remove, syncfs
 	gc   *committer
 
-	mu     sync.Mutex
-	open   map[string]*FileLog // nil value: being created or opened
-	closed bool
+	open store.Registry[*FileLog] // logs open, created or opened (names reserved)
 
 	stats storeStats
 
@@ -121,7 +118,6 @@ func Open(dir string, opts Options) (*FileStore, error) {
 		opts:      opts,
 		log:       lg.With("component", "filestore", "dir", dir),
 		dirf:      dirf,
-		open:      make(map[string]*FileLog),
 		fdatasync: fdatasync,
 	}
 	if opts.SyncfsThreshold > 0 && syncfsUsable() {
@@ -161,40 +157,17 @@ func (s *FileStore) Dir() string { return s.dir }
 
 func (s *FileStore) path(name string) string { return filepath.Join(s.dir, name+logSuffix) }
 
-// reserve marks name as being created or opened.
-func (s *FileStore) reserve(name string) error {
-	if !store.ValidName(name) {
-		return fmt.Errorf("%w: %q", store.ErrInvalidName, name)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
-	if _, ok := s.open[name]; ok {
-		return fmt.Errorf("%w: %q", store.ErrBusy, name)
-	}
-	s.open[name] = nil
-	return nil
-}
+func (s *FileStore) reserve(name string) error { return s.open.Reserve(name) }
 
 // settle ends a reservation: l == nil releases the name, otherwise l is
 // registered as open. A log opened while the store was closing is closed
 // again (it has nothing unsynced).
 func (s *FileStore) settle(name string, l *FileLog) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l == nil {
-		delete(s.open, name)
-		return nil
-	}
-	if s.closed {
-		delete(s.open, name)
+	err := s.open.Settle(name, l)
+	if err != nil && l != nil {
 		l.f.Close()
-		return store.ErrClosed
 	}
-	s.open[name] = l
-	return nil
+	return err
 }
 
 // Create makes NAME.log: the header is written to NAME.log.tmp and synced,
@@ -378,19 +351,10 @@ func (s *FileStore) Remove(name string) error {
 
 // Close closes every open log, stops the syncer and releases the directory.
 func (s *FileStore) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return store.ErrClosed
+	logs, err := s.open.Close()
+	if err != nil {
+		return err
 	}
-	s.closed = true
-	var logs []*FileLog
-	for _, l := range s.open {
-		if l != nil {
-			logs = append(logs, l)
-		}
-	}
-	s.mu.Unlock()
 	var first error
 	for _, l := range logs {
 		if err := l.Close(); err != nil && first == nil && !errors.Is(err, store.ErrClosed) {
@@ -404,13 +368,7 @@ func (s *FileStore) Close() error {
 	return first
 }
 
-func (s *FileStore) forget(l *FileLog) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.open[l.name] == l {
-		delete(s.open, l.name)
-	}
-}
+func (s *FileStore) forget(l *FileLog) { s.open.Forget(l.name, l) }
 
 func (s *FileStore) syncDir() error {
 	if err := s.fdatasync(s.dirf); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -168,9 +169,9 @@ func (s *Store) resumeHeartbeat() {
 	go s.heartbeatLoop()
 }
 
-// OnLeaseLost sets fn to be told the names of logs open here whose lease
-// another replica took (or that were removed) while this replica's own
-// lease had lapsed; it is checked after every renewal that follows a
+// OnLeaseLost sets fn to be told the names of logs open here, or closed
+// here and not removed, whose lease another replica took (or that were
+// removed) while this replica's own lease had lapsed; it is checked after every renewal that follows a
 // lapse. fn runs on its own goroutine.
 func (s *Store) OnLeaseLost(fn func(names []string)) {
 	s.hb.mu.Lock()
@@ -179,15 +180,22 @@ func (s *Store) OnLeaseLost(fn func(names []string)) {
 }
 
 func (s *Store) checkLost() {
-	s.mu.Lock()
+	s.checks.Add(1)
 	var names []string
 	var epochs []int64
-	for n, l := range s.open {
-		if l != nil {
-			names, epochs = append(names, n), append(epochs, l.epoch)
-		}
+	s.open.Range(func(n string, l *Log) {
+		names, epochs = append(names, n), append(epochs, l.epoch)
+	})
+	// Logs closed here and not removed are still leased to this replica
+	// as far as it knows: a session whose log failed and could not be
+	// reopened (the database was down) holds none open, yet must be
+	// dropped too if another replica took its log over or removed it.
+	open := len(names)
+	s.keptMu.Lock()
+	for n, e := range s.kept {
+		names, epochs = append(names, n), append(epochs, e)
 	}
-	s.mu.Unlock()
+	s.keptMu.Unlock()
 	ctx, cancel := opCtx()
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT t.n FROM unnest($1::text[], $2::bigint[]) AS t(n, e)
@@ -201,7 +209,26 @@ func (s *Store) checkLost() {
 		s.log.Warn("checking leases after a lapse", "err", err)
 		return
 	}
-	s.log.Warn("lease renewed after it had lapsed", "logs_open", len(names), "logs_lost", len(lost))
+	s.keptMu.Lock()
+	for _, n := range lost {
+		delete(s.kept, n) // not ours any more: Remove falls back to owner = this replica
+	}
+	s.keptMu.Unlock()
+	// A log reopened here since the snapshot (a failed session reloaded)
+	// holds an epoch newer than the one checked: it was not lost.
+	checked := make(map[string][]int64, len(names))
+	for i, n := range names {
+		checked[n] = append(checked[n], epochs[i])
+	}
+	still := lost[:0]
+	for _, n := range lost {
+		if l, ok := s.open.Lookup(n); ok && !slices.Contains(checked[n], l.epoch) {
+			continue
+		}
+		still = append(still, n)
+	}
+	lost = still
+	s.log.Warn("lease renewed after it had lapsed", "logs_open", open, "logs_closed", len(names)-open, "logs_lost", len(lost))
 	s.hb.mu.Lock()
 	fn := s.hb.onLost
 	s.hb.mu.Unlock()

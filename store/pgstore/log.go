@@ -28,12 +28,21 @@ type Log struct {
 
 	committed atomic.Uint64 // records whose transaction committed
 	failure   store.Poison
+
+	// Append, AppendAsync and AppendBatch: appendBatch, and with
+	// FsyncAlways Append waits for the commit.
+	store.Appender
 }
 
 var _ store.Log = (*Log)(nil)
 
 func newLog(s *Store, name string, header []byte, seed uint32, epoch, size int64, records uint64, crc uint32) *Log {
 	l := &Log{s: s, name: name, header: header, seed: seed, epoch: epoch, crc: crc, size: size, written: records}
+	var wait func(uint64) error
+	if s.opts.Fsync == store.FsyncAlways {
+		wait = l.wait
+	}
+	l.Appender = store.NewAppender(l.appendBatch, wait)
 	l.committed.Store(records)
 	return l
 }
@@ -66,38 +75,6 @@ func (l *Log) poison(cause error) error { return l.failure.Set(l.s.log, l.name, 
 
 func (l *Log) err() error { return l.failure.Err() }
 
-// Append appends one record and, with FsyncAlways, waits for its commit.
-func (l *Log) Append(payload []byte) (uint64, error) {
-	i, err := l.AppendAsync(payload)
-	if err != nil {
-		return 0, err
-	}
-	if l.s.opts.Fsync == store.FsyncAlways {
-		if err := l.wait(i); err != nil {
-			return i, err
-		}
-	}
-	return i, nil
-}
-
-// AppendAsync queues one record for the next group commit and returns its
-// index.
-func (l *Log) AppendAsync(payload []byte) (uint64, error) {
-	one := [1][]byte{payload}
-	first, _, err := l.appendBatch(one[:])
-	return first, err
-}
-
-// AppendBatch queues several records, framed exactly as the file store
-// frames them, for one statement of the next group commit. Either all are
-// appended or none (ErrTooLarge, ErrLogFull write nothing).
-func (l *Log) AppendBatch(payloads [][]byte) (first, last uint64, err error) {
-	if len(payloads) == 0 {
-		return 0, 0, store.ErrEmptyBatch
-	}
-	return l.appendBatch(payloads)
-}
-
 // maxUncommitted bounds the records of one log queued for commit and not
 // yet committed. Only FsyncBatch and FsyncNever appends get ahead of their
 // commits; past the bound they wait, as the file store's write(2) would
@@ -122,6 +99,9 @@ func (l *Log) throttle() {
 	}
 }
 
+// appendBatch queues records, framed exactly as the file store frames
+// them, for one statement of the next group commit. Either all are
+// appended or none (ErrTooLarge, ErrLogFull write nothing).
 func (l *Log) appendBatch(payloads [][]byte) (first, last uint64, err error) {
 	if l.s.opts.Fsync != store.FsyncAlways {
 		l.throttle()

@@ -88,9 +88,16 @@ type Store struct {
 	log  *slog.Logger
 	gc   *committer
 
-	mu     sync.Mutex
-	open   map[string]*Log // nil value: being opened
-	closed bool
+	open store.Registry[*Log] // logs open, created, opened or removed (names reserved)
+	// kept is the epoch of each log closed here whose lease this replica
+	// still holds (a closed log keeps its lease): Remove deletes the log
+	// only under that epoch, so a replica never deletes a log another one
+	// took over since (see Remove).
+	keptMu sync.Mutex
+	kept   map[string]int64
+	// checks counts lease checks after a lapse (checkLost); an Open that
+	// overlapped one re-checks its own lease (see Open).
+	checks atomic.Uint64
 
 	hbStop    chan struct{}
 	hbDone    chan struct{}
@@ -146,7 +153,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool:   pool,
 		opts:   opts,
 		log:    lg.With("component", "pgstore", "replica", opts.Replica),
-		open:   make(map[string]*Log),
+		kept:   make(map[string]int64),
 		hbStop: make(chan struct{}),
 		hbDone: make(chan struct{}),
 	}
@@ -182,43 +189,24 @@ func (s *Store) newSeed() uint32 {
 	return binary.LittleEndian.Uint32(b[:])
 }
 
-func (s *Store) reserve(name string) error {
-	if !store.ValidName(name) {
-		return fmt.Errorf("%w: %q", store.ErrInvalidName, name)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
-	if _, ok := s.open[name]; ok {
-		return fmt.Errorf("%w: %q", store.ErrBusy, name)
-	}
-	s.open[name] = nil
-	return nil
-}
+func (s *Store) reserve(name string) error { return s.open.Reserve(name) }
 
-func (s *Store) settle(name string, l *Log) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l == nil {
-		delete(s.open, name)
-		return nil
-	}
-	if s.closed {
-		delete(s.open, name)
-		return store.ErrClosed
-	}
-	s.open[name] = l
-	return nil
-}
+func (s *Store) settle(name string, l *Log) error { return s.open.Settle(name, l) }
 
+// forget releases a closed log's name; the lease stays with this replica,
+// under the epoch noted for Remove.
 func (s *Store) forget(l *Log) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.open[l.name] == l {
-		delete(s.open, l.name)
-	}
+	s.keptMu.Lock()
+	s.kept[l.name] = l.epoch
+	s.keptMu.Unlock()
+	s.open.Forget(l.name, l)
+}
+
+// unkeep drops what Remove knew of a log name reserved by the caller.
+func (s *Store) unkeep(name string) {
+	s.keptMu.Lock()
+	delete(s.kept, name)
+	s.keptMu.Unlock()
 }
 
 func opCtx() (context.Context, context.CancelFunc) {
@@ -248,6 +236,7 @@ func (s *Store) Create(name string) (store.Log, error) {
 		return nil, err
 	}
 	l := newLog(s, name, header, seed, 1, filestore.HeaderSize, 0, seed)
+	s.unkeep(name)
 	if err := s.settle(name, l); err != nil {
 		return nil, err
 	}
@@ -264,11 +253,20 @@ func (s *Store) Open(name string) (store.Log, store.RecoveryReport, error) {
 	if err := s.reserve(name); err != nil {
 		return nil, store.RecoveryReport{}, err
 	}
+	checks := s.checks.Load()
 	l, rep, err := s.openLog(name)
+	if err == nil && (s.checks.Load() != checks || !s.LeaseValid()) {
+		// This replica's lease lapsed while the log was being opened: a
+		// lease check (checkLost) that ran meanwhile did not see this log,
+		// and another replica may have taken it over or removed it after
+		// the takeover above. Make sure it is still ours.
+		err = s.stillOwned(l)
+	}
 	if err != nil {
 		s.settle(name, nil)
 		return nil, rep, err
 	}
+	s.unkeep(name)
 	if err := s.settle(name, l); err != nil {
 		return nil, rep, err
 	}
@@ -327,6 +325,23 @@ func (s *Store) openLog(name string) (*Log, store.RecoveryReport, error) {
 			"records", rep.Records, "truncated_at", d.Offset, "dropped_bytes", rep.DroppedBytes, "reason", d.Reason)
 	}
 	return newLog(s, name, header, seed, epoch, v.off, v.good, v.crc), rep, nil
+}
+
+// stillOwned checks that log l is still leased to this replica under its
+// epoch.
+func (s *Store) stillOwned(l *Log) error {
+	ctx, cancel := opCtx()
+	defer cancel()
+	var one int
+	err := s.pool.QueryRow(ctx, `SELECT 1 FROM logs WHERE name = $1 AND owner = $2 AND epoch = $3`,
+		l.name, s.opts.Replica, l.epoch).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.whyNotOpen(ctx, l.name)
+	}
+	if err != nil {
+		return dbErr("open", l.name, err)
+	}
+	return nil
 }
 
 // whyNotOpen explains a takeover that matched no row.
@@ -439,23 +454,40 @@ func (s *Store) List() ([]string, error) {
 	return names, nil
 }
 
-// Remove deletes a log that is not open here and is not leased to another
-// live replica (an *OwnedError then).
+// Remove deletes a log that is not open here, only if this replica holds
+// its lease: under the epoch it last held the log with, when it closed it
+// here, or else as its owner. A log another replica took over since is
+// refused (an *OwnedError, or ErrNotFound once that one removed it), even
+// when that replica's heartbeat has expired meanwhile: it may be serving
+// the session from memory, and a deletion acknowledged here would leave it
+// there (the crash harness's "present although its deletion was
+// acknowledged", docs/SCALE.md).
 func (s *Store) Remove(name string) error {
 	if err := s.reserve(name); err != nil {
 		return err
 	}
 	defer s.settle(name, nil)
+	s.keptMu.Lock()
+	epoch, known := s.kept[name]
+	s.keptMu.Unlock()
 	ctx, cancel := opCtx()
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM logs WHERE name = $1 AND (owner = $2 OR owner = '' OR NOT EXISTS (
-		SELECT 1 FROM replicas r WHERE r.id = logs.owner AND r.expires > now()))`, name, s.opts.Replica)
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if known {
+		tag, err = s.pool.Exec(ctx, `DELETE FROM logs WHERE name = $1 AND owner = $2 AND epoch = $3`, name, s.opts.Replica, epoch)
+	} else {
+		tag, err = s.pool.Exec(ctx, `DELETE FROM logs WHERE name = $1 AND (owner = $2 OR owner = '')`, name, s.opts.Replica)
+	}
 	if err != nil {
 		return dbErr("remove", name, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return s.whyNotOpen(ctx, name)
 	}
+	s.unkeep(name)
 	return nil
 }
 
@@ -524,19 +556,10 @@ func ReadImage(ctx context.Context, url, name string) ([]byte, error) {
 // replica's heartbeat so others may take its logs over at once, and closes
 // the pool.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return store.ErrClosed
+	logs, err := s.open.Close()
+	if err != nil {
+		return err
 	}
-	s.closed = true
-	var logs []*Log
-	for _, l := range s.open {
-		if l != nil {
-			logs = append(logs, l)
-		}
-	}
-	s.mu.Unlock()
 	var first error
 	for _, l := range logs {
 		if err := l.Close(); err != nil && first == nil && !errors.Is(err, store.ErrClosed) {

@@ -559,3 +559,129 @@ func TestLeaseBackAfterDatabaseRestart(t *testing.T) {
 		t.Fatalf("append right after the restart: %v", err)
 	}
 }
+
+// TestRemoveAfterTakeover: a replica that closed a log (its session being
+// deleted) after another replica took the log over must not remove it,
+// even when the new owner's heartbeat has expired meanwhile (a database
+// outage lapses every lease): the new owner may be serving the session
+// from memory, and the deletion would be acknowledged while the session
+// lives on there. The new owner then removes it under its own epoch.
+func TestRemoveAfterTakeover(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		ownerExpired bool // the new owner's heartbeat has expired when the old one removes
+	}{
+		{"new owner live", false},
+		{"new owner's heartbeat expired", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := pgtest.Shared(t)
+			db := srv.NewDB(t)
+			url := srv.URL(db)
+			a := openStore(t, url, Options{Replica: "a"})
+			c := openStore(t, url, Options{Replica: "c"})
+			expire := func(id string) {
+				t.Helper()
+				if out, err := srv.Psql(db, "UPDATE replicas SET expires = now() - interval '1 second' WHERE id = '"+id+"'"); err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+			}
+			l, err := a.Create("w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Append(payload(1, 10)); err != nil {
+				t.Fatal(err)
+			}
+			// a stalls (its lease lapses) just as its session is being
+			// deleted: the log is closed, not yet removed.
+			a.pauseHeartbeat()
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			expire("a")
+			lc, _, err := c.Open("w")
+			if err != nil {
+				t.Fatalf("takeover: %v", err)
+			}
+			if tc.ownerExpired {
+				c.pauseHeartbeat()
+				defer c.resumeHeartbeat()
+				expire("c")
+			}
+			if err := a.renew(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			a.resumeHeartbeat()
+			if err := a.Remove("w"); !errors.Is(err, store.ErrBusy) {
+				t.Fatalf("Remove by the replica that lost the lease: %v, want ErrBusy", err)
+			}
+			if names, err := a.List(); err != nil || len(names) != 1 {
+				t.Fatalf("List after the refused Remove: %v, %v", names, err)
+			}
+			if lc.Len() != 1 {
+				t.Fatalf("new owner's log: %d records", lc.Len())
+			}
+			if err := lc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Remove("w"); err != nil {
+				t.Fatalf("Remove by the new owner: %v", err)
+			}
+			if err := a.Remove("w"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("Remove after the owner removed it: %v", err)
+			}
+		})
+	}
+}
+
+// TestLeaseLostOfClosedLog: a log closed here and not removed (a session
+// whose log failed during a database outage and could not be reopened)
+// is reported lost, like an open one, when another replica took it over
+// while this replica's lease had lapsed, so the service drops the session
+// instead of listing it for ever (the crash harness's "present although
+// its deletion was acknowledged" after the new owner deleted it).
+func TestLeaseLostOfClosedLog(t *testing.T) {
+	srv := pgtest.Shared(t)
+	db := srv.NewDB(t)
+	url := srv.URL(db)
+	ttl := time.Second
+	a := openStore(t, url, Options{Replica: "a", LeaseTTL: ttl, Renew: ttl / 4})
+	c := openStore(t, url, Options{Replica: "c"})
+	lost := make(chan []string, 4)
+	a.OnLeaseLost(func(names []string) { lost <- names })
+	for _, n := range []string{"closed", "kept"} {
+		l, err := a.Create(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.pauseHeartbeat()
+	time.Sleep(ttl + 100*time.Millisecond) // a's lease lapses, here and in the database
+	if a.LeaseValid() {
+		t.Fatal("lease still valid after the TTL without renewal")
+	}
+	lc, _, err := c.Open("closed")
+	if err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	defer lc.Close()
+	a.resumeHeartbeat()
+	select {
+	case names := <-lost:
+		if len(names) != 1 || names[0] != "closed" {
+			t.Fatalf("lost %v, want [closed]", names)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the closed log taken over was not reported lost")
+	}
+	if err := a.Remove("closed"); !errors.Is(err, store.ErrBusy) {
+		t.Fatalf("Remove of the log taken over: %v, want ErrBusy", err)
+	}
+	if err := a.Remove("kept"); err != nil {
+		t.Fatalf("Remove of a log still leased here: %v", err)
+	}
+}
