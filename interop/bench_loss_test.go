@@ -1,0 +1,530 @@
+package interop
+
+// Goodput under loss, side by side with the kernel (issue 11): `make
+// bench-loss` runs TestBenchLoss over 5 MB and writes the tables into
+// docs/PERFORMANCE.md; `make test` runs it over a short transfer and only
+// checks that every transfer arrives whole and the figures are sane.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+
+	"github.com/tcpstated/tcpstated/bridge"
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+	"github.com/tcpstated/tcpstated/internal/mddoc"
+)
+
+// The impairments of the issue, applied to the data path only (the
+// direction the data goes; ACKs pass untouched), each with the same seed,
+// so every cell drops the same packet numbers (the k-th data-path packet is
+// lost in every transfer or in none).
+var benchImpairments = []struct{ name, spec string }{
+	{"delay 20 ms", "delay 20ms"},
+	{"delay 20 ms, loss 1 %", "delay 20ms loss 1%"},
+	{"delay 20 ms, loss 5 %", "delay 20ms loss 5%"},
+	{"delay 20 ms, loss 5 %, reorder 10 %", "delay 20ms loss 5% reorder 10%"},
+}
+
+const (
+	benchSeed       = 11
+	benchQuickBytes = 300_000
+	benchTimeout    = 300 * time.Second
+	// benchLimit is the delay queue of every impairment: above netem's
+	// default of 1000, so that "delay 20 ms" stays loss-free for the
+	// kernel's fast sender (the tables count what the limit dropped).
+	benchLimit = 20000
+)
+
+// benchRun is one transfer: who sent, how fast, what the impairment
+// dropped, and each side's counters.
+type benchRun struct {
+	cc                string  // the kernel sender's congestion control; "" when tcpstated sends
+	mbps              float64 // MB/s from the receiver's start to its last byte
+	impLost, impLimit uint64  // data-path packets dropped by the loss model and by the limit
+	kernelSnd         map[string]uint64
+	kernelRcv         map[string]uint64
+	engine            engineCount
+}
+
+// engineCount is what tcpstated's explanations (ListRecords with explain)
+// and its emitted segments say about one transfer.
+type engineCount struct {
+	dataSent, retransmitted uint64            // data segments emitted; of them, those ending at or below the highest end sent before
+	codes                   map[string]uint64 // recovery explanations by code; "DROPPED:CODE" for discarded inbound segments
+}
+
+// benchBytes is the transfer size: TCPSTATED_BENCH_LOSS_BYTES, or the quick
+// size of `make test`.
+func benchBytes(t *testing.T) int64 {
+	if v := os.Getenv("TCPSTATED_BENCH_LOSS_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			t.Fatalf("TCPSTATED_BENCH_LOSS_BYTES=%q: not a positive number", v)
+		}
+		return n
+	}
+	return benchQuickBytes
+}
+
+// TestBenchLoss measures goodput through the user-space impairment of
+// `tcpstated tun` (package bridge) in both directions, one transfer at a
+// time, interleaved per impairment: tcpstated → kernel, kernel → kernel on
+// the namespace's default congestion control and on CUBIC (TCP_CONGESTION
+// on the socket), kernel → tcpstated on each. The kernel-to-kernel
+// baseline goes through bridge.Relay, the same impairment code with the
+// same seed. Nothing is timed: the test fails only when a transfer does not
+// arrive whole or a figure is not a finite positive rate.
+func TestBenchLoss(t *testing.T) {
+	if why := requirements(); why != "" {
+		skipOrFail(t, why)
+	}
+	n := benchBytes(t)
+	runs := 1
+	if v := os.Getenv("TCPSTATED_BENCH_LOSS_RUNS"); v != "" {
+		var err error
+		if runs, err = strconv.Atoi(v); err != nil || runs < 1 {
+			t.Fatalf("TCPSTATED_BENCH_LOSS_RUNS=%q: not a positive number", v)
+		}
+	}
+	start := time.Now()
+	dir, err := os.MkdirTemp("", "tcpst-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := buildTcpstated(t, dir)
+	defaultCC := ""
+	results := map[string][]map[string]*benchRun{} // impairment → run → cell
+	for run := range runs {
+		seed := uint64(benchSeed + run)
+		for _, imp := range benchImpairments {
+			cells := map[string]*benchRun{}
+			results[imp.name] = append(results[imp.name], cells)
+			t.Run(fmt.Sprintf("run%d/%s", run+1, strings.ReplaceAll(imp.spec, " ", "_")), func(t *testing.T) {
+				cells["t→k"] = benchTcpstatedSends(t, bin, dir, imp.spec, n, seed)
+				for _, cc := range []string{"", "cubic"} {
+					k := benchKernelToKernel(t, bin, dir, imp.spec, n, seed, cc)
+					if cc == "" && k != nil {
+						defaultCC = k.cc
+					}
+					cells["k→k"+cc] = k
+					cells["k→t"+cc] = benchKernelSends(t, bin, dir, imp.spec, n, seed, cc)
+				}
+				for name, c := range cells {
+					if c == nil {
+						continue
+					}
+					if !(c.mbps > 0) || math.IsInf(c.mbps, 0) {
+						t.Errorf("%s: %v MB/s is not a rate", name, c.mbps)
+					}
+					if imp.spec == "delay 20ms" && c.impLost != 0 {
+						t.Errorf("%s: the loss model dropped %d packets with no loss", name, c.impLost)
+					}
+				}
+			})
+		}
+	}
+	md := benchTables(results, n, runs, defaultCC, time.Since(start))
+	t.Log("\n" + md)
+	if os.Getenv("TCPSTATED_WRITE_BENCH_LOSS_DOCS") != "" {
+		if err := mddoc.ReplaceSection(filepath.Join("..", "docs", "PERFORMANCE.md"), "bench-loss", md); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// impairFlags are tcpstated tun's flags for the impairment on one side.
+func impairFlags(flag, spec string, seed uint64) []string {
+	return []string{flag, spec, "--netem-seed", strconv.FormatUint(seed, 10), "--netem-limit", strconv.Itoa(benchLimit)}
+}
+
+// benchTcpstatedSends: tcpstated connects to a kernel listener and sends n
+// bytes through --netem-out; the kernel reads to the end.
+func benchTcpstatedSends(t *testing.T, bin, dir, spec string, n int64, seed uint64) *benchRun {
+	l := newLab(t, bin, dir)
+	ln, err := l.listen(kernelAddr + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := l.startTun(t, append([]string{"--connect", ln.Addr().String(), "--send-bytes", strconv.FormatInt(n, 10),
+		"--close-after", "sent", "--hold"}, impairFlags("--netem-out", spec, seed)...)...)
+	ln.SetDeadline(time.Now().Add(30 * time.Second))
+	k, err := ln.AcceptTCP()
+	if err != nil {
+		t.Errorf("tcpstated → kernel: accept: %v", err)
+		return nil
+	}
+	x := exchange(k, 0, tcpstatedFirst, benchTimeout)
+	if x.readErr != nil || x.received != n || x.sha != patternSHA(n) {
+		t.Errorf("tcpstated → kernel through %q: the kernel read %d of %d bytes (sha256 matches: %v), %v", spec, x.received, n, x.sha == patternSHA(n), x.readErr)
+		return nil
+	}
+	r := &benchRun{mbps: x.mbps(), kernelRcv: nstatCounts(t, l)}
+	r.engine = engineCounts(t, p)
+	r.impLost, r.impLimit = tunNetemCounts(t, p, "out")
+	return r
+}
+
+// benchKernelSends: the kernel (on congestion control cc, "" for the
+// namespace's default) connects to tcpstated and sends n bytes through
+// --netem; tcpstated reads to the end.
+func benchKernelSends(t *testing.T, bin, dir, spec string, n int64, seed uint64, cc string) *benchRun {
+	l := newLab(t, bin, dir)
+	p := l.startTun(t, append([]string{"--listen", "80", "--sink"}, impairFlags("--netem", spec, seed)...)...)
+	k, err := dialCC(l, tcpstatedAddr+":80", cc)
+	if err != nil {
+		t.Errorf("kernel → tcpstated: dial: %v", err)
+		return nil
+	}
+	got := socketCC(k)
+	acc, err := p.waitLine("accepted ", stateTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := lineFields(acc)
+	x := exchange(k, n, kernelFirst, benchTimeout)
+	done, err := p.waitLine("done "+name, benchTimeout)
+	_, kv := lineFields(done)
+	want := patternSHA(n)
+	if err != nil || x.writeErr != nil || kv["received"] != strconv.FormatInt(n, 10) || kv["received_sha256"] != want {
+		t.Errorf("kernel (%s) → tcpstated through %q: tcpstated read %s of %d bytes (sha256 matches: %v); write err %v; %v", got, spec, kv["received"], n, kv["received_sha256"] == want, x.writeErr, err)
+		return nil
+	}
+	endNS, _ := strconv.ParseInt(kv["recv_end_unix_ns"], 10, 64)
+	r := &benchRun{cc: got, mbps: rateUntil(n, x.start, time.Unix(0, endNS)), kernelSnd: nstatCounts(t, l)}
+	r.engine = engineCounts(t, p)
+	r.impLost, r.impLimit = tunNetemCounts(t, p, "in")
+	return r
+}
+
+// benchKernelToKernel: the baseline. Two namespaces, each with its tun0,
+// joined by bridge.Relay in this process: the sender's packets go through
+// the impairment, the receiver's pass untouched.
+func benchKernelToKernel(t *testing.T, bin, dir, spec string, n int64, seed uint64, cc string) *benchRun {
+	snd := newLab(t, bin, dir)
+	rcv := newLabAt(t, bin, dir, tcpstatedAddr, kernelAddr)
+	ns, err := bridge.ParseNetem(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var devs [2]*bridge.TUN
+	for i, l := range []*lab{snd, rcv} {
+		if err := l.do(func() error {
+			var err error
+			devs[i], err = bridge.OpenTUN("tun0", netip.MustParseAddr(kernelAddr), netip.MustParseAddr(tcpstatedAddr), quiet)
+			return err
+		}); err != nil {
+			t.Fatalf("attaching tun0 of %s: %v", l.name, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var counts bridge.RelayCounts
+	relayed := make(chan error, 1)
+	go func() {
+		relayed <- bridge.Relay(ctx, devs[0], devs[1], bridge.RelayConfig{AToB: ns, Seed: seed, Limit: benchLimit}, &counts)
+	}()
+	defer func() {
+		cancel()
+		if err := <-relayed; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	}()
+	ln, err := rcv.listen(tcpstatedAddr + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srvc := make(chan *transfer, 1)
+	go func() {
+		ln.SetDeadline(time.Now().Add(30 * time.Second))
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			srvc <- &transfer{readErr: err}
+			return
+		}
+		srvc <- exchange(c, 0, tcpstatedFirst, benchTimeout)
+	}()
+	k, err := dialCC(snd, ln.Addr().String(), cc)
+	if err != nil {
+		t.Errorf("kernel → kernel: dial: %v", err)
+		return nil
+	}
+	got := socketCC(k)
+	cli := exchange(k, n, kernelFirst, benchTimeout)
+	srv := <-srvc
+	if srv.readErr != nil || cli.writeErr != nil || srv.received != n || srv.sha != patternSHA(n) {
+		t.Errorf("kernel (%s) → kernel through %q: read %d of %d bytes (sha256 matches: %v), %v; write err %v", got, spec, srv.received, n, srv.sha == patternSHA(n), srv.readErr, cli.writeErr)
+		return nil
+	}
+	return &benchRun{cc: got, mbps: srv.mbps(), impLost: counts.AToB.Lost.Load(), impLimit: counts.AToB.LimitDropped.Load(),
+		kernelSnd: nstatCounts(t, snd), kernelRcv: nstatCounts(t, rcv)}
+}
+
+// dialCC connects from the kernel with congestion control cc set on the
+// socket before the SYN (TCP_CONGESTION; "" leaves the namespace's
+// default: a namespace may not change tcp_congestion_control).
+func dialCC(l *lab, addr, cc string) (*net.TCPConn, error) {
+	var c net.Conn
+	err := l.do(func() error {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		if cc != "" {
+			d.Control = func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, cc) })
+				if err == nil {
+					err = serr
+				}
+				if err != nil {
+					return fmt.Errorf("TCP_CONGESTION %s: %w", cc, err)
+				}
+				return nil
+			}
+		}
+		var err error
+		c, err = d.Dial("tcp4", addr)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// socketCC is the congestion control of a kernel socket (TCP_CONGESTION).
+func socketCC(c *net.TCPConn) string {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return "?"
+	}
+	name := "?"
+	rc.Control(func(fd uintptr) {
+		if s, err := unix.GetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION); err == nil {
+			name = strings.TrimRight(s, "\x00")
+		}
+	})
+	return name
+}
+
+// kernelCounters are the nstat counters the tables show: the sender's
+// recovery and the receiver's view of what arrived.
+var kernelCounters = []string{
+	"TcpRetransSegs", "TcpExtTCPSackRecovery", "TcpExtTCPFastRetrans", "TcpExtTCPLossProbes", "TcpExtTCPTimeouts",
+	"TcpExtTCPSpuriousRTOs", "TcpExtTCPDSACKUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv",
+	"TcpExtTCPOFOQueue", "TcpExtTCPDSACKOldSent", "TcpExtTCPOFODrop", "TcpExtTCPRcvQDrop",
+}
+
+// nstatCounts reads the namespace's TCP counters (a fresh namespace for
+// each transfer, so they are the transfer's).
+func nstatCounts(t *testing.T, l *lab) map[string]uint64 {
+	out, err := l.exec(append([]string{"nstat", "-asz"}, kernelCounters...)...)
+	if err != nil {
+		t.Errorf("nstat: %v", err)
+		return nil
+	}
+	m := map[string]uint64{}
+	for line := range strings.SplitSeq(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
+			m[f[0]], _ = strconv.ParseUint(f[1], 10, 64)
+		}
+	}
+	return m
+}
+
+// tunNetemCounts stops the tun process and reads what its impairment of
+// one direction ("in" or "out") dropped from the stats line.
+func tunNetemCounts(t *testing.T, p *tunProc, dir string) (lost, limit uint64) {
+	p.stop()
+	line, err := p.waitLine("stats ", stateTimeout)
+	if err != nil {
+		t.Errorf("no stats line: %v", err)
+		return 0, 0
+	}
+	_, kv := lineFields("stats - " + strings.TrimPrefix(line, "stats "))
+	lost, _ = strconv.ParseUint(kv["netem_"+dir+"_lost"], 10, 64)
+	limit, _ = strconv.ParseUint(kv["netem_"+dir+"_limit_dropped"], 10, 64)
+	return lost, limit
+}
+
+// recoveryCodes are the explanations of the sender's loss recovery.
+var recoveryCodes = map[string]bool{
+	"FAST_RETRANSMIT": true, "SACK_RECOVERY": true, "SACK_NEXT_SEGMENT": true, "RACK_LOST": true, "TLP_PROBE": true,
+	"RETRANSMIT_TIMEOUT": true, "SPURIOUS_RTO": true, "FRTO_SPURIOUS": true, "PRR": true,
+}
+
+// engineCounts pages through the session's log with explanations (the
+// log does not store them; the service re-runs it) and counts the
+// recovery decisions, the data segments sent and resent, and the inbound
+// segments the engine dropped.
+func engineCounts(t *testing.T, p *tunProc) engineCount {
+	c := engineCount{codes: map[string]uint64{}}
+	lc := pb.NewLogServiceClient(p.conn)
+	var high uint32
+	started := false
+	for tok := ""; ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		r, err := lc.ListRecords(ctx, &pb.ListRecordsRequest{Parent: "sessions/tun", PageSize: 1000, PageToken: tok, Explain: true},
+			grpc.MaxCallRecvMsgSize(256<<20))
+		cancel()
+		if err != nil {
+			t.Errorf("ListRecords: %v", err)
+			return c
+		}
+		for _, rec := range r.Records {
+			out := rec.GetOutput()
+			for _, sg := range out.GetSegments() {
+				if sg.GetPayloadLength() == 0 {
+					continue
+				}
+				c.dataSent++
+				end := sg.GetSeq() + sg.GetPayloadLength()
+				if started && int32(end-high) <= 0 {
+					c.retransmitted++
+				} else {
+					high, started = end, true
+				}
+			}
+			for _, x := range out.GetExplanations() {
+				switch {
+				case x.GetCode() == "SACK_NEXT_SEGMENT" && x.GetFields()["RULE"] == 2:
+					// new data, not a repair
+				case recoveryCodes[x.GetCode()]:
+					c.codes[x.GetCode()]++
+				case x.GetAction() == pb.Explanation_ACTION_DROPPED:
+					c.codes["DROPPED:"+x.GetCode()]++
+				}
+			}
+		}
+		if tok = r.GetNextPageToken(); tok == "" {
+			return c
+		}
+	}
+}
+
+// ---- the tables ----
+
+func (e engineCount) sender() string {
+	c := e.codes
+	return fmt.Sprintf("%d of %d resent; FR %d, SACK rec %d, NextSeg %d, RACK %d, TLP %d, RTO %d, spurious RTO %d",
+		e.retransmitted, e.dataSent, c["FAST_RETRANSMIT"], c["SACK_RECOVERY"], c["SACK_NEXT_SEGMENT"], c["RACK_LOST"], c["TLP_PROBE"],
+		c["RETRANSMIT_TIMEOUT"], c["SPURIOUS_RTO"]+c["FRTO_SPURIOUS"])
+}
+
+// dropped lists the inbound segments the engine discarded, by code.
+func (e engineCount) dropped() string {
+	var parts []string
+	for k, v := range e.codes {
+		if code, ok := strings.CutPrefix(k, "DROPPED:"); ok {
+			parts = append(parts, fmt.Sprintf("%s %d", code, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func kernelSender(m map[string]uint64) string {
+	return fmt.Sprintf("%d resent; SACK rec %d, TLP %d, RTO %d, DSACK recv %d, undo %d",
+		m["TcpRetransSegs"], m["TcpExtTCPSackRecovery"], m["TcpExtTCPLossProbes"], m["TcpExtTCPTimeouts"], m["TcpExtTCPDSACKRecv"], m["TcpExtTCPDSACKUndo"]+m["TcpExtTCPSpuriousRTOs"])
+}
+
+func (r *benchRun) rate() string {
+	if r == nil {
+		return "failed"
+	}
+	return fmt.Sprintf("%.2f", r.mbps)
+}
+
+func ratio(a, b *benchRun) string {
+	if a == nil || b == nil || b.mbps == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("**%.2f×**", a.mbps/b.mbps)
+}
+
+func (r *benchRun) lost() string {
+	if r == nil {
+		return "–"
+	}
+	if r.impLimit > 0 {
+		return fmt.Sprintf("%d + %d by the limit", r.impLost, r.impLimit)
+	}
+	return strconv.FormatUint(r.impLost, 10)
+}
+
+// benchTables renders the results as the Markdown docs/PERFORMANCE.md
+// keeps (between <!-- begin bench-loss --> and <!-- end bench-loss -->).
+func benchTables(results map[string][]map[string]*benchRun, n int64, runs int, defaultCC string, took time.Duration) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	uname, _ := run("uname", "-sr")
+	fmt.Fprintf(&b, "%.1f MB one way per transfer, %d run(s), seeds %d–%d, delay queue limit %d; machine %s, %d CPUs, %s; %s; %v in all.\n\n",
+		float64(n)/1e6, runs, benchSeed, benchSeed+runs-1, benchLimit, host, runtime.NumCPU(), strings.TrimSpace(uname),
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
+	fmt.Fprintf(&b, "**tcpstated sending** (profile rfc, its defaults) against the kernel sending to the kernel through the same impairment:\n\n")
+	fmt.Fprintf(&b, "| impairment (data path) | run | tcpstated → kernel MB/s | kernel → kernel, %s | kernel → kernel, cubic | ÷ %s | ÷ cubic | packets dropped (tcpstated / %s / cubic) | tcpstated's recovery (explanations) | kernel's recovery, %s (nstat) | kernel's recovery, cubic |\n",
+		defaultCC, defaultCC, defaultCC, defaultCC)
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, imp := range benchImpairments {
+		for i, c := range results[imp.name] {
+			t, kd, kc := c["t→k"], c["k→k"], c["k→kcubic"]
+			tr, kdr, kcr := "–", "–", "–"
+			if t != nil {
+				tr = t.engine.sender()
+			}
+			if kd != nil {
+				kdr = kernelSender(kd.kernelSnd)
+			}
+			if kc != nil {
+				kcr = kernelSender(kc.kernelSnd)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s / %s / %s | %s | %s | %s |\n", imp.name, i+1,
+				t.rate(), kd.rate(), kc.rate(), ratio(t, kd), ratio(t, kc), t.lost(), kd.lost(), kc.lost(), tr, kdr, kcr)
+		}
+	}
+	fmt.Fprintf(&b, "\n**tcpstated receiving**: the kernel sends to tcpstated and to the kernel through the same impairment; with no discards, the kernel resends what the impairment dropped (a dropped retransmission is resent again):\n\n")
+	b.WriteString("| impairment (data path) | run | kernel sender | → tcpstated MB/s | → kernel MB/s | ÷ | kernel's retransmissions to tcpstated / packets the impairment dropped | the same to the kernel | tcpstated's discards (explanations) | kernel's recovery to tcpstated |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, imp := range benchImpairments {
+		for i, c := range results[imp.name] {
+			for _, cc := range []string{"", "cubic"} {
+				t, k := c["k→t"+cc], c["k→k"+cc]
+				name := cc
+				if name == "" {
+					name = defaultCC
+				}
+				tre, kre, disc, rec := "–", "–", "–", "–"
+				if t != nil {
+					tre = fmt.Sprintf("%d / %s", t.kernelSnd["TcpRetransSegs"], t.lost())
+					disc = t.engine.dropped()
+					rec = kernelSender(t.kernelSnd)
+				}
+				if k != nil {
+					kre = fmt.Sprintf("%d / %s", k.kernelSnd["TcpRetransSegs"], k.lost())
+				}
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", imp.name, i+1, name, t.rate(), k.rate(), ratio(t, k), tre, kre, disc, rec)
+			}
+		}
+	}
+	return b.String()
+}
