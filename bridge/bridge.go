@@ -57,6 +57,10 @@ type Config struct {
 	Session       string
 	ReceiveWindow int
 	SendBuffer    int
+	// Profile ("rfc" when empty) and Switches (behaviour switches by name,
+	// set after the profile) of a session Run creates (SessionOptions).
+	Profile  string
+	Switches map[string]string
 
 	// Local is the engine's address. The application listens on Listen,
 	// or connects to Connect from LocalPort (0: random in 32768-60999).

@@ -310,3 +310,22 @@ func TestBridgesCloseAfterSentWaitsForHandshake(t *testing.T) {
 		t.Errorf("client's done line %q: want sent=%d", done, n)
 	}
 }
+
+// TestBridgeSessionProfile: the session Run creates has the configured
+// profile and behaviour switches.
+func TestBridgeSessionProfile(t *testing.T) {
+	addr, conn := startServer(t)
+	da, _ := pipePair()
+	a := startBridge(t, da, config(func(c *Config) {
+		c.Server, c.Listen = addr, 80
+		c.Profile, c.Switches = "linux", map[string]string{"congestion_control": "reno"}
+	}))
+	a.out.line(t, "listening ")
+	r, err := pb.NewSessionServiceClient(conn).GetSession(context.Background(), &pb.GetSessionRequest{Name: "sessions/tun"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := r.Session.GetOptions(); o.GetProfile() != "linux" || o.GetSwitches()["congestion_control"] != "reno" {
+		t.Errorf("session options profile %q switches %v, want linux and congestion_control=reno", o.GetProfile(), o.GetSwitches())
+	}
+}

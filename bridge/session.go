@@ -123,6 +123,8 @@ func (c *Config) ensureSession(ctx context.Context, sc pb.SessionServiceClient) 
 		ClockMode:     pb.ClockMode_CLOCK_MODE_REALTIME,
 		ReceiveWindow: uint32(c.ReceiveWindow),
 		SendBuffer:    uint32(c.SendBuffer),
+		Profile:       c.Profile,
+		Switches:      c.Switches,
 	}}})
 	if err != nil {
 		return "", fmt.Errorf("creating session %s: %w", name, err)

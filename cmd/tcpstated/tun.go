@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tcpstated/tcpstated/bridge"
@@ -88,6 +89,18 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 	fs.BoolVar(&c.Hold, "hold", false, "keep running after the application is done (TIME-WAIT is served, the API inspectable) until SIGINT/SIGTERM")
 	fs.IntVar(&c.ReceiveWindow, "receive-window", service.DefaultMaxBufferBytes, "receive buffer (window) of a session this command creates, in bytes")
 	fs.IntVar(&c.SendBuffer, "send-buffer", service.DefaultMaxBufferBytes, "send buffer of a session this command creates, in bytes")
+	fs.StringVar(&c.Profile, "profile", "", "behaviour profile of a session this command creates: rfc (the default), freebsd or linux (docs/CONFORMANCE.md)")
+	fs.Func("switch", "behaviour switch NAME=VALUE of a session this command creates, set after the profile (repeatable; e.g. congestion_control=cubic, rexmit_min=200; docs/CONFORMANCE.md lists them)", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q is not NAME=VALUE", v)
+		}
+		if c.Switches == nil {
+			c.Switches = map[string]string{}
+		}
+		c.Switches[k] = val
+		return nil
+	})
 	fs.StringVar(&netemIn, "netem", "", `impair packets from the device, as a netem qdisc on it would: "loss 5% delay 20ms reorder 10%"`)
 	fs.StringVar(&netemOut, "netem-out", "", "impair packets to the device the same way")
 	fs.Uint64Var(&c.NetemSeed, "netem-seed", 1, "seed of the impairments' random choices: each direction has its own generators seeded with it, so --netem and --netem-out drop the same packet numbers (the k-th packet each way), with or without reordering")
