@@ -59,6 +59,7 @@ type benchRun struct {
 	mbps              float64 // MB/s from the receiver's start to its last byte
 	impLost, impLimit uint64  // data-path packets dropped by the loss model and by the limit
 	devDropped        uint64  // the kernel sender's packets its tun0 queue dropped (the reader was behind)
+	sampled           senderSamples
 	kernelSnd         map[string]uint64
 	kernelRcv         map[string]uint64
 	engine            engineCount
@@ -69,6 +70,79 @@ type benchRun struct {
 type engineCount struct {
 	dataSent, retransmitted uint64            // data segments emitted; of them, those ending at or below the highest end sent before
 	codes                   map[string]uint64 // recovery explanations by code; "DROPPED:CODE" for discarded inbound segments
+}
+
+// senderSamples is the sender's congestion window and smoothed RTT,
+// sampled every 100 ms during the transfer (tcpstated: GetEndpoint's Tcb;
+// the kernel: TCP_INFO).
+type senderSamples struct {
+	n             int
+	cwndSum       float64 // segments
+	srttSum       float64 // ms
+	minSRTT       float64
+	sndWndLimited int // samples where the peer's window was under cwnd
+}
+
+func (s *senderSamples) add(cwndSegs, srttMS float64, wndLimited bool) {
+	if srttMS <= 0 {
+		return
+	}
+	if s.n == 0 || srttMS < s.minSRTT {
+		s.minSRTT = srttMS
+	}
+	s.n++
+	s.cwndSum += cwndSegs
+	s.srttSum += srttMS
+	if wndLimited {
+		s.sndWndLimited++
+	}
+}
+
+func (s senderSamples) String() string {
+	if s.n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f / %.0f", s.cwndSum/float64(s.n), s.srttSum/float64(s.n))
+}
+
+// sample calls f every 100 ms until the returned stop is called.
+func sample(f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				f()
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// sampleKernel samples a kernel sender's TCP_INFO.
+func sampleKernel(k *net.TCPConn, s *senderSamples) (stop func()) {
+	return sample(func() {
+		if info, err := kernelTCPInfo(k); err == nil && (info.State == unix.BPF_TCP_ESTABLISHED || info.State == unix.BPF_TCP_FIN_WAIT1) {
+			s.add(float64(info.Snd_cwnd), float64(info.Rtt)/1000, info.Snd_wnd > 0 && info.Snd_wnd < info.Snd_cwnd*info.Snd_mss)
+		}
+	})
+}
+
+// sampleEngine samples tcpstated's endpoint (GetEndpoint).
+func sampleEngine(p *tunProc, name string, s *senderSamples) (stop func()) {
+	return sample(func() {
+		ep, err := p.endpoint(name)
+		tcb := ep.GetTcb()
+		if err != nil || (ep.GetStateName() != "ESTABLISHED" && ep.GetStateName() != "FIN-WAIT-1") || tcb.GetSrtt() == nil || tcb.GetMss() == 0 {
+			return
+		}
+		s.add(float64(tcb.GetCwnd())/float64(tcb.GetMss()), float64(tcb.GetSrtt().AsDuration().Microseconds())/1000, tcb.GetSndWnd() < tcb.GetCwnd())
+	})
 }
 
 // benchBytes is the transfer size: TCPSTATED_BENCH_LOSS_BYTES, or the quick
@@ -187,12 +261,19 @@ func benchTcpstatedSends(t *testing.T, bin, dir, spec string, n int64, seed uint
 		t.Errorf("tcpstated → kernel: accept: %v", err)
 		return nil
 	}
+	var samples senderSamples
+	stop := func() {}
+	if line, err := p.waitLine("connecting ", stateTimeout); err == nil {
+		name, _ := lineFields(line)
+		stop = sampleEngine(p, name, &samples)
+	}
 	x := exchange(k, 0, tcpstatedFirst, benchTimeout)
+	stop()
 	if x.readErr != nil || x.received != n || x.sha != patternSHA(n) {
 		t.Errorf("tcpstated → kernel through %q: the kernel read %d of %d bytes (sha256 matches: %v), %v", spec, x.received, n, x.sha == patternSHA(n), x.readErr)
 		return nil
 	}
-	r := &benchRun{mbps: x.mbps(), kernelRcv: nstatCounts(t, l)}
+	r := &benchRun{mbps: x.mbps(), kernelRcv: nstatCounts(t, l), sampled: samples}
 	r.engine = engineCounts(t, p)
 	r.impLost, r.impLimit = tunNetemCounts(t, p, "out")
 	return r
@@ -215,7 +296,10 @@ func benchKernelSends(t *testing.T, bin, dir, spec string, n int64, seed uint64,
 		t.Fatal(err)
 	}
 	name, _ := lineFields(acc)
+	var samples senderSamples
+	stop := sampleKernel(k, &samples)
 	x := exchange(k, n, kernelFirst, benchTimeout)
+	stop()
 	done, err := p.waitLine("done "+name, benchTimeout)
 	_, kv := lineFields(done)
 	want := patternSHA(n)
@@ -224,7 +308,7 @@ func benchKernelSends(t *testing.T, bin, dir, spec string, n int64, seed uint64,
 		return nil
 	}
 	endNS, _ := strconv.ParseInt(kv["recv_end_unix_ns"], 10, 64)
-	r := &benchRun{cc: got, mbps: rateUntil(n, x.start, time.Unix(0, endNS)), kernelSnd: nstatCounts(t, l), devDropped: txDropped(t, l)}
+	r := &benchRun{cc: got, mbps: rateUntil(n, x.start, time.Unix(0, endNS)), kernelSnd: nstatCounts(t, l), devDropped: txDropped(t, l), sampled: samples}
 	r.engine = engineCounts(t, p)
 	r.impLost, r.impLimit = tunNetemCounts(t, p, "in")
 	return r
@@ -284,14 +368,17 @@ func benchKernelToKernel(t *testing.T, bin, dir, spec string, n int64, seed uint
 		return nil
 	}
 	got := socketCC(k)
+	var samples senderSamples
+	stop := sampleKernel(k, &samples)
 	cli := exchange(k, n, kernelFirst, benchTimeout)
+	stop()
 	srv := <-srvc
 	if srv.readErr != nil || cli.writeErr != nil || srv.received != n || srv.sha != patternSHA(n) {
 		t.Errorf("kernel (%s) → kernel through %q: read %d of %d bytes (sha256 matches: %v), %v; write err %v", got, spec, srv.received, n, srv.sha == patternSHA(n), srv.readErr, cli.writeErr)
 		return nil
 	}
 	return &benchRun{cc: got, mbps: srv.mbps(), impLost: counts.AToB.Lost.Load(), impLimit: counts.AToB.LimitDropped.Load(),
-		kernelSnd: nstatCounts(t, snd), kernelRcv: nstatCounts(t, rcv), devDropped: txDropped(t, snd)}
+		kernelSnd: nstatCounts(t, snd), kernelRcv: nstatCounts(t, rcv), devDropped: txDropped(t, snd), sampled: samples}
 }
 
 // txDropped is what the kernel's tun0 queue dropped on its way to the
@@ -482,6 +569,13 @@ func (r *benchRun) rate() string {
 	return fmt.Sprintf("%.2f", r.mbps)
 }
 
+func (r *benchRun) samples() string {
+	if r == nil {
+		return "–"
+	}
+	return r.sampled.String()
+}
+
 func ratio(a, b *benchRun) string {
 	if a == nil || b == nil || b.mbps == 0 {
 		return "–"
@@ -523,7 +617,7 @@ func benchTables(results map[string][]map[string]*benchRun, n int64, runs int, d
 		}
 	}
 	fmt.Fprintf(&b, "\n**Recovery, each sender**: packets the impairment dropped on the data path, and the sender's account (tcpstated: data segments resent of those sent, and its explanations: FAST_RETRANSMIT, SACK_RECOVERY, SACK_NEXT_SEGMENT repairs, RACK_LOST, TLP_PROBE, RETRANSMIT_TIMEOUT, SPURIOUS_RTO/FRTO_SPURIOUS; the kernel: nstat TcpRetransSegs, TcpExtTCPDSACKRecvSegs, TcpExtTCPSackRecovery, TcpExtTCPLossProbes, TcpExtTCPTimeouts, TcpExtTCPDSACKUndo + TcpExtTCPSpuriousRTOs):\n\n")
-	b.WriteString("| impairment (data path) | run | sender | MB/s | dropped | recovery |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| impairment (data path) | run | sender | MB/s | dropped | mean cwnd (segments) / SRTT (ms) | recovery |\n|---|---|---|---|---|---|---|\n")
 	for _, imp := range benchImpairments {
 		for i, c := range results[imp.name] {
 			for _, v := range tcpstatedVariants {
@@ -531,7 +625,7 @@ func benchTables(results map[string][]map[string]*benchRun, n int64, runs int, d
 				if r != nil {
 					rec = r.engine.sender()
 				}
-				fmt.Fprintf(&b, "| %s | %d | tcpstated (%s) | %s | %s | %s |\n", imp.name, i+1, v.name, r.rate(), r.lost(), rec)
+				fmt.Fprintf(&b, "| %s | %d | tcpstated (%s) | %s | %s | %s | %s |\n", imp.name, i+1, v.name, r.rate(), r.lost(), r.samples(), rec)
 			}
 			for _, cc := range []string{"", "cubic"} {
 				r, rec, name := c["k→k"+cc], "–", cc
@@ -541,12 +635,12 @@ func benchTables(results map[string][]map[string]*benchRun, n int64, runs int, d
 				if r != nil {
 					rec = kernelSender(r.kernelSnd)
 				}
-				fmt.Fprintf(&b, "| %s | %d | kernel (%s) | %s | %s | %s |\n", imp.name, i+1, name, r.rate(), r.lost(), rec)
+				fmt.Fprintf(&b, "| %s | %d | kernel (%s) | %s | %s | %s | %s |\n", imp.name, i+1, name, r.rate(), r.lost(), r.samples(), rec)
 			}
 		}
 	}
 	fmt.Fprintf(&b, "\n**tcpstated receiving**: the kernel sends to tcpstated and to the kernel through the same impairment. With no discards the kernel resends what was dropped, plus what it resends spuriously (D-SACKed: a copy that arrived twice), plus a dropped retransmission again:\n\n")
-	b.WriteString("| impairment (data path) | run | kernel sender | → tcpstated MB/s | → kernel MB/s | ÷ | to tcpstated: resent (D-SACKed) / dropped | to the kernel: the same | tcpstated's discards (explanations) | kernel's recovery to tcpstated |\n")
+	b.WriteString("| impairment (data path) | run | kernel sender | → tcpstated MB/s | → kernel MB/s | ÷ | to tcpstated: resent (D-SACKed) / dropped | to the kernel: the same | kernel's mean cwnd / SRTT (ms), to tcpstated; to the kernel | tcpstated's discards (explanations) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, imp := range benchImpairments {
 		for i, c := range results[imp.name] {
@@ -560,12 +654,12 @@ func benchTables(results map[string][]map[string]*benchRun, n int64, runs int, d
 				if t != nil {
 					tre = fmt.Sprintf("%d (%d) / %s", t.kernelSnd["TcpRetransSegs"], t.kernelSnd["TcpExtTCPDSACKRecvSegs"], t.lost())
 					disc = t.engine.dropped()
-					rec = kernelSender(t.kernelSnd)
 				}
+				rec = t.samples() + "; " + k.samples()
 				if k != nil {
 					kre = fmt.Sprintf("%d (%d) / %s", k.kernelSnd["TcpRetransSegs"], k.kernelSnd["TcpExtTCPDSACKRecvSegs"], k.lost())
 				}
-				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", imp.name, i+1, name, t.rate(), k.rate(), ratio(t, k), tre, kre, disc, rec)
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", imp.name, i+1, name, t.rate(), k.rate(), ratio(t, k), tre, kre, rec, disc)
 			}
 		}
 	}
