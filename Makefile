@@ -95,6 +95,20 @@ bench:
 bench-loss-sim:
 	TCPSTATED_WRITE_LOSS_DOCS=1 $(GO) test -count=1 -v -run '^TestSimulatedLinkFigures$$' ./fsm/
 
+## bench-loss: goodput of tcpstated against the kernel under the same
+## seeded user-space impairment of `tcpstated tun` (needs root): tcpstated →
+## kernel and kernel → tcpstated, one at a time, beside kernel → kernel
+## through bridge.Relay (default congestion control and CUBIC), delay 20 ms,
+## loss 1 %, 5 %, 5 % with reorder 10 %, BENCH_LOSS_BYTES (default 5 MB)
+## each, BENCH_LOSS_RUNS rounds (default 1); writes the tables into
+## docs/PERFORMANCE.md. `make test` runs the same test over 300 kB.
+BENCH_LOSS_BYTES ?= 5000000
+BENCH_LOSS_RUNS ?= 1
+.PHONY: bench-loss
+bench-loss:
+	TCPSTATED_BENCH_LOSS_BYTES=$(BENCH_LOSS_BYTES) TCPSTATED_BENCH_LOSS_RUNS=$(BENCH_LOSS_RUNS) TCPSTATED_WRITE_BENCH_LOSS_DOCS=1 \
+		$(GO) test -count=1 -v -timeout 60m -run '^TestBenchLoss$$' ./interop/
+
 ## bench-engine: engine hot-path benchmarks (figures go in docs/PERFORMANCE.md)
 bench-engine:
 	$(GO) test -run '^$$' -bench '$(or $(BENCH),.)' -benchmem -count=$(or $(COUNT),1) ./fsm/

@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -58,6 +57,10 @@ type Config struct {
 	Session       string
 	ReceiveWindow int
 	SendBuffer    int
+	// Profile ("rfc" when empty) and Switches (behaviour switches by name,
+	// set after the profile) of a session Run creates (SessionOptions).
+	Profile  string
+	Switches map[string]string
 
 	// Local is the engine's address. The application listens on Listen,
 	// or connects to Connect from LocalPort (0: random in 32768-60999).
@@ -83,10 +86,14 @@ type Config struct {
 	// served, the API inspectable) until ctx ends.
 	Hold bool
 
-	// NetemIn impairs packets from the device, NetemOut those to it; the
-	// random choices come from NetemSeed.
+	// NetemIn impairs packets from the device, NetemOut those to it. Each
+	// direction draws its random choices from its own generators, both
+	// seeded with NetemSeed, so the two directions (and a Relay with the
+	// same seed) drop the same packet numbers. NetemLimit is the length of
+	// each direction's delay queue (0: DefaultNetemLimit, netem's default).
 	NetemIn, NetemOut NetemSpec
 	NetemSeed         uint64
+	NetemLimit        int
 
 	// FastOpen turns on TCP Fast Open (RFC 7413): a session this command
 	// creates gets the switches fastopen.server_enable and
@@ -142,15 +149,19 @@ func Run(ctx context.Context, cfg Config, dev Device, out io.Writer, logger *slo
 	lw.printf("session %s", parent)
 
 	b := &bridge{dev: dev, seg: pb.NewSegmentServiceClient(conn), parent: parent, log: logger, wake: newNotifier(), out: lw}
-	rng := rand.New(rand.NewPCG(c.NetemSeed, 0x7463707374617465))
 	b.in = make(chan []byte, 8192)
-	b.netemIn = newNetem(c.NetemIn, rng, func(p []byte) {
+	warn := func(dir string) func(int) {
+		return func(limit int) {
+			logger.Warn("netem delay queue full: dropping packets past the limit, as netem does (raise --netem-limit)", "direction", dir, "limit", limit)
+		}
+	}
+	b.netemIn = newNetem(c.NetemIn, c.NetemLimit, c.NetemSeed, func(p []byte) {
 		select {
 		case b.in <- p: // a full channel holds the reader back, as a full device queue would
 		case <-ctx.Done():
 		}
-	}, &b.stats.netemDropped)
-	b.netemOut = newNetem(c.NetemOut, rand.New(rand.NewPCG(c.NetemSeed+1, 1)), b.write, &b.stats.netemDropped)
+	}, &b.stats.netemIn, warn("in"))
+	b.netemOut = newNetem(c.NetemOut, c.NetemLimit, c.NetemSeed, b.write, &b.stats.netemOut, warn("out"))
 	b.wire = newWire(b.netemOut.send)
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -197,7 +208,10 @@ func Run(ctx context.Context, cfg Config, dev Device, out io.Writer, logger *slo
 	if r, err := pb.NewSessionServiceClient(conn).GetSession(gctx, &pb.GetSessionRequest{Name: parent}); err == nil {
 		dropped = r.Session.GetOutboundDropped()
 	}
-	lw.printf("stats packets_in=%d packets_out=%d not_tcp=%d exchanges=%d refused_packets=%d netem_dropped=%d write_errors=%d watch_restarts=%d outbound_dropped=%d direct_writes=%d",
-		s.packetsIn.Load(), s.packetsOut.Load(), s.notTCP.Load(), s.exchanges.Load(), s.refused.Load(), s.netemDropped.Load(), s.writeErrors.Load(), s.watchRestarts.Load(), dropped, b.wire.direct.Load())
+	in, eg := &s.netemIn, &s.netemOut
+	netemDropped := in.Lost.Load() + in.LimitDropped.Load() + eg.Lost.Load() + eg.LimitDropped.Load()
+	lw.printf("stats packets_in=%d packets_out=%d not_tcp=%d exchanges=%d refused_packets=%d netem_dropped=%d netem_in_lost=%d netem_in_limit_dropped=%d netem_out_lost=%d netem_out_limit_dropped=%d write_errors=%d watch_restarts=%d outbound_dropped=%d direct_writes=%d",
+		s.packetsIn.Load(), s.packetsOut.Load(), s.notTCP.Load(), s.exchanges.Load(), s.refused.Load(), netemDropped,
+		in.Lost.Load(), in.LimitDropped.Load(), eg.Lost.Load(), eg.LimitDropped.Load(), s.writeErrors.Load(), s.watchRestarts.Load(), dropped, b.wire.direct.Load())
 	return runErr
 }

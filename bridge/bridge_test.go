@@ -286,3 +286,46 @@ func TestBridgesRefuseAndReset(t *testing.T) {
 		t.Errorf("aborting side: %q, want CLOSED", l)
 	}
 }
+
+// TestBridgesCloseAfterSentWaitsForHandshake: a client whose whole send
+// fits the send buffer before the SYN's answer comes (its SYN delayed
+// 50 ms by netem-out) still delivers it: the close waits for ESTABLISHED
+// instead of deleting the TCB in SYN-SENT (RFC 9293 §3.10.4).
+func TestBridgesCloseAfterSentWaitsForHandshake(t *testing.T) {
+	const n = 10_000
+	da, db := pipePair()
+	a := startBridge(t, da, config(func(c *Config) {
+		c.Listen, c.Connections = 80, 1
+	}))
+	a.out.line(t, "listening ")
+	b := startBridge(t, db, config(func(c *Config) {
+		c.Session, c.Local = "client", netip.MustParseAddr("10.9.0.1")
+		c.Connect, c.LocalPort, c.SendBytes, c.CloseAfter, c.Hold = netip.MustParseAddrPort("10.9.0.2:80"), 40000, n, CloseSent, true
+		c.NetemOut = NetemSpec{Delay: 50 * time.Millisecond}
+	}))
+	if done := a.out.line(t, "done "); kv(done, "received") != fmt.Sprint(n) || kv(done, "received_sha256") != patternHash(n) {
+		t.Errorf("listener's done line %q: want %d bytes of the pattern", done, n)
+	}
+	if done := b.out.line(t, "done "); kv(done, "sent") != fmt.Sprint(n) {
+		t.Errorf("client's done line %q: want sent=%d", done, n)
+	}
+}
+
+// TestBridgeSessionProfile: the session Run creates has the configured
+// profile and behaviour switches.
+func TestBridgeSessionProfile(t *testing.T) {
+	addr, conn := startServer(t)
+	da, _ := pipePair()
+	a := startBridge(t, da, config(func(c *Config) {
+		c.Server, c.Listen = addr, 80
+		c.Profile, c.Switches = "linux", map[string]string{"congestion_control": "reno"}
+	}))
+	a.out.line(t, "listening ")
+	r, err := pb.NewSessionServiceClient(conn).GetSession(context.Background(), &pb.GetSessionRequest{Name: "sessions/tun"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := r.Session.GetOptions(); o.GetProfile() != "linux" || o.GetSwitches()["congestion_control"] != "reno" {
+		t.Errorf("session options profile %q switches %v, want linux and congestion_control=reno", o.GetProfile(), o.GetSwitches())
+	}
+}

@@ -64,6 +64,7 @@ type connState struct {
 	eof, shutdown       bool
 	chunk               int
 	closed              bool
+	synced              bool // the handshake is done: closing no longer discards what was sent
 }
 
 // step reads what is readable, sends what the send buffer takes and
@@ -122,6 +123,20 @@ func (a *app) step(ctx context.Context, cs *connState) (bool, error) {
 		return false, nil
 	}
 	fire := c.CloseAfter == CloseSent || cs.eof
+	if fire && !cs.synced {
+		// RFC 9293 §3.10.4: CLOSE in SYN-SENT deletes the TCB with the
+		// data queued behind the SYN. When the SYN's answer is slow (a
+		// delayed path) everything may be queued before it comes: wait for
+		// the handshake.
+		r, err := a.ep.GetEndpoint(ctx, &pb.GetEndpointRequest{Name: cs.name})
+		if err != nil {
+			return false, err
+		}
+		if st := r.Endpoint.GetStateName(); st == "SYN-SENT" || st == "SYN-RECEIVED" {
+			return false, nil
+		}
+		cs.synced = true
+	}
 	switch {
 	case !fire:
 		return false, nil

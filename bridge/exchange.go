@@ -33,7 +33,8 @@ type bridge struct {
 	netemIn  *netem
 	netemOut *netem
 	stats    struct {
-		packetsIn, packetsOut, notTCP, exchanges, refused, netemDropped, writeErrors, watchRestarts atomic.Uint64
+		packetsIn, packetsOut, notTCP, exchanges, refused, writeErrors, watchRestarts atomic.Uint64
+		netemIn, netemOut                                                             NetemCounts
 	}
 }
 

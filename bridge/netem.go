@@ -65,17 +65,31 @@ func ParseNetem(spec string) (NetemSpec, error) {
 	return s, nil
 }
 
+// DefaultNetemLimit is netem's default limit: the delay queue holds this
+// many packets and drops what comes past it ("delay 20ms" is therefore not
+// loss-free for a sender faster than limit packets per delay).
+const DefaultNetemLimit = 1000
+
+// NetemCounts is what one direction's impairment did: packets the loss
+// model dropped, packets dropped because the delay queue held limit of
+// them already, and packets passed on.
+type NetemCounts struct {
+	Lost, LimitDropped, Passed atomic.Uint64
+}
+
 // netem applies a NetemSpec to a stream of packets and hands the survivors
 // to out, in the order the impairment gives them.
 type netem struct {
-	spec    NetemSpec
-	out     func([]byte)
-	rng     *rand.Rand
-	mu      sync.Mutex // rng
-	q       chan delayed
-	dropped *atomic.Uint64
-	quit    chan struct{}
-	once    sync.Once
+	spec   NetemSpec
+	out    func([]byte)
+	rngs   netemRNGs
+	mu     sync.Mutex // rngs
+	q      chan delayed
+	counts *NetemCounts
+	warn   func(limit int) // called once, at the first drop by the limit
+	warned atomic.Bool
+	quit   chan struct{}
+	once   sync.Once
 }
 
 type delayed struct {
@@ -83,13 +97,30 @@ type delayed struct {
 	due time.Time
 }
 
-// netemLimit is the queue of delayed packets (netem's default limit).
-const netemLimit = 1000
+// netemRNGs are one direction's random choices: the loss draws and the
+// reorder draws are separate streams, each drawn once per packet, so the
+// k-th packet's fate depends only on the seed and k: the same seed gives
+// the same loss sequence in both directions, with or without reordering.
+type netemRNGs struct{ loss, reorder *rand.Rand }
 
-func newNetem(spec NetemSpec, rng *rand.Rand, out func([]byte), dropped *atomic.Uint64) *netem {
-	n := &netem{spec: spec, out: out, rng: rng, dropped: dropped, quit: make(chan struct{})}
+// newNetemRNGs seeds one direction's streams; every direction (and every
+// Relay) given the same seed draws the same sequences.
+func newNetemRNGs(seed uint64) netemRNGs {
+	return netemRNGs{
+		loss:    rand.New(rand.NewPCG(seed, 0x6c6f7373)),       // "loss"
+		reorder: rand.New(rand.NewPCG(seed, 0x72656f72646572)), // "reorder"
+	}
+}
+
+// newNetem starts an impairment; limit is the delay queue's length
+// (DefaultNetemLimit when 0 or less).
+func newNetem(spec NetemSpec, limit int, seed uint64, out func([]byte), counts *NetemCounts, warn func(int)) *netem {
+	if limit <= 0 {
+		limit = DefaultNetemLimit
+	}
+	n := &netem{spec: spec, out: out, rngs: newNetemRNGs(seed), counts: counts, warn: warn, quit: make(chan struct{})}
 	if spec.Delay > 0 {
-		n.q = make(chan delayed, netemLimit)
+		n.q = make(chan delayed, limit)
 		go n.release()
 	}
 	return n
@@ -97,23 +128,29 @@ func newNetem(spec NetemSpec, rng *rand.Rand, out func([]byte), dropped *atomic.
 
 func (n *netem) send(p []byte) {
 	if !n.spec.Active() {
+		n.counts.Passed.Add(1)
 		n.out(p)
 		return
 	}
 	n.mu.Lock()
-	lose := n.spec.Loss > 0 && n.rng.Float64() < n.spec.Loss
-	now := n.spec.Delay == 0 || (n.spec.Reorder > 0 && n.rng.Float64() < n.spec.Reorder)
+	lose := n.spec.Loss > 0 && n.rngs.loss.Float64() < n.spec.Loss
+	now := n.spec.Delay == 0 || (n.spec.Reorder > 0 && n.rngs.reorder.Float64() < n.spec.Reorder)
 	n.mu.Unlock()
 	switch {
 	case lose:
-		n.dropped.Add(1)
+		n.counts.Lost.Add(1)
 	case now:
+		n.counts.Passed.Add(1)
 		n.out(p)
 	default:
 		select {
 		case n.q <- delayed{p, time.Now().Add(n.spec.Delay)}:
+			n.counts.Passed.Add(1)
 		default:
-			n.dropped.Add(1) // over the limit, as netem drops
+			n.counts.LimitDropped.Add(1) // over the limit, as netem drops
+			if n.warn != nil && !n.warned.Swap(true) {
+				n.warn(cap(n.q))
+			}
 		}
 	}
 }

@@ -1,10 +1,10 @@
 package bridge
 
 import (
-	"math/rand/v2"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,12 +47,12 @@ func TestNetemImpairs(t *testing.T) {
 	spec, _ := ParseNetem("loss 5% delay 20ms reorder 10%")
 	var mu sync.Mutex
 	var got []int
-	var dropped atomic.Uint64
-	n := newNetem(spec, rand.New(rand.NewPCG(1, 2)), func(p []byte) {
+	var counts NetemCounts
+	n := newNetem(spec, 0, 1, func(p []byte) {
 		mu.Lock()
 		got = append(got, int(p[0])<<8|int(p[1]))
 		mu.Unlock()
-	}, &dropped)
+	}, &counts, nil)
 	defer n.stop()
 	const total = 900 // under the delay queue's limit
 	start := time.Now()
@@ -67,7 +67,7 @@ func TestNetemImpairs(t *testing.T) {
 		mu.Lock()
 		k := len(got)
 		mu.Unlock()
-		if k+int(dropped.Load()) == total || time.Now().After(deadline) {
+		if k+int(counts.Lost.Load()) == total || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -77,7 +77,10 @@ func TestNetemImpairs(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	d := int(dropped.Load())
+	d := int(counts.Lost.Load())
+	if l := counts.LimitDropped.Load(); l != 0 {
+		t.Errorf("%d packets dropped by the limit, under it", l)
+	}
 	if len(got)+d != total {
 		t.Fatalf("%d delivered + %d dropped != %d sent", len(got), d, total)
 	}
@@ -95,6 +98,110 @@ func TestNetemImpairs(t *testing.T) {
 	}
 	if reordered == 0 {
 		t.Errorf("no packet overtook another")
+	}
+}
+
+// TestNetemSameSeedSameSequence: every direction seeded alike drops the
+// same packet numbers, and the loss sequence does not depend on whether
+// packets are also reordered or delayed.
+func TestNetemSameSeedSameSequence(t *testing.T) {
+	lostAt := func(spec string, seed uint64) []int {
+		s, err := ParseNetem(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		seen := map[int]bool{}
+		var counts NetemCounts
+		n := newNetem(s, 4000, seed, func(p []byte) {
+			mu.Lock()
+			seen[int(p[0])<<8|int(p[1])] = true
+			mu.Unlock()
+		}, &counts, nil)
+		const total = 2000
+		for i := range total {
+			n.send([]byte{byte(i >> 8), byte(i)})
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			k := len(seen)
+			mu.Unlock()
+			if k+int(counts.Lost.Load()) == total || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		n.stop()
+		mu.Lock()
+		defer mu.Unlock()
+		var lost []int
+		for i := range total {
+			if !seen[i] {
+				lost = append(lost, i)
+			}
+		}
+		return lost
+	}
+	cases := []struct {
+		name         string
+		a, b         string
+		seedA, seedB uint64
+		same         bool
+	}{
+		{"two directions, one seed", "loss 5%", "loss 5%", 7, 7, true},
+		{"with and without reordering", "loss 5% delay 1ms", "loss 5% delay 1ms reorder 10%", 7, 7, true},
+		{"loss only and delayed", "loss 1%", "loss 1% delay 1ms", 3, 3, true},
+		{"another seed", "loss 5%", "loss 5%", 7, 8, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := lostAt(tc.a, tc.seedA), lostAt(tc.b, tc.seedB)
+			if len(a) == 0 {
+				t.Fatalf("nothing lost with %q", tc.a)
+			}
+			if same := slices.Equal(a, b); same != tc.same {
+				t.Errorf("%q seed %d lost %v; %q seed %d lost %v: same=%v, want %v", tc.a, tc.seedA, a, tc.b, tc.seedB, b, same, tc.same)
+			}
+		})
+	}
+}
+
+// TestNetemLimit: past limit packets in the delay queue the rest are
+// dropped, counted apart from the loss model's drops, and warned about
+// once.
+func TestNetemLimit(t *testing.T) {
+	cases := []struct {
+		limit, sent, wantDropped int
+	}{
+		{10, 15, 5},
+		{0, DefaultNetemLimit + 3, 3}, // 0: netem's default
+		{20, 15, 0},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("limit %d, %d sent", tc.limit, tc.sent), func(t *testing.T) {
+			var counts NetemCounts
+			warned := 0
+			n := newNetem(NetemSpec{Delay: time.Hour / 2}, tc.limit, 1, func([]byte) {}, &counts, func(int) { warned++ })
+			defer n.stop()
+			for range tc.sent {
+				n.send([]byte{1})
+			}
+			// The release goroutine may hold one packet out of the queue.
+			got := int(counts.LimitDropped.Load())
+			if got != tc.wantDropped && got != tc.wantDropped-1 {
+				t.Errorf("limit dropped %d, want %d", got, tc.wantDropped)
+			}
+			if counts.Lost.Load() != 0 {
+				t.Errorf("the loss model dropped %d with no loss", counts.Lost.Load())
+			}
+			if int(counts.Passed.Load())+got != tc.sent {
+				t.Errorf("passed %d + limit dropped %d != %d sent", counts.Passed.Load(), got, tc.sent)
+			}
+			if want := min(got, 1); warned != want {
+				t.Errorf("warned %d times, want %d", warned, want)
+			}
+		})
 	}
 }
 

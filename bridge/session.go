@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -123,9 +124,15 @@ func (c *Config) ensureSession(ctx context.Context, sc pb.SessionServiceClient) 
 		ClockMode:     pb.ClockMode_CLOCK_MODE_REALTIME,
 		ReceiveWindow: uint32(c.ReceiveWindow),
 		SendBuffer:    uint32(c.SendBuffer),
+		Profile:       c.Profile,
+		Switches:      maps.Clone(c.Switches),
 	}
 	if c.FastOpen {
-		opts.Switches = map[string]string{"fastopen.server_enable": "1", "fastopen.client_enable": "1"}
+		if opts.Switches == nil {
+			opts.Switches = map[string]string{}
+		}
+		opts.Switches["fastopen.server_enable"] = "1"
+		opts.Switches["fastopen.client_enable"] = "1"
 	}
 	_, err = sc.CreateSession(ctx, &pb.CreateSessionRequest{SessionId: c.Session, Session: &pb.Session{Kind: pb.SessionKind_SESSION_KIND_TUN, Options: opts}})
 	if err != nil {

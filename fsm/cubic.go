@@ -64,6 +64,10 @@ type ccState struct {
 	inCSS           bool
 	cssBaseline     time.Duration
 	cssRounds       int
+
+	// Reno congestion avoidance (reno.go): bytes acknowledged since cwnd
+	// last grew.
+	renoAcked uint32
 }
 
 func (e *Engine) cubic() bool { return e.cfg.Recovery.CongestionControl == CCCubic }
@@ -84,7 +88,7 @@ func (e *Engine) ccReduce(c *conn, flight uint32) uint32 {
 	mss := uint32(c.effMSS())
 	if !e.cubic() {
 		if c.cc != nil {
-			c.cc.hsDone, c.cc.inCSS = true, false
+			c.cc.hsDone, c.cc.inCSS, c.cc.renoAcked = true, false, 0
 		}
 		return max(flight/2, 2*mss)
 	}
@@ -115,7 +119,7 @@ func (e *Engine) ccGrow(c *conn, acked uint32) {
 		return
 	}
 	if !e.cubic() {
-		c.cwnd += max(mss*mss/c.cwnd, 1) // RFC 5681 (3)
+		e.renoGrow(c, acked) // RFC 5681 §3.1, byte counting
 		return
 	}
 	e.cubicGrow(c, acked)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpstated/tcpstated/internal/mddoc"
 )
 
 // Simulated-link goodput (issue 11): two engines on a virtual clock joined
@@ -249,30 +251,13 @@ func TestSimulatedLinkFigures(t *testing.T) {
 		}
 		md.WriteString("\n")
 	}
-	if err := replaceSection(filepath.Join("..", "docs", "PERFORMANCE.md"), "loss-sim", md.String()); err != nil {
+	if err := mddoc.ReplaceSection(filepath.Join("..", "docs", "PERFORMANCE.md"), "loss-sim", md.String()); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join("..", "docs", "loss-goodput.svg"), []byte(simSVG(tab)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Log(md.String())
-}
-
-// replaceSection puts body between the markers <!-- begin NAME --> and
-// <!-- end NAME --> of a Markdown file.
-func replaceSection(path, name, body string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	begin, end := "<!-- begin "+name+" -->\n", "<!-- end "+name+" -->"
-	s := string(b)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s: no %q ... %q markers", path, begin, end)
-	}
-	s = s[:i+len(begin)] + body + s[j:]
-	return os.WriteFile(path, []byte(s), 0o644)
 }
 
 // simSVG draws goodput against loss on log-log axes, one line per

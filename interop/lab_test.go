@@ -106,6 +106,13 @@ type lab struct {
 
 func newLab(t *testing.T, bin, dir string) *lab {
 	t.Helper()
+	return newLabAt(t, bin, dir, kernelAddr, tcpstatedAddr)
+}
+
+// newLabAt is newLab with the kernel at self and peer routed through tun0
+// (the far side of a kernel-to-kernel relay has them the other way round).
+func newLabAt(t *testing.T, bin, dir, self, peer string) *lab {
+	t.Helper()
 	l := &lab{t: t, name: fmt.Sprintf("tcpst%d-%d", os.Getpid(), labSeq.Add(1)), dir: dir, bin: bin}
 	if _, err := run("ip", "netns", "add", l.name); err != nil {
 		skipOrFail(t, "cannot create a network namespace: "+err.Error())
@@ -132,9 +139,9 @@ func newLab(t *testing.T, bin, dir string) *lab {
 		// No IPv6 link-local address: nothing but our TCP on the device.
 		{"ip", "link", "set", "tun0", "addrgenmode", "none"},
 		{"ip", "link", "set", "tun0", "mtu", strconv.Itoa(tunMTU)},
-		{"ip", "addr", "add", kernelAddr + "/32", "dev", "tun0"},
+		{"ip", "addr", "add", self + "/32", "dev", "tun0"},
 		{"ip", "link", "set", "tun0", "up"},
-		{"ip", "route", "add", tcpstatedAddr + "/32", "dev", "tun0"},
+		{"ip", "route", "add", peer + "/32", "dev", "tun0"},
 	} {
 		if _, err := l.exec(c...); err != nil {
 			skipOrFail(t, "cannot set up the TUN device in the namespace: "+err.Error())

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tcpstated/tcpstated/bridge"
@@ -47,7 +48,10 @@ Output, one line per event, on stdout:
   state NAME FROM TO CAUSE TIME           (state changes of inbound segments and application calls)
   done NAME received=N received_sha256=HEX sent=N sent_sha256=HEX state=STATE recv_mbps=X recv_end_unix_ns=T
   error NAME received=N sent=N: REASON   (e.g. "connection reset", "connection refused")
-  stats packets_in=N packets_out=N ...
+  stats packets_in=N packets_out=N ... netem_dropped=N netem_in_lost=N netem_in_limit_dropped=N
+        netem_out_lost=N netem_out_limit_dropped=N ...
+                                          (netem_dropped is the sum: *_lost by the loss model,
+                                          *_limit_dropped because the delay queue held --netem-limit)
 
 The pattern of --send-bytes is byte i = i mod 251. recv_mbps is MB/s (10^6
 bytes) from the first byte read to the last; recv_end_unix_ns is when the
@@ -85,9 +89,22 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 	fs.BoolVar(&c.Hold, "hold", false, "keep running after the application is done (TIME-WAIT is served, the API inspectable) until SIGINT/SIGTERM")
 	fs.IntVar(&c.ReceiveWindow, "receive-window", service.DefaultMaxBufferBytes, "receive buffer (window) of a session this command creates, in bytes")
 	fs.IntVar(&c.SendBuffer, "send-buffer", service.DefaultMaxBufferBytes, "send buffer of a session this command creates, in bytes")
+	fs.StringVar(&c.Profile, "profile", "", "behaviour profile of a session this command creates: rfc (the default), freebsd or linux (docs/CONFORMANCE.md)")
+	fs.Func("switch", "behaviour switch NAME=VALUE of a session this command creates, set after the profile (repeatable; e.g. congestion_control=cubic, rexmit_min=200; docs/CONFORMANCE.md lists them)", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q is not NAME=VALUE", v)
+		}
+		if c.Switches == nil {
+			c.Switches = map[string]string{}
+		}
+		c.Switches[k] = val
+		return nil
+	})
 	fs.StringVar(&netemIn, "netem", "", `impair packets from the device, as a netem qdisc on it would: "loss 5% delay 20ms reorder 10%"`)
 	fs.StringVar(&netemOut, "netem-out", "", "impair packets to the device the same way")
-	fs.Uint64Var(&c.NetemSeed, "netem-seed", 1, "seed of the impairments' random choices")
+	fs.Uint64Var(&c.NetemSeed, "netem-seed", 1, "seed of the impairments' random choices: each direction has its own generators seeded with it, so --netem and --netem-out drop the same packet numbers (the k-th packet each way), with or without reordering")
+	fs.IntVar(&c.NetemLimit, "netem-limit", bridge.DefaultNetemLimit, "packets each direction's delay queue holds (netem's limit; its default is 1000): past it packets are dropped, counted apart from the loss model's drops (netem_in_limit_dropped, netem_out_limit_dropped) and warned about")
 	fs.BoolVar(&c.FastOpen, "fast-open", false, "TCP Fast Open (RFC 7413): the session this command creates gets the switches fastopen.server_enable=1 and fastopen.client_enable=1; --listen gives cookies and takes data on SYNs (TCP_FASTOPEN), --connect asks for a cookie or sends the cached one")
 	fs.StringVar(&t.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
 	fs.Usage = func() {
@@ -164,6 +181,9 @@ func parseTunFlags(args []string, stderr io.Writer) (*tunConfig, error) {
 	}
 	if c.NetemOut, err = bridge.ParseNetem(netemOut); err != nil {
 		return nil, fmt.Errorf("--netem-out: %v", err)
+	}
+	if c.NetemLimit <= 0 {
+		return nil, errors.New("--netem-limit must be positive")
 	}
 	if c.ReceiveWindow <= 0 || c.SendBuffer <= 0 {
 		return nil, errors.New("--receive-window and --send-buffer must be positive")

@@ -31,6 +31,15 @@ func TestTunFlags(t *testing.T) {
 		{"netem", []string{"--listen", "1", "--netem", "loss 5% delay 20ms reorder 10%"}, func(c *tunConfig) bool {
 			return c.bridge.NetemIn == bridge.NetemSpec{Loss: 0.05, Delay: 20 * time.Millisecond, Reorder: 0.1}
 		}, ""},
+		{"netem limit defaults to netem's", []string{"--listen", "1"}, func(c *tunConfig) bool { return c.bridge.NetemLimit == 1000 && c.bridge.NetemSeed == 1 }, ""},
+		{"netem limit", []string{"--listen", "1", "--netem-limit", "20000", "--netem-out", "delay 20ms"}, func(c *tunConfig) bool {
+			return c.bridge.NetemLimit == 20000 && c.bridge.NetemOut == bridge.NetemSpec{Delay: 20 * time.Millisecond}
+		}, ""},
+		{"profile and switches", []string{"--listen", "1", "--profile", "linux", "--switch", "congestion_control=cubic", "--switch", "rexmit_min=200"}, func(c *tunConfig) bool {
+			return c.bridge.Profile == "linux" && len(c.bridge.Switches) == 2 && c.bridge.Switches["congestion_control"] == "cubic" && c.bridge.Switches["rexmit_min"] == "200"
+		}, ""},
+		{"switch without a value", []string{"--listen", "1", "--switch", "cubic"}, nil, "NAME=VALUE"},
+		{"netem limit zero", []string{"--listen", "1", "--netem-limit", "0"}, nil, "--netem-limit"},
 		{"neither listen nor connect", nil, nil, "one of --listen"},
 		{"both listen and connect", []string{"--listen", "80", "--connect", "10.9.0.1:1"}, nil, "one of --listen"},
 		{"connect without a port", []string{"--connect", "10.9.0.1"}, nil, "--connect"},

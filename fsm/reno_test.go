@@ -1,0 +1,49 @@
+package fsm
+
+import "testing"
+
+// TestRenoByteCounting: in congestion avoidance cwnd grows by one SMSS
+// each time ACKs for new data have acknowledged cwnd bytes, whether the
+// receiver acknowledges every segment or every second one (delayed ACKs);
+// equation (3) would give 10 500 for the delayed ACKs. One ACK grows cwnd
+// by one SMSS at most, and a congestion response starts the count again.
+// Reference: RFC 5681 §3.1.
+func TestRenoByteCounting(t *testing.T) {
+	const smss = 1000
+	cases := []struct {
+		name   string
+		acks   []uint32 // bytes each ACK acknowledges
+		reduce int      // ccReduce after this many ACKs (0: never)
+		want   uint32   // cwnd after the ACKs (ssthresh 5000 below it throughout)
+	}{
+		{"an ACK per segment, one cwnd acknowledged", repeat(10, smss), 0, 11_000},
+		{"an ACK per segment, one short of cwnd", repeat(9, smss), 0, 10_000},
+		{"an ACK per second segment (delayed ACKs)", repeat(5, 2*smss), 0, 11_000},
+		{"delayed ACKs over two windows (10 000 then 11 000 bytes)", repeat(11, 2*smss), 0, 12_000},
+		{"a stretch ACK of five windows opens one SMSS", []uint32{50 * smss}, 0, 11_000},
+		{"the count restarts after a congestion response", append(repeat(9, smss), repeat(5, smss)...), 9, 10_000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(Config{})
+			c := &conn{sndMSS: smss, cwnd: 10 * smss, ssthresh: 5 * smss}
+			for i, a := range tc.acks {
+				if tc.reduce > 0 && i == tc.reduce {
+					e.ccReduce(c, c.cwnd) // ssthresh would now be 5000; cwnd kept for the count
+				}
+				e.ccGrow(c, a)
+			}
+			if c.cwnd != tc.want {
+				t.Errorf("cwnd %d after ACKs of %v, want %d", c.cwnd, tc.acks, tc.want)
+			}
+		})
+	}
+}
+
+func repeat(n int, v uint32) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
