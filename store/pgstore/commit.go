@@ -128,7 +128,7 @@ func (c *committer) stop() {
 // never share a log (a round whose logs overlap one in flight waits for
 // it), so each log's batches still commit one round after another, in
 // index order, and two rounds never wait for each other's row locks.
-const commitDepth = 2
+var commitDepth = 2
 
 func (c *committer) loop() {
 	defer close(c.exit)
