@@ -58,11 +58,3 @@ func BenchmarkUnaryAppends(b *testing.B) {
 	}
 }
 
-func BenchmarkUnaryAppendsDepth(b *testing.B) {
-	saved := commitDepth
-	defer func() { commitDepth = saved }()
-	for _, d := range []int{1, 2, 4, 8} {
-		commitDepth = d
-		b.Run(fmt.Sprintf("depth=%d", d), BenchmarkUnaryAppends)
-	}
-}
