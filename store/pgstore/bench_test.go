@@ -57,4 +57,3 @@ func BenchmarkUnaryAppends(b *testing.B) {
 		})
 	}
 }
-
