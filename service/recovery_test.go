@@ -227,3 +227,31 @@ func TestLogFailureReload(t *testing.T) {
 		t.Fatalf("verify: %v", v)
 	}
 }
+
+// TestFailedSessionLogRemoved: a failed session whose log is gone when it
+// reloads (another replica took the log over and deleted the session
+// there) leaves the registry: it is neither listed nor served any more,
+// instead of staying listed and UNAVAILABLE for good.
+func TestFailedSessionLogRemoved(t *testing.T) {
+	e := newEnv(t, Config{})
+	s, _ := walkthroughOpen(t, e, "gone")
+	ss, _ := e.svc.lookup(context.Background(), "gone")
+	ss.mu.Lock()
+	ss.log.Close() // the next write fails
+	ss.mu.Unlock()
+	_, err := e.segments.SubmitSegment(ctx(t), &pb.SubmitSegmentRequest{Parent: s,
+		Segment: &pb.SubmitSegmentRequest_Fields{Fields: seg(client, server, 106, 1001, []string{"FIN", "ACK"}, "")}})
+	wantCode(t, err, codes.Unavailable)
+	if err := e.svc.store.Remove(ss.file); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.segments.SubmitSegment(ctx(t), &pb.SubmitSegmentRequest{Parent: s,
+		Segment: &pb.SubmitSegmentRequest_Fields{Fields: seg(client, server, 106, 1001, []string{"FIN", "ACK"}, "")}})
+	wantCode(t, err, codes.Unavailable)
+	l := must[*pb.ListSessionsResponse](t)(e.sessions.ListSessions(ctx(t), &pb.ListSessionsRequest{}))
+	if len(l.Sessions) != 0 {
+		t.Fatalf("listed after its log was removed: %v", l.Sessions)
+	}
+	_, err = e.sessions.GetSession(ctx(t), &pb.GetSessionRequest{Name: s})
+	wantCode(t, err, codes.NotFound)
+}

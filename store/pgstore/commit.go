@@ -14,24 +14,36 @@ import (
 
 // Group commit, as the file store shares an fsync: appends of any number
 // of logs queue batches into the next round; one writer goroutine takes a
-// round, sends one fenced append statement per log in a single pipelined
-// implicit transaction (one round trip, one commit, one WAL flush under
+// round, sends one fenced append statement for all its logs, an implicit
+// transaction (one round trip, one commit, one WAL flush under
 // synchronous_commit=on), and wakes the round's waiters. Appends arriving
 // meanwhile form the next round. A log is in one round in flight at a time, so its
 // batches commit in index order (commitDepth rounds of disjoint logs may
 // commit at once).
 
-// appendSQL appends frames $4 as records $3, $3+1, … of log $1 if and
-// only if the log is still leased under epoch $2 and has exactly $3
-// records: the epoch is checked in the same statement that appends, and the
-// UPDATE's row lock orders it against a takeover's (see takeoverSQL). When
-// either check fails nothing is written and no row is reported.
-const appendSQL = `WITH up AS (
-	UPDATE logs SET records = records + cardinality($4::bytea[]), size = size + $5, crc = $6
-	WHERE name = $1 AND epoch = $2 AND records = $3
-	RETURNING name)
-INSERT INTO records (log, idx, frame)
-SELECT up.name, $3 + t.ord - 1, t.frame FROM up, unnest($4::bytea[]) WITH ORDINALITY AS t(frame, ord)`
+// roundSQL appends the frames of every log of a round in one statement:
+// log $1[i] gains records $3[i] … $3[i]+$4[i]-1 (size $5[i] more bytes,
+// chain value $6[i]) if and only if it is still leased under epoch $2[i]
+// and has exactly $3[i] records; frames $9 go in as records ($7, $8) of
+// the logs that passed. The epoch is checked in the statement that
+// appends, and the UPDATE's row lock orders it against a takeover's (see
+// takeoverSQL). It returns the names of the logs appended to: a log
+// missing from them was fenced and had nothing written. One statement
+// instead of one per log saves the database most of a round's work (a
+// round of 30 logs spent about 9 ms executing 30 statements).
+const roundSQL = `WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+		AS u(name, epoch, first, n, bytes, crc)
+), up AS (
+	UPDATE logs SET records = logs.records + u.n, size = logs.size + u.bytes, crc = u.crc
+	FROM u WHERE logs.name = u.name AND logs.epoch = u.epoch AND logs.records = u.first
+	RETURNING logs.name
+), ins AS (
+	INSERT INTO records (log, idx, frame)
+	SELECT f.log, f.idx, f.frame FROM unnest($7::text[], $8::bigint[], $9::bytea[]) AS f(log, idx, frame)
+	WHERE f.log IN (SELECT name FROM up)
+)
+SELECT name FROM up`
 
 // batch is one AppendBatch call's frames.
 type batch struct {
@@ -69,7 +81,7 @@ type commitStats struct {
 // Stats counts the store's work since it was opened.
 type Stats struct {
 	Rounds     uint64 // transactions committed (or tried)
-	Statements uint64 // append statements (one per log per round)
+	Statements uint64 // log appends: one per log per round (all in one statement)
 	Records    uint64 // records committed
 	Fenced     uint64 // appends refused because the lease had moved
 	Failed     uint64 // rounds whose transaction failed
@@ -230,26 +242,27 @@ func (c *committer) run(r *round) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	began := time.Now()
-	var pb pgx.Batch
-	for _, g := range groups {
-		pb.Queue(appendSQL, g.l.name, g.l.epoch, int64(g.first), g.frames, g.bytes, int64(g.crc))
-	}
-	// A batch sent at once runs as one implicit transaction: it commits
-	// when the whole pipeline succeeded, and Close returns after the
-	// commit (ReadyForQuery follows it).
-	br := c.s.pool.SendBatch(ctx, &pb)
-	rows := make([]int64, len(groups))
-	var err error
-	for i := range groups {
-		tag, e := br.Exec()
-		if e != nil {
-			err = e
-			break
+	n := len(groups)
+	names, epochs, firsts, counts, sizes, crcs := make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	var flogs []string
+	var fidx []int64
+	var frames [][]byte
+	for i, g := range groups {
+		names[i], epochs[i], firsts[i], counts[i], sizes[i], crcs[i] = g.l.name, g.l.epoch, int64(g.first), int64(len(g.frames)), g.bytes, int64(g.crc)
+		for j, f := range g.frames {
+			flogs, fidx, frames = append(flogs, g.l.name), append(fidx, int64(g.first)+int64(j)), append(frames, f)
 		}
-		rows[i] = tag.RowsAffected()
 	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	// One statement is one implicit transaction: it commits, or not, for
+	// every log at once, and the reply comes after the commit.
+	appended := make(map[string]bool, n)
+	rows, err := c.s.pool.Query(ctx, roundSQL, names, epochs, firsts, counts, sizes, crcs, flogs, fidx, frames)
+	if err == nil {
+		var name string
+		_, err = pgx.ForEachRow(rows, []any{&name}, func() error {
+			appended[name] = true
+			return nil
+		})
 	}
 	if d := time.Since(began); d > time.Second {
 		c.s.log.Warn("slow commit", "took", d, "logs", len(groups))
@@ -270,8 +283,8 @@ func (c *committer) run(r *round) {
 		}
 		return
 	}
-	for i, g := range groups {
-		if rows[i] != int64(len(g.frames)) {
+	for _, g := range groups {
+		if !appended[g.l.name] {
 			c.stats.fenced.Add(1)
 			g.l.poison(c.whyFenced(ctx, g))
 			continue

@@ -20,8 +20,8 @@
 // # Durability and group commit
 //
 // An append is durable when its transaction has committed. Appends of all
-// sessions queue for one writer that sends one statement per log per round
-// in a single pipelined implicit transaction (one round trip, one commit),
+// sessions queue for one writer that sends one statement per round for all
+// the round's logs, an implicit transaction (one round trip, one commit),
 // as the file store shares an fsync among sessions. FsyncAlways maps to
 // synchronous_commit=on; FsyncBatch and FsyncNever to synchronous_commit=off
 // (the commit returns before the WAL reaches the disk; a database crash can
@@ -47,8 +47,11 @@
 // orders appends against takeovers: a takeover waits for appends in flight
 // to commit and then reads them; an append after it finds the new epoch.
 // Log.Close keeps the lease (a session being deleted must not be taken
-// over between its Close and its Remove); Store.Close ends the replica's
-// heartbeat, so a graceful stop hands all its sessions over at once.
+// over between its Close and its Remove), and Remove is fenced as appends
+// are: it deletes the log only under the epoch this replica closed it with,
+// so a replica that lost the lease never deletes a log another took over.
+// Store.Close ends the replica's heartbeat, so a graceful stop hands all
+// its sessions over at once.
 //
 // # Damage
 //

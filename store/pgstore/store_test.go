@@ -19,14 +19,14 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // newStore opens a store on a fresh database of the shared server.
-func newStore(t *testing.T, opts Options) (*Store, string) {
+func newStore(t testing.TB, opts Options) (*Store, string) {
 	t.Helper()
 	srv := pgtest.Shared(t)
 	url := srv.URL(srv.NewDB(t))
 	return openStore(t, url, opts), url
 }
 
-func openStore(t *testing.T, url string, opts Options) *Store {
+func openStore(t testing.TB, url string, opts Options) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), url, opts)
 	if err != nil {
