@@ -52,4 +52,14 @@ type Recovery struct {
 	// DeliverSegment) reports them. Off by default: RFC 3168 makes ECN
 	// optional. SYN cookies' SYN,ACKs never grant it.
 	ECN bool
+	// ECNNoRequest, with ECN on, grants ECN to a peer whose SYN asks for
+	// it but never asks on our own SYN: the ecn switch's 2, the default of
+	// Linux's net.ipv4.tcp_ecn and FreeBSD's net.inet.tcp.ecn.enable.
+	ECNNoRequest bool
+	// ECNMaxRetries is how many retransmissions of an ECN-setup SYN or
+	// SYN,ACK still ask for (or grant) ECN; later ones go without, the
+	// fallback RFC 3168 §6.1.1.1 allows (ecn.go). 0, the default, falls
+	// back on the first retransmission as Linux does (tcp_ecn_clear_syn);
+	// FreeBSD's net.inet.tcp.ecn.maxretries is 1.
+	ECNMaxRetries int
 }
