@@ -31,7 +31,7 @@ type timedLink struct {
 	xs       []Explanation // and the explanations themselves
 	fifo     bool          // a shorter oneWay never lets a packet overtake one sent before it
 	last     [2]time.Duration
-	srvCodes map[Code]int // the server's explanations so far
+	srvCodes map[Code]int                             // the server's explanations so far
 	delay    func(p Packet, copyNo int) time.Duration // extra one-way delay of a data segment (nil: none)
 }
 
