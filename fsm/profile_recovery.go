@@ -24,7 +24,7 @@ var recoverySwitches = []switchSpec{
 		func(c *Config) *bool { return &c.Recovery.NoPRR }),
 	boolSwitch("prr_crb", "1: PRR's conservative reduction bound (RFC 6937 §3, strict packet conservation once pipe is below ssthresh). 0: the slow-start reduction bound (PRR-SSRB), which RFC 6937 §6 recommends.",
 		func(c *Config) *bool { return &c.Recovery.PRRConservative }),
-	negBoolSwitch("eifel", "1: a retransmission timeout the first ACK's timestamp shows to be spurious (the Eifel detection algorithm, RFC 3522) has its congestion response undone (the Eifel response, RFC 4015). 0: every RTO keeps its response. Needs timestamps.",
+	negBoolSwitch("eifel", "1: a retransmission timeout or SACK fast retransmit the first ACK's timestamp shows to be spurious (the Eifel detection algorithm, RFC 3522: the original was delayed or reordered, not lost) has its congestion response undone (the Eifel response, RFC 4015). 0: every RTO and fast retransmit keeps its response. Needs timestamps.",
 		func(c *Config) *bool { return &c.Recovery.NoEifel }),
 	boolSwitch("frto", "1: F-RTO (RFC 5682): after an RTO, new data on the first ACK and the second ACK tells a spurious timeout (undone by the Eifel response, RFC 4015) from a genuine one; the SACK-enhanced variant (§3) with SACK, the basic one (§2.1) without. 0: off (RFC 5682 is optional, Experimental). Linux's net.ipv4.tcp_frto, 2 (on).",
 		func(c *Config) *bool { return &c.Recovery.FRTO }),

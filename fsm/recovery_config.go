@@ -34,8 +34,9 @@ type Recovery struct {
 	HyStart bool
 	// NoEifel turns off spurious-timeout detection with timestamps (the
 	// Eifel detection algorithm, RFC 3522) and its response (RFC 4015),
-	// which undoes the congestion response of an RTO the first ACK shows
-	// to have been spurious.
+	// which undoes the congestion response of an RTO, or of a SACK fast
+	// retransmit (reordering taken for loss), the first ACK shows to have
+	// been spurious.
 	NoEifel bool
 	// FRTO enables F-RTO (RFC 5682): after a retransmission timeout the
 	// sender sends new data on the first ACK and judges from the second
