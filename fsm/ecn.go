@@ -163,3 +163,20 @@ func (e *Engine) ecnFallback(c *conn, synAck bool) bool {
 	}
 	return true
 }
+
+// IPECN returns the ECN field (RFC 3168 §5: 0 Not-ECT, 1 ECT(1), 2 ECT(0),
+// 3 CE) of an IPv4 or IPv6 packet's header.
+func IPECN(pkt []byte) uint8 { return ipECN(pkt) }
+
+// SetIPECN sets the ECN field of an IPv4 or IPv6 packet's header to ecn
+// (0 to 3), keeping the DSCP and the hop limit; an IPv4 header checksum is
+// recomputed. A host uses it to hand the engine a packet a router marked
+// CE. It does nothing to a packet too short to hold an IP header.
+func SetIPECN(pkt []byte, ecn uint8) {
+	switch {
+	case len(pkt) >= ipv4HeaderLen && pkt[0]>>4 == 4:
+		setIPFields(pkt, pkt[8], pkt[1]&^3|ecn&3)
+	case len(pkt) >= 40 && pkt[0]>>4 == 6:
+		setIPFields(pkt, pkt[7], (pkt[0]<<4|pkt[1]>>4)&^3|ecn&3)
+	}
+}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -265,4 +266,22 @@ func countCode(r Ready, code Code) int {
 		}
 	}
 	return n
+}
+
+// SetIPECN marks a packet the engine built, IPv4 (checksum kept valid) and
+// IPv6, and IPECN reads it back.
+func TestSetIPECN(t *testing.T) {
+	for _, src := range []string{"10.0.0.2", "2001:db8::2"} {
+		for _, ecn := range []uint8{ecnCE, ecnECT0, 1, ecnNotECT} {
+			a, b := netip.MustParseAddr(src), netip.MustParseAddr(src).Next()
+			pkt := AppendPacket(nil, a, b, &Segment{SrcPort: 1, DstPort: 2, Flags: FlagACK, Payload: []byte("x")})
+			SetIPECN(pkt, ecn)
+			if got := IPECN(pkt); got != ecn {
+				t.Errorf("%s: ECN %d, want %d", src, got, ecn)
+			}
+			if _, _, _, err := ParsePacket(pkt); err != nil {
+				t.Errorf("%s ECN %d: %v", src, ecn, err)
+			}
+		}
+	}
 }
