@@ -50,6 +50,7 @@ type ccState struct {
 	eifelArmed   bool
 	retransmitTS uint32 // RetransmitTS: the TSval of the retransmission
 	pipePrev     uint32 // FlightSize (or ssthresh, if larger) before the timeout
+	eifelFast    bool   // armed by a fast retransmit (SACK recovery), not a timeout
 
 	frto frtoState // F-RTO (RFC 5682), frto.go
 	ecn  ecnState  // ECN (RFC 3168), ecn.go

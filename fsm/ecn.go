@@ -47,7 +47,10 @@ func (e *Engine) ecnNegotiate(c *conn, seg *Segment) {
 	f := seg.Flags & (FlagECE | FlagCWR)
 	ok := f == FlagECE|FlagCWR
 	if seg.Flags&FlagACK != 0 {
-		ok = f == FlagECE
+		// A grant counts only if we asked (ecn=2 never asks). A grant
+		// after the fallback (ecnOnEmit) still counts: the peer can only
+		// have answered one of our ECN-setup SYNs with it (§6.1.1).
+		ok = f == FlagECE && !e.cfg.Recovery.ECNNoRequest
 	}
 	if !ok {
 		return
@@ -69,8 +72,10 @@ func (e *Engine) ecnOnEmit(id EndpointID, seg *Segment) uint8 {
 	}
 	if seg.Flags&FlagSYN != 0 {
 		if seg.Flags&FlagACK == 0 {
-			seg.Flags |= FlagECE | FlagCWR // an ECN-setup SYN
-		} else if c.cc != nil && c.cc.ecn.ok {
+			if !e.cfg.Recovery.ECNNoRequest && !e.ecnFallback(c, false) {
+				seg.Flags |= FlagECE | FlagCWR // an ECN-setup SYN
+			}
+		} else if c.cc != nil && c.cc.ecn.ok && !e.ecnFallback(c, true) {
 			seg.Flags |= FlagECE // an ECN-setup SYN,ACK
 		}
 		return 0 // a SYN is never ECT (§6.1.1)
@@ -131,4 +136,47 @@ func (e *Engine) ecnOnAck(c *conn, seg *Segment) {
 	s.reduced, s.recover, s.cwrPending = true, c.sndNxt, true
 	e.explain(c.id, CodeECNReduce, ActionAccepted, Field{"SEG.ACK", uint64(seg.Ack)}, Field{"FLIGHT", uint64(flight)},
 		Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"RECOVER", uint64(s.recover)})
+}
+
+// ecnFallback applies RFC 3168 §6.1.1.1 to a SYN (synAck false) or
+// SYN,ACK about to be retransmitted: "a host that receives no reply to an
+// ECN-setup SYN within the normal SYN retransmission timeout interval MAY
+// resend the SYN and any subsequent SYN retransmissions with CWR and ECE
+// cleared", since a middlebox may drop ECN-setup packets. After
+// ECNMaxRetries retransmissions with the setup (ecn_maxretries: 0, the
+// first retransmission goes without, as Linux's tcp_ecn_clear_syn; 1 on
+// FreeBSD, whose third SYN goes without) it reports true. A SYN,ACK sent
+// without ECE no longer grants ECN, so the connection does without it (as
+// FreeBSD's syncache does; the peer, told nothing, sees a non-ECN-setup
+// SYN,ACK if that one arrives, §6.1.1). Each fallback is explained once,
+// with the retransmission count.
+func (e *Engine) ecnFallback(c *conn, synAck bool) bool {
+	if c.retries <= e.cfg.Recovery.ECNMaxRetries {
+		return false
+	}
+	if c.retries == e.cfg.Recovery.ECNMaxRetries+1 {
+		e.explain(c.id, CodeECNSetupFallback, ActionAccepted, Field{"SYN.ACK", b2u(synAck)},
+			Field{"RETRIES", uint64(c.retries)}, Field{"ECN.MAXRETRIES", uint64(e.cfg.Recovery.ECNMaxRetries)})
+	}
+	if synAck {
+		c.cc.ecn.ok = false
+	}
+	return true
+}
+
+// IPECN returns the ECN field (RFC 3168 §5: 0 Not-ECT, 1 ECT(1), 2 ECT(0),
+// 3 CE) of an IPv4 or IPv6 packet's header.
+func IPECN(pkt []byte) uint8 { return ipECN(pkt) }
+
+// SetIPECN sets the ECN field of an IPv4 or IPv6 packet's header to ecn
+// (0 to 3), keeping the DSCP and the hop limit; an IPv4 header checksum is
+// recomputed. A host uses it to hand the engine a packet a router marked
+// CE. It does nothing to a packet too short to hold an IP header.
+func SetIPECN(pkt []byte, ecn uint8) {
+	switch {
+	case len(pkt) >= ipv4HeaderLen && pkt[0]>>4 == 4:
+		setIPFields(pkt, pkt[8], pkt[1]&^3|ecn&3)
+	case len(pkt) >= 40 && pkt[0]>>4 == 6:
+		setIPFields(pkt, pkt[7], (pkt[0]<<4|pkt[1]>>4)&^3|ecn&3)
+	}
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +129,159 @@ func TestECNHalvesOncePerWindow(t *testing.T) {
 		}
 	}
 	mustRead(t, l.srv, s, data)
+}
+
+// TestECNSetupFallback: an ECN-setup SYN that times out is resent with the
+// setup up to ecn_maxretries times, then without ECE and CWR (explained
+// once as ECN_SETUP_FALLBACK); likewise a listener's SYN,ACK, after which
+// the connection does without ECN: its data is not ECT.
+// Reference: RFC 3168 §6.1.1.1.
+func TestECNSetupFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		maxRetries int
+		want       []bool // ECN setup on the first SYN (SYN,ACK) and each retransmission
+	}{
+		{"linux: the first retransmission goes without", 0, []bool{true, false, false}},
+		{"freebsd: the third try goes without", 1, []bool{true, true, false, false}},
+	} {
+		t.Run("SYN/"+tc.name, func(t *testing.T) {
+			cfg := ecnConfig(100, true)
+			cfg.Recovery.ECNMaxRetries = tc.maxRetries
+			cli := newSide(t, "client", cfg)
+			if _, err := cli.e.Connect(clientAddr, serverAddr); err != nil {
+				t.Fatal(err)
+			}
+			fallbacks := 0
+			for i, setup := range tc.want {
+				if i > 0 {
+					at, _ := cli.e.NextDeadline()
+					cli.e.AdvanceTo(at)
+				}
+				r := cli.collect()
+				fallbacks += countCode(r, CodeECNSetupFallback)
+				syn := cli.out[len(cli.out)-1]
+				cli.out = nil
+				if got := syn.Segment.Flags&(FlagECE|FlagCWR) == FlagECE|FlagCWR; got != setup || syn.Segment.Flags&FlagSYN == 0 {
+					t.Fatalf("SYN %d: flags %v, ECN setup %v, want %v", i, syn.Segment.Flags, got, setup)
+				}
+			}
+			if fallbacks != 1 {
+				t.Errorf("ECN_SETUP_FALLBACK explained %d times, want once", fallbacks)
+			}
+		})
+		t.Run("SYN,ACK/"+tc.name, func(t *testing.T) {
+			ccfg, scfg := ecnConfig(100, true), ecnConfig(300, true)
+			scfg.Recovery.ECNMaxRetries = tc.maxRetries
+			cli, srv := newSide(t, "client", ccfg), newSide(t, "server", scfg)
+			lid, err := srv.e.Listen(serverAddr, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := cli.e.Connect(clientAddr, serverAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.deliver(cli.take()[0])
+			fallbacks := 0
+			var synAck Packet
+			for i, setup := range tc.want {
+				if i > 0 {
+					at, _ := srv.e.NextDeadline()
+					srv.e.AdvanceTo(at)
+				}
+				r := srv.collect()
+				fallbacks += countCode(r, CodeECNSetupFallback)
+				synAck = srv.out[len(srv.out)-1]
+				srv.out = nil
+				if got := synAck.Segment.Flags&FlagECE != 0; got != setup || synAck.Segment.Flags&(FlagSYN|FlagACK) != FlagSYN|FlagACK {
+					t.Fatalf("SYN,ACK %d: flags %v, ECE %v, want %v", i, synAck.Segment.Flags, got, setup)
+				}
+			}
+			if fallbacks != 1 {
+				t.Errorf("ECN_SETUP_FALLBACK explained %d times, want once", fallbacks)
+			}
+			// The last SYN,ACK (no ECE) completes the handshake: neither
+			// side uses ECN, so data goes out not ECT.
+			cli.e.AdvanceTo(srv.e.Now())
+			cli.take() // its own SYN retransmissions, answered already
+			cli.deliver(synAck)
+			for _, p := range cli.take() {
+				srv.deliver(p)
+			}
+			s, err := srv.e.Accept(lid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustSend(t, srv, s, "hi")
+			mustSend(t, cli, c, "hello")
+			for _, p := range append(srv.take(), cli.take()...) {
+				if len(p.Segment.Payload) > 0 && ipECN(p.Data) != ecnNotECT {
+					t.Errorf("%d bytes sent ECT (%d) after the fallback", len(p.Segment.Payload), ipECN(p.Data))
+				}
+			}
+		})
+	}
+}
+
+// ecn=2 grants ECN to a peer that asks but never asks itself.
+// Reference: RFC 3168 §6.1.1.
+func TestECNGrantOnly(t *testing.T) {
+	var cfg Config
+	if err := cfg.SetSwitch("ecn", "2"); err != nil {
+		t.Fatal(err)
+	}
+	cli := newSide(t, "client", withRecovery(ecnConfig(100, false), cfg.Recovery))
+	srv := newSide(t, "server", withRecovery(ecnConfig(300, false), cfg.Recovery))
+	asker := newSide(t, "asker", ecnConfig(500, true))
+	if _, err := srv.e.Listen(serverAddr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.e.Connect(clientAddr, serverAddr); err != nil {
+		t.Fatal(err)
+	}
+	syn := cli.take()[0]
+	if syn.Segment.Flags&(FlagECE|FlagCWR) != 0 {
+		t.Fatalf("ecn=2 SYN asks for ECN: %v", syn.Segment.Flags)
+	}
+	if _, err := asker.e.Connect(clientAddr, serverAddr); err != nil {
+		t.Fatal(err)
+	}
+	srv.deliver(asker.take()[0])
+	if sa := srv.take()[0]; sa.Segment.Flags&(FlagECE|FlagCWR) != FlagECE {
+		t.Fatalf("ecn=2 SYN,ACK to an ECN-setup SYN: %v, want ECE", sa.Segment.Flags)
+	}
+}
+
+func withRecovery(cfg Config, r Recovery) Config {
+	cfg.Recovery = r
+	return cfg
+}
+
+func countCode(r Ready, code Code) int {
+	n := 0
+	for _, x := range r.Explanations {
+		if x.Code == code {
+			n++
+		}
+	}
+	return n
+}
+
+// SetIPECN marks a packet the engine built, IPv4 (checksum kept valid) and
+// IPv6, and IPECN reads it back.
+func TestSetIPECN(t *testing.T) {
+	for _, src := range []string{"10.0.0.2", "2001:db8::2"} {
+		for _, ecn := range []uint8{ecnCE, ecnECT0, 1, ecnNotECT} {
+			a, b := netip.MustParseAddr(src), netip.MustParseAddr(src).Next()
+			pkt := AppendPacket(nil, a, b, &Segment{SrcPort: 1, DstPort: 2, Flags: FlagACK, Payload: []byte("x")})
+			SetIPECN(pkt, ecn)
+			if got := IPECN(pkt); got != ecn {
+				t.Errorf("%s: ECN %d, want %d", src, got, ecn)
+			}
+			if _, _, _, err := ParsePacket(pkt); err != nil {
+				t.Errorf("%s ECN %d: %v", src, ecn, err)
+			}
+		}
+	}
 }

@@ -221,6 +221,9 @@ func (c *Config) Switch(name string) (string, bool) {
 // Linux's net.ipv4.tcp_* sysctls map too where the value needs no unit
 // change (net.ipv4.tcp_syn_retries sets syn_retries).
 func SysctlSwitch(sysctl string) (string, bool) {
+	if m, ok := recoverySysctls[sysctl]; ok { // profile_recovery.go
+		return m.name, true
+	}
 	if name, ok := linuxSysctls[sysctl]; ok {
 		return name, true
 	}
@@ -277,6 +280,8 @@ var profiles = []Profile{
 		{"msl", "30000"},
 		{"fastopen.client_enable", "1"},
 		{"oob_inline", "0"},
+		{"ecn", "2"},
+		{"ecn_maxretries", "1"},
 	}},
 	{Name: "linux", Doc: "Linux 6.x's default choices, as the kernel makes them under script run --target=linux", Settings: [][2]string{
 		{"quickack", "16"},
@@ -301,6 +306,8 @@ var profiles = []Profile{
 		{"tlp", "1"},
 		{"hystart", "1"},
 		{"congestion_control", "cubic"},
+		{"frto", "1"},
+		{"ecn", "2"},
 		{"keepidle", "7200000"},
 		{"keepintvl", "75000"},
 		{"keepcnt", "9"},

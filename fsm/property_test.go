@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -50,7 +49,7 @@ import (
 //	TCPSTATED_PROPERTY_SEED=7 go test -run 'TestPropertyLossyLink/abort$' ./fsm/
 
 const (
-	propDefaultSeeds = 300
+	propDefaultSeeds = 308
 	// propTimeLimit is the virtual time after which a run counts as stuck.
 	// Virtual time costs nothing; only steps do. A run of many small writes
 	// over a 20% lossy link can legitimately need over an hour: lost ACKs
@@ -95,6 +94,7 @@ type propParams struct {
 	listen   netip.AddrPort // the listener's address: srvAddr or its wildcard
 
 	loss, dup, reorder float64       // per-packet probabilities
+	ce                 float64       // chance an ECT(0) packet arrives marked CE (RFC 3168 §5)
 	delay, jitter      time.Duration // one-way delay: delay + [0, jitter)
 
 	size     [2]int        // bytes each side writes: client, server
@@ -145,8 +145,8 @@ func (p *propParams) String() string {
 		fmt.Fprintf(&b, " recovery=%+v", c.Recovery)
 		return b.String()
 	}
-	return fmt.Sprintf("mode=%s client{%s} server{%s} %v->%v (listen %v) loss=%.3f dup=%.3f reorder=%.3f delay=%v+%v size=%v chunk=%d pAct=%.2f tick=%v slowReader=%v firstClose=%v cookies=%v",
-		p.mode, cfg(p.cli), cfg(p.srv), p.cliAddr, p.srvAddr, p.listen, p.loss, p.dup, p.reorder, p.delay, p.jitter,
+	return fmt.Sprintf("mode=%s client{%s} server{%s} %v->%v (listen %v) loss=%.3f dup=%.3f reorder=%.3f ce=%.2f delay=%v+%v size=%v chunk=%d pAct=%.2f tick=%v slowReader=%v firstClose=%v cookies=%v",
+		p.mode, cfg(p.cli), cfg(p.srv), p.cliAddr, p.srvAddr, p.listen, p.loss, p.dup, p.reorder, p.ce, p.delay, p.jitter,
 		p.size, p.maxChunk, p.pAct, p.appTick, p.slowReader, p.firstClose, p.cookies)
 }
 
@@ -154,11 +154,16 @@ func (p *propParams) String() string {
 func propGenerate(seed uint64, mode propMode) propParams {
 	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15^uint64(mode)))
 	p := propParams{seed: seed, mode: mode}
-	// Every combination of the loss-recovery switches, in turn by seed
-	// (2^8 = 256 of them, so the default 300 seeds cover each in every
-	// mode), the same on both sides.
-	propRecoveryCombo(seed, &p.cli.Recovery)
+	// Every combination of the loss-recovery options, in turn by seed
+	// and mode (propRecoveryCombo), the same on both sides.
+	propRecoveryCombo(seed, mode, &p.cli.Recovery)
 	p.srv.Recovery = p.cli.Recovery
+	if p.cli.Recovery.ECNNoRequest {
+		p.cli.Recovery.ECNNoRequest = false // the client asks, the server grants only
+	}
+	if p.cli.Recovery.ECN && seed%2 == 0 {
+		p.ce = 0.05 // the link marks congestion instead of only dropping
+	}
 	for _, c := range []*Config{&p.cli, &p.srv} {
 		for i := range c.Secret {
 			c.Secret[i] = byte(r.Uint32())
@@ -319,24 +324,40 @@ var propRecoverySwitches = []func(*Recovery){
 	func(r *Recovery) { r.NoEifel = true },
 }
 
-// propRecoveryCombo sets combination seed mod 2^len(switches).
-func propRecoveryCombo(seed uint64, r *Recovery) {
-	combo := seed % (1 << len(propRecoverySwitches))
+// propRecoveryCombos is how many combinations of the loss-recovery
+// options there are: every subset of propRecoverySwitches, F-RTO on or
+// off, and ECN off, on (ecn=1) or granted only (ecn=2).
+var propRecoveryCombos = uint64(1<<len(propRecoverySwitches)) * 2 * 3
+
+// propRecoveryCombo sets the combination of the loss-recovery options a
+// seed of a mode runs. The runs are numbered mode·propDefaultSeeds + seed,
+// so the default seeds of the five modes (5·308 = 1540) take 1536
+// consecutive numbers at least; multiplying by 997 (invertible modulo
+// 1536 = 2^9·3) maps those onto every combination once while each mode
+// still gets a spread of them (ECN on and off, F-RTO on and off, many
+// subsets of the switches). The combination is read as mixed-radix
+// digits. TCPSTATED_PROPERTY_SEEDS=1536 (or make property-long) runs all
+// of them in every mode.
+func propRecoveryCombo(seed uint64, mode propMode, r *Recovery) {
+	combo := (uint64(mode)*propDefaultSeeds + seed) % propRecoveryCombos * 997 % propRecoveryCombos
 	for i, set := range propRecoverySwitches {
 		if combo&(1<<i) != 0 {
 			set(r)
 		}
 	}
-	// F-RTO, a later switch, rides on the parity of the combination,
-	// flipped every 2^8 seeds: the default 300 seeds still cover the 256
-	// combinations above, about half of them with F-RTO, and 512 seeds
-	// (make property-long) cover all 512.
-	if (bits.OnesCount64(combo)+int(seed>>len(propRecoverySwitches)))%2 == 1 {
-		r.FRTO = true
+	combo >>= len(propRecoverySwitches)
+	r.FRTO = combo%2 == 1
+	// ECN (RFC 3168): negotiated when both sides ask (1) or one asks and
+	// the other grants (2: the server only grants); the link marks CE on
+	// some ECT packets (propSim.send). ecn_maxretries varies with the
+	// seed: SYNs lost on the link test the fallback (RFC 3168 §6.1.1.1).
+	switch combo / 2 {
+	case 1:
+		r.ECN = true
+	case 2:
+		r.ECN, r.ECNNoRequest = true, true
 	}
-	// ECN (RFC 3168) on every other triple of seeds: negotiated, data sent
-	// ECT(0); the simulated link marks no CE.
-	r.ECN = seed/3%2 == 1
+	r.ECNMaxRetries = int(seed / 7 % 2)
 }
 
 // propFailure is a failed run: panicked through propSim.fail.
@@ -396,8 +417,10 @@ type propCounts struct {
 	lost, duped int
 	zeroWindow  int // window-zero advertisements seen
 	cookies     int
-	orphans     int // abort runs that left the survivor in FIN-WAIT-2
-	twReset     int // TIME-WAIT ended by an RST before the application read end of file
+	orphans     int          // abort runs that left the survivor in FIN-WAIT-2
+	twReset     int          // TIME-WAIT ended by an RST before the application read end of file
+	ceMarked    int          // packets the link marked CE
+	recovery    map[Code]int // loss-recovery and ECN explanations, by code
 	maxTime     time.Duration
 	maxSeed     uint64 // the seed of the longest run
 }
@@ -412,6 +435,13 @@ func (c *propCounts) add(o propCounts) {
 	c.cookies += o.cookies
 	c.orphans += o.orphans
 	c.twReset += o.twReset
+	c.ceMarked += o.ceMarked
+	for code, n := range o.recovery {
+		if c.recovery == nil {
+			c.recovery = map[Code]int{}
+		}
+		c.recovery[code] += n
+	}
 	if o.maxTime > c.maxTime {
 		c.maxTime, c.maxSeed = o.maxTime, o.maxSeed
 	}
@@ -645,9 +675,24 @@ func (s *propSim) drain(i int) {
 				}
 			}
 			s.sent++
-			s.push(propPacket{at: s.now + d, n: s.sent, to: to, data: bytes.Clone(p.Data)})
+			data := bytes.Clone(p.Data)
+			if s.p.ce > 0 && !clean && ipECN(data) == ecnECT0 && s.link.Float64() < s.p.ce {
+				propMarkCE(data)
+				s.counts.ceMarked++
+			}
+			s.push(propPacket{at: s.now + d, n: s.sent, to: to, data: data})
 		}
 		s.note("%s > %s (x%d)", pe.name, p.Segment.String(), copies)
+	}
+	for _, x := range r.Explanations {
+		switch x.Code {
+		case CodeSACKRecovery, CodeTLPProbe, CodeRACKLost, CodeSpuriousRTO, CodeSpuriousFastRetransmit, CodeFRTOSpurious,
+			CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch:
+			if s.counts.recovery == nil {
+				s.counts.recovery = map[Code]int{}
+			}
+			s.counts.recovery[x.Code]++
+		}
 	}
 	for _, ev := range r.Events {
 		if ev.Kind == EventClosed && ev.Endpoint == pe.id {
@@ -1211,11 +1256,13 @@ func propRunSeeds(t *testing.T, mode propMode, n int) propCounts {
 // after every step. Reference: RFC 9293 §3.8 (reliability), §3.6 (closing).
 func TestPropertyLossyLink(t *testing.T) {
 	single := os.Getenv("TCPSTATED_PROPERTY_SEED") != ""
+	var all propCounts
 	for _, mode := range []propMode{propClientFirst, propServerFirst, propSimultaneous, propAbort, propSimultaneousOpen} {
 		t.Run(mode.String(), func(t *testing.T) {
 			c := propRunSeeds(t, mode, propDefaultSeeds)
-			t.Logf("%s: states %v, %d lost, %d duplicated, %d zero-window segments, %d via SYN cookies, %d FIN-WAIT-2 orphans, %d TIME-WAITs reset; longest run %v (seed %d)",
-				mode, c.states, c.lost, c.duped, c.zeroWindow, c.cookies, c.orphans, c.twReset, c.maxTime.Round(time.Second), c.maxSeed)
+			all.add(c)
+			t.Logf("%s: states %v, %d lost, %d duplicated, %d zero-window segments, %d via SYN cookies, %d FIN-WAIT-2 orphans, %d TIME-WAITs reset, %d CE marks; longest run %v (seed %d)",
+				mode, c.states, c.lost, c.duped, c.zeroWindow, c.cookies, c.orphans, c.twReset, c.ceMarked, c.maxTime.Round(time.Second), c.maxSeed)
 			if single || t.Failed() || testing.Short() {
 				return
 			}
@@ -1236,6 +1283,38 @@ func TestPropertyLossyLink(t *testing.T) {
 				t.Errorf("the seeds never hit a zero window (%d), a SYN cookie (%d) or a loss (%d)", c.zeroWindow, c.cookies, c.lost)
 			}
 		})
+	}
+	if single || t.Failed() || testing.Short() {
+		return
+	}
+	// Across the modes the seeds must exercise every loss-recovery
+	// mechanism the combinations turn on.
+	t.Logf("recovery explanations: %v", all.recovery)
+	for _, code := range []Code{CodeSACKRecovery, CodeTLPProbe, CodeRACKLost, CodeSpuriousRTO, CodeFRTOSpurious,
+		CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch} {
+		if all.recovery[code] == 0 {
+			t.Errorf("no seed explained %s", code)
+		}
+	}
+	if all.ceMarked == 0 {
+		t.Error("the link never marked CE")
+	}
+}
+
+// TestPropertyRecoveryCombinations: the default seeds of the five modes
+// of TestPropertyLossyLink run every combination of the loss-recovery
+// options (propRecoveryCombo).
+func TestPropertyRecoveryCombinations(t *testing.T) {
+	seen := map[Recovery]bool{}
+	for mode := propClientFirst; mode <= propSimultaneousOpen; mode++ {
+		for seed := uint64(1); seed <= propDefaultSeeds; seed++ {
+			r := propGenerate(seed, mode).srv.Recovery
+			r.ECNMaxRetries = 0
+			seen[r] = true
+		}
+	}
+	if uint64(len(seen)) != propRecoveryCombos {
+		t.Fatalf("%d combinations run, want all %d", len(seen), propRecoveryCombos)
 	}
 }
 
@@ -1438,4 +1517,14 @@ func TestSynCookieNeverExceedsPeerMSS(t *testing.T) {
 	if in, _ := srv.e.Endpoint(l); in.Stats.SynCookiesSent != 1 {
 		t.Fatalf("SYN with MSS 1460 and a full queue: stats %+v, want a cookie", in.Stats)
 	}
+}
+
+// propMarkCE sets the IP header's ECN field to CE, as a congested router
+// does to an ECT packet (RFC 3168 §5), keeping the IPv4 checksum right.
+func propMarkCE(pkt []byte) {
+	if pkt[0]>>4 == 4 {
+		setIPFields(pkt, pkt[8], pkt[1]|ecnCE)
+		return
+	}
+	setIPFields(pkt, pkt[7], (pkt[0]<<4|pkt[1]>>4)|ecnCE)
 }

@@ -31,7 +31,8 @@ type timedLink struct {
 	xs       []Explanation // and the explanations themselves
 	fifo     bool          // a shorter oneWay never lets a packet overtake one sent before it
 	last     [2]time.Duration
-	srvCodes map[Code]int // the server's explanations so far
+	srvCodes map[Code]int                             // the server's explanations so far
+	delay    func(p Packet, copyNo int) time.Duration // extra one-way delay of a data segment (nil: none)
 }
 
 func newTimedLink(t *testing.T, cliCfg, srvCfg Config, oneWay time.Duration) (*timedLink, EndpointID, EndpointID) {
@@ -110,6 +111,9 @@ func (l *timedLink) collect() {
 			}
 			l.n++
 			at := l.now + l.oneWay
+			if toS && l.delay != nil && len(p.Segment.Payload) > 0 {
+				at += l.delay(p, l.copies[p.Segment.Seq])
+			}
 			if l.fifo {
 				at = max(at, l.last[b2i(toS)])
 				l.last[b2i(toS)] = at

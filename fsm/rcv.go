@@ -767,6 +767,10 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 				if k < len(s.data)-d {
 					e.explain(c.id, CodeDataBufferFull, ActionDropped, Field{"BUFFERED", uint64(c.rcvBuf.Len())}, Field{"RCV.BUFF", uint64(limit)},
 						Field{"DISCARDED", uint64(len(s.data) - d - k)}, Field{"SEG.SEQ", uint64(c.rcvNxt)})
+					if len(c.ooo.segs) > 0 {
+						e.explain(c.id, CodeOutOfOrderDiscarded, ActionDropped, Field{"RCV.NXT", uint64(c.rcvNxt)},
+							Field{"OOO.BYTES", uint64(c.ooo.bytes)}, Field{"OOO.BLOCKS", uint64(len(c.ooo.segs))})
+					}
 					c.ooo.clear()
 					break
 				}

@@ -444,6 +444,7 @@ func (e *Engine) sackLossDetected(c *conn, acked uint32) {
 		return
 	}
 	pipe := c.setPipe()
+	e.eifelOnFastRetransmit(c)
 	// (4): fast retransmit and loss recovery.
 	flight := c.flight() - min(st.ltBytes, c.flight())
 	c.ssthresh = e.ccReduce(c, flight) // (4.2): FlightSize/2 per RFC 5681 (4), or CUBIC's β
@@ -556,7 +557,7 @@ func (e *Engine) eifelOnTimeout(c *conn) {
 	if c.retries != 1 {
 		return // a later timeout keeps the first retransmission's RetransmitTS
 	}
-	s.eifelArmed, s.retransmitTS = true, e.tsVal(c)
+	s.eifelArmed, s.eifelFast, s.retransmitTS = true, false, e.tsVal(c)
 	s.pipePrev = max(c.flight(), c.ssthresh)
 	if c.ssthresh >= 1<<31-1 {
 		s.pipePrev = c.flight()
@@ -577,6 +578,10 @@ func (e *Engine) eifelOnAck(c *conn, seg *Segment, acked uint32) {
 	s.eifelArmed = false
 	o := &seg.Options
 	if !o.HasTimestamp || int32(o.TSEcr-s.retransmitTS) >= 0 {
+		return
+	}
+	if s.eifelFast {
+		e.spuriousFastRetransmit(c, seg, acked)
 		return
 	}
 	e.spuriousRTOResponse(c, seg.Ack, acked, s.pipePrev)
@@ -601,4 +606,46 @@ func (e *Engine) spuriousRTOResponse(c *conn, una Seq, acked, pipePrev uint32) {
 	if c.cc != nil {
 		c.cc.frto.step = 0 // one detection is enough
 	}
+}
+
+// eifelOnFastRetransmit arms the Eifel detection algorithm (RFC 3522 §2:
+// "the first retransmission of the oldest outstanding segment", a fast
+// retransmit as much as a timeout's) as SACK loss recovery starts, when
+// timestamps are on: RetransmitTS is the TSval the fast retransmission
+// carries, and pipe_prev = max(FlightSize, ssthresh) before the reduction
+// (RFC 4015 §2 step 0).
+func (e *Engine) eifelOnFastRetransmit(c *conn) {
+	if !c.tsOK || e.cfg.Recovery.NoEifel {
+		return
+	}
+	s := c.ccs()
+	s.eifelArmed, s.eifelFast, s.retransmitTS = true, true, e.tsVal(c)
+	s.pipePrev = max(c.flight(), c.ssthresh)
+	if c.ssthresh >= 1<<31-1 {
+		s.pipePrev = c.flight()
+	}
+}
+
+// spuriousFastRetransmit is the Eifel response (RFC 4015 §2) to a fast
+// retransmit the first ACK of new data after it shows to be spurious: its
+// TSecr echoes the original transmission, which was only reordered. Loss
+// recovery ends; unless the ACK carries ECE (step 4: the network did mark
+// congestion) ssthresh = pipe_prev and cwnd = FlightSize + min(bytes
+// acknowledged, IW). Unlike after a timeout nothing was resent beyond the
+// one segment, so there is no go-back-N to stop (step 3 is for timeouts).
+func (e *Engine) spuriousFastRetransmit(c *conn, seg *Segment, acked uint32) {
+	s, st := c.cc, c.sk()
+	ece := seg.Flags&FlagECE != 0 && s.ecn.ok
+	if !ece {
+		c.ssthresh = s.pipePrev
+		c.cwnd = uint32(c.sndNxt.Sub(seg.Ack)) + min(acked, e.initialCwnd(c))
+	}
+	st.inRecovery, c.inRecovery = false, false
+	c.recoverGuard = false
+	c.dupAcks, st.ltBytes = 0, 0
+	if c.rack != nil {
+		c.rack.exitRecovery()
+	}
+	e.explain(c.id, CodeSpuriousFastRetransmit, ActionAccepted, Field{"SEG.TSECR", uint64(seg.Options.TSEcr)}, Field{"RETRANSMIT.TS", uint64(s.retransmitTS)},
+		Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"ECE", b2u(ece)})
 }

@@ -43,6 +43,11 @@ const (
 	CodeECNCongestionExperienced
 	CodeECNCWRReceived
 	CodeECNReduce
+	CodeECNSetupFallback
+	// Receiver, appended: the queue dropped behind a buffer overrun.
+	CodeOutOfOrderDiscarded
+	// Spurious fast retransmit (RFC 3522, RFC 4015), appended.
+	CodeSpuriousFastRetransmit
 	numRecoveryCodes
 )
 
@@ -81,5 +86,8 @@ var recoveryCodeSpecs = [numRecoveryCodes - codeRecoveryBase]codeSpec{
 	CodeECNCongestionExperienced - codeRecoveryBase: {"ECN_CONGESTION_EXPERIENCED", "RFC 3168 §6.1.3", "{SEG.SEQ} {SEG.LEN} arrived with CE in its IP header: every ACK sets ECE until a segment with CWR arrives"},
 	CodeECNCWRReceived - codeRecoveryBase:           {"ECN_CWR_RECEIVED", "RFC 3168 §6.1.3", "{SEG.SEQ} carries CWR: the sender has reduced its window, so ACKs stop setting ECE"},
 	CodeECNReduce - codeRecoveryBase:                {"ECN_REDUCE", "RFC 3168 §6.1.2", "the ACK ({SEG.ACK}) carries ECE: the network marked congestion, so cwnd and ssthresh are reduced as for a loss, without a retransmission: ssthresh = {SSTHRESH} from FlightSize {FLIGHT}, cwnd = {CWND}; ECE is ignored until SND.UNA passes {RECOVER} (once per window), and the next new data segment carries CWR"},
+	CodeECNSetupFallback - codeRecoveryBase:         {"ECN_SETUP_FALLBACK", "RFC 3168 §6.1.1.1", "no reply came to the ECN-setup SYN (SYN.ACK 0) or SYN,ACK (SYN.ACK 1) within {RETRIES} retransmission timeouts, more than ecn_maxretries={ECN.MAXRETRIES}: a middlebox may drop ECN-setup packets, so this retransmission and any later one go without ECE and CWR (a SYN,ACK sent so no longer grants ECN: the connection does without it)"},
+	CodeOutOfOrderDiscarded - codeRecoveryBase:      {"OUT_OF_ORDER_DISCARDED", secReassembly, "seventh, process the segment text: the receive buffer is full at {RCV.NXT}, so the {OOO.BYTES} bytes in {OOO.BLOCKS} blocks held for reassembly beyond it are discarded too; the sender will retransmit them"},
+	CodeSpuriousFastRetransmit - codeRecoveryBase:   {"SPURIOUS_FAST_RETRANSMIT", "RFC 3522 §2, RFC 4015 §2", "the first ACK of new data after the fast retransmit echoes {SEG.TSECR}, older than the retransmission's timestamp {RETRANSMIT.TS}: the original arrived, so the segment was reordered, not lost (Eifel detection); loss recovery ends and, unless the ACK carries ECE (ECE {ECE}), the reduction is undone: ssthresh = pipe_prev = {SSTHRESH}, cwnd = FlightSize + min(acked, IW) = {CWND}"},
 	CodePRR - codeRecoveryBase:                      {"PRR", secPRR, "Proportional Rate Reduction: DeliveredData {DELIVERED}, prr_delivered {PRR.DELIVERED}, prr_out {PRR.OUT}; pipe {PIPE} against ssthresh {SSTHRESH} (proportional above it, the reduction bound at or below): sndcnt {SNDCNT}, cwnd = pipe + sndcnt"},
 }

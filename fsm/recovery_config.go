@@ -34,8 +34,9 @@ type Recovery struct {
 	HyStart bool
 	// NoEifel turns off spurious-timeout detection with timestamps (the
 	// Eifel detection algorithm, RFC 3522) and its response (RFC 4015),
-	// which undoes the congestion response of an RTO the first ACK shows
-	// to have been spurious.
+	// which undoes the congestion response of an RTO, or of a SACK fast
+	// retransmit (reordering taken for loss), the first ACK shows to have
+	// been spurious.
 	NoEifel bool
 	// FRTO enables F-RTO (RFC 5682): after a retransmission timeout the
 	// sender sends new data on the first ACK and judges from the second
@@ -52,4 +53,14 @@ type Recovery struct {
 	// DeliverSegment) reports them. Off by default: RFC 3168 makes ECN
 	// optional. SYN cookies' SYN,ACKs never grant it.
 	ECN bool
+	// ECNNoRequest, with ECN on, grants ECN to a peer whose SYN asks for
+	// it but never asks on our own SYN: the ecn switch's 2, the default of
+	// Linux's net.ipv4.tcp_ecn and FreeBSD's net.inet.tcp.ecn.enable.
+	ECNNoRequest bool
+	// ECNMaxRetries is how many retransmissions of an ECN-setup SYN or
+	// SYN,ACK still ask for (or grant) ECN; later ones go without, the
+	// fallback RFC 3168 §6.1.1.1 allows (ecn.go). 0, the default, falls
+	// back on the first retransmission as Linux does (tcp_ecn_clear_syn);
+	// FreeBSD's net.inet.tcp.ecn.maxretries is 1.
+	ECNMaxRetries int
 }

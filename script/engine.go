@@ -70,7 +70,7 @@ func OptionsConfig(base fsm.Config, options map[string]string) (fsm.Config, erro
 	h := &header{cfg: base}
 	for _, name := range slices.Sorted(maps.Keys(options)) {
 		v := options[name]
-		if spec, ok := headerOptions[name]; ok && spec.engine {
+		if spec, ok := headerOption(name); ok && spec.engine {
 			if err := spec.apply(h, v); err != nil {
 				return base, fmt.Errorf("--%s=%s: %v", name, v, err)
 			}
@@ -110,7 +110,7 @@ func (s *Script) ProfileConfig(base fsm.Config, profile string) (fsm.Config, map
 	}
 	h := &header{cfg: base}
 	for _, o := range s.Options {
-		if spec, ok := headerOptions[o.Name]; ok && spec.engine {
+		if spec, ok := headerOption(o.Name); ok && spec.engine {
 			_ = spec.apply(h, o.Value) // validated by Parse
 		}
 	}

@@ -273,7 +273,7 @@ func (s *Script) resolveHeader() error {
 		connectPort: DefaultConnectPort, remotePort: DefaultRemotePort, cfg: defaultConfig()}
 	seenEngine := map[string]bool{}
 	for _, o := range s.Options {
-		spec, ok := headerOptions[o.Name]
+		spec, ok := headerOption(o.Name)
 		if !ok {
 			why := ignoredReasons[o.Name]
 			if why == "" {

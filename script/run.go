@@ -198,7 +198,7 @@ func (r *runner) header() {
 		if note := r.h.notes[i]; note != "" {
 			lr.Status, lr.Reason = StatusSkip, note
 			r.rep.Skipped++
-		} else if spec := headerOptions[o.Name]; spec.engine && r.cfgNote != "" {
+		} else if spec, _ := headerOption(o.Name); spec.engine && r.cfgNote != "" {
 			lr.Notes = append(lr.Notes, r.cfgNote)
 		}
 		r.rep.Lines = append(r.rep.Lines, lr)

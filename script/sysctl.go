@@ -25,14 +25,14 @@ func applySysctl(cfg *fsm.Config, cmd string) (note string, skip string) {
 	if !ok {
 		return "", ""
 	}
-	sw, ok := fsm.SysctlSwitch(name)
+	sw, v, ok := fsm.SysctlSetting(name, value)
 	if !ok {
 		return "", fmt.Sprintf("skipped: no behaviour switch of tcpstated maps %s (the line is not run)", name)
 	}
-	if err := cfg.SetSwitch(sw, value); err != nil {
+	if err := cfg.SetSwitch(sw, v); err != nil {
 		return "", fmt.Sprintf("skipped: %s=%s: %v", name, value, err)
 	}
-	return fmt.Sprintf("configures the engine: switch %s=%s (%s)", sw, value, name), ""
+	return fmt.Sprintf("configures the engine: switch %s=%s (%s)", sw, v, name), ""
 }
 
 // sysctlSkip is the reason a sysctl line that comes after the engine's

@@ -185,6 +185,12 @@ func fieldsPacket(f *pb.SegmentFields) ([]byte, error) {
 		}
 		binary.BigEndian.PutUint16(tcp[16:], uint16(*f.Checksum))
 	}
+	if f.IpEcn != nil {
+		if *f.IpEcn > 3 {
+			return nil, invalidf("fields.ip_ecn: %d is not an ECN codepoint (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE)", *f.IpEcn)
+		}
+		fsm.SetIPECN(pkt, uint8(*f.IpEcn)) // RFC 3168 §5
+	}
 	return pkt, nil
 }
 

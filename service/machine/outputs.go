@@ -147,6 +147,7 @@ func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	}
 	s.Checksum = uint32(seg.Checksum)
 	s.ChecksumValid = fsm.TCPChecksumValid(src, dst, tcp)
+	s.IpEcn = uint32(fsm.IPECN(raw))
 	s.Summary = segmentSummary(srcAP, dstAP, &seg)
 	return s
 }

@@ -118,7 +118,11 @@ type Segment struct {
 	ChecksumValid bool `protobuf:"varint,19,opt,name=checksum_valid,json=checksumValid,proto3" json:"checksum_valid,omitempty"`
 	// A human one-liner, e.g.
 	// "10.0.0.2:40000 > 10.0.0.1:80 [SYN] seq=100 win=65535 <mss 1460>".
-	Summary       string `protobuf:"bytes,20,opt,name=summary,proto3" json:"summary,omitempty"`
+	Summary string `protobuf:"bytes,20,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The ECN field of the IP header (RFC 3168 §5): 0 Not-ECT, 1 ECT(1),
+	// 2 ECT(0), 3 CE. The engine sends new data ECT(0) once ECN is
+	// negotiated, everything else Not-ECT.
+	IpEcn         uint32 `protobuf:"varint,21,opt,name=ip_ecn,json=ipEcn,proto3" json:"ip_ecn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +295,13 @@ func (x *Segment) GetSummary() string {
 		return x.Summary
 	}
 	return ""
+}
+
+func (x *Segment) GetIpEcn() uint32 {
+	if x != nil {
+		return x.IpEcn
+	}
+	return 0
 }
 
 // TCP options (RFC 9293 §3.2, RFC 7323, RFC 2018). In a request the server
@@ -601,7 +612,12 @@ type SegmentFields struct {
 	Data isSegmentFields_Data `protobuf_oneof:"data"`
 	// Write this checksum instead of the correct one (to see the engine drop
 	// a corrupt segment). Unset: the correct checksum.
-	Checksum      *uint32 `protobuf:"varint,11,opt,name=checksum,proto3,oneof" json:"checksum,omitempty"`
+	Checksum *uint32 `protobuf:"varint,11,opt,name=checksum,proto3,oneof" json:"checksum,omitempty"`
+	// The ECN field of the IP header (RFC 3168 §5): 0 Not-ECT, 1 ECT(1),
+	// 2 ECT(0), 3 CE (Congestion Experienced: a router marked it). Unset: 0.
+	// A CE mark on data of a connection that negotiated ECN is echoed with
+	// ECE (session switch ecn).
+	IpEcn         *uint32 `protobuf:"varint,12,opt,name=ip_ecn,json=ipEcn,proto3,oneof" json:"ip_ecn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -724,6 +740,13 @@ func (x *SegmentFields) GetChecksum() uint32 {
 	return 0
 }
 
+func (x *SegmentFields) GetIpEcn() uint32 {
+	if x != nil && x.IpEcn != nil {
+		return *x.IpEcn
+	}
+	return 0
+}
+
 type isSegmentFields_Data interface {
 	isSegmentFields_Data()
 }
@@ -746,7 +769,7 @@ var File_tcpstate_v1_segment_proto protoreflect.FileDescriptor
 
 const file_tcpstate_v1_segment_proto_rawDesc = "" +
 	"\n" +
-	"\x19tcpstate/v1/segment.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa6\x05\n" +
+	"\x19tcpstate/v1/segment.proto\x12\vtcpstate.v1\x1a\x1egoogle/protobuf/duration.proto\"\xbd\x05\n" +
 	"\aSegment\x12\x10\n" +
 	"\x03raw\x18\x01 \x01(\fR\x03raw\x124\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x16.tcpstate.v1.DirectionR\tdirection\x12-\n" +
@@ -769,7 +792,8 @@ const file_tcpstate_v1_segment_proto_rawDesc = "" +
 	"\apayload\x18\x11 \x01(\fR\apayload\x12\x1a\n" +
 	"\bchecksum\x18\x12 \x01(\rR\bchecksum\x12%\n" +
 	"\x0echecksum_valid\x18\x13 \x01(\bR\rchecksumValid\x12\x18\n" +
-	"\asummary\x18\x14 \x01(\tR\asummary\"\xbd\x02\n" +
+	"\asummary\x18\x14 \x01(\tR\asummary\x12\x15\n" +
+	"\x06ip_ecn\x18\x15 \x01(\rR\x05ipEcn\"\xbd\x02\n" +
 	"\x0eSegmentOptions\x12\x15\n" +
 	"\x03mss\x18\x01 \x01(\rH\x00R\x03mss\x88\x01\x01\x12&\n" +
 	"\fwindow_scale\x18\x02 \x01(\rH\x01R\vwindowScale\x88\x01\x01\x12%\n" +
@@ -790,7 +814,7 @@ const file_tcpstate_v1_segment_proto_rawDesc = "" +
 	"\rRawTcpSegment\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\fR\asegment\x12\x1b\n" +
 	"\tsource_ip\x18\x02 \x01(\tR\bsourceIp\x12%\n" +
-	"\x0edestination_ip\x18\x03 \x01(\tR\rdestinationIp\"\xff\x02\n" +
+	"\x0edestination_ip\x18\x03 \x01(\tR\rdestinationIp\"\xa6\x03\n" +
 	"\rSegmentFields\x12%\n" +
 	"\x0esource_address\x18\x01 \x01(\tR\rsourceAddress\x12/\n" +
 	"\x13destination_address\x18\x02 \x01(\tR\x12destinationAddress\x12\x10\n" +
@@ -803,9 +827,11 @@ const file_tcpstate_v1_segment_proto_rawDesc = "" +
 	"\apayload\x18\t \x01(\fH\x00R\apayload\x12#\n" +
 	"\fpayload_text\x18\n" +
 	" \x01(\tH\x00R\vpayloadText\x12\x1f\n" +
-	"\bchecksum\x18\v \x01(\rH\x01R\bchecksum\x88\x01\x01B\x06\n" +
+	"\bchecksum\x18\v \x01(\rH\x01R\bchecksum\x88\x01\x01\x12\x1a\n" +
+	"\x06ip_ecn\x18\f \x01(\rH\x02R\x05ipEcn\x88\x01\x01B\x06\n" +
 	"\x04dataB\v\n" +
-	"\t_checksum*U\n" +
+	"\t_checksumB\t\n" +
+	"\a_ip_ecn*U\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DIRECTION_INBOUND\x10\x01\x12\x16\n" +
