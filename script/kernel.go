@@ -45,6 +45,7 @@ func RunLinux(src []byte, opts Options) (*Report, error) {
 	if rep := s.headerError(opts); rep != nil {
 		return rep, nil
 	}
+	s.hdr.late = max(opts.LateTolerance, 0)
 	setup, err := s.Setup()
 	if err != nil {
 		return nil, err

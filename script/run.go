@@ -73,6 +73,16 @@ type Options struct {
 	// Stop, when closed, interrupts a run on a wall-clock target (the
 	// kernel): a signal, a timeout. The engine's runs are not interrupted.
 	Stop <-chan struct{}
+	// LateTolerance widens, on the kernel target only, the end of every
+	// timed line's window: a packet or a blocking call's return may come
+	// this much later than the script's tolerance allows, never earlier.
+	// A kernel on a loaded host sends late (its timers and the runner's
+	// reads wait for a CPU) but never early, so lateness up to this bound
+	// is the host's scheduling and not the kernel's TCP. Keep it below the
+	// shortest timer difference worth seeing: Linux's 40 ms delayed-ACK
+	// minimum (TCP_ATO_MIN) against an immediate ACK. 0 (the default) is
+	// packetdrill's rule; the engine runs on a virtual clock and ignores it.
+	LateTolerance time.Duration
 }
 
 // EndRule says what becomes of packets the target emits after the
@@ -288,16 +298,16 @@ func (r *runner) event(i int, ev *Event) {
 		at, lo, hi = r.last, r.last, r.last
 	case TimeExact:
 		at = r.resolve(ev.Time.Start)
-		lo, hi = at-tol, at+tol
+		lo, hi = at-tol, at+tol+r.h.late
 	case TimeRange:
 		at = r.resolve(ev.Time.Start)
 		end := r.resolve(ev.Time.End)
-		lo, hi = at-tol, end+tol
+		lo, hi = at-tol, end+tol+r.h.late
 	case TimeAny:
 		at, lo, hi = r.last, math.MinInt64, math.MaxInt64
 	case TimeBlocking:
 		at = r.resolve(ev.Time.Start)
-		lo, hi = at-tol, at+tol
+		lo, hi = at-tol, at+tol+r.h.late
 	}
 	r.cur.Time = seconds(at)
 	if ev.Time.Kind != TimeAny && ev.Time.Kind != TimeNone && at < r.last-tol {
@@ -462,7 +472,7 @@ func (r *runner) finish() {
 	if b := r.pending; b != nil {
 		r.advance(b.end)
 		r.cur = &r.rep.Lines[b.idx]
-		r.checkPending(b.end + r.h.tolerance + 1)
+		r.checkPending(b.end + r.h.tolerance + r.h.late + 1)
 		if r.failed {
 			return
 		}
