@@ -23,6 +23,7 @@ import (
 )
 
 var conformance = flag.String("conformance", "", "write the table of the project's scripts on the kernel and both targets to this file")
+
 // late is TestProjectScripts' Options.LateTolerance: on this shared VM the
 // kernel's packets leave up to tens of ms after their line while it waits
 // for a CPU. 20 ms is under Linux's 40 ms delayed-ACK minimum, the
