@@ -73,6 +73,7 @@ func (r *runner) inbound(ev *Event) {
 	}
 	r.drain()
 	r.lastIn, r.lastInExpl = ev.Pos.Line, append([]string(nil), r.cur.Engine[mark:]...)
+	r.lag = 0 // the kernel's timers now run from this packet
 }
 
 // outbound matches a > line against the first emitted, unmatched packet.
@@ -129,6 +130,7 @@ func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 			}
 		}
 	}
+	r.lag = max(o.t-at, 0)
 	if ev.Time.Kind == TimeExact {
 		r.last = at
 	} else {

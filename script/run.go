@@ -131,6 +131,7 @@ type runner struct {
 	strict    bool
 	end       EndRule       // the end-of-script rule in force
 	base      time.Duration // target time at script time 0
+	lag       time.Duration // how late the last matched packet left (kernel timers re-arm from it); 0 after an inbound packet
 	rep       *Report
 	cur       *LineResult
 	queue     []*outPkt    // emitted, not yet matched by a > line
@@ -281,6 +282,21 @@ func (r *runner) failf(format string, args ...any) {
 	}
 }
 
+// lateness is how much later than its window a packet due at script time
+// at may come on the kernel target (Options.LateTolerance > 0), never
+// earlier: the host's scheduling (LateTolerance itself), the rounding of
+// Linux's timer wheel, which fires a timer up to an eighth of its delay
+// late (kernel/time/timer.c: each level is 8 times coarser than the one
+// below; the delay is taken as the time since the previous line), and
+// the lag of the last packet, from which the kernel re-arms its next
+// timer (a keep-alive or a retransmission backs off from when it fired).
+// packetdrill likewise shifts later relative times by a late packet's
+// lateness. A timer that fires early, or later than this by a real
+// difference (an RTO of 1 s against 200 ms), still fails.
+func (r *runner) lateness(at time.Duration) time.Duration {
+	return r.h.late + max(at-r.last, 0)/8 + r.lag
+}
+
 // resolve turns a time value into script time.
 func (r *runner) resolve(t TimeVal) time.Duration {
 	if t.Rel {
@@ -298,16 +314,19 @@ func (r *runner) event(i int, ev *Event) {
 		at, lo, hi = r.last, r.last, r.last
 	case TimeExact:
 		at = r.resolve(ev.Time.Start)
-		lo, hi = at-tol, at+tol+r.h.late
+		lo, hi = at-tol, at+tol
 	case TimeRange:
 		at = r.resolve(ev.Time.Start)
 		end := r.resolve(ev.Time.End)
-		lo, hi = at-tol, end+tol+r.h.late
+		lo, hi = at-tol, end+tol
 	case TimeAny:
 		at, lo, hi = r.last, math.MinInt64, math.MaxInt64
 	case TimeBlocking:
 		at = r.resolve(ev.Time.Start)
-		lo, hi = at-tol, at+tol+r.h.late
+		lo, hi = at-tol, at+tol
+	}
+	if r.h.late > 0 && ev.Time.Kind != TimeAny && ev.Time.Kind != TimeNone {
+		hi += r.lateness(at)
 	}
 	r.cur.Time = seconds(at)
 	if ev.Time.Kind != TimeAny && ev.Time.Kind != TimeNone && at < r.last-tol {
