@@ -285,6 +285,7 @@ var profiles = []Profile{
 		{"rst_closing_econnreset", "1"},
 		{"info_linux", "1"},
 		{"send_wait_connect", "1"},
+		{"nagle_minshall", "1"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},
