@@ -286,6 +286,7 @@ var profiles = []Profile{
 		{"info_linux", "1"},
 		{"send_wait_connect", "1"},
 		{"nagle_minshall", "1"},
+		{"simopen_dup_ack", "1"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

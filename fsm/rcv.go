@@ -20,6 +20,10 @@ func (e *Engine) segmentArrives(c *conn, seg *Segment) {
 	if ackNow && c.ackPending {
 		e.sendAck(c)
 	}
+	if e.simOpenAck {
+		e.simOpenAck = false
+		e.sendBareAck(c)
+	}
 }
 
 // synSentArrives is RFC 9293 §3.10.7.3.
@@ -180,6 +184,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		// Figure 8 (line 6) has it complete the open, as Linux does: the SYN
 		// is trimmed and the ACK processed.
 		seq, syn, segLen = seq+1, false, segLen-1
+		e.simOpenDupAck(c) // linux_codes.go
 	}
 	// Like Linux, a bare FIN at RCV.NXT is taken even into a zero window:
 	// it needs no buffer space.
