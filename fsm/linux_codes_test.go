@@ -1,6 +1,9 @@
 package fsm
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestSimOpenDupAck: after a simultaneous open the peer's SYN,ACK
 // completes the open under both values; under simopen_dup_ack it is also
@@ -41,6 +44,34 @@ func TestSimOpenDupAck(t *testing.T) {
 				srv.expect(w)
 			}
 			srv.expectNothing()
+		})
+	}
+}
+
+// TestSynSentBadAckRexmit: an unacceptable ACK in SYN-SENT gets its RST
+// under both values; under synsent_badack_rexmit=8 the SYN is also sent
+// again 8 ms later, once (the retransmitted SYN's timer backs off as
+// usual, so a second bad ACK does not re-arm it).
+//
+//	< S. ack=5   > R seq=5   [8 ms: > S seq=300]
+//
+// Reference: RFC 9293 §3.10.7.3 (first check), §3.8.1.
+func TestSynSentBadAckRexmit(t *testing.T) {
+	for _, ms := range []string{"0", "8"} {
+		t.Run(ms, func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "synsent_badack_rexmit", ms))
+			srv.e.Connect(serverAddr, clientAddr)
+			srv.expect("S seq=300")
+			for range 2 {
+				srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 100, Ack: 5, Window: 1000})
+				srv.expect("R seq=5")
+				srv.e.AdvanceTo(srv.e.Now() + 10*time.Millisecond)
+				if ms == "8" {
+					srv.expect("S seq=300")
+					ms = "done" // retransmitted: no second early SYN
+				}
+				srv.expectNothing()
+			}
 		})
 	}
 }

@@ -287,6 +287,7 @@ var profiles = []Profile{
 		{"send_wait_connect", "1"},
 		{"nagle_minshall", "1"},
 		{"simopen_dup_ack", "1"},
+		{"synsent_badack_rexmit", "8"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

@@ -32,6 +32,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	t := Tuple{c.local, c.remote}
 	// First, check the ACK bit.
 	if f&FlagACK != 0 && (seg.Ack.LessEq(c.iss) || seg.Ack.GreaterThan(c.sndNxt)) {
+		e.synSentBadAckRexmit(c, seg.Ack) // linux_codes.go
 		if f&FlagRST != 0 {
 			e.explain(c.id, CodeSynSentBadAckRstDropped, ActionDropped, Field{"SEG.ACK", uint64(seg.Ack)})
 			return
