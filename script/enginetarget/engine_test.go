@@ -60,7 +60,7 @@ func TestCallsWithoutPeer(t *testing.T) {
 		{call: target.Call{Name: "connect", FD: 3, Remote: remote}, ret: -1, errno: "EISCONN"},
 		{call: target.Call{Name: "accept", FD: 4}, ret: -1, errno: "EINVAL"},
 		{call: target.Call{Name: "bind", FD: 4, Local: local}, ret: -1, errno: "EADDRINUSE"}, // fd 3 listens there
-		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 3}, ret: 2}, // F_GETFL: O_RDWR
+		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 3}, ret: 2},                            // F_GETFL: O_RDWR
 		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 4, Arg: 0x800}},
 		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 3}, ret: 0x802},
 		{call: target.Call{Name: "accept", FD: 3}, ret: -1, errno: "EAGAIN"},
