@@ -9,12 +9,26 @@ const codeLinuxBase Code = 1600
 const (
 	CodeSimOpenDupAck Code = codeLinuxBase + iota
 	CodeSynSentBadAckRexmit
+	CodeSynTextDiscarded
+	CodeSynFinListenDropped
 	numLinuxCodes
 )
 
 var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
 	CodeSimOpenDupAck - codeLinuxBase:       {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
 	CodeSynSentBadAckRexmit - codeLinuxBase: {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
+	CodeSynTextDiscarded - codeLinuxBase:    {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
+	CodeSynFinListenDropped - codeLinuxBase: {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
+}
+
+// synTextDiscarded, under syn_text_discard, drops the text and FIN of a
+// SYN (or SYN,ACK) and reports whether it did.
+func (e *Engine) synTextDiscarded(c *conn, seg *Segment) bool {
+	if !e.cfg.SynTextDiscard {
+		return false
+	}
+	e.explain(c.id, CodeSynTextDiscarded, ActionDropped, Field{"SEG.LEN", uint64(len(seg.Payload))}, Field{"FIN", b2u(seg.Flags&FlagFIN != 0)})
+	return true
 }
 
 // synSentBadAckRexmit, under synsent_badack_rexmit, re-arms the

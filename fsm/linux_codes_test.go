@@ -75,3 +75,35 @@ func TestSynSentBadAckRexmit(t *testing.T) {
 		})
 	}
 }
+
+// TestSynTextDiscard: text on a SYN is queued and acknowledged by the
+// handshake under rfc, dropped under syn_text_discard (the SYN,ACK
+// acknowledges only the SYN); a SYN,FIN at a listener is dropped.
+//
+//	< S seq=100 "hello"   rfc: > S. ack=101, delivered after the ACK
+//	                      syn_text_discard=1: > S. ack=101, nothing to read
+//	< SF seq=100          syn_text_discard=1: no reply
+//
+// Reference: RFC 9293 §3.10.7.2 (third check), RFC 7413 §4.2.2.
+func TestSynTextDiscard(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := newSide(t, "server", withSwitches(t, 300, "syn_text_discard", b2s(on)))
+		srv.e.Listen(serverAddr, 0)
+		if on {
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN | FlagFIN, Seq: 500, Window: 1000})
+			wantExplanation(t, srv.collect(), CodeSynFinListenDropped)
+			srv.expectNothing()
+		}
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000, Payload: []byte("hello")})
+		out := srv.collect()
+		if on {
+			wantExplanation(t, out, CodeSynTextDiscarded)
+		}
+		srv.expect("S. seq=300 ack=101")
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 1000})
+		srv.collect()
+		if !on {
+			mustRead(t, srv, 2, "hello")
+		}
+	}
+}

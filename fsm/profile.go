@@ -288,6 +288,7 @@ var profiles = []Profile{
 		{"nagle_minshall", "1"},
 		{"simopen_dup_ack", "1"},
 		{"synsent_badack_rexmit", "8"},
+		{"syn_text_discard", "1"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

@@ -99,7 +99,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	e.explain(c.id, CodeSynSentSynAckEstablished, ActionAnswered, Field{"IRS", uint64(c.irs)},
 		Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"SND.UNA", uint64(c.sndUna)})
 	// Data on the SYN,ACK is processed from the sixth step on.
-	if len(seg.Payload) > 0 || f&FlagFIN != 0 {
+	if (len(seg.Payload) > 0 || f&FlagFIN != 0) && !e.synTextDiscarded(c, seg) {
 		e.processText(c, seg.Seq+1, seg.Payload, f&FlagFIN != 0)
 	}
 	if !e.fastOpenEstablished(c) {
@@ -530,7 +530,7 @@ func (e *Engine) establish(c *conn, seg *Segment) {
 // later" (RFC 9293 §3.10.7.2 third check, §3.10.7.3 fourth).
 func (e *Engine) queueSynText(c *conn, seg *Segment) {
 	fin := seg.Flags&FlagFIN != 0
-	if len(seg.Payload) == 0 && !fin {
+	if len(seg.Payload) == 0 && !fin || e.synTextDiscarded(c, seg) {
 		return
 	}
 	c.synData = append([]byte(nil), seg.Payload...)
