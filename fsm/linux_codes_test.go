@@ -107,3 +107,38 @@ func TestSynTextDiscard(t *testing.T) {
 		}
 	}
 }
+
+// TestSynLinearTimeouts: with syn_retries=2 an unanswered SYN goes at 0,
+// 1 and 3 s and the open ends at 7 s under rfc; under
+// syn_linear_timeouts=4 it goes at 0, 1, 2, 3, 4, 5 s and still ends at
+// 7 s, the time two doubling retransmissions would take.
+//
+// Reference: RFC 6298 §5.5, RFC 9293 §3.8.1.
+func TestSynLinearTimeouts(t *testing.T) {
+	tests := []struct {
+		linear string
+		syns   []time.Duration // when each retransmission goes
+	}{
+		{"0", []time.Duration{1, 3}},
+		{"4", []time.Duration{1, 2, 3, 4, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.linear, func(t *testing.T) {
+			cfg := withSwitches(t, 300, "syn_linear_timeouts", tt.linear, "syn_retries", "2", "rexmit_initial", "1000")
+			cli := newSide(t, "client", cfg)
+			c, _ := cli.e.Connect(clientAddr, serverAddr)
+			cli.expect("S seq=300")
+			for _, at := range tt.syns {
+				cli.e.AdvanceTo(at*time.Second - time.Millisecond)
+				cli.expectNothing()
+				cli.e.AdvanceTo(at * time.Second)
+				cli.expect("S seq=300")
+			}
+			cli.e.AdvanceTo(7*time.Second - time.Millisecond)
+			cli.wantState(c, SynSent)
+			cli.e.AdvanceTo(7 * time.Second)
+			cli.expectNothing()
+			cli.wantState(c, Closed)
+		})
+	}
+}

@@ -289,6 +289,7 @@ var profiles = []Profile{
 		{"simopen_dup_ack", "1"},
 		{"synsent_badack_rexmit", "8"},
 		{"syn_text_discard", "1"},
+		{"syn_linear_timeouts", "4"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

@@ -51,6 +51,8 @@ var linuxSwitches = []switchSpec{
 		func(c *Config) *int { return &c.SynSentBadAckRtx }),
 	boolSwitch("syn_text_discard", "1: text and FIN on a SYN or SYN,ACK without an accepted Fast Open cookie are dropped, not acknowledged (the peer sends them again after the handshake), and a listener drops a SYN with FIN without reply, as Linux: tcp_rcv_state_process frees a SYN's payload and discards SYN,FIN in LISTEN, and tcp_rcv_synsent_state_process frees the SYN,ACK's. 0: RFC 9293 §3.10.7.2 and §3.10.7.3: other control or text on the SYN is queued for processing once ESTABLISHED (SYN,ACK: from the sixth step). A receiver may drop any segment text it has not acknowledged; TCP's retransmission recovers it, which is why RFC 7413 needs a cookie to keep it.",
 		func(c *Config) *bool { return &c.SynTextDiscard }),
+	intSwitch("syn_linear_timeouts", "How many of a SYN's first retransmission timeouts (in SYN-SENT) keep the RTO instead of doubling it; later ones back off as usual. Linux 6.11 and later: net.ipv4.tcp_syn_linear_timeouts, 4, so a SYN goes at 0, 1, 2, 3, 4, 5, 7, 11 s. With it syn_retries bounds the time, as Linux's tcp_model_timeout does: the open is given up at the first timeout (2^(syn_retries+1) - 1) initial RTOs after the first SYN (7 s for 2, 127 s for 6), however many SYNs that took. 0: RFC 6298 §5.5: back off the timer (RTO = RTO * 2) on every timeout. RFC 6298 §5.5 is a MUST for data; §5.7 and RFC 9293 §3.8.1 leave the SYN's timer to the implementation beyond its 1 s initial value and R2 of at least 3 minutes, which the syn_retries limit keeps.", 0,
+		func(c *Config) *int { return &c.SynLinearTimeouts }),
 	intSwitch("synack_retries", "How many times a listener's SYN,ACK is retransmitted before the half-open connection is dropped. RFC 9293 §3.8.3 leaves R2 for a SYN,ACK to the implementation (R2 for a SYN MUST allow 3 minutes). Linux's net.ipv4.tcp_synack_retries, 5.", 5,
 		func(c *Config) *int { return &c.SynAckRetries }),
 	intSwitch("challenge_ack_limit", "Challenge ACKs (RFC 5961 §3.2, §4.2, §5.2) one connection sends per second; more are dropped without reply. RFC 5961 §7: an implementation SHOULD limit them and the limit is its choice. Linux's net.ipv4.tcp_challenge_ack_limit is 2147483647 (no limit; its per-socket 500 ms tcp_invalid_ratelimit is not modelled).", 1000,
@@ -101,6 +103,7 @@ var linuxSwitches = []switchSpec{
 var linuxSysctls = map[string]string{
 	"net.ipv4.tcp_syn_retries":         "syn_retries",
 	"net.ipv4.tcp_synack_retries":      "synack_retries",
+	"net.ipv4.tcp_syn_linear_timeouts": "syn_linear_timeouts",
 	"net.ipv4.tcp_challenge_ack_limit": "challenge_ack_limit",
 	"net.ipv4.tcp_window_scaling":      "window_scaling",
 	"net.ipv4.tcp_sack":                "sack",

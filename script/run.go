@@ -297,6 +297,15 @@ func (r *runner) lateness(at time.Duration) time.Duration {
 	return r.h.late + max(at-r.last, 0)/8 + r.lag
 }
 
+// blockLate is lateness for a blocking call's return: the same rule, with
+// the call's own duration as the timer's delay.
+func (r *runner) blockLate(b *blocked) time.Duration {
+	if r.h.late <= 0 {
+		return 0
+	}
+	return r.h.late + max(b.end-b.start, 0)/8 + r.lag
+}
+
 // resolve turns a time value into script time.
 func (r *runner) resolve(t TimeVal) time.Duration {
 	if t.Rel {
@@ -491,7 +500,7 @@ func (r *runner) finish() {
 	if b := r.pending; b != nil {
 		r.advance(b.end)
 		r.cur = &r.rep.Lines[b.idx]
-		r.checkPending(b.end + r.h.tolerance + r.h.late + 1)
+		r.checkPending(b.end + r.h.tolerance + r.blockLate(b) + 1)
 		if r.failed {
 			return
 		}

@@ -154,7 +154,7 @@ func (r *runner) checkPending(next time.Duration) {
 		return
 	}
 	lr := &r.rep.Lines[b.idx]
-	tol, late := r.h.tolerance, r.h.late
+	tol, late := r.h.tolerance, r.blockLate(b)
 	until := r.t.Now()
 	if next > b.end+tol+late {
 		until = r.base + b.end + tol + late // its last chance
