@@ -59,6 +59,10 @@ const RunFlagsUsage = `  --compare=MODE  strict: every field packetdrill compare
                   lateness of a loaded host, not of the kernel's TCP. Keep
                   it under 40 ms, Linux's shortest delayed-ACK timeout.
                   Default 0, packetdrill's rule.
+  --coalesce      present contiguous data segments emitted at the same
+                  instant as the one GSO super-segment a > line longer than
+                  the first of them expects (scripts recorded on a
+                  GSO-capable packetdrill device). Default off.
 `
 
 // RunFlags are the command-line flags that choose how scripts run; the
@@ -67,6 +71,7 @@ type RunFlags struct {
 	compare, end, profile string
 	defines               names
 	late                  time.Duration
+	coalesce              bool
 }
 
 // Register adds the flags to fs.
@@ -75,6 +80,7 @@ func (f *RunFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.end, "end", "", "strict or packetdrill (default: the script's own, else strict)")
 	fs.StringVar(&f.profile, "profile", "", "rfc, freebsd or linux (default: the script's own, else rfc)")
 	fs.Var(&f.defines, "define", "define NAME for #ifdef NAME (repeatable)")
+	fs.BoolVar(&f.coalesce, "coalesce", false, "show contiguous segments emitted at one instant as the GSO super-segment a longer > line expects")
 	fs.DurationVar(&f.late, "late-tolerance", 0, "kernel target: lateness allowed beyond the script's tolerance (never earliness)")
 }
 
@@ -96,7 +102,7 @@ func (f *RunFlags) Options() (Options, error) {
 	if f.late < 0 {
 		return Options{}, fmt.Errorf("--late-tolerance: %v is negative", f.late)
 	}
-	return Options{Compare: mode, End: end, Profile: f.profile, Defines: f.defines, LateTolerance: f.late}, nil
+	return Options{Compare: mode, End: end, Profile: f.profile, Defines: f.defines, LateTolerance: f.late, Coalesce: f.coalesce}, nil
 }
 
 // Main implements "script run [flags] FILE...". It returns the exit

@@ -83,6 +83,17 @@ type Options struct {
 	// minimum (TCP_ATO_MIN) against an immediate ACK. 0 (the default) is
 	// packetdrill's rule; the engine runs on a virtual clock and ignores it.
 	LateTolerance time.Duration
+	// Coalesce presents contiguous data segments a target emits at the
+	// same instant as the one super-segment a > line expects, as a
+	// packetdrill script written on a GSO-capable device sees them (Linux
+	// hands such a device one packet of up to 64 KB and lets it segment).
+	// It applies when a > line's payload is longer than the first
+	// segment waiting to be matched: segments of the same flow that follow
+	// it in sequence, at the same time, with the same ACK and no SYN or
+	// RST, are joined (PSH and FIN from the last) up to the line's length.
+	// Off by default: tcpstated's engine and the kernel target's TUN
+	// device (no offloads) emit one packet per MSS.
+	Coalesce bool
 }
 
 // EndRule says what becomes of packets the target emits after the
@@ -131,6 +142,7 @@ type runner struct {
 	strict    bool
 	end       EndRule       // the end-of-script rule in force
 	base      time.Duration // target time at script time 0
+	coalesce  bool          // Options.Coalesce (exchange.go)
 	lag       time.Duration // how late the last matched packet left (kernel timers re-arm from it); 0 after an inbound packet
 	rep       *Report
 	cur       *LineResult
@@ -181,7 +193,7 @@ func runTarget(t target.Target, s *Script, opts Options, cfgNote string) *Report
 		mode = CompareSemantic
 	}
 	r := &runner{
-		s: s, h: s.hdr, t: t, strict: mode == CompareStrict, base: t.Now(),
+		s: s, h: s.hdr, t: t, strict: mode == CompareStrict, coalesce: opts.Coalesce, base: t.Now(),
 		rep:  &Report{Script: opts.Name, Session: opts.Session, Compare: mode.String()},
 		open: map[int]bool{}, listenPort: s.hdr.bindPort, cfgNote: cfgNote,
 	}
