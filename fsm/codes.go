@@ -22,6 +22,9 @@ func (c Code) spec() codeSpec {
 	if c >= codeICMPBase && int(c-codeICMPBase) < len(icmpCodeSpecs) {
 		return icmpCodeSpecs[c-codeICMPBase]
 	}
+	if c >= codeLinuxBase && int(c-codeLinuxBase) < len(linuxCodeSpecs) {
+		return linuxCodeSpecs[c-codeLinuxBase]
+	}
 	if c >= codeFastOpenBase && int(c-codeFastOpenBase) < len(fastOpenCodeSpecs) {
 		return fastOpenCodeSpecs[c-codeFastOpenBase]
 	}

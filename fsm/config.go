@@ -143,6 +143,10 @@ type Config struct {
 	SendWaitConnect   bool          // send_wait_connect
 	RstErrnoLinux     bool          // rst_errno_linux
 	NagleMinshall     bool          // nagle_minshall
+	SimOpenDupAck     bool          // simopen_dup_ack (linux_codes.go)
+	SynSentBadAckRtx  int           // synsent_badack_rexmit, ms (linux_codes.go)
+	SynTextDiscard    bool          // syn_text_discard (linux_codes.go)
+	SynLinearTimeouts int           // syn_linear_timeouts (linux_codes.go)
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

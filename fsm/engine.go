@@ -79,16 +79,17 @@ func (r *Ready) Empty() bool {
 // session. It does no I/O and reads no clock: the host feeds it inputs and
 // drains outputs with Ready. It is not safe for concurrent use.
 type Engine struct {
-	cfg       Config
-	now       time.Duration
-	nextID    EndpointID
-	conns     map[Tuple]*conn
-	last      *conn // the connection conns last returned: a one-entry cache
-	listeners map[netip.AddrPort]*conn
-	byID      map[EndpointID]*conn
-	timers    timerHeap
-	closed    []EndpointID // CLOSED endpoints still visible, oldest first
-	live      int
+	cfg        Config
+	simOpenAck bool // simopen_dup_ack: the segment being processed is answered with an ACK after output
+	now        time.Duration
+	nextID     EndpointID
+	conns      map[Tuple]*conn
+	last       *conn // the connection conns last returned: a one-entry cache
+	listeners  map[netip.AddrPort]*conn
+	byID       map[EndpointID]*conn
+	timers     timerHeap
+	closed     []EndpointID // CLOSED endpoints still visible, oldest first
+	live       int
 
 	ready   Ready
 	drained bool

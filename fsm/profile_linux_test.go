@@ -186,11 +186,14 @@ func TestRstAck(t *testing.T) {
 	}
 }
 
-// TestLinuxSynBackoff: Linux's SYN timing: 1 s initial RTO doubled each
-// time, six retransmissions (tcp_syn_retries), given up at 127 s.
+// TestLinuxSynBackoff: Linux 6.11+'s SYN timing: 1 s initial RTO kept
+// for the first four timeouts (tcp_syn_linear_timeouts), then doubled;
+// tcp_syn_retries 6 bounds the time, 127 s, so the open ends at the first
+// timeout after it (as this kernel gave up at 7 s with tcp_syn_retries 2
+// after SYNs at 0 to 5 s).
 //
-//	0 s > S, 1 s > S, 3 s > S, 7 s > S, 15 s > S, 31 s > S, 63 s > S
-//	127 s SYN_GIVE_UP
+//	0 s > S, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s > S
+//	131 s SYN_GIVE_UP
 func TestLinuxSynBackoff(t *testing.T) {
 	p, _ := ProfileByName("linux")
 	cfg := fixedConfig(100)
@@ -200,15 +203,15 @@ func TestLinuxSynBackoff(t *testing.T) {
 	cli := newSide(t, "client", cfg)
 	c, _ := cli.e.Connect(clientAddr, serverAddr)
 	cli.expect("S seq=100")
-	for _, s := range []time.Duration{1, 3, 7, 15, 31, 63} {
+	for _, s := range []time.Duration{1, 2, 3, 4, 5, 7, 11, 19, 35, 67} {
 		cli.e.AdvanceTo(s*time.Second - time.Millisecond)
 		cli.expectNothing()
 		cli.e.AdvanceTo(s * time.Second)
 		cli.expect("S seq=100")
 	}
-	cli.e.AdvanceTo(127*time.Second - time.Millisecond)
+	cli.e.AdvanceTo(131*time.Second - time.Millisecond)
 	cli.expectNothing()
-	cli.e.AdvanceTo(127 * time.Second)
+	cli.e.AdvanceTo(131 * time.Second)
 	wantExplanation(t, cli.collect(), CodeSynGiveUp)
 	cli.wantState(c, Closed)
 }

@@ -696,11 +696,32 @@ func (s *propSim) drain(i int) {
 	}
 	for _, ev := range r.Events {
 		if ev.Kind == EventClosed && ev.Endpoint == pe.id {
-			if in, ok := pe.e.Endpoint(pe.id); ok && in.Err != nil && s.p.mode != propAbort {
+			if in, ok := pe.e.Endpoint(pe.id); ok && in.Err != nil && s.p.mode != propAbort && !s.resetAfterTimeWait(pe, in.Err) {
 				s.fail("%s connection closed with error: %v", pe.name, in.Err)
 			}
 		}
 	}
+}
+
+// resetAfterTimeWait: a reset that closes pe after everything was
+// delivered both ways and the peer's connection went through TIME-WAIT
+// and is gone. The peer's ACK of pe's FIN was lost and pe's retransmission
+// of the FIN (or of data the peer already has) came, after more losses
+// and backed-off timeouts, later than the peer's 2·MSL: the peer has
+// forgotten the connection and the RST is right (RFC 9293 §3.10.7.1: a
+// segment for no connection is answered with a reset). TIME-WAIT protects
+// only retransmissions within 2·MSL; on a link losing one segment in five
+// two consecutive timeouts of up to MaxRTO can exceed it.
+func (s *propSim) resetAfterTimeWait(pe *propPeer, err error) bool {
+	other := s.peers[0]
+	if other == pe {
+		other = s.peers[1]
+	}
+	if !errors.Is(err, ErrConnectionReset) || !pe.eof || other.read != len(pe.out) || pe.read != len(other.out) || !other.states[TimeWait] {
+		return false
+	}
+	in, ok := other.e.Endpoint(other.id)
+	return !ok || in.State == Closed && in.Err == nil
 }
 
 // appTurn lets one application act: accept, read, write, close. With force
@@ -1144,7 +1165,7 @@ func propRun(p propParams, traceLen int, rec *bytes.Buffer) (msg string, counts 
 			}
 			continue
 		}
-		if in.Err != nil {
+		if in.Err != nil && !s.resetAfterTimeWait(pe, in.Err) {
 			s.fail("%s closed with error %v", pe.name, in.Err)
 		}
 		if pe.read != len(other.out) || (!pe.eof && !pe.closed) {

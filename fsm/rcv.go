@@ -20,6 +20,10 @@ func (e *Engine) segmentArrives(c *conn, seg *Segment) {
 	if ackNow && c.ackPending {
 		e.sendAck(c)
 	}
+	if e.simOpenAck {
+		e.simOpenAck = false
+		e.sendBareAck(c)
+	}
 }
 
 // synSentArrives is RFC 9293 §3.10.7.3.
@@ -28,6 +32,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	t := Tuple{c.local, c.remote}
 	// First, check the ACK bit.
 	if f&FlagACK != 0 && (seg.Ack.LessEq(c.iss) || seg.Ack.GreaterThan(c.sndNxt)) {
+		e.synSentBadAckRexmit(c, seg.Ack) // linux_codes.go
 		if f&FlagRST != 0 {
 			e.explain(c.id, CodeSynSentBadAckRstDropped, ActionDropped, Field{"SEG.ACK", uint64(seg.Ack)})
 			return
@@ -94,7 +99,7 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	e.explain(c.id, CodeSynSentSynAckEstablished, ActionAnswered, Field{"IRS", uint64(c.irs)},
 		Field{"RCV.NXT", uint64(c.rcvNxt)}, Field{"SND.UNA", uint64(c.sndUna)})
 	// Data on the SYN,ACK is processed from the sixth step on.
-	if len(seg.Payload) > 0 || f&FlagFIN != 0 {
+	if (len(seg.Payload) > 0 || f&FlagFIN != 0) && !e.synTextDiscarded(c, seg) {
 		e.processText(c, seg.Seq+1, seg.Payload, f&FlagFIN != 0)
 	}
 	if !e.fastOpenEstablished(c) {
@@ -180,6 +185,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 		// Figure 8 (line 6) has it complete the open, as Linux does: the SYN
 		// is trimmed and the ACK processed.
 		seq, syn, segLen = seq+1, false, segLen-1
+		e.simOpenDupAck(c) // linux_codes.go
 	}
 	// Like Linux, a bare FIN at RCV.NXT is taken even into a zero window:
 	// it needs no buffer space.
@@ -524,7 +530,7 @@ func (e *Engine) establish(c *conn, seg *Segment) {
 // later" (RFC 9293 §3.10.7.2 third check, §3.10.7.3 fourth).
 func (e *Engine) queueSynText(c *conn, seg *Segment) {
 	fin := seg.Flags&FlagFIN != 0
-	if len(seg.Payload) == 0 && !fin {
+	if len(seg.Payload) == 0 && !fin || e.synTextDiscarded(c, seg) {
 		return
 	}
 	c.synData = append([]byte(nil), seg.Payload...)

@@ -413,7 +413,9 @@ func (e *Engine) persistTimeout(c *conn) {
 // the congestion window (RFC 5681 §3.1) and resend from SND.UNA.
 func (e *Engine) retransmitTimeout(c *conn) {
 	c.retries++
-	c.rto = min(c.rto*2, e.cfg.MaxRTO)
+	if !e.synLinearTimeout(c) { // linux_codes.go
+		c.rto = min(c.rto*2, e.cfg.MaxRTO)
+	}
 	c.rttMeasuring = false // Karn's algorithm
 	fields := []Field{{"RTO.MS", uint64(c.rto / time.Millisecond)}, {"RETRIES", uint64(c.retries)}}
 	switch c.state {
@@ -478,7 +480,11 @@ func (e *Engine) retransmitTimeout(c *conn) {
 // synExpired reports whether R2 for our SYN has passed (synR2), or
 // SynRetries, if set, is used up.
 func (e *Engine) synExpired(c *conn) bool {
-	if n := e.cfg.SynRetries; n > 0 && c.retries > n {
+	if n := e.cfg.SynRetries; n > 0 && e.cfg.SynLinearTimeouts > 0 {
+		if e.now-c.synStart >= e.synModelTimeout(n) { // linux_codes.go
+			return true
+		}
+	} else if n > 0 && c.retries > n {
 		return true
 	}
 	// A TCP_KEEPINIT is the application's bound on the open instead of

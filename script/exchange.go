@@ -73,6 +73,7 @@ func (r *runner) inbound(ev *Event) {
 	}
 	r.drain()
 	r.lastIn, r.lastInExpl = ev.Pos.Line, append([]string(nil), r.cur.Engine[mark:]...)
+	r.lag = 0 // the kernel's timers now run from this packet
 }
 
 // outbound matches a > line against the first emitted, unmatched packet.
@@ -107,6 +108,9 @@ func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 	}
 	o := r.queue[0]
 	r.queue = r.queue[1:]
+	if r.coalesce {
+		o = r.coalesced(o, p.Len)
+	}
 	r.cur.Actual = o.render() + " at " + formatSeconds(o.t)
 	r.cur.Time = seconds(o.t)
 	if o.t < lo {
@@ -129,6 +133,7 @@ func (r *runner) outbound(ev *Event, at, lo, hi time.Duration) {
 			}
 		}
 	}
+	r.lag = max(o.t-at, 0)
 	if ev.Time.Kind == TimeExact {
 		r.last = at
 	} else {
@@ -147,4 +152,35 @@ func (r *runner) lastInbound() string {
 		return fmt.Sprintf(" (the engine said nothing about the last inbound packet, line %d)", r.lastIn)
 	}
 	return fmt.Sprintf(" (the engine on the last inbound packet, line %d: %s)", r.lastIn, strings.Join(r.lastInExpl, "; "))
+}
+
+// coalesced joins to o the queued segments that continue it at the same
+// instant, up to want payload bytes (Options.Coalesce): the GSO
+// super-segment a script written on a GSO-capable device expects.
+func (r *runner) coalesced(o *outPkt, want uint32) *outPkt {
+	const noJoin = fsm.FlagSYN | fsm.FlagRST | fsm.FlagFIN
+	if len(o.seg.Payload) == 0 || uint32(len(o.seg.Payload)) >= want || o.seg.Flags&noJoin != 0 {
+		return o
+	}
+	m := *o
+	m.seg.Payload = append([]byte(nil), o.seg.Payload...)
+	m.data = nil // no longer the wire's bytes
+	joined := 1
+	for len(r.queue) > 0 && uint32(len(m.seg.Payload)) < want {
+		n := r.queue[0]
+		end := m.seg.Seq.Add(fsm.Size(len(m.seg.Payload)))
+		if n.t != m.t || n.flow != m.flow || n.seg.Seq != end || n.seg.Ack != m.seg.Ack ||
+			n.seg.Flags&(fsm.FlagSYN|fsm.FlagRST) != 0 || len(n.seg.Payload) == 0 || m.seg.Flags&fsm.FlagFIN != 0 {
+			break
+		}
+		r.queue = r.queue[1:]
+		m.seg.Payload = append(m.seg.Payload, n.seg.Payload...)
+		m.seg.Flags |= n.seg.Flags
+		m.seg.Window = n.seg.Window
+		joined++
+	}
+	if joined > 1 {
+		r.cur.Notes = append(r.cur.Notes, fmt.Sprintf("coalesced: %d segments emitted at %s shown as one (--coalesce)", joined, formatSeconds(o.t)))
+	}
+	return &m
 }

@@ -32,6 +32,7 @@ const (
 type header struct {
 	ipVersion          string // "ipv4", "ipv6", "ipv4-mapped-ipv6"
 	tolerance          time.Duration
+	late               time.Duration // Options.LateTolerance on a wall-clock target, added after the window only
 	localIP, remoteIP  netip.Addr
 	bindPort           uint16
 	connectPort        uint16

@@ -38,13 +38,16 @@ var ErrInterrupted = errors.New("interrupted")
 // returned with ErrInterrupted). A syntax error is a *ParseError; a
 // machine that cannot run it, an error wrapping ErrKernelUnavailable.
 func RunLinux(src []byte, opts Options) (*Report, error) {
-	s, err := ParseDefines(opts.Name, src, opts.defines(src))
+	// The kernel is Linux whatever the engine's profile: its #ifdef Linux
+	// lines are always in.
+	s, err := ParseDefines(opts.Name, src, append(opts.defines(src), "Linux"))
 	if err != nil {
 		return nil, err
 	}
 	if rep := s.headerError(opts); rep != nil {
 		return rep, nil
 	}
+	s.hdr.late = max(opts.LateTolerance, 0)
 	setup, err := s.Setup()
 	if err != nil {
 		return nil, err

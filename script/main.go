@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tcpstated/tcpstated/script/reports"
 )
@@ -51,6 +52,17 @@ const RunFlagsUsage = `  --compare=MODE  strict: every field packetdrill compare
                   them without judging, as packetdrill does. Default: the
                   script's --tcpstated_end option, else strict.
   --define NAME   define NAME for the script's #ifdef NAME lines (repeatable)
+  --late-tolerance=DURATION
+                  on the kernel target (linux, both), let a packet or a
+                  blocking call's return come up to DURATION later than the
+                  script's --tolerance_usecs allows (never earlier): the
+                  lateness of a loaded host, not of the kernel's TCP. Keep
+                  it under 40 ms, Linux's shortest delayed-ACK timeout.
+                  Default 0, packetdrill's rule.
+  --coalesce      present contiguous data segments emitted at the same
+                  instant as the one GSO super-segment a > line longer than
+                  the first of them expects (scripts recorded on a
+                  GSO-capable packetdrill device). Default off.
 `
 
 // RunFlags are the command-line flags that choose how scripts run; the
@@ -58,6 +70,8 @@ const RunFlagsUsage = `  --compare=MODE  strict: every field packetdrill compare
 type RunFlags struct {
 	compare, end, profile string
 	defines               names
+	late                  time.Duration
+	coalesce              bool
 }
 
 // Register adds the flags to fs.
@@ -66,6 +80,8 @@ func (f *RunFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.end, "end", "", "strict or packetdrill (default: the script's own, else strict)")
 	fs.StringVar(&f.profile, "profile", "", "rfc, freebsd or linux (default: the script's own, else rfc)")
 	fs.Var(&f.defines, "define", "define NAME for #ifdef NAME (repeatable)")
+	fs.BoolVar(&f.coalesce, "coalesce", false, "show contiguous segments emitted at one instant as the GSO super-segment a longer > line expects")
+	fs.DurationVar(&f.late, "late-tolerance", 0, "kernel target: lateness allowed beyond the script's tolerance (never earliness)")
 }
 
 // Options checks the flags and returns the run options they give.
@@ -83,7 +99,10 @@ func (f *RunFlags) Options() (Options, error) {
 			return Options{}, fmt.Errorf("--profile: %v", err)
 		}
 	}
-	return Options{Compare: mode, End: end, Profile: f.profile, Defines: f.defines}, nil
+	if f.late < 0 {
+		return Options{}, fmt.Errorf("--late-tolerance: %v is negative", f.late)
+	}
+	return Options{Compare: mode, End: end, Profile: f.profile, Defines: f.defines, LateTolerance: f.late, Coalesce: f.coalesce}, nil
 }
 
 // Main implements "script run [flags] FILE...". It returns the exit

@@ -73,6 +73,27 @@ type Options struct {
 	// Stop, when closed, interrupts a run on a wall-clock target (the
 	// kernel): a signal, a timeout. The engine's runs are not interrupted.
 	Stop <-chan struct{}
+	// LateTolerance widens, on the kernel target only, the end of every
+	// timed line's window: a packet or a blocking call's return may come
+	// this much later than the script's tolerance allows, never earlier.
+	// A kernel on a loaded host sends late (its timers and the runner's
+	// reads wait for a CPU) but never early, so lateness up to this bound
+	// is the host's scheduling and not the kernel's TCP. Keep it below the
+	// shortest timer difference worth seeing: Linux's 40 ms delayed-ACK
+	// minimum (TCP_ATO_MIN) against an immediate ACK. 0 (the default) is
+	// packetdrill's rule; the engine runs on a virtual clock and ignores it.
+	LateTolerance time.Duration
+	// Coalesce presents contiguous data segments a target emits at the
+	// same instant as the one super-segment a > line expects, as a
+	// packetdrill script written on a GSO-capable device sees them (Linux
+	// hands such a device one packet of up to 64 KB and lets it segment).
+	// It applies when a > line's payload is longer than the first
+	// segment waiting to be matched: segments of the same flow that follow
+	// it in sequence, at the same time, with the same ACK and no SYN or
+	// RST, are joined (PSH and FIN from the last) up to the line's length.
+	// Off by default: tcpstated's engine and the kernel target's TUN
+	// device (no offloads) emit one packet per MSS.
+	Coalesce bool
 }
 
 // EndRule says what becomes of packets the target emits after the
@@ -121,6 +142,8 @@ type runner struct {
 	strict    bool
 	end       EndRule       // the end-of-script rule in force
 	base      time.Duration // target time at script time 0
+	coalesce  bool          // Options.Coalesce (exchange.go)
+	lag       time.Duration // how late the last matched packet left (kernel timers re-arm from it); 0 after an inbound packet
 	rep       *Report
 	cur       *LineResult
 	queue     []*outPkt    // emitted, not yet matched by a > line
@@ -170,7 +193,7 @@ func runTarget(t target.Target, s *Script, opts Options, cfgNote string) *Report
 		mode = CompareSemantic
 	}
 	r := &runner{
-		s: s, h: s.hdr, t: t, strict: mode == CompareStrict, base: t.Now(),
+		s: s, h: s.hdr, t: t, strict: mode == CompareStrict, coalesce: opts.Coalesce, base: t.Now(),
 		rep:  &Report{Script: opts.Name, Session: opts.Session, Compare: mode.String()},
 		open: map[int]bool{}, listenPort: s.hdr.bindPort, cfgNote: cfgNote,
 	}
@@ -271,6 +294,30 @@ func (r *runner) failf(format string, args ...any) {
 	}
 }
 
+// lateness is how much later than its window a packet due at script time
+// at may come on the kernel target (Options.LateTolerance > 0), never
+// earlier: the host's scheduling (LateTolerance itself), the rounding of
+// Linux's timer wheel, which fires a timer up to an eighth of its delay
+// late (kernel/time/timer.c: each level is 8 times coarser than the one
+// below; the delay is taken as the time since the previous line), and
+// the lag of the last packet, from which the kernel re-arms its next
+// timer (a keep-alive or a retransmission backs off from when it fired).
+// packetdrill likewise shifts later relative times by a late packet's
+// lateness. A timer that fires early, or later than this by a real
+// difference (an RTO of 1 s against 200 ms), still fails.
+func (r *runner) lateness(at time.Duration) time.Duration {
+	return r.h.late + max(at-r.last, 0)/8 + r.lag
+}
+
+// blockLate is lateness for a blocking call's return: the same rule, with
+// the call's own duration as the timer's delay.
+func (r *runner) blockLate(b *blocked) time.Duration {
+	if r.h.late <= 0 {
+		return 0
+	}
+	return r.h.late + max(b.end-b.start, 0)/8 + r.lag
+}
+
 // resolve turns a time value into script time.
 func (r *runner) resolve(t TimeVal) time.Duration {
 	if t.Rel {
@@ -298,6 +345,9 @@ func (r *runner) event(i int, ev *Event) {
 	case TimeBlocking:
 		at = r.resolve(ev.Time.Start)
 		lo, hi = at-tol, at+tol
+	}
+	if r.h.late > 0 && ev.Time.Kind != TimeAny && ev.Time.Kind != TimeNone {
+		hi += r.lateness(at)
 	}
 	r.cur.Time = seconds(at)
 	if ev.Time.Kind != TimeAny && ev.Time.Kind != TimeNone && at < r.last-tol {
@@ -462,7 +512,7 @@ func (r *runner) finish() {
 	if b := r.pending; b != nil {
 		r.advance(b.end)
 		r.cur = &r.rep.Lines[b.idx]
-		r.checkPending(b.end + r.h.tolerance + 1)
+		r.checkPending(b.end + r.h.tolerance + r.blockLate(b) + 1)
 		if r.failed {
 			return
 		}

@@ -467,3 +467,51 @@ func TestEngineConfig(t *testing.T) {
 	wantContains(t, "late SO_RCVBUF", rep.Lines[len(rep.Lines)-1].Actual, "not judged: SO_RCVBUF after the first connection")
 	wantContains(t, "early SO_RCVBUF", rep.Lines[5].Actual, "configures the engine: receive buffer (and window) 4096 bytes")
 }
+
+// TestCoalesce: three MSS-sized segments written at one instant match one
+// 3000-byte > line under Options.Coalesce, and fail it without.
+func TestCoalesce(t *testing.T) {
+	const src = `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 10) = 0
+0.100 < S 0:0(0) win 65535 <mss 1000>
++0 > S. 0:0(0) ack 1 win 65535 <mss 1460>
+0.200 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
++0 write(4, ..., 3000) = 3000
++0 > P. 1:3001(3000) ack 1 win 65535
+`
+	for _, tt := range []struct {
+		coalesce, pass bool
+	}{{false, false}, {true, true}} {
+		rep, err := Run([]byte(src), Options{Coalesce: tt.coalesce})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Passed != tt.pass {
+			t.Errorf("Coalesce %v: passed %v, want %v\n%s", tt.coalesce, rep.Passed, tt.pass, rep.Text())
+		}
+	}
+}
+
+// TestLateness: the kernel target's allowance after a line's window is
+// Options.LateTolerance, an eighth of the time since the previous line
+// (the Linux timer wheel's rounding) and the last packet's lag; 0 without
+// LateTolerance, which is packetdrill's rule.
+func TestLateness(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		late, last, lag, at, want time.Duration
+	}{
+		{20 * ms, 300 * ms, 0, 300 * ms, 20 * ms},             // at once: scheduling only
+		{20 * ms, 200 * ms, 0, 240 * ms, 25 * ms},             // a 40 ms delayed ACK: 5 ms of rounding
+		{20 * ms, 0, 0, 1000 * ms, 145 * ms},                  // a 1 s RTO
+		{20 * ms, 20200 * ms, 342 * ms, 22200 * ms, 612 * ms}, // a keep-alive re-armed from a late one
+	}
+	for _, tt := range tests {
+		r := &runner{h: &header{late: tt.late}, last: tt.last, lag: tt.lag}
+		if got := r.lateness(tt.at); got != tt.want {
+			t.Errorf("lateness(%v) after %v, lag %v = %v, want %v", tt.at, tt.last, tt.lag, got, tt.want)
+		}
+	}
+}

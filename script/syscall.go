@@ -154,10 +154,10 @@ func (r *runner) checkPending(next time.Duration) {
 		return
 	}
 	lr := &r.rep.Lines[b.idx]
-	tol := r.h.tolerance
+	tol, late := r.h.tolerance, r.blockLate(b)
 	until := r.t.Now()
-	if next > b.end+tol {
-		until = r.base + b.end + tol // its last chance
+	if next > b.end+tol+late {
+		until = r.base + b.end + tol + late // its last chance
 	}
 	res, at, done := r.t.Pending(until)
 	at -= r.base
@@ -170,14 +170,14 @@ func (r *runner) checkPending(next time.Duration) {
 		r.pending = nil
 		r.judge(lr, b.sc, out)
 		lr.Actual += " at " + formatSeconds(at)
-		if at < b.end-tol || at > b.end+tol {
+		if at < b.end-tol || at > b.end+tol+late {
 			lr.Status = StatusFail
 			if lr.Reason != "" {
 				lr.Reason += "; "
 			}
 			lr.Reason += fmt.Sprintf("%s returned at %s, expected at %s (tolerance %s)", b.sc.Name, formatSeconds(at), formatSeconds(b.end), tol)
 		}
-	} else if next > b.end+tol {
+	} else if next > b.end+tol+late {
 		r.pending = nil
 		lr.Status, lr.Actual = StatusFail, "still blocked at "+formatSeconds(r.now())
 		lr.Reason = fmt.Sprintf("%s did not return by %s%s", b.sc.Name, formatSeconds(b.end), r.lastInbound())

@@ -40,7 +40,8 @@ func runSteps(t *testing.T, tg *Target, steps []step) {
 }
 
 // The socket layer without a peer: descriptors lowest free first from 3,
-// Linux's errno for calls on the wrong kind of socket, EAGAIN from a
+// Linux's errno for calls on the wrong kind of socket (and for a bind to
+// the port a listener holds), EAGAIN from a
 // non-blocking accept, and Blocked from a blocking one.
 func TestCallsWithoutPeer(t *testing.T) {
 	tg := newTarget()
@@ -58,7 +59,8 @@ func TestCallsWithoutPeer(t *testing.T) {
 		{call: target.Call{Name: "shutdown", FD: 3, How: 1}, ret: -1, errno: "ENOTCONN"},
 		{call: target.Call{Name: "connect", FD: 3, Remote: remote}, ret: -1, errno: "EISCONN"},
 		{call: target.Call{Name: "accept", FD: 4}, ret: -1, errno: "EINVAL"},
-		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 3}, ret: 2}, // F_GETFL: O_RDWR
+		{call: target.Call{Name: "bind", FD: 4, Local: local}, ret: -1, errno: "EADDRINUSE"}, // fd 3 listens there
+		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 3}, ret: 2},                            // F_GETFL: O_RDWR
 		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 4, Arg: 0x800}},
 		{call: target.Call{Name: "fcntl", FD: 3, Cmd: 3}, ret: 0x802},
 		{call: target.Call{Name: "accept", FD: 3}, ret: -1, errno: "EAGAIN"},

@@ -105,6 +105,14 @@ func (t *Target) bind(s *sock, c *target.Call) target.Result {
 	if s.port != 0 {
 		return target.Err("EINVAL")
 	}
+	// The socket layer's rule, as Linux's inet_csk_get_port (and
+	// FreeBSD's in_pcbbind): a port a listener holds is in use, whatever
+	// SO_REUSEADDR says.
+	for _, o := range t.socks {
+		if o != s && o.listener != 0 && o.port == c.Local.Port() {
+			return target.Err("EADDRINUSE")
+		}
+	}
 	s.port = c.Local.Port()
 	return target.Result{}
 }

@@ -101,6 +101,16 @@ func (t *Target) Call(c *target.Call) target.Result {
 		})
 	case "poll":
 		return t.poll(c)
+	case "ioctl":
+		if c.Opt != "SIOCATMARK" {
+			break
+		}
+		// Linux's tcp_ioctl: 1 when the next octet read is at the mark.
+		v, err := unix.IoctlGetInt(kfd, unix.SIOCATMARK)
+		if err != nil {
+			return target.Err(errnoName(err))
+		}
+		return target.Result{Value: &target.Value{Int: int64(v), Text: fmt.Sprint(v)}}
 	}
 	return target.Result{Skip: fmt.Sprintf("skipped: system call %s is not supported by the kernel target", c.Name)}
 }

@@ -1,0 +1,82 @@
+package fsm
+
+import "time"
+
+// Codes of the linux profile's later switches (issue 12). Their own
+// numeric range, like the recovery codes; only the names are API.
+const codeLinuxBase Code = 1600
+
+const (
+	CodeSimOpenDupAck Code = codeLinuxBase + iota
+	CodeSynSentBadAckRexmit
+	CodeSynTextDiscarded
+	CodeSynFinListenDropped
+	CodeSynLinearTimeout
+	numLinuxCodes
+)
+
+var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
+	CodeSimOpenDupAck - codeLinuxBase:       {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
+	CodeSynSentBadAckRexmit - codeLinuxBase: {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
+	CodeSynTextDiscarded - codeLinuxBase:    {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
+	CodeSynFinListenDropped - codeLinuxBase: {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
+	CodeSynLinearTimeout - codeLinuxBase:    {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
+}
+
+// synModelTimeout is Linux's tcp_model_timeout for n SYN retries: the
+// time n doubling retransmissions after a SYN at 0 would take, (2^(n+1) - 1)
+// initial RTOs (each part capped at MaxRTO). Under syn_linear_timeouts
+// Linux gives the open up at the first timeout this long after the first
+// SYN, so it sends more SYNs than n, sooner.
+func (e *Engine) synModelTimeout(n int) time.Duration {
+	var t time.Duration
+	for i, r := 0, e.cfg.InitialRTO; i <= n; i++ {
+		t += r
+		r = min(r*2, e.cfg.MaxRTO)
+	}
+	return t
+}
+
+// synLinearTimeout, under syn_linear_timeouts, reports whether this
+// timeout of a SYN keeps its RTO (the first syn_linear_timeouts do).
+func (e *Engine) synLinearTimeout(c *conn) bool {
+	if c.state != SynSent || c.retries > e.cfg.SynLinearTimeouts {
+		return false
+	}
+	e.explain(c.id, CodeSynLinearTimeout, ActionInfo, Field{"LINEAR", uint64(e.cfg.SynLinearTimeouts)}, Field{"RETRIES", uint64(c.retries)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
+	return true
+}
+
+// synTextDiscarded, under syn_text_discard, drops the text and FIN of a
+// SYN (or SYN,ACK) and reports whether it did.
+func (e *Engine) synTextDiscarded(c *conn, seg *Segment) bool {
+	if !e.cfg.SynTextDiscard {
+		return false
+	}
+	e.explain(c.id, CodeSynTextDiscarded, ActionDropped, Field{"SEG.LEN", uint64(len(seg.Payload))}, Field{"FIN", b2u(seg.Flags&FlagFIN != 0)})
+	return true
+}
+
+// synSentBadAckRexmit, under synsent_badack_rexmit, re-arms the
+// retransmission timer of a SYN not yet retransmitted to the switch's
+// short delay (Linux's TCP_TIMEOUT_MIN).
+func (e *Engine) synSentBadAckRexmit(c *conn, ack Seq) {
+	ms := e.cfg.SynSentBadAckRtx
+	if ms <= 0 || c.retries != 0 {
+		return
+	}
+	c.rtxAt = e.deadlineAfter(time.Duration(ms) * time.Millisecond)
+	e.schedule(c)
+	e.explain(c.id, CodeSynSentBadAckRexmit, ActionInfo, Field{"SEG.ACK", uint64(ack)}, Field{"RTO.MS", uint64(ms)})
+}
+
+// simOpenDupAck, under simopen_dup_ack, has segmentArrives answer the
+// SYN,ACK that completes a simultaneous open with an ACK once the
+// segment is processed (and a queued FIN is sent).
+func (e *Engine) simOpenDupAck(c *conn) {
+	if !e.cfg.SimOpenDupAck {
+		return
+	}
+	e.simOpenAck = true
+	e.explain(c.id, CodeSimOpenDupAck, ActionAnswered, Field{"SEG.SEQ", uint64(c.irs)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+}

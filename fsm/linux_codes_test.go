@@ -1,0 +1,144 @@
+package fsm
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSimOpenDupAck: after a simultaneous open the peer's SYN,ACK
+// completes the open under both values; under simopen_dup_ack it is also
+// answered with an ACK, after the FIN a CLOSE in SYN-RECEIVED queued.
+//
+//	connect; < S seq=100   > S. seq=300 ack=101
+//	[shutdown]; < S. seq=100 ack=301
+//	0: [> F. seq=301]           1: [> F. seq=301] > . ack=101
+//
+// Reference: RFC 9293 §3.5 (Figure 8), §3.10.7.4 (first check).
+func TestSimOpenDupAck(t *testing.T) {
+	tests := []struct {
+		name     string
+		on, shut bool
+		want     []string
+	}{
+		{"rfc", false, false, nil},
+		{"simopen_dup_ack", true, false, []string{". seq=301 ack=101"}},
+		{"rfc, FIN queued", false, true, []string{"F. seq=301 ack=101"}},
+		{"simopen_dup_ack, FIN queued", true, true, []string{"F. seq=301 ack=101", ". seq=302 ack=101"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "simopen_dup_ack", b2s(tt.on)))
+			s, _ := srv.e.Connect(serverAddr, clientAddr)
+			srv.expect("S seq=300")
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+			srv.expect("S. seq=300 ack=101")
+			if tt.shut {
+				srv.e.Shutdown(s)
+			}
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 100, Ack: 301, Window: 1000})
+			out := srv.collect()
+			if tt.on {
+				wantExplanation(t, out, CodeSimOpenDupAck)
+			}
+			for _, w := range tt.want {
+				srv.expect(w)
+			}
+			srv.expectNothing()
+		})
+	}
+}
+
+// TestSynSentBadAckRexmit: an unacceptable ACK in SYN-SENT gets its RST
+// under both values; under synsent_badack_rexmit=8 the SYN is also sent
+// again 8 ms later, once (the retransmitted SYN's timer backs off as
+// usual, so a second bad ACK does not re-arm it).
+//
+//	< S. ack=5   > R seq=5   [8 ms: > S seq=300]
+//
+// Reference: RFC 9293 §3.10.7.3 (first check), §3.8.1.
+func TestSynSentBadAckRexmit(t *testing.T) {
+	for _, ms := range []string{"0", "8"} {
+		t.Run(ms, func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "synsent_badack_rexmit", ms))
+			srv.e.Connect(serverAddr, clientAddr)
+			srv.expect("S seq=300")
+			for range 2 {
+				srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN | FlagACK, Seq: 100, Ack: 5, Window: 1000})
+				srv.expect("R seq=5")
+				srv.e.AdvanceTo(srv.e.Now() + 10*time.Millisecond)
+				if ms == "8" {
+					srv.expect("S seq=300")
+					ms = "done" // retransmitted: no second early SYN
+				}
+				srv.expectNothing()
+			}
+		})
+	}
+}
+
+// TestSynTextDiscard: text on a SYN is queued and acknowledged by the
+// handshake under rfc, dropped under syn_text_discard (the SYN,ACK
+// acknowledges only the SYN); a SYN,FIN at a listener is dropped.
+//
+//	< S seq=100 "hello"   rfc: > S. ack=101, delivered after the ACK
+//	                      syn_text_discard=1: > S. ack=101, nothing to read
+//	< SF seq=100          syn_text_discard=1: no reply
+//
+// Reference: RFC 9293 §3.10.7.2 (third check), RFC 7413 §4.2.2.
+func TestSynTextDiscard(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := newSide(t, "server", withSwitches(t, 300, "syn_text_discard", b2s(on)))
+		srv.e.Listen(serverAddr, 0)
+		if on {
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN | FlagFIN, Seq: 500, Window: 1000})
+			wantExplanation(t, srv.collect(), CodeSynFinListenDropped)
+			srv.expectNothing()
+		}
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000, Payload: []byte("hello")})
+		out := srv.collect()
+		if on {
+			wantExplanation(t, out, CodeSynTextDiscarded)
+		}
+		srv.expect("S. seq=300 ack=101")
+		srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 1000})
+		srv.collect()
+		if !on {
+			mustRead(t, srv, 2, "hello")
+		}
+	}
+}
+
+// TestSynLinearTimeouts: with syn_retries=2 an unanswered SYN goes at 0,
+// 1 and 3 s and the open ends at 7 s under rfc; under
+// syn_linear_timeouts=4 it goes at 0, 1, 2, 3, 4, 5 s and still ends at
+// 7 s, the time two doubling retransmissions would take.
+//
+// Reference: RFC 6298 §5.5, RFC 9293 §3.8.1.
+func TestSynLinearTimeouts(t *testing.T) {
+	tests := []struct {
+		linear string
+		syns   []time.Duration // when each retransmission goes
+	}{
+		{"0", []time.Duration{1, 3}},
+		{"4", []time.Duration{1, 2, 3, 4, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.linear, func(t *testing.T) {
+			cfg := withSwitches(t, 300, "syn_linear_timeouts", tt.linear, "syn_retries", "2", "rexmit_initial", "1000")
+			cli := newSide(t, "client", cfg)
+			c, _ := cli.e.Connect(clientAddr, serverAddr)
+			cli.expect("S seq=300")
+			for _, at := range tt.syns {
+				cli.e.AdvanceTo(at*time.Second - time.Millisecond)
+				cli.expectNothing()
+				cli.e.AdvanceTo(at * time.Second)
+				cli.expect("S seq=300")
+			}
+			cli.e.AdvanceTo(7*time.Second - time.Millisecond)
+			cli.wantState(c, SynSent)
+			cli.e.AdvanceTo(7 * time.Second)
+			cli.expectNothing()
+			cli.wantState(c, Closed)
+		})
+	}
+}
