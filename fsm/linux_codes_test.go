@@ -151,8 +151,7 @@ func TestSynLinearTimeouts(t *testing.T) {
 func TestInvalidRateLimit(t *testing.T) {
 	for _, limit := range []string{"0", "500"} {
 		t.Run(limit, func(t *testing.T) {
-			_, srv, _, s := established(t, fixedConfig(100), withSwitches(t, 300, "invalid_ratelimit", limit))
-			_ = s
+			_, srv, _, _ := established(t, fixedConfig(100), withSwitches(t, 300, "invalid_ratelimit", limit))
 			bad := Segment{Flags: FlagACK, Seq: 101, Ack: 351, Window: 65535}
 			srv.inject(clientAddr, serverAddr, bad)
 			srv.expect(". seq=301 ack=101")

@@ -208,7 +208,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			if end := seq.Add(Size(len(payload))); len(payload) > 0 && !syn && end.LessEq(c.rcvNxt) {
 				c.noteDuplicate(seq, end) // all of it was received before (RFC 2883 §4.1.1)
 			}
-			if len(payload) == 0 && !syn && e.oowRateLimited(c) { // linux_codes.go
+			// As Linux's tcp_oow_rate_limited: a segment with text or FIN
+			// (sequence space) is always answered, a SYN is limited.
+			if (len(payload) == 0 && !fin || syn) && e.oowRateLimited(c) { // linux_codes.go
 				return false
 			}
 			// Never a FIN retransmission (closing_fin_ack): this segment's
