@@ -147,6 +147,7 @@ type Config struct {
 	SynSentBadAckRtx  int           // synsent_badack_rexmit, ms (linux_codes.go)
 	SynTextDiscard    bool          // syn_text_discard (linux_codes.go)
 	SynLinearTimeouts int           // syn_linear_timeouts (linux_codes.go)
+	InvalidRateLimit  int           // invalid_ratelimit, ms (linux_codes.go)
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

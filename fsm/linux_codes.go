@@ -12,6 +12,7 @@ const (
 	CodeSynTextDiscarded
 	CodeSynFinListenDropped
 	CodeSynLinearTimeout
+	CodeInvalidRateLimited
 	numLinuxCodes
 )
 
@@ -21,6 +22,25 @@ var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
 	CodeSynTextDiscarded - codeLinuxBase:    {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
 	CodeSynFinListenDropped - codeLinuxBase: {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
 	CodeSynLinearTimeout - codeLinuxBase:    {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
+	CodeInvalidRateLimited - codeLinuxBase:  {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
+}
+
+// oowRateLimited, under invalid_ratelimit, reports whether the ACK that
+// answers an unaccepted segment (or a challenge ACK) is suppressed
+// because one went out less than the limit ago; if not, it records this
+// one. It keeps the time in the challenge-ACK fields, whose per-second
+// count the switch replaces.
+func (e *Engine) oowRateLimited(c *conn) bool {
+	limit := time.Duration(e.cfg.InvalidRateLimit) * time.Millisecond
+	if limit <= 0 {
+		return false
+	}
+	if c.challengeAcks > 0 && e.now-c.challengeStart < limit {
+		e.explain(c.id, CodeInvalidRateLimited, ActionDropped, Field{"LIMIT.MS", uint64(e.cfg.InvalidRateLimit)}, Field{"SINCE.MS", uint64((e.now - c.challengeStart) / time.Millisecond)})
+		return true
+	}
+	c.challengeStart, c.challengeAcks = e.now, 1
+	return false
 }
 
 // synModelTimeout is Linux's tcp_model_timeout for n SYN retries: the

@@ -142,3 +142,30 @@ func TestSynLinearTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// TestInvalidRateLimit: two ACKs of unsent data 10 ms apart each get a
+// challenge ACK under rfc; under invalid_ratelimit=500 the second gets
+// none, and one 500 ms after the first gets one again.
+//
+// Reference: RFC 5961 §5.2 and §7.
+func TestInvalidRateLimit(t *testing.T) {
+	for _, limit := range []string{"0", "500"} {
+		t.Run(limit, func(t *testing.T) {
+			_, srv, _, _ := established(t, fixedConfig(100), withSwitches(t, 300, "invalid_ratelimit", limit))
+			bad := Segment{Flags: FlagACK, Seq: 101, Ack: 351, Window: 65535}
+			srv.inject(clientAddr, serverAddr, bad)
+			srv.expect(". seq=301 ack=101")
+			srv.e.AdvanceTo(srv.e.Now() + 10*time.Millisecond)
+			srv.inject(clientAddr, serverAddr, bad)
+			if limit == "0" {
+				srv.expect(". seq=301 ack=101")
+			} else {
+				wantExplanation(t, srv.collect(), CodeInvalidRateLimited)
+				srv.expectNothing()
+			}
+			srv.e.AdvanceTo(srv.e.Now() + 500*time.Millisecond)
+			srv.inject(clientAddr, serverAddr, bad)
+			srv.expect(". seq=301 ack=101")
+		})
+	}
+}

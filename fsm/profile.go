@@ -296,6 +296,7 @@ var profiles = []Profile{
 		{"synsent_badack_rexmit", "8"},
 		{"syn_text_discard", "1"},
 		{"syn_linear_timeouts", "4"},
+		{"invalid_ratelimit", "500"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

@@ -208,6 +208,11 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			if end := seq.Add(Size(len(payload))); len(payload) > 0 && !syn && end.LessEq(c.rcvNxt) {
 				c.noteDuplicate(seq, end) // all of it was received before (RFC 2883 §4.1.1)
 			}
+			// As Linux's tcp_oow_rate_limited: a segment with text or FIN
+			// (sequence space) is always answered, a SYN is limited.
+			if (len(payload) == 0 && !fin || syn) && e.oowRateLimited(c) { // linux_codes.go
+				return false
+			}
 			// Never a FIN retransmission (closing_fin_ack): this segment's
 			// ACK is not processed, so two CLOSING peers answering each
 			// other's repeated FIN with a FIN would never stop. A SYN here
@@ -460,7 +465,10 @@ func (e *Engine) reopenFromTimeWait(c *conn, seg *Segment, code Code) bool {
 // Config.ChallengeAckLimit of them in the current second of the engine
 // clock, in which case the segment is dropped without reply (RFC 5961 §7).
 func (e *Engine) challengeAck(c *conn, code Code, fs ...Field) {
-	if limit := e.cfg.ChallengeAckLimit; limit > 0 {
+	if e.oowRateLimited(c) { // linux_codes.go
+		return
+	}
+	if limit := e.cfg.ChallengeAckLimit; limit > 0 && e.cfg.InvalidRateLimit <= 0 {
 		if c.challengeAcks == 0 || e.now-c.challengeStart >= time.Second {
 			c.challengeStart, c.challengeAcks = e.now, 0
 		}

@@ -398,3 +398,41 @@ func describe(rep *script.Report) string {
 	}
 	return fmt.Sprintf("%d: %s / %s%s", d.Line, side(d.Kernel), side(d.Engine), more)
 }
+
+// TestLinuxSwitchProbes: a project script that probes a switch of the
+// linux profile passes on both targets under --profile=linux, with no
+// difference: the engine's Linux choice is the kernel's. A busy machine
+// gets three tries (the -late allowance applies).
+func TestLinuxSwitchProbes(t *testing.T) {
+	needKernel(t)
+	if testing.Short() {
+		t.Skip("-short: the probes take half a minute on the wall clock")
+	}
+	probes := []struct{ sw, script string }{
+		{"simopen_dup_ack", "simultaneous-open.pkt"},
+		{"simopen_dup_ack", "syn-received-close.pkt"},
+		{"synsent_badack_rexmit", "syn-sent-segments.pkt"},
+		{"syn_linear_timeouts", "syn-retransmit.pkt"},
+		{"synack_retries", "synack-retransmit.pkt"},
+		{"window_scaling", "window-scale.pkt"},
+		{"sack", "sack-first-block.pkt"},
+	}
+	for _, p := range probes {
+		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
+			src, err := os.ReadFile(filepath.Join("../../testdata/scripts", p.script))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep *script.Report
+			for range 3 {
+				if rep, err = script.RunBoth(src, script.Options{Name: p.script, Compare: script.CompareSemantic, Profile: "linux", LateTolerance: *late}); err != nil {
+					t.Fatal(err)
+				}
+				if rep.Passed && len(rep.Differences) == 0 {
+					return
+				}
+			}
+			t.Errorf("%s (probe of %s): passed %v, %d differences\n%s", p.script, p.sw, rep.Passed, len(rep.Differences), rep.Text())
+		})
+	}
+}
