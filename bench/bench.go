@@ -30,6 +30,7 @@ type Config struct {
 	PerMessage   int           // packets per ExchangeSegments message (default 64)
 	IdleSessions int           // sessions of the memory figure (default 10000; 0 with NoMemory)
 	NoMemory     bool          // skip the memory figure
+	MemoryOnly   bool          // only the memory figure (no loads, no echo server)
 	// ProfileDir, when set, receives a CPU profile of the server during
 	// each tcpstated measurement (NAME.pprof; read with go tool pprof and
 	// the server binary).
@@ -104,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer stopPG()
-	for run := 1; run <= cfg.Runs; run++ {
+	for run := 1; run <= cfg.Runs && !cfg.MemoryOnly; run++ {
 		res := map[string]*result{}
 		rep.Runs = append(rep.Runs, res)
 		fmt.Fprintf(cfg.Progress, "run %d of %d\n", run, cfg.Runs)
@@ -460,9 +461,9 @@ func (r *Report) Markdown(w io.Writer) {
 	if m := r.Memory; m != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Memory of %d idle sessions (each with a listener and one ESTABLISHED connection, fsync=never), server process: "+
-			"RSS %.1f MiB → %.1f MiB (%.1f KiB per session); Go heap in use %.1f MiB → %.1f MiB (%.1f KiB per session); %d open files; created in %v.\n",
+			"RSS %.1f MiB → %.1f MiB (%.1f KiB per session); Go heap in use %.1f MiB → %.1f MiB (%.1f KiB per session); %d open files, %d of them session logs; created in %v.\n",
 			m.sessions, mib(m.rssBefore), mib(m.rssAfter), m.perSessionRSS/1024, m.heapBefore/(1<<20), m.heapAfter/(1<<20), m.perSessionHeap/1024,
-			m.fds, m.took.Round(100*time.Millisecond))
+			m.fds, m.logFDs, m.took.Round(100*time.Millisecond))
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +21,8 @@ type memResult struct {
 	rssAfter       int64 // VmRSS with the sessions, idle
 	heapBefore     float64
 	heapAfter      float64 // go_memstats_heap_inuse_bytes after a GC
-	fds            int     // open files with the sessions (each keeps its log open)
+	fds            int     // open files with the sessions
+	logFDs         int     // of which session logs (at most --max-open-logs)
 	took           time.Duration
 	firstErr       error
 	perSessionRSS  float64
@@ -84,8 +87,14 @@ func idleMemory(ctx context.Context, p *process, n int) (memResult, error) {
 	if m.heapAfter, err = p.metric("go_memstats_heap_inuse_bytes"); err != nil {
 		return m, err
 	}
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.Pid())); err == nil {
+	fdDir := fmt.Sprintf("/proc/%d/fd", p.Pid())
+	if ents, err := os.ReadDir(fdDir); err == nil {
 		m.fds = len(ents)
+		for _, e := range ents {
+			if t, err := os.Readlink(filepath.Join(fdDir, e.Name())); err == nil && strings.HasSuffix(t, ".log") {
+				m.logFDs++
+			}
+		}
 	}
 	m.perSessionRSS = float64(m.rssAfter-m.rssBefore) / float64(n)
 	m.perSessionHeap = (m.heapAfter - m.heapBefore) / float64(n)

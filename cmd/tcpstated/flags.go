@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpstated/tcpstated/service"
+	"github.com/tcpstated/tcpstated/store/filestore"
 )
 
 // serveConfig is what `tcpstated serve` is told by flags and environment.
@@ -21,6 +22,7 @@ type serveConfig struct {
 	shutdownTimeout    time.Duration
 	limits             service.Limits
 	maxLogBytes        int64
+	maxOpenLogs        int
 	sessionTTL         time.Duration
 	accessLog          bool
 	// security.go
@@ -59,6 +61,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&c.limits.MaxOutboundQueue, "max-outbound-queue", service.DefaultMaxOutboundQueue, "segments a session's outbound queue holds before the oldest is discarded")
 	fs.IntVar(&c.limits.MaxMessageBytes, "max-message-bytes", service.DefaultMaxMessageBytes, "largest gRPC request message, in bytes (also the largest HTTP body, times 2 for base64)")
 	fs.Int64Var(&c.maxLogBytes, "max-log-bytes", service.DefaultMaxLogBytes, "largest session log, in bytes; past it the session refuses changes")
+	fs.IntVar(&c.maxOpenLogs, "max-open-logs", filestore.DefaultMaxOpenLogs, "most session log files the file store keeps open; past it the least recently used idle log's file is closed (after an fsync if needed) and reopened on its next use, so the session count is not bound by the open-file limit (-1: one open file per session)")
 	fs.IntVar(&c.limits.MaxPageSize, "max-page-size", service.DefaultMaxPageSize, "largest page_size of List calls")
 	fs.IntVar(&c.limits.MaxWatchers, "max-watchers", service.DefaultMaxWatchers, "most concurrent WatchSegments (and following StreamRecords) streams per session")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", 0, "ttl of a session created without expire_time or ttl: REALTIME sessions expire that long after creation, VIRTUAL ones when their clock reaches it; expired sessions are removed with their logs (0: never)")
@@ -117,6 +120,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 		if v <= 0 {
 			return nil, fmt.Errorf("--%s: %d is not positive", name, v)
 		}
+	}
+	if c.maxOpenLogs == 0 || c.maxOpenLogs < -1 {
+		return nil, fmt.Errorf("--max-open-logs: %d is neither positive nor -1", c.maxOpenLogs)
 	}
 	if c.maxLogBytes <= 0 {
 		return nil, fmt.Errorf("--max-log-bytes: %d is not positive", c.maxLogBytes)

@@ -36,8 +36,10 @@ func TestFlags(t *testing.T) {
 	}{
 		{"defaults and environment", nil, func(c *serveConfig) bool {
 			return c.grpcAddr == "127.0.0.1:1" && c.httpAddr == "127.0.0.1:8080" && c.dataDir == "/from/env" &&
-				c.limits.MaxSessions == 7 && c.fsync == "always"
+				c.limits.MaxSessions == 7 && c.fsync == "always" && c.maxOpenLogs == 1024
 		}, ""},
+		{"open log files unbounded", []string{"--max-open-logs", "-1"}, func(c *serveConfig) bool { return c.maxOpenLogs == -1 }, ""},
+		{"no open log files", []string{"--max-open-logs", "0"}, nil, "max-open-logs"},
 		{"a flag beats the environment", []string{"--data-dir", "d", "--grpc-addr=:0"}, func(c *serveConfig) bool {
 			return c.dataDir == "d" && c.grpcAddr == ":0"
 		}, ""},

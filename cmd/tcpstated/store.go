@@ -59,7 +59,7 @@ type storeWiring struct {
 // address (the default address other replicas forward to).
 func openStore(ctx context.Context, c *serveConfig, fsync store.FsyncMode, grpcAddr string, logger *slog.Logger) (*storeWiring, error) {
 	if !isPostgres(c.store) {
-		st, err := filestore.Open(c.dataDir, filestore.Options{Fsync: fsync, Logger: logger})
+		st, err := filestore.Open(c.dataDir, filestore.Options{Fsync: fsync, MaxOpenLogs: c.maxOpenLogs, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("opening the data directory: %w", err)
 		}

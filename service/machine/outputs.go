@@ -148,18 +148,27 @@ func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	s.Checksum = uint32(seg.Checksum)
 	s.ChecksumValid = fsm.TCPChecksumValid(src, dst, tcp)
 	s.IpEcn = uint32(fsm.IPECN(raw))
-	s.Summary = segmentSummary(srcAP, dstAP, &seg)
+	s.Summary = segmentSummary(s.SourceAddress, s.DestinationAddress, &seg)
 	return s
 }
 
 // segmentSummary is fsm's tcpdump-style one-liner with the addresses in
 // front of the ports: "10.0.0.2:40000 > 10.0.0.1:80 S 0:0(0) win 65535 <mss 1460>".
-func segmentSummary(src, dst netip.AddrPort, seg *fsm.Segment) string {
+// src and dst are the formatted address:port pairs (the view's own
+// strings, not formatted twice); the result is built in one allocation.
+func segmentSummary(src, dst string, seg *fsm.Segment) string {
 	text := seg.String()
 	// Replace the leading "SPORT > DPORT" with the full addresses.
 	if i := strings.Index(text, " > "); i >= 0 {
 		if j := strings.IndexByte(text[i+3:], ' '); j >= 0 {
-			return src.String() + " > " + dst.String() + text[i+3+j:]
+			rest := text[i+3+j:]
+			var b strings.Builder
+			b.Grow(len(src) + 3 + len(dst) + len(rest))
+			b.WriteString(src)
+			b.WriteString(" > ")
+			b.WriteString(dst)
+			b.WriteString(rest)
+			return b.String()
 		}
 	}
 	return text

@@ -242,11 +242,13 @@ func (c *committer) syncEach(jobs []syncJob) {
 
 func (c *committer) syncOne(j syncJob) {
 	l := j.l
-	l.fdMu.RLock()
-	defer l.fdMu.RUnlock()
-	if l.fileClosed {
-		return
+	if l.durable.Load() >= j.upto {
+		return // closed as idle, which synced it
 	}
+	if err := l.rlockFD(); err != nil {
+		return // closed, or poisoned by the reopen
+	}
+	defer l.fdMu.RUnlock()
 	c.s.stats.fdatasyncs.Add(1)
 	if err := c.s.fdatasync(l.f); err != nil {
 		l.poison(fmt.Errorf("fdatasync: %w", err))
@@ -273,10 +275,14 @@ type Stats struct {
 	RoundLogs  uint64 // logs synced, summed over rounds
 	Fdatasyncs uint64 // fdatasync(2) calls on logs
 	Syncfs     uint64 // syncfs(2) calls
+	Evictions  uint64 // idle logs' fds closed to stay within MaxOpenLogs
+	Reopens    uint64 // fds of such logs opened again
+	OpenLogs   int    // log fds counted open now (0 without a limit)
 }
 
 type storeStats struct {
 	appends, writes, rounds, roundLogs, fdatasyncs, syncfs atomic.Uint64
+	evictions, reopens                                     atomic.Uint64
 }
 
 // Stats returns the store's counters.
@@ -288,5 +294,8 @@ func (s *FileStore) Stats() Stats {
 		RoundLogs:  s.stats.roundLogs.Load(),
 		Fdatasyncs: s.stats.fdatasyncs.Load(),
 		Syncfs:     s.stats.syncfs.Load(),
+		Evictions:  s.stats.evictions.Load(),
+		Reopens:    s.stats.reopens.Load(),
+		OpenLogs:   s.fds.count(),
 	}
 }

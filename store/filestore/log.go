@@ -17,15 +17,20 @@ type FileLog struct {
 	seed uint32
 
 	mu      sync.Mutex // serialises appends; guards the fields below
-	f       *os.File
-	crc     uint32 // chain value after the last record
-	size    int64  // file size = offset of the next frame
-	written uint64 // records written
+	crc     uint32     // chain value after the last record
+	size    int64      // file size = offset of the next frame
+	written uint64     // records written
 	closed  bool
 	buf     []byte
 
-	fdMu       sync.RWMutex // shared while the fd is used outside mu (sync, read); exclusive to close it
-	fileClosed bool
+	// fdMu is shared while the fd is used (append, sync, read) and
+	// exclusive to open or close it. f is nil while the fd is closed as
+	// idle (see fdCache); rlockFD reopens it.
+	fdMu       sync.RWMutex
+	f          *os.File
+	fileClosed bool        // also guarded by mu
+	recent     atomic.Bool // used since the fdCache hand last passed
+	slot       int         // index in fdCache.ring, -1 if not there; guarded by fdCache.mu
 
 	durable atomic.Uint64 // records known to be on stable storage
 	failure store.Poison  // set once
@@ -40,7 +45,7 @@ type FileLog struct {
 var _ store.Log = (*FileLog)(nil)
 
 func newFileLog(s *FileStore, name string, f *os.File, seed uint32, size int64, records uint64) *FileLog {
-	l := &FileLog{s: s, name: name, seed: seed, f: f, crc: seed, size: size, written: records}
+	l := &FileLog{s: s, name: name, seed: seed, f: f, crc: seed, size: size, written: records, slot: -1}
 	var wait func(uint64) error
 	if s.opts.Fsync == store.FsyncAlways {
 		wait = l.waitDurable
@@ -101,6 +106,10 @@ func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error)
 		}
 		fs += frameSize(len(p))
 	}
+	if err := l.rlockFD(); err != nil {
+		return 0, 0, err
+	}
+	defer l.fdMu.RUnlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -222,11 +231,10 @@ func (l *FileLog) Records(from uint64, fn func(index uint64, payload []byte) err
 	if closed {
 		return store.ErrClosed
 	}
-	l.fdMu.RLock()
-	defer l.fdMu.RUnlock()
-	if l.fileClosed {
-		return store.ErrClosed
+	if err := l.rlockFD(); err != nil {
+		return err
 	}
+	defer l.fdMu.RUnlock()
 	sc, _, err := newScanner(l.f, size)
 	if err != nil {
 		return err
@@ -269,7 +277,12 @@ func (l *FileLog) Close() error {
 	l.mu.Lock()
 	l.fileClosed = true
 	l.mu.Unlock()
-	cerr := l.f.Close()
+	var cerr error
+	if l.f != nil {
+		cerr = l.f.Close()
+		l.f = nil
+		l.s.fds.remove(l)
+	}
 	l.fdMu.Unlock()
 	l.s.forget(l)
 	if err == nil && cerr != nil {

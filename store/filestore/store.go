@@ -47,6 +47,12 @@ type Options struct {
 	// MaxLogSize caps a log's file size; an Append that would pass it fails
 	// with store.ErrLogFull and writes nothing. 0 means no cap.
 	MaxLogSize int64
+	// MaxOpenLogs bounds the log files kept open (the --max-open-logs
+	// flag): past it the least recently used idle log's fd is closed
+	// (after an fdatasync if it has undurable records) and reopened on its
+	// next use. 0 means DefaultMaxOpenLogs; negative means no bound (one
+	// fd per open log).
+	MaxOpenLogs int
 	// Logger receives warnings (slow fsync, recovery, sync failures);
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -68,6 +74,7 @@ type FileStore struct {
 	log  *slog.Logger
 	dirf *os.File // the directory: flock, fsync after create/remove, syncfs
 	gc   *committer
+	fds  fdCache
 
 	open store.Registry[*FileLog] // logs open, created or opened (names reserved)
 
@@ -89,6 +96,9 @@ func Open(dir string, opts Options) (*FileStore, error) {
 	}
 	if opts.SyncfsThreshold == 0 {
 		opts.SyncfsThreshold = DefaultSyncfsThreshold
+	}
+	if opts.MaxOpenLogs == 0 {
+		opts.MaxOpenLogs = DefaultMaxOpenLogs
 	}
 	if opts.Fsync < store.FsyncAlways || opts.Fsync > store.FsyncNever {
 		return nil, fmt.Errorf("filestore: invalid fsync mode %d", int(opts.Fsync))
@@ -119,6 +129,7 @@ func Open(dir string, opts Options) (*FileStore, error) {
 		log:       lg.With("component", "filestore", "dir", dir),
 		dirf:      dirf,
 		fdatasync: fdatasync,
+		fds:       fdCache{limit: opts.MaxOpenLogs},
 	}
 	if opts.SyncfsThreshold > 0 && syncfsUsable() {
 		s.syncfs = syncfs
@@ -165,7 +176,13 @@ func (s *FileStore) reserve(name string) error { return s.open.Reserve(name) }
 func (s *FileStore) settle(name string, l *FileLog) error {
 	err := s.open.Settle(name, l)
 	if err != nil && l != nil {
-		l.f.Close()
+		l.fdMu.Lock()
+		if l.f != nil {
+			l.f.Close()
+			l.f = nil
+			s.fds.remove(l)
+		}
+		l.fdMu.Unlock()
 	}
 	return err
 }
@@ -200,12 +217,15 @@ func (s *FileStore) create(name string) (*FileLog, error) {
 	seed := binary.LittleEndian.Uint32(sb[:])
 	tmp := filepath.Join(s.dir, name+tmpSuffix)
 	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	s.fds.reserve()
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
 	if err != nil {
+		s.fds.release()
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	fail := func(err error) (*FileLog, error) {
 		f.Close()
+		s.fds.release()
 		os.Remove(tmp)
 		return nil, fmt.Errorf("filestore: create %q: %w", name, err)
 	}
@@ -222,9 +242,12 @@ func (s *FileStore) create(name string) (*FileLog, error) {
 		// The file is in place but its name may not be durable: refuse to
 		// use it rather than pretend.
 		f.Close()
+		s.fds.release()
 		return nil, err
 	}
-	return newFileLog(s, name, f, seed, HeaderSize, 0), nil
+	l := newFileLog(s, name, f, seed, HeaderSize, 0)
+	s.fds.insert(l)
+	return l, nil
 }
 
 // Open opens NAME.log and recovers it: it reads every frame, and at the
@@ -248,7 +271,11 @@ func (s *FileStore) Open(name string) (store.Log, store.RecoveryReport, error) {
 
 func (s *FileStore) openLog(name string) (*FileLog, store.RecoveryReport, error) {
 	var rep store.RecoveryReport
-	f, err := os.OpenFile(s.path(name), os.O_RDWR, 0)
+	s.fds.reserve()
+	f, err := os.OpenFile(s.path(name), os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		s.fds.release()
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, rep, fmt.Errorf("%w: %q", store.ErrNotFound, name)
 	}
@@ -257,6 +284,7 @@ func (s *FileStore) openLog(name string) (*FileLog, store.RecoveryReport, error)
 	}
 	fail := func(err error) (*FileLog, store.RecoveryReport, error) {
 		f.Close()
+		s.fds.release()
 		return nil, rep, err
 	}
 	fi, err := f.Stat()
@@ -309,11 +337,9 @@ func (s *FileStore) openLog(name string) (*FileLog, store.RecoveryReport, error)
 			return fail(fmt.Errorf("filestore: syncing %q: %w", name, err))
 		}
 	}
-	if _, err := f.Seek(end, io.SeekStart); err != nil {
-		return fail(fmt.Errorf("filestore: %w", err))
-	}
 	l := newFileLog(s, name, f, h.seed, end, sc.index)
 	l.crc = sc.crc
+	s.fds.insert(l)
 	return l, rep, nil
 }
 
