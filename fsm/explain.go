@@ -62,7 +62,12 @@ func (x *Explanation) Field(name string) (uint64, bool) {
 // Text renders the explanation as a sentence with its numbers filled in.
 func (x *Explanation) Text() string {
 	tmpl := x.Code.spec().text
+	if strings.IndexByte(tmpl, '{') < 0 {
+		return tmpl // nothing to fill in: no copy
+	}
 	var b strings.Builder
+	b.Grow(len(tmpl) + 16*int(x.NFields)) // one allocation for most sentences
+	var num [20]byte
 	for {
 		i := strings.IndexByte(tmpl, '{')
 		if i < 0 {
@@ -79,7 +84,7 @@ func (x *Explanation) Text() string {
 		if v, ok := x.Field(name); ok {
 			b.WriteString(name)
 			b.WriteByte('=')
-			b.WriteString(strconv.FormatUint(v, 10))
+			b.Write(strconv.AppendUint(num[:0], v, 10))
 		} else {
 			b.WriteString(name)
 		}

@@ -136,7 +136,7 @@ func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	s.DestinationPort = uint32(seg.DstPort)
 	s.Seq = uint32(seg.Seq)
 	s.Ack = uint32(seg.Ack)
-	s.Flags = seg.Flags.Names()
+	s.Flags = flagNames[seg.Flags]
 	s.Window = uint32(seg.Window)
 	s.Urgent = uint32(seg.Urgent)
 	s.Options = optionsView(&seg.Options)
@@ -151,6 +151,17 @@ func SegmentView(raw []byte, dir pb.Direction, t time.Duration, endpoint string)
 	s.Summary = segmentSummary(s.SourceAddress, s.DestinationAddress, &seg)
 	return s
 }
+
+// flagNames holds Flags.Names for every flag byte, so that a view shares
+// one read-only slice instead of building one per segment; each has its
+// capacity cut to its length, so an append by a caller copies it.
+var flagNames = func() (t [256][]string) {
+	for i := range t {
+		n := fsm.Flags(i).Names()
+		t[i] = n[:len(n):len(n)]
+	}
+	return t
+}()
 
 // segmentSummary is fsm's tcpdump-style one-liner with the addresses in
 // front of the ports: "10.0.0.2:40000 > 10.0.0.1:80 S 0:0(0) win 65535 <mss 1460>".

@@ -107,6 +107,16 @@
 // serves about 32 appends with one syncfs (about 12 µs per durable
 // append). See BenchmarkSyncRound and BenchmarkAppendAlwaysParallel.
 //
+// Open files: a store keeps at most MaxOpenLogs (default 1024, the
+// --max-open-logs flag) log files open, so the number of sessions is not
+// bound by the open-file limit. Past it the least recently used idle log
+// (CLOCK, fdcache.go) has its fd closed, after an fdatasync if it has
+// records not yet durable (so no group-commit round or later Sync loses
+// its data or a write-back error with the fd), and reopened O_APPEND on
+// its next append, sync or read. Its CRC chain value, size and record
+// count stay in memory: nothing is rescanned, and the reopened file must
+// have the size the log expects. A failed reopen poisons the log.
+//
 // Failures are never retried: after a failed write or sync the kernel may
 // have dropped the dirty pages, so a retry could report success for lost
 // data. The log is poisoned instead: that call and every later one return
