@@ -148,6 +148,7 @@ type Config struct {
 	SynTextDiscard    bool          // syn_text_discard (linux_codes.go)
 	SynLinearTimeouts int           // syn_linear_timeouts (linux_codes.go)
 	InvalidRateLimit  int           // invalid_ratelimit, ms (linux_codes.go)
+	ZWPBareAck        bool          // zwp_bare_ack (linux_codes.go)
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

@@ -13,16 +13,18 @@ const (
 	CodeSynFinListenDropped
 	CodeSynLinearTimeout
 	CodeInvalidRateLimited
+	CodeZeroWindowBareAckProbe
 	numLinuxCodes
 )
 
 var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
-	CodeSimOpenDupAck - codeLinuxBase:       {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
-	CodeSynSentBadAckRexmit - codeLinuxBase: {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
-	CodeSynTextDiscarded - codeLinuxBase:    {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
-	CodeSynFinListenDropped - codeLinuxBase: {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
-	CodeSynLinearTimeout - codeLinuxBase:    {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
-	CodeInvalidRateLimited - codeLinuxBase:  {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
+	CodeSimOpenDupAck - codeLinuxBase:          {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
+	CodeSynSentBadAckRexmit - codeLinuxBase:    {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
+	CodeSynTextDiscarded - codeLinuxBase:       {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
+	CodeSynFinListenDropped - codeLinuxBase:    {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
+	CodeSynLinearTimeout - codeLinuxBase:       {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
+	CodeInvalidRateLimited - codeLinuxBase:     {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
+	CodeZeroWindowBareAckProbe - codeLinuxBase: {"ZERO_WINDOW_BARE_ACK_PROBE", "RFC 9293 §3.8.6.1", "zwp_bare_ack=1 (as Linux): the peer's window is zero: sent a bare ACK probe at SEG.SEQ {SEG.SEQ} (SND.UNA - 1), no data; next probe in {RTO.MS} ms"},
 }
 
 // oowRateLimited, under invalid_ratelimit, reports whether the ACK that
@@ -99,4 +101,28 @@ func (e *Engine) simOpenDupAck(c *conn) {
 	}
 	e.simOpenAck = true
 	e.explain(c.id, CodeSimOpenDupAck, ActionAnswered, Field{"SEG.SEQ", uint64(c.irs)}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+}
+
+// zwpBareAck, under zwp_bare_ack, sends persistTimeout's zero-window
+// probe as Linux does (tcp_xmit_probe_skb): an ACK with SEQ = SND.UNA - 1,
+// outside the receiver's window, so it is answered with an ACK (RFC 9293
+// §3.10.7.4, first check) and takes no sequence space; the queued data or
+// FIN stays queued until the window opens. It reports whether it did.
+func (e *Engine) zwpBareAck(c *conn) bool {
+	if !e.cfg.ZWPBareAck {
+		return false
+	}
+	pending := c.sndBuf.Len() > int(c.sndNxt.Sub(c.sndBufSeq())) || (c.finQueued && !c.finSent)
+	if !pending || c.sndNxt != c.sndUna {
+		return true // nothing to probe for, or a probe is in flight: no timer
+	}
+	seq := c.sndUna - 1
+	s := e.segment(c, FlagACK, seq, nil)
+	e.emit(c.id, c.local, c.remote, &s)
+	c.probes++
+	next := e.persistInterval(c) // backed off by this probe
+	c.persistAt = e.deadlineAfter(next)
+	e.schedule(c)
+	e.explain(c.id, CodeZeroWindowBareAckProbe, ActionAccepted, Field{"SEG.SEQ", uint64(seq)}, Field{"RTO.MS", uint64(next / time.Millisecond)})
+	return true
 }

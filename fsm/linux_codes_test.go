@@ -169,3 +169,45 @@ func TestInvalidRateLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestZWPBareAck: with the peer's window closed, the persist timer probes
+// after one RTO and backs off under both values; under zwp_bare_ack the
+// probe is a bare ACK at SND.UNA - 1 (the receiver answers it with an ACK
+// and drops nothing), otherwise one byte of new data. When the window
+// opens, the queued data flows.
+//
+//	0: 1 s > . seq=111 len=1   3 s > . seq=111 len=1
+//	1: 1 s > . seq=110         3 s > . seq=110
+//
+// Reference: RFC 9293 §3.8.6.1, §3.10.7.4 (first check); RFC 1122 §4.2.2.17.
+func TestZWPBareAck(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(b2s(on), func(t *testing.T) {
+			srvCfg := fixedConfig(300)
+			srvCfg.RecvBuffer = 10
+			srvCfg.NoWindowScale = true
+			cli, srv, c, s := established(t, withSwitches(t, 100, "zwp_bare_ack", b2s(on)), srvCfg)
+			mustSend(t, cli, c, "0123456789ABCDEF")
+			relay(cli, srv, ". seq=101 ack=301 len=10")
+			relay(srv, cli, ". seq=301 ack=111") // window 0
+			cli.expectNothing()
+			probe, code := ". seq=111 ack=301 len=1", CodePersistProbe
+			if on {
+				probe, code = ". seq=110 ack=301", CodeZeroWindowBareAckProbe
+			}
+			for _, at := range []time.Duration{time.Second, 3 * time.Second} { // backed off to 2 s
+				cli.e.AdvanceTo(at - time.Millisecond)
+				cli.expectNothing()
+				cli.e.AdvanceTo(at)
+				wantExplanation(t, cli.collect(), code)
+				relay(cli, srv, probe)
+				relay(srv, cli, ". seq=301 ack=111")
+			}
+			mustRead(t, srv, s, "0123456789")
+			relay(srv, cli, ". seq=301 ack=111") // window update
+			relay(cli, srv, "P. seq=111 ack=301 len=6")
+			relay(srv, cli, ". seq=301 ack=117")
+			mustRead(t, srv, s, "ABCDEF")
+		})
+	}
+}

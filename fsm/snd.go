@@ -376,6 +376,9 @@ func (e *Engine) persistTimeout(c *conn) {
 		e.output(c)
 		return
 	}
+	if e.zwpBareAck(c) { // linux_codes.go
+		return
+	}
 	seq := c.sndUna
 	off := int(seq.Sub(c.sndBufSeq()))
 	var payload []byte

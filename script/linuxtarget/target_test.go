@@ -416,6 +416,8 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"synack_retries", "synack-retransmit.pkt"},
 		{"window_scaling", "window-scale.pkt"},
 		{"sack", "sack-first-block.pkt"},
+		{"zwp_bare_ack", "zero-window-probe.pkt"},
+		{"zwp_bare_ack", "zero-window-fin.pkt"},
 	}
 	for _, p := range probes {
 		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
