@@ -107,7 +107,7 @@ func TestRubricBuggyDUT(t *testing.T) {
 		{dut.BugWrongAck, 1, []string{"handshake-passive.pkt", "data-transfer.pkt", "time-wait-reack.pkt", "zero-window-probe.pkt", "handshake-active.pkt"},
 			"handshake-passive.pkt", 16, "ack: expected 1, got 2", "LISTEN_SYN_ACCEPTED (RFC 9293 §3.10.7.2)"},
 		{dut.BugIgnoreWindow, 7, []string{"zero-window-probe.pkt"},
-			"zero-window-probe.pkt", 18, "before this line's window", "ZERO_WINDOW_PROBE (RFC 9293 §3.8.6.1)"},
+			"zero-window-probe.pkt", 35, "before this line's window", "ZERO_WINDOW_PROBE (RFC 9293 §3.8.6.1)"},
 		{dut.BugNoTimeWait, 7, []string{"time-wait-reack.pkt"},
 			"time-wait-reack.pkt", 23, "flags: expected ., got R", "FIN_TIME_WAIT_REACK (RFC 9293 §3.10.7.4)"},
 	} {
