@@ -49,14 +49,7 @@ func TestInteropFastOpen(t *testing.T) {
 	if _, err := run("sysctl", "-n", "net.ipv4.tcp_fastopen"); err != nil {
 		skipOrFail(t, "sysctl (procps) cannot read net.ipv4.tcp_fastopen: "+err.Error())
 	}
-	start := time.Now()
-	dir, err := os.MkdirTemp("", "tcpst-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &suite{bin: buildTcpstated(t, dir), dir: dir}
-	t.Cleanup(func() { s.summary(t, time.Since(start)) })
+	s := newSuite(t)
 	host, herr := os.ReadFile("/proc/sys/net/ipv4/tcp_fastopen")
 	t.Run("kernel-connects", s.kernelFastOpen)
 	t.Run("tcpstated-connects", s.tcpstatedFastOpen)

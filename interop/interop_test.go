@@ -48,14 +48,7 @@ func TestInterop(t *testing.T) {
 	if why := requirements(); why != "" {
 		skipOrFail(t, why)
 	}
-	start := time.Now()
-	dir, err := os.MkdirTemp("", "tcpst-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &suite{bin: buildTcpstated(t, dir), dir: dir}
-	t.Cleanup(func() { s.summary(t, time.Since(start)) })
+	s := newSuite(t)
 
 	t.Run("1-kernel-connects", func(t *testing.T) {
 		t.Run("tcpstated-closes-first", func(t *testing.T) { s.kernelConnects(t, tcpstatedFirst, "") })
@@ -511,4 +504,19 @@ func (s *suite) loopback(t *testing.T) {
 		s.rate("kernel ⇄ kernel over loopback", "client → server", srv.mbps())
 		s.rate("kernel ⇄ kernel over loopback", "server → client", cli.mbps())
 	}
+}
+
+// newSuite builds tcpstated into a temporary folder, removed when t ends,
+// and prints the checks' summary then.
+func newSuite(t *testing.T) *suite {
+	t.Helper()
+	start := time.Now()
+	dir, err := os.MkdirTemp("", "tcpst-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &suite{bin: buildTcpstated(t, dir), dir: dir}
+	t.Cleanup(func() { s.summary(t, time.Since(start)) })
+	return s
 }
