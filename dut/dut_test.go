@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/tcpstated/tcpstated/internal/scripttest"
 	"github.com/tcpstated/tcpstated/script"
 	"github.com/tcpstated/tcpstated/script/duttarget"
 )
@@ -109,23 +110,6 @@ func TestEngineAsDUT(t *testing.T) {
 
 // lineOf is the number of the nth line (from 1) of a script that starts
 // with text.
-func lineOf(t *testing.T, name, text string, nth int) int {
-	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "testdata", "scripts", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, l := range strings.Split(string(src), "\n") {
-		if strings.HasPrefix(l, text) {
-			if nth--; nth == 0 {
-				return i + 1
-			}
-		}
-	}
-	t.Fatalf("%s has no line %q", name, text)
-	return 0
-}
-
 // TestBuggyDUT: each broken rule is caught by the script about it, at the
 // line where the rule applies, with what the stack sent.
 func TestBuggyDUT(t *testing.T) {
@@ -142,7 +126,7 @@ func TestBuggyDUT(t *testing.T) {
 	} {
 		t.Run(tc.bug.String(), func(t *testing.T) {
 			conn := serve(t, tc.bug)
-			want := lineOf(t, tc.script, tc.line, tc.nth)
+			want := scripttest.Line(t, filepath.Join("..", "testdata", "scripts"), tc.script, tc.line, tc.nth)
 			var rep *script.Report
 			for range attempts {
 				rep = runScript(t, conn, tc.script, duttarget.Options{})

@@ -30,26 +30,7 @@ func BenchmarkDataSegmentsRecovery(b *testing.B) {
 	for _, c := range benchRecoveryConfigs {
 		b.Run(c.name, func(b *testing.B) {
 			s := newBenchStream(b, benchRecoveryConfig(b, c.switches), 64, 4096)
-			for range 4 * len(s.ring) {
-				if s.pos == len(s.ring) {
-					s.refill()
-				}
-				s.step()
-			}
-			s.n, s.acks, s.read = 0, 0, 0
-			b.SetBytes(64)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				if s.pos == len(s.ring) {
-					b.StopTimer()
-					s.refill()
-					b.StartTimer()
-				}
-				s.step()
-			}
-			b.StopTimer()
-			s.check()
+			s.run(b, 64)
 		})
 	}
 }

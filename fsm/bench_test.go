@@ -171,27 +171,7 @@ func BenchmarkDataSegments(b *testing.B) {
 				cfg.NoTimestamps = true
 			}
 			s := newBenchStream(b, cfg, c.size, c.ring)
-			// Warm up: grow Ready's slices and the buffers to steady state.
-			for range 4 * c.ring {
-				if s.pos == len(s.ring) {
-					s.refill()
-				}
-				s.step()
-			}
-			s.n, s.acks, s.read = 0, 0, 0
-			b.SetBytes(int64(c.size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				if s.pos == len(s.ring) {
-					b.StopTimer()
-					s.refill()
-					b.StartTimer()
-				}
-				s.step()
-			}
-			b.StopTimer()
-			s.check()
+			s.run(b, c.size)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "segs/s")
 			b.ReportMetric(float64(s.acks)/float64(b.N), "acks/seg")
 		})
@@ -415,4 +395,29 @@ func BenchmarkBaseline(b *testing.B) {
 	}
 	benchSink.out = out
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// run warms s up (Ready's slices and the buffers grow to steady state),
+// then times b.N segments of size bytes, refilling the ring off the clock.
+func (s *benchStream) run(b *testing.B, size int) {
+	for range 4 * len(s.ring) {
+		if s.pos == len(s.ring) {
+			s.refill()
+		}
+		s.step()
+	}
+	s.n, s.acks, s.read = 0, 0, 0
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if s.pos == len(s.ring) {
+			b.StopTimer()
+			s.refill()
+			b.StartTimer()
+		}
+		s.step()
+	}
+	b.StopTimer()
+	s.check()
 }

@@ -50,14 +50,7 @@ func TestECNNegotiation(t *testing.T) {
 			if got := synAck.Segment.Flags&FlagECE != 0; got != tc.synAckECE || synAck.Segment.Flags&FlagCWR != 0 || ipECN(synAck.Data) != ecnNotECT {
 				t.Fatalf("SYN,ACK flags %v, IP ECN %d; want ECE %v, no CWR, not ECT", synAck.Segment.Flags, ipECN(synAck.Data), tc.synAckECE)
 			}
-			cli.deliver(synAck)
-			for _, p := range cli.take() {
-				srv.deliver(p)
-			}
-			s, err := srv.e.Accept(lid)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := completeHandshake(t, cli, srv, synAck, lid)
 			mustSend(t, cli, c, "hello")
 			data := cli.take()[0]
 			want := uint8(ecnNotECT)
@@ -205,14 +198,7 @@ func TestECNSetupFallback(t *testing.T) {
 			// side uses ECN, so data goes out not ECT.
 			cli.e.AdvanceTo(srv.e.Now())
 			cli.take() // its own SYN retransmissions, answered already
-			cli.deliver(synAck)
-			for _, p := range cli.take() {
-				srv.deliver(p)
-			}
-			s, err := srv.e.Accept(lid)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := completeHandshake(t, cli, srv, synAck, lid)
 			mustSend(t, srv, s, "hi")
 			mustSend(t, cli, c, "hello")
 			for _, p := range append(srv.take(), cli.take()...) {
@@ -284,4 +270,19 @@ func TestSetIPECN(t *testing.T) {
 			}
 		}
 	}
+}
+
+// completeHandshake hands the client its SYN,ACK, the server the client's
+// answer, and returns the connection the server accepts.
+func completeHandshake(t *testing.T, cli, srv *side, synAck Packet, lid EndpointID) EndpointID {
+	t.Helper()
+	cli.deliver(synAck)
+	for _, p := range cli.take() {
+		srv.deliver(p)
+	}
+	s, err := srv.e.Accept(lid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

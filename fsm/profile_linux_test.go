@@ -195,12 +195,7 @@ func TestRstAck(t *testing.T) {
 //	0 s > S, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s > S
 //	131 s SYN_GIVE_UP
 func TestLinuxSynBackoff(t *testing.T) {
-	p, _ := ProfileByName("linux")
-	cfg := fixedConfig(100)
-	if err := p.Apply(&cfg); err != nil {
-		t.Fatal(err)
-	}
-	cli := newSide(t, "client", cfg)
+	cli := newSide(t, "client", profileConfig(t, "linux", 100))
 	c, _ := cli.e.Connect(clientAddr, serverAddr)
 	cli.expect("S seq=100")
 	for _, s := range []time.Duration{1, 2, 3, 4, 5, 7, 11, 19, 35, 67} {

@@ -283,12 +283,7 @@ func TestAckEverySecondSegment(t *testing.T) {
 //	0 s > S, 1 s > S, 3.2 s > S, 7.4 s > S, 15.6 s > S, 31.8 s > S, 64 s > S
 //	75 s KEEPINIT_TIMEOUT
 func TestFreeBSDSynBackoff(t *testing.T) {
-	p, _ := ProfileByName("freebsd")
-	cfg := fixedConfig(100)
-	if err := p.Apply(&cfg); err != nil {
-		t.Fatal(err)
-	}
-	cli := newSide(t, "client", cfg)
+	cli := newSide(t, "client", profileConfig(t, "freebsd", 100))
 	c, _ := cli.e.Connect(clientAddr, serverAddr)
 	cli.expect("S seq=100")
 	for i, ms := range []time.Duration{1000, 3200, 7400, 15600, 31800, 64000} {
@@ -473,4 +468,18 @@ func TestSwitchValuesRoundTrip(t *testing.T) {
 	if err := cfg.SetSwitch("window_scale", v); err != nil {
 		t.Errorf("window_scale %q: %v", v, err)
 	}
+}
+
+// profileConfig is fixedConfig(isn) under the named profile.
+func profileConfig(t *testing.T, name string, isn uint32) Config {
+	t.Helper()
+	p, ok := ProfileByName(name)
+	if !ok {
+		t.Fatalf("no profile %q", name)
+	}
+	cfg := fixedConfig(isn)
+	if err := p.Apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/tcpstated/tcpstated/dut"
+	"github.com/tcpstated/tcpstated/internal/scripttest"
 )
 
 // agent serves the engine with bug as a DUT agent on a free port.
@@ -100,16 +101,17 @@ func TestRubricBuggyDUT(t *testing.T) {
 		score   float64 // of 8
 		failed  []string
 		script  string // a failing script whose report says
-		line    int
+		line    string // at the line that begins so
+		nth     int
 		reason  string
 		explain string // the reference engine's explanation code
 	}{
 		{dut.BugWrongAck, 1, []string{"handshake-passive.pkt", "data-transfer.pkt", "time-wait-reack.pkt", "zero-window-probe.pkt", "handshake-active.pkt"},
-			"handshake-passive.pkt", 16, "ack: expected 1, got 2", "LISTEN_SYN_ACCEPTED (RFC 9293 §3.10.7.2)"},
+			"handshake-passive.pkt", "+0    > S. 0:0(0) ack 1", 1, "ack: expected 1, got 2", "LISTEN_SYN_ACCEPTED (RFC 9293 §3.10.7.2)"},
 		{dut.BugIgnoreWindow, 7, []string{"zero-window-probe.pkt"},
-			"zero-window-probe.pkt", 35, "before this line's window", "ZERO_WINDOW_PROBE (RFC 9293 §3.8.6.1)"},
+			"zero-window-probe.pkt", "1.400 > . 1:2(1)", 1, "before this line's window", "ZERO_WINDOW_PROBE (RFC 9293 §3.8.6.1)"},
 		{dut.BugNoTimeWait, 7, []string{"time-wait-reack.pkt"},
-			"time-wait-reack.pkt", 23, "flags: expected ., got R", "FIN_TIME_WAIT_REACK (RFC 9293 §3.10.7.4)"},
+			"time-wait-reack.pkt", "+0    > . 2:2(0) ack 2", 2, "flags: expected ., got R", "FIN_TIME_WAIT_REACK (RFC 9293 §3.10.7.4)"},
 	} {
 		t.Run(tc.bug.String(), func(t *testing.T) {
 			t.Parallel()
@@ -118,13 +120,14 @@ func TestRubricBuggyDUT(t *testing.T) {
 			if status != 1 || g.Score != tc.score || g.Max != 8 || strings.Join(failed(g), " ") != strings.Join(tc.failed, " ") {
 				t.Fatalf("status %d, %g of %g points, failed %v; want %g points, failed %v:\n%s", status, g.Score, g.Max, failed(g), tc.score, tc.failed, out)
 			}
+			want := scripttest.Line(t, filepath.Join("..", "..", "testdata", "scripts"), tc.script, tc.line, tc.nth)
 			for _, r := range g.Results {
 				if r.Name != tc.script {
 					continue
 				}
-				if r.Line != tc.line || !strings.Contains(r.Failure, tc.reason) || r.Expected == "" || r.Actual == "" ||
+				if r.Line != want || !strings.Contains(r.Failure, tc.reason) || r.Expected == "" || r.Actual == "" ||
 					!strings.Contains(strings.Join(r.Explanation, "\n"), tc.explain) || r.Earned != 0 {
-					t.Errorf("want line %d, %q, expected and sent, and %q explained:\n%+v", tc.line, tc.reason, tc.explain, r)
+					t.Errorf("want line %d, %q, expected and sent, and %q explained:\n%+v", want, tc.reason, tc.explain, r)
 				}
 			}
 		})
