@@ -40,10 +40,10 @@ func TestDamagedLogs(t *testing.T) {
 	if err := os.Truncate(p, fi.Size()-5); err != nil {
 		t.Fatal(err)
 	}
-	// Corrupt: a byte in the middle of the file flips.
+	// Corrupt: a byte of a record after the start record flips.
 	p = logPath(e, "corrupt")
 	b, _ := os.ReadFile(p)
-	b[len(b)/2] ^= 0xff
+	b[len(b)-16] ^= 0xff // inside the last record, past the start record
 	os.WriteFile(p, b, 0o640)
 	// Bad header.
 	p = logPath(e, "header")

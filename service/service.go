@@ -272,6 +272,7 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 	}
 	now := time.Now()
 	params := machine.Params{MaxEndpoints: s.cfg.Limits.MaxEndpoints}
+	params.Switches = machine.PinSwitches(machine.EngineConfig(opts, secret, params))
 	start := &pb.SessionStart{
 		Name:          machine.SessionName(id),
 		Options:       opts,
@@ -283,9 +284,11 @@ func (s *Service) createLog(id, tenant string, opts *pb.SessionOptions, secret [
 		Tenant:        tenant,
 		Kind:          kind,
 		RequestId:     reqID,
+		SwitchValues:  params.Switches,
 	}
 	exp.setStart(start)
-	rec, err := proto.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
+	// Deterministic: the pinned switches are a map, and a log is the same bytes on every run.
+	rec, err := proto.MarshalOptions{Deterministic: true}.Marshal(&pb.LogRecord{Index: 0, Time: durationpb.New(0), Body: &pb.LogRecord_Start{Start: start}})
 	if err == nil {
 		_, err = lg.Append(rec)
 		if err == nil {

@@ -21,6 +21,21 @@ import (
 // server's limits are now.
 type Params struct {
 	MaxEndpoints int
+	// Switches pins every behaviour switch (SessionStart.switch_values),
+	// applied after the options; nil in logs made before it.
+	Switches map[string]string
+}
+
+// PinSwitches returns every behaviour switch's value in cfg, for
+// Params.Switches: a profile may change between releases, a session's
+// behaviour may not.
+func PinSwitches(cfg fsm.Config) map[string]string {
+	all := fsm.Switches()
+	out := make(map[string]string, len(all))
+	for _, sw := range all {
+		out[sw.Name], _ = cfg.Switch(sw.Name)
+	}
+	return out
 }
 
 // EngineName is the start record's engine_version.
@@ -36,6 +51,15 @@ func startParams(st *pb.SessionStart) (Params, error) {
 	}
 	if st.MaxEndpoints != 0 {
 		p.MaxEndpoints = int(st.MaxEndpoints)
+	}
+	if len(st.SwitchValues) > 0 {
+		var cfg fsm.Config
+		for _, name := range slices.Sorted(maps.Keys(st.SwitchValues)) {
+			if err := cfg.SetSwitch(name, st.SwitchValues[name]); err != nil {
+				return p, fmt.Errorf("switch_values: %v (the log pins a switch this engine does not take)", err)
+			}
+		}
+		p.Switches = st.SwitchValues
 	}
 	return p, nil
 }
@@ -66,7 +90,7 @@ func parseEngineParams(v string) (Params, error) {
 // (an option overrides what the profile chose). Unset fields stay zero
 // (the engine's defaults); for stored effective options every field is
 // set. The profile and switches were checked when the session was created
-// (CheckBehaviour).
+// (CheckBehaviour). The pinned switches of p come last.
 func EngineConfig(o *pb.SessionOptions, secret [16]byte, p Params) fsm.Config {
 	dur := func(d *durationpb.Duration) time.Duration {
 		if d == nil {
@@ -113,6 +137,9 @@ func EngineConfig(o *pb.SessionOptions, secret [16]byte, p Params) fsm.Config {
 	}
 	if o.DelayedAck != nil {
 		cfg.NoDelayedAck = !*o.DelayedAck
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Switches)) {
+		_ = cfg.SetSwitch(name, p.Switches[name]) // checked by startParams
 	}
 	return cfg
 }

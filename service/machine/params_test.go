@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,46 @@ func TestEngineConfigRecoverySwitches(t *testing.T) {
 	err := CheckBehaviour(&pb.SessionOptions{Switches: map[string]string{"congestion_control": "vegas"}})
 	if err == nil || !strings.HasPrefix(err.Error(), "session.options.switches.congestion_control: ") {
 		t.Errorf("congestion_control=vegas: %v", err)
+	}
+}
+
+// TestPinnedSwitches: the switches pinned in a start record rebuild the
+// Config they were read from, under every profile and with options set
+// over the profile (once the engine's defaults are filled in: a pin names
+// the default an unset field stands for); a pinned value wins over what the profile chooses now
+// (as after a release changed the profile); a pin this engine does not
+// take fails the start record by name.
+func TestPinnedSwitches(t *testing.T) {
+	for _, p := range fsm.Profiles() {
+		for _, o := range []*pb.SessionOptions{
+			{Profile: p.Name},
+			{Profile: p.Name, MinRto: durationpb.New(50 * time.Millisecond), Switches: map[string]string{"congestion_control": "cubic"}},
+		} {
+			want := EngineConfig(o, [16]byte{1}, Params{MaxEndpoints: 9})
+			st := &pb.SessionStart{EngineVersion: EngineName, MaxEndpoints: 9, SwitchValues: PinSwitches(want)}
+			params, err := startParams(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := EngineConfig(o, [16]byte{1}, params); !reflect.DeepEqual(got.Defaults(), want.Defaults()) {
+				t.Errorf("%s %v: pinned\n%+v\nwant\n%+v", p.Name, o, got, want)
+			}
+		}
+	}
+
+	o := &pb.SessionOptions{Profile: "linux"}
+	pins := PinSwitches(EngineConfig(o, [16]byte{}, Params{}))
+	pins["rexmit_min"] = "1000" // what an older linux profile chose
+	params, err := startParams(&pb.SessionStart{EngineVersion: EngineName, SwitchValues: pins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := EngineConfig(o, [16]byte{}, params).MinRTO; got != time.Second {
+		t.Errorf("pinned rexmit_min 1000: MinRTO %v", got)
+	}
+
+	_, err = startParams(&pb.SessionStart{EngineVersion: EngineName, SwitchValues: map[string]string{"tw_recycle": "1"}})
+	if err == nil || !strings.Contains(err.Error(), `switch_values: unknown behaviour switch "tw_recycle"`) {
+		t.Errorf("unknown pin: %v", err)
 	}
 }

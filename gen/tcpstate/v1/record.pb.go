@@ -182,7 +182,13 @@ type SessionStart struct {
 	// When the session expires, on the session clock (Session.expire_clock).
 	ExpireClock *durationpb.Duration `protobuf:"bytes,11,opt,name=expire_clock,json=expireClock,proto3" json:"expire_clock,omitempty"`
 	// CreateSessionRequest.request_id, if the call had one.
-	RequestId     string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Every behaviour switch's value when the session was created, after
+	// its profile, switches and options: a re-run applies them last, so a
+	// later engine whose profile chooses differently replays the session as
+	// it ran. Unset in logs made before it, which replay under the current
+	// profile.
+	SwitchValues  map[string]string `protobuf:"bytes,13,rep,name=switch_values,json=switchValues,proto3" json:"switch_values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -299,6 +305,13 @@ func (x *SessionStart) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *SessionStart) GetSwitchValues() map[string]string {
+	if x != nil {
+		return x.SwitchValues
+	}
+	return nil
 }
 
 // One input to the engine. Endpoints are named by their ID (the last
@@ -1550,7 +1563,7 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"\x05start\x18\x03 \x01(\v2\x19.tcpstate.v1.SessionStartH\x00R\x05start\x12*\n" +
 	"\x05input\x18\x04 \x01(\v2\x12.tcpstate.v1.InputH\x00R\x05input\x123\n" +
 	"\x06output\x18\x05 \x01(\v2\x19.tcpstate.v1.OutputDigestH\x00R\x06outputB\x06\n" +
-	"\x04body\"\x88\x04\n" +
+	"\x04body\"\x9b\x05\n" +
 	"\fSessionStart\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\aoptions\x18\x02 \x01(\v2\x1b.tcpstate.v1.SessionOptionsR\aoptions\x12\x1d\n" +
@@ -1568,7 +1581,11 @@ const file_tcpstate_v1_record_proto_rawDesc = "" +
 	"expireTime\x12<\n" +
 	"\fexpire_clock\x18\v \x01(\v2\x19.google.protobuf.DurationR\vexpireClock\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\f \x01(\tR\trequestId\"\xf3\x05\n" +
+	"request_id\x18\f \x01(\tR\trequestId\x12P\n" +
+	"\rswitch_values\x18\r \x03(\v2+.tcpstate.v1.SessionStart.SwitchValuesEntryR\fswitchValues\x1a?\n" +
+	"\x11SwitchValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf3\x05\n" +
 	"\x05Input\x125\n" +
 	"\asegment\x18\x01 \x01(\v2\x19.tcpstate.v1.SegmentInputH\x00R\asegment\x12E\n" +
 	"\radvance_clock\x18\x02 \x01(\v2\x1e.tcpstate.v1.AdvanceClockInputH\x00R\fadvanceClock\x122\n" +
@@ -1681,7 +1698,7 @@ func file_tcpstate_v1_record_proto_rawDescGZIP() []byte {
 	return file_tcpstate_v1_record_proto_rawDescData
 }
 
-var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_tcpstate_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*LogRecord)(nil),             // 0: tcpstate.v1.LogRecord
 	(*SessionStart)(nil),          // 1: tcpstate.v1.SessionStart
@@ -1701,50 +1718,52 @@ var file_tcpstate_v1_record_proto_goTypes = []any{
 	(*Md5KeyInput)(nil),           // 15: tcpstate.v1.Md5KeyInput
 	(*OutputDigest)(nil),          // 16: tcpstate.v1.OutputDigest
 	(*CallResult)(nil),            // 17: tcpstate.v1.CallResult
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
-	(*SessionOptions)(nil),        // 19: tcpstate.v1.SessionOptions
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(SessionKind)(0),              // 21: tcpstate.v1.SessionKind
-	(*Md5PeerKey)(nil),            // 22: tcpstate.v1.Md5PeerKey
-	(*Transition)(nil),            // 23: tcpstate.v1.Transition
-	(*Event)(nil),                 // 24: tcpstate.v1.Event
+	nil,                           // 18: tcpstate.v1.SessionStart.SwitchValuesEntry
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*SessionOptions)(nil),        // 20: tcpstate.v1.SessionOptions
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(SessionKind)(0),              // 22: tcpstate.v1.SessionKind
+	(*Md5PeerKey)(nil),            // 23: tcpstate.v1.Md5PeerKey
+	(*Transition)(nil),            // 24: tcpstate.v1.Transition
+	(*Event)(nil),                 // 25: tcpstate.v1.Event
 }
 var file_tcpstate_v1_record_proto_depIdxs = []int32{
-	18, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
+	19, // 0: tcpstate.v1.LogRecord.time:type_name -> google.protobuf.Duration
 	1,  // 1: tcpstate.v1.LogRecord.start:type_name -> tcpstate.v1.SessionStart
 	2,  // 2: tcpstate.v1.LogRecord.input:type_name -> tcpstate.v1.Input
 	16, // 3: tcpstate.v1.LogRecord.output:type_name -> tcpstate.v1.OutputDigest
-	19, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
-	20, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
-	21, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
-	20, // 7: tcpstate.v1.SessionStart.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 8: tcpstate.v1.SessionStart.expire_clock:type_name -> google.protobuf.Duration
-	3,  // 9: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
-	4,  // 10: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
-	5,  // 11: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
-	6,  // 12: tcpstate.v1.Input.connect:type_name -> tcpstate.v1.ConnectInput
-	7,  // 13: tcpstate.v1.Input.accept:type_name -> tcpstate.v1.AcceptInput
-	8,  // 14: tcpstate.v1.Input.send:type_name -> tcpstate.v1.SendInput
-	9,  // 15: tcpstate.v1.Input.receive:type_name -> tcpstate.v1.ReceiveInput
-	10, // 16: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
-	11, // 17: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
-	12, // 18: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
-	14, // 19: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
-	13, // 20: tcpstate.v1.Input.urgent:type_name -> tcpstate.v1.UrgentInput
-	15, // 21: tcpstate.v1.Input.md5_key:type_name -> tcpstate.v1.Md5KeyInput
-	18, // 22: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
-	22, // 23: tcpstate.v1.ListenInput.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
-	18, // 24: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
-	18, // 25: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
-	18, // 26: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
-	23, // 27: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
-	24, // 28: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
-	17, // 29: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	20, // 4: tcpstate.v1.SessionStart.options:type_name -> tcpstate.v1.SessionOptions
+	21, // 5: tcpstate.v1.SessionStart.create_time:type_name -> google.protobuf.Timestamp
+	22, // 6: tcpstate.v1.SessionStart.kind:type_name -> tcpstate.v1.SessionKind
+	21, // 7: tcpstate.v1.SessionStart.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 8: tcpstate.v1.SessionStart.expire_clock:type_name -> google.protobuf.Duration
+	18, // 9: tcpstate.v1.SessionStart.switch_values:type_name -> tcpstate.v1.SessionStart.SwitchValuesEntry
+	3,  // 10: tcpstate.v1.Input.segment:type_name -> tcpstate.v1.SegmentInput
+	4,  // 11: tcpstate.v1.Input.advance_clock:type_name -> tcpstate.v1.AdvanceClockInput
+	5,  // 12: tcpstate.v1.Input.listen:type_name -> tcpstate.v1.ListenInput
+	6,  // 13: tcpstate.v1.Input.connect:type_name -> tcpstate.v1.ConnectInput
+	7,  // 14: tcpstate.v1.Input.accept:type_name -> tcpstate.v1.AcceptInput
+	8,  // 15: tcpstate.v1.Input.send:type_name -> tcpstate.v1.SendInput
+	9,  // 16: tcpstate.v1.Input.receive:type_name -> tcpstate.v1.ReceiveInput
+	10, // 17: tcpstate.v1.Input.shutdown:type_name -> tcpstate.v1.ShutdownInput
+	11, // 18: tcpstate.v1.Input.close:type_name -> tcpstate.v1.CloseInput
+	12, // 19: tcpstate.v1.Input.abort:type_name -> tcpstate.v1.AbortInput
+	14, // 20: tcpstate.v1.Input.keep_alive:type_name -> tcpstate.v1.KeepAliveInput
+	13, // 21: tcpstate.v1.Input.urgent:type_name -> tcpstate.v1.UrgentInput
+	15, // 22: tcpstate.v1.Input.md5_key:type_name -> tcpstate.v1.Md5KeyInput
+	19, // 23: tcpstate.v1.AdvanceClockInput.to:type_name -> google.protobuf.Duration
+	23, // 24: tcpstate.v1.ListenInput.md5_keys:type_name -> tcpstate.v1.Md5PeerKey
+	19, // 25: tcpstate.v1.KeepAliveInput.idle:type_name -> google.protobuf.Duration
+	19, // 26: tcpstate.v1.KeepAliveInput.interval:type_name -> google.protobuf.Duration
+	19, // 27: tcpstate.v1.KeepAliveInput.init:type_name -> google.protobuf.Duration
+	24, // 28: tcpstate.v1.OutputDigest.transitions:type_name -> tcpstate.v1.Transition
+	25, // 29: tcpstate.v1.OutputDigest.events:type_name -> tcpstate.v1.Event
+	17, // 30: tcpstate.v1.OutputDigest.result:type_name -> tcpstate.v1.CallResult
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_tcpstate_v1_record_proto_init() }
@@ -1782,7 +1801,7 @@ func file_tcpstate_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpstate_v1_record_proto_rawDesc), len(file_tcpstate_v1_record_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
