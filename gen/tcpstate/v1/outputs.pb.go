@@ -44,6 +44,9 @@ const (
 	EventKind_EVENT_KIND_TIMED_OUT EventKind = 7
 	// The endpoint reached CLOSED.
 	EventKind_EVENT_KIND_CLOSED EventKind = 8
+	// Urgent data arrived and the urgent pointer moved ahead of the data
+	// read (RFC 9293 §3.8.5): the application should read to the mark.
+	EventKind_EVENT_KIND_URGENT EventKind = 9
 )
 
 // Enum value maps for EventKind.
@@ -58,6 +61,7 @@ var (
 		6: "EVENT_KIND_CONNECTION_REFUSED",
 		7: "EVENT_KIND_TIMED_OUT",
 		8: "EVENT_KIND_CLOSED",
+		9: "EVENT_KIND_URGENT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":        0,
@@ -69,6 +73,7 @@ var (
 		"EVENT_KIND_CONNECTION_REFUSED": 6,
 		"EVENT_KIND_TIMED_OUT":          7,
 		"EVENT_KIND_CLOSED":             8,
+		"EVENT_KIND_URGENT":             9,
 	}
 )
 
@@ -522,7 +527,7 @@ const file_tcpstate_v1_outputs_proto_rawDesc = "" +
 	"\x0fACTION_ANSWERED\x10\x02\x12\x12\n" +
 	"\x0eACTION_DROPPED\x10\x03\x12\x11\n" +
 	"\rACTION_QUEUED\x10\x04\x12\x0f\n" +
-	"\vACTION_INFO\x10\x05*\x8f\x02\n" +
+	"\vACTION_INFO\x10\x05*\xa6\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16EVENT_KIND_ESTABLISHED\x10\x01\x12\x1b\n" +
@@ -532,7 +537,8 @@ const file_tcpstate_v1_outputs_proto_rawDesc = "" +
 	"\x1bEVENT_KIND_CONNECTION_RESET\x10\x05\x12!\n" +
 	"\x1dEVENT_KIND_CONNECTION_REFUSED\x10\x06\x12\x18\n" +
 	"\x14EVENT_KIND_TIMED_OUT\x10\a\x12\x15\n" +
-	"\x11EVENT_KIND_CLOSED\x10\bB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
+	"\x11EVENT_KIND_CLOSED\x10\b\x12\x15\n" +
+	"\x11EVENT_KIND_URGENT\x10\tB;Z9github.com/tcpstated/tcpstated/gen/tcpstate/v1;tcpstatev1b\x06proto3"
 
 var (
 	file_tcpstate_v1_outputs_proto_rawDescOnce sync.Once
