@@ -185,15 +185,7 @@ func (s *Service) lookupEndpoint(ctx context.Context, name string) (*session, st
 }
 
 func (h *endpointServer) ListEndpoints(ctx context.Context, req *pb.ListEndpointsRequest) (*pb.ListEndpointsResponse, error) {
-	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	size, err := h.s.cfg.Limits.pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	after, err := decodeNumericPageToken(req.GetPageToken(), 32)
+	ss, size, after, err := h.s.pagedList(ctx, req.GetParent(), req.GetPageSize(), req.GetPageToken(), 32)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -62,15 +62,7 @@ func (ss *session) records(from uint64, fn func(*pb.LogRecord) error) error {
 }
 
 func (h *logServer) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (*pb.ListRecordsResponse, error) {
-	ss, err := h.s.lookupName(ctx, "parent", req.GetParent())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	size, err := h.s.cfg.Limits.pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	from, err := decodeNumericPageToken(req.GetPageToken(), 64)
+	ss, size, from, err := h.s.pagedList(ctx, req.GetParent(), req.GetPageSize(), req.GetPageToken(), 64)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
@@ -75,6 +76,25 @@ func decodeNumericPageToken(tok string, bits int) (uint64, error) {
 		return 0, invalidf("page_token: %q is not a token this server issued", tok)
 	}
 	return n, nil
+}
+
+// pagedList resolves a List call's parent session and checks its page
+// size and numeric page token, in that order, so that the first thing
+// wrong is the one reported.
+func (s *Service) pagedList(ctx context.Context, parent string, pageSize int32, token string, bits int) (*session, int, uint64, error) {
+	ss, err := s.lookupName(ctx, "parent", parent)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	size, err := s.cfg.Limits.pageSize(pageSize)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	from, err := decodeNumericPageToken(token, bits)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return ss, size, from, nil
 }
 
 // pageSize validates and caps a request's page_size.
