@@ -14,6 +14,9 @@ const (
 	CodeSynLinearTimeout
 	CodeInvalidRateLimited
 	CodeZeroWindowBareAckProbe
+	CodeBeyondWindowTaken
+	CodeBeyondWindowDropped
+	CodeQuickAckSmallWindow
 	numLinuxCodes
 )
 
@@ -25,6 +28,9 @@ var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
 	CodeSynLinearTimeout - codeLinuxBase:       {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
 	CodeInvalidRateLimited - codeLinuxBase:     {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
 	CodeZeroWindowBareAckProbe - codeLinuxBase: {"ZERO_WINDOW_BARE_ACK_PROBE", "RFC 9293 §3.8.6.1", "zwp_bare_ack=1 (as Linux): the peer's window is zero: sent a bare ACK probe at SEG.SEQ {SEG.SEQ} (SND.UNA - 1), no data; next probe in {RTO.MS} ms"},
+	CodeBeyondWindowTaken - codeLinuxBase:      {"BEYOND_WINDOW_TAKEN", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}); nothing waits to be read, so it is taken whole, not trimmed"},
+	CodeBeyondWindowDropped - codeLinuxBase:    {"BEYOND_WINDOW_DROPPED", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}) while {BUFFERED} bytes wait to be read: dropped whole, not trimmed; sent <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"},
+	CodeQuickAckSmallWindow - codeLinuxBase:    {"QUICK_ACK_SMALL_WINDOW", "RFC 9293 §3.8.6.3", "quickack (as Linux): the free receive space, {FREE} bytes, is below half the buffer ({RCV.BUFF}): quick-ack mode ends after {N} quick ACKs, and later data waits for the delayed-ACK timer"},
 }
 
 // oowRateLimited, under invalid_ratelimit, reports whether the ACK that
@@ -125,4 +131,51 @@ func (e *Engine) zwpBareAck(c *conn) bool {
 	e.schedule(c)
 	e.explain(c.id, CodeZeroWindowBareAckProbe, ActionAccepted, Field{"SEG.SEQ", uint64(seq)}, Field{"RTO.MS", uint64(next / time.Millisecond)})
 	return true
+}
+
+// beyondWindow, under rcv_beyond_window, judges a segment whose text ends
+// past the advertised right edge (RCV.NXT+RCV.WND) as Linux's
+// tcp_sequence does: with nothing waiting to be read it is kept whole
+// (keep), else it is dropped whole and answered with an ACK (dropped;
+// Linux's tcp_send_dupack, which tcp_oow_rate_limited never limits for a
+// segment with text). A RST or SYN is left to the RFC's checks.
+func (e *Engine) beyondWindow(c *conn, seg *Segment) (keep, dropped bool) {
+	n := len(seg.Payload)
+	end := seg.Seq.Add(Size(n))
+	if !e.cfg.RcvBeyondWindow || n == 0 || seg.Flags&(FlagRST|FlagSYN) != 0 || !end.GreaterThan(c.rcvWire) {
+		return false, false
+	}
+	fields := [...]Field{{"SEG.SEQ", uint64(seg.Seq)}, {"SEG.LEN", uint64(n)}, {"BEYOND", uint64(end.Sub(c.rcvWire))},
+		{"RCV.NXT", uint64(c.rcvNxt)}, {"RCV.WND", uint64(c.rcvWnd())}, {"BUFFERED", uint64(c.rcvBuf.Len())}}
+	if c.rcvBuf.Len() == 0 {
+		e.explain(c.id, CodeBeyondWindowTaken, ActionAccepted, fields[:5]...)
+		return true, false
+	}
+	e.explain(c.id, CodeBeyondWindowDropped, ActionAnswered, fields[:]...)
+	e.sendBareAck(c)
+	return false, true
+}
+
+// beyondWindowLimit is the receive buffer bound of processText: limit, or
+// under rcv_beyond_window at least what the window check took (the
+// buffered text, n bytes more and the reassembly queue), which Linux
+// charges to its socket memory, not to the window.
+func (e *Engine) beyondWindowLimit(c *conn, limit, n int) int {
+	if !e.cfg.RcvBeyondWindow {
+		return limit
+	}
+	return max(limit, c.rcvBuf.Len()+n+c.ooo.bytes)
+}
+
+// quickAckSmallWindow, under quickack, ends quick-ack mode when the
+// window being offered, free bytes, is below half the receive buffer, as
+// Linux's __tcp_select_window clears icsk_ack.quick on every segment it
+// sends then (the window is closing: acknowledging each segment at once
+// would only announce less room).
+func (e *Engine) quickAckSmallWindow(c *conn, free Size) {
+	if e.cfg.QuickAck <= 0 || c.quickAcks == 255 || int(free) >= e.cfg.RecvBuffer/2 {
+		return
+	}
+	e.explain(c.id, CodeQuickAckSmallWindow, ActionInfo, Field{"FREE", uint64(free)}, Field{"RCV.BUFF", uint64(e.cfg.RecvBuffer)}, Field{"N", uint64(c.quickAcks)})
+	c.quickAcks = 255
 }

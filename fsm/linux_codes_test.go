@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -208,6 +209,97 @@ func TestZWPBareAck(t *testing.T) {
 			relay(cli, srv, "P. seq=111 ack=301 len=6")
 			relay(srv, cli, ". seq=301 ack=117")
 			mustRead(t, srv, s, "ABCDEF")
+		})
+	}
+}
+
+// TestRcvBeyondWindow: a segment that starts in the 10-byte window and
+// ends past its right edge is trimmed to the window under rcv_beyond_window=0;
+// under 1 it is taken whole while nothing waits to be read, and dropped
+// whole (answered with an ACK) once text is buffered.
+//
+//	empty queue:   < . seq=101 len=16    0: > . ack=111   1: > . ack=117
+//	4 bytes held:  < . seq=105 len=10    0: > . ack=111   1: > . ack=105
+//
+// Reference: RFC 9293 §3.10.7.4 (first check), §3.8.6.
+func TestRcvBeyondWindow(t *testing.T) {
+	tests := []struct {
+		name     string
+		on       bool
+		held     int // bytes buffered, unread, before the segment
+		len      int
+		wantAck  uint32
+		wantCode Code
+		read     int // bytes the application can then read
+	}{
+		{"rfc, empty queue", false, 0, 16, 111, CodeDataTrimmed, 10},
+		{"rcv_beyond_window, empty queue", true, 0, 16, 117, CodeBeyondWindowTaken, 16},
+		{"rfc, text held", false, 4, 10, 111, CodeDataTrimmed, 10},
+		{"rcv_beyond_window, text held", true, 4, 10, 105, CodeBeyondWindowDropped, 4},
+		{"rcv_beyond_window, inside the window", true, 4, 6, 111, CodeDataInOrder, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srvCfg := withSwitches(t, 300, "rcv_beyond_window", b2s(tt.on))
+			srvCfg.RecvBuffer, srvCfg.NoWindowScale = 10, true
+			_, srv, _, s := established(t, fixedConfig(100), srvCfg)
+			seq := uint32(101)
+			if tt.held > 0 {
+				srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: Seq(seq), Ack: 301, Window: 1000, Payload: make([]byte, tt.held)})
+				srv.expect(". seq=301 ack=105")
+				seq += uint32(tt.held)
+			}
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: Seq(seq), Ack: 301, Window: 1000, Payload: make([]byte, tt.len)})
+			out := srv.collect()
+			wantExplanation(t, out, tt.wantCode)
+			srv.expect(fmt.Sprintf(". seq=301 ack=%d", tt.wantAck))
+			srv.expectNothing()
+			buf := make([]byte, 100)
+			if n, err := srv.e.Receive(s, buf); err != nil || n != tt.read {
+				t.Fatalf("Receive = %d, %v; want %d bytes", n, err, tt.read)
+			}
+		})
+	}
+}
+
+// TestQuickAckSmallWindow: under quickack=16, data is acknowledged at once
+// until an ACK offers a window below half the receive buffer; from then on
+// data waits for the delayed-ACK timer. With a large buffer the same data
+// keeps quick-ack mode.
+//
+//	buffer 10:   < len=3 > ack=104   < len=4 > ack=108 (3 free)   read   [> update]   < len=2: nothing yet
+//	buffer 1000: < len=3 > ack=104   < len=4 > ack=108            read                < len=2 > ack=110
+//
+// Reference: RFC 9293 §3.8.6.3; RFC 1122 §4.2.3.2.
+func TestQuickAckSmallWindow(t *testing.T) {
+	for _, buf := range []int{10, 1000} {
+		t.Run(fmt.Sprint(buf), func(t *testing.T) {
+			srvCfg := withSwitches(t, 300, "quickack", "16")
+			srvCfg.NoDelayedAck, srvCfg.RecvBuffer, srvCfg.NoWindowScale = false, buf, true
+			_, srv, _, s := established(t, fixedConfig(100), srvCfg)
+			send := func(seq uint32, n int) Ready {
+				srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK | FlagPSH, Seq: Seq(seq), Ack: 301, Window: 1000, Payload: make([]byte, n)})
+				return srv.collect()
+			}
+			send(101, 3)
+			srv.expect(". seq=301 ack=104")
+			out := send(104, 4)
+			srv.expect(". seq=301 ack=108")
+			if got := hasExplanation(out, CodeQuickAckSmallWindow); got != (buf == 10) {
+				t.Fatalf("QUICK_ACK_SMALL_WINDOW explained: %v", got)
+			}
+			data := make([]byte, 100)
+			if n, err := srv.e.Receive(s, data); err != nil || n != 7 {
+				t.Fatalf("Receive = %d, %v", n, err)
+			}
+			srv.collect()
+			srv.out = nil // a window update, if any
+			send(108, 2)
+			if srvCfg.RecvBuffer == 10 {
+				srv.expectNothing()
+				return
+			}
+			srv.expect(". seq=301 ack=110")
 		})
 	}
 }

@@ -298,6 +298,7 @@ var profiles = []Profile{
 		{"syn_linear_timeouts", "4"},
 		{"invalid_ratelimit", "500"},
 		{"zwp_bare_ack", "1"},
+		{"rcv_beyond_window", "1"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

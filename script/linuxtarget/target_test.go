@@ -418,6 +418,7 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"sack", "sack-first-block.pkt"},
 		{"zwp_bare_ack", "zero-window-probe.pkt"},
 		{"zwp_bare_ack", "zero-window-fin.pkt"},
+		{"rcv_beyond_window", "window-right-edge.pkt"},
 	}
 	for _, p := range probes {
 		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
