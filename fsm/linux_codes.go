@@ -17,6 +17,7 @@ const (
 	CodeBeyondWindowTaken
 	CodeBeyondWindowDropped
 	CodeQuickAckSmallWindow
+	CodeSynRcvdSynReset
 	numLinuxCodes
 )
 
@@ -31,6 +32,7 @@ var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
 	CodeBeyondWindowTaken - codeLinuxBase:      {"BEYOND_WINDOW_TAKEN", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}); nothing waits to be read, so it is taken whole, not trimmed"},
 	CodeBeyondWindowDropped - codeLinuxBase:    {"BEYOND_WINDOW_DROPPED", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}) while {BUFFERED} bytes wait to be read: dropped whole, not trimmed; sent <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"},
 	CodeQuickAckSmallWindow - codeLinuxBase:    {"QUICK_ACK_SMALL_WINDOW", "RFC 9293 §3.8.6.3", "quickack (as Linux): the free receive space, {FREE} bytes, is below half the buffer ({RCV.BUFF}): quick-ack mode ends after {N} quick ACKs, and later data waits for the delayed-ACK timer"},
+	CodeSynRcvdSynReset - codeLinuxBase:        {"SYNRCVD_SYN_RESET", "RFC 9293 §3.10.7.4", "synrcvd_syn_reset=1 (as Linux): a new SYN ({SEG.SEQ}, the first was {IRS}) in SYN-RECEIVED of a passive OPEN: sent a reset formed from it (RFC 793's rule) and dropped the half-open connection; RFC 9293 returns it to LISTEN silently"},
 }
 
 // oowRateLimited, under invalid_ratelimit, reports whether the ACK that
@@ -178,4 +180,18 @@ func (e *Engine) quickAckSmallWindow(c *conn, free Size) {
 	}
 	e.explain(c.id, CodeQuickAckSmallWindow, ActionInfo, Field{"FREE", uint64(free)}, Field{"RCV.BUFF", uint64(e.cfg.RecvBuffer)}, Field{"N", uint64(c.quickAcks)})
 	c.quickAcks = 255
+}
+
+// synRcvdSynReset, under synrcvd_syn_reset, answers a new SYN in
+// SYN-RECEIVED of a passive OPEN with the reset of RFC 9293 §3.5.2 for
+// that segment and closes the half-open connection, as Linux's
+// tcp_check_req does; it reports whether it did.
+func (e *Engine) synRcvdSynReset(c *conn, seg *Segment) bool {
+	if !e.cfg.SynRcvdSynReset {
+		return false
+	}
+	e.explain(c.id, CodeSynRcvdSynReset, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"IRS", uint64(c.irs)})
+	e.sendRst(c.id, Tuple{c.local, c.remote}, seg)
+	e.toClosed(c, CodeSynRcvdSynReset, nil)
+	return true
 }

@@ -303,3 +303,47 @@ func TestQuickAckSmallWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestSynRcvdSynReset: a new SYN in SYN-RECEIVED of a passive OPEN ends
+// the half-open connection under both values; under synrcvd_syn_reset it
+// is answered with the reset RFC 9293 §3.5.2 forms for it. The first SYN
+// again still gets the SYN,ACK once more, and the peer's next SYN opens a
+// fresh connection.
+//
+//	< S seq=150        0: (nothing)   1: > R. seq=0 ack=151
+//	< S. seq=150 ack=301               1: > R seq=301
+//
+// Reference: RFC 9293 §3.10.7.4 (fourth), §3.5.2; RFC 793 §3.9.
+func TestSynRcvdSynReset(t *testing.T) {
+	tests := []struct {
+		name string
+		on   bool
+		seg  Segment
+		want string
+	}{
+		{"rfc", false, Segment{Flags: FlagSYN, Seq: 150}, ""},
+		{"synrcvd_syn_reset", true, Segment{Flags: FlagSYN, Seq: 150}, "R. seq=0 ack=151"},
+		{"synrcvd_syn_reset, with ACK", true, Segment{Flags: FlagSYN | FlagACK, Seq: 150, Ack: 301}, "R seq=301"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "synrcvd_syn_reset", b2s(tt.on)))
+			srv.e.Listen(serverAddr, 0)
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+			srv.expect("S. seq=300 ack=101")
+			tt.seg.Window = 1000
+			srv.inject(clientAddr, serverAddr, tt.seg)
+			code := CodeSynReturnToListen
+			if tt.on {
+				code = CodeSynRcvdSynReset
+			}
+			wantExplanation(t, srv.collect(), code)
+			if tt.want != "" {
+				srv.expect(tt.want)
+			}
+			srv.expectNothing()
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 150, Window: 1000})
+			srv.expect("S. seq=300 ack=151")
+		})
+	}
+}

@@ -310,6 +310,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	// Fourth, check the SYN bit.
 	if syn {
 		if c.state == SynReceived && c.passive {
+			if e.synRcvdSynReset(c, seg) { // linux_codes.go
+				return false
+			}
 			e.explain(c.id, CodeSynReturnToListen, ActionAccepted)
 			e.toClosed(c, CodeSynReturnToListen, nil)
 			return false

@@ -419,6 +419,7 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"zwp_bare_ack", "zero-window-probe.pkt"},
 		{"zwp_bare_ack", "zero-window-fin.pkt"},
 		{"rcv_beyond_window", "window-right-edge.pkt"},
+		{"synrcvd_syn_reset", "syn-received-new-syn.pkt"},
 	}
 	for _, p := range probes {
 		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
