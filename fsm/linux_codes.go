@@ -18,21 +18,23 @@ const (
 	CodeBeyondWindowDropped
 	CodeQuickAckSmallWindow
 	CodeSynRcvdSynReset
+	CodeAcceptQueueFullSynDropped
 	numLinuxCodes
 )
 
 var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
-	CodeSimOpenDupAck - codeLinuxBase:          {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
-	CodeSynSentBadAckRexmit - codeLinuxBase:    {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
-	CodeSynTextDiscarded - codeLinuxBase:       {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
-	CodeSynFinListenDropped - codeLinuxBase:    {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
-	CodeSynLinearTimeout - codeLinuxBase:       {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
-	CodeInvalidRateLimited - codeLinuxBase:     {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
-	CodeZeroWindowBareAckProbe - codeLinuxBase: {"ZERO_WINDOW_BARE_ACK_PROBE", "RFC 9293 §3.8.6.1", "zwp_bare_ack=1 (as Linux): the peer's window is zero: sent a bare ACK probe at SEG.SEQ {SEG.SEQ} (SND.UNA - 1), no data; next probe in {RTO.MS} ms"},
-	CodeBeyondWindowTaken - codeLinuxBase:      {"BEYOND_WINDOW_TAKEN", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}); nothing waits to be read, so it is taken whole, not trimmed"},
-	CodeBeyondWindowDropped - codeLinuxBase:    {"BEYOND_WINDOW_DROPPED", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}) while {BUFFERED} bytes wait to be read: dropped whole, not trimmed; sent <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"},
-	CodeQuickAckSmallWindow - codeLinuxBase:    {"QUICK_ACK_SMALL_WINDOW", "RFC 9293 §3.8.6.3", "quickack (as Linux): the free receive space, {FREE} bytes, is below half the buffer ({RCV.BUFF}): quick-ack mode ends after {N} quick ACKs, and later data waits for the delayed-ACK timer"},
-	CodeSynRcvdSynReset - codeLinuxBase:        {"SYNRCVD_SYN_RESET", "RFC 9293 §3.10.7.4", "synrcvd_syn_reset=1 (as Linux): a new SYN ({SEG.SEQ}, the first was {IRS}) in SYN-RECEIVED of a passive OPEN: sent a reset formed from it (RFC 793's rule) and dropped the half-open connection; RFC 9293 returns it to LISTEN silently"},
+	CodeSimOpenDupAck - codeLinuxBase:             {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
+	CodeSynSentBadAckRexmit - codeLinuxBase:       {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
+	CodeSynTextDiscarded - codeLinuxBase:          {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
+	CodeSynFinListenDropped - codeLinuxBase:       {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
+	CodeSynLinearTimeout - codeLinuxBase:          {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
+	CodeInvalidRateLimited - codeLinuxBase:        {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
+	CodeZeroWindowBareAckProbe - codeLinuxBase:    {"ZERO_WINDOW_BARE_ACK_PROBE", "RFC 9293 §3.8.6.1", "zwp_bare_ack=1 (as Linux): the peer's window is zero: sent a bare ACK probe at SEG.SEQ {SEG.SEQ} (SND.UNA - 1), no data; next probe in {RTO.MS} ms"},
+	CodeBeyondWindowTaken - codeLinuxBase:         {"BEYOND_WINDOW_TAKEN", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}); nothing waits to be read, so it is taken whole, not trimmed"},
+	CodeBeyondWindowDropped - codeLinuxBase:       {"BEYOND_WINDOW_DROPPED", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}) while {BUFFERED} bytes wait to be read: dropped whole, not trimmed; sent <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"},
+	CodeQuickAckSmallWindow - codeLinuxBase:       {"QUICK_ACK_SMALL_WINDOW", "RFC 9293 §3.8.6.3", "quickack (as Linux): the free receive space, {FREE} bytes, is below half the buffer ({RCV.BUFF}): quick-ack mode ends after {N} quick ACKs, and later data waits for the delayed-ACK timer"},
+	CodeSynRcvdSynReset - codeLinuxBase:           {"SYNRCVD_SYN_RESET", "RFC 9293 §3.10.7.4", "synrcvd_syn_reset=1 (as Linux): a new SYN ({SEG.SEQ}, the first was {IRS}) in SYN-RECEIVED of a passive OPEN: sent a reset formed from it (RFC 793's rule) and dropped the half-open connection; RFC 9293 returns it to LISTEN silently"},
+	CodeAcceptQueueFullSynDropped - codeLinuxBase: {"ACCEPT_QUEUE_FULL_SYN_DROPPED", "RFC 9293 §3.10.1", "acceptq_linux=1 (as Linux): the accept queue is full ({ACCEPTQ.LEN} of {ACCEPTQ.LIMIT}): the SYN is dropped without reply; the peer sends it again"},
 }
 
 // oowRateLimited, under invalid_ratelimit, reports whether the ACK that
@@ -193,5 +195,28 @@ func (e *Engine) synRcvdSynReset(c *conn, seg *Segment) bool {
 	e.explain(c.id, CodeSynRcvdSynReset, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"IRS", uint64(c.irs)})
 	e.sendRst(c.id, Tuple{c.local, c.remote}, seg)
 	e.toClosed(c, CodeSynRcvdSynReset, nil)
+	return true
+}
+
+// acceptLimit is the accept queue limit of a listener with this backlog:
+// the backlog, or under acceptq_linux one more (Linux's
+// sk_acceptq_is_full compares with >).
+func (e *Engine) acceptLimit(backlog int) int {
+	if e.cfg.AcceptQLinux {
+		return backlog + 1
+	}
+	return backlog
+}
+
+// acceptQueueFullSynDropped, under acceptq_linux, drops a SYN that finds
+// the accept queue full, as Linux's tcp_conn_request does; it reports
+// whether it did.
+func (e *Engine) acceptQueueFullSynDropped(l *conn) bool {
+	q := l.lq
+	if !e.cfg.AcceptQLinux || len(q.acceptQueue) < q.acceptLimit {
+		return false
+	}
+	q.stats.AcceptQueueDrops++
+	e.explain(l.id, CodeAcceptQueueFullSynDropped, ActionDropped, Field{"ACCEPTQ.LEN", uint64(len(q.acceptQueue))}, Field{"ACCEPTQ.LIMIT", uint64(q.acceptLimit)})
 	return true
 }

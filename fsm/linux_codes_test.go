@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -344,6 +345,60 @@ func TestSynRcvdSynReset(t *testing.T) {
 			srv.expectNothing()
 			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 150, Window: 1000})
 			srv.expect("S. seq=300 ack=151")
+		})
+	}
+}
+
+// TestAcceptQLinux: listen(backlog 1), and the SYNs of the second and
+// third handshakes arrive before their ACKs. Without acceptq_linux the
+// second ACK finds the queue full; under it the queue holds two, the third
+// ACK is the one refused, and a new SYN is then dropped without reply.
+//
+//	0: ack#2 dropped (ACCEPT_QUEUE_FULL)              < S (4th) > S.
+//	1: ack#2 queued; ack#3 dropped (ACCEPT_QUEUE_FULL) < S (4th) dropped
+//
+// Reference: RFC 9293 §3.10.1, §3.10.7.4 (fifth, SYN-RECEIVED).
+func TestAcceptQLinux(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(b2s(on), func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "acceptq_linux", b2s(on)))
+			l, err := srv.e.Listen(serverAddr, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := func(i int) netip.AddrPort { return netip.AddrPortFrom(clientAddr.Addr(), clientAddr.Port()+uint16(i)) }
+			syn := func(i int) Ready {
+				srv.inject(from(i), serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+				return srv.collect()
+			}
+			ack := func(i int) bool { // whether the ACK found the queue full
+				srv.inject(from(i), serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 1000})
+				return hasExplanation(srv.collect(), CodeAcceptQueueFull)
+			}
+			for i := range 3 {
+				syn(i)
+				srv.expect("S. seq=300 ack=101")
+			}
+			want := []bool{false, !on, true} // the ACK of each handshake found the queue full
+			for i, w := range want {
+				if got := ack(i); got != w {
+					t.Fatalf("ACK %d found the queue full: %v, want %v", i+1, got, w)
+				}
+			}
+			out := syn(3)
+			if on {
+				wantExplanation(t, out, CodeAcceptQueueFullSynDropped)
+				srv.expectNothing()
+			} else {
+				srv.expect("S. seq=300 ack=101")
+			}
+			queued := 1
+			if on {
+				queued = 2
+			}
+			if in, _ := srv.e.Endpoint(l); in.AcceptQueue != queued {
+				t.Fatalf("accept queue %d, want %d", in.AcceptQueue, queued)
+			}
 		})
 	}
 }

@@ -300,6 +300,7 @@ var profiles = []Profile{
 		{"zwp_bare_ack", "1"},
 		{"rcv_beyond_window", "1"},
 		{"synrcvd_syn_reset", "1"},
+		{"acceptq_linux", "1"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

@@ -420,6 +420,7 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"zwp_bare_ack", "zero-window-fin.pkt"},
 		{"rcv_beyond_window", "window-right-edge.pkt"},
 		{"synrcvd_syn_reset", "syn-received-new-syn.pkt"},
+		{"acceptq_linux", "accept-queue-overflow.pkt"},
 	}
 	for _, p := range probes {
 		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
