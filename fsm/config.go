@@ -152,6 +152,7 @@ type Config struct {
 	RcvBeyondWindow   bool          // rcv_beyond_window (linux_codes.go)
 	SynRcvdSynReset   bool          // synrcvd_syn_reset (linux_codes.go)
 	AcceptQLinux      bool          // acceptq_linux (linux_codes.go)
+	SynQBacklog       bool          // synq_backlog (linux_codes.go)
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

@@ -220,3 +220,13 @@ func (e *Engine) acceptQueueFullSynDropped(l *conn) bool {
 	e.explain(l.id, CodeAcceptQueueFullSynDropped, ActionDropped, Field{"ACCEPTQ.LEN", uint64(len(q.acceptQueue))}, Field{"ACCEPTQ.LIMIT", uint64(q.acceptLimit)})
 	return true
 }
+
+// synLimit is the SYN queue limit of a listener with this backlog:
+// Config.SynQueue, or under synq_backlog at most backlog + 1 (Linux's
+// inet_csk_reqsk_queue_is_full compares with >).
+func (e *Engine) synLimit(backlog int) int {
+	if e.cfg.SynQBacklog {
+		return min(e.cfg.SynQueue, backlog+1)
+	}
+	return e.cfg.SynQueue
+}

@@ -402,3 +402,48 @@ func TestAcceptQLinux(t *testing.T) {
 		})
 	}
 }
+
+// TestSynQBacklog: listen(backlog 1) and three SYNs. Without synq_backlog
+// the SYN queue (SynQueue, 128) takes all three; under it, two (backlog +
+// 1), and the third is dropped, or under syn_cookies answered with a
+// cookie.
+//
+//	synq_backlog=0:                > S. > S. > S.
+//	synq_backlog=1 syn_cookies=0:  > S. > S. (dropped)
+//	synq_backlog=1 syn_cookies=1:  > S. > S. > S. (cookie)
+//
+// Reference: RFC 9293 §3.10.1; RFC 4987 §3.1, §3.6.
+func TestSynQBacklog(t *testing.T) {
+	tests := []struct {
+		name            string
+		backlog, cookie string
+		code            Code // explained for the third SYN; 0: none
+	}{
+		{"rfc", "0", "0", 0},
+		{"synq_backlog", "1", "0", CodeSynQueueFull},
+		{"synq_backlog, syn_cookies", "1", "1", CodeSynCookieSent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "synq_backlog", tt.backlog, "syn_cookies", tt.cookie))
+			if _, err := srv.e.Listen(serverAddr, 1); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				from := netip.AddrPortFrom(clientAddr.Addr(), clientAddr.Port()+uint16(i))
+				srv.inject(from, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+				out := srv.collect()
+				if i < 2 || tt.code != CodeSynQueueFull {
+					if len(srv.out) != 1 || srv.out[0].Segment.Flags != FlagSYN|FlagACK {
+						t.Fatalf("SYN %d: want one SYN,ACK, got %d packets", i+1, len(srv.out))
+					}
+					srv.out = nil
+				}
+				if i == 2 && tt.code != 0 {
+					wantExplanation(t, out, tt.code)
+				}
+			}
+			srv.expectNothing()
+		})
+	}
+}

@@ -301,6 +301,8 @@ var profiles = []Profile{
 		{"rcv_beyond_window", "1"},
 		{"synrcvd_syn_reset", "1"},
 		{"acceptq_linux", "1"},
+		{"synq_backlog", "1"},
+		{"syn_cookies", "1"},
 		{"rst_errno_linux", "1"},
 		{"rexmit_initial", "1000"},
 		{"rexmit_min", "200"},

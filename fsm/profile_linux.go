@@ -63,6 +63,10 @@ var linuxSwitches = []switchSpec{
 		func(c *Config) *bool { return &c.SynRcvdSynReset }),
 	boolSwitch("acceptq_linux", "1: the accept queue holds backlog + 1 established connections, and a SYN that arrives while it is full is dropped without reply (SYN cookies or not), as Linux: sk_acceptq_is_full is true only above sk_max_ack_backlog, and tcp_conn_request drops the SYN then (ListenOverflows). The ACK that finds the queue full is dropped under both values and the SYN,ACK retransmitted on its timer (Linux without tcp_abort_on_overflow). 0: the queue holds backlog connections and a SYN is answered while it is full. RFC 9293 §3.10.1 leaves the queue of a passive OPEN to the implementation; a SYN dropped for want of resources is sent again by its sender (§3.8.1; RFC 4987 §3 on listen queues).",
 		func(c *Config) *bool { return &c.AcceptQLinux }),
+	boolSwitch("synq_backlog", "1: a listener's SYN queue (half-open connections) holds at most backlog + 1 of them, within the engine's SynQueue limit, as Linux's inet_csk_reqsk_queue_is_full compares the request count with the listen backlog (sk_max_ack_backlog); net.ipv4.tcp_max_syn_backlog, which bounds it further only when SYN cookies are off and the peer is unproven, is not modelled. 0: the SynQueue limit alone (--tcpstated_syn_queue). RFC 9293 §3.10.1 leaves the queue of a passive OPEN to the implementation; RFC 4987 §3.1 describes bounding half-open connections per listener.",
+		func(c *Config) *bool { return &c.SynQBacklog }),
+	boolSwitch("syn_cookies", "1: a SYN that finds the SYN queue full is answered with a SYN cookie (RFC 4987 §3.6), no state kept, and the returning ACK rebuilds the connection. 0: it is dropped without reply. Linux's net.ipv4.tcp_syncookies, 1 (the value 2, cookies for every SYN, is not modelled). RFC 4987 is informational; a cookie's SYN,ACK is an ordinary one to the peer (RFC 9293 §3.10.7.2), which is why RFC 4987 calls it compatible.",
+		func(c *Config) *bool { return &c.SynCookies }),
 	intSwitch("synack_retries", "How many times a listener's SYN,ACK is retransmitted before the half-open connection is dropped. RFC 9293 §3.8.3 leaves R2 for a SYN,ACK to the implementation (R2 for a SYN MUST allow 3 minutes). Linux's net.ipv4.tcp_synack_retries, 5.", 5,
 		func(c *Config) *int { return &c.SynAckRetries }),
 	intSwitch("challenge_ack_limit", "Challenge ACKs (RFC 5961 §3.2, §4.2, §5.2) one connection sends per second; more are dropped without reply. RFC 5961 §7: an implementation SHOULD limit them and the limit is its choice. Linux's net.ipv4.tcp_challenge_ack_limit is 2147483647 (no limit; its per-socket 500 ms tcp_invalid_ratelimit is not modelled).", 1000,
@@ -121,6 +125,7 @@ var linuxSysctls = map[string]string{
 	"net.ipv4.tcp_timestamps":          "timestamps",
 	"net.ipv4.tcp_congestion_control":  "congestion_control",
 	"net.ipv4.tcp_keepalive_probes":    "keepcnt",
+	"net.ipv4.tcp_syncookies":          "syn_cookies",
 }
 
 // quickAck reports whether data of n bytes is acknowledged at once in

@@ -421,6 +421,7 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"rcv_beyond_window", "window-right-edge.pkt"},
 		{"synrcvd_syn_reset", "syn-received-new-syn.pkt"},
 		{"acceptq_linux", "accept-queue-overflow.pkt"},
+		{"synq_backlog", "syn-queue-overflow.pkt"},
 	}
 	for _, p := range probes {
 		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
