@@ -149,6 +149,10 @@ type Config struct {
 	SynLinearTimeouts int           // syn_linear_timeouts (linux_codes.go)
 	InvalidRateLimit  int           // invalid_ratelimit, ms (linux_codes.go)
 	ZWPBareAck        bool          // zwp_bare_ack (linux_codes.go)
+	RcvBeyondWindow   bool          // rcv_beyond_window (linux_codes.go)
+	SynRcvdSynReset   bool          // synrcvd_syn_reset (linux_codes.go)
+	AcceptQLinux      bool          // acceptq_linux (linux_codes.go)
+	SynQBacklog       bool          // synq_backlog (linux_codes.go)
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.

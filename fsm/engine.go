@@ -279,7 +279,7 @@ func (e *Engine) Listen(local netip.AddrPort, backlog int) (EndpointID, error) {
 		backlog = e.cfg.AcceptQueue
 	}
 	l := e.newConn(local, netip.AddrPort{})
-	l.lq = &listenQueues{synLimit: e.cfg.SynQueue, acceptLimit: backlog}
+	l.lq = &listenQueues{synLimit: e.synLimit(backlog), acceptLimit: e.acceptLimit(backlog)} // linux_codes.go
 	e.listeners[local] = l
 	e.setState(l, Listen, CodeAppListen)
 	e.explain(l.id, CodeAppListen, ActionAccepted, Field{"BACKLOG", uint64(backlog)})

@@ -14,17 +14,27 @@ const (
 	CodeSynLinearTimeout
 	CodeInvalidRateLimited
 	CodeZeroWindowBareAckProbe
+	CodeBeyondWindowTaken
+	CodeBeyondWindowDropped
+	CodeQuickAckSmallWindow
+	CodeSynRcvdSynReset
+	CodeAcceptQueueFullSynDropped
 	numLinuxCodes
 )
 
 var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
-	CodeSimOpenDupAck - codeLinuxBase:          {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
-	CodeSynSentBadAckRexmit - codeLinuxBase:    {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
-	CodeSynTextDiscarded - codeLinuxBase:       {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
-	CodeSynFinListenDropped - codeLinuxBase:    {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
-	CodeSynLinearTimeout - codeLinuxBase:       {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
-	CodeInvalidRateLimited - codeLinuxBase:     {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
-	CodeZeroWindowBareAckProbe - codeLinuxBase: {"ZERO_WINDOW_BARE_ACK_PROBE", "RFC 9293 §3.8.6.1", "zwp_bare_ack=1 (as Linux): the peer's window is zero: sent a bare ACK probe at SEG.SEQ {SEG.SEQ} (SND.UNA - 1), no data; next probe in {RTO.MS} ms"},
+	CodeSimOpenDupAck - codeLinuxBase:             {"SIMOPEN_DUP_ACK", "RFC 9293 §3.10.7.4", "simopen_dup_ack=1 (as Linux): the SYN,ACK after a simultaneous open repeats the SYN already received (SEG.SEQ {SEG.SEQ} below RCV.NXT {RCV.NXT}); it completes the open and is answered with an ACK, as a duplicate is"},
+	CodeSynSentBadAckRexmit - codeLinuxBase:       {"SYNSENT_BADACK_REXMIT", "RFC 9293 §3.10.7.3", "synsent_badack_rexmit (as Linux): the unacceptable ACK {SEG.ACK} in SYN-SENT re-arms the retransmission timer to {RTO.MS} ms, so the SYN not yet retransmitted is sent again soon"},
+	CodeSynTextDiscarded - codeLinuxBase:          {"SYN_TEXT_DISCARDED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): the {SEG.LEN} bytes of text (FIN {FIN}) on the SYN are dropped, not acknowledged, since no Fast Open cookie was accepted; the peer sends them again after the handshake"},
+	CodeSynFinListenDropped - codeLinuxBase:       {"SYN_FIN_LISTEN_DROPPED", "RFC 9293 §3.10.7.2", "syn_text_discard=1 (as Linux): a SYN with FIN at the listener is dropped without reply"},
+	CodeSynLinearTimeout - codeLinuxBase:          {"SYN_LINEAR_TIMEOUT", "RFC 6298 §5.5", "syn_linear_timeouts={LINEAR} (as Linux): the SYN's timeout number {RETRIES} keeps the RTO at {RTO.MS} ms instead of doubling it"},
+	CodeInvalidRateLimited - codeLinuxBase:        {"INVALID_RATE_LIMITED", "RFC 5961 §7", "invalid_ratelimit={LIMIT.MS} ms (as Linux): an ACK to a segment not accepted went out {SINCE.MS} ms ago; this one is dropped without reply"},
+	CodeZeroWindowBareAckProbe - codeLinuxBase:    {"ZERO_WINDOW_BARE_ACK_PROBE", "RFC 9293 §3.8.6.1", "zwp_bare_ack=1 (as Linux): the peer's window is zero: sent a bare ACK probe at SEG.SEQ {SEG.SEQ} (SND.UNA - 1), no data; next probe in {RTO.MS} ms"},
+	CodeBeyondWindowTaken - codeLinuxBase:         {"BEYOND_WINDOW_TAKEN", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}); nothing waits to be read, so it is taken whole, not trimmed"},
+	CodeBeyondWindowDropped - codeLinuxBase:       {"BEYOND_WINDOW_DROPPED", "RFC 9293 §3.10.7.4", "rcv_beyond_window=1 (as Linux): {SEG.SEQ} {SEG.LEN} ends {BEYOND} bytes past the right edge of the window (RCV.NXT+RCV.WND with {RCV.NXT} {RCV.WND}) while {BUFFERED} bytes wait to be read: dropped whole, not trimmed; sent <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"},
+	CodeQuickAckSmallWindow - codeLinuxBase:       {"QUICK_ACK_SMALL_WINDOW", "RFC 9293 §3.8.6.3", "quickack (as Linux): the free receive space, {FREE} bytes, is below half the buffer ({RCV.BUFF}): quick-ack mode ends after {N} quick ACKs, and later data waits for the delayed-ACK timer"},
+	CodeSynRcvdSynReset - codeLinuxBase:           {"SYNRCVD_SYN_RESET", "RFC 9293 §3.10.7.4", "synrcvd_syn_reset=1 (as Linux): a new SYN ({SEG.SEQ}, the first was {IRS}) in SYN-RECEIVED of a passive OPEN: sent a reset formed from it (RFC 793's rule) and dropped the half-open connection; RFC 9293 returns it to LISTEN silently"},
+	CodeAcceptQueueFullSynDropped - codeLinuxBase: {"ACCEPT_QUEUE_FULL_SYN_DROPPED", "RFC 9293 §3.10.1", "acceptq_linux=1 (as Linux): the accept queue is full ({ACCEPTQ.LEN} of {ACCEPTQ.LIMIT}): the SYN is dropped without reply; the peer sends it again"},
 }
 
 // oowRateLimited, under invalid_ratelimit, reports whether the ACK that
@@ -125,4 +135,98 @@ func (e *Engine) zwpBareAck(c *conn) bool {
 	e.schedule(c)
 	e.explain(c.id, CodeZeroWindowBareAckProbe, ActionAccepted, Field{"SEG.SEQ", uint64(seq)}, Field{"RTO.MS", uint64(next / time.Millisecond)})
 	return true
+}
+
+// beyondWindow, under rcv_beyond_window, judges a segment whose text ends
+// past the advertised right edge (RCV.NXT+RCV.WND) as Linux's
+// tcp_sequence does: with nothing waiting to be read it is kept whole
+// (keep), else it is dropped whole and answered with an ACK (dropped;
+// Linux's tcp_send_dupack, which tcp_oow_rate_limited never limits for a
+// segment with text). A RST or SYN is left to the RFC's checks.
+func (e *Engine) beyondWindow(c *conn, seg *Segment) (keep, dropped bool) {
+	n := len(seg.Payload)
+	end := seg.Seq.Add(Size(n))
+	if !e.cfg.RcvBeyondWindow || n == 0 || seg.Flags&(FlagRST|FlagSYN) != 0 || !end.GreaterThan(c.rcvWire) {
+		return false, false
+	}
+	fields := [...]Field{{"SEG.SEQ", uint64(seg.Seq)}, {"SEG.LEN", uint64(n)}, {"BEYOND", uint64(end.Sub(c.rcvWire))},
+		{"RCV.NXT", uint64(c.rcvNxt)}, {"RCV.WND", uint64(c.rcvWnd())}, {"BUFFERED", uint64(c.rcvBuf.Len())}}
+	if c.rcvBuf.Len() == 0 {
+		e.explain(c.id, CodeBeyondWindowTaken, ActionAccepted, fields[:5]...)
+		return true, false
+	}
+	e.explain(c.id, CodeBeyondWindowDropped, ActionAnswered, fields[:]...)
+	e.sendBareAck(c)
+	return false, true
+}
+
+// beyondWindowLimit is the receive buffer bound of processText: limit, or
+// under rcv_beyond_window at least what the window check took (the
+// buffered text, n bytes more and the reassembly queue), which Linux
+// charges to its socket memory, not to the window.
+func (e *Engine) beyondWindowLimit(c *conn, limit, n int) int {
+	if !e.cfg.RcvBeyondWindow {
+		return limit
+	}
+	return max(limit, c.rcvBuf.Len()+n+c.ooo.bytes)
+}
+
+// quickAckSmallWindow, under quickack, ends quick-ack mode when the
+// window being offered, free bytes, is below half the receive buffer, as
+// Linux's __tcp_select_window clears icsk_ack.quick on every segment it
+// sends then (the window is closing: acknowledging each segment at once
+// would only announce less room).
+func (e *Engine) quickAckSmallWindow(c *conn, free Size) {
+	if e.cfg.QuickAck <= 0 || c.quickAcks == 255 || int(free) >= e.cfg.RecvBuffer/2 {
+		return
+	}
+	e.explain(c.id, CodeQuickAckSmallWindow, ActionInfo, Field{"FREE", uint64(free)}, Field{"RCV.BUFF", uint64(e.cfg.RecvBuffer)}, Field{"N", uint64(c.quickAcks)})
+	c.quickAcks = 255
+}
+
+// synRcvdSynReset, under synrcvd_syn_reset, answers a new SYN in
+// SYN-RECEIVED of a passive OPEN with the reset of RFC 9293 §3.5.2 for
+// that segment and closes the half-open connection, as Linux's
+// tcp_check_req does; it reports whether it did.
+func (e *Engine) synRcvdSynReset(c *conn, seg *Segment) bool {
+	if !e.cfg.SynRcvdSynReset {
+		return false
+	}
+	e.explain(c.id, CodeSynRcvdSynReset, ActionAnswered, Field{"SEG.SEQ", uint64(seg.Seq)}, Field{"IRS", uint64(c.irs)})
+	e.sendRst(c.id, Tuple{c.local, c.remote}, seg)
+	e.toClosed(c, CodeSynRcvdSynReset, nil)
+	return true
+}
+
+// acceptLimit is the accept queue limit of a listener with this backlog:
+// the backlog, or under acceptq_linux one more (Linux's
+// sk_acceptq_is_full compares with >).
+func (e *Engine) acceptLimit(backlog int) int {
+	if e.cfg.AcceptQLinux {
+		return backlog + 1
+	}
+	return backlog
+}
+
+// acceptQueueFullSynDropped, under acceptq_linux, drops a SYN that finds
+// the accept queue full, as Linux's tcp_conn_request does; it reports
+// whether it did.
+func (e *Engine) acceptQueueFullSynDropped(l *conn) bool {
+	q := l.lq
+	if !e.cfg.AcceptQLinux || len(q.acceptQueue) < q.acceptLimit {
+		return false
+	}
+	q.stats.AcceptQueueDrops++
+	e.explain(l.id, CodeAcceptQueueFullSynDropped, ActionDropped, Field{"ACCEPTQ.LEN", uint64(len(q.acceptQueue))}, Field{"ACCEPTQ.LIMIT", uint64(q.acceptLimit)})
+	return true
+}
+
+// synLimit is the SYN queue limit of a listener with this backlog:
+// Config.SynQueue, or under synq_backlog at most backlog + 1 (Linux's
+// inet_csk_reqsk_queue_is_full compares with >).
+func (e *Engine) synLimit(backlog int) int {
+	if e.cfg.SynQBacklog {
+		return min(e.cfg.SynQueue, backlog+1)
+	}
+	return e.cfg.SynQueue
 }

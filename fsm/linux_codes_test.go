@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -208,6 +210,240 @@ func TestZWPBareAck(t *testing.T) {
 			relay(cli, srv, "P. seq=111 ack=301 len=6")
 			relay(srv, cli, ". seq=301 ack=117")
 			mustRead(t, srv, s, "ABCDEF")
+		})
+	}
+}
+
+// TestRcvBeyondWindow: a segment that starts in the 10-byte window and
+// ends past its right edge is trimmed to the window under rcv_beyond_window=0;
+// under 1 it is taken whole while nothing waits to be read, and dropped
+// whole (answered with an ACK) once text is buffered.
+//
+//	empty queue:   < . seq=101 len=16    0: > . ack=111   1: > . ack=117
+//	4 bytes held:  < . seq=105 len=10    0: > . ack=111   1: > . ack=105
+//
+// Reference: RFC 9293 §3.10.7.4 (first check), §3.8.6.
+func TestRcvBeyondWindow(t *testing.T) {
+	tests := []struct {
+		name     string
+		on       bool
+		held     int // bytes buffered, unread, before the segment
+		len      int
+		wantAck  uint32
+		wantCode Code
+		read     int // bytes the application can then read
+	}{
+		{"rfc, empty queue", false, 0, 16, 111, CodeDataTrimmed, 10},
+		{"rcv_beyond_window, empty queue", true, 0, 16, 117, CodeBeyondWindowTaken, 16},
+		{"rfc, text held", false, 4, 10, 111, CodeDataTrimmed, 10},
+		{"rcv_beyond_window, text held", true, 4, 10, 105, CodeBeyondWindowDropped, 4},
+		{"rcv_beyond_window, inside the window", true, 4, 6, 111, CodeDataInOrder, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srvCfg := withSwitches(t, 300, "rcv_beyond_window", b2s(tt.on))
+			srvCfg.RecvBuffer, srvCfg.NoWindowScale = 10, true
+			_, srv, _, s := established(t, fixedConfig(100), srvCfg)
+			seq := uint32(101)
+			if tt.held > 0 {
+				srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: Seq(seq), Ack: 301, Window: 1000, Payload: make([]byte, tt.held)})
+				srv.expect(". seq=301 ack=105")
+				seq += uint32(tt.held)
+			}
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK, Seq: Seq(seq), Ack: 301, Window: 1000, Payload: make([]byte, tt.len)})
+			out := srv.collect()
+			wantExplanation(t, out, tt.wantCode)
+			srv.expect(fmt.Sprintf(". seq=301 ack=%d", tt.wantAck))
+			srv.expectNothing()
+			buf := make([]byte, 100)
+			if n, err := srv.e.Receive(s, buf); err != nil || n != tt.read {
+				t.Fatalf("Receive = %d, %v; want %d bytes", n, err, tt.read)
+			}
+		})
+	}
+}
+
+// TestQuickAckSmallWindow: under quickack=16, data is acknowledged at once
+// until an ACK offers a window below half the receive buffer; from then on
+// data waits for the delayed-ACK timer. With a large buffer the same data
+// keeps quick-ack mode.
+//
+//	buffer 10:   < len=3 > ack=104   < len=4 > ack=108 (3 free)   read   [> update]   < len=2: nothing yet
+//	buffer 1000: < len=3 > ack=104   < len=4 > ack=108            read                < len=2 > ack=110
+//
+// Reference: RFC 9293 §3.8.6.3; RFC 1122 §4.2.3.2.
+func TestQuickAckSmallWindow(t *testing.T) {
+	for _, buf := range []int{10, 1000} {
+		t.Run(fmt.Sprint(buf), func(t *testing.T) {
+			srvCfg := withSwitches(t, 300, "quickack", "16")
+			srvCfg.NoDelayedAck, srvCfg.RecvBuffer, srvCfg.NoWindowScale = false, buf, true
+			_, srv, _, s := established(t, fixedConfig(100), srvCfg)
+			send := func(seq uint32, n int) Ready {
+				srv.inject(clientAddr, serverAddr, Segment{Flags: FlagACK | FlagPSH, Seq: Seq(seq), Ack: 301, Window: 1000, Payload: make([]byte, n)})
+				return srv.collect()
+			}
+			send(101, 3)
+			srv.expect(". seq=301 ack=104")
+			out := send(104, 4)
+			srv.expect(". seq=301 ack=108")
+			if got := hasExplanation(out, CodeQuickAckSmallWindow); got != (buf == 10) {
+				t.Fatalf("QUICK_ACK_SMALL_WINDOW explained: %v", got)
+			}
+			data := make([]byte, 100)
+			if n, err := srv.e.Receive(s, data); err != nil || n != 7 {
+				t.Fatalf("Receive = %d, %v", n, err)
+			}
+			srv.collect()
+			srv.out = nil // a window update, if any
+			send(108, 2)
+			if srvCfg.RecvBuffer == 10 {
+				srv.expectNothing()
+				return
+			}
+			srv.expect(". seq=301 ack=110")
+		})
+	}
+}
+
+// TestSynRcvdSynReset: a new SYN in SYN-RECEIVED of a passive OPEN ends
+// the half-open connection under both values; under synrcvd_syn_reset it
+// is answered with the reset RFC 9293 §3.5.2 forms for it. The first SYN
+// again still gets the SYN,ACK once more, and the peer's next SYN opens a
+// fresh connection.
+//
+//	< S seq=150        0: (nothing)   1: > R. seq=0 ack=151
+//	< S. seq=150 ack=301               1: > R seq=301
+//
+// Reference: RFC 9293 §3.10.7.4 (fourth), §3.5.2; RFC 793 §3.9.
+func TestSynRcvdSynReset(t *testing.T) {
+	tests := []struct {
+		name string
+		on   bool
+		seg  Segment
+		want string
+	}{
+		{"rfc", false, Segment{Flags: FlagSYN, Seq: 150}, ""},
+		{"synrcvd_syn_reset", true, Segment{Flags: FlagSYN, Seq: 150}, "R. seq=0 ack=151"},
+		{"synrcvd_syn_reset, with ACK", true, Segment{Flags: FlagSYN | FlagACK, Seq: 150, Ack: 301}, "R seq=301"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "synrcvd_syn_reset", b2s(tt.on)))
+			srv.e.Listen(serverAddr, 0)
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+			srv.expect("S. seq=300 ack=101")
+			tt.seg.Window = 1000
+			srv.inject(clientAddr, serverAddr, tt.seg)
+			code := CodeSynReturnToListen
+			if tt.on {
+				code = CodeSynRcvdSynReset
+			}
+			wantExplanation(t, srv.collect(), code)
+			if tt.want != "" {
+				srv.expect(tt.want)
+			}
+			srv.expectNothing()
+			srv.inject(clientAddr, serverAddr, Segment{Flags: FlagSYN, Seq: 150, Window: 1000})
+			srv.expect("S. seq=300 ack=151")
+		})
+	}
+}
+
+// TestAcceptQLinux: listen(backlog 1), and the SYNs of the second and
+// third handshakes arrive before their ACKs. Without acceptq_linux the
+// second ACK finds the queue full; under it the queue holds two, the third
+// ACK is the one refused, and a new SYN is then dropped without reply.
+//
+//	0: ack#2 dropped (ACCEPT_QUEUE_FULL)              < S (4th) > S.
+//	1: ack#2 queued; ack#3 dropped (ACCEPT_QUEUE_FULL) < S (4th) dropped
+//
+// Reference: RFC 9293 §3.10.1, §3.10.7.4 (fifth, SYN-RECEIVED).
+func TestAcceptQLinux(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(b2s(on), func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "acceptq_linux", b2s(on)))
+			l, err := srv.e.Listen(serverAddr, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := func(i int) netip.AddrPort { return netip.AddrPortFrom(clientAddr.Addr(), clientAddr.Port()+uint16(i)) }
+			syn := func(i int) Ready {
+				srv.inject(from(i), serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+				return srv.collect()
+			}
+			ack := func(i int) bool { // whether the ACK found the queue full
+				srv.inject(from(i), serverAddr, Segment{Flags: FlagACK, Seq: 101, Ack: 301, Window: 1000})
+				return hasExplanation(srv.collect(), CodeAcceptQueueFull)
+			}
+			for i := range 3 {
+				syn(i)
+				srv.expect("S. seq=300 ack=101")
+			}
+			want := []bool{false, !on, true} // the ACK of each handshake found the queue full
+			for i, w := range want {
+				if got := ack(i); got != w {
+					t.Fatalf("ACK %d found the queue full: %v, want %v", i+1, got, w)
+				}
+			}
+			out := syn(3)
+			if on {
+				wantExplanation(t, out, CodeAcceptQueueFullSynDropped)
+				srv.expectNothing()
+			} else {
+				srv.expect("S. seq=300 ack=101")
+			}
+			queued := 1
+			if on {
+				queued = 2
+			}
+			if in, _ := srv.e.Endpoint(l); in.AcceptQueue != queued {
+				t.Fatalf("accept queue %d, want %d", in.AcceptQueue, queued)
+			}
+		})
+	}
+}
+
+// TestSynQBacklog: listen(backlog 1) and three SYNs. Without synq_backlog
+// the SYN queue (SynQueue, 128) takes all three; under it, two (backlog +
+// 1), and the third is dropped, or under syn_cookies answered with a
+// cookie.
+//
+//	synq_backlog=0:                > S. > S. > S.
+//	synq_backlog=1 syn_cookies=0:  > S. > S. (dropped)
+//	synq_backlog=1 syn_cookies=1:  > S. > S. > S. (cookie)
+//
+// Reference: RFC 9293 §3.10.1; RFC 4987 §3.1, §3.6.
+func TestSynQBacklog(t *testing.T) {
+	tests := []struct {
+		name            string
+		backlog, cookie string
+		code            Code // explained for the third SYN; 0: none
+	}{
+		{"rfc", "0", "0", 0},
+		{"synq_backlog", "1", "0", CodeSynQueueFull},
+		{"synq_backlog, syn_cookies", "1", "1", CodeSynCookieSent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newSide(t, "server", withSwitches(t, 300, "synq_backlog", tt.backlog, "syn_cookies", tt.cookie))
+			if _, err := srv.e.Listen(serverAddr, 1); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				from := netip.AddrPortFrom(clientAddr.Addr(), clientAddr.Port()+uint16(i))
+				srv.inject(from, serverAddr, Segment{Flags: FlagSYN, Seq: 100, Window: 1000})
+				out := srv.collect()
+				if i < 2 || tt.code != CodeSynQueueFull {
+					if len(srv.out) != 1 || srv.out[0].Segment.Flags != FlagSYN|FlagACK {
+						t.Fatalf("SYN %d: want one SYN,ACK, got %d packets", i+1, len(srv.out))
+					}
+					srv.out = nil
+				}
+				if i == 2 && tt.code != 0 {
+					wantExplanation(t, out, tt.code)
+				}
+			}
+			srv.expectNothing()
 		})
 	}
 }

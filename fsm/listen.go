@@ -49,6 +49,9 @@ func (e *Engine) listenArrivesISS(l *conn, t Tuple, seg *Segment, minISS *Seq) {
 		e.explain(l.id, CodeSynFinListenDropped, ActionDropped) // linux_codes.go
 		return
 	}
+	if e.acceptQueueFullSynDropped(l) { // linux_codes.go
+		return
+	}
 	if len(q.synQueue) >= q.synLimit || (e.cfg.MaxEndpoints > 0 && e.live >= e.cfg.MaxEndpoints) {
 		fields := []Field{{"SYNQ.LEN", uint64(len(q.synQueue))}, {"SYNQ.LIMIT", uint64(q.synLimit)}}
 		// A cookie encodes at least 536 bytes of MSS: a peer that announced

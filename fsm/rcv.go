@@ -222,6 +222,10 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			return false
 		}
 	}
+	keepWhole, dropped := e.beyondWindow(c, seg) // linux_codes.go
+	if dropped {
+		return false
+	}
 	// RFC 7323 §4.3 (R3 of §5.3): an acceptable segment that starts at or
 	// before the last ACK we sent updates TS.Recent, the TSval we echo
 	// (PAWS above refused any older one).
@@ -255,7 +259,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			}
 		}
 	}
-	if right := c.rcvWire; len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
+	if right := c.rcvWire; !keepWhole && len(payload) > 0 && seq.Add(Size(len(payload))).GreaterThan(right) {
 		keep := int(right.Sub(seq))
 		if int32(right.Sub(seq)) < 0 {
 			keep = 0
@@ -306,6 +310,9 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 	// Fourth, check the SYN bit.
 	if syn {
 		if c.state == SynReceived && c.passive {
+			if e.synRcvdSynReset(c, seg) { // linux_codes.go
+				return false
+			}
 			e.explain(c.id, CodeSynReturnToListen, ActionAccepted)
 			e.toClosed(c, CodeSynReturnToListen, nil)
 			return false
@@ -756,7 +763,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 	}
 	ackNow := false
 	if len(payload) > 0 {
-		limit := e.rcvLimit(c) + 1<<c.rcvScale
+		limit := e.beyondWindowLimit(c, e.rcvLimit(c)+1<<c.rcvScale, len(payload)) // linux_codes.go
 		n := c.rcvBuf.write(payload, limit, &e.rcvSpare)
 		c.rcvNxt = c.rcvNxt.Add(Size(n))
 		if n < len(payload) {

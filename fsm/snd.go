@@ -110,6 +110,7 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 // was offered by min(RCV.BUFF/2, MSS), and never moves left.
 func (e *Engine) advertise(c *conn) uint16 {
 	free := Size(max(e.cfg.RecvBuffer-c.rcvBuf.Len(), 0))
+	e.quickAckSmallWindow(c, free) // linux_codes.go
 	cur := Size(0)
 	if c.rcvAdv.GreaterThan(c.rcvNxt) {
 		cur = c.rcvAdv.Sub(c.rcvNxt)

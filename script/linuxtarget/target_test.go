@@ -418,6 +418,10 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"sack", "sack-first-block.pkt"},
 		{"zwp_bare_ack", "zero-window-probe.pkt"},
 		{"zwp_bare_ack", "zero-window-fin.pkt"},
+		{"rcv_beyond_window", "window-right-edge.pkt"},
+		{"synrcvd_syn_reset", "syn-received-new-syn.pkt"},
+		{"acceptq_linux", "accept-queue-overflow.pkt"},
+		{"synq_backlog", "syn-queue-overflow.pkt"},
 	}
 	for _, p := range probes {
 		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
