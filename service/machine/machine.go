@@ -40,6 +40,8 @@ type Machine struct {
 	// input (nothing keeps them past the step; see session.stepLocked).
 	Ready fsm.Ready
 	Live  pb.OutputDigest
+	// batch hands out the events of a batch's digests (batch.go).
+	batch eventChunk
 }
 
 func New(session string, cfg fsm.Config) *Machine {

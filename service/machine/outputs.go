@@ -55,9 +55,9 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 		}
 	}
 	if n := len(rd.Events); n > 0 {
-		d.Events = make([]*pb.Event, n)
+		d.Events = m.batch.events(n)
 		for i, ev := range rd.Events {
-			d.Events[i] = &pb.Event{Endpoint: m.EndpointName(ev.Endpoint), Kind: pb.EventKind(ev.Kind)}
+			d.Events[i].Endpoint, d.Events[i].Kind = m.EndpointName(ev.Endpoint), pb.EventKind(ev.Kind)
 		}
 	}
 }
