@@ -1,45 +1,78 @@
 package machine
 
-import pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+import (
+	"time"
 
-// A batch of inputs (the packets of one ExchangeSegments message) has its
-// digests' events allocated together: one allocation of Events and one of
-// pointers for the whole batch instead of two per input. The events are
-// the digests' own, shared read-only by the log records and the response
-// like those allocated one by one; the chunk lives as long as any of them.
+	"google.golang.org/protobuf/types/known/durationpb"
 
-// eventChunk is the room left for the events of the current batch; want
-// is the size of the room still to allocate, on the batch's first event.
-type eventChunk struct {
-	want int
-	free []pb.Event
-	ptrs []*pb.Event
+	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
+)
+
+// A batch of inputs (the packets of one ExchangeSegments message) has the
+// small messages of its digests and of its response allocated together:
+// a few allocations for the whole batch instead of a few per input. The
+// messages are shared read-only, by the log records and the response, like
+// those allocated one by one; a chunk lives as long as any of them.
+
+// batchRoom is the room left for the messages of the current batch.
+type batchRoom struct {
+	events    slab[pb.Event]
+	eventPtrs slab[*pb.Event]
+	segments  slab[pb.Segment]
+	times     slab[durationpb.Duration]
 }
 
-// StartBatch makes room for the events of about n inputs; the digests of
-// the batch take their events from it until EndBatch.
-func (m *Machine) StartBatch(n int) { m.batch = eventChunk{want: n} }
+// StartBatch makes room for the outputs of about n inputs; the digests and
+// the API view of the batch take their messages from it until EndBatch.
+func (m *Machine) StartBatch(n int) {
+	m.batch = batchRoom{events: slab[pb.Event]{want: n}, eventPtrs: slab[*pb.Event]{want: n},
+		segments: slab[pb.Segment]{want: n}, times: slab[durationpb.Duration]{want: n}}
+}
 
-// EndBatch drops the batch's room: later digests allocate their own.
-func (m *Machine) EndBatch() { m.batch = eventChunk{} }
+// EndBatch drops the batch's room: later outputs allocate their own.
+func (m *Machine) EndBatch() { m.batch = batchRoom{} }
 
-// events returns n zero events, from the batch's room when it has enough.
-func (c *eventChunk) events(n int) []*pb.Event {
-	if n > len(c.free) && c.want > 0 {
-		size := max(c.want, n)
-		c.free, c.ptrs, c.want = make([]pb.Event, size), make([]*pb.Event, size), 0
+// newEvents returns n new zero events.
+func (r *batchRoom) newEvents(n int) []*pb.Event {
+	evs, vals := r.eventPtrs.take(n), r.events.take(n)
+	for i := range vals {
+		evs[i] = &vals[i]
 	}
-	if n > len(c.free) {
-		evs := make([]*pb.Event, n)
-		for i := range evs {
-			evs[i] = &pb.Event{}
-		}
-		return evs
-	}
-	evs := c.ptrs[:n:n]
-	for i := range evs {
-		evs[i] = &c.free[i]
-	}
-	c.free, c.ptrs = c.free[n:], c.ptrs[n:]
 	return evs
+}
+
+// newSegment returns a new zero segment.
+func (r *batchRoom) newSegment() *pb.Segment { return &r.segments.take(1)[0] }
+
+// newDuration returns d as a new Duration.
+func (r *batchRoom) newDuration(d time.Duration) *durationpb.Duration {
+	p := &r.times.take(1)[0]
+	p.Seconds, p.Nanos = int64(d/time.Second), int32(d%time.Second)
+	return p
+}
+
+// slabChunk bounds one allocation of a slab, so that a batch whose inputs
+// emit little does not allocate room for all of them at once.
+const slabChunk = 16
+
+// slab hands out zero values of T from chunks of up to slabChunk, while
+// want (the room still to allocate for the batch) lasts; past it, or
+// outside a batch, each take allocates on its own.
+type slab[T any] struct {
+	want int
+	free []T
+}
+
+// take returns n zero values, their capacity cut to n.
+func (s *slab[T]) take(n int) []T {
+	if n > len(s.free) {
+		if s.want <= 0 {
+			return make([]T, n)
+		}
+		size := max(min(s.want, slabChunk), n)
+		s.free, s.want = make([]T, size), s.want-size
+	}
+	v := s.free[:n:n]
+	s.free = s.free[n:]
+	return v
 }

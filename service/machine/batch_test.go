@@ -2,15 +2,15 @@ package machine
 
 import (
 	"testing"
+	"time"
 
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 )
 
-// TestBatchEvents: the events of a batch's digests come zeroed and
-// distinct from one room of the announced size, each slice with its
-// capacity cut to its length; past the room, and outside a batch, each
-// event is allocated on its own.
-func TestBatchEvents(t *testing.T) {
+// TestBatchRoom: the messages of a batch come zeroed and distinct, each
+// slice with its capacity cut to its length, whether from the batch's
+// room, past it, or outside a batch.
+func TestBatchRoom(t *testing.T) {
 	tests := []struct {
 		name  string
 		batch int   // StartBatch's n; 0: no batch
@@ -20,6 +20,7 @@ func TestBatchEvents(t *testing.T) {
 		{"within the room", 4, []int{1, 2, 1}},
 		{"past the room", 2, []int{1, 1, 3}},
 		{"first take larger than the room", 1, []int{3, 1}},
+		{"room of several chunks", 40, []int{15, 2, 20, 1, 5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -27,23 +28,32 @@ func TestBatchEvents(t *testing.T) {
 			if tt.batch > 0 {
 				m.StartBatch(tt.batch)
 			}
-			seen := map[*pb.Event]bool{}
+			seenEv, seenSeg := map[*pb.Event]bool{}, map[*pb.Segment]bool{}
 			for _, n := range tt.takes {
-				evs := m.batch.events(n)
+				evs := m.batch.newEvents(n)
 				if len(evs) != n || cap(evs) != n {
-					t.Fatalf("events(%d): len %d cap %d", n, len(evs), cap(evs))
+					t.Fatalf("newEvents(%d): len %d cap %d", n, len(evs), cap(evs))
 				}
 				for _, e := range evs {
-					if e == nil || seen[e] || e.Endpoint != "" || e.Kind != 0 {
-						t.Fatalf("events(%d): %p not a new zero event", n, e)
+					if e == nil || seenEv[e] || e.Endpoint != "" || e.Kind != 0 {
+						t.Fatalf("newEvents(%d): %p not a new zero event", n, e)
 					}
-					seen[e] = true
+					seenEv[e] = true
 					e.Endpoint = "used"
+				}
+				s := m.batch.newSegment()
+				if seenSeg[s] || s.Raw != nil || s.Time != nil {
+					t.Fatalf("newSegment: %p not a new zero segment", s)
+				}
+				seenSeg[s] = true
+				s.Time = m.batch.newDuration(1500 * time.Millisecond)
+				if s.Time.Seconds != 1 || s.Time.Nanos != 5e8 {
+					t.Fatalf("newDuration(1.5s) = %v", s.Time)
 				}
 			}
 			m.EndBatch()
-			if m.batch.want != 0 || len(m.batch.free) != 0 {
-				t.Fatalf("after EndBatch: %+v", m.batch)
+			if m.batch.events.want != 0 || len(m.batch.events.free) != 0 || len(m.batch.segments.free) != 0 {
+				t.Fatalf("after EndBatch: %+v", m.batch.events)
 			}
 		})
 	}

@@ -55,7 +55,7 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 		}
 	}
 	if n := len(rd.Events); n > 0 {
-		d.Events = m.batch.events(n)
+		d.Events = m.batch.newEvents(n)
 		for i, ev := range rd.Events {
 			d.Events[i].Endpoint, d.Events[i].Kind = m.EndpointName(ev.Endpoint), pb.EventKind(ev.Kind)
 		}
@@ -71,12 +71,9 @@ func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 	for i := range rd.Packets {
 		p := &rd.Packets[i]
 		if rawOnly {
-			out.Segments = append(out.Segments, &pb.Segment{
-				Raw:       d.Packets[i],
-				Direction: pb.Direction_DIRECTION_OUTBOUND,
-				Time:      durationpb.New(p.Time),
-				Endpoint:  m.EndpointName(p.Endpoint),
-			})
+			s := m.batch.newSegment()
+			s.Raw, s.Direction, s.Time, s.Endpoint = d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, m.batch.newDuration(p.Time), m.EndpointName(p.Endpoint)
+			out.Segments = append(out.Segments, s)
 			continue
 		}
 		out.Segments = append(out.Segments, SegmentView(d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, p.Time, m.EndpointName(p.Endpoint)))
