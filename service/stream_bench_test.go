@@ -69,3 +69,34 @@ func BenchmarkExchangeConn(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/segment")
 }
+
+// BenchmarkExecPackets is the service's own work for the messages of
+// BenchmarkExchangeConn, without gRPC: the engine, the digests, the two
+// log records per segment and their one write per message, the response.
+func BenchmarkExecPackets(b *testing.B) {
+	e := &env{t: &testing.T{}, dir: b.TempDir(), cfg: Config{Fsync: store.FsyncNever, Logger: quietLogger(),
+		Limits: Limits{MaxLogBytes: 1 << 40}}} // b.N messages of 64 segments
+	e.cfg.DataDir = e.dir
+	e.start()
+	b.Cleanup(e.stop)
+	e.createSession("x", fixedISNOptions(1000))
+	e.listen("sessions/x", "10.0.0.1:80")
+	ss, err := e.svc.lookup(b.Context(), "x")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pkts [][]byte
+	for port := uint16(1024); len(pkts) < 64*1024; port++ {
+		pkts = append(pkts, connPackets(port, 500)...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		off := (i * 64) % (len(pkts) - 64)
+		out := &pb.Outputs{}
+		if n, perr, err := ss.execPackets(pkts[off:off+64], out, true); n != 64 || perr != nil || err != nil {
+			b.Fatalf("processed %d: %v, %v", n, perr, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/segment")
+}

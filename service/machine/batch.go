@@ -16,6 +16,7 @@ import (
 
 // batchRoom is the room left for the messages of the current batch.
 type batchRoom struct {
+	size      int // the batch's inputs
 	events    slab[pb.Event]
 	eventPtrs slab[*pb.Event]
 	segments  slab[pb.Segment]
@@ -25,8 +26,8 @@ type batchRoom struct {
 // StartBatch makes room for the outputs of about n inputs; the digests and
 // the API view of the batch take their messages from it until EndBatch.
 func (m *Machine) StartBatch(n int) {
-	m.batch = batchRoom{events: slab[pb.Event]{want: n}, eventPtrs: slab[*pb.Event]{want: n},
-		segments: slab[pb.Segment]{want: n}, times: slab[durationpb.Duration]{want: n}}
+	m.batch = batchRoom{size: n, events: slab[pb.Event]{want: n, chunk: n}, eventPtrs: slab[*pb.Event]{want: n, chunk: n},
+		segments: slab[pb.Segment]{want: n, chunk: segmentChunk}, times: slab[durationpb.Duration]{want: n, chunk: segmentChunk}}
 }
 
 // EndBatch drops the batch's room: later outputs allocate their own.
@@ -51,16 +52,17 @@ func (r *batchRoom) newDuration(d time.Duration) *durationpb.Duration {
 	return p
 }
 
-// slabChunk bounds one allocation of a slab, so that a batch whose inputs
-// emit little does not allocate room for all of them at once.
-const slabChunk = 16
+// segmentChunk bounds one allocation of segments (large messages), so that
+// a batch whose inputs emit little does not allocate room for all of them;
+// events (small, and one per data segment) get the batch's room at once.
+const segmentChunk = 16
 
-// slab hands out zero values of T from chunks of up to slabChunk, while
+// slab hands out zero values of T from chunks of up to chunk values, while
 // want (the room still to allocate for the batch) lasts; past it, or
 // outside a batch, each take allocates on its own.
 type slab[T any] struct {
-	want int
-	free []T
+	want, chunk int
+	free        []T
 }
 
 // take returns n zero values, their capacity cut to n.
@@ -69,7 +71,7 @@ func (s *slab[T]) take(n int) []T {
 		if s.want <= 0 {
 			return make([]T, n)
 		}
-		size := max(min(s.want, slabChunk), n)
+		size := max(min(s.want, s.chunk), n)
 		s.free, s.want = make([]T, size), s.want-size
 	}
 	v := s.free[:n:n]

@@ -79,6 +79,10 @@ func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 		out.Segments = append(out.Segments, SegmentView(d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, p.Time, m.EndpointName(p.Endpoint)))
 	}
 	out.Transitions = append(out.Transitions, d.Transitions...)
+	if out.Events == nil && len(d.Events) > 0 {
+		// The first events of a batch: room for one per input.
+		out.Events = make([]*pb.Event, 0, max(m.batch.size, len(d.Events)))
+	}
 	out.Events = append(out.Events, d.Events...)
 	if rawOnly {
 		return
