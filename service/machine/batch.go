@@ -25,13 +25,35 @@ type batchRoom struct {
 
 // StartBatch makes room for the outputs of about n inputs; the digests and
 // the API view of the batch take their messages from it until EndBatch.
+// The room is allocated on a machine's first batch and kept, so that a
+// session that never streams does not carry it.
 func (m *Machine) StartBatch(n int) {
-	m.batch = batchRoom{size: n, events: slab[pb.Event]{want: n, chunk: n}, eventPtrs: slab[*pb.Event]{want: n, chunk: n},
+	if m.batch == nil {
+		m.batch = new(batchRoom)
+	}
+	*m.batch = batchRoom{size: n, events: slab[pb.Event]{want: n, chunk: n}, eventPtrs: slab[*pb.Event]{want: n, chunk: n},
 		segments: slab[pb.Segment]{want: n, chunk: segmentChunk}, times: slab[durationpb.Duration]{want: n, chunk: segmentChunk}}
 }
 
 // EndBatch drops the batch's room: later outputs allocate their own.
-func (m *Machine) EndBatch() { m.batch = batchRoom{} }
+func (m *Machine) EndBatch() {
+	if m.batch != nil {
+		*m.batch = batchRoom{}
+	}
+}
+
+// noBatch is the room outside a batch: none, so every take allocates. It
+// is shared by every machine and never written (slab.take writes only a
+// slab with room to hand out).
+var noBatch batchRoom
+
+// room is the current batch's room, or noBatch.
+func (m *Machine) room() *batchRoom {
+	if m.batch != nil {
+		return m.batch
+	}
+	return &noBatch
+}
 
 // newEvents returns n new zero events.
 func (r *batchRoom) newEvents(n int) []*pb.Event {
@@ -67,7 +89,7 @@ type slab[T any] struct {
 
 // take returns n zero values, their capacity cut to n.
 func (s *slab[T]) take(n int) []T {
-	if n > len(s.free) {
+	if n > len(s.free) || n == 0 {
 		if s.want <= 0 {
 			return make([]T, n)
 		}

@@ -30,7 +30,7 @@ func TestBatchRoom(t *testing.T) {
 			}
 			seenEv, seenSeg := map[*pb.Event]bool{}, map[*pb.Segment]bool{}
 			for _, n := range tt.takes {
-				evs := m.batch.newEvents(n)
+				evs := m.room().newEvents(n)
 				if len(evs) != n || cap(evs) != n {
 					t.Fatalf("newEvents(%d): len %d cap %d", n, len(evs), cap(evs))
 				}
@@ -41,19 +41,23 @@ func TestBatchRoom(t *testing.T) {
 					seenEv[e] = true
 					e.Endpoint = "used"
 				}
-				s := m.batch.newSegment()
+				s := m.room().newSegment()
 				if seenSeg[s] || s.Raw != nil || s.Time != nil {
 					t.Fatalf("newSegment: %p not a new zero segment", s)
 				}
 				seenSeg[s] = true
-				s.Time = m.batch.newDuration(1500 * time.Millisecond)
+				s.Time = m.room().newDuration(1500 * time.Millisecond)
 				if s.Time.Seconds != 1 || s.Time.Nanos != 5e8 {
 					t.Fatalf("newDuration(1.5s) = %v", s.Time)
 				}
 			}
 			m.EndBatch()
-			if m.batch.events.want != 0 || len(m.batch.events.free) != 0 || len(m.batch.segments.free) != 0 {
-				t.Fatalf("after EndBatch: %+v", m.batch.events)
+			if r := m.room(); r.events.want != 0 || len(r.events.free) != 0 || len(r.segments.free) != 0 {
+				t.Fatalf("after EndBatch: %+v", r.events)
+			}
+			if noBatch.size != 0 || noBatch.events.want != 0 || noBatch.events.free != nil || noBatch.eventPtrs.free != nil ||
+				noBatch.segments.free != nil || noBatch.times.free != nil {
+				t.Fatalf("noBatch written: %+v", noBatch)
 			}
 		})
 	}

@@ -47,7 +47,7 @@ type Machine struct {
 	Ready fsm.Ready
 	Live  pb.OutputDigest
 	// batch hands out the small messages of a batch's outputs (batch.go).
-	batch batchRoom
+	batch *batchRoom
 }
 
 func New(session string, cfg fsm.Config) *Machine {

@@ -55,7 +55,7 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 		}
 	}
 	if n := len(rd.Events); n > 0 {
-		d.Events = m.batch.newEvents(n)
+		d.Events = m.room().newEvents(n)
 		for i, ev := range rd.Events {
 			d.Events[i].Endpoint, d.Events[i].Kind = m.EndpointName(ev.Endpoint), pb.EventKind(ev.Kind)
 		}
@@ -71,8 +71,8 @@ func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 	for i := range rd.Packets {
 		p := &rd.Packets[i]
 		if rawOnly {
-			s := m.batch.newSegment()
-			s.Raw, s.Direction, s.Time, s.Endpoint = d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, m.batch.newDuration(p.Time), m.EndpointName(p.Endpoint)
+			s := m.room().newSegment()
+			s.Raw, s.Direction, s.Time, s.Endpoint = d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, m.room().newDuration(p.Time), m.EndpointName(p.Endpoint)
 			out.Segments = append(out.Segments, s)
 			continue
 		}
@@ -81,7 +81,7 @@ func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 	out.Transitions = append(out.Transitions, d.Transitions...)
 	if out.Events == nil && len(d.Events) > 0 {
 		// The first events of a batch: room for one per input.
-		out.Events = make([]*pb.Event, 0, max(m.batch.size, len(d.Events)))
+		out.Events = make([]*pb.Event, 0, max(m.room().size, len(d.Events)))
 	}
 	out.Events = append(out.Events, d.Events...)
 	if rawOnly {
