@@ -1,26 +1,21 @@
 package machine
 
-import (
-	"time"
-
-	"google.golang.org/protobuf/types/known/durationpb"
-
-	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
-)
+import pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 // A batch of inputs (the packets of one ExchangeSegments message) has the
-// small messages of its digests and of its response allocated together:
-// a few allocations for the whole batch instead of a few per input. The
-// messages are shared read-only, by the log records and the response, like
-// those allocated one by one; a chunk lives as long as any of them.
+// events of its digests allocated together: two allocations for the whole
+// batch instead of two per input (every data segment in order reports
+// EVENT_KIND_DATA_READABLE). The events are shared read-only, by the log
+// records and the response, like those allocated one by one; the room
+// lives as long as any of them. (Emitted segments are not batched: the
+// bulk path emits few, mostly delayed ACKs, and a room for them cost more
+// than it saved.)
 
 // batchRoom is the room left for the messages of the current batch.
 type batchRoom struct {
 	size      int // the batch's inputs
 	events    slab[pb.Event]
 	eventPtrs slab[*pb.Event]
-	segments  slab[pb.Segment]
-	times     slab[durationpb.Duration]
 }
 
 // StartBatch makes room for the outputs of about n inputs; the digests and
@@ -31,8 +26,7 @@ func (m *Machine) StartBatch(n int) {
 	if m.batch == nil {
 		m.batch = new(batchRoom)
 	}
-	*m.batch = batchRoom{size: n, events: slab[pb.Event]{want: n, chunk: n}, eventPtrs: slab[*pb.Event]{want: n, chunk: n},
-		segments: slab[pb.Segment]{want: n, chunk: segmentChunk}, times: slab[durationpb.Duration]{want: n, chunk: segmentChunk}}
+	*m.batch = batchRoom{size: n, events: slab[pb.Event]{want: n}, eventPtrs: slab[*pb.Event]{want: n}}
 }
 
 // EndBatch drops the batch's room: later outputs allocate their own.
@@ -64,27 +58,12 @@ func (r *batchRoom) newEvents(n int) []*pb.Event {
 	return evs
 }
 
-// newSegment returns a new zero segment.
-func (r *batchRoom) newSegment() *pb.Segment { return &r.segments.take(1)[0] }
-
-// newDuration returns d as a new Duration.
-func (r *batchRoom) newDuration(d time.Duration) *durationpb.Duration {
-	p := &r.times.take(1)[0]
-	p.Seconds, p.Nanos = int64(d/time.Second), int32(d%time.Second)
-	return p
-}
-
-// segmentChunk bounds one allocation of segments (large messages), so that
-// a batch whose inputs emit little does not allocate room for all of them;
-// events (small, and one per data segment) get the batch's room at once.
-const segmentChunk = 16
-
-// slab hands out zero values of T from chunks of up to chunk values, while
-// want (the room still to allocate for the batch) lasts; past it, or
-// outside a batch, each take allocates on its own.
+// slab hands out zero values of T from one allocation of room for want
+// values, made on the first take; past it, or outside a batch, each take
+// allocates on its own.
 type slab[T any] struct {
-	want, chunk int
-	free        []T
+	want int
+	free []T
 }
 
 // take returns n zero values, their capacity cut to n.
@@ -93,8 +72,7 @@ func (s *slab[T]) take(n int) []T {
 		if s.want <= 0 {
 			return make([]T, n)
 		}
-		size := max(min(s.want, s.chunk), n)
-		s.free, s.want = make([]T, size), s.want-size
+		s.free, s.want = make([]T, max(s.want, n)), 0
 	}
 	v := s.free[:n:n]
 	s.free = s.free[n:]

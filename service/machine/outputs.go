@@ -71,9 +71,12 @@ func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 	for i := range rd.Packets {
 		p := &rd.Packets[i]
 		if rawOnly {
-			s := m.room().newSegment()
-			s.Raw, s.Direction, s.Time, s.Endpoint = d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, m.room().newDuration(p.Time), m.EndpointName(p.Endpoint)
-			out.Segments = append(out.Segments, s)
+			out.Segments = append(out.Segments, &pb.Segment{
+				Raw:       d.Packets[i],
+				Direction: pb.Direction_DIRECTION_OUTBOUND,
+				Time:      durationpb.New(p.Time),
+				Endpoint:  m.EndpointName(p.Endpoint),
+			})
 			continue
 		}
 		out.Segments = append(out.Segments, SegmentView(d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, p.Time, m.EndpointName(p.Endpoint)))
