@@ -11,15 +11,15 @@ import pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 // bulk path emits few, mostly delayed ACKs, and a room for them cost more
 // than it saved.)
 
-// batchRoom is the room left for the messages of the current batch.
+// batchRoom is the room left for the events of the current batch.
 type batchRoom struct {
 	size      int // the batch's inputs
 	events    slab[pb.Event]
 	eventPtrs slab[*pb.Event]
 }
 
-// StartBatch makes room for the outputs of about n inputs; the digests and
-// the API view of the batch take their messages from it until EndBatch.
+// StartBatch makes room for the events of about n inputs; the digests and
+// the API view of the batch take their events from it until EndBatch.
 // The room is allocated on a machine's first batch and kept, so that a
 // session that never streams does not carry it.
 func (m *Machine) StartBatch(n int) {
@@ -29,7 +29,7 @@ func (m *Machine) StartBatch(n int) {
 	*m.batch = batchRoom{size: n, events: slab[pb.Event]{want: n}, eventPtrs: slab[*pb.Event]{want: n}}
 }
 
-// EndBatch drops the batch's room: later outputs allocate their own.
+// EndBatch drops the batch's room: later events are allocated one by one.
 func (m *Machine) EndBatch() {
 	if m.batch != nil {
 		*m.batch = batchRoom{}
