@@ -49,9 +49,12 @@ func (h *segmentServer) SubmitSegment(ctx context.Context, req *pb.SubmitSegment
 // happened after them).
 func (s *session) flushEndLocked() error {
 	s.batching = false
+	s.m.EndBatch()
 	if err := s.flushLocked(); err != nil {
+		s.tally = stepTally{} // the batch failed: its steps are not counted
 		return s.failLocked(err)
 	}
+	s.svc.metrics.observeSteps(&s.tally)
 	return nil
 }
 
@@ -265,6 +268,7 @@ func (s *session) execPackets(pkts [][]byte, out *pb.Outputs, rawOnly bool) (pro
 		s.mu.Unlock()
 		return 0, nil, err
 	}
+	s.m.StartBatch(len(pkts))
 	in := segmentInput(nil) // one input message, refilled for each packet
 	sin := in.GetSegment()
 	for _, pkt := range pkts {

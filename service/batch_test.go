@@ -2,8 +2,11 @@ package service
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tcpstated/tcpstated/fsm"
@@ -61,8 +64,9 @@ func TestExchangeMessageLogsAsUnaryCalls(t *testing.T) {
 	pkts = append(pkts, []byte{0x45}, packet(301, 1001, fsm.FlagACK, "never"))
 
 	// run sends pkts to a session "x" of a fresh server and returns its
-	// log's records.
-	run := func(t *testing.T, streamed bool) [][]byte {
+	// log's records and its step counters (segments in, segments out,
+	// inputs by kind).
+	run := func(t *testing.T, streamed bool) ([][]byte, []float64) {
 		e := newEnv(t, Config{Fsync: store.FsyncNever})
 		o := fixedISNOptions(1000)
 		o.SecretSeed = proto.String("batch test")
@@ -95,10 +99,19 @@ func TestExchangeMessageLogsAsUnaryCalls(t *testing.T) {
 				}
 			}
 		}
+		m := e.svc.metrics
+		counts := []float64{counterValue(t, m.segmentsIn), counterValue(t, m.segmentsOut)}
+		for _, c := range m.byKind {
+			counts = append(counts, counterValue(t, c))
+		}
 		e.stop()
-		return logPayloads(t, e.dir, "x")
+		return logPayloads(t, e.dir, "x"), counts
 	}
-	got, want := run(t, true), run(t, false)
+	got, gotCounts := run(t, true)
+	want, wantCounts := run(t, false)
+	if !slices.Equal(gotCounts, wantCounts) || gotCounts[0] != float64(malformed) {
+		t.Errorf("counters streamed %v, by unary calls %v; want %d segments in", gotCounts, wantCounts, malformed)
+	}
 	if len(got) != len(want) || len(got) < 2*malformed {
 		t.Fatalf("%d records streamed, %d by unary calls, want at least %d", len(got), len(want), 2*malformed)
 	}
@@ -134,4 +147,14 @@ func TestExchangeWithWatcherLogsFirst(t *testing.T) {
 	if got := must[*pb.WatchSegmentsResponse](t)(w.Recv()); len(got.Segments) != 1 || !hasFlags(got.Segments[0], "SYN", "ACK") {
 		t.Fatalf("watch: %v", got)
 	}
+}
+
+// counterValue reads a counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -109,12 +109,35 @@ func inputKind(in *pb.Input) int {
 
 // observeStep counts one logged input and the packets it emitted.
 func (m *metrics) observeStep(in *pb.Input, emitted int) {
-	k := inputKind(in)
-	m.byKind[k].Inc()
-	if k == 1 {
-		m.segmentsIn.Inc()
+	var t stepTally
+	t.add(in, emitted)
+	m.observeSteps(&t)
+}
+
+// stepTally counts the logged inputs of a batch (an ExchangeSegments
+// message) so that the counters are updated once for the whole batch.
+type stepTally struct {
+	byKind  [len(inputKindNames)]int
+	emitted int
+}
+
+func (t *stepTally) add(in *pb.Input, emitted int) {
+	t.byKind[inputKind(in)]++
+	t.emitted += emitted
+}
+
+// observeSteps adds the tally to the counters and empties it.
+func (m *metrics) observeSteps(t *stepTally) {
+	for k, n := range t.byKind {
+		if n > 0 {
+			m.byKind[k].Add(float64(n))
+		}
 	}
-	if emitted > 0 {
-		m.segmentsOut.Add(float64(emitted))
+	if n := t.byKind[1]; n > 0 {
+		m.segmentsIn.Add(float64(n))
 	}
+	if t.emitted > 0 {
+		m.segmentsOut.Add(float64(t.emitted))
+	}
+	*t = stepTally{}
 }

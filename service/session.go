@@ -48,6 +48,7 @@ type session struct {
 	// write with those of later steps (flushLocked) before it releases the
 	// lock (execPackets: one write per stream message).
 	batching bool
+	tally    stepTally // the batch's steps, counted by flushEndLocked
 	enc      recordEncoder
 	state    sessionState
 	failure  error // why the session is failed or broken
@@ -202,7 +203,11 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 		m.AppendOutputs(out, rd, d, rawOnly)
 	}
 	s.dispatchLocked(in, t0, rd, d)
-	s.svc.metrics.observeStep(in, len(d.Packets))
+	if s.batching {
+		s.tally.add(in, len(d.Packets))
+	} else {
+		s.svc.metrics.observeStep(in, len(d.Packets))
+	}
 	return res, nil
 }
 

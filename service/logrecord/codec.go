@@ -105,61 +105,40 @@ func fastRecord(rec *pb.LogRecord) bool {
 
 func appendRecordFast(b []byte, rec *pb.LogRecord) []byte {
 	if rec.Index != 0 {
-		b = protowire.AppendTag(b, fRecordIndex, protowire.VarintType)
-		b = protowire.AppendVarint(b, rec.Index)
+		b = appendTag(b, fRecordIndex, protowire.VarintType)
+		b = appendUvarint(b, rec.Index)
 	}
 	b = appendDurationField(b, fRecordTime, rec.Time)
 	switch body := rec.Body.(type) {
 	case *pb.LogRecord_Input:
-		pkt := body.Input.GetSegment().GetIpPacket()
-		segSize := bytesFieldSize(fSegmentIPPacket, pkt)
-		inSize := protowire.SizeTag(fInputSegment) + protowire.SizeBytes(segSize)
-		b = protowire.AppendTag(b, fRecordInput, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(inSize))
-		b = protowire.AppendTag(b, fInputSegment, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(segSize))
-		b = appendBytesField(b, fSegmentIPPacket, pkt)
+		var in int
+		b, in = beginMessage(b, fRecordInput)
+		var seg int
+		b, seg = beginMessage(b, fInputSegment)
+		b = appendBytesField(b, fSegmentIPPacket, body.Input.GetSegment().GetIpPacket())
+		b = endMessage(b, seg)
+		b = endMessage(b, in)
 	case *pb.LogRecord_Output:
-		d := body.Output
-		b = protowire.AppendTag(b, fRecordOutput, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(digestSize(d)))
-		b = appendDigest(b, d)
+		var out int
+		b, out = beginMessage(b, fRecordOutput)
+		b = appendDigest(b, body.Output)
+		b = endMessage(b, out)
 	}
 	return b
 }
 
-func digestSize(d *pb.OutputDigest) int {
-	n := 0
-	if d.InputIndex != 0 {
-		n += protowire.SizeTag(fDigestInputIndex) + protowire.SizeVarint(d.InputIndex)
-	}
-	for _, p := range d.Packets {
-		n += protowire.SizeTag(fDigestPackets) + protowire.SizeBytes(len(p))
-	}
-	for _, t := range d.Transitions {
-		n += protowire.SizeTag(fDigestTransitions) + protowire.SizeBytes(transitionSize(t))
-	}
-	for _, e := range d.Events {
-		n += protowire.SizeTag(fDigestEvents) + protowire.SizeBytes(eventSize(e))
-	}
-	if d.Result != nil {
-		n += protowire.SizeTag(fDigestResult) + protowire.SizeBytes(resultSize(d.Result))
-	}
-	return n
-}
-
 func appendDigest(b []byte, d *pb.OutputDigest) []byte {
 	if d.InputIndex != 0 {
-		b = protowire.AppendTag(b, fDigestInputIndex, protowire.VarintType)
-		b = protowire.AppendVarint(b, d.InputIndex)
+		b = appendTag(b, fDigestInputIndex, protowire.VarintType)
+		b = appendUvarint(b, d.InputIndex)
 	}
 	for _, p := range d.Packets { // repeated: every element, empty or not
-		b = protowire.AppendTag(b, fDigestPackets, protowire.BytesType)
-		b = protowire.AppendBytes(b, p)
+		b = appendTag(b, fDigestPackets, protowire.BytesType)
+		b = appendLenBytes(b, p)
 	}
 	for _, t := range d.Transitions {
-		b = protowire.AppendTag(b, fDigestTransitions, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(transitionSize(t)))
+		var m int
+		b, m = beginMessage(b, fDigestTransitions)
 		b = appendStringField(b, fTransitionEndpoint, t.Endpoint)
 		b = appendVarintField(b, fTransitionFrom, uint64(int64(t.FromState)))
 		b = appendVarintField(b, fTransitionTo, uint64(int64(t.ToState)))
@@ -167,16 +146,18 @@ func appendDigest(b []byte, d *pb.OutputDigest) []byte {
 		b = appendStringField(b, fTransitionToName, t.ToStateName)
 		b = appendStringField(b, fTransitionCause, t.Cause)
 		b = appendDurationField(b, fTransitionTime, t.Time)
+		b = endMessage(b, m)
 	}
 	for _, e := range d.Events {
-		b = protowire.AppendTag(b, fDigestEvents, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(eventSize(e)))
+		var m int
+		b, m = beginMessage(b, fDigestEvents)
 		b = appendStringField(b, fEventEndpoint, e.Endpoint)
 		b = appendVarintField(b, fEventKind, uint64(int64(e.Kind)))
+		b = endMessage(b, m)
 	}
 	if r := d.Result; r != nil {
-		b = protowire.AppendTag(b, fDigestResult, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(resultSize(r)))
+		var m int
+		b, m = beginMessage(b, fDigestResult)
 		b = appendVarintField(b, fResultCount, uint64(r.Count))
 		b = appendBytesField(b, fResultData, r.Data)
 		if r.Eof {
@@ -185,97 +166,43 @@ func appendDigest(b []byte, d *pb.OutputDigest) []byte {
 		b = appendStringField(b, fResultEndpointID, r.EndpointId)
 		b = appendVarintField(b, fResultErrorCode, uint64(int64(r.ErrorCode)))
 		b = appendStringField(b, fResultErrorMessage, r.ErrorMessage)
+		b = endMessage(b, m)
 	}
 	return b
 }
 
-func transitionSize(t *pb.Transition) int {
-	return stringFieldSize(fTransitionEndpoint, t.Endpoint) +
-		varintFieldSize(fTransitionFrom, uint64(int64(t.FromState))) +
-		varintFieldSize(fTransitionTo, uint64(int64(t.ToState))) +
-		stringFieldSize(fTransitionFromName, t.FromStateName) +
-		stringFieldSize(fTransitionToName, t.ToStateName) +
-		stringFieldSize(fTransitionCause, t.Cause) +
-		durationFieldSize(fTransitionTime, t.Time)
-}
-
-func eventSize(e *pb.Event) int {
-	return stringFieldSize(fEventEndpoint, e.Endpoint) + varintFieldSize(fEventKind, uint64(int64(e.Kind)))
-}
-
-func resultSize(r *pb.CallResult) int {
-	n := varintFieldSize(fResultCount, uint64(r.Count)) + bytesFieldSize(fResultData, r.Data)
-	if r.Eof {
-		n += varintFieldSize(fResultEOF, 1)
-	}
-	return n + stringFieldSize(fResultEndpointID, r.EndpointId) +
-		varintFieldSize(fResultErrorCode, uint64(int64(r.ErrorCode))) +
-		stringFieldSize(fResultErrorMessage, r.ErrorMessage)
-}
-
 // Scalar fields of proto3 without presence are written only when not zero.
-
-func varintFieldSize(n protowire.Number, v uint64) int {
-	if v == 0 {
-		return 0
-	}
-	return protowire.SizeTag(n) + protowire.SizeVarint(v)
-}
 
 func appendVarintField(b []byte, n protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	return protowire.AppendVarint(protowire.AppendTag(b, n, protowire.VarintType), v)
-}
-
-func bytesFieldSize(n protowire.Number, v []byte) int {
-	if len(v) == 0 {
-		return 0
-	}
-	return protowire.SizeTag(n) + protowire.SizeBytes(len(v))
+	return appendUvarint(appendTag(b, n, protowire.VarintType), v)
 }
 
 func appendBytesField(b []byte, n protowire.Number, v []byte) []byte {
 	if len(v) == 0 {
 		return b
 	}
-	return protowire.AppendBytes(protowire.AppendTag(b, n, protowire.BytesType), v)
-}
-
-func stringFieldSize(n protowire.Number, v string) int {
-	if v == "" {
-		return 0
-	}
-	return protowire.SizeTag(n) + protowire.SizeBytes(len(v))
+	return appendLenBytes(appendTag(b, n, protowire.BytesType), v)
 }
 
 func appendStringField(b []byte, n protowire.Number, v string) []byte {
 	if v == "" {
 		return b
 	}
-	return protowire.AppendString(protowire.AppendTag(b, n, protowire.BytesType), v)
+	return appendLenString(appendTag(b, n, protowire.BytesType), v)
 }
 
 // A google.protobuf.Duration field is written when set, even if zero.
-
-func durationSize(d *durationpb.Duration) int {
-	return varintFieldSize(fDurationSeconds, uint64(d.Seconds)) + varintFieldSize(fDurationNanos, uint64(int64(d.Nanos)))
-}
-
-func durationFieldSize(n protowire.Number, d *durationpb.Duration) int {
-	if d == nil {
-		return 0
-	}
-	return protowire.SizeTag(n) + protowire.SizeBytes(durationSize(d))
-}
 
 func appendDurationField(b []byte, n protowire.Number, d *durationpb.Duration) []byte {
 	if d == nil {
 		return b
 	}
-	b = protowire.AppendTag(b, n, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(durationSize(d)))
+	var m int
+	b, m = beginMessage(b, n)
 	b = appendVarintField(b, fDurationSeconds, uint64(d.Seconds))
-	return appendVarintField(b, fDurationNanos, uint64(int64(d.Nanos)))
+	b = appendVarintField(b, fDurationNanos, uint64(int64(d.Nanos)))
+	return endMessage(b, m)
 }

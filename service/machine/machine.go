@@ -31,6 +31,12 @@ type Machine struct {
 	aliasOf map[fsm.EndpointID]string
 	maxID   fsm.EndpointID // the highest ID the engine has assigned: IDs are never reused
 	names   map[fsm.EndpointID]string
+	// lastName is the last name EndpointName returned: the outputs of a
+	// step mostly name one endpoint, several times.
+	lastName struct {
+		id   fsm.EndpointID
+		name string
+	}
 	// acceptedFrom remembers the listener of each accepted connection (the
 	// engine forgets it on accept).
 	acceptedFrom map[fsm.EndpointID]fsm.EndpointID
@@ -40,6 +46,8 @@ type Machine struct {
 	// input (nothing keeps them past the step; see session.stepLocked).
 	Ready fsm.Ready
 	Live  pb.OutputDigest
+	// batch hands out the small messages of a batch's outputs (batch.go).
+	batch *batchRoom
 }
 
 func New(session string, cfg fsm.Config) *Machine {
@@ -72,14 +80,18 @@ func (m *Machine) EndpointName(id fsm.EndpointID) string {
 	if id == 0 {
 		return ""
 	}
-	if n, ok := m.names[id]; ok {
-		return n
+	if id == m.lastName.id {
+		return m.lastName.name
 	}
-	n := m.session + endpointsInfix + m.endpointID(id)
-	if m.names == nil || len(m.names) >= 4096 {
-		m.names = make(map[fsm.EndpointID]string)
+	n, ok := m.names[id]
+	if !ok {
+		n = m.session + endpointsInfix + m.endpointID(id)
+		if m.names == nil || len(m.names) >= 4096 {
+			m.names = make(map[fsm.EndpointID]string)
+		}
+		m.names[id] = n
 	}
-	m.names[id] = n
+	m.lastName.id, m.lastName.name = id, n
 	return n
 }
 
@@ -114,6 +126,9 @@ func (m *Machine) addAlias(alias string, id fsm.EndpointID) {
 	m.aliases[alias] = id
 	m.aliasOf[id] = alias
 	delete(m.names, id)
+	if m.lastName.id == id {
+		m.lastName.id = 0
+	}
 }
 
 // errReplay marks an input a re-run could not apply the way the log says.

@@ -55,9 +55,9 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 		}
 	}
 	if n := len(rd.Events); n > 0 {
-		d.Events = make([]*pb.Event, n)
+		d.Events = m.room().newEvents(n)
 		for i, ev := range rd.Events {
-			d.Events[i] = &pb.Event{Endpoint: m.EndpointName(ev.Endpoint), Kind: pb.EventKind(ev.Kind)}
+			d.Events[i].Endpoint, d.Events[i].Kind = m.EndpointName(ev.Endpoint), pb.EventKind(ev.Kind)
 		}
 	}
 }
@@ -82,6 +82,10 @@ func (m *Machine) AppendOutputs(out *pb.Outputs, rd *fsm.Ready, d *pb.OutputDige
 		out.Segments = append(out.Segments, SegmentView(d.Packets[i], pb.Direction_DIRECTION_OUTBOUND, p.Time, m.EndpointName(p.Endpoint)))
 	}
 	out.Transitions = append(out.Transitions, d.Transitions...)
+	if out.Events == nil && len(d.Events) > 0 {
+		// The first events of a batch: room for one per input.
+		out.Events = make([]*pb.Event, 0, max(m.room().size, len(d.Events)))
+	}
 	out.Events = append(out.Events, d.Events...)
 	if rawOnly {
 		return
