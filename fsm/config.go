@@ -141,6 +141,7 @@ type Config struct {
 	RstAck            bool          // rst_ack
 	InfoLinux         bool          // info_linux
 	SendWaitConnect   bool          // send_wait_connect
+	ShutRdEOF         bool          // shutrd_eof: for socket layers; the engine does not read it
 	RstErrnoLinux     bool          // rst_errno_linux
 	NagleMinshall     bool          // nagle_minshall
 	SimOpenDupAck     bool          // simopen_dup_ack (linux_codes.go)

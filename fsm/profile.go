@@ -291,6 +291,7 @@ var profiles = []Profile{
 		{"rst_closing_econnreset", "1"},
 		{"info_linux", "1"},
 		{"send_wait_connect", "1"},
+		{"shutrd_eof", "1"},
 		{"nagle_minshall", "1"},
 		{"simopen_dup_ack", "1"},
 		{"synsent_badack_rexmit", "8"},

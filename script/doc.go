@@ -112,7 +112,8 @@
 // EINPROGRESS on a non-blocking socket (fcntl F_SETFL O_NONBLOCK); a
 // repeated connect() says EALREADY, 0 once, then EISCONN.
 // write/send and read/recv call Send and Receive with the length given;
-// shutdown(SHUT_WR or SHUT_RDWR) is CLOSE (SHUT_RD does nothing); close()
+// shutdown(SHUT_WR or SHUT_RDWR) is CLOSE (SHUT_RD does nothing, or under
+// switch shutrd_eof, as Linux, makes reads of an empty queue end of file); close()
 // is the engine's Close, or Abort when SO_LINGER {onoff=1, linger=0} was
 // set. Errors map to Linux errnos: "connection reset" ECONNRESET,
 // "connection refused" ECONNREFUSED, "connection aborted due to user

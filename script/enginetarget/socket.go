@@ -29,6 +29,7 @@ type sock struct {
 	foDeferred  netip.AddrPort // the remote of a connect the first write makes (fastopen.go)
 	foLocal     netip.AddrPort
 	oobInline   *bool // SO_OOBINLINE set (oob.go)
+	rdShut      bool  // shutdown(SHUT_RD or SHUT_RDWR) under shutrd_eof: an empty queue reads as end of file
 }
 
 // retry tries a blocked call again: its result, the time it returned, and
@@ -339,6 +340,9 @@ func (t *Target) read(s *sock, c *target.Call) target.Result {
 		k, err := get(s.conn, buf)
 		switch {
 		case err == nil && k == 0:
+			if s.rdShut {
+				return target.Result{Detail: "end of file: the reading side was shut down (shutrd_eof, as Linux)"}, t.e.Now(), true
+			}
 			if in.State == fsm.SynSent || in.State == fsm.SynReceived || in.State >= fsm.Established {
 				return target.Result{}, 0, false
 			}
@@ -367,8 +371,16 @@ func (t *Target) shutdown(s *sock, c *target.Call) target.Result {
 	if s.conn == 0 {
 		return target.Err("ENOTCONN")
 	}
+	if c.How == sym["SHUT_RD"] || c.How == sym["SHUT_RDWR"] {
+		if cfg := t.config(); cfg != nil && cfg.ShutRdEOF {
+			s.rdShut = true
+		}
+	}
 	if c.How == sym["SHUT_RD"] {
-		return target.Result{Detail: "SHUT_RD has no effect on the engine"}
+		if s.rdShut {
+			return target.Result{Detail: "SHUT_RD: reads return what is queued, then end of file (shutrd_eof)"}
+		}
+		return target.Result{Detail: "SHUT_RD has no effect on the engine (shutrd_eof=0)"}
 	}
 	err := t.e.Shutdown(s.conn)
 	switch {

@@ -422,6 +422,7 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"synrcvd_syn_reset", "syn-received-new-syn.pkt"},
 		{"acceptq_linux", "accept-queue-overflow.pkt"},
 		{"synq_backlog", "syn-queue-overflow.pkt"},
+		{"shutrd_eof", "shutdown-read.pkt"},
 	}
 	for _, p := range probes {
 		t.Run(p.sw+"/"+p.script, func(t *testing.T) {
