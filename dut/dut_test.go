@@ -142,7 +142,10 @@ func TestBuggyDUT(t *testing.T) {
 // TestBadAgents: an agent that misbehaves fails each script clearly, and
 // the run goes on to the next script.
 func TestBadAgents(t *testing.T) {
-	opts := duttarget.Options{CallTimeout: 300 * time.Millisecond}
+	// A loaded host may deliver the agent's answer after a line's window
+	// closes; a wide tolerance and a few attempts keep the outcome about the
+	// agent, not the scheduler.
+	opts := duttarget.Options{CallTimeout: 300 * time.Millisecond, MinTolerance: 250 * time.Millisecond}
 	for _, tc := range []struct {
 		bug    Bug
 		script string
@@ -158,13 +161,19 @@ func TestBadAgents(t *testing.T) {
 		t.Run(tc.bug.String()+"/"+tc.script, func(t *testing.T) {
 			conn := serve(t, tc.bug)
 			for run := range 2 { // the second run shows the agent was reset and the run went on
-				start := time.Now()
-				rep := runScript(t, conn, tc.script, opts)
-				if rep.Passed || !strings.Contains(rep.Failure, tc.reason) {
-					t.Errorf("run %d: want a failure saying %q, got:\n%s", run, tc.reason, rep.Text())
+				var rep *script.Report
+				for range attempts {
+					start := time.Now()
+					rep = runScript(t, conn, tc.script, opts)
+					if d := time.Since(start); d > 5*time.Second {
+						t.Errorf("run %d took %s", run, d)
+					}
+					if !rep.Passed && strings.Contains(rep.Failure, tc.reason) {
+						break
+					}
 				}
-				if d := time.Since(start); d > 5*time.Second {
-					t.Errorf("run %d took %s", run, d)
+				if rep.Passed || !strings.Contains(rep.Failure, tc.reason) {
+					t.Errorf("run %d: want a failure saying %q; the last of %d attempts:\n%s", run, tc.reason, attempts, rep.Text())
 				}
 			}
 		})
