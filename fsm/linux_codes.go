@@ -19,6 +19,7 @@ const (
 	CodeQuickAckSmallWindow
 	CodeSynRcvdSynReset
 	CodeAcceptQueueFullSynDropped
+	CodeSynWindowLinux
 	numLinuxCodes
 )
 
@@ -35,6 +36,7 @@ var linuxCodeSpecs = [numLinuxCodes - codeLinuxBase]codeSpec{
 	CodeQuickAckSmallWindow - codeLinuxBase:       {"QUICK_ACK_SMALL_WINDOW", "RFC 9293 §3.8.6.3", "quickack (as Linux): the free receive space, {FREE} bytes, is below half the buffer ({RCV.BUFF}): quick-ack mode ends after {N} quick ACKs, and later data waits for the delayed-ACK timer"},
 	CodeSynRcvdSynReset - codeLinuxBase:           {"SYNRCVD_SYN_RESET", "RFC 9293 §3.10.7.4", "synrcvd_syn_reset=1 (as Linux): a new SYN ({SEG.SEQ}, the first was {IRS}) in SYN-RECEIVED of a passive OPEN: sent a reset formed from it (RFC 793's rule) and dropped the half-open connection; RFC 9293 returns it to LISTEN silently"},
 	CodeAcceptQueueFullSynDropped - codeLinuxBase: {"ACCEPT_QUEUE_FULL_SYN_DROPPED", "RFC 9293 §3.10.1", "acceptq_linux=1 (as Linux): the accept queue is full ({ACCEPTQ.LEN} of {ACCEPTQ.LIMIT}): the SYN is dropped without reply; the peer sends it again"},
+	CodeSynWindowLinux - codeLinuxBase:            {"SYN_WINDOW_LINUX", "RFC 7323 §2.2", "tcp_rmem (as Linux): the receive buffer of {SO_RCVBUF} bytes offers half; the SYN's window is that half rounded down to a multiple of {MSS} (the MSS we offer, less 12 bytes when a SYN,ACK carries timestamps), at most 65535: {WND}; the window scale {WSCALE} covers the largest window the socket may offer: tcp_rmem's maximum {TCP_RMEM.MAX}, or, with {LOCKED} (SO_RCVBUF set), the buffer's own"},
 }
 
 // oowRateLimited, under invalid_ratelimit, reports whether the ACK that
@@ -177,10 +179,10 @@ func (e *Engine) beyondWindowLimit(c *conn, limit, n int) int {
 // sends then (the window is closing: acknowledging each segment at once
 // would only announce less room).
 func (e *Engine) quickAckSmallWindow(c *conn, free Size) {
-	if e.cfg.QuickAck <= 0 || c.quickAcks == 255 || int(free) >= e.cfg.RecvBuffer/2 {
+	if e.cfg.QuickAck <= 0 || c.quickAcks == 255 || int(free) >= e.rcvSpace()/2 {
 		return
 	}
-	e.explain(c.id, CodeQuickAckSmallWindow, ActionInfo, Field{"FREE", uint64(free)}, Field{"RCV.BUFF", uint64(e.cfg.RecvBuffer)}, Field{"N", uint64(c.quickAcks)})
+	e.explain(c.id, CodeQuickAckSmallWindow, ActionInfo, Field{"FREE", uint64(free)}, Field{"RCV.BUFF", uint64(e.rcvSpace())}, Field{"N", uint64(c.quickAcks)})
 	c.quickAcks = 255
 }
 

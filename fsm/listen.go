@@ -135,7 +135,7 @@ func (e *Engine) sendCookie(l *conn, t Tuple, seg *Segment) {
 	mss := e.cookieMSSFor(seg)
 	s := Segment{
 		Flags: FlagSYN | FlagACK, Seq: e.cookieFor(t, seg.Seq, mss), Ack: seg.Seq + 1,
-		Window: uint16(min(e.cfg.RecvBuffer, 65535)),
+		Window: uint16(e.synWindow(e.cfg.MSS, false)),
 	}
 	s.Options.MSS, s.Options.HasMSS = e.cfg.MSS, true
 	e.emit(l.id, t.Local, t.Remote, &s)
@@ -166,7 +166,7 @@ func (e *Engine) cookieAccepted(l *conn, t Tuple, seg *Segment, mss uint16) {
 	e.initConn(c, seg.Ack-1)
 	c.sndUna, c.sndNxt, c.rtxNxt = seg.Ack, seg.Ack, seg.Ack
 	c.irs, c.rcvNxt = seg.Seq-1, seg.Seq
-	c.setRcvEdge(c.rcvNxt.Add(Size(min(e.cfg.RecvBuffer, 65535))))
+	c.setRcvEdge(c.rcvNxt.Add(Size(e.synWindow(e.cfg.MSS, false))))
 	c.sndMSS = min(mss, e.cfg.MSS)
 	c.sndWnd, c.maxSndWnd = uint32(seg.Window), uint32(seg.Window)
 	c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack

@@ -292,6 +292,7 @@ var profiles = []Profile{
 		{"info_linux", "1"},
 		{"send_wait_connect", "1"},
 		{"shutrd_eof", "1"},
+		{"tcp_rmem", "4096 131072 6291456"},
 		{"nagle_minshall", "1"},
 		{"simopen_dup_ack", "1"},
 		{"synsent_badack_rexmit", "8"},

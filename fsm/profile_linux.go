@@ -75,7 +75,7 @@ var linuxSwitches = []switchSpec{
 		func(c *Config) *int { return &c.ChallengeAckLimit }),
 	intSwitch("initcwnd", "The initial congestion window in segments. RFC 5681 §3.1 allows up to 4 (by bytes), RFC 6928 10 (experimental). Linux's TCP_INIT_CWND, 10.", 10,
 		func(c *Config) *int { return &c.InitialWindow }),
-	{Switch{"window_scale", "The shift offered in the window scale option (RFC 7323 §2.2: the receiver chooses it, up to 14); 0 offers the smallest that covers the receive buffer. Linux offers 7 for its default tcp_rmem (6 MiB maximum), less after SO_RCVBUF; the linux profile keeps 0, which follows SO_RCVBUF as Linux does. -1 offers none (as Config.WindowScale).", "0"},
+	{Switch{"window_scale", "The shift offered in the window scale option (RFC 7323 §2.2: the receiver chooses it, up to 14); 0 offers the smallest that covers the receive buffer. Under tcp_rmem (the linux profile) 0 is Linux's choice: 7 for its default tcp_rmem (6 MiB maximum), less after a small SO_RCVBUF. -1 offers none (as Config.WindowScale).", "0"},
 		func(c *Config) string { return strconv.Itoa(c.WindowScale) },
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -25,7 +25,9 @@ func TestLinuxProfileValues(t *testing.T) {
 	}{
 		{"Profile", cfg.Profile, "linux"},
 		{"InitialWindow", cfg.InitialWindow, 10},
-		{"WindowScale", cfg.WindowScale, 0}, // follows the receive buffer, as Linux's follows SO_RCVBUF
+		{"WindowScale", cfg.WindowScale, 7}, // tcp_rmem's maximum, 6 MiB: 22 bits, 7 beyond the field's 16
+		{"RecvBuffer", cfg.RecvBuffer, 131072},
+		{"RcvMem", cfg.RcvMem, [3]int{4096, 131072, 6291456}},
 		{"QuickAck", cfg.QuickAck, 16},
 		{"DelayedAckTimeout", cfg.DelayedAckTimeout, 40 * time.Millisecond},
 		{"MinRTO", cfg.MinRTO, 200 * time.Millisecond},
@@ -64,7 +66,8 @@ func TestLinuxSysctlSwitch(t *testing.T) {
 		{"net.ipv4.tcp_congestion_control", "congestion_control"},
 		{"net.ipv4.tcp_keepalive_probes", "keepcnt"},
 		{"net.ipv4.tcp_keepalive_time", ""}, // seconds, not the switch's ms
-		{"net.ipv4.tcp_rmem", ""},
+		{"net.ipv4.tcp_rmem", "tcp_rmem"},
+		{"net.ipv4.tcp_wmem", ""},
 		{"net.ipv4.syn_retries", ""},
 	} {
 		got, ok := SysctlSwitch(tc.sysctl)

@@ -66,9 +66,9 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 		seg = &trimmed
 	}
 	c.irs, c.rcvNxt = seg.Seq, seg.Seq+1
-	// Our SYN offered min(RecvBuffer, 65535) before IRS was known; anchor
+	// Our SYN offered synWindow before IRS was known; anchor
 	// that window at RCV.NXT now.
-	c.setRcvEdge(c.rcvNxt.Add(Size(min(e.cfg.RecvBuffer, 65535))))
+	c.setRcvEdge(c.rcvNxt.Add(Size(e.synWindow(c.rcvMSS, false))))
 	e.negotiate(c, seg)
 	c.sndWnd = uint32(seg.Window) // never scaled in a SYN (RFC 7323 §2.2)
 	c.maxSndWnd = c.sndWnd

@@ -59,12 +59,14 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 	}
 	if flags&FlagSYN != 0 {
 		// The window in a SYN is never scaled (RFC 7323 §2.2).
-		w := min(e.cfg.RecvBuffer, 65535)
+		active := flags&FlagACK == 0
+		ts := !active && c.tsOK && !e.cfg.NoTimestamps
+		w := e.synWindow(c.rcvMSS, ts)
 		c.setRcvEdge(c.rcvNxt.Add(Size(w)))
 		s.Window = uint16(w)
+		e.explainSynWindow(c, w, ts)
 		o := &s.Options
 		o.MSS, o.HasMSS = c.rcvMSS, true
-		active := flags&FlagACK == 0
 		if !e.cfg.NoWindowScale && (active || c.wsOK) {
 			o.WScale, o.HasWScale = uint8(e.cfg.WindowScale), true
 		}
@@ -109,13 +111,13 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 // §3.8.6.2.2): the edge only moves right once the free space exceeds what
 // was offered by min(RCV.BUFF/2, MSS), and never moves left.
 func (e *Engine) advertise(c *conn) uint16 {
-	free := Size(max(e.cfg.RecvBuffer-c.rcvBuf.Len(), 0))
+	free := Size(max(e.rcvSpace()-c.rcvBuf.Len(), 0))
 	e.quickAckSmallWindow(c, free) // linux_codes.go
 	cur := Size(0)
 	if c.rcvAdv.GreaterThan(c.rcvNxt) {
 		cur = c.rcvAdv.Sub(c.rcvNxt)
 	}
-	thresh := Size(min(e.cfg.RecvBuffer/2, int(c.rcvMSS)))
+	thresh := Size(min(e.rcvSpace()/2, int(c.rcvMSS)))
 	if free > cur && free-cur >= thresh {
 		cur = free
 	}
@@ -125,6 +127,11 @@ func (e *Engine) advertise(c *conn) uint16 {
 	if field > 65535 {
 		field = 65535
 		cur = min(cur, Size(field<<c.rcvScale))
+	}
+	if e.cfg.rcvMemLinux() {
+		// Linux keeps the rounded window as its promise (tcp_select_window
+		// sets rcv_wnd to it), so the next window is measured from there.
+		cur = Size(field << c.rcvScale)
 	}
 	c.rcvAdv = c.rcvNxt.Add(cur)
 	c.rcvWire = MaxSeq(c.rcvWire, c.rcvNxt.Add(Size(field<<c.rcvScale)))
@@ -581,7 +588,7 @@ func (e *Engine) maybeWindowUpdate(c *conn) {
 	default:
 		return
 	}
-	free := Size(max(e.cfg.RecvBuffer-c.rcvBuf.Len(), 0))
+	free := Size(max(e.rcvSpace()-c.rcvBuf.Len(), 0))
 	cur := c.rcvWnd()
 	if free <= cur {
 		return
@@ -595,7 +602,7 @@ func (e *Engine) maybeWindowUpdate(c *conn) {
 		}
 		return
 	}
-	thresh := Size(min(e.cfg.RecvBuffer/2, int(c.rcvMSS)))
+	thresh := Size(min(e.rcvSpace()/2, int(c.rcvMSS)))
 	if adv >= thresh && free >= 2*cur {
 		e.sendAck(c)
 	}

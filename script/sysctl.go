@@ -5,13 +5,14 @@ import (
 	"strings"
 
 	"github.com/tcpstated/tcpstated/fsm"
+	"github.com/tcpstated/tcpstated/internal/shellwords"
 )
 
 // parseSysctl reads a backquoted "sysctl -w NAME=VALUE" line, FreeBSD's
 // and Linux's way for a script to set a stack's choices.
 func parseSysctl(cmd string) (name, value string, ok bool) {
-	f := strings.Fields(cmd)
-	if len(f) != 3 || f[0] != "sysctl" || f[1] != "-w" {
+	f, err := shellwords.Split(cmd)
+	if err != nil || len(f) != 3 || f[0] != "sysctl" || f[1] != "-w" {
 		return "", "", false
 	}
 	name, value, ok = strings.Cut(f[2], "=")

@@ -120,6 +120,7 @@ func scriptOptions(c fsm.Config) *pb.SessionOptions {
 		IsnMode:               pb.IsnMode_ISN_MODE_RANDOM,
 		Msl:                   d(c.MSL),
 		ReceiveWindow:         uint32(c.RecvBuffer),
+		ReceiveBufferSet:      c.RecvBufferLocked,
 		SendBuffer:            uint32(c.SendBuffer),
 		Mss:                   uint32(c.MSS),
 		Timestamps:            proto.Bool(!c.NoTimestamps),

@@ -9,15 +9,17 @@ import (
 
 // Sockopt applies to cfg a setsockopt call that comes before the engine's
 // first connection: the engine's configuration is fixed for its lifetime,
-// so SO_RCVBUF (the receive buffer, hence the window: taken as is, not
-// doubled as Linux does), SO_SNDBUF and TCP_NODELAY take effect only when
+// so SO_RCVBUF (the receive buffer, hence the window: taken as is, or
+// doubled as Linux does under the tcp_rmem switch), SO_SNDBUF and TCP_NODELAY take effect only when
 // the engine is built with them. It returns what the call set, or "" if
 // it sets nothing.
 func Sockopt(cfg *fsm.Config, opt string, v int64) string {
 	switch opt {
 	case "SO_RCVBUF":
-		if v > 0 && v <= 1<<30 {
-			cfg.RecvBuffer = int(v)
+		if v > 0 && v <= 1<<29 {
+			if got := cfg.SetRecvBufferOption(int(v)); got != int(v) {
+				return fmt.Sprintf("configures the engine: receive buffer %d bytes (doubled, as Linux: switch tcp_rmem), offering a window of %d", got, got/2)
+			}
 			return fmt.Sprintf("configures the engine: receive buffer (and window) %d bytes", v)
 		}
 	case "SO_SNDBUF":

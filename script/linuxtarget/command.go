@@ -3,7 +3,10 @@
 package linuxtarget
 
 import (
+	"fmt"
 	"strings"
+
+	"github.com/tcpstated/tcpstated/internal/shellwords"
 )
 
 // Command runs a script's backquoted sysctl line inside the namespace:
@@ -13,20 +16,21 @@ import (
 // there, so the command fails rather than touching the host. Anything
 // else is skipped.
 func (t *Target) Command(cmd string) (skip string, err error) {
+	var lines [][]string
 	for _, line := range strings.FieldsFunc(cmd, func(r rune) bool { return r == '\n' || r == ';' }) {
-		args := strings.Fields(line)
+		args, err := shellwords.Split(line)
+		if err != nil {
+			return fmt.Sprintf("skipped: %q: %v", line, err), nil
+		}
 		if len(args) == 0 {
 			continue
 		}
 		if why := sysctlOnly(args); why != "" {
 			return why, nil
 		}
+		lines = append(lines, args)
 	}
-	for _, line := range strings.FieldsFunc(cmd, func(r rune) bool { return r == '\n' || r == ';' }) {
-		args := strings.Fields(line)
-		if len(args) == 0 {
-			continue
-		}
+	for _, args := range lines {
 		run := []string{"-w"}
 		for _, a := range args[1:] {
 			if !strings.HasPrefix(a, "-") {

@@ -106,6 +106,7 @@ func EngineConfig(o *pb.SessionOptions, secret [16]byte, p Params) fsm.Config {
 	setNonZero(&cfg.MSL, dur(o.Msl))
 	setNonZero(&cfg.MSS, uint16(o.Mss))
 	setNonZero(&cfg.RecvBuffer, int(o.ReceiveWindow))
+	cfg.RecvBufferLocked = o.ReceiveBufferSet && o.ReceiveWindow > 0
 	setNonZero(&cfg.SendBuffer, int(o.SendBuffer))
 	setNonZero(&cfg.SynQueue, int(o.SynBacklog))
 	setNonZero(&cfg.AcceptQueue, int(o.AcceptBacklog))

@@ -647,9 +647,13 @@ type SessionOptions struct {
 	Profile string `protobuf:"bytes,25,opt,name=profile,proto3" json:"profile,omitempty"`
 	// Behaviour switches set after the profile, by name ("tw_bsd": "1");
 	// the switches and their values are listed in docs/CONFORMANCE.md.
-	Switches      map[string]string `protobuf:"bytes,26,rep,name=switches,proto3" json:"switches,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Switches map[string]string `protobuf:"bytes,26,rep,name=switches,proto3" json:"switches,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// receive_window was chosen by the application, as setsockopt(SO_RCVBUF)
+	// chooses it: under the tcp_rmem switch (the linux profile) the window
+	// scale then covers that buffer alone, as Linux's does.
+	ReceiveBufferSet bool `protobuf:"varint,27,opt,name=receive_buffer_set,json=receiveBufferSet,proto3" json:"receive_buffer_set,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SessionOptions) Reset() {
@@ -864,6 +868,13 @@ func (x *SessionOptions) GetSwitches() map[string]string {
 	return nil
 }
 
+func (x *SessionOptions) GetReceiveBufferSet() bool {
+	if x != nil {
+		return x.ReceiveBufferSet
+	}
+	return false
+}
+
 // Where a re-run first differed from the log.
 type Difference struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -976,7 +987,7 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\x10first_difference\x18\x06 \x01(\v2\x17.tcpstate.v1.DifferenceR\x0ffirstDifference\x12\x1e\n" +
 	"\n" +
 	"unreadable\x18\a \x01(\bR\n" +
-	"unreadable\"\x94\n" +
+	"unreadable\"\xc2\n" +
 	"\n" +
 	"\x0eSessionOptions\x125\n" +
 	"\n" +
@@ -1015,7 +1026,8 @@ const file_tcpstate_v1_session_proto_rawDesc = "" +
 	"\x0fmax_syn_retries\x18\x17 \x01(\rR\rmaxSynRetries\x12-\n" +
 	"\x13max_syn_ack_retries\x18\x18 \x01(\rR\x10maxSynAckRetries\x12\x18\n" +
 	"\aprofile\x18\x19 \x01(\tR\aprofile\x12E\n" +
-	"\bswitches\x18\x1a \x03(\v2).tcpstate.v1.SessionOptions.SwitchesEntryR\bswitches\x1a;\n" +
+	"\bswitches\x18\x1a \x03(\v2).tcpstate.v1.SessionOptions.SwitchesEntryR\bswitches\x12,\n" +
+	"\x12receive_buffer_set\x18\x1b \x01(\bR\x10receiveBufferSet\x1a;\n" +
 	"\rSwitchesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
