@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -278,8 +279,13 @@ func (t *Target) getsockopt(kfd int, c *target.Call) target.Result {
 }
 
 // tcpInfo is the part of the kernel's struct tcp_info the runner judges.
-// (The window scales are bit fields x/sys/unix does not expose.)
 func tcpInfo(in *unix.TCPInfo) *target.TCPInfo {
+	// The window scales are two 4-bit fields in the byte after
+	// tcpi_options (tcpi_snd_wscale first, so in the low bits on the
+	// little- and big-endian ABIs alike: GCC packs bit fields from the low
+	// end on little-endian machines, and Linux's uapi header swaps their
+	// order for big-endian ones). x/sys/unix leaves the byte as padding.
+	ws := *(*uint8)(unsafe.Add(unsafe.Pointer(in), unsafe.Offsetof(in.Options)+1))
 	state := fmt.Sprint(in.State)
 	if i := int(in.State) - 1; i >= 0 && i < len(target.TCPStates) {
 		state = target.TCPStates[i]
@@ -290,6 +296,7 @@ func tcpInfo(in *unix.TCPInfo) *target.TCPInfo {
 		"tcpi_snd_ssthresh": int64(in.Snd_ssthresh), "tcpi_unacked": int64(in.Unacked),
 		"tcpi_retransmits": int64(in.Retransmits), "tcpi_total_retrans": int64(in.Total_retrans),
 		"tcpi_pmtu": int64(in.Pmtu), "tcpi_options": int64(in.Options),
+		"tcpi_snd_wscale": int64(ws & 0xf), "tcpi_rcv_wscale": int64(ws >> 4),
 	}}
 }
 
