@@ -293,9 +293,13 @@ func RunReplicas(ctx context.Context, cfg ReplicaConfig) (*ReplicaResult, error)
 				return res, err
 			}
 			time.Sleep(cfg.DBDown)
+			started := time.Now()
 			if err := pg.Restart(); err != nil {
 				return res, err
 			}
+			// The restart (crash recovery included) is part of the outage;
+			// what follows it is the replicas' own recovery.
+			what += fmt.Sprintf(" (restart took %v)", time.Since(started).Round(time.Millisecond))
 			res.DBRestarts++
 		case i%5 == 2:
 			what = fmt.Sprintf("replica %d paused (SIGSTOP) for %v, resumed", victim, cfg.LeaseTTL+time.Second)
