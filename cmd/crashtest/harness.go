@@ -266,6 +266,9 @@ func (h *harness) worker(ctx context.Context, w int, rng *rand.Rand) {
 	if err := h.newSession(ctx, c, w); h.stop(w, err) {
 		return
 	}
+	// A session refused this many times in a row is left for the others.
+	const maxRetries = 200
+	retries := 0
 	for k := 0; ctx.Err() == nil; k++ {
 		h.mu.Lock()
 		live := h.live[w]
@@ -278,11 +281,22 @@ func (h *harness) worker(ctx context.Context, w int, rng *rand.Rand) {
 		}
 		ss := live[k%len(live)]
 		if h.conns != nil { // spread each session's calls over the replicas
-			c = clientsOn(h.conns[(w+k)%len(h.conns)])
+			c = clientsOn(h.conns[(w+k+retries)%len(h.conns)])
 		}
-		if err := h.connection(ctx, c, ss, rng); h.stop(w, err) {
+		err := h.connection(ctx, c, ss, rng)
+		if h.stop(w, err) {
 			return
 		}
+		if errors.Is(err, errGaveUp) && retries < maxRetries {
+			// Retry the same session (on the next replica), as a real
+			// client would: moving on to the worker's other sessions
+			// first would count the time spent on them as this one's
+			// unavailability.
+			retries++
+			k--
+			continue
+		}
+		retries = 0
 		if rng.IntN(8) == 0 {
 			if err := h.newSession(ctx, c, w); h.stop(w, err) {
 				return

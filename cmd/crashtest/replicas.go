@@ -108,6 +108,7 @@ func sessionOf(m any) string {
 func (g *gaps) interceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	sent := time.Now()
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	id := sessionOf(req)
 	if id == "" {
@@ -121,7 +122,9 @@ func (g *gaps) interceptor(ctx context.Context, method string, req, reply any, c
 	switch c := status.Code(err); {
 	case c == codes.Unavailable || c == codes.DeadlineExceeded:
 		if _, ok := g.down[id]; !ok {
-			g.down[id] = time.Now()
+			// From when the refused call was sent: one that hung until
+			// its deadline (a paused owner) was unavailable all along.
+			g.down[id] = sent
 			g.interrupted[id] = true
 		}
 	case err == nil || c != codes.Canceled:
@@ -293,9 +296,13 @@ func RunReplicas(ctx context.Context, cfg ReplicaConfig) (*ReplicaResult, error)
 				return res, err
 			}
 			time.Sleep(cfg.DBDown)
+			started := time.Now()
 			if err := pg.Restart(); err != nil {
 				return res, err
 			}
+			// The restart (crash recovery included) is part of the outage;
+			// what follows it is the replicas' own recovery.
+			what += fmt.Sprintf(" (restart took %v)", time.Since(started).Round(time.Millisecond))
 			res.DBRestarts++
 		case i%5 == 2:
 			what = fmt.Sprintf("replica %d paused (SIGSTOP) for %v, resumed", victim, cfg.LeaseTTL+time.Second)
