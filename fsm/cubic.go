@@ -51,6 +51,9 @@ type ccState struct {
 	retransmitTS uint32 // RetransmitTS: the TSval of the retransmission
 	pipePrev     uint32 // FlightSize (or ssthresh, if larger) before the timeout
 	eifelFast    bool   // armed by a fast retransmit (SACK recovery), not a timeout
+	// undo is what a fast retransmit's reduction changed, for the Eifel
+	// response to give back if it was spurious (RFC 4015 §2, RFC 9438 §4.9).
+	undo ccUndo
 
 	frto frtoState // F-RTO (RFC 5682), frto.go
 	ecn  ecnState  // ECN (RFC 3168), ecn.go
@@ -69,6 +72,15 @@ type ccState struct {
 	// Reno congestion avoidance (reno.go): bytes acknowledged since cwnd
 	// last grew.
 	renoAcked uint32
+}
+
+// ccUndo is cwnd, ssthresh and CUBIC's curve before a reduction.
+type ccUndo struct {
+	cwnd, ssthresh     uint32
+	wMax, cwndPrior, k int64
+	epoch              time.Duration
+	epochSet           bool
+	wEstQ, cntQ        int64
 }
 
 func (e *Engine) cubic() bool { return e.cfg.Recovery.CongestionControl == CCCubic }

@@ -620,10 +620,16 @@ func (e *Engine) eifelOnFastRetransmit(c *conn) {
 	}
 	s := c.ccs()
 	s.eifelArmed, s.eifelFast, s.retransmitTS = true, true, e.tsVal(c)
-	s.pipePrev = max(c.flight(), c.ssthresh)
-	if c.ssthresh >= 1<<31-1 {
-		s.pipePrev = c.flight()
+	// FlightSize counts SACKed data and, with SACK, may exceed cwnd many
+	// times over under reordering: restoring it would inflate cwnd on
+	// every undo. The window before the reduction is cwnd itself.
+	ss := c.ssthresh
+	if ss >= 1<<31-1 {
+		ss = c.cwnd // from slow start: continue in congestion avoidance
 	}
+	s.pipePrev = max(c.cwnd, ss)
+	s.undo = ccUndo{cwnd: c.cwnd, ssthresh: ss, wMax: s.wMax, cwndPrior: s.cwndPrior, k: s.k,
+		epoch: s.epoch, epochSet: s.epochSet, wEstQ: s.wEstQ, cntQ: s.cntQ}
 }
 
 // spuriousFastRetransmit is the Eifel response (RFC 4015 §2) to a fast
@@ -631,14 +637,22 @@ func (e *Engine) eifelOnFastRetransmit(c *conn) {
 // TSecr echoes the original transmission, which was only reordered. Loss
 // recovery ends; unless the ACK carries ECE (step 4: the network did mark
 // congestion) ssthresh = pipe_prev and cwnd = FlightSize + min(bytes
-// acknowledged, IW). Unlike after a timeout nothing was resent beyond the
-// one segment, so there is no go-back-N to stop (step 3 is for timeouts).
+// acknowledged, IW), except that neither exceeds what the reduction took:
+// cwnd = max(cwnd, cwnd before), ssthresh = max(ssthresh, ssthresh
+// before), and CUBIC's W_max, K and epoch as they were (RFC 9438 §4.9).
+// FlightSize counts SACKed data, so restoring it would grow cwnd with
+// every reordering. eifelArmed is cleared, so this happens once per
+// reduction. Unlike after a timeout nothing was resent beyond the one
+// segment, so there is no go-back-N to stop (step 3 is for timeouts).
 func (e *Engine) spuriousFastRetransmit(c *conn, seg *Segment, acked uint32) {
 	s, st := c.cc, c.sk()
 	ece := seg.Flags&FlagECE != 0 && s.ecn.ok
 	if !ece {
-		c.ssthresh = s.pipePrev
-		c.cwnd = uint32(c.sndNxt.Sub(seg.Ack)) + min(acked, e.initialCwnd(c))
+		u := s.undo
+		flight := uint32(c.sndNxt.Sub(seg.Ack))
+		c.ssthresh = max(c.ssthresh, u.ssthresh)
+		c.cwnd = max(c.cwnd, min(u.cwnd, flight+min(acked, e.initialCwnd(c))))
+		s.wMax, s.cwndPrior, s.k, s.epoch, s.epochSet, s.wEstQ, s.cntQ = u.wMax, u.cwndPrior, u.k, u.epoch, u.epochSet, u.wEstQ, u.cntQ
 	}
 	st.inRecovery, c.inRecovery = false, false
 	c.recoverGuard = false

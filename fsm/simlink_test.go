@@ -65,6 +65,28 @@ func simRun(tb testing.TB, algo simAlgo, loss float64, seed uint64) (float64, ma
 
 // simRunFor is simRun for a given duration.
 func simRunFor(tb testing.TB, algo simAlgo, loss float64, seed uint64, simDuration time.Duration) (float64, map[Code]int) {
+	g, ev, _ := simRunLink(tb, algo, simLink{loss: loss}, seed, simDuration)
+	return g, ev
+}
+
+// simLink is the impairment of the data direction: random loss, and a
+// share of segments held back simReorderDelay so later ones overtake them.
+type simLink struct {
+	loss, reorder float64
+}
+
+const simReorderDelay = 20 * time.Millisecond
+
+// simStats is what the sender did: its largest cwnd, and the bytes of
+// data it sent and resent.
+type simStats struct {
+	maxCwnd      uint32
+	sent, resent int
+}
+
+// simRunLink is simRunFor over link.
+func simRunLink(tb testing.TB, algo simAlgo, link simLink, seed uint64, simDuration time.Duration) (float64, map[Code]int, simStats) {
+	loss := link.loss
 	cfg := Config{RecvBuffer: 4 << 20, SendBuffer: 4 << 20}
 	algo.set(&cfg)
 	cfg.Secret[0] = byte(seed)
@@ -88,6 +110,9 @@ func simRunFor(tb testing.TB, algo simAlgo, loss float64, seed uint64, simDurati
 		chunk   = make([]byte, 1<<20)
 		buf     = make([]byte, 1<<20)
 		counted = map[Code]int{}
+		stats   simStats
+		highest Seq
+		started bool
 	)
 	engines := [2]*Engine{snd, rcv}
 	drain := func(from int) {
@@ -95,7 +120,7 @@ func simRunFor(tb testing.TB, algo simAlgo, loss float64, seed uint64, simDurati
 		if from == 0 {
 			for _, x := range r.Explanations {
 				switch x.Code {
-				case CodeFastRetransmit, CodeRetransmitTimeout, CodeSACKRecovery, CodeHyStartCSS, CodeHyStartExit, CodeCubicEpoch, CodeTLPProbe:
+				case CodeFastRetransmit, CodeRetransmitTimeout, CodeSACKRecovery, CodeSpuriousFastRetransmit, CodeHyStartCSS, CodeHyStartExit, CodeCubicEpoch, CodeTLPProbe:
 					counted[x.Code]++
 				case CodeSACKNextSeg:
 					if v, _ := x.Field("RULE"); v != 2 {
@@ -107,13 +132,29 @@ func simRunFor(tb testing.TB, algo simAlgo, loss float64, seed uint64, simDurati
 		}
 		for _, p := range r.Packets {
 			to := 1 - from
+			if k := len(p.Segment.Payload); to == 1 && k > 0 {
+				end := p.Segment.Seq.Add(Size(k))
+				if started && end.LessEq(highest) {
+					stats.resent += k
+				} else {
+					highest, started = end, true
+				}
+				stats.sent += k
+			}
 			if to == 1 && len(p.Segment.Payload) > 0 && rng.Float64() < loss {
 				continue
 			}
 			start := max(now, busy[to])
 			busy[to] = start + time.Duration(float64(len(p.Data))/simRate*float64(time.Second))
+			at := busy[to] + simRTT/2
+			if to == 1 && link.reorder > 0 && len(p.Segment.Payload) > 0 && rng.Float64() < link.reorder {
+				at += simReorderDelay
+			}
 			n++
-			q = append(q, simPkt{at: busy[to] + simRTT/2, n: n, to: to, data: bytes.Clone(p.Data)})
+			q = append(q, simPkt{at: at, n: n, to: to, data: bytes.Clone(p.Data)})
+		}
+		if in, ok := snd.Endpoint(cid); ok {
+			stats.maxCwnd = max(stats.maxCwnd, in.Cwnd)
 		}
 	}
 	app := func() {
@@ -168,7 +209,7 @@ func simRunFor(tb testing.TB, algo simAlgo, loss float64, seed uint64, simDurati
 		}
 		app()
 	}
-	return float64(read) / simDuration.Seconds(), counted
+	return float64(read) / simDuration.Seconds(), counted, stats
 }
 
 // mathis is the Mathis et al. estimate MSS/(RTT·sqrt(2p/3)) in bytes/s.

@@ -1,0 +1,32 @@
+package fsm
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSimulatedLinkReorderUndo is issue 11's reordering cell on the
+// simulated link (20 ms RTT, 5 % loss, 10 % of segments held back 10 ms):
+// the Eifel response to a spurious fast retransmit may give back only the
+// cwnd and ssthresh from before the reduction, so cwnd stays near what
+// the bottleneck and the loss allow and the sender resends little more
+// than it loses.
+func TestSimulatedLinkReorderUndo(t *testing.T) {
+	for _, a := range simAlgos {
+		if a.name != "cubic" && a.name != "sack+prr+rack-tlp (default)" {
+			continue
+		}
+		t.Run(a.name, func(t *testing.T) {
+			g, ev, st := simRunLink(t, a, simLink{loss: 0.05, reorder: 0.10}, 1, 10*time.Second)
+			share := float64(st.resent) / float64(max(st.sent, 1))
+			t.Logf("goodput %.2f MB/s, max cwnd %d segments, resent %.1f %% of %d bytes, spurious fast retransmits %d",
+				g/1e6, st.maxCwnd/1448, 100*share, st.sent, ev[CodeSpuriousFastRetransmit])
+			if st.maxCwnd > 40*1448 {
+				t.Errorf("max cwnd %d segments; with 5 %% loss it should stay well under 40", st.maxCwnd/1448)
+			}
+			if share > 0.15 {
+				t.Errorf("resent %.1f %% of what was sent; the link loses 5 %%", 100*share)
+			}
+		})
+	}
+}
