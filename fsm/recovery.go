@@ -558,9 +558,9 @@ func (e *Engine) eifelOnTimeout(c *conn) {
 		return // a later timeout keeps the first retransmission's RetransmitTS
 	}
 	s.eifelArmed, s.eifelFast, s.retransmitTS = true, false, e.tsVal(c)
-	s.pipePrev = max(c.flight(), c.ssthresh)
+	s.pipePrev = max(timeoutFlight(c), c.ssthresh)
 	if c.ssthresh >= 1<<31-1 {
-		s.pipePrev = c.flight()
+		s.pipePrev = timeoutFlight(c)
 	}
 }
 
@@ -589,16 +589,27 @@ func (e *Engine) eifelOnAck(c *conn, seg *Segment, acked uint32) {
 		Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
 }
 
+// timeoutFlight is FlightSize for pipe_prev at a timeout (RFC 4015 §2
+// step 0), no larger than cwnd: with SACK, SND.NXT - SND.UNA counts data
+// the receiver already holds, which under reordering is many windows, and
+// restoring it would inflate cwnd on every spurious timeout.
+func timeoutFlight(c *conn) uint32 { return min(c.flight(), c.cwnd) }
+
 // spuriousRTOResponse is the Eifel response (RFC 4015 §2) to a timeout
 // found spurious, by Eifel detection or by F-RTO (RFC 5682 §2.1 step 3b
 // names RFC 4015 as the response): resume with new data instead of
-// go-back-N, ssthresh = pipe_prev, cwnd = FlightSize + min(acked, IW), and
-// the RTO without its backoff. una is the ACK's SND.UNA.
+// go-back-N, ssthresh = pipe_prev, cwnd = FlightSize (at most pipe_prev)
+// + min(acked, IW), and the RTO without its backoff. una is the ACK's
+// SND.UNA.
 func (e *Engine) spuriousRTOResponse(c *conn, una Seq, acked, pipePrev uint32) {
 	flight := uint32(c.sndNxt.Sub(una))
 	iw := e.initialCwnd(c)
 	c.ssthresh = pipePrev
-	c.cwnd = flight + min(acked, iw)
+	// FlightSize counts SACKed data, so under reordering it can be many
+	// windows: the window restored grows at most by min(acked, IW) over
+	// the one before the timeout (pipe_prev, itself from a FlightSize no
+	// larger than cwnd).
+	c.cwnd = min(flight, pipePrev) + min(acked, iw)
 	c.rtxNxt = c.sndNxt // no more go-back-N
 	c.sk().rtoGuard, c.recoverGuard = false, false
 	c.retransmitted = false

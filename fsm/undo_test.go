@@ -30,3 +30,27 @@ func TestSimulatedLinkReorderUndo(t *testing.T) {
 		})
 	}
 }
+
+// TestSpuriousRTOResponseBounded: the Eifel response to a spurious
+// timeout (RFC 4015 §2) restores cwnd from FlightSize, which with SACK
+// counts data the receiver already holds. Under reordering that is many
+// windows; the restored window may grow by min(acked, IW) over the one
+// before the timeout (pipe_prev), never to FlightSize.
+//
+//	before the RTO: cwnd 10 segments, SND.NXT - SND.UNA 200 segments (190 SACKed)
+//	spurious, 1 segment acked: cwnd 11 segments, ssthresh 10 (not 201)
+func TestSpuriousRTOResponseBounded(t *testing.T) {
+	const mss = 1000
+	cfg := fixedConfig(100)
+	cfg.MSS = mss
+	e := New(cfg)
+	c := &conn{sndMSS: mss, rcvMSS: mss}
+	c.sndUna, c.sndNxt = 1, Seq(1+200*mss)
+	c.cwnd, c.ssthresh = 10*mss, 1<<31-1
+	pipePrev := timeoutFlight(c) // as eifelOnTimeout and frtoOnTimeout take it
+	c.cwnd = mss                 // the timeout's reduction
+	e.spuriousRTOResponse(c, c.sndUna.Add(mss), mss, pipePrev)
+	if c.ssthresh != 10*mss || c.cwnd != 11*mss {
+		t.Fatalf("after the response ssthresh %d, cwnd %d; want %d, %d (pipe_prev 10 segments + 1 acked)", c.ssthresh, c.cwnd, 10*mss, 11*mss)
+	}
+}
