@@ -31,6 +31,7 @@ type Config struct {
 	IdleSessions int           // sessions of the memory figure (default 10000; 0 with NoMemory)
 	NoMemory     bool          // skip the memory figure
 	MemoryOnly   bool          // only the memory figure (no loads, no echo server)
+	ReplicasOnly bool          // only the PostgreSQL 1 vs 2 vs 3 replicas figure
 	// ProfileDir, when set, receives a CPU profile of the server during
 	// each tcpstated measurement (NAME.pprof; read with go tool pprof and
 	// the server binary).
@@ -109,7 +110,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		res := map[string]*result{}
 		rep.Runs = append(rep.Runs, res)
 		fmt.Fprintf(cfg.Progress, "run %d of %d\n", run, cfg.Runs)
-		if err := runOnce(ctx, &cfg, filepath.Join(tmp, fmt.Sprintf("run%d", run)), res); err != nil {
+		f := runOnce
+		if cfg.ReplicasOnly {
+			f = runReplicas
+		}
+		if err := f(ctx, &cfg, filepath.Join(tmp, fmt.Sprintf("run%d", run)), res); err != nil {
 			return rep, err
 		}
 	}
@@ -247,14 +252,7 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 		}
 	}
 	targets = nil
-	if cfg.pg != nil {
-		for _, n := range replicaCounts {
-			if err := measureReplicas(ctx, cfg, dir, n, res); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return runReplicas(ctx, cfg, dir, res)
 }
 
 // measure runs one load and samples the CPU time the server process p

@@ -31,6 +31,15 @@ type result struct {
 	// durableWait is the server's mean wait, per call, for its records to
 	// be durable (tcpstated only).
 	durableWait time.Duration
+	// idleCPU is the CPU time the server processes used over a window as
+	// long with no load (the replica comparison only): each process's
+	// fixed cost (lease renewal, orphan polling, Go runtime), which grows
+	// with the process count whatever the calls cost.
+	idleCPU time.Duration
+	// commits and records are the PostgreSQL store's group-commit
+	// transactions and records committed in the window, summed over the
+	// replicas (the replica comparison only).
+	commits, records float64
 }
 
 func (r *result) rate() float64 { return float64(r.ops) / r.window.Seconds() }
@@ -41,6 +50,14 @@ func (r *result) cpuPerOp() float64 {
 		return 0
 	}
 	return float64(r.serverCPU.Microseconds()) / float64(r.ops)
+}
+
+// loadCPUPerOp is cpuPerOp less the idle CPU of the same window, in µs.
+func (r *result) loadCPUPerOp() float64 {
+	if r.ops == 0 {
+		return 0
+	}
+	return float64((r.serverCPU - r.idleCPU).Microseconds()) / float64(r.ops)
 }
 
 // pct returns the p-th percentile latency (p in [0, 100]).

@@ -61,7 +61,14 @@ func (c *Config) newDatabase() (string, error) {
 }
 
 // replicaName names the measurement of n replicas on one database.
-func replicaName(n int) string { return fmt.Sprintf("tcpstated unary pg replicas=%d", n) }
+// With perReplica, there are Callers callers per replica (n×Callers in
+// all) instead of Callers in all.
+func replicaName(n int, perReplica bool) string {
+	if perReplica {
+		return fmt.Sprintf("tcpstated unary pg replicas=%d callers/replica fixed", n)
+	}
+	return fmt.Sprintf("tcpstated unary pg replicas=%d", n)
+}
 
 // replicaCounts are the replica counts compared.
 var replicaCounts = []int{1, 2, 3}
@@ -71,7 +78,7 @@ var replicaCounts = []int{1, 2, 3}
 // so owned by) replica i mod n, and the caller talks to that replica. On
 // 2 cores the rate cannot grow with n; what must not grow is the server
 // CPU per call, summed over the replicas.
-func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, res map[string]*result) error {
+func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, perReplica bool, res map[string]*result) error {
 	url, err := cfg.newDatabase()
 	if err != nil {
 		return err
@@ -97,42 +104,91 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, res ma
 		}
 		conns = append(conns, c...)
 	}
-	names := sessionNames(fmt.Sprintf("k%d", n), cfg.Callers)
+	callers := cfg.Callers
+	if perReplica {
+		callers *= n
+	}
+	names := sessionNames(fmt.Sprintf("k%d", n), callers)
 	for i, name := range names {
 		if err := setupSessions(ctx, conns[i%n], []string{name}); err != nil {
 			return err
 		}
 	}
-	w := cfg.window()
-	cpu := func() (time.Duration, error) {
-		var sum time.Duration
+	// Each replica's CPU and store counters, read before and after a
+	// window.
+	type sample struct{ cpu, commits, records []float64 }
+	read := func() (sample, error) {
+		var s sample
 		for _, p := range ps {
 			c, err := p.cpu()
 			if err != nil {
-				return 0, err
+				return s, err
 			}
-			sum += c
+			m, err := p.metric("tcpstated_pg_commits_total")
+			if err != nil {
+				return s, err
+			}
+			rec, err := p.metric("tcpstated_pg_records_total")
+			if err != nil {
+				return s, err
+			}
+			s.cpu, s.commits, s.records = append(s.cpu, c.Seconds()), append(s.commits, m), append(s.records, rec)
 		}
-		return sum, nil
+		return s, nil
 	}
-	delta := make(chan time.Duration, 1)
-	go func() {
-		time.Sleep(time.Until(w.from))
-		before, err1 := cpu()
-		time.Sleep(time.Until(w.to))
-		after, err2 := cpu()
-		if err1 != nil || err2 != nil {
-			delta <- 0
-			return
+	sub := func(a, b []float64) []float64 {
+		d := make([]float64, len(a))
+		for i := range a {
+			d[i] = a[i] - b[i]
 		}
-		delta <- after - before
-	}()
+		return d
+	}
+	sum := func(v []float64) (t float64) {
+		for _, x := range v {
+			t += x
+		}
+		return t
+	}
+	// sampled reads the counters over window w while the caller's load
+	// (or none) runs.
+	sampled := func(w window) chan [3][]float64 {
+		ch := make(chan [3][]float64, 1)
+		go func() {
+			time.Sleep(time.Until(w.from))
+			before, err1 := read()
+			time.Sleep(time.Until(w.to))
+			after, err2 := read()
+			if err1 != nil || err2 != nil {
+				ch <- [3][]float64{make([]float64, n), make([]float64, n), make([]float64, n)}
+				return
+			}
+			ch <- [3][]float64{sub(after.cpu, before.cpu), sub(after.commits, before.commits), sub(after.records, before.records)}
+		}()
+		return ch
+	}
+	// First a window as long with no load: the replicas' fixed cost.
+	iw := cfg.window()
+	idle := <-sampled(iw)
+	time.Sleep(time.Until(iw.to))
+	w := cfg.window()
+	busy := sampled(w)
 	r := unaryLoad(ctx, conns, names, w)
-	r.serverCPU = <-delta
-	name := replicaName(n)
+	d := <-busy
+	r.serverCPU = time.Duration(sum(d[0]) * float64(time.Second))
+	r.idleCPU = time.Duration(sum(idle[0]) * float64(time.Second))
+	r.commits, r.records = sum(d[1]), sum(d[2])
+	name := replicaName(n, perReplica)
 	res[name] = &r
-	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v server CPU %5.1f µs/op (all replicas)  errors %d\n", name, r.rate(),
-		r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.cpuPerOp(), r.errors)
+	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v server CPU %5.1f µs/op (all replicas), %5.1f less idle  errors %d\n", name, r.rate(),
+		r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.cpuPerOp(), r.loadCPUPerOp(), r.errors)
+	for i := range n {
+		per := 0.0
+		if d[1][i] > 0 {
+			per = d[2][i] / d[1][i]
+		}
+		fmt.Fprintf(cfg.Progress, "    replica %d: CPU %v busy, %v idle; %.0f commits, %.0f records (%.1f per commit)\n", i+1,
+			time.Duration(d[0][i]*float64(time.Second)).Round(time.Millisecond), time.Duration(idle[0][i]*float64(time.Second)).Round(time.Millisecond), d[1][i], d[2][i], per)
+	}
 	if r.errors > 0 {
 		return fmt.Errorf("%s: %d calls failed; the first: %v", name, r.errors, r.firstErr)
 	}
@@ -145,28 +201,59 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, res ma
 	return nil
 }
 
+// runReplicas measures the replica comparison (when PostgreSQL runs).
+func runReplicas(ctx context.Context, cfg *Config, dir string, res map[string]*result) error {
+	if cfg.pg == nil {
+		return nil
+	}
+	// Fixed total callers, then fixed callers per replica: the server's
+	// CPU per call falls with the concurrent calls each process has
+	// (more records per group commit, more responses per write), so
+	// splitting a fixed load over more replicas raises it whatever the
+	// replica count itself costs (issue 16, docs/SCALE.md).
+	for _, per := range []bool{false, true} {
+		for _, n := range replicaCounts {
+			if err := measureReplicas(ctx, cfg, dir, n, per, res); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // replicasMarkdown renders the replica comparison, if it was measured.
 func (r *Report) replicasMarkdown(w io.Writer) {
 	var lines []string
-	for _, n := range replicaCounts {
-		var rate, cpu []float64
-		var p50 []time.Duration
-		for _, run := range r.Runs {
-			if x := run[replicaName(n)]; x != nil {
-				rate, cpu, p50 = append(rate, x.rate()), append(cpu, x.cpuPerOp()), append(p50, x.pct(50))
+	for _, per := range []bool{false, true} {
+		for _, n := range replicaCounts {
+			var rate, cpu, load, perCommit []float64
+			var p50 []time.Duration
+			for _, run := range r.Runs {
+				if x := run[replicaName(n, per)]; x != nil {
+					rate, cpu, p50 = append(rate, x.rate()), append(cpu, x.cpuPerOp()), append(p50, x.pct(50))
+					load = append(load, x.loadCPUPerOp())
+					if x.commits > 0 {
+						perCommit = append(perCommit, x.records/x.commits)
+					}
+				}
 			}
-		}
-		if len(rate) > 0 {
-			lines = append(lines, fmt.Sprintf("| %d | %s calls/s | %s | %.1f µs |", n, fmtRate(median(rate)), fmtLat(medianDur(p50)), median(cpu)))
+			callers := r.Config.Callers
+			if per {
+				callers *= n
+			}
+			if len(rate) > 0 {
+				lines = append(lines, fmt.Sprintf("| %d | %d | %s calls/s | %s | %.1f µs | %.1f µs | %.1f |", n, callers, fmtRate(median(rate)), fmtLat(medianDur(p50)), median(cpu), median(load), median(perCommit)))
+			}
 		}
 	}
 	if len(lines) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "PostgreSQL store, 1 vs 2 vs 3 replicas on one database: unary SubmitSegment, %d callers, synchronous commit, each caller on the replica that owns its session; server CPU summed over the replicas (PostgreSQL's own not counted), medians:\n\n", r.Config.Callers)
-	fmt.Fprintln(w, "| replicas | rate | p50 | server CPU per call |")
-	fmt.Fprintln(w, "|---:|---:|---|---:|")
+	fmt.Fprintln(w, "PostgreSQL store, 1 vs 2 vs 3 replicas on one database: unary SubmitSegment, synchronous commit, each caller on the replica that owns its session, first with the callers split over the replicas, then with as many per replica; server CPU summed over the replicas (PostgreSQL's own not counted), as measured and less the replicas' idle CPU over a window as long with no load just before; records per group commit; medians:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| replicas | callers | rate | p50 | server CPU per call | less idle | records per commit |")
+	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|")
 	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}

@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.IdleSessions, "idle-sessions", 10000, "sessions of the memory figure")
 	fs.BoolVar(&cfg.NoMemory, "no-memory", false, "skip the memory figure")
 	fs.BoolVar(&cfg.MemoryOnly, "memory-only", false, "measure only the memory figure (with --idle-sessions), none of the loads")
+	fs.BoolVar(&cfg.ReplicasOnly, "replicas-only", false, "measure only the PostgreSQL 1 vs 2 vs 3 replicas figure (add --no-memory to skip the memory figure)")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of the server during each tcpstated measurement into this directory")
 	fs.StringVar(&cfg.Postgres, "postgres", "auto", "auto: also measure the PostgreSQL store (--store=postgres://…) on a PostgreSQL started for the run, when its binaries are installed; off: do not")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
