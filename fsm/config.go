@@ -142,22 +142,23 @@ type Config struct {
 	InfoLinux         bool          // info_linux
 	SendWaitConnect   bool          // send_wait_connect
 	ShutRdEOF         bool          // shutrd_eof: for socket layers; the engine does not read it
+	RstErrnoLinux     bool          // rst_errno_linux
+	NagleMinshall     bool          // nagle_minshall
+	SimOpenDupAck     bool          // simopen_dup_ack (linux_codes.go)
+	SynSentBadAckRtx  int           // synsent_badack_rexmit, ms (linux_codes.go)
+	SynTextDiscard    bool          // syn_text_discard (linux_codes.go)
+	SynLinearTimeouts int           // syn_linear_timeouts (linux_codes.go)
+	InvalidRateLimit  int           // invalid_ratelimit, ms (linux_codes.go)
+	ZWPBareAck        bool          // zwp_bare_ack (linux_codes.go)
+	RcvBeyondWindow   bool          // rcv_beyond_window (linux_codes.go)
+	SynRcvdSynReset   bool          // synrcvd_syn_reset (linux_codes.go)
+	AcceptQLinux      bool          // acceptq_linux (linux_codes.go)
+	SynQBacklog       bool          // synq_backlog (linux_codes.go)
 	RcvMem            [3]int        // tcp_rmem: min, default, max (rcvwnd_linux.go)
+
 	// RecvBufferLocked: the application chose RecvBuffer (SO_RCVBUF, see
 	// SetRecvBufferOption); under tcp_rmem the window scale then follows it.
-	RecvBufferLocked  bool
-	RstErrnoLinux     bool // rst_errno_linux
-	NagleMinshall     bool // nagle_minshall
-	SimOpenDupAck     bool // simopen_dup_ack (linux_codes.go)
-	SynSentBadAckRtx  int  // synsent_badack_rexmit, ms (linux_codes.go)
-	SynTextDiscard    bool // syn_text_discard (linux_codes.go)
-	SynLinearTimeouts int  // syn_linear_timeouts (linux_codes.go)
-	InvalidRateLimit  int  // invalid_ratelimit, ms (linux_codes.go)
-	ZWPBareAck        bool // zwp_bare_ack (linux_codes.go)
-	RcvBeyondWindow   bool // rcv_beyond_window (linux_codes.go)
-	SynRcvdSynReset   bool // synrcvd_syn_reset (linux_codes.go)
-	AcceptQLinux      bool // acceptq_linux (linux_codes.go)
-	SynQBacklog       bool // synq_backlog (linux_codes.go)
+	RecvBufferLocked bool
 
 	// HopLimit is the IPv4 TTL and IPv6 hop limit of every segment sent
 	// (RFC 9293 §3.9.2: MUST be configurable, MUST-49). Default 64.
