@@ -255,6 +255,25 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 	return runReplicas(ctx, cfg, dir, res)
 }
 
+// overWindow reads a sample at the start and at the end of w, while the
+// caller runs its load (or none), and sends their difference; failed if
+// either read fails.
+func overWindow[T any](w window, read func() (T, error), diff func(after, before T) T, failed T) <-chan T {
+	ch := make(chan T, 1)
+	go func() {
+		time.Sleep(time.Until(w.from))
+		before, err1 := read()
+		time.Sleep(time.Until(w.to))
+		after, err2 := read()
+		if err1 != nil || err2 != nil {
+			ch <- failed
+			return
+		}
+		ch <- diff(after, before)
+	}()
+	return ch
+}
+
 // measure runs one load and samples the CPU time the server process p
 // used during its window.
 func measure(cfg Config, res map[string]*result, name string, p *process, f func(w window) result) error {
@@ -275,18 +294,9 @@ func measure(cfg Config, res map[string]*result, name string, p *process, f func
 		}
 		return s, err
 	}
-	delta := make(chan sample, 1)
-	go func() {
-		time.Sleep(time.Until(w.from))
-		before, err1 := read()
-		time.Sleep(time.Until(w.to))
-		after, err2 := read()
-		if err1 != nil || err2 != nil {
-			delta <- sample{}
-			return
-		}
-		delta <- sample{after.cpu - before.cpu, after.waitSum - before.waitSum, after.waitsNum - before.waitsNum}
-	}()
+	delta := overWindow(w, read, func(after, before sample) sample {
+		return sample{after.cpu - before.cpu, after.waitSum - before.waitSum, after.waitsNum - before.waitsNum}
+	}, sample{})
 	r := f(w)
 	d := <-delta
 	r.serverCPU = d.cpu

@@ -149,23 +149,13 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, perRep
 		}
 		return t
 	}
+	diff := func(after, before sample) sample {
+		return sample{sub(after.cpu, before.cpu), sub(after.commits, before.commits), sub(after.records, before.records)}
+	}
+	failed := sample{make([]float64, n), make([]float64, n), make([]float64, n)}
 	// sampled reads the counters over window w while the caller's load
 	// (or none) runs.
-	sampled := func(w window) chan [3][]float64 {
-		ch := make(chan [3][]float64, 1)
-		go func() {
-			time.Sleep(time.Until(w.from))
-			before, err1 := read()
-			time.Sleep(time.Until(w.to))
-			after, err2 := read()
-			if err1 != nil || err2 != nil {
-				ch <- [3][]float64{make([]float64, n), make([]float64, n), make([]float64, n)}
-				return
-			}
-			ch <- [3][]float64{sub(after.cpu, before.cpu), sub(after.commits, before.commits), sub(after.records, before.records)}
-		}()
-		return ch
-	}
+	sampled := func(w window) <-chan sample { return overWindow(w, read, diff, failed) }
 	// First a window as long with no load: the replicas' fixed cost.
 	iw := cfg.window()
 	idle := <-sampled(iw)
@@ -174,20 +164,20 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, perRep
 	busy := sampled(w)
 	r := unaryLoad(ctx, conns, names, w)
 	d := <-busy
-	r.serverCPU = time.Duration(sum(d[0]) * float64(time.Second))
-	r.idleCPU = time.Duration(sum(idle[0]) * float64(time.Second))
-	r.commits, r.records = sum(d[1]), sum(d[2])
+	r.serverCPU = time.Duration(sum(d.cpu) * float64(time.Second))
+	r.idleCPU = time.Duration(sum(idle.cpu) * float64(time.Second))
+	r.commits, r.records = sum(d.commits), sum(d.records)
 	name := replicaName(n, perReplica)
 	res[name] = &r
 	fmt.Fprintf(cfg.Progress, "  %-50s %10.0f/s  p50 %-9v p99 %-9v server CPU %5.1f µs/op (all replicas), %5.1f less idle  errors %d\n", name, r.rate(),
 		r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.cpuPerOp(), r.loadCPUPerOp(), r.errors)
 	for i := range n {
 		per := 0.0
-		if d[1][i] > 0 {
-			per = d[2][i] / d[1][i]
+		if d.commits[i] > 0 {
+			per = d.records[i] / d.commits[i]
 		}
 		fmt.Fprintf(cfg.Progress, "    replica %d: CPU %v busy, %v idle; %.0f commits, %.0f records (%.1f per commit)\n", i+1,
-			time.Duration(d[0][i]*float64(time.Second)).Round(time.Millisecond), time.Duration(idle[0][i]*float64(time.Second)).Round(time.Millisecond), d[1][i], d[2][i], per)
+			time.Duration(d.cpu[i]*float64(time.Second)).Round(time.Millisecond), time.Duration(idle.cpu[i]*float64(time.Second)).Round(time.Millisecond), d.commits[i], d.records[i], per)
 	}
 	if r.errors > 0 {
 		return fmt.Errorf("%s: %d calls failed; the first: %v", name, r.errors, r.firstErr)

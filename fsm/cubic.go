@@ -37,14 +37,7 @@ const (
 // ccState is the congestion controller's state beyond cwnd and ssthresh,
 // allocated on a connection's first ACK of data.
 type ccState struct {
-	// CUBIC (RFC 9438 §4).
-	wMax      int64         // W_max, bytes
-	cwndPrior int64         // cwnd before the last reduction
-	k         int64         // K, ms
-	epoch     time.Duration // t_epoch; valid while epochSet
-	epochSet  bool
-	wEstQ     int64 // W_est, bytes·1024
-	cntQ      int64 // growth carried between ACKs, bytes·cwnd
+	cubicCurve
 
 	// Eifel (RFC 3522, RFC 4015): armed by the first timeout of a flight.
 	eifelArmed   bool
@@ -74,13 +67,21 @@ type ccState struct {
 	renoAcked uint32
 }
 
+// cubicCurve is CUBIC's state (RFC 9438 §4).
+type cubicCurve struct {
+	wMax      int64         // W_max, bytes
+	cwndPrior int64         // cwnd before the last reduction
+	k         int64         // K, ms
+	epoch     time.Duration // t_epoch; valid while epochSet
+	epochSet  bool
+	wEstQ     int64 // W_est, bytes·1024
+	cntQ      int64 // growth carried between ACKs, bytes·cwnd
+}
+
 // ccUndo is cwnd, ssthresh and CUBIC's curve before a reduction.
 type ccUndo struct {
-	cwnd, ssthresh     uint32
-	wMax, cwndPrior, k int64
-	epoch              time.Duration
-	epochSet           bool
-	wEstQ, cntQ        int64
+	cwnd, ssthresh uint32
+	curve          cubicCurve
 }
 
 func (e *Engine) cubic() bool { return e.cfg.Recovery.CongestionControl == CCCubic }

@@ -30,7 +30,7 @@ func TestCubicReduction(t *testing.T) {
 // above it after, concave then convex. Reference: RFC 9438 §4.2.
 func TestCubicWindow(t *testing.T) {
 	const smss = 1000
-	s := &ccState{wMax: 100 * smss}
+	s := &ccState{cubicCurve: cubicCurve{wMax: 100 * smss}}
 	s.k = icbrt((s.wMax - 70*smss) * 10_000_000_000 / (4 * smss))
 	if s.k != 4217 {
 		t.Fatalf("K = %d ms, want 4217", s.k)

@@ -128,6 +128,7 @@ var linuxSysctls = map[string]string{
 	"net.ipv4.tcp_congestion_control":  "congestion_control",
 	"net.ipv4.tcp_keepalive_probes":    "keepcnt",
 	"net.ipv4.tcp_syncookies":          "syn_cookies",
+	"net.ipv4.tcp_rmem":                "tcp_rmem", // rcvwnd_linux.go
 }
 
 // quickAck reports whether data of n bytes is acknowledged at once in

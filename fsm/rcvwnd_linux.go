@@ -107,26 +107,27 @@ var rcvMemSwitch = switchSpec{Switch{"tcp_rmem", "Linux's net.ipv4.tcp_rmem, \"m
 	func(c *Config) string { return fmt.Sprintf("%d %d %d", c.RcvMem[0], c.RcvMem[1], c.RcvMem[2]) },
 	func(c *Config, v string) error {
 		f := strings.Fields(v)
-		if len(f) == 1 && strings.TrimSpace(v) == "0" {
+		if len(f) == 1 && f[0] == "0" {
 			c.RcvMem = [3]int{}
 			return nil
+		}
+		bad := fmt.Errorf("expected three byte counts \"min default max\" with min <= default <= max (or 0 for off), found %q", v)
+		if len(f) != 3 {
+			return bad
 		}
 		var m [3]int
 		for i := range f {
 			n, err := strconv.Atoi(f[i])
-			if err != nil || n < 0 || n > 1<<30 || len(f) != 3 {
-				return fmt.Errorf("expected three byte counts \"min default max\" (or 0 for off), found %q", v)
+			if err != nil || n < 0 || n > 1<<30 {
+				return bad
 			}
 			m[i] = n
 		}
-		if len(f) != 3 || (m[1] > 0 && (m[0] > m[1] || m[1] > m[2])) {
-			return fmt.Errorf("expected three byte counts \"min default max\" with min <= default <= max (or 0 for off), found %q", v)
+		if m[1] > 0 && (m[0] > m[1] || m[1] > m[2]) {
+			return bad
 		}
 		c.RcvMem = m
 		return nil
 	}}
 
-func init() {
-	switches = append(switches, rcvMemSwitch)
-	linuxSysctls["net.ipv4.tcp_rmem"] = "tcp_rmem"
-}
+func init() { switches = append(switches, rcvMemSwitch) }

@@ -107,3 +107,28 @@ func TestRcvWindowLinuxKeepsRightEdge(t *testing.T) {
 		t.Errorf("ACK win %s, want 502 (<<7: 64256)", got)
 	}
 }
+
+// TestRcvMemSwitchValues: tcp_rmem takes Linux's three counts or 0 (off),
+// and names anything else.
+func TestRcvMemSwitchValues(t *testing.T) {
+	for _, tc := range []struct {
+		v    string
+		want [3]int
+		ok   bool
+	}{
+		{"4096 131072 6291456", [3]int{4096, 131072, 6291456}, true},
+		{"4096\t131072   6291456", [3]int{4096, 131072, 6291456}, true},
+		{"0", [3]int{}, true},
+		{"0 0 0", [3]int{}, true},
+		{"4096 131072", [3]int{}, false},
+		{"3 2 1", [3]int{}, false},
+		{"4096 131072 x", [3]int{}, false},
+		{"-1 131072 6291456", [3]int{}, false},
+	} {
+		var c Config
+		err := c.SetSwitch("tcp_rmem", tc.v)
+		if (err == nil) != tc.ok || c.RcvMem != tc.want {
+			t.Errorf("tcp_rmem=%q: RcvMem %v, err %v; want %v, ok %v", tc.v, c.RcvMem, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -623,8 +623,8 @@ func (e *Engine) spuriousRTOResponse(c *conn, una Seq, acked, pipePrev uint32) {
 // "the first retransmission of the oldest outstanding segment", a fast
 // retransmit as much as a timeout's) as SACK loss recovery starts, when
 // timestamps are on: RetransmitTS is the TSval the fast retransmission
-// carries, and pipe_prev = max(FlightSize, ssthresh) before the reduction
-// (RFC 4015 §2 step 0).
+// carries, and for the response what the reduction will change (cwnd,
+// ssthresh, CUBIC's curve), in place of RFC 4015 §2 step 0's pipe_prev.
 func (e *Engine) eifelOnFastRetransmit(c *conn) {
 	if !c.tsOK || e.cfg.Recovery.NoEifel {
 		return
@@ -638,9 +638,7 @@ func (e *Engine) eifelOnFastRetransmit(c *conn) {
 	if ss >= 1<<31-1 {
 		ss = c.cwnd // from slow start: continue in congestion avoidance
 	}
-	s.pipePrev = max(c.cwnd, ss)
-	s.undo = ccUndo{cwnd: c.cwnd, ssthresh: ss, wMax: s.wMax, cwndPrior: s.cwndPrior, k: s.k,
-		epoch: s.epoch, epochSet: s.epochSet, wEstQ: s.wEstQ, cntQ: s.cntQ}
+	s.undo = ccUndo{cwnd: c.cwnd, ssthresh: ss, curve: s.cubicCurve}
 }
 
 // spuriousFastRetransmit is the Eifel response (RFC 4015 §2) to a fast
@@ -663,7 +661,7 @@ func (e *Engine) spuriousFastRetransmit(c *conn, seg *Segment, acked uint32) {
 		flight := uint32(c.sndNxt.Sub(seg.Ack))
 		c.ssthresh = max(c.ssthresh, u.ssthresh)
 		c.cwnd = max(c.cwnd, min(u.cwnd, flight+min(acked, e.initialCwnd(c))))
-		s.wMax, s.cwndPrior, s.k, s.epoch, s.epochSet, s.wEstQ, s.cntQ = u.wMax, u.cwndPrior, u.k, u.epoch, u.epochSet, u.wEstQ, u.cntQ
+		s.cubicCurve = u.curve
 	}
 	st.inRecovery, c.inRecovery = false, false
 	c.recoverGuard = false

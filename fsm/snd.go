@@ -60,7 +60,7 @@ func (e *Engine) segment(c *conn, flags Flags, seq Seq, payload []byte) Segment 
 	if flags&FlagSYN != 0 {
 		// The window in a SYN is never scaled (RFC 7323 §2.2).
 		active := flags&FlagACK == 0
-		ts := !active && c.tsOK && !e.cfg.NoTimestamps
+		ts := !active && c.tsOK
 		w := e.synWindow(c.rcvMSS, ts)
 		c.setRcvEdge(c.rcvNxt.Add(Size(w)))
 		s.Window = uint16(w)

@@ -16,7 +16,7 @@ import (
 func Sockopt(cfg *fsm.Config, opt string, v int64) string {
 	switch opt {
 	case "SO_RCVBUF":
-		if v > 0 && v <= 1<<29 {
+		if v > 0 && v <= 1<<30 {
 			if got := cfg.SetRecvBufferOption(int(v)); got != int(v) {
 				return fmt.Sprintf("configures the engine: receive buffer %d bytes (doubled, as Linux: switch tcp_rmem), offering a window of %d", got, got/2)
 			}
