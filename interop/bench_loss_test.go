@@ -187,6 +187,8 @@ func TestBenchLoss(t *testing.T) {
 	bin := buildTcpstated(t, dir)
 	defaultCC := ""
 	results := map[string][]map[string]*benchRun{} // impairment → run → cell
+	var rt roundTrips
+	t.Run("round-trips", func(t *testing.T) { rt = benchRoundTrips(t, bin, dir) })
 	for run := range runs {
 		seed := uint64(benchSeed + run)
 		for _, imp := range benchImpairments {
@@ -218,7 +220,7 @@ func TestBenchLoss(t *testing.T) {
 			})
 		}
 	}
-	md := benchTables(results, n, runs, defaultCC, time.Since(start))
+	md := benchTables(results, rt, n, runs, defaultCC, time.Since(start))
 	t.Log("\n" + md)
 	if os.Getenv("TCPSTATED_WRITE_BENCH_LOSS_DOCS") != "" {
 		if err := mddoc.ReplaceSection(filepath.Join("..", "docs", "PERFORMANCE.md"), "bench-loss", md); err != nil {
@@ -320,33 +322,8 @@ func benchKernelSends(t *testing.T, bin, dir, spec string, n int64, seed uint64,
 func benchKernelToKernel(t *testing.T, bin, dir, spec string, n int64, seed uint64, cc string) *benchRun {
 	snd := newLab(t, bin, dir)
 	rcv := newLabAt(t, bin, dir, tcpstatedAddr, kernelAddr)
-	ns, err := bridge.ParseNetem(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var devs [2]*bridge.TUN
-	for i, l := range []*lab{snd, rcv} {
-		if err := l.do(func() error {
-			var err error
-			devs[i], err = bridge.OpenTUN("tun0", netip.MustParseAddr(kernelAddr), netip.MustParseAddr(tcpstatedAddr), quiet)
-			return err
-		}); err != nil {
-			t.Fatalf("attaching tun0 of %s: %v", l.name, err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var counts bridge.RelayCounts
-	relayed := make(chan error, 1)
-	go func() {
-		relayed <- bridge.Relay(ctx, devs[0], devs[1], bridge.RelayConfig{AToB: ns, Seed: seed, Limit: benchLimit}, &counts)
-	}()
-	defer func() {
-		cancel()
-		if err := <-relayed; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-	}()
+	counts, stopRelay := startRelay(t, snd, rcv, spec, seed)
+	defer stopRelay()
 	ln, err := rcv.listen(tcpstatedAddr + ":0")
 	if err != nil {
 		t.Fatal(err)
@@ -379,6 +356,109 @@ func benchKernelToKernel(t *testing.T, bin, dir, spec string, n int64, seed uint
 	}
 	return &benchRun{cc: got, mbps: srv.mbps(), impLost: counts.AToB.Lost.Load(), impLimit: counts.AToB.LimitDropped.Load(),
 		kernelSnd: nstatCounts(t, snd), kernelRcv: nstatCounts(t, rcv), devDropped: txDropped(t, snd), sampled: samples}
+}
+
+// startRelay joins the tun0 devices of snd and rcv with bridge.Relay in
+// this process: snd's packets go through the impairment spec, rcv's pass
+// untouched.
+func startRelay(t *testing.T, snd, rcv *lab, spec string, seed uint64) (*bridge.RelayCounts, func()) {
+	ns, err := bridge.ParseNetem(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var devs [2]*bridge.TUN
+	for i, l := range []*lab{snd, rcv} {
+		if err := l.do(func() error {
+			var err error
+			devs[i], err = bridge.OpenTUN("tun0", netip.MustParseAddr(kernelAddr), netip.MustParseAddr(tcpstatedAddr), quiet)
+			return err
+		}); err != nil {
+			t.Fatalf("attaching tun0 of %s: %v", l.name, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	counts := &bridge.RelayCounts{}
+	relayed := make(chan error, 1)
+	go func() {
+		relayed <- bridge.Relay(ctx, devs[0], devs[1], bridge.RelayConfig{AToB: ns, Seed: seed, Limit: benchLimit}, counts)
+	}()
+	return counts, func() {
+		cancel()
+		if err := <-relayed; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	}
+}
+
+// roundTrips is what a path adds to every round trip, measured by the
+// kernel's connect(): the time from its SYN to the SYN,ACK, with no
+// impairment, over handshakes.
+type roundTrips struct{ engine, relay []time.Duration }
+
+const probeHandshakes = 40
+
+// benchRoundTrips times handshakes from the kernel to tcpstated tun (the
+// packets go through the bridge's reader, ExchangeSegments, the engine
+// and the watch) and to a kernel listener through bridge.Relay (the
+// kernel-to-kernel baseline's path).
+func benchRoundTrips(t *testing.T, bin, dir string) roundTrips {
+	handshakes := func(l *lab, addr string) []time.Duration {
+		var ds []time.Duration
+		for range probeHandshakes {
+			start := time.Now()
+			c, err := l.dial(addr)
+			if err != nil {
+				t.Errorf("round-trip probe: dial %s: %v", addr, err)
+				return nil
+			}
+			ds = append(ds, time.Since(start))
+			c.SetLinger(0)
+			c.Close()
+			time.Sleep(10 * time.Millisecond)
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds
+	}
+	var rt roundTrips
+	l := newLab(t, bin, dir)
+	p := l.startTun(t, "--listen", "80", "--sink")
+	rt.engine = handshakes(l, tcpstatedAddr+":80")
+	p.stop()
+	snd := newLab(t, bin, dir)
+	rcv := newLabAt(t, bin, dir, tcpstatedAddr, kernelAddr)
+	_, stop := startRelay(t, snd, rcv, "delay 0ms", benchSeed)
+	defer stop()
+	ln, err := rcv.listen(tcpstatedAddr + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	rt.relay = handshakes(snd, ln.Addr().String())
+	return rt
+}
+
+// quantile is the q-quantile of sorted ds (0 when empty).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+func (rt roundTrips) String() string {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+	return fmt.Sprintf("a handshake (SYN to SYN,ACK, no impairment, %d each) takes p50 %s ms, p90 %s ms through tcpstated tun (reader, ExchangeSegments, engine, watch) against p50 %s ms, p90 %s ms through bridge.Relay; the difference is added to every round trip of tcpstated's transfers",
+		probeHandshakes, ms(quantile(rt.engine, 0.5)), ms(quantile(rt.engine, 0.9)), ms(quantile(rt.relay, 0.5)), ms(quantile(rt.relay, 0.9)))
 }
 
 // txDropped is what the kernel's tun0 queue dropped on its way to the
@@ -599,13 +679,14 @@ func (r *benchRun) lost() string {
 
 // benchTables renders the results as the Markdown docs/PERFORMANCE.md
 // keeps (between <!-- begin bench-loss --> and <!-- end bench-loss -->).
-func benchTables(results map[string][]map[string]*benchRun, n int64, runs int, defaultCC string, took time.Duration) string {
+func benchTables(results map[string][]map[string]*benchRun, rt roundTrips, n int64, runs int, defaultCC string, took time.Duration) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	uname, _ := run("uname", "-sr")
 	fmt.Fprintf(&b, "%.1f MB one way per transfer, %d run(s), seeds %d–%d, delay queue limit %d; machine %s, %d CPUs, %s; %s; %v in all.\n\n",
 		float64(n)/1e6, runs, benchSeed, benchSeed+runs-1, benchLimit, host, runtime.NumCPU(), strings.TrimSpace(uname),
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
+	fmt.Fprintf(&b, "**The bridge's own delay**: %s.\n\n", rt)
 	fmt.Fprintf(&b, "**Goodput, tcpstated sending** (profile rfc with its defaults: Reno, SACK + PRR + RACK-TLP, min RTO 1 s, IW 10) against the kernel sending to the kernel through the same impairment; the last two columns are tcpstated with switches the rfc profile leaves off, each ÷ the kernel on CUBIC:\n\n")
 	fmt.Fprintf(&b, "| impairment (data path) | run | tcpstated → kernel MB/s | kernel → kernel, %s | kernel → kernel, cubic | tcpstated ÷ %s | tcpstated ÷ cubic | tcpstated, congestion_control=cubic | tcpstated, profile linux |\n", defaultCC, defaultCC)
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
