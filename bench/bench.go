@@ -174,10 +174,7 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 	}
 	unary, stream, rest := sessionNames("u", cfg.Callers), sessionNames("x", cfg.Streams), sessionNames("r", cfg.Callers)
 	for _, fsync := range []string{"never", "always"} {
-		args := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, fsync), "--fsync", fsync}
-		if cfg.ProfileDir != "" {
-			args = append(args, "--debug-endpoints")
-		}
+		args := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, fsync), "--fsync", fsync}, cfg.debugFlags()...)
 		if err := start("fsync="+fsync, cfg.ServerBin, args...); err != nil {
 			return err
 		}
@@ -225,22 +222,12 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 		}
 		for _, t := range real {
 			name := "tcpstated " + l.name + " " + t.name
-			var prof chan error
-			if cfg.ProfileDir != "" {
-				prof = make(chan error, 1)
-				path := filepath.Join(cfg.ProfileDir, strings.NewReplacer(" ", "-", "=", "-").Replace(name)+".pprof")
-				go func() {
-					time.Sleep(cfg.Warmup)
-					prof <- t.p.profile(cfg.Duration, path)
-				}()
-			}
+			prof := cfg.profileAll([]*process{t.p}, cfg.window(), name)
 			if err := measure(*cfg, res, name, t.p, func(w window) result { return l.f(t, t.p.httpAddr, w) }); err != nil {
 				return fmt.Errorf("%w\nserver log:\n%s", err, tail(t.p.Logs(), 20))
 			}
-			if prof != nil {
-				if err := <-prof; err != nil {
-					return fmt.Errorf("profiling %s: %w", name, err)
-				}
+			if err := <-prof; err != nil {
+				return err
 			}
 		}
 	}
@@ -253,6 +240,52 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 	}
 	targets = nil
 	return runReplicas(ctx, cfg, dir, res)
+}
+
+// debugFlags are the server flags a CPU profile needs (--profile-dir).
+func (c *Config) debugFlags() []string {
+	if c.ProfileDir == "" {
+		return nil
+	}
+	return []string{"--debug-endpoints"}
+}
+
+// profileAll writes a CPU profile of each of ps over w's measured part
+// into the profile directory, named after the figure (and the replica,
+// for several), when --profile-dir is set; the channel gives the first
+// error once all are written.
+func (c *Config) profileAll(ps []*process, w window, name string) <-chan error {
+	done := make(chan error, 1)
+	if c.ProfileDir == "" {
+		done <- nil
+		return done
+	}
+	go func() {
+		time.Sleep(time.Until(w.from))
+		errs := make(chan error, len(ps))
+		for i, p := range ps {
+			file := name
+			if len(ps) > 1 {
+				file = fmt.Sprintf("%s replica %d", name, i+1)
+			}
+			path := filepath.Join(c.ProfileDir, strings.NewReplacer(" ", "-", "=", "-", "/", "-").Replace(file)+".pprof")
+			go func() {
+				if err := p.profile(w.to.Sub(w.from), path); err != nil {
+					errs <- fmt.Errorf("profiling %s: %w", file, err)
+					return
+				}
+				errs <- nil
+			}()
+		}
+		var first error
+		for range ps {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		done <- first
+	}()
+	return done
 }
 
 // overWindow reads a sample at the start and at the end of w, while the

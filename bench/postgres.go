@@ -92,8 +92,9 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, perRep
 		}
 	}()
 	for i := range n {
-		p, err := startProcess(ctx, fmt.Sprintf("replica %d of %d", i+1, n), cfg.ServerBin, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--data-dir", filepath.Join(dir, fmt.Sprintf("replicas%d-%d", n, i)), "--fsync", "always", "--store", url)
+		args := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--data-dir", filepath.Join(dir, fmt.Sprintf("replicas%d-%d", n, i)), "--fsync", "always", "--store", url}, cfg.debugFlags()...)
+		p, err := startProcess(ctx, fmt.Sprintf("replica %d of %d", i+1, n), cfg.ServerBin, args...)
 		if err != nil {
 			return err
 		}
@@ -162,8 +163,12 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, perRep
 	time.Sleep(time.Until(iw.to))
 	w := cfg.window()
 	busy := sampled(w)
+	profiled := cfg.profileAll(ps, w, replicaName(n, perReplica))
 	r := unaryLoad(ctx, conns, names, w)
 	d := <-busy
+	if err := <-profiled; err != nil {
+		return err
+	}
 	r.serverCPU = time.Duration(sum(d.cpu) * float64(time.Second))
 	r.idleCPU = time.Duration(sum(idle.cpu) * float64(time.Second))
 	r.commits, r.records = sum(d.commits), sum(d.records)
