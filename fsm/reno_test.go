@@ -6,8 +6,11 @@ import "testing"
 // each time ACKs for new data have acknowledged cwnd bytes, whether the
 // receiver acknowledges every segment or every second one (delayed ACKs);
 // equation (3) would give 10 500 for the delayed ACKs. One ACK grows cwnd
-// by one SMSS at most, and a congestion response starts the count again.
-// Reference: RFC 5681 §3.1.
+// by one SMSS at most; the bytes past cwnd count towards the next SMSS
+// (RFC 3465 §2.1), so stretch ACKs of 9 segments, one a round trip, open
+// one SMSS a round trip (holding the count to cwnd opened one per two);
+// a congestion response starts the count again.
+// Reference: RFC 5681 §3.1, RFC 3465 §2.1.
 func TestRenoByteCounting(t *testing.T) {
 	const smss = 1000
 	cases := []struct {
@@ -21,6 +24,7 @@ func TestRenoByteCounting(t *testing.T) {
 		{"an ACK per second segment (delayed ACKs)", repeat(5, 2*smss), 0, 11_000},
 		{"delayed ACKs over two windows (10 000 then 11 000 bytes)", repeat(11, 2*smss), 0, 12_000},
 		{"a stretch ACK of five windows opens one SMSS", []uint32{50 * smss}, 0, 11_000},
+		{"stretch ACKs of 9 segments keep the bytes past cwnd", repeat(4, 9*smss), 0, 13_000},
 		{"the count restarts after a congestion response", append(repeat(9, smss), repeat(5, smss)...), 9, 10_000},
 	}
 	for _, tc := range cases {
