@@ -17,6 +17,20 @@ func TestSimTrace(t *testing.T) {
 	if lvl == "" {
 		t.Skip("TCPSTATED_SIM_TRACE not set")
 	}
+	if lvl == "table" {
+		// The bench-loss-sim table without writing the docs.
+		tab := simTable(t)
+		for _, p := range simLosses {
+			line := fmt.Sprintf("%g %%:", p*100)
+			for _, a := range simAlgos {
+				c := tab[a.name][p]
+				line += fmt.Sprintf(" | %s %.2f (%d/%d/%d)", a.name, c.goodput/1e6, c.events[CodeFastRetransmit]+c.events[CodeSACKRecovery],
+					c.events[CodeSACKNextSeg], c.events[CodeRetransmitTimeout])
+			}
+			fmt.Println(line)
+		}
+		return
+	}
 	loss := 0.01
 	if v, err := strconv.ParseFloat(os.Getenv("TCPSTATED_SIM_LOSS"), 64); err == nil {
 		loss = v
