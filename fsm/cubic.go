@@ -129,6 +129,15 @@ func (e *Engine) ccGrow(c *conn, acked uint32) {
 			e.hystartGrow(c, acked)
 			return
 		}
+		if e.cfg.Recovery.SlowStartAllBytes && acked > mss {
+			// RFC 3465 §2.2 with L unbounded (ss_all_bytes): a stretch
+			// ACK counts whole, up to ssthresh.
+			was := c.cwnd
+			c.cwnd = min(c.cwnd+acked, max(c.ssthresh, was+mss))
+			e.explain(c.id, CodeSlowStartAllBytes, ActionInfo, Field{"ACKED", uint64(acked)}, Field{"CWND", uint64(c.cwnd)},
+				Field{"OLD.CWND", uint64(was)}, Field{"SSTHRESH", uint64(c.ssthresh)})
+			return
+		}
 		c.cwnd += min(acked, mss) // RFC 5681 (2)
 		return
 	}

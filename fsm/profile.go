@@ -319,6 +319,7 @@ var profiles = []Profile{
 		{"rack", "1"},
 		{"tlp", "1"},
 		{"hystart", "1"},
+		{"ss_all_bytes", "1"},
 		{"congestion_control", "cubic"},
 		{"frto", "1"},
 		{"ecn", "2"},

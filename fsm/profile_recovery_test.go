@@ -22,6 +22,7 @@ func TestRecoverySwitches(t *testing.T) {
 		{"prr", "0", func(c Config) bool { return c.Recovery.NoPRR }},
 		{"prr_crb", "1", func(c Config) bool { return c.Recovery.PRRConservative }},
 		{"hystart", "1", func(c Config) bool { return c.Recovery.HyStart }},
+		{"ss_all_bytes", "1", func(c Config) bool { return c.Recovery.SlowStartAllBytes }},
 		{"eifel", "0", func(c Config) bool { return c.Recovery.NoEifel }},
 		{"frto", "1", func(c Config) bool { return c.Recovery.FRTO }},
 		{"ecn", "1", func(c Config) bool { return c.Recovery.ECN && !c.Recovery.ECNNoRequest }},

@@ -34,8 +34,9 @@ type sackState struct {
 	rackOn, rackLost bool
 	minRTT           time.Duration
 	newly            uint32 // octets newly SACKed by the ACK being processed
-	// ltBytes is what limited transmit (RFC 6675 §5 step 3) sent since
-	// DupAcks left zero: RFC 5681 leaves it out of FlightSize for ssthresh.
+	// ltBytes is what limited transmit (RFC 6675 §5 step 3) sent past
+	// SND.UNA + cwnd since DupAcks left zero: RFC 5681 leaves it out of
+	// FlightSize for ssthresh.
 	ltBytes uint32
 	// PRR (RFC 6937 §3).
 	prrDelivered, prrOut, recoverFS uint32

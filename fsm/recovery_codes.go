@@ -48,6 +48,8 @@ const (
 	CodeOutOfOrderDiscarded
 	// Spurious fast retransmit (RFC 3522, RFC 4015), appended.
 	CodeSpuriousFastRetransmit
+	// Slow start counting a stretch ACK whole (ss_all_bytes), appended.
+	CodeSlowStartAllBytes
 	numRecoveryCodes
 )
 
@@ -89,5 +91,6 @@ var recoveryCodeSpecs = [numRecoveryCodes - codeRecoveryBase]codeSpec{
 	CodeECNSetupFallback - codeRecoveryBase:         {"ECN_SETUP_FALLBACK", "RFC 3168 §6.1.1.1", "no reply came to the ECN-setup SYN (SYN.ACK 0) or SYN,ACK (SYN.ACK 1) within {RETRIES} retransmission timeouts, more than ecn_maxretries={ECN.MAXRETRIES}: a middlebox may drop ECN-setup packets, so this retransmission and any later one go without ECE and CWR (a SYN,ACK sent so no longer grants ECN: the connection does without it)"},
 	CodeOutOfOrderDiscarded - codeRecoveryBase:      {"OUT_OF_ORDER_DISCARDED", secReassembly, "seventh, process the segment text: the receive buffer is full at {RCV.NXT}, so the {OOO.BYTES} bytes in {OOO.BLOCKS} blocks held for reassembly beyond it are discarded too; the sender will retransmit them"},
 	CodeSpuriousFastRetransmit - codeRecoveryBase:   {"SPURIOUS_FAST_RETRANSMIT", "RFC 3522 §2, RFC 4015 §2", "the first ACK of new data after the fast retransmit echoes {SEG.TSECR}, older than the retransmission's timestamp {RETRANSMIT.TS}: the original arrived, so the segment was reordered, not lost (Eifel detection); loss recovery ends and, unless the ACK carries ECE (ECE {ECE}), the reduction is undone, once and no further than it went (RFC 9438 §4.9 for CUBIC's W_max, K and epoch): ssthresh = max(ssthresh, ssthresh before) = {SSTHRESH}, cwnd = max(cwnd, min(cwnd before, FlightSize + min(acked, IW))) = {CWND}"},
+	CodeSlowStartAllBytes - codeRecoveryBase:        {"SLOW_START_ALL_BYTES", "RFC 3465 §2.2, RFC 5681 §3.1", "in slow start (cwnd {OLD.CWND} < ssthresh {SSTHRESH}) an ACK of {ACKED} bytes, more than one SMSS, counts whole (ss_all_bytes; RFC 5681 (2) would open one SMSS): cwnd = min(cwnd + acked, ssthresh) = {CWND}"},
 	CodePRR - codeRecoveryBase:                      {"PRR", secPRR, "Proportional Rate Reduction: DeliveredData {DELIVERED}, prr_delivered {PRR.DELIVERED}, prr_out {PRR.OUT}; pipe {PIPE} against ssthresh {SSTHRESH} (proportional above it, the reduction bound at or below): sndcnt {SNDCNT}, cwnd = pipe + sndcnt"},
 }

@@ -32,6 +32,14 @@ type Recovery struct {
 	// HyStart enables HyStart++ (RFC 9406) in the initial slow start:
 	// slow start ends on a rise in RTT before it overshoots into loss.
 	HyStart bool
+	// SlowStartAllBytes makes slow start open cwnd by every byte an ACK
+	// acknowledges, up to ssthresh (RFC 3465 §2.2's limit L unbounded, as
+	// Linux's tcp_slow_start counts every segment acknowledged), instead
+	// of RFC 5681 (2)'s RECOMMENDED min(N, SMSS) per ACK. Against a
+	// receiver that acknowledges a window in one or two stretch ACKs (RFC
+	// 5681 §4.2 asks for one per second segment) the RFC's rule grows
+	// cwnd by about one SMSS per round trip instead of doubling it.
+	SlowStartAllBytes bool
 	// NoEifel turns off spurious-timeout detection with timestamps (the
 	// Eifel detection algorithm, RFC 3522) and its response (RFC 4015),
 	// which undoes the congestion response of an RTO, or of a SACK fast

@@ -185,3 +185,40 @@ func fifoLink(t *testing.T, cli, srv *side, drop func(p Packet, first bool) bool
 	t.Fatal("fifoLink: no quiescence")
 	return nil
 }
+
+// TestLimitedTransmitIsPastCwnd: a stretch ACK acknowledges five of ten
+// segments and SACKs the seventh (the sixth, 601, is lost). The new data
+// it releases up to SND.UNA + cwnd (601 + 1100 after slow start's growth)
+// is ordinary transmission; only the one segment past it is limited
+// transmit (RFC 5681 §3.2, RFC 3042 §2: "beyond the congestion window"),
+// as is the one the next duplicate ACK sends. At the third FlightSize is
+// 1300 less those 200 octets: ssthresh 550, half of cwnd, where counting
+// every segment sent on a SACK as limited transmit left 500 and ssthresh
+// 250.
+// Reference: RFC 5681 §3.2 step 2 and (4), RFC 6675 §5 (3), (4.2).
+func TestLimitedTransmitIsPastCwnd(t *testing.T) {
+	cli, _, c, _ := established(t, dupThreshConfig(100), dupThreshConfig(300))
+	mustSend(t, cli, c, strings.Repeat("x", 5000))
+	if n := len(cli.take()); n != 10 {
+		t.Fatalf("initial window sent %d segments, want 10", n)
+	}
+	sack := func(ack, end Seq) Ready {
+		seg := Segment{Flags: FlagACK, Seq: 301, Ack: ack, Window: 65535}
+		seg.Options.NumSACK, seg.Options.SACK[0] = 1, SACKBlock{701, end}
+		cli.inject(serverAddr, clientAddr, seg)
+		return cli.collect()
+	}
+	sack(601, 801)
+	for seq := 1101; seq < 1801; seq += 100 {
+		cli.expect(fmt.Sprintf(". seq=%d ack=301 len=100", seq))
+	}
+	cli.expectNothing()
+	sack(601, 901)
+	cli.expect(". seq=1801 ack=301 len=100")
+	r := sack(601, 1001)
+	for name, want := range map[string]uint64{"DUPACKS": 3, "FLIGHT": 1100, "SSTHRESH": 550} {
+		if v := field(t, r, CodeSACKRecovery, name); v != want {
+			t.Fatalf("SACK_RECOVERY %s = %d, want %d", name, v, want)
+		}
+	}
+}

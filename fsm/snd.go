@@ -344,7 +344,14 @@ func (e *Engine) output(c *conn) {
 	}
 	if sackLT {
 		sent := uint32(c.sndNxt.Sub(startNxt))
-		c.sack.ltBytes += sent
+		// Limited transmit is what went past SND.UNA + cwnd (RFC 5681
+		// §3.2, RFC 3042 §2: segments "beyond the congestion window"),
+		// the part RFC 5681 leaves out of FlightSize. New data within it
+		// replaces what this ACK acknowledged cumulatively; counting it
+		// too halved ssthresh again after every stretch ACK.
+		if from := MaxSeq(startNxt, c.sndUna.Add(Size(c.cwnd))); c.sndNxt.GreaterThan(from) {
+			c.sack.ltBytes += uint32(c.sndNxt.Sub(from))
+		}
 		c.sack.pipe += sent // in flight now, until the next SetPipe()
 	}
 	e.armPersist(c)

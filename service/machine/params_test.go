@@ -24,13 +24,13 @@ func TestEngineConfigRecoverySwitches(t *testing.T) {
 	}{
 		{"rfc", &pb.SessionOptions{}, fsm.Recovery{}, 0},
 		{"linux", &pb.SessionOptions{Profile: "linux"},
-			fsm.Recovery{CongestionControl: fsm.CCCubic, HyStart: true, FRTO: true, ECN: true, ECNNoRequest: true}, 200 * time.Millisecond},
+			fsm.Recovery{CongestionControl: fsm.CCCubic, HyStart: true, SlowStartAllBytes: true, FRTO: true, ECN: true, ECNNoRequest: true}, 200 * time.Millisecond},
 		{"freebsd", &pb.SessionOptions{Profile: "freebsd"},
 			fsm.Recovery{ECN: true, ECNNoRequest: true, ECNMaxRetries: 1}, 30 * time.Millisecond},
 		{"switches", &pb.SessionOptions{Switches: map[string]string{"congestion_control": "cubic", "sack_recovery": "0", "prr": "0", "prr_crb": "1",
-			"rack": "0", "tlp": "0", "hystart": "1", "eifel": "0", "frto": "1", "ecn": "1", "ecn_maxretries": "2", "rexmit_min": "200"}},
+			"rack": "0", "tlp": "0", "hystart": "1", "ss_all_bytes": "1", "eifel": "0", "frto": "1", "ecn": "1", "ecn_maxretries": "2", "rexmit_min": "200"}},
 			fsm.Recovery{CongestionControl: fsm.CCCubic, NoSACKRecovery: true, NoPRR: true, PRRConservative: true, NoRACK: true, NoTLP: true,
-				HyStart: true, NoEifel: true, FRTO: true, ECN: true, ECNMaxRetries: 2}, 200 * time.Millisecond},
+				HyStart: true, SlowStartAllBytes: true, NoEifel: true, FRTO: true, ECN: true, ECNMaxRetries: 2}, 200 * time.Millisecond},
 		{"min_rto over the switch", &pb.SessionOptions{Switches: map[string]string{"rexmit_min": "200"}, MinRto: durationpb.New(50 * time.Millisecond)},
 			fsm.Recovery{}, 50 * time.Millisecond},
 	} {
