@@ -536,7 +536,7 @@ func socketCC(c *net.TCPConn) string {
 var kernelCounters = []string{
 	"TcpRetransSegs", "TcpExtTCPSackRecovery", "TcpExtTCPFastRetrans", "TcpExtTCPLossProbes", "TcpExtTCPTimeouts",
 	"TcpExtTCPSpuriousRTOs", "TcpExtTCPDSACKUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv", "TcpExtTCPDSACKRecvSegs",
-	"TcpExtTCPOFOQueue", "TcpExtTCPDSACKOldSent", "TcpExtTCPOFODrop", "TcpExtTCPRcvQDrop",
+	"TcpExtTCPOFOQueue", "TcpExtTCPDSACKOldSent", "TcpExtTCPOFODrop", "TcpExtTCPRcvQDrop", "TcpInSegs", "TcpOutSegs",
 }
 
 // nstatCounts reads the namespace's TCP counters (a fresh namespace for

@@ -100,7 +100,8 @@ func TestBenchLossTrace(t *testing.T) {
 			if r == nil {
 				continue
 			}
-			fmt.Printf("== tcpstated %s seed %d %q: %.3f MB/s, 100ms-sampled %s, %s\n", v, seed, spec, r.mbps, r.sampled, r.engine.sender())
+			fmt.Printf("== tcpstated %s seed %d %q: %.3f MB/s, 100ms-sampled %s, %s; receiver in %d out %d segments\n", v, seed, spec, r.mbps, r.sampled, r.engine.sender(),
+				r.kernelRcv["TcpInSegs"], r.kernelRcv["TcpOutSegs"])
 			summarizeEngine(tr)
 		}
 		for _, cc := range ccs {
@@ -128,7 +129,8 @@ func TestBenchLossTrace(t *testing.T) {
 			if r == nil {
 				continue
 			}
-			fmt.Printf("== kernel %s seed %d %q: %.3f MB/s, 100ms-sampled %s, %s\n", r.cc, seed, spec, r.mbps, r.sampled, kernelSender(r.kernelSnd))
+			fmt.Printf("== kernel %s seed %d %q: %.3f MB/s, 100ms-sampled %s, %s; receiver in %d out %d segments\n", r.cc, seed, spec, r.mbps, r.sampled, kernelSender(r.kernelSnd),
+				r.kernelRcv["TcpInSegs"], r.kernelRcv["TcpOutSegs"])
 			summarizeKernel(tr)
 		}
 	}
