@@ -77,20 +77,11 @@ type simLink struct {
 
 const simReorderDelay = 20 * time.Millisecond
 
-// simTrace, when set, sees every explanation the sender gives.
-var simTrace func(now time.Duration, x Explanation)
-
 // simStats is what the sender did: its largest cwnd, and the bytes of
 // data it sent and resent.
 type simStats struct {
 	maxCwnd      uint32
 	sent, resent int
-	// cwndArea is cwnd (bytes) integrated over time (seconds), for the
-	// time-weighted mean cwnd; srttArea likewise for SRTT (ms).
-	cwndArea, srttArea float64
-	lastAt             time.Duration
-	lastCwnd           uint32
-	lastSRTT           time.Duration
 }
 
 // simRunLink is simRunFor over link.
@@ -128,9 +119,6 @@ func simRunLink(tb testing.TB, algo simAlgo, link simLink, seed uint64, simDurat
 		r := engines[from].Ready()
 		if from == 0 {
 			for _, x := range r.Explanations {
-				if simTrace != nil {
-					simTrace(now, x)
-				}
 				switch x.Code {
 				case CodeFastRetransmit, CodeRetransmitTimeout, CodeSACKRecovery, CodeSpuriousFastRetransmit, CodeHyStartCSS, CodeHyStartExit, CodeCubicEpoch, CodeTLPProbe:
 					counted[x.Code]++
@@ -167,10 +155,6 @@ func simRunLink(tb testing.TB, algo simAlgo, link simLink, seed uint64, simDurat
 		}
 		if in, ok := snd.Endpoint(cid); ok {
 			stats.maxCwnd = max(stats.maxCwnd, in.Cwnd)
-			dt := (now - stats.lastAt).Seconds()
-			stats.cwndArea += float64(stats.lastCwnd) * dt
-			stats.srttArea += float64(stats.lastSRTT) / float64(time.Millisecond) * dt
-			stats.lastAt, stats.lastCwnd, stats.lastSRTT = now, in.Cwnd, in.SRTT
 		}
 	}
 	app := func() {

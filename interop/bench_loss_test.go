@@ -268,17 +268,9 @@ func benchTcpstatedSends(t *testing.T, bin, dir, spec string, n int64, seed uint
 	if line, err := p.waitLine("connecting ", stateTimeout); err == nil {
 		name, _ := lineFields(line)
 		stop = sampleEngine(p, name, &samples)
-		if engineTrace != nil {
-			stopTrace := engineTrace(p, name)
-			stop0 := stop
-			stop = func() { stopTrace(); stop0() }
-		}
 	}
 	x := exchange(k, 0, tcpstatedFirst, benchTimeout)
 	stop()
-	if engineTraceDone != nil {
-		engineTraceDone(p)
-	}
 	if x.readErr != nil || x.received != n || x.sha != patternSHA(n) {
 		t.Errorf("tcpstated → kernel through %q: the kernel read %d of %d bytes (sha256 matches: %v), %v", spec, x.received, n, x.sha == patternSHA(n), x.readErr)
 		return nil
@@ -355,12 +347,7 @@ func benchKernelToKernel(t *testing.T, bin, dir, spec string, n int64, seed uint
 	got := socketCC(k)
 	var samples senderSamples
 	stop := sampleKernel(k, &samples)
-	stopTrace := func() {}
-	if kernelTrace != nil {
-		stopTrace = kernelTrace(k)
-	}
 	cli := exchange(k, n, kernelFirst, benchTimeout)
-	stopTrace()
 	stop()
 	srv := <-srvc
 	if srv.readErr != nil || cli.writeErr != nil || srv.received != n || srv.sha != patternSHA(n) {
