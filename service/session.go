@@ -187,7 +187,7 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	// response and the outbound queue take its slices and messages, never
 	// the digest itself.
 	d := &m.Live
-	d.Reset()
+	machine.ClearDigest(d)
 	m.FillDigest(d, rd, idx, res)
 	if err := s.appendPairLocked(idx, t0, in, d); err != nil {
 		return nil, s.failLocked(err)
@@ -238,7 +238,8 @@ func (s *session) appendPairLocked(idx uint64, t0 time.Duration, in *pb.Input, d
 		return err
 	}
 	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.Now()), &r.out, d
-	return s.stageLocked(&r.rec)
+	// The digest names endpoints and states with the machine's strings.
+	return s.stageWithLocked(&r.rec, s.m.NamesValid())
 }
 
 // recordEncoder holds the messages a session encodes its records with.
@@ -284,13 +285,23 @@ func (s *session) appendLocked(rec *pb.LogRecord) error {
 
 // stageLocked encodes one record into the pending batch; its index must be
 // the next one after those already pending.
-func (s *session) stageLocked(rec *pb.LogRecord) error {
+func (s *session) stageLocked(rec *pb.LogRecord) error { return s.stageWithLocked(rec, false) }
+
+// stageWithLocked is stageLocked, with logrecord.AppendTrusted when
+// trusted.
+func (s *session) stageWithLocked(rec *pb.LogRecord, trusted bool) error {
 	p := &s.pend
 	if want := s.next + uint64(len(p.ends)); rec.Index != want {
 		return fmt.Errorf("log %s: record %d staged, expected %d", s.file, rec.Index, want)
 	}
 	start := len(p.buf)
-	b, err := logrecord.Append(p.buf, rec)
+	var b []byte
+	var err error
+	if trusted {
+		b, err = logrecord.AppendTrusted(p.buf, rec)
+	} else {
+		b, err = logrecord.Append(p.buf, rec)
+	}
 	if err != nil {
 		p.buf = p.buf[:start]
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)

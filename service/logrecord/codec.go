@@ -65,7 +65,19 @@ const (
 
 // Append appends the encoding of rec to b.
 func Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
-	if fastRecord(rec) {
+	if fastRecord(rec, true) {
+		return appendRecordFast(b, rec), nil
+	}
+	return proto.MarshalOptions{}.MarshalAppend(b, rec)
+}
+
+// AppendTrusted is Append for a record whose digest's transitions and
+// events name endpoints and states with strings the caller knows are valid
+// UTF-8: the service's own endpoint names and the engine's state and cause
+// names. They are not checked again for every record; the result's
+// strings still are. The bytes are Append's.
+func AppendTrusted(b []byte, rec *pb.LogRecord) ([]byte, error) {
+	if fastRecord(rec, false) {
 		return appendRecordFast(b, rec), nil
 	}
 	return proto.MarshalOptions{}.MarshalAppend(b, rec)
@@ -73,10 +85,11 @@ func Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
 
 // fastRecord reports whether rec is one appendRecordFast encodes: a
 // segment input or an output digest whose strings are valid UTF-8 (which
-// proto.Marshal refuses, and a re-run could not decode). Records are built
-// by the service, never decoded from a client, so they carry no unknown
-// fields to keep.
-func fastRecord(rec *pb.LogRecord) bool {
+// proto.Marshal refuses, and a re-run could not decode); those of its
+// transitions and events are checked only with checkNames. Records are
+// built by the service, never decoded from a client, so they carry no
+// unknown fields to keep.
+func fastRecord(rec *pb.LogRecord, checkNames bool) bool {
 	switch body := rec.Body.(type) {
 	case *pb.LogRecord_Input:
 		seg, ok := body.Input.GetKind().(*pb.Input_Segment)
@@ -87,13 +100,13 @@ func fastRecord(rec *pb.LogRecord) bool {
 			return false
 		}
 		for _, t := range d.Transitions {
-			if t == nil || !utf8.ValidString(t.Endpoint) || !utf8.ValidString(t.FromStateName) ||
-				!utf8.ValidString(t.ToStateName) || !utf8.ValidString(t.Cause) {
+			if t == nil || checkNames && (!utf8.ValidString(t.Endpoint) || !utf8.ValidString(t.FromStateName) ||
+				!utf8.ValidString(t.ToStateName) || !utf8.ValidString(t.Cause)) {
 				return false
 			}
 		}
 		for _, e := range d.Events {
-			if e == nil || !utf8.ValidString(e.Endpoint) {
+			if e == nil || checkNames && !utf8.ValidString(e.Endpoint) {
 				return false
 			}
 		}

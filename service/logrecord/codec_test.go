@@ -32,6 +32,9 @@ func checkEncoding(t *testing.T, name string, rec *pb.LogRecord) {
 	if want := wantEncoding(t, rec); !bytes.Equal(got[len("prefix"):], want) || string(got[:len("prefix")]) != "prefix" {
 		t.Errorf("%s: Append\n got  %x\n want %x (proto.Marshal)", name, got, want)
 	}
+	if trusted, err := AppendTrusted([]byte("prefix"), rec); err != nil || !bytes.Equal(trusted, got) {
+		t.Errorf("%s: AppendTrusted\n got  %x, %v\n want %x (Append)", name, trusted, err, got)
+	}
 }
 
 func segRecord(index uint64, t *durationpb.Duration, pkt []byte) *pb.LogRecord {
@@ -90,6 +93,11 @@ func TestRecordEncodingIsProtoMarshal(t *testing.T) {
 	bad := outRecord(1, nil, &pb.OutputDigest{Events: []*pb.Event{{Endpoint: "\xff"}}})
 	if _, err := Append(nil, bad); err == nil {
 		t.Errorf("Append accepted invalid UTF-8")
+	}
+	// AppendTrusted still checks the result's strings, which are not names.
+	badResult := outRecord(1, nil, &pb.OutputDigest{Result: &pb.CallResult{ErrorMessage: "\xff"}})
+	if _, err := AppendTrusted(nil, badResult); err == nil {
+		t.Errorf("AppendTrusted accepted invalid UTF-8 in a result")
 	}
 
 	// Random digests and inputs.
