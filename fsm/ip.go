@@ -31,6 +31,10 @@ const (
 // A subnet's directed broadcast needs the interface's prefix, which only
 // the host knows, so the host filters those.
 func unicast(a netip.Addr) bool {
+	if a.Is4() { // every segment checks two: the bytes, not netip's general path
+		b := a.As4()
+		return b[0]&0xf0 != 0xe0 && b != [4]byte{255, 255, 255, 255}
+	}
 	return !a.IsMulticast() && a.Unmap() != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
