@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -106,21 +107,10 @@ func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error)
 		}
 		fs += frameSize(len(p))
 	}
-	if err := l.rlockFD(); err != nil {
+	if err := l.beginAppend(fs); err != nil {
 		return 0, 0, err
 	}
-	defer l.fdMu.RUnlock()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return 0, 0, store.ErrClosed
-	}
-	if err := l.err(); err != nil {
-		return 0, 0, err
-	}
-	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
-		return 0, 0, fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", store.ErrLogFull, l.name, l.size, max, fs)
-	}
+	defer l.endAppend()
 	var buf []byte
 	var pooled *[]byte
 	if fs <= keepBuf {
@@ -138,23 +128,99 @@ func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error)
 	for _, p := range payloads {
 		buf, crc = appendFrame(buf, crc, p)
 	}
-	_, werr := l.f.Write(buf)
+	first, last, err = l.writeLocked(buf, len(payloads), crc)
 	if pooled != nil {
 		*pooled = buf[:0]
 		bigBufs.Put(pooled)
 	} else if cap(buf) <= keepBuf {
 		l.buf = buf
 	}
-	if werr != nil {
+	return first, last, err
+}
+
+// AppendFramed is AppendBatch for the n records framed in frames with
+// BeginFrame and EndFrame, where they were encoded: it fills in their
+// CRCs, continuing the log's chain, and writes frames as they are, without
+// copying them: the bytes AppendBatch of the payloads writes, with the
+// same all or nothing. frames is written to and not kept. Frames that are
+// not n whole frames as EndFrame leaves them are refused, and nothing is
+// written.
+func (l *FileLog) AppendFramed(frames []byte, n int) (first, last uint64, err error) {
+	if n == 0 {
+		return 0, 0, store.ErrEmptyBatch
+	}
+	count := 0
+	for off := 0; off < len(frames); count++ {
+		if len(frames)-off < frameHeaderSize {
+			return 0, 0, fmt.Errorf("filestore: AppendFramed: %d bytes at %d are not a frame", len(frames)-off, off)
+		}
+		word := binary.LittleEndian.Uint64(frames[off:])
+		size := word & lengthMask
+		if size > store.MaxRecordSize {
+			return 0, 0, store.ErrTooLarge
+		}
+		fs := frameSize(int(size))
+		if int(word>>56) != padFor(int(size)) || int64(len(frames)-off) < fs || !allZero(frames[off+frameHeaderSize+int(size):off+int(fs)]) {
+			return 0, 0, fmt.Errorf("filestore: AppendFramed: the frame at %d is not one EndFrame ended", off)
+		}
+		off += int(fs)
+	}
+	if count != n {
+		return 0, 0, fmt.Errorf("filestore: AppendFramed: %d frames, said %d", count, n)
+	}
+	if err := l.beginAppend(int64(len(frames))); err != nil {
+		return 0, 0, err
+	}
+	defer l.endAppend()
+	crc := l.crc
+	for off := 0; off < len(frames); {
+		size := int(binary.LittleEndian.Uint64(frames[off:]) & lengthMask)
+		crc = chainCRC(crc, frames[off:off+8], frames[off+frameHeaderSize:off+frameHeaderSize+size])
+		binary.LittleEndian.PutUint32(frames[off+8:], crc)
+		off += int(frameSize(size))
+	}
+	return l.writeLocked(frames, n, crc)
+}
+
+// beginAppend takes the fd and the lock for an append of fs bytes of
+// frames, unless the log cannot take it; endAppend releases them.
+func (l *FileLog) beginAppend(fs int64) error {
+	if err := l.rlockFD(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	err := l.err()
+	switch max := l.s.opts.MaxLogSize; {
+	case l.closed:
+		err = store.ErrClosed
+	case err != nil:
+	case max > 0 && l.size+fs > max:
+		err = fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", store.ErrLogFull, l.name, l.size, max, fs)
+	}
+	if err != nil {
+		l.endAppend()
+	}
+	return err
+}
+
+func (l *FileLog) endAppend() {
+	l.mu.Unlock()
+	l.fdMu.RUnlock()
+}
+
+// writeLocked writes the n whole frames in buf, whose chain ends at crc,
+// with one write(2).
+func (l *FileLog) writeLocked(buf []byte, n int, crc uint32) (first, last uint64, err error) {
+	if _, err := l.f.Write(buf); err != nil {
 		// Part of the batch may be in the file: the next Open keeps its
 		// complete frames and truncates the rest.
-		return 0, 0, l.poison(fmt.Errorf("write: %w", werr))
+		return 0, 0, l.poison(fmt.Errorf("write: %w", err))
 	}
 	l.crc = crc
-	l.size += fs
+	l.size += int64(len(buf))
 	first = l.written
-	l.written += uint64(len(payloads))
-	l.s.stats.appends.Add(uint64(len(payloads)))
+	l.written += uint64(n)
+	l.s.stats.appends.Add(uint64(n))
 	l.s.stats.writes.Add(1)
 	if l.s.opts.Fsync == store.FsyncBatch {
 		l.s.gc.enqueue(l)
