@@ -107,10 +107,13 @@ func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error)
 		}
 		fs += frameSize(len(p))
 	}
-	if err := l.beginAppend(fs); err != nil {
+	if err := l.beginAppend(); err != nil {
 		return 0, 0, err
 	}
 	defer l.endAppend()
+	if err := l.fitsLocked(fs); err != nil {
+		return 0, 0, err
+	}
 	var buf []byte
 	var pooled *[]byte
 	if fs <= keepBuf {
@@ -149,7 +152,13 @@ func (l *FileLog) AppendFramed(frames []byte, n int) (first, last uint64, err er
 	if n == 0 {
 		return 0, 0, store.ErrEmptyBatch
 	}
-	count := 0
+	if err := l.beginAppend(); err != nil {
+		return 0, 0, err
+	}
+	defer l.endAppend()
+	// One pass checks each frame and chains its CRC; a refusal leaves the
+	// log as it was (the CRCs written into frames are the caller's).
+	crc, count := l.crc, 0
 	for off := 0; off < len(frames); count++ {
 		if len(frames)-off < frameHeaderSize {
 			return 0, 0, fmt.Errorf("filestore: AppendFramed: %d bytes at %d are not a frame", len(frames)-off, off)
@@ -159,48 +168,48 @@ func (l *FileLog) AppendFramed(frames []byte, n int) (first, last uint64, err er
 		if size > store.MaxRecordSize {
 			return 0, 0, store.ErrTooLarge
 		}
-		fs := frameSize(int(size))
-		if int(word>>56) != padFor(int(size)) || int64(len(frames)-off) < fs || !allZero(frames[off+frameHeaderSize+int(size):off+int(fs)]) {
+		pad := padFor(int(size))
+		fs := frameHeaderSize + int(size) + pad // at least 16 bytes
+		// The padding is the top pad bytes of the frame's last 8.
+		if int(word>>56) != pad || len(frames)-off < fs || pad > 0 && binary.LittleEndian.Uint64(frames[off+fs-8:])>>(64-8*pad) != 0 {
 			return 0, 0, fmt.Errorf("filestore: AppendFramed: the frame at %d is not one EndFrame ended", off)
 		}
-		off += int(fs)
+		crc = chainCRC(crc, frames[off:off+8], frames[off+frameHeaderSize:off+frameHeaderSize+int(size)])
+		binary.LittleEndian.PutUint32(frames[off+8:], crc)
+		off += fs
 	}
 	if count != n {
 		return 0, 0, fmt.Errorf("filestore: AppendFramed: %d frames, said %d", count, n)
 	}
-	if err := l.beginAppend(int64(len(frames))); err != nil {
+	if err := l.fitsLocked(int64(len(frames))); err != nil {
 		return 0, 0, err
-	}
-	defer l.endAppend()
-	crc := l.crc
-	for off := 0; off < len(frames); {
-		size := int(binary.LittleEndian.Uint64(frames[off:]) & lengthMask)
-		crc = chainCRC(crc, frames[off:off+8], frames[off+frameHeaderSize:off+frameHeaderSize+size])
-		binary.LittleEndian.PutUint32(frames[off+8:], crc)
-		off += int(frameSize(size))
 	}
 	return l.writeLocked(frames, n, crc)
 }
 
-// beginAppend takes the fd and the lock for an append of fs bytes of
-// frames, unless the log cannot take it; endAppend releases them.
-func (l *FileLog) beginAppend(fs int64) error {
+// beginAppend takes the fd and the lock for an append, unless the log
+// cannot take one; endAppend releases them.
+func (l *FileLog) beginAppend() error {
 	if err := l.rlockFD(); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	err := l.err()
-	switch max := l.s.opts.MaxLogSize; {
-	case l.closed:
+	if l.closed {
 		err = store.ErrClosed
-	case err != nil:
-	case max > 0 && l.size+fs > max:
-		err = fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", store.ErrLogFull, l.name, l.size, max, fs)
 	}
 	if err != nil {
 		l.endAppend()
 	}
 	return err
+}
+
+// fitsLocked checks that fs more bytes of frames fit under MaxLogSize.
+func (l *FileLog) fitsLocked(fs int64) error {
+	if max := l.s.opts.MaxLogSize; max > 0 && l.size+fs > max {
+		return fmt.Errorf("%w: %q has %d bytes, limit %d, the append needs %d", store.ErrLogFull, l.name, l.size, max, fs)
+	}
+	return nil
 }
 
 func (l *FileLog) endAppend() {
