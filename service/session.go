@@ -245,10 +245,11 @@ func (s *session) appendPairLocked(idx uint64, t0 time.Duration, in *pb.Input, d
 
 // recordEncoder holds the messages a session encodes its records with.
 type recordEncoder struct {
-	rec  pb.LogRecord
-	in   pb.LogRecord_Input
-	out  pb.LogRecord_Output
-	time durationpb.Duration
+	rec   pb.LogRecord
+	in    pb.LogRecord_Input
+	out   pb.LogRecord_Output
+	time  durationpb.Duration
+	codec logrecord.Encoder
 }
 
 func setDuration(p *durationpb.Duration, d time.Duration) *durationpb.Duration {
@@ -311,9 +312,9 @@ func (s *session) stageWithLocked(rec *pb.LogRecord, trusted bool) error {
 	b, start := filestore.BeginFrame(p.buf)
 	var err error
 	if trusted {
-		b, err = logrecord.AppendTrusted(b, rec)
+		b, err = s.enc.codec.AppendTrusted(b, rec)
 	} else {
-		b, err = logrecord.Append(b, rec)
+		b, err = s.enc.codec.Append(b, rec)
 	}
 	if err != nil {
 		p.buf = b[:frame]
