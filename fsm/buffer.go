@@ -54,7 +54,11 @@ func (r *ring) write(p []byte, limit int, spare *spareBufs) int {
 	if room := len(r.buf) - r.n; len(p) > room {
 		p = p[:room]
 	}
-	tail := (r.head + r.n) % len(r.buf)
+	// head < len(r.buf) and n <= len(r.buf): a subtraction, not a division.
+	tail := r.head + r.n
+	if tail >= len(r.buf) {
+		tail -= len(r.buf)
+	}
 	k := copy(r.buf[tail:], p)
 	copy(r.buf, p[k:])
 	r.n += len(p)

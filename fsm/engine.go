@@ -173,8 +173,8 @@ func (e *Engine) Deliver(pkt []byte) error {
 
 // DeliverSegment submits one inbound TCP segment sent from src to dst.
 func (e *Engine) DeliverSegment(src, dst netip.Addr, tcp []byte) error {
-	seg, err := ParseSegment(tcp)
-	if err != nil {
+	var seg Segment
+	if err := parseSegment(tcp, &seg); err != nil {
 		return err
 	}
 	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {

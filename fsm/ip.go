@@ -31,8 +31,13 @@ const (
 // A subnet's directed broadcast needs the interface's prefix, which only
 // the host knows, so the host filters those.
 func unicast(a netip.Addr) bool {
-	return !a.IsMulticast() && a.Unmap() != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	if a.Is4() { // every segment checks two: not netip's general path
+		return a.As4()[0]&0xf0 != 0xe0 && a != limitedBroadcast
+	}
+	return !a.IsMulticast() && a.Unmap() != limitedBroadcast
 }
+
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // setIPFields rewrites the TTL (hop limit) and the TOS (traffic class) of
 // a packet AppendPacket built, keeping the IPv4 header checksum right.

@@ -307,3 +307,26 @@ func BenchmarkAppendPacket1460(b *testing.B) {
 		buf = AppendPacket(buf[:0], codecV4Src, codecV4Dst, &s)
 	}
 }
+
+// TestUnicast: IPv4 addresses take a shortcut through their bytes, which
+// must agree with netip's own multicast test and the limited broadcast,
+// mapped or not.
+func TestUnicast(t *testing.T) {
+	for _, tt := range []struct {
+		addr string
+		want bool
+	}{
+		{"10.0.0.1", true}, {"0.0.0.0", true}, {"223.255.255.255", true}, {"240.0.0.1", true}, {"255.255.255.254", true},
+		{"224.0.0.1", false}, {"239.255.255.255", false}, {"255.255.255.255", false},
+		{"::ffff:10.0.0.1", true}, {"::ffff:224.0.0.1", false}, {"::ffff:255.255.255.255", false},
+		{"2001:db8::1", true}, {"::1", true}, {"ff02::1", false}, {"fe80::1", true},
+	} {
+		a := netip.MustParseAddr(tt.addr)
+		if got := unicast(a); got != tt.want {
+			t.Errorf("unicast(%s) = %t, want %t", a, got, tt.want)
+		}
+		if general := !a.IsMulticast() && a.Unmap() != netip.AddrFrom4([4]byte{255, 255, 255, 255}); general != tt.want {
+			t.Errorf("%s: the table is wrong (netip says %t)", a, general)
+		}
+	}
+}

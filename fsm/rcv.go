@@ -777,7 +777,7 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 		e.event(c, EventDataReadable)
 		hadHoles := len(c.ooo.segs) > 0
 		// Pull whatever the reassembly queue now continues.
-		for {
+		for hadHoles {
 			s, ok := c.ooo.pop(c.rcvNxt)
 			if !ok {
 				break

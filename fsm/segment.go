@@ -34,19 +34,29 @@ const (
 // allocate unless it returns an error.
 func ParseSegment(b []byte) (Segment, error) {
 	var s Segment
+	if err := parseSegment(b, &s); err != nil {
+		return Segment{}, err
+	}
+	return s, nil
+}
+
+// parseSegment is ParseSegment into a zero s, which the engine keeps on
+// its stack: a Segment is over a hundred bytes, and returning one copies
+// it.
+func parseSegment(b []byte, s *Segment) error {
 	if len(b) < MinHeaderLen {
-		return s, &ParseError{Layer: "tcp", Field: "header length", Reason: fmt.Sprintf(
+		return &ParseError{Layer: "tcp", Field: "header length", Reason: fmt.Sprintf(
 			"segment is %d bytes, shorter than the %d-byte minimum header", len(b), MinHeaderLen)}
 	}
 	words := int(b[tcpDataOff] >> 4)
 	if words < 5 {
-		return s, &ParseError{Layer: "tcp", Field: "data offset", Reason: fmt.Sprintf(
+		return &ParseError{Layer: "tcp", Field: "data offset", Reason: fmt.Sprintf(
 			"%d words (%d bytes) is below the minimum of 5 words (%d bytes); the segment is %d bytes",
 			words, 4*words, MinHeaderLen, len(b))}
 	}
 	hl := 4 * words
 	if hl > len(b) {
-		return s, &ParseError{Layer: "tcp", Field: "data offset", Reason: fmt.Sprintf(
+		return &ParseError{Layer: "tcp", Field: "data offset", Reason: fmt.Sprintf(
 			"%d words (%d bytes) runs past the %d-byte segment", words, hl, len(b))}
 	}
 	s.SrcPort = binary.BigEndian.Uint16(b[tcpSrcPort:])
@@ -58,10 +68,10 @@ func ParseSegment(b []byte) (Segment, error) {
 	s.Checksum = binary.BigEndian.Uint16(b[tcpChecksum:])
 	s.Urgent = binary.BigEndian.Uint16(b[tcpUrgent:])
 	if err := parseOptions(b[MinHeaderLen:hl], &s.Options); err != nil {
-		return Segment{}, err
+		return err
 	}
 	s.Payload = b[hl:]
-	return s, nil
+	return nil
 }
 
 // HeaderLen is the encoded header length of s: 20 plus its options, padded

@@ -13,6 +13,7 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
+	"github.com/tcpstated/tcpstated/store/filestore"
 
 	"github.com/tcpstated/tcpstated/service/logrecord"
 
@@ -182,12 +183,12 @@ func (s *session) stepLocked(in *pb.Input, out *pb.Outputs, rawOnly bool) (*pb.C
 	if unchanged(in, res, rd, t0) {
 		return res, nil
 	}
-	idx := s.next + uint64(len(s.pend.ends))
+	idx := s.next + uint64(len(s.pend.spans))
 	// The digest is the machine's own, reused: the record encoding, the
 	// response and the outbound queue take its slices and messages, never
 	// the digest itself.
 	d := &m.Live
-	d.Reset()
+	machine.ClearDigest(d)
 	m.FillDigest(d, rd, idx, res)
 	if err := s.appendPairLocked(idx, t0, in, d); err != nil {
 		return nil, s.failLocked(err)
@@ -238,15 +239,17 @@ func (s *session) appendPairLocked(idx uint64, t0 time.Duration, in *pb.Input, d
 		return err
 	}
 	r.rec.Index, r.rec.Time, r.rec.Body, r.out.Output = idx+1, setDuration(&r.time, s.m.Now()), &r.out, d
-	return s.stageLocked(&r.rec)
+	// The digest names endpoints and states with the machine's strings.
+	return s.stageWithLocked(&r.rec, s.m.NamesValid())
 }
 
 // recordEncoder holds the messages a session encodes its records with.
 type recordEncoder struct {
-	rec  pb.LogRecord
-	in   pb.LogRecord_Input
-	out  pb.LogRecord_Output
-	time durationpb.Duration
+	rec   pb.LogRecord
+	in    pb.LogRecord_Input
+	out   pb.LogRecord_Output
+	time  durationpb.Duration
+	codec logrecord.Encoder
 }
 
 func setDuration(p *durationpb.Duration, d time.Duration) *durationpb.Duration {
@@ -255,11 +258,23 @@ func setDuration(p *durationpb.Duration, d time.Duration) *durationpb.Duration {
 }
 
 // pendingRecords are encoded records not yet written: buf holds them end
-// to end, record i ending at ends[i]; recs is the slice AppendBatch takes.
+// to end, each in its frame of the file store (filestore.BeginFrame,
+// EndFrame), record i at spans[i] of buf; recs is the slice AppendBatch
+// takes. A file store's log writes buf as it is (AppendFramed); any other
+// store is handed the records themselves.
 type pendingRecords struct {
-	buf  []byte
-	ends []int
-	recs [][]byte
+	buf   []byte
+	spans []span
+	recs  [][]byte
+}
+
+// span is where a record lies in pendingRecords.buf.
+type span struct{ start, end int }
+
+// framedLog is a log that writes records framed where they were encoded
+// (filestore.FileLog).
+type framedLog interface {
+	AppendFramed(frames []byte, n int) (first, last uint64, err error)
 }
 
 // reset empties the batch, keeping small buffers for the next one.
@@ -267,11 +282,11 @@ func (p *pendingRecords) reset() {
 	if cap(p.buf) > 64<<10 {
 		p.buf = nil
 	}
-	if cap(p.ends) > 1024 {
-		p.ends, p.recs = nil, nil
+	if cap(p.spans) > 1024 {
+		p.spans, p.recs = nil, nil
 	}
 	clear(p.recs)
-	p.buf, p.ends, p.recs = p.buf[:0], p.ends[:0], p.recs[:0]
+	p.buf, p.spans, p.recs = p.buf[:0], p.spans[:0], p.recs[:0]
 }
 
 // appendLocked encodes and writes one record (not yet durable).
@@ -284,28 +299,38 @@ func (s *session) appendLocked(rec *pb.LogRecord) error {
 
 // stageLocked encodes one record into the pending batch; its index must be
 // the next one after those already pending.
-func (s *session) stageLocked(rec *pb.LogRecord) error {
+func (s *session) stageLocked(rec *pb.LogRecord) error { return s.stageWithLocked(rec, false) }
+
+// stageWithLocked is stageLocked, with logrecord.AppendTrusted when
+// trusted.
+func (s *session) stageWithLocked(rec *pb.LogRecord, trusted bool) error {
 	p := &s.pend
-	if want := s.next + uint64(len(p.ends)); rec.Index != want {
+	if want := s.next + uint64(len(p.spans)); rec.Index != want {
 		return fmt.Errorf("log %s: record %d staged, expected %d", s.file, rec.Index, want)
 	}
-	start := len(p.buf)
-	b, err := logrecord.Append(p.buf, rec)
+	frame := len(p.buf)
+	b, start := filestore.BeginFrame(p.buf)
+	var err error
+	if trusted {
+		b, err = s.enc.codec.AppendTrusted(b, rec)
+	} else {
+		b, err = s.enc.codec.Append(b, rec)
+	}
 	if err != nil {
-		p.buf = p.buf[:start]
+		p.buf = b[:frame]
 		return fmt.Errorf("encoding record %d: %w", rec.Index, err)
 	}
 	if len(b)-start > store.MaxRecordSize {
 		// Refused as AppendAsync refuses it, after the records before it
 		// are written.
-		p.buf = b[:start]
+		p.buf = b[:frame]
 		if err := s.flushLocked(); err != nil {
 			return err
 		}
 		return store.ErrTooLarge
 	}
-	p.buf = b
-	p.ends = append(p.ends, len(b))
+	p.spans = append(p.spans, span{start, len(b)})
+	p.buf = filestore.EndFrame(b, start)
 	return nil
 }
 
@@ -313,17 +338,21 @@ func (s *session) stageLocked(rec *pb.LogRecord) error {
 // and advances next past them.
 func (s *session) flushLocked() error {
 	p := &s.pend
-	n := len(p.ends)
+	n := len(p.spans)
 	if n == 0 {
 		return nil
 	}
-	start := 0
-	for _, end := range p.ends {
-		p.recs = append(p.recs, p.buf[start:end])
-		start = end
-	}
 	want := s.next
-	first, last, err := s.log.AppendBatch(p.recs)
+	var first, last uint64
+	var err error
+	if fl, ok := s.log.(framedLog); ok {
+		first, last, err = fl.AppendFramed(p.buf, n)
+	} else {
+		for _, r := range p.spans {
+			p.recs = append(p.recs, p.buf[r.start:r.end])
+		}
+		first, last, err = s.log.AppendBatch(p.recs)
+	}
 	p.reset()
 	if err != nil {
 		return err

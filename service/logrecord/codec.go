@@ -65,7 +65,19 @@ const (
 
 // Append appends the encoding of rec to b.
 func Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
-	if fastRecord(rec) {
+	if fastRecord(rec, true) {
+		return appendRecordFast(b, rec), nil
+	}
+	return proto.MarshalOptions{}.MarshalAppend(b, rec)
+}
+
+// AppendTrusted is Append for a record whose digest's transitions and
+// events name endpoints and states with strings the caller knows are valid
+// UTF-8: the service's own endpoint names and the engine's state and cause
+// names. They are not checked again for every record; the result's
+// strings still are. The bytes are Append's.
+func AppendTrusted(b []byte, rec *pb.LogRecord) ([]byte, error) {
+	if fastRecord(rec, false) {
 		return appendRecordFast(b, rec), nil
 	}
 	return proto.MarshalOptions{}.MarshalAppend(b, rec)
@@ -73,10 +85,11 @@ func Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
 
 // fastRecord reports whether rec is one appendRecordFast encodes: a
 // segment input or an output digest whose strings are valid UTF-8 (which
-// proto.Marshal refuses, and a re-run could not decode). Records are built
-// by the service, never decoded from a client, so they carry no unknown
-// fields to keep.
-func fastRecord(rec *pb.LogRecord) bool {
+// proto.Marshal refuses, and a re-run could not decode); those of its
+// transitions and events are checked only with checkNames. Records are
+// built by the service, never decoded from a client, so they carry no
+// unknown fields to keep.
+func fastRecord(rec *pb.LogRecord, checkNames bool) bool {
 	switch body := rec.Body.(type) {
 	case *pb.LogRecord_Input:
 		seg, ok := body.Input.GetKind().(*pb.Input_Segment)
@@ -87,13 +100,13 @@ func fastRecord(rec *pb.LogRecord) bool {
 			return false
 		}
 		for _, t := range d.Transitions {
-			if t == nil || !utf8.ValidString(t.Endpoint) || !utf8.ValidString(t.FromStateName) ||
-				!utf8.ValidString(t.ToStateName) || !utf8.ValidString(t.Cause) {
+			if t == nil || checkNames && (!utf8.ValidString(t.Endpoint) || !utf8.ValidString(t.FromStateName) ||
+				!utf8.ValidString(t.ToStateName) || !utf8.ValidString(t.Cause)) {
 				return false
 			}
 		}
 		for _, e := range d.Events {
-			if e == nil || !utf8.ValidString(e.Endpoint) {
+			if e == nil || checkNames && !utf8.ValidString(e.Endpoint) {
 				return false
 			}
 		}
@@ -103,12 +116,88 @@ func fastRecord(rec *pb.LogRecord) bool {
 	return false
 }
 
+// An Encoder is Append and AppendTrusted for a run of records: it keeps
+// the encoding of the last record time and of the last digest event, and
+// copies them while they stay the same (consecutive records mostly share
+// the session clock, and every data segment in order has the digest event
+// DATA_READABLE on its connection). The bytes are Append's; the zero
+// Encoder is ready to use.
+type Encoder struct {
+	time struct {
+		sec   int64
+		nanos int32
+		enc   []byte // the time field, tag included; nil: none kept
+	}
+	event struct {
+		endpoint string
+		kind     pb.EventKind
+		enc      []byte // the events element, tag included
+	}
+}
+
+// Append is the package's Append.
+func (c *Encoder) Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
+	if fastRecord(rec, true) {
+		return c.appendRecordFast(b, rec), nil
+	}
+	return proto.MarshalOptions{}.MarshalAppend(b, rec)
+}
+
+// AppendTrusted is the package's AppendTrusted.
+func (c *Encoder) AppendTrusted(b []byte, rec *pb.LogRecord) ([]byte, error) {
+	if fastRecord(rec, false) {
+		return c.appendRecordFast(b, rec), nil
+	}
+	return proto.MarshalOptions{}.MarshalAppend(b, rec)
+}
+
+// recordTime appends the record's time field, from c's copy when the
+// time is the last one; c may be nil.
+func (c *Encoder) recordTime(b []byte, d *durationpb.Duration) []byte {
+	if c == nil || d == nil {
+		return appendDurationField(b, fRecordTime, d)
+	}
+	t := &c.time
+	if t.enc != nil && t.sec == d.Seconds && t.nanos == d.Nanos {
+		return append(b, t.enc...)
+	}
+	start := len(b)
+	b = appendDurationField(b, fRecordTime, d)
+	t.sec, t.nanos, t.enc = d.Seconds, d.Nanos, append(t.enc[:0], b[start:]...)
+	return b
+}
+
+// digestEvent appends one element of a digest's events, from c's copy
+// when it is the last one; c may be nil.
+func (c *Encoder) digestEvent(b []byte, e *pb.Event) []byte {
+	if c != nil {
+		if ev := &c.event; ev.enc != nil && ev.kind == e.Kind && ev.endpoint == e.Endpoint {
+			return append(b, ev.enc...)
+		}
+	}
+	start := len(b)
+	var m int
+	b, m = beginMessage(b, fDigestEvents)
+	b = appendStringField(b, fEventEndpoint, e.Endpoint)
+	b = appendVarintField(b, fEventKind, uint64(int64(e.Kind)))
+	b = endMessage(b, m)
+	if c != nil {
+		ev := &c.event
+		ev.endpoint, ev.kind, ev.enc = e.Endpoint, e.Kind, append(ev.enc[:0], b[start:]...)
+	}
+	return b
+}
+
 func appendRecordFast(b []byte, rec *pb.LogRecord) []byte {
+	return (*Encoder)(nil).appendRecordFast(b, rec)
+}
+
+func (c *Encoder) appendRecordFast(b []byte, rec *pb.LogRecord) []byte {
 	if rec.Index != 0 {
 		b = appendTag(b, fRecordIndex, protowire.VarintType)
 		b = appendUvarint(b, rec.Index)
 	}
-	b = appendDurationField(b, fRecordTime, rec.Time)
+	b = c.recordTime(b, rec.Time)
 	switch body := rec.Body.(type) {
 	case *pb.LogRecord_Input:
 		var in int
@@ -121,13 +210,13 @@ func appendRecordFast(b []byte, rec *pb.LogRecord) []byte {
 	case *pb.LogRecord_Output:
 		var out int
 		b, out = beginMessage(b, fRecordOutput)
-		b = appendDigest(b, body.Output)
+		b = c.appendDigest(b, body.Output)
 		b = endMessage(b, out)
 	}
 	return b
 }
 
-func appendDigest(b []byte, d *pb.OutputDigest) []byte {
+func (c *Encoder) appendDigest(b []byte, d *pb.OutputDigest) []byte {
 	if d.InputIndex != 0 {
 		b = appendTag(b, fDigestInputIndex, protowire.VarintType)
 		b = appendUvarint(b, d.InputIndex)
@@ -149,11 +238,7 @@ func appendDigest(b []byte, d *pb.OutputDigest) []byte {
 		b = endMessage(b, m)
 	}
 	for _, e := range d.Events {
-		var m int
-		b, m = beginMessage(b, fDigestEvents)
-		b = appendStringField(b, fEventEndpoint, e.Endpoint)
-		b = appendVarintField(b, fEventKind, uint64(int64(e.Kind)))
-		b = endMessage(b, m)
+		b = c.digestEvent(b, e)
 	}
 	if r := d.Result; r != nil {
 		var m int

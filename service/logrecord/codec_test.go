@@ -32,7 +32,19 @@ func checkEncoding(t *testing.T, name string, rec *pb.LogRecord) {
 	if want := wantEncoding(t, rec); !bytes.Equal(got[len("prefix"):], want) || string(got[:len("prefix")]) != "prefix" {
 		t.Errorf("%s: Append\n got  %x\n want %x (proto.Marshal)", name, got, want)
 	}
+	if trusted, err := AppendTrusted([]byte("prefix"), rec); err != nil || !bytes.Equal(trusted, got) {
+		t.Errorf("%s: AppendTrusted\n got  %x, %v\n want %x (Append)", name, trusted, err, got)
+	}
+	// One Encoder for every record a test encodes, so that its copies of
+	// the last time and event are used and replaced all along.
+	for _, f := range []func([]byte, *pb.LogRecord) ([]byte, error){testEncoder.Append, testEncoder.AppendTrusted} {
+		if enc, err := f([]byte("prefix"), rec); err != nil || !bytes.Equal(enc, got) {
+			t.Errorf("%s: Encoder\n got  %x, %v\n want %x (Append)", name, enc, err, got)
+		}
+	}
 }
+
+var testEncoder Encoder
 
 func segRecord(index uint64, t *durationpb.Duration, pkt []byte) *pb.LogRecord {
 	return &pb.LogRecord{Index: index, Time: t, Body: &pb.LogRecord_Input{Input: &pb.Input{Kind: &pb.Input_Segment{Segment: &pb.SegmentInput{IpPacket: pkt}}}}}
@@ -91,6 +103,11 @@ func TestRecordEncodingIsProtoMarshal(t *testing.T) {
 	if _, err := Append(nil, bad); err == nil {
 		t.Errorf("Append accepted invalid UTF-8")
 	}
+	// AppendTrusted still checks the result's strings, which are not names.
+	badResult := outRecord(1, nil, &pb.OutputDigest{Result: &pb.CallResult{ErrorMessage: "\xff"}})
+	if _, err := AppendTrusted(nil, badResult); err == nil {
+		t.Errorf("AppendTrusted accepted invalid UTF-8 in a result")
+	}
 
 	// Random digests and inputs.
 	r := rand.New(rand.NewPCG(1, 2))
@@ -98,11 +115,21 @@ func TestRecordEncodingIsProtoMarshal(t *testing.T) {
 	str := func() string {
 		return []string{"", "x", "sessions/s-abc/endpoints/12", "FIN-WAIT-2", longText}[r.IntN(5)]
 	}
+	// Times repeat, as a batch's do, or change in one field only.
+	last := &durationpb.Duration{Seconds: 3, Nanos: 5}
 	dur := func() *durationpb.Duration {
-		if r.IntN(4) == 0 {
+		switch r.IntN(6) {
+		case 0:
 			return nil
+		case 1, 2:
+			return &durationpb.Duration{Seconds: last.Seconds, Nanos: last.Nanos}
+		case 3:
+			return &durationpb.Duration{Seconds: last.Seconds + 1, Nanos: last.Nanos}
+		case 4:
+			return &durationpb.Duration{Seconds: last.Seconds, Nanos: r.Int32N(1e9)}
 		}
-		return &durationpb.Duration{Seconds: r.Int64N(1 << r.IntN(62)), Nanos: r.Int32N(1e9)}
+		last = &durationpb.Duration{Seconds: r.Int64N(1 << r.IntN(62)), Nanos: r.Int32N(1e9)}
+		return last
 	}
 	for i := range 2000 {
 		if r.IntN(2) == 0 {
@@ -141,6 +168,13 @@ func BenchmarkAppendRecord(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
 				buf, _ = Append(buf[:0], rec.rec)
+			}
+		})
+		b.Run(rec.name+"/Encoder", func(b *testing.B) {
+			b.ReportAllocs()
+			var c Encoder
+			for range b.N {
+				buf, _ = c.Append(buf[:0], rec.rec)
 			}
 		})
 		b.Run(rec.name+"/proto.Marshal", func(b *testing.B) {

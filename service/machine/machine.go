@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tcpstated/tcpstated/fsm"
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
@@ -26,17 +27,21 @@ import (
 // does exactly what the live session did.
 type Machine struct {
 	session string // sessions/{id}
-	Engine  *fsm.Engine
-	aliases map[string]fsm.EndpointID // client-chosen endpoint IDs
-	aliasOf map[fsm.EndpointID]string
-	maxID   fsm.EndpointID // the highest ID the engine has assigned: IDs are never reused
-	names   map[fsm.EndpointID]string
+	// validNames: session is valid UTF-8, so every endpoint name is.
+	validNames bool
+	Engine     *fsm.Engine
+	aliases    map[string]fsm.EndpointID // client-chosen endpoint IDs
+	aliasOf    map[fsm.EndpointID]string
+	maxID      fsm.EndpointID // the highest ID the engine has assigned: IDs are never reused
+	names      map[fsm.EndpointID]string
 	// lastName is the last name EndpointName returned: the outputs of a
 	// step mostly name one endpoint, several times.
 	lastName struct {
 		id   fsm.EndpointID
 		name string
 	}
+	// lastEvent is the events of the last digest with one event (oneEvent).
+	lastEvent []*pb.Event
 	// acceptedFrom remembers the listener of each accepted connection (the
 	// engine forgets it on accept).
 	acceptedFrom map[fsm.EndpointID]fsm.EndpointID
@@ -51,14 +56,23 @@ type Machine struct {
 }
 
 func New(session string, cfg fsm.Config) *Machine {
-	return &Machine{session: session, Engine: fsm.New(cfg)}
+	return &Machine{session: session, Engine: fsm.New(cfg), validNames: utf8.ValidString(session)}
 }
+
+// NamesValid reports whether every string a digest of this machine names
+// endpoints and states with is valid UTF-8, so that its records need not
+// check them (logrecord.AppendTrusted). An endpoint name is the session's
+// name, "/endpoints/" and an alias of [a-z0-9-] (ValidEndpointAlias) or
+// a decimal ID; state and cause names are the engine's, all ASCII
+// (TestEngineNamesAreUTF8).
+func (m *Machine) NamesValid() bool { return m.validNames }
 
 // Clone copies a machine between inputs (after its outputs were drained),
 // as a snapshot of a re-run: the copy goes on by itself (fsm.Engine.Clone).
 func (m *Machine) Clone() *Machine {
 	return &Machine{
 		session:      m.session,
+		validNames:   m.validNames,
 		Engine:       m.Engine.Clone(),
 		aliases:      maps.Clone(m.aliases),
 		aliasOf:      maps.Clone(m.aliasOf),

@@ -54,7 +54,9 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 			}
 		}
 	}
-	if n := len(rd.Events); n > 0 {
+	if n := len(rd.Events); n == 1 {
+		d.Events = m.oneEvent(rd.Events[0])
+	} else if n > 1 {
 		d.Events = m.room().newEvents(n)
 		for i, ev := range rd.Events {
 			d.Events[i].Endpoint, d.Events[i].Kind = m.EndpointName(ev.Endpoint), pb.EventKind(ev.Kind)
@@ -63,6 +65,35 @@ func (m *Machine) FillDigest(d *pb.OutputDigest, rd *fsm.Ready, inputIndex uint6
 }
 
 func stateEnum(s fsm.State) pb.State { return pb.State(s) + 1 }
+
+// oneEvent returns the events of a digest with the one event ev. Every
+// data segment in order reports EVENT_KIND_DATA_READABLE on its
+// connection, so the slice of the last such digest is kept and handed out
+// again while the event is the same: digests, records and responses share
+// it, read-only, as they share the events allocated for them, and its
+// capacity is cut so that an append copies it.
+func (m *Machine) oneEvent(ev fsm.Event) []*pb.Event {
+	name, kind := m.EndpointName(ev.Endpoint), pb.EventKind(ev.Kind)
+	if l := m.lastEvent; l != nil && l[0].Kind == kind && l[0].Endpoint == name {
+		return l
+	}
+	one := new(struct {
+		ev  pb.Event
+		ptr [1]*pb.Event
+	})
+	one.ev.Endpoint, one.ev.Kind = name, kind
+	one.ptr[0] = &one.ev
+	m.lastEvent = one.ptr[:1:1]
+	return m.lastEvent
+}
+
+// ClearDigest empties a digest FillDigest filled, as Reset does but
+// without storing its message info again: the live digest is cleared for
+// every input. The slices and messages it held are not touched (their
+// readers keep them).
+func ClearDigest(d *pb.OutputDigest) {
+	d.InputIndex, d.Packets, d.Transitions, d.Events, d.Result = 0, nil, nil, nil, nil
+}
 
 // appendOutputs adds the API view of one batch to out: the emitted segments
 // (decoded unless rawOnly), the digest's transitions and events, and the

@@ -28,6 +28,37 @@ func appendBatches(t testing.TB, l store.Log, recs [][]byte, sizes []int) {
 	}
 }
 
+// frame frames payloads with BeginFrame and EndFrame, as a caller of
+// AppendFramed does.
+func frame(payloads [][]byte) []byte {
+	var b []byte
+	for _, p := range payloads {
+		var start int
+		b, start = BeginFrame(b)
+		b = EndFrame(append(b, p...), start)
+	}
+	return b
+}
+
+// appendFramed is AppendBatch through AppendFramed.
+func appendFramed(l store.Log, payloads [][]byte) (first, last uint64, err error) {
+	return l.(*FileLog).AppendFramed(frame(payloads), len(payloads))
+}
+
+// appendFramedBatches is appendBatches through AppendFramed.
+func appendFramedBatches(t testing.TB, l store.Log, recs [][]byte, sizes []int) {
+	t.Helper()
+	for i, k := 0, 0; i < len(recs); k++ {
+		n := min(sizes[k%len(sizes)], len(recs)-i)
+		want := l.Len()
+		first, last, err := appendFramed(l, recs[i:i+n])
+		if err != nil || first != want || last != want+uint64(n)-1 {
+			t.Fatalf("AppendFramed of %d at %d: first %d last %d err %v", n, want, first, last, err)
+		}
+		i += n
+	}
+}
+
 // logWithHeaderOf creates log name in s holding only the file header of
 // the file at from, so its CRC chain starts from the same seed.
 func logWithHeaderOf(t *testing.T, s *FileStore, name, from string) store.Log {
@@ -60,24 +91,30 @@ func TestBatchSameBytesAsSingleAppends(t *testing.T) {
 	dir := t.TempDir()
 	single, _ := writeLog(t, dir, "single", recs)
 	want := mustRead(t, single)
-	for _, sizes := range [][]int{{1}, {2}, {3, 1, 7}, {len(recs)}, {64}, {5, 100}} {
-		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
-			s := openTestStore(t, t.TempDir(), Options{Fsync: store.FsyncNever})
-			l := logWithHeaderOf(t, s, "batch", single)
-			appendBatches(t, l, recs, sizes)
-			if l.Len() != uint64(len(recs)) || l.Size() != int64(len(want)) {
-				t.Fatalf("Len %d Size %d, want %d and %d", l.Len(), l.Size(), len(recs), len(want))
-			}
-			equalPayloads(t, readAll(t, l), recs)
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if got := mustRead(t, s.path("batch")); !bytes.Equal(got, want) {
-				t.Fatalf("batched file (%d bytes) differs from the single-append file (%d bytes)", len(got), len(want))
-			}
-			s.Close()
-			checkRecovered(t, s.Dir(), "batch", recs, false, 0, "none")
-		})
+	for _, framed := range []bool{false, true} {
+		for _, sizes := range [][]int{{1}, {2}, {3, 1, 7}, {len(recs)}, {64}, {5, 100}} {
+			t.Run(fmt.Sprint(sizes, " framed ", framed), func(t *testing.T) {
+				s := openTestStore(t, t.TempDir(), Options{Fsync: store.FsyncNever})
+				l := logWithHeaderOf(t, s, "batch", single)
+				if framed {
+					appendFramedBatches(t, l, recs, sizes)
+				} else {
+					appendBatches(t, l, recs, sizes)
+				}
+				if l.Len() != uint64(len(recs)) || l.Size() != int64(len(want)) {
+					t.Fatalf("Len %d Size %d, want %d and %d", l.Len(), l.Size(), len(recs), len(want))
+				}
+				equalPayloads(t, readAll(t, l), recs)
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if got := mustRead(t, s.path("batch")); !bytes.Equal(got, want) {
+					t.Fatalf("batched file (%d bytes) differs from the single-append file (%d bytes)", len(got), len(want))
+				}
+				s.Close()
+				checkRecovered(t, s.Dir(), "batch", recs, false, 0, "none")
+			})
+		}
 	}
 }
 
@@ -245,11 +282,16 @@ func TestBatchRefusedWritesNothing(t *testing.T) {
 		{"an oversized record in the middle", [][]byte{{1}, make([]byte, store.MaxRecordSize+1), {2}}, store.ErrTooLarge},
 		{"empty", nil, store.ErrEmptyBatch},
 	} {
-		if _, _, err := l.AppendBatch(c.batch); !errors.Is(err, c.want) {
-			t.Fatalf("%s: %v, want %v", c.name, err, c.want)
-		}
-		if l.Len() != 2 || l.Size() != HeaderSize+2*frameSize(100) || int64(len(mustRead(t, path))) != l.Size() {
-			t.Fatalf("%s: Len %d Size %d after a refused batch", c.name, l.Len(), l.Size())
+		for _, how := range []struct {
+			name   string
+			append func(store.Log, [][]byte) (uint64, uint64, error)
+		}{{"AppendBatch", store.Log.AppendBatch}, {"AppendFramed", appendFramed}} {
+			if _, _, err := how.append(l, c.batch); !errors.Is(err, c.want) {
+				t.Fatalf("%s: %s: %v, want %v", how.name, c.name, err, c.want)
+			}
+			if l.Len() != 2 || l.Size() != HeaderSize+2*frameSize(100) || int64(len(mustRead(t, path))) != l.Size() {
+				t.Fatalf("%s: %s: Len %d Size %d after a refused batch", how.name, c.name, l.Len(), l.Size())
+			}
 		}
 	}
 	// Exactly up to the limit is allowed.
@@ -280,4 +322,42 @@ func TestBatchPoisonOnWriteError(t *testing.T) {
 		t.Fatalf("Len %d after a failed write", l.Len())
 	}
 	checkPoisoned(t, l, os.ErrClosed)
+}
+
+// TestAppendFramedRefusesMalformed: AppendFramed takes only whole frames
+// as EndFrame leaves them, as many as it is told, and writes nothing
+// otherwise.
+func TestAppendFramedRefusesMalformed(t *testing.T) {
+	s := newTestStore(t, Options{})
+	l, _ := s.Create("f")
+	good := frame([][]byte{payload(1, 10), payload(2, 0), payload(3, 33)})
+	edit := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	for _, c := range []struct {
+		name   string
+		frames []byte
+		n      int
+	}{
+		{"fewer frames than said", good, 4},
+		{"more frames than said", good, 2},
+		{"cut inside a frame", good[:len(good)-3], 3},
+		{"cut inside a length word", good[:frameSize(10)+5], 2},
+		{"pad byte wrong", edit(func(b []byte) []byte { b[7]++; return b }), 3},
+		{"padding not zero", edit(func(b []byte) []byte { b[frameSize(10)-1] = 1; return b }), 3},
+		{"length past the buffer", edit(func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b, lengthWord(1000))
+			return b
+		}), 3},
+	} {
+		if _, _, err := l.(*FileLog).AppendFramed(c.frames, c.n); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+		if l.Len() != 0 || l.Size() != HeaderSize {
+			t.Fatalf("%s: Len %d Size %d after a refused batch", c.name, l.Len(), l.Size())
+		}
+	}
+	if _, _, err := l.(*FileLog).AppendFramed(good, 3); err != nil {
+		t.Fatal(err)
+	}
+	equalPayloads(t, readAll(t, l), [][]byte{payload(1, 10), payload(2, 0), payload(3, 33)})
+	l.Close()
 }

@@ -198,19 +198,18 @@ func BenchmarkSyncRound(b *testing.B) {
 // BenchmarkAppendBatchNever: the records of one service call (2) or one
 // 64-packet stream message (128), each about the size the service writes
 // (an input record with a 104-byte packet, an output record), appended one
-// AppendAsync at a time or with one AppendBatch. ns/op is per record.
+// AppendAsync at a time, with one AppendBatch, or with one AppendFramed of
+// frames built once (as the service builds them while encoding). ns/op is
+// per record.
 func BenchmarkAppendBatchNever(b *testing.B) {
 	for _, n := range []int{2, 128} {
 		recs := make([][]byte, n)
 		for i := range recs {
 			recs[i] = payload(i, 120-40*(i%2))
 		}
-		for _, batched := range []bool{false, true} {
-			name := fmt.Sprintf("records=%d/one-by-one", n)
-			if batched {
-				name = fmt.Sprintf("records=%d/batch", n)
-			}
-			b.Run(name, func(b *testing.B) {
+		frames := frame(recs)
+		for _, how := range []string{"one-by-one", "batch", "framed"} {
+			b.Run(fmt.Sprintf("records=%d/%s", n, how), func(b *testing.B) {
 				s := openTestStore(b, benchDir(b), Options{Fsync: store.FsyncNever})
 				l, err := s.Create("bench")
 				if err != nil {
@@ -221,16 +220,20 @@ func BenchmarkAppendBatchNever(b *testing.B) {
 					if i%n != 0 {
 						continue // one op per record: a batch every n ops
 					}
-					if batched {
-						if _, _, err := l.AppendBatch(recs); err != nil {
-							b.Fatal(err)
+					switch how {
+					case "batch":
+						_, _, err = l.AppendBatch(recs)
+					case "framed":
+						_, _, err = l.(*FileLog).AppendFramed(frames, n)
+					default:
+						for _, r := range recs {
+							if _, err = l.(*FileLog).AppendAsync(r); err != nil {
+								break
+							}
 						}
-						continue
 					}
-					for _, r := range recs {
-						if _, err := l.(*FileLog).AppendAsync(r); err != nil {
-							b.Fatal(err)
-						}
+					if err != nil {
+						b.Fatal(err)
 					}
 				}
 			})

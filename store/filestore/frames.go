@@ -63,3 +63,26 @@ func CheckFrame(prev uint32, frame []byte) (payload []byte, crc uint32, reason s
 	}
 	return payload, crc, ""
 }
+
+// A record can be framed where it is encoded, so that a batch of them is
+// written as built (FileLog.AppendFramed) rather than copied into frames:
+// BeginFrame leaves room for the frame's length word and CRC, the payload
+// is appended after it, and EndFrame pads the frame and writes its length
+// word. The CRC is AppendFramed's: it continues the log's chain.
+
+// BeginFrame appends the start of a frame to dst; the payload follows,
+// from offset payload.
+func BeginFrame(dst []byte) (_ []byte, payload int) {
+	var head [frameHeaderSize]byte
+	dst = append(dst, head[:]...)
+	return dst, len(dst)
+}
+
+// EndFrame ends the frame whose payload, the rest of dst, starts at
+// payload (BeginFrame's).
+func EndFrame(dst []byte, payload int) []byte {
+	n := len(dst) - payload
+	binary.LittleEndian.PutUint64(dst[payload-frameHeaderSize:], lengthWord(n))
+	var zeros [8]byte
+	return append(dst, zeros[:padFor(n)]...)
+}
