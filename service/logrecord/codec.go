@@ -64,12 +64,7 @@ const (
 )
 
 // Append appends the encoding of rec to b.
-func Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
-	if fastRecord(rec, true) {
-		return appendRecordFast(b, rec), nil
-	}
-	return proto.MarshalOptions{}.MarshalAppend(b, rec)
-}
+func Append(b []byte, rec *pb.LogRecord) ([]byte, error) { return (*Encoder)(nil).Append(b, rec) }
 
 // AppendTrusted is Append for a record whose digest's transitions and
 // events name endpoints and states with strings the caller knows are valid
@@ -77,10 +72,7 @@ func Append(b []byte, rec *pb.LogRecord) ([]byte, error) {
 // names. They are not checked again for every record; the result's
 // strings still are. The bytes are Append's.
 func AppendTrusted(b []byte, rec *pb.LogRecord) ([]byte, error) {
-	if fastRecord(rec, false) {
-		return appendRecordFast(b, rec), nil
-	}
-	return proto.MarshalOptions{}.MarshalAppend(b, rec)
+	return (*Encoder)(nil).AppendTrusted(b, rec)
 }
 
 // fastRecord reports whether rec is one appendRecordFast encodes: a
@@ -121,7 +113,7 @@ func fastRecord(rec *pb.LogRecord, checkNames bool) bool {
 // copies them while they stay the same (consecutive records mostly share
 // the session clock, and every data segment in order has the digest event
 // DATA_READABLE on its connection). The bytes are Append's; the zero
-// Encoder is ready to use.
+// Encoder is ready to use, and a nil one keeps nothing.
 type Encoder struct {
 	time struct {
 		sec   int64
@@ -186,10 +178,6 @@ func (c *Encoder) digestEvent(b []byte, e *pb.Event) []byte {
 		ev.endpoint, ev.kind, ev.enc = e.Endpoint, e.Kind, append(ev.enc[:0], b[start:]...)
 	}
 	return b
-}
-
-func appendRecordFast(b []byte, rec *pb.LogRecord) []byte {
-	return (*Encoder)(nil).appendRecordFast(b, rec)
 }
 
 func (c *Encoder) appendRecordFast(b []byte, rec *pb.LogRecord) []byte {
