@@ -320,6 +320,7 @@ var profiles = []Profile{
 		{"tlp", "1"},
 		{"hystart", "1"},
 		{"ss_all_bytes", "1"},
+		{"rto_keep_sack", "1"},
 		{"congestion_control", "cubic"},
 		{"frto", "1"},
 		{"ecn", "2"},

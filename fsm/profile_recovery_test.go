@@ -23,6 +23,7 @@ func TestRecoverySwitches(t *testing.T) {
 		{"prr_crb", "1", func(c Config) bool { return c.Recovery.PRRConservative }},
 		{"hystart", "1", func(c Config) bool { return c.Recovery.HyStart }},
 		{"ss_all_bytes", "1", func(c Config) bool { return c.Recovery.SlowStartAllBytes }},
+		{"rto_keep_sack", "1", func(c Config) bool { return c.Recovery.RTOKeepSACK }},
 		{"eifel", "0", func(c Config) bool { return c.Recovery.NoEifel }},
 		{"frto", "1", func(c Config) bool { return c.Recovery.FRTO }},
 		{"ecn", "1", func(c Config) bool { return c.Recovery.ECN && !c.Recovery.ECNNoRequest }},

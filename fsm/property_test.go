@@ -49,7 +49,7 @@ import (
 //	TCPSTATED_PROPERTY_SEED=7 go test -run 'TestPropertyLossyLink/abort$' ./fsm/
 
 const (
-	propDefaultSeeds = 615
+	propDefaultSeeds = 1229
 	// propTimeLimit is the virtual time after which a run counts as stuck.
 	// Virtual time costs nothing; only steps do. A run of many small writes
 	// over a 20% lossy link can legitimately need over an hour: lost ACKs
@@ -323,6 +323,7 @@ var propRecoverySwitches = []func(*Recovery){
 	func(r *Recovery) { r.HyStart = true },
 	func(r *Recovery) { r.NoEifel = true },
 	func(r *Recovery) { r.SlowStartAllBytes = true },
+	func(r *Recovery) { r.RTOKeepSACK = true },
 }
 
 // propRecoveryCombos is how many combinations of the loss-recovery
@@ -332,12 +333,12 @@ var propRecoveryCombos = uint64(1<<len(propRecoverySwitches)) * 2 * 3
 
 // propRecoveryCombo sets the combination of the loss-recovery options a
 // seed of a mode runs. The runs are numbered mode·propDefaultSeeds + seed,
-// so the default seeds of the five modes (5·615 = 3075) take 3072
+// so the default seeds of the five modes (5·1229 = 6145) take 6144
 // consecutive numbers at least; multiplying by 997 (invertible modulo
-// 3072 = 2^10·3) maps those onto every combination once while each mode
+// 6144 = 2^11·3) maps those onto every combination once while each mode
 // still gets a spread of them (ECN on and off, F-RTO on and off, many
 // subsets of the switches). The combination is read as mixed-radix
-// digits. TCPSTATED_PROPERTY_SEEDS=3072 (or make property-long) runs all
+// digits. TCPSTATED_PROPERTY_SEEDS=6144 (or make property-long) runs all
 // of them in every mode.
 func propRecoveryCombo(seed uint64, mode propMode, r *Recovery) {
 	combo := (uint64(mode)*propDefaultSeeds + seed) % propRecoveryCombos * 997 % propRecoveryCombos

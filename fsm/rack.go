@@ -345,16 +345,22 @@ func (c *conn) rackFirstLost() (Seq, Seq, bool) {
 
 // rackOnTimeout forgets SACK marks with the scoreboard (RFC 2018 §8) and
 // stops the RACK timer on an RTO.
-func (e *Engine) rackOnTimeout(c *conn) {
+func (e *Engine) rackOnTimeout(c *conn, keepSACKed bool) {
 	r := c.rack
 	if r == nil {
 		return
 	}
 	for i := range r.segs[r.head:] {
 		s := &r.segs[r.head+i]
-		s.sacked, s.lost = false, false
+		s.lost = false
+		if !keepSACKed {
+			s.sacked = false
+		}
 	}
-	r.segsSACKed, r.tlpOut = 0, false
+	if !keepSACKed {
+		r.segsSACKed = 0
+	}
+	r.tlpOut = false
 	if c.lossAt != 0 {
 		c.lossAt = 0
 		e.schedule(c)

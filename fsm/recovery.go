@@ -512,20 +512,46 @@ func (e *Engine) prr(c *conn, delivered uint32) {
 // the scoreboard: the receiver may have reneged (RFC 2018 §8), and RFC
 // 6675 §5.1 holds off a new recovery until RecoveryPoint (set by the
 // caller to HighData) is acknowledged. SACK blocks arriving after the
-// timeout rebuild the board, and go-back-N skips what they cover.
+// timeout rebuild the board, and go-back-N skips what they cover. Under
+// rto_keep_sack the board stays unless the receiver reneged.
 func (e *Engine) sackOnTimeout(c *conn) {
 	if !e.sackOn(c) {
 		return
 	}
 	st := c.sk()
-	if len(st.board) > 0 || st.inRecovery {
+	// The receiver reneged if it SACKed SND.UNA itself, which it would
+	// have acknowledged had it kept it (Linux's test too).
+	keep := e.cfg.Recovery.RTOKeepSACK && len(st.board) > 0 && c.sndUna.LessThan(st.board[0].Start)
+	switch {
+	case keep:
+		e.explain(c.id, CodeSACKScoreboardKept, ActionInfo, Field{"BLOCKS", uint64(len(st.board))}, Field{"SND.UNA", uint64(c.sndUna)},
+			Field{"RECOVERY.POINT", uint64(c.sndNxt - 1)})
+	case len(st.board) > 0 || st.inRecovery:
 		e.explain(c.id, CodeSACKScoreboardCleared, ActionInfo, Field{"BLOCKS", uint64(len(st.board))}, Field{"RECOVERY.POINT", uint64(c.sndNxt - 1)})
 	}
-	clear(st.board)
-	st.board = st.board[:0]
-	e.rackOnTimeout(c)
+	if !keep {
+		clear(st.board)
+		st.board = st.board[:0]
+	}
+	e.rackOnTimeout(c, keep)
 	st.inRecovery, st.rescueSet, st.rtoGuard = false, false, true
 	st.highRxt, st.pipe, st.ltBytes = c.sndUna, 0, 0
+}
+
+// sackedEdge moves the right edge of a go-back-N window past the SACKed
+// data below it, within the peer's window: under rto_keep_sack, data the
+// receiver holds does not take up cwnd after a timeout, as Linux counts
+// packets in flight without the SACKed ones.
+func (c *conn) sackedEdge(edge Seq) Seq {
+	for _, b := range c.sk().board {
+		if !b.Start.LessThan(edge) {
+			break
+		}
+		if b.End.GreaterThan(c.sndUna) {
+			edge = edge.Add(b.End.Sub(MaxSeq(b.Start, c.sndUna)))
+		}
+	}
+	return MinSeq(edge, c.sndUna.Add(Size(c.sndWnd)))
 }
 
 // sackSkip returns the first sequence number at or after seq that the

@@ -40,6 +40,15 @@ type Recovery struct {
 	// 5681 §4.2 asks for one per second segment) the RFC's rule grows
 	// cwnd by about one SMSS per round trip instead of doubling it.
 	SlowStartAllBytes bool
+	// RTOKeepSACK keeps the SACK scoreboard across a retransmission
+	// timeout unless the receiver reneged (SND.UNA itself is SACKed), as
+	// Linux does (tcp_timeout_mark_lost), so going back N after the
+	// timeout resends only the holes. Off, the scoreboard is cleared (RFC
+	// 2018 §8: the data sender SHOULD turn off its SACKed bits, because a
+	// timeout may mean the receiver reneged) and only the blocks of later
+	// ACKs are skipped; an ACK carries three or four blocks, so with more
+	// holes than that data the receiver holds is sent again.
+	RTOKeepSACK bool
 	// NoEifel turns off spurious-timeout detection with timestamps (the
 	// Eifel detection algorithm, RFC 3522) and its response (RFC 4015),
 	// which undoes the congestion response of an RTO, or of a SACK fast

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Loss recovery exchanges (issue 11): a client engine sends, the test
@@ -220,5 +221,88 @@ func TestLimitedTransmitIsPastCwnd(t *testing.T) {
 		if v := field(t, r, CodeSACKRecovery, name); v != want {
 			t.Fatalf("SACK_RECOVERY %s = %d, want %d", name, v, want)
 		}
+	}
+}
+
+// TestRTOKeepSACK: ten segments 101..1100, of which 101, 301, 501, 701 and
+// 901 are lost; the duplicate ACKs SACK the other five, the last one with
+// its four most recent blocks; the repairs sent in recovery are lost too,
+// and the retransmission timer expires. The timeout resends 101 (going
+// back N, cwnd one segment), and the receiver's ACK of it, 301, carries
+// the three blocks it has room for after that: 1001-1101, 801-901,
+// 601-701. Under rto_keep_sack (linux) the board still holds 401-501: the
+// ACK SACKs nothing new, cwnd is two segments, and SACKed data takes none
+// of it, so the sender resends the holes 301 and 501. With the board
+// cleared (rfc, RFC 2018 §8) the ACK's blocks are news, so it also counts
+// as a duplicate ACK (RFC 6675 §2) whose limited transmit sends more, and
+// going back N resends 401, which the receiver holds. A board whose first
+// block starts at SND.UNA (the receiver reneged) is cleared either way.
+// Reference: RFC 2018 §8, RFC 6675 §2, §5.1.
+func TestRTOKeepSACK(t *testing.T) {
+	sack := func(ack Seq, blocks ...Seq) Segment {
+		seg := Segment{Flags: FlagACK, Seq: 301, Ack: ack, Window: 65535}
+		for i := 0; i < len(blocks); i += 2 {
+			seg.Options.SACK[i/2] = SACKBlock{Start: blocks[i], End: blocks[i+1]}
+		}
+		seg.Options.NumSACK = uint8(len(blocks) / 2)
+		return seg
+	}
+	for _, tc := range []struct {
+		name       string
+		keep       bool
+		reneged    bool
+		code       Code
+		resent     []Seq // what the ACK of 301 lets the sender send
+		wantBlocks uint64
+	}{
+		{"rfc clears the board", false, false, CodeSACKScoreboardCleared, []Seq{301, 401, 501, 701, 901}, 5},
+		{"rto_keep_sack keeps it", true, false, CodeSACKScoreboardKept, []Seq{301, 501}, 5},
+		{"a reneging receiver: cleared", true, true, CodeSACKScoreboardCleared, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := dupThreshConfig(100)
+			cfg.Recovery.RTOKeepSACK = tc.keep
+			cli, _, c, _ := established(t, cfg, dupThreshConfig(300))
+			mustSend(t, cli, c, strings.Repeat("x", 1000))
+			if n := len(cli.take()); n != 10 {
+				t.Fatalf("initial window sent %d segments, want 10", n)
+			}
+			acks := []Segment{
+				sack(101, 201, 301),
+				sack(101, 401, 501, 201, 301),
+				sack(101, 601, 701, 401, 501, 201, 301),
+				sack(101, 801, 901, 601, 701, 401, 501, 201, 301),
+				sack(101, 1001, 1101, 801, 901, 601, 701, 401, 501),
+			}
+			if tc.reneged {
+				// The receiver SACKed 101 (SND.UNA) and did not ACK it.
+				acks = append(acks, sack(101, 101, 201, 1001, 1101, 801, 901, 601, 701))
+			}
+			for _, a := range acks {
+				cli.inject(serverAddr, clientAddr, a)
+			}
+			cli.take() // the repairs of recovery: all lost
+			var r Ready
+			for at := time.Second; at <= 4*time.Second && len(r.Explanations) == 0; at += 10 * time.Millisecond {
+				cli.e.AdvanceTo(at)
+				r = cli.collect()
+			}
+			if got := field(t, r, tc.code, "BLOCKS"); tc.wantBlocks != 0 && got != tc.wantBlocks {
+				t.Fatalf("%s BLOCKS %d, want %d", tc.code, got, tc.wantBlocks)
+			}
+			cli.expect(". seq=101 ack=301 len=100") // going back N
+			cli.expectNothing()
+			if tc.reneged {
+				return
+			}
+			cli.inject(serverAddr, clientAddr, sack(301, 1001, 1101, 801, 901, 601, 701))
+			var sent []Seq
+			for _, p := range cli.take() {
+				sent = append(sent, p.Segment.Seq)
+			}
+			if fmt.Sprint(sent) != fmt.Sprint(tc.resent) {
+				t.Fatalf("after the ACK of 301 the sender sent %v, want %v", sent, tc.resent)
+			}
+		})
 	}
 }

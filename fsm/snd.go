@@ -263,7 +263,11 @@ func (e *Engine) output(c *conn) {
 		}
 		avail = max(avail, 0)
 		usable := 0 // room left in min(SND.WND, cwnd) from next on
-		if edge := c.sndUna.Add(Size(wnd)); edge.GreaterThan(next) {
+		edge := c.sndUna.Add(Size(wnd))
+		if retx && e.cfg.Recovery.RTOKeepSACK && c.sack != nil {
+			edge = c.sackedEdge(edge)
+		}
+		if edge.GreaterThan(next) {
 			usable = int(edge.Sub(next))
 		}
 		n := min(avail, mss, usable)

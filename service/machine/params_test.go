@@ -24,7 +24,7 @@ func TestEngineConfigRecoverySwitches(t *testing.T) {
 	}{
 		{"rfc", &pb.SessionOptions{}, fsm.Recovery{}, 0},
 		{"linux", &pb.SessionOptions{Profile: "linux"},
-			fsm.Recovery{CongestionControl: fsm.CCCubic, HyStart: true, SlowStartAllBytes: true, FRTO: true, ECN: true, ECNNoRequest: true}, 200 * time.Millisecond},
+			fsm.Recovery{CongestionControl: fsm.CCCubic, HyStart: true, SlowStartAllBytes: true, RTOKeepSACK: true, FRTO: true, ECN: true, ECNNoRequest: true}, 200 * time.Millisecond},
 		{"freebsd", &pb.SessionOptions{Profile: "freebsd"},
 			fsm.Recovery{ECN: true, ECNNoRequest: true, ECNMaxRetries: 1}, 30 * time.Millisecond},
 		{"switches", &pb.SessionOptions{Switches: map[string]string{"congestion_control": "cubic", "sack_recovery": "0", "prr": "0", "prr_crb": "1",
