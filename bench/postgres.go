@@ -70,6 +70,15 @@ func replicaName(n int, perReplica bool) string {
 	return fmt.Sprintf("tcpstated unary pg replicas=%d", n)
 }
 
+// replicaCallers is how many callers the measurement of n replicas has:
+// callers in all, or callers per replica.
+func replicaCallers(callers, n int, perReplica bool) int {
+	if perReplica {
+		return callers * n
+	}
+	return callers
+}
+
 // replicaCounts are the replica counts compared.
 var replicaCounts = []int{1, 2, 3}
 
@@ -105,11 +114,7 @@ func measureReplicas(ctx context.Context, cfg *Config, dir string, n int, perRep
 		}
 		conns = append(conns, c...)
 	}
-	callers := cfg.Callers
-	if perReplica {
-		callers *= n
-	}
-	names := sessionNames(fmt.Sprintf("k%d", n), callers)
+	names := sessionNames(fmt.Sprintf("k%d", n), replicaCallers(cfg.Callers, n, perReplica))
 	for i, name := range names {
 		if err := setupSessions(ctx, conns[i%n], []string{name}); err != nil {
 			return err
@@ -232,12 +237,8 @@ func (r *Report) replicasMarkdown(w io.Writer) {
 					}
 				}
 			}
-			callers := r.Config.Callers
-			if per {
-				callers *= n
-			}
 			if len(rate) > 0 {
-				lines = append(lines, fmt.Sprintf("| %d | %d | %s calls/s | %s | %.1f µs | %.1f µs | %.1f |", n, callers, fmtRate(median(rate)), fmtLat(medianDur(p50)), median(cpu), median(load), median(perCommit)))
+				lines = append(lines, fmt.Sprintf("| %d | %d | %s calls/s | %s | %.1f µs | %.1f µs | %.1f |", n, replicaCallers(r.Config.Callers, n, per), fmtRate(median(rate)), fmtLat(medianDur(p50)), median(cpu), median(load), median(perCommit)))
 			}
 		}
 	}

@@ -47,10 +47,7 @@ func (e *Engine) frtoOnTimeout(c *conn) {
 	}
 	f.step, f.rtoRecovery, f.recover, f.sack = 2, true, c.sndNxt, e.sackOn(c)
 	f.rtxEnd = MinSeq(c.sndNxt, c.sndUna.Add(Size(c.segMSS())))
-	f.pipePrev = max(timeoutFlight(c), c.ssthresh)
-	if c.ssthresh >= 1<<31-1 {
-		f.pipePrev = timeoutFlight(c)
-	}
+	f.pipePrev = pipePrevAtTimeout(c)
 	e.explain(c.id, CodeFRTOStart, ActionInfo, Field{"VARIANT", b2u(f.sack)}, Field{"SND.UNA", uint64(c.sndUna)},
 		Field{"RECOVER", uint64(f.recover - 1)}, Field{"PIPE.PREV", uint64(f.pipePrev)})
 }

@@ -343,8 +343,9 @@ func (c *conn) rackFirstLost() (Seq, Seq, bool) {
 	return 0, 0, false
 }
 
-// rackOnTimeout forgets SACK marks with the scoreboard (RFC 2018 §8) and
-// stops the RACK timer on an RTO.
+// rackOnTimeout forgets SACK marks with the scoreboard (RFC 2018 §8),
+// unless keepSACKed (rto_keep_sack keeps the board), and the loss marks,
+// and stops the RACK timer on an RTO.
 func (e *Engine) rackOnTimeout(c *conn, keepSACKed bool) {
 	r := c.rack
 	if r == nil {

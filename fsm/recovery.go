@@ -585,10 +585,7 @@ func (e *Engine) eifelOnTimeout(c *conn) {
 		return // a later timeout keeps the first retransmission's RetransmitTS
 	}
 	s.eifelArmed, s.eifelFast, s.retransmitTS = true, false, e.tsVal(c)
-	s.pipePrev = max(timeoutFlight(c), c.ssthresh)
-	if c.ssthresh >= 1<<31-1 {
-		s.pipePrev = timeoutFlight(c)
-	}
+	s.pipePrev = pipePrevAtTimeout(c)
 }
 
 // eifelOnAck is the detection and response on the first ACK of new data
@@ -616,11 +613,19 @@ func (e *Engine) eifelOnAck(c *conn, seg *Segment, acked uint32) {
 		Field{"SSTHRESH", uint64(c.ssthresh)}, Field{"CWND", uint64(c.cwnd)}, Field{"RTO.MS", uint64(c.rto / time.Millisecond)})
 }
 
-// timeoutFlight is FlightSize for pipe_prev at a timeout (RFC 4015 §2
-// step 0), no larger than cwnd: with SACK, SND.NXT - SND.UNA counts data
-// the receiver already holds, which under reordering is many windows, and
-// restoring it would inflate cwnd on every spurious timeout.
-func timeoutFlight(c *conn) uint32 { return min(c.flight(), c.cwnd) }
+// pipePrevAtTimeout is pipe_prev = max(FlightSize, ssthresh) at a timeout
+// (RFC 4015 §2 step 0; FlightSize alone while ssthresh is still the
+// initial infinity), with FlightSize no larger than cwnd: with SACK,
+// SND.NXT - SND.UNA counts data the receiver already holds, which under
+// reordering is many windows, and restoring it would inflate cwnd on
+// every spurious timeout.
+func pipePrevAtTimeout(c *conn) uint32 {
+	flight := min(c.flight(), c.cwnd)
+	if c.ssthresh >= 1<<31-1 {
+		return flight
+	}
+	return max(flight, c.ssthresh)
+}
 
 // spuriousRTOResponse is the Eifel response (RFC 4015 §2) to a timeout
 // found spurious, by Eifel detection or by F-RTO (RFC 5682 §2.1 step 3b

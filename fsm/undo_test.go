@@ -47,8 +47,8 @@ func TestSpuriousRTOResponseBounded(t *testing.T) {
 	c := &conn{sndMSS: mss, rcvMSS: mss}
 	c.sndUna, c.sndNxt = 1, Seq(1+200*mss)
 	c.cwnd, c.ssthresh = 10*mss, 1<<31-1
-	pipePrev := timeoutFlight(c) // as eifelOnTimeout and frtoOnTimeout take it
-	c.cwnd = mss                 // the timeout's reduction
+	pipePrev := pipePrevAtTimeout(c) // as eifelOnTimeout and frtoOnTimeout take it
+	c.cwnd = mss                     // the timeout's reduction
 	e.spuriousRTOResponse(c, c.sndUna.Add(mss), mss, pipePrev)
 	if c.ssthresh != 10*mss || c.cwnd != 11*mss {
 		t.Fatalf("after the response ssthresh %d, cwnd %d; want %d, %d (pipe_prev 10 segments + 1 acked)", c.ssthresh, c.cwnd, 10*mss, 11*mss)
