@@ -60,6 +60,7 @@ func decodeExchangeRequest(b []byte, m *pb.ExchangeSegmentsRequest) bool {
 	m.Reset()
 	var pkts [][]byte
 	for len(b) > 0 {
+		field := b
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return false
@@ -78,7 +79,7 @@ func decodeExchangeRequest(b []byte, m *pb.ExchangeSegmentsRequest) bool {
 				return false
 			}
 			if pkts == nil {
-				pkts = make([][]byte, 0, countField(b, fieldIPPackets)+1)
+				pkts = make([][]byte, 0, countField(field, fieldIPPackets))
 			}
 			// A full slice expression: appending to one packet must not
 			// write over the next.
@@ -104,8 +105,7 @@ func decodeExchangeRequest(b []byte, m *pb.ExchangeSegmentsRequest) bool {
 }
 
 // countField counts the fields numbered num at the top level of b, up to
-// the first field it cannot skip: the packets still to come, to size the
-// slice once.
+// the first field it cannot skip: the packets, to size their slice once.
 func countField(b []byte, num protowire.Number) int {
 	k := 0
 	for len(b) > 0 {

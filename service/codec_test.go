@@ -71,6 +71,9 @@ func TestDecodeExchangeRequest(t *testing.T) {
 			if !proto.Equal(&got, &want) {
 				t.Fatalf("decoded %v, proto.Unmarshal gives %v", &got, &want)
 			}
+			if cap(got.IpPackets) != len(got.IpPackets) {
+				t.Errorf("%d packets in a slice of capacity %d: it was not sized once", len(got.IpPackets), cap(got.IpPackets))
+			}
 			for i, p := range got.IpPackets {
 				if len(p) > 0 && !within(body, p) {
 					t.Errorf("ip_packets[%d] is a copy, not a view of the message", i)
