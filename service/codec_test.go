@@ -26,6 +26,13 @@ func exchangeSeeds() map[string]struct {
 		return b
 	}
 	full := marshal(&pb.ExchangeSegmentsRequest{Parent: "sessions/x", IpPackets: [][]byte{[]byte("E\x00abc"), {}, []byte("second")}, RawOnly: true, Sequence: 300})
+	var pkts [][]byte
+	for i := range 64 {
+		p := make([]byte, 104) // an IPv4 header, a TCP header with timestamps, 64 bytes
+		p[0], p[3], p[103] = 0x45, 104, byte(i)
+		pkts = append(pkts, p)
+	}
+	many := marshal(&pb.ExchangeSegmentsRequest{Parent: "sessions/x", IpPackets: pkts, Sequence: 1})
 	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
 		return protowire.AppendTag(b, num, typ)
 	}
@@ -38,6 +45,7 @@ func exchangeSeeds() map[string]struct {
 	}{
 		"empty":                   {nil, true},
 		"all fields":              {full, true},
+		"64 packets":              {many, true},
 		"fields out of order":     {str(protowire.AppendVarint(tag(str(nil, fieldIPPackets, "p1"), fieldSequence, protowire.VarintType), 7), fieldParent, "sessions/y"), true},
 		"parent twice, last kept": {str(str(nil, fieldParent, "sessions/a"), fieldParent, "sessions/b"), true},
 		"packets apart":           {str(str(str(nil, fieldIPPackets, "one"), fieldParent, "sessions/z"), fieldIPPackets, "two"), true},
