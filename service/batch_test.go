@@ -158,3 +158,58 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestUnframedLogSameRecords: a log that does not take records framed
+// where they are encoded (store.FramedLog; here the in-memory store) gets
+// the payloads the file store's framed batches hold, byte for byte.
+func TestUnframedLogSameRecords(t *testing.T) {
+	pkts := [][]byte{packet(100, 0, fsm.FlagSYN, ""), packet(101, 1001, fsm.FlagACK, "")}
+	for i := range 20 {
+		pkts = append(pkts, packet(101+uint32(i)*10, 1001, fsm.FlagACK, "0123456789"))
+	}
+	run := func(e *env) {
+		o := fixedISNOptions(1000)
+		o.SecretSeed = proto.String("batch test")
+		s := e.createSession("x", o).Name
+		e.listen(s, server)
+		st := must[pb.SegmentService_ExchangeSegmentsClient](t)(e.segments.ExchangeSegments(ctx(t)))
+		for _, m := range [][][]byte{pkts[:2], pkts[2:]} {
+			if err := st.Send(&pb.ExchangeSegmentsRequest{Parent: s, IpPackets: m, RawOnly: true}); err != nil {
+				t.Fatal(err)
+			}
+			if r := must[*pb.ExchangeSegmentsResponse](t)(st.Recv()); int(r.Processed) != len(m) || r.Error != "" {
+				t.Fatalf("processed %d of %d: %s", r.Processed, len(m), r.Error)
+			}
+		}
+		st.CloseSend()
+		e.stop()
+	}
+	file := newEnv(t, Config{Fsync: store.FsyncNever})
+	run(file)
+	want := logPayloads(t, file.dir, "x")
+
+	mem := newMemEnv(t, Config{})
+	run(mem)
+	l, _, err := mem.mem.Reopen().Open(logName("", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, framed := l.(store.FramedLog); framed {
+		t.Fatal("the in-memory log takes framed records: this test no longer covers the other path")
+	}
+	var got [][]byte
+	if err := l.Records(0, func(_ uint64, p []byte) error {
+		got = append(got, bytes.Clone(p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(got) < 2*len(pkts) {
+		t.Fatalf("%d records in memory, %d in the file, want at least %d", len(got), len(want), 2*len(pkts))
+	}
+	for i := 1; i < len(got); i++ { // record 0 holds the creation time
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("record %d differs:\nin memory %x\nin file   %x", i, got[i], want[i])
+		}
+	}
+}

@@ -13,7 +13,6 @@ import (
 	pb "github.com/tcpstated/tcpstated/gen/tcpstate/v1"
 
 	"github.com/tcpstated/tcpstated/store"
-	"github.com/tcpstated/tcpstated/store/filestore"
 
 	"github.com/tcpstated/tcpstated/service/logrecord"
 
@@ -258,10 +257,9 @@ func setDuration(p *durationpb.Duration, d time.Duration) *durationpb.Duration {
 }
 
 // pendingRecords are encoded records not yet written: buf holds them end
-// to end, each in its frame of the file store (filestore.BeginFrame,
-// EndFrame), record i at spans[i] of buf; recs is the slice AppendBatch
-// takes. A file store's log writes buf as it is (AppendFramed); any other
-// store is handed the records themselves.
+// to end, record i at spans[i] of buf, each in its frame when the log is a
+// store.FramedLog, which then writes buf as it is; recs is the slice
+// AppendBatch takes from any other log.
 type pendingRecords struct {
 	buf   []byte
 	spans []span
@@ -270,12 +268,6 @@ type pendingRecords struct {
 
 // span is where a record lies in pendingRecords.buf.
 type span struct{ start, end int }
-
-// framedLog is a log that writes records framed where they were encoded
-// (filestore.FileLog).
-type framedLog interface {
-	AppendFramed(frames []byte, n int) (first, last uint64, err error)
-}
 
 // reset empties the batch, keeping small buffers for the next one.
 func (p *pendingRecords) reset() {
@@ -308,8 +300,12 @@ func (s *session) stageWithLocked(rec *pb.LogRecord, trusted bool) error {
 	if want := s.next + uint64(len(p.spans)); rec.Index != want {
 		return fmt.Errorf("log %s: record %d staged, expected %d", s.file, rec.Index, want)
 	}
+	fl, framed := s.log.(store.FramedLog)
 	frame := len(p.buf)
-	b, start := filestore.BeginFrame(p.buf)
+	b, start := p.buf, frame
+	if framed {
+		b, start = fl.BeginFrame(b)
+	}
 	var err error
 	if trusted {
 		b, err = s.enc.codec.AppendTrusted(b, rec)
@@ -330,7 +326,10 @@ func (s *session) stageWithLocked(rec *pb.LogRecord, trusted bool) error {
 		return store.ErrTooLarge
 	}
 	p.spans = append(p.spans, span{start, len(b)})
-	p.buf = filestore.EndFrame(b, start)
+	if framed {
+		b = fl.EndFrame(b, start)
+	}
+	p.buf = b
 	return nil
 }
 
@@ -345,7 +344,7 @@ func (s *session) flushLocked() error {
 	want := s.next
 	var first, last uint64
 	var err error
-	if fl, ok := s.log.(framedLog); ok {
+	if fl, ok := s.log.(store.FramedLog); ok {
 		first, last, err = fl.AppendFramed(p.buf, n)
 	} else {
 		for _, r := range p.spans {

@@ -78,6 +78,26 @@ type Log interface {
 	Close() error
 }
 
+// FramedLog is a Log that writes records framed where they were encoded,
+// without copying them into frames: the caller encodes each record's
+// payload between BeginFrame and EndFrame, end to end in one buffer, and
+// AppendFramed writes the buffer with AppendBatch's bytes and its all or
+// nothing. The frame layout is the log's own; a caller that does not ask
+// for it uses AppendBatch.
+type FramedLog interface {
+	Log
+	// BeginFrame appends the start of a frame to dst; the payload is
+	// appended after it, from offset payload.
+	BeginFrame(dst []byte) (_ []byte, payload int)
+	// EndFrame ends the frame whose payload, the rest of dst, starts at
+	// payload (BeginFrame's).
+	EndFrame(dst []byte, payload int) []byte
+	// AppendFramed is AppendBatch for the n records framed in frames. It
+	// writes into frames (their checksums) and does not keep it. Bytes
+	// that are not n whole frames are refused and nothing is written.
+	AppendFramed(frames []byte, n int) (first, last uint64, err error)
+}
+
 // MaxRecordSize bounds a record's payload in every store.
 const MaxRecordSize = 16 << 20
 

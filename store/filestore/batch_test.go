@@ -34,8 +34,8 @@ func frame(payloads [][]byte) []byte {
 	var b []byte
 	for _, p := range payloads {
 		var start int
-		b, start = BeginFrame(b)
-		b = EndFrame(append(b, p...), start)
+		b, start = beginFrame(b)
+		b = endFrame(append(b, p...), start)
 	}
 	return b
 }

@@ -65,22 +65,29 @@ func CheckFrame(prev uint32, frame []byte) (payload []byte, crc uint32, reason s
 }
 
 // A record can be framed where it is encoded, so that a batch of them is
-// written as built (FileLog.AppendFramed) rather than copied into frames:
-// BeginFrame leaves room for the frame's length word and CRC, the payload
-// is appended after it, and EndFrame pads the frame and writes its length
-// word. The CRC is AppendFramed's: it continues the log's chain.
+// written as built (FileLog.AppendFramed, store.FramedLog) rather than
+// copied into frames: BeginFrame leaves room for the frame's length word
+// and CRC, the payload is appended after it, and EndFrame pads the frame
+// and writes its length word. The CRC is AppendFramed's: it continues the
+// log's chain.
 
-// BeginFrame appends the start of a frame to dst; the payload follows,
+// BeginFrame appends the start of a frame to dst (store.FramedLog).
+func (l *FileLog) BeginFrame(dst []byte) (_ []byte, payload int) { return beginFrame(dst) }
+
+// EndFrame ends the frame BeginFrame began (store.FramedLog).
+func (l *FileLog) EndFrame(dst []byte, payload int) []byte { return endFrame(dst, payload) }
+
+// beginFrame appends the start of a frame to dst; the payload follows,
 // from offset payload.
-func BeginFrame(dst []byte) (_ []byte, payload int) {
+func beginFrame(dst []byte) (_ []byte, payload int) {
 	var head [frameHeaderSize]byte
 	dst = append(dst, head[:]...)
 	return dst, len(dst)
 }
 
-// EndFrame ends the frame whose payload, the rest of dst, starts at
-// payload (BeginFrame's).
-func EndFrame(dst []byte, payload int) []byte {
+// endFrame ends the frame whose payload, the rest of dst, starts at
+// payload (beginFrame's).
+func endFrame(dst []byte, payload int) []byte {
 	n := len(dst) - payload
 	binary.LittleEndian.PutUint64(dst[payload-frameHeaderSize:], lengthWord(n))
 	var zeros [8]byte

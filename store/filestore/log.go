@@ -44,7 +44,7 @@ type FileLog struct {
 	store.Appender
 }
 
-var _ store.Log = (*FileLog)(nil)
+var _ store.FramedLog = (*FileLog)(nil)
 
 func newFileLog(s *FileStore, name string, f *os.File, seed uint32, size int64, records uint64) *FileLog {
 	l := &FileLog{s: s, name: name, seed: seed, f: f, crc: seed, size: size, written: records, slot: -1}
@@ -143,7 +143,7 @@ func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error)
 }
 
 // AppendFramed is AppendBatch for the n records framed in frames with
-// BeginFrame and EndFrame, where they were encoded: it fills in their
+// BeginFrame and EndFrame, where they were encoded (store.FramedLog): it fills in their
 // CRCs, continuing the log's chain, and writes frames as they are, without
 // copying them: the bytes AppendBatch of the payloads writes, with the
 // same all or nothing. frames is written to and not kept. Frames that are
