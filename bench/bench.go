@@ -33,8 +33,8 @@ type Config struct {
 	MemoryOnly   bool          // only the memory figure (no loads, no echo server)
 	ReplicasOnly bool          // only the PostgreSQL 1 vs 2 vs 3 replicas figure
 	// ProfileDir, when set, receives a CPU profile of the server during
-	// each tcpstated measurement (NAME.pprof; read with go tool pprof and
-	// the server binary).
+	// each measurement, the echo's included (NAME.pprof; read with go
+	// tool pprof and the server binary; make pgo merges them).
 	ProfileDir string
 
 	// Postgres: "auto" (default) also measures the PostgreSQL store
@@ -168,8 +168,8 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 		t.conns, err = dial(p.grpcAddr, conns(cfg.Callers))
 		return err
 	}
-	if err := start("echo", cfg.EchoBin, "echo", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--http-inproc-addr", "127.0.0.1:0", "--per-message", strconv.Itoa(cfg.PerMessage)); err != nil {
+	if err := start("echo", cfg.EchoBin, append([]string{"echo", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--http-inproc-addr", "127.0.0.1:0", "--per-message", strconv.Itoa(cfg.PerMessage)}, cfg.debugFlags()...)...); err != nil {
 		return err
 	}
 	unary, stream, rest := sessionNames("u", cfg.Callers), sessionNames("x", cfg.Streams), sessionNames("r", cfg.Callers)
@@ -216,7 +216,11 @@ func runOnce(ctx context.Context, cfg *Config, dir string, res map[string]*resul
 			base = []struct{ name, http string }{{echoRESTLoop, echo.p.httpAddr}, {echoRESTInproc, echo.p.httpAddr2}}
 		}
 		for _, b := range base {
+			prof := cfg.profileAll([]*process{echo.p}, cfg.window(), b.name)
 			if err := measure(*cfg, res, b.name, echo.p, func(w window) result { return l.f(echo, b.http, w) }); err != nil {
+				return err
+			}
+			if err := <-prof; err != nil {
 				return err
 			}
 		}
@@ -268,7 +272,7 @@ func (c *Config) profileAll(ps []*process, w window, name string) <-chan error {
 			if len(ps) > 1 {
 				file = fmt.Sprintf("%s replica %d", name, i+1)
 			}
-			path := filepath.Join(c.ProfileDir, strings.NewReplacer(" ", "-", "=", "-", "/", "-").Replace(file)+".pprof")
+			path := filepath.Join(c.ProfileDir, strings.NewReplacer(" ", "-", "=", "-", "/", "-", ",", "").Replace(file)+".pprof")
 			go func() {
 				if err := p.profile(w.to.Sub(w.from), path); err != nil {
 					errs <- fmt.Errorf("profiling %s: %w", file, err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -147,8 +148,9 @@ const maxMessage = service.DefaultMaxMessageBytes
 // ServeEcho runs the bare echo server until ctx ends: gRPC on grpcAddr;
 // the gateway dialing that gRPC server on loopback on httpAddr (as
 // cmd/tcpstated does); the gateway calling the echo handlers in-process on
-// inprocAddr. It logs "listening" with the three addresses to logw.
-func ServeEcho(ctx context.Context, grpcAddr, httpAddr, inprocAddr string, perMessage int, logw io.Writer) error {
+// inprocAddr. With profiling, httpAddr also serves /debug/pprof/profile.
+// It logs "listening" with the three addresses to logw.
+func ServeEcho(ctx context.Context, grpcAddr, httpAddr, inprocAddr string, perMessage int, profiling bool, logw io.Writer) error {
 	log := slog.New(slog.NewTextHandler(logw, nil))
 	e, err := record(perMessage)
 	if err != nil {
@@ -187,6 +189,11 @@ func ServeEcho(ctx context.Context, grpcAddr, httpAddr, inprocAddr string, perMe
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/", http.MaxBytesHandler(h.mux, int64(maxMessage)*2+4096))
+		if profiling {
+			// As tcpstated serve --debug-endpoints: the bench profiles
+			// the echo too (--profile-dir, make pgo).
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, srv)
 		addrs = append(addrs, lis.Addr().String())

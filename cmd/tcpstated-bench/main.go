@@ -81,10 +81,11 @@ func echo(ctx context.Context, args []string, stderr io.Writer) int {
 	httpAddr := fs.String("http-addr", "127.0.0.1:0", "gateway dialing the gRPC server on loopback")
 	inprocAddr := fs.String("http-inproc-addr", "127.0.0.1:0", "gateway calling the handlers in-process")
 	perMessage := fs.Int("per-message", 64, "packets per ExchangeSegments message of the recorded responses")
+	debug := fs.Bool("debug-endpoints", false, "serve /debug/pprof/profile on the --http-addr listener (--profile-dir profiles the echo too)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := bench.ServeEcho(ctx, *grpcAddr, *httpAddr, *inprocAddr, *perMessage, stderr); err != nil {
+	if err := bench.ServeEcho(ctx, *grpcAddr, *httpAddr, *inprocAddr, *perMessage, *debug, stderr); err != nil {
 		fmt.Fprintf(stderr, "tcpstated-bench echo: %v\n", err)
 		return 1
 	}
