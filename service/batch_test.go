@@ -31,6 +31,12 @@ func logPayloads(t *testing.T, dir, id string) [][]byte {
 		t.Fatalf("open %s: %+v %v", id, rep, err)
 	}
 	defer l.Close()
+	return records(t, l)
+}
+
+// records reads every record payload of l.
+func records(t *testing.T, l store.Log) [][]byte {
+	t.Helper()
 	var out [][]byte
 	if err := l.Records(0, func(_ uint64, p []byte) error {
 		out = append(out, bytes.Clone(p))
@@ -197,13 +203,7 @@ func TestUnframedLogSameRecords(t *testing.T) {
 	if _, framed := l.(store.FramedLog); framed {
 		t.Fatal("the in-memory log takes framed records: this test no longer covers the other path")
 	}
-	var got [][]byte
-	if err := l.Records(0, func(_ uint64, p []byte) error {
-		got = append(got, bytes.Clone(p))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	got := records(t, l)
 	if len(got) != len(want) || len(got) < 2*len(pkts) {
 		t.Fatalf("%d records in memory, %d in the file, want at least %d", len(got), len(want), 2*len(pkts))
 	}

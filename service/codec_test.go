@@ -72,13 +72,7 @@ func TestDecodeExchangeRequest(t *testing.T) {
 			if !fast {
 				return
 			}
-			var want pb.ExchangeSegmentsRequest
-			if err := proto.Unmarshal(body, &want); err != nil {
-				t.Fatalf("the fast path took a body proto.Unmarshal refuses: %v", err)
-			}
-			if !proto.Equal(&got, &want) {
-				t.Fatalf("decoded %v, proto.Unmarshal gives %v", &got, &want)
-			}
+			sameAsProto(t, body, &got)
 			if cap(got.IpPackets) != len(got.IpPackets) {
 				t.Errorf("%d packets in a slice of capacity %d: it was not sized once", len(got.IpPackets), cap(got.IpPackets))
 			}
@@ -149,12 +143,18 @@ func FuzzExchangeRequestDecode(f *testing.F) {
 		if !decodeExchangeRequest(body, &got) {
 			return
 		}
-		var want pb.ExchangeSegmentsRequest
-		if err := proto.Unmarshal(body, &want); err != nil {
-			t.Fatalf("the fast path took a body proto.Unmarshal refuses: %v", err)
-		}
-		if !proto.Equal(&got, &want) {
-			t.Fatalf("decoded %v, proto.Unmarshal gives %v", &got, &want)
-		}
+		sameAsProto(t, body, &got)
 	})
+}
+
+// sameAsProto fails t unless proto.Unmarshal takes body and gives got.
+func sameAsProto(t *testing.T, body []byte, got *pb.ExchangeSegmentsRequest) {
+	t.Helper()
+	var want pb.ExchangeSegmentsRequest
+	if err := proto.Unmarshal(body, &want); err != nil {
+		t.Fatalf("the fast path took a body proto.Unmarshal refuses: %v", err)
+	}
+	if !proto.Equal(got, &want) {
+		t.Fatalf("decoded %v, proto.Unmarshal gives %v", got, &want)
+	}
 }
