@@ -34,7 +34,7 @@ type Config struct {
 	ReplicasOnly bool          // only the PostgreSQL 1 vs 2 vs 3 replicas figure
 	// ProfileDir, when set, receives a CPU profile of the server during
 	// each measurement, the echo's included (NAME.pprof; read with go
-	// tool pprof and the server binary; make pgo merges them).
+	// tool pprof and the binary that ran).
 	ProfileDir string
 
 	// Postgres: "auto" (default) also measures the PostgreSQL store

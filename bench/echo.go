@@ -190,8 +190,8 @@ func ServeEcho(ctx context.Context, grpcAddr, httpAddr, inprocAddr string, perMe
 		mux := http.NewServeMux()
 		mux.Handle("/", http.MaxBytesHandler(h.mux, int64(maxMessage)*2+4096))
 		if profiling {
-			// As tcpstated serve --debug-endpoints: the bench profiles
-			// the echo too (--profile-dir, make pgo).
+			// As tcpstated serve --debug-endpoints: --profile-dir
+			// profiles the echo too.
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -143,12 +143,12 @@ func (l *FileLog) appendBatch(payloads [][]byte) (first, last uint64, err error)
 }
 
 // AppendFramed is AppendBatch for the n records framed in frames with
-// BeginFrame and EndFrame, where they were encoded (store.FramedLog): it fills in their
-// CRCs, continuing the log's chain, and writes frames as they are, without
-// copying them: the bytes AppendBatch of the payloads writes, with the
-// same all or nothing. frames is written to and not kept. Frames that are
-// not n whole frames as EndFrame leaves them are refused, and nothing is
-// written.
+// BeginFrame and EndFrame, where they were encoded (store.FramedLog): it
+// fills in their CRCs, continuing the log's chain, and writes frames as
+// they are, without copying them: the bytes AppendBatch of the payloads
+// writes, with the same all or nothing. frames is written to and not
+// kept. Frames that are not n whole frames as EndFrame leaves them are
+// refused, and nothing is written.
 func (l *FileLog) AppendFramed(frames []byte, n int) (first, last uint64, err error) {
 	if n == 0 {
 		return 0, 0, store.ErrEmptyBatch
