@@ -30,7 +30,9 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 		// concurrent calls than workers start goroutines as before.
 		grpc.NumStreamWorkers(streamWorkers),
 		// The proto codec, with ExchangeSegments' packets decoded
-		// without a copy each (codec.go).
+		// without a copy each (codec.go). Forcing it skips the lookup
+		// by content-subtype, which only ever found proto: no other
+		// codec is registered.
 		grpc.ForceServerCodecV2(newCodec()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
