@@ -131,12 +131,25 @@ func openFDs() int {
 	return len(ents)
 }
 
+// netnsList is `ip netns list` less the labs of another test process
+// (interop names them tcpst<pid>-<n>): `go test ./...` runs packages in
+// parallel, and only this process's namespaces are this test's business.
 func netnsList(t *testing.T) string {
 	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ip netns list: %v: %s", err, out)
 	}
-	return string(out)
+	own := fmt.Sprintf("tcpst%d-", os.Getpid())
+	var keep []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var pid, n int
+		if _, err := fmt.Sscanf(l, "tcpst%d-%d", &pid, &n); err == nil && !strings.HasPrefix(l, own) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	sort.Strings(keep) // the kernel's order moves as others come and go
+	return strings.Join(keep, "\n")
 }
 
 // TestFaultCleanup: a run that fails, and a run interrupted in the middle
