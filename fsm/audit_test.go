@@ -329,7 +329,7 @@ func TestChallengeAckThrottle(t *testing.T) {
 // SMSS is added back only if that amount is at least one SMSS.
 // Reference: RFC 6582 §3.2 step 5 (partial acknowledgments).
 func TestPartialAckAddsBackSMSSOnlyForFullSegment(t *testing.T) {
-	cfg := fixedConfig(100)
+	cfg := renoConfig(fixedConfig(100))
 	cfg.MSS = 100
 	cli, _, c, _ := established(t, cfg, fixedConfig(300))
 	mustSend(t, cli, c, string(make([]byte, 500)))

@@ -228,7 +228,7 @@ func (c Config) Defaults() Config {
 		c.HopLimit = ipHopLimit
 	}
 	if c.Recovery.CongestionControl == "" {
-		c.Recovery.CongestionControl = CCReno
+		c.Recovery.CongestionControl = CCCubic
 	}
 	if c.RetainClosed == 0 {
 		c.RetainClosed = 1024

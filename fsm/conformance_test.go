@@ -380,7 +380,7 @@ func TestTextAfterFinIgnored(t *testing.T) {
 // TestFastRetransmit: three duplicate ACKs resend the first unacknowledged
 // segment before the RTO. Reference: RFC 5681 §3.2.
 func TestFastRetransmit(t *testing.T) {
-	cfg := fixedConfig(100)
+	cfg := renoConfig(fixedConfig(100))
 	cfg.MSS = 100
 	cli, _, c, _ := established(t, cfg, fixedConfig(300))
 	data := make([]byte, 500)

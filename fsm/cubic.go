@@ -116,7 +116,10 @@ func (e *Engine) ccReduce(c *conn, flight uint32) uint32 {
 	}
 	s.cwndPrior = cwnd
 	s.epochSet = false
-	return max(uint32(int64(flight)*cubicBetaNum/cubicBetaDen), 2*mss)
+	ssthresh := max(uint32(int64(flight)*cubicBetaNum/cubicBetaDen), 2*mss)
+	e.explain(c.id, CodeCubicReduce, ActionInfo, Field{"FLIGHT", uint64(flight)}, Field{"SSTHRESH", uint64(ssthresh)},
+		Field{"W_MAX", uint64(s.wMax)}, Field{"CWND", uint64(cwnd)})
+	return ssthresh
 }
 
 // ccGrow opens cwnd on an ACK of acked new bytes outside recovery: slow

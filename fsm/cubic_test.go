@@ -22,6 +22,21 @@ func TestCubicReduction(t *testing.T) {
 	if v := field(t, r, CodeSACKRecovery, "SSTHRESH"); v != 700 {
 		t.Fatalf("ssthresh %d, want 0.7 × 1000", v)
 	}
+	// The reduction names CUBIC and its numbers: FlightSize 1000, cwnd 1000
+	// and so W_max 1000 (no earlier W_max to converge from).
+	for name, want := range map[string]uint64{"FLIGHT": 1000, "SSTHRESH": 700, "W_MAX": 1000, "CWND": 1000} {
+		if v := field(t, r, CodeCubicReduce, name); v != want {
+			t.Errorf("CUBIC_REDUCE %s = %d, want %d", name, v, want)
+		}
+	}
+}
+
+// TestCubicIsTheDefault: a Config that names no congestion control runs
+// CUBIC (RFC 9438), as the rfc profile does; docs/CONFORMANCE.md says why.
+func TestCubicIsTheDefault(t *testing.T) {
+	if cfg := (Config{}).Defaults(); cfg.Recovery.CongestionControl != CCCubic {
+		t.Fatalf("default congestion control %q, want %q", cfg.Recovery.CongestionControl, CCCubic)
+	}
 }
 
 // TestCubicWindow checks W_cubic(t) = C·(t-K)³ + W_max and K in integers:

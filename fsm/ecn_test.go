@@ -78,7 +78,7 @@ func TestECNNegotiation(t *testing.T) {
 // next new data segment CWR, and retransmits nothing.
 // Reference: RFC 3168 §6.1.2, §6.1.3.
 func TestECNHalvesOncePerWindow(t *testing.T) {
-	l, c, s := newTimedLink(t, ecnConfig(100, true), ecnConfig(300, true), 10*time.Millisecond)
+	l, c, s := newTimedLink(t, renoConfig(ecnConfig(100, true)), ecnConfig(300, true), 10*time.Millisecond)
 	var cwr []Seq
 	notECT := 0
 	l.drop = func(p Packet, copyNo int) bool {

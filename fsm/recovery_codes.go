@@ -52,6 +52,8 @@ const (
 	CodeSlowStartAllBytes
 	// The scoreboard kept across a timeout (rto_keep_sack), appended.
 	CodeSACKScoreboardKept
+	// CUBIC's multiplicative decrease (RFC 9438 §4.6), appended.
+	CodeCubicReduce
 	numRecoveryCodes
 )
 
@@ -94,6 +96,7 @@ var recoveryCodeSpecs = [numRecoveryCodes - codeRecoveryBase]codeSpec{
 	CodeOutOfOrderDiscarded - codeRecoveryBase:      {"OUT_OF_ORDER_DISCARDED", secReassembly, "seventh, process the segment text: the receive buffer is full at {RCV.NXT}, so the {OOO.BYTES} bytes in {OOO.BLOCKS} blocks held for reassembly beyond it are discarded too; the sender will retransmit them"},
 	CodeSpuriousFastRetransmit - codeRecoveryBase:   {"SPURIOUS_FAST_RETRANSMIT", "RFC 3522 §2, RFC 4015 §2", "the first ACK of new data after the fast retransmit echoes {SEG.TSECR}, older than the retransmission's timestamp {RETRANSMIT.TS}: the original arrived, so the segment was reordered, not lost (Eifel detection); loss recovery ends and, unless the ACK carries ECE (ECE {ECE}), the reduction is undone, once and no further than it went (RFC 9438 §4.9 for CUBIC's W_max, K and epoch): ssthresh = max(ssthresh, ssthresh before) = {SSTHRESH}, cwnd = max(cwnd, min(cwnd before, FlightSize + min(acked, IW))) = {CWND}"},
 	CodeSACKScoreboardKept - codeRecoveryBase:       {"SACK_SCOREBOARD_KEPT", "RFC 2018 §8, RFC 6675 §5.1", "retransmission timeout: the {BLOCKS} SACKed ranges are kept (rto_keep_sack: SND.UNA {SND.UNA} is not SACKed, so the receiver has not reneged; RFC 2018 §8's SHOULD clear them is not followed, as Linux does not), so going back N resends only the holes; loss recovery ends; RecoveryPoint = HighData = {RECOVERY.POINT}"},
+	CodeCubicReduce - codeRecoveryBase:              {"CUBIC_REDUCE", "RFC 9438 §4.6", "CUBIC's multiplicative decrease on congestion (a loss or an ECE): ssthresh = max(FlightSize {FLIGHT} × β_cubic 0.7, 2·SMSS) = {SSTHRESH}, where Reno (congestion_control=reno) would halve; W_max = {W_MAX} from cwnd {CWND} (less by (1+β)/2 when below the last W_max: fast convergence, §4.7)"},
 	CodeSlowStartAllBytes - codeRecoveryBase:        {"SLOW_START_ALL_BYTES", "RFC 3465 §2.2, RFC 5681 §3.1", "in slow start (cwnd {OLD.CWND} < ssthresh {SSTHRESH}) an ACK of {ACKED} bytes, more than one SMSS, counts whole (ss_all_bytes; RFC 5681 (2) would open one SMSS): cwnd = min(cwnd + acked, ssthresh) = {CWND}"},
 	CodePRR - codeRecoveryBase:                      {"PRR", secPRR, "Proportional Rate Reduction: DeliveredData {DELIVERED}, prr_delivered {PRR.DELIVERED}, prr_out {PRR.OUT}; pipe {PIPE} against ssthresh {SSTHRESH} (proportional above it, the reduction bound at or below): sndcnt {SNDCNT}, cwnd = pipe + sndcnt"},
 }

@@ -18,6 +18,13 @@ func lossConfig(isn uint32) Config {
 	return cfg
 }
 
+// renoConfig sets RFC 5681's Reno for the tests whose numbers are its
+// halving (ssthresh = FlightSize/2); the default is CUBIC's 0.7.
+func renoConfig(cfg Config) Config {
+	cfg.Recovery.CongestionControl = CCReno
+	return cfg
+}
+
 // dupThreshConfig is lossConfig with RFC 6675's DupThresh rules alone
 // deciding loss (no RACK-TLP), for the tests of those rules.
 func dupThreshConfig(isn uint32) Config {
@@ -83,7 +90,7 @@ func ackBack(t *testing.T, cli, srv *side, p Packet) Ready {
 // delivered. The ACK of the retransmission ends recovery with cwnd =
 // ssthresh. Reference: RFC 6675 §5, RFC 6937 §3.
 func TestSACKRecoverySingleLoss(t *testing.T) {
-	cli, srv, c, _ := established(t, dupThreshConfig(100), dupThreshConfig(300))
+	cli, srv, c, _ := established(t, renoConfig(dupThreshConfig(100)), dupThreshConfig(300))
 	mustSend(t, cli, c, strings.Repeat("x", 3000))
 	segs := cli.take()
 	if len(segs) != 10 {
@@ -198,7 +205,7 @@ func fifoLink(t *testing.T, cli, srv *side, drop func(p Packet, first bool) bool
 // 250.
 // Reference: RFC 5681 §3.2 step 2 and (4), RFC 6675 §5 (3), (4.2).
 func TestLimitedTransmitIsPastCwnd(t *testing.T) {
-	cli, _, c, _ := established(t, dupThreshConfig(100), dupThreshConfig(300))
+	cli, _, c, _ := established(t, renoConfig(dupThreshConfig(100)), dupThreshConfig(300))
 	mustSend(t, cli, c, strings.Repeat("x", 5000))
 	if n := len(cli.take()); n != 10 {
 		t.Fatalf("initial window sent %d segments, want 10", n)

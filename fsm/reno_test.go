@@ -29,7 +29,7 @@ func TestRenoByteCounting(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := New(Config{})
+			e := New(Config{Recovery: Recovery{CongestionControl: CCReno}})
 			c := &conn{sndMSS: smss, cwnd: 10 * smss, ssthresh: 5 * smss}
 			for i, a := range tc.acks {
 				if tc.reduce > 0 && i == tc.reduce {

@@ -27,7 +27,7 @@ func TestReorderingMistakenForLossUndone(t *testing.T) {
 		{"no eifel", true, 0, 440},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := lossConfig(100)
+			cfg := renoConfig(lossConfig(100))
 			cfg.NoTimestamps = false
 			cfg.Recovery.NoEifel = tc.noEifel
 			srvCfg := lossConfig(300)

@@ -39,15 +39,15 @@ type simAlgo struct {
 }
 
 var simAlgos = []simAlgo{
-	{"newreno", func(c *Config) { c.NoSACK = true }},
-	{"sack", func(c *Config) { c.Recovery = Recovery{NoPRR: true, NoRACK: true, NoTLP: true} }},
-	{"sack+prr", func(c *Config) { c.Recovery = Recovery{NoRACK: true, NoTLP: true} }},
-	{"sack+prr+rack-tlp (default)", func(c *Config) {}},
-	{"default, min RTO 200 ms", func(c *Config) { c.MinRTO = 200 * time.Millisecond }},
-	{"cubic", func(c *Config) { c.Recovery.CongestionControl = CCCubic }},
-	{"cubic+hystart, min RTO 200 ms", func(c *Config) {
-		c.Recovery.CongestionControl, c.Recovery.HyStart, c.MinRTO = CCCubic, true, 200*time.Millisecond
+	{"newreno", func(c *Config) { c.NoSACK, c.Recovery.CongestionControl = true, CCReno }},
+	{"sack", func(c *Config) {
+		c.Recovery = Recovery{CongestionControl: CCReno, NoPRR: true, NoRACK: true, NoTLP: true}
 	}},
+	{"sack+prr", func(c *Config) { c.Recovery = Recovery{CongestionControl: CCReno, NoRACK: true, NoTLP: true} }},
+	{"sack+prr+rack-tlp, reno", func(c *Config) { c.Recovery.CongestionControl = CCReno }},
+	{"cubic+sack+prr+rack-tlp (default)", func(c *Config) {}},
+	{"default, min RTO 200 ms", func(c *Config) { c.MinRTO = 200 * time.Millisecond }},
+	{"cubic+hystart, min RTO 200 ms", func(c *Config) { c.Recovery.HyStart, c.MinRTO = true, 200*time.Millisecond }},
 }
 
 type simPkt struct {
