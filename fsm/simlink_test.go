@@ -73,6 +73,11 @@ func simRunFor(tb testing.TB, algo simAlgo, loss float64, seed uint64, simDurati
 // share of segments held back simReorderDelay so later ones overtake them.
 type simLink struct {
 	loss, reorder float64
+	// jump reorders as netem does: every data segment waits
+	// simReorderDelay more on the way, except the reordered ones, which
+	// go at once and so arrive ahead of those sent before them (RTT
+	// samples of a reordered segment are short).
+	jump bool
 }
 
 const simReorderDelay = 20 * time.Millisecond
@@ -82,6 +87,9 @@ const simReorderDelay = 20 * time.Millisecond
 type simStats struct {
 	maxCwnd      uint32
 	sent, resent int
+	// srttSum and samples give the mean SRTT, sampled every 100 ms.
+	srttSum time.Duration
+	samples int
 }
 
 // simRunLink is simRunFor over link.
@@ -101,18 +109,19 @@ func simRunLink(tb testing.TB, algo simAlgo, link simLink, seed uint64, simDurat
 	}
 	rng := rand.New(rand.NewPCG(seed, math.Float64bits(loss)))
 	var (
-		q       []simPkt
-		n       int
-		busy    [2]time.Duration // when the bottleneck towards each side is free
-		now     time.Duration
-		sid     EndpointID
-		read    int
-		chunk   = make([]byte, 1<<20)
-		buf     = make([]byte, 1<<20)
-		counted = map[Code]int{}
-		stats   simStats
-		highest Seq
-		started bool
+		q        []simPkt
+		n        int
+		busy     [2]time.Duration // when the bottleneck towards each side is free
+		now      time.Duration
+		sid      EndpointID
+		read     int
+		chunk    = make([]byte, 1<<20)
+		buf      = make([]byte, 1<<20)
+		counted  = map[Code]int{}
+		stats    simStats
+		highest  Seq
+		started  bool
+		sampleAt time.Duration
 	)
 	engines := [2]*Engine{snd, rcv}
 	drain := func(from int) {
@@ -147,8 +156,10 @@ func simRunLink(tb testing.TB, algo simAlgo, link simLink, seed uint64, simDurat
 			start := max(now, busy[to])
 			busy[to] = start + time.Duration(float64(len(p.Data))/simRate*float64(time.Second))
 			at := busy[to] + simRTT/2
-			if to == 1 && link.reorder > 0 && len(p.Segment.Payload) > 0 && rng.Float64() < link.reorder {
-				at += simReorderDelay
+			if to == 1 && link.reorder > 0 && len(p.Segment.Payload) > 0 {
+				if r := rng.Float64() < link.reorder; r != link.jump {
+					at += simReorderDelay
+				}
 			}
 			n++
 			q = append(q, simPkt{at: at, n: n, to: to, data: bytes.Clone(p.Data)})
@@ -208,6 +219,12 @@ func simRunLink(tb testing.TB, algo simAlgo, link simLink, seed uint64, simDurat
 			drain(p.to)
 		}
 		app()
+		for ; sampleAt <= now; sampleAt += 100 * time.Millisecond {
+			if in, ok := snd.Endpoint(cid); ok {
+				stats.srttSum += in.SRTT
+				stats.samples++
+			}
+		}
 	}
 	return float64(read) / simDuration.Seconds(), counted, stats
 }
