@@ -42,8 +42,11 @@ type rackState struct {
 	dsackRound     Seq
 	dsackRoundSet  bool
 	segsSACKed     int // segments delivered by SACK and not yet acknowledged
-	// sackRTT is the RTT of the latest-sent segment this ACK newly SACKed
-	// that was never retransmitted (Karn), or -1.
+	// sackRTT is the RTT of the first-sent segment this ACK newly SACKed
+	// that was never retransmitted (Karn), or -1: the longest of the
+	// ACK's samples, as Linux takes first_sackt for its RTT estimator,
+	// so that a segment that overtook the others (reordering) does not
+	// pull SRTT below the path's round trip.
 	sackRTT time.Duration
 
 	tlpEndSeq    Seq // TLP.end_seq, valid while tlpOut
@@ -195,7 +198,7 @@ func (e *Engine) rackOnAck(c *conn, seg *Segment) bool {
 			s.sacked, s.lost = true, false
 			r.segsSACKed++
 			deliver(s)
-			if !s.rtx && (r.sackRTT < 0 || s.xmitTS >= sackSent) {
+			if !s.rtx && (r.sackRTT < 0 || s.xmitTS < sackSent) {
 				r.sackRTT, sackSent = e.now-s.xmitTS, s.xmitTS
 			}
 		}

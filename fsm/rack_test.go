@@ -33,6 +33,7 @@ type timedLink struct {
 	last     [2]time.Duration
 	srvCodes map[Code]int                             // the server's explanations so far
 	delay    func(p Packet, copyNo int) time.Duration // extra one-way delay of a data segment (nil: none)
+	dropAck  func(p Packet) bool                      // the link loses this segment from the server (nil: none)
 }
 
 func newTimedLink(t *testing.T, cliCfg, srvCfg Config, oneWay time.Duration) (*timedLink, EndpointID, EndpointID) {
@@ -108,6 +109,9 @@ func (l *timedLink) collect() {
 				if l.drop(p, l.copies[p.Segment.Seq]) {
 					continue
 				}
+			}
+			if !toS && l.dropAck != nil && l.dropAck(p) {
+				continue
 			}
 			l.n++
 			at := l.now + l.oneWay
@@ -227,6 +231,40 @@ func TestSACKTimesDataSentOnce(t *testing.T) {
 	if in, _ := l.cli.e.Endpoint(c); in.SndUna != 1101 || in.SRTT != 20*time.Millisecond {
 		t.Fatalf("SND.UNA %d SRTT %v, want 1101 and 20ms", in.SndUna, in.SRTT)
 	}
+}
+
+// TestSACKSampleIsTheLongest: when one ACK newly SACKs several segments
+// sent at different times, the RFC 6298 sample is the one sent first, the
+// longest (as Linux's tcp_clean_rtx_queue takes its first_sackt), so that
+// a segment that overtook the others cannot pull SRTT below the path's
+// round trip; RACK keeps the latest-sent one for RACK.rtt (RFC 8985 §6.2).
+//
+//	t=0    A(101) lost, B(201), C(301) sent
+//	t=5    D(401) sent
+//	t=10   B, C arrive: their ACKs (SACK 201-301, 201-401) are lost
+//	t=15   D arrives: ACK 101, SACK 201-501
+//	t=25   the ACK newly SACKs B, C (sent at 0) and D (at 5): sample 25 ms
+func TestSACKSampleIsTheLongest(t *testing.T) {
+	l, c, _ := newTimedLink(t, lossConfig(100), lossConfig(300), 10*time.Millisecond)
+	l.drop = func(p Packet, copyNo int) bool { return p.Segment.Seq == 101 && copyNo == 1 }
+	l.dropAck = func(p Packet) bool {
+		o := p.Segment.Options
+		return o.NumSACK > 0 && (o.SACK[0].End == 301 || o.SACK[0].End == 401)
+	}
+	start := l.now
+	mustSend(t, l.cli, c, strings.Repeat("s", 300))
+	l.run(start + 5*time.Millisecond)
+	mustSend(t, l.cli, c, strings.Repeat("s", 100))
+	l.run(start + 26*time.Millisecond)
+	for _, x := range l.xs {
+		if x.Code == CodeRTTSampleSACK {
+			if v, _ := x.Field("RTT.MS"); v != 25 {
+				t.Fatalf("SACK RTT sample %d ms, want 25 (B and C, sent first): %s", v, x.String())
+			}
+			return
+		}
+	}
+	t.Fatal("no SACK RTT sample")
 }
 
 // TestEifelUndoesSpuriousRTO: the path's delay jumps from 10 ms to 400 ms
