@@ -29,9 +29,9 @@ type Recovery struct {
 	// that its window is allowed, and every major stack runs it) or
 	// "reno" (RFC 5681 §3.1, the IETF baseline, whose FlightSize/2 the
 	// recovery RFCs' own examples assume). Under Reno at 1 % random loss
-	// the rfc profile sent at 0.79–0.88× the kernel's CUBIC
-	// (docs/PERFORMANCE.md, issue 11), so the default follows the stacks
-	// users compare with.
+	// the rfc profile sent at a median 0.90× the kernel's CUBIC, under
+	// CUBIC at 1.05× (docs/PERFORMANCE.md, issue 11): the default follows
+	// the stacks users compare with.
 	CongestionControl string
 	// HyStart enables HyStart++ (RFC 9406) in the initial slow start:
 	// slow start ends on a rise in RTT before it overshoots into loss.
