@@ -153,10 +153,17 @@ func newLabAt(t *testing.T, bin, dir, self, peer string) *lab {
 	return l
 }
 
-// capture records tun0 into DIR/TEST.pcapng with tshark (for debugging:
-// TCPSTATED_INTEROP_CAPTURE=DIR).
+// artifact names a capture or log of this lab in test t: the test's name
+// and the lab's, unique per lab.
+func (l *lab) artifact(t *testing.T) string {
+	return strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + l.name
+}
+
+// capture records tun0 into DIR/TEST-LAB.pcapng with tshark (for
+// debugging: TCPSTATED_INTEROP_CAPTURE=DIR). The lab's name is in the file
+// name because a test may run several labs (bench-loss's kernel pairs).
 func (l *lab) capture(t *testing.T, dir string) {
-	file := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".pcapng")
+	file := filepath.Join(dir, l.artifact(t)+".pcapng")
 	cmd := exec.Command("ip", "netns", "exec", l.name, "tshark", "-q", "-i", "tun0", "-w", file)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // tshark and its dumpcap, stopped together
 	if err := cmd.Start(); err != nil {
@@ -357,7 +364,7 @@ func (l *lab) startTun(t *testing.T, args ...string) *tunProc {
 		"--peer", kernelAddr, "--grpc-listen", "unix:" + sock, "--log-level", "warn"}
 	if dir := os.Getenv("TCPSTATED_INTEROP_CAPTURE"); dir != "" {
 		// Keep the session's log beside the capture (tcpstated log dump).
-		logs := filepath.Join(dir, strings.NewReplacer("/", "_").Replace(t.Name())+fmt.Sprintf("-log%d", l.tuns.Load()))
+		logs := filepath.Join(dir, l.artifact(t)+fmt.Sprintf("-log%d", l.tuns.Load()))
 		argv = append(argv, "--data-dir", logs, "--fsync", "never")
 	}
 	argv = append(argv, args...)
