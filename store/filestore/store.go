@@ -83,6 +83,7 @@ type FileStore struct {
 	// Injection points for tests.
 	fdatasync func(*os.File) error
 	syncfs    func(*os.File) error // nil when syncfs is not usable
+	writeback func(f *os.File, off, n int64) error
 }
 
 var _ store.Store = (*FileStore)(nil)
@@ -129,6 +130,7 @@ func Open(dir string, opts Options) (*FileStore, error) {
 		log:       lg.With("component", "filestore", "dir", dir),
 		dirf:      dirf,
 		fdatasync: fdatasync,
+		writeback: startWriteback,
 		fds:       fdCache{limit: opts.MaxOpenLogs},
 	}
 	if opts.SyncfsThreshold > 0 && syncfsUsable() {

@@ -57,3 +57,22 @@ func lockDir(d *os.File) error {
 		}
 	}
 }
+
+// startWriteback starts writing [off, off+n) of f back to its disk and
+// returns (sync_file_range(2) with SYNC_FILE_RANGE_WRITE alone: the
+// waiting flags would consume a write-back error a later fdatasync must
+// see).
+func startWriteback(f *os.File, off, n int64) error {
+	for {
+		err := unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// dropCached drops the clean pages of [off, off+n) of f from the page
+// cache (POSIX_FADV_DONTNEED); dirty ones stay.
+func dropCached(f *os.File, off, n int64) error {
+	return unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+}
