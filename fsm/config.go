@@ -227,9 +227,7 @@ func (c Config) Defaults() Config {
 	if c.HopLimit == 0 {
 		c.HopLimit = ipHopLimit
 	}
-	if c.Recovery.CongestionControl == "" {
-		c.Recovery.CongestionControl = CCCubic
-	}
+	c.Recovery.CongestionControl = c.Recovery.congestionControl()
 	if c.RetainClosed == 0 {
 		c.RetainClosed = 1024
 	}

@@ -98,12 +98,7 @@ var linuxSwitches = []switchSpec{
 	boolSwitch("hystart", "1: HyStart++ (RFC 9406) ends the first slow start on a rise in RTT. 0: classic slow start (RFC 5681 §3.1). Linux's CUBIC runs its own HyStart by default.",
 		func(c *Config) *bool { return &c.Recovery.HyStart }),
 	{Switch{"congestion_control", "The congestion avoidance algorithm: cubic (RFC 9438, Standards Track, which updates RFC 5681 to allow its window; the default, as in Linux, FreeBSD 14, Windows and Apple's stacks) or reno (RFC 5681 §3.1, the IETF baseline: ssthresh = FlightSize/2, one SMSS per round trip). Linux's net.ipv4.tcp_congestion_control, FreeBSD's net.inet.tcp.cc.algorithm (newreno is reno).", CCCubic},
-		func(c *Config) string {
-			if c.Recovery.CongestionControl == "" {
-				return CCCubic // the default Defaults fills in
-			}
-			return c.Recovery.CongestionControl
-		},
+		func(c *Config) string { return c.Recovery.congestionControl() },
 		func(c *Config, v string) error {
 			switch v = strings.ToLower(strings.TrimSpace(v)); v {
 			case CCReno, CCCubic:

@@ -85,3 +85,11 @@ type Recovery struct {
 	// FreeBSD's net.inet.tcp.ecn.maxretries is 1.
 	ECNMaxRetries int
 }
+
+// congestionControl is CongestionControl, or the default where unset.
+func (r *Recovery) congestionControl() string {
+	if r.CongestionControl == "" {
+		return CCCubic
+	}
+	return r.CongestionControl
+}
