@@ -43,13 +43,41 @@ func resident(t *testing.T, path string) []bool {
 	return in
 }
 
+// diskDir is a temporary directory on a file system with a disk behind
+// its page cache: on tmpfs or ramfs the cached pages are the files, and
+// the kernel ignores POSIX_FADV_DONTNEED. It falls back from TMPDIR to
+// the package's directory.
+func diskDir(t *testing.T) string {
+	t.Helper()
+	inMemory := func(dir string) bool {
+		var fs unix.Statfs_t
+		if err := unix.Statfs(dir, &fs); err != nil {
+			t.Fatal(err)
+		}
+		return fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC
+	}
+	dir := t.TempDir()
+	if !inMemory(dir) {
+		return dir
+	}
+	dir, err := os.MkdirTemp(".", "shed-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if inMemory(dir) {
+		t.Skip("TMPDIR and the package's directory are both in memory (tmpfs or ramfs): no page cache to shed")
+	}
+	return dir
+}
+
 // TestShedWrittenPages: a log that has written three windows and more has
 // dropped every page below the last two windows from the page cache, and
 // keeps the newest window cached; what it reads back is what it wrote.
 // With store.FsyncAlways each append is on disk before the next, so the
 // pages the shed drops are clean and the drop is certain.
 func TestShedWrittenPages(t *testing.T) {
-	s := newTestStore(t, Options{Fsync: store.FsyncAlways})
+	s := openTestStore(t, diskDir(t), Options{Fsync: store.FsyncAlways})
 	l, err := s.Create("big")
 	if err != nil {
 		t.Fatal(err)
