@@ -107,6 +107,27 @@ func (r *ring) release(spare *spareBufs) {
 	}
 }
 
+// compact is for a ring that will take no more bytes: a CLOSED
+// connection's unread data, which stays readable (as in Linux and
+// FreeBSD) until RetainClosed forgets the endpoint. It moves the bytes
+// into a buffer of their own size and gives the ring's to spare, so data
+// an application may never read holds no room it will not use, and the
+// next connection takes a buffer of the size this one grew to instead of
+// growing one again from 4 KiB (allocating, zeroing and copying at each
+// doubling). The copy costs no more than the next connection's growth
+// would have.
+func (r *ring) compact(spare *spareBufs) {
+	switch {
+	case r.n == 0:
+		r.drop(spare)
+	case len(r.buf) > r.n:
+		nb := make([]byte, r.n)
+		r.peek(0, nb)
+		r.drop(spare)
+		r.buf, r.n = nb, len(nb)
+	}
+}
+
 // drop empties the ring and gives its buffer to spare.
 func (r *ring) drop(spare *spareBufs) {
 	spare.put(r.buf)

@@ -648,6 +648,9 @@ func (e *Engine) toClosed(c *conn, cause Code, err error) {
 	c.rtxAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepAt, c.lossAt = 0, 0, 0, 0, 0, 0
 	e.schedule(c)
 	c.sndBuf.drop(&e.sndSpare)
+	if e.cfg.RetainClosed >= 0 { // otherwise recycle drops it soon
+		c.rcvBuf.compact(&e.rcvSpare)
+	}
 	c.ooo.clear()
 	c.synData = nil
 	if c.state != Closed {
