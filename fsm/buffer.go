@@ -114,8 +114,7 @@ func (r *ring) release(spare *spareBufs) {
 // an application may never read holds no room it will not use, and the
 // next connection takes a buffer of the size this one grew to instead of
 // growing one again from 4 KiB (allocating, zeroing and copying at each
-// doubling). The copy costs no more than the next connection's growth
-// would have.
+// doubling). The copy moves no more bytes than that growth would have.
 func (r *ring) compact(spare *spareBufs) {
 	switch {
 	case r.n == 0:

@@ -271,7 +271,10 @@ func (l *FileLog) writeLocked(buf []byte, n int, crc uint32) (first, last uint64
 // writes.
 const (
 	shedWindow = 4 << 20
-	pageSize   = 4096 // a multiple of the page size is enough: whole pages only
+	// The hints' ranges are aligned to 4 KiB; on larger pages the kernel
+	// rounds them to its own (fadvise drops only whole pages inside the
+	// range), so a page still being appended to is never dropped.
+	pageSize = 4096
 )
 
 // shedLocked starts write-back of [wbEnd, size) rounded down to whole
@@ -279,7 +282,7 @@ const (
 // nor consumes a write-back error that a later fdatasync must report
 // (sync_file_range is called without SYNC_FILE_RANGE_WAIT_*, and
 // fadvise leaves dirty pages where they are). An I/O error poisons the
-// log as a failed write does; a file system that takes neither hint is
+// log as a failed write does; a file system that refuses either hint is
 // no longer given them.
 func (l *FileLog) shedLocked() error {
 	end := l.size &^ (pageSize - 1)
