@@ -197,6 +197,9 @@ type reassembly struct {
 	segs  []oooSeg
 	bytes int
 	clock uint32 // stamps arrivals
+	// sackFin: the SACK blocks cover a held FIN's sequence number
+	// (sack_fin, set with the connection).
+	sackFin bool
 }
 
 // oooResult is what insert did with a segment.
@@ -316,8 +319,9 @@ func (q *reassembly) blocks(fn func(SACKBlock, uint32)) {
 	var cur SACKBlock
 	var stamp uint32
 	open := false
-	for _, s := range q.segs {
-		e := s.seq.Add(Size(len(s.data)))
+	for i := range q.segs {
+		s := &q.segs[i]
+		e, ok := q.sackEnd(s)
 		if open && s.seq.LessEq(cur.End) {
 			cur.End = MaxSeq(cur.End, e)
 			stamp = max(stamp, s.stamp)
@@ -326,8 +330,8 @@ func (q *reassembly) blocks(fn func(SACKBlock, uint32)) {
 		if open {
 			fn(cur, stamp)
 		}
-		if len(s.data) == 0 {
-			open = false // a FIN alone: no text to SACK
+		if !ok {
+			open = false
 			continue
 		}
 		cur, stamp, open = SACKBlock{s.seq, e}, s.stamp, true
@@ -337,17 +341,28 @@ func (q *reassembly) blocks(fn func(SACKBlock, uint32)) {
 	}
 }
 
+// sackEnd is where a SACK block holding s ends: after its FIN under
+// sack_fin, else after its text; ok is false for an island with nothing
+// to report (a FIN alone with sack_fin=0).
+func (q *reassembly) sackEnd(s *oooSeg) (end Seq, ok bool) {
+	if q.sackFin {
+		return s.end(), true
+	}
+	return s.dataEnd(), len(s.data) > 0
+}
+
 // numBlocks is the number of merged ranges blocks reports.
 func (q *reassembly) numBlocks() int {
 	n := 0
 	var end Seq
 	open := false
-	for _, s := range q.segs {
-		if len(s.data) == 0 {
+	for i := range q.segs {
+		s := &q.segs[i]
+		e, ok := q.sackEnd(s)
+		if !ok {
 			open = false
 			continue
 		}
-		e := s.seq.Add(Size(len(s.data)))
 		if open && s.seq.LessEq(end) {
 			end = MaxSeq(end, e)
 			continue

@@ -155,6 +155,8 @@ const (
 	CodeBadAddress
 	// Issue 10: urgent data out of band (oob.go).
 	CodeUrgentOutOfBand
+	// A held FIN left out of the SACK blocks (sack_fin=0).
+	CodeFinNotSACKed
 	numCodes
 )
 
@@ -297,4 +299,5 @@ var codeSpecs = [numCodes]codeSpec{
 	CodeWindowUpdateBSD:      {"WINDOW_UPDATE_BSD", "RFC 9293 §3.8.6.2.2", "wnd_update_bsd=1 (as FreeBSD): reading opened the window by ADV={ADV} bytes, at least 2·MSS (MSS={MSS}) and a quarter of the buffer (or half of it): a window update is sent; the rfc rule waits until the window at least doubles"},
 	CodeBadAddress:           {"BAD_ADDRESS", "RFC 9293 §3.9.2.3", "the segment is addressed to a broadcast or multicast address, or comes from one: discarded silently, as RFC 1122 §4.2.3.10 requires (MUST-57, MUST-63)"},
 	CodeUrgentOutOfBand:      {"URGENT_OUT_OF_BAND", "RFC 9293 §3.8.5, RFC 6093 §5", "oob_inline=0 (as BSD sockets without SO_OOBINLINE): the last urgent octet ({URG.SEQ}, before RCV.UP={RCV.UP}) is held out of the stream for recv(MSG_OOB), and reads stop at the mark; RFC 6093 §5 keeps urgent data in line"},
+	CodeFinNotSACKed:         {"FIN_NOT_SACKED", "RFC 2018 §3, RFC 9293 §3.4", "sack_fin=0 (as FreeBSD): the held FIN at {SEG.SEQ} is left out of the SACK blocks, which cover text only; with sack_fin=1 the block before it would end at {SEG.SEQ}+1, since the FIN occupies a sequence number"},
 }

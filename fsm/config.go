@@ -136,6 +136,7 @@ type Config struct {
 	AckEverySecond    bool          // ack_every_2nd
 	SynRexmitSlop     time.Duration // rexmit_slop
 	RcvBufMSSRound    bool          // rcvbuf_mss_round
+	SACKDataOnly      bool          // sack_fin=0 (inverted: the switch's 1 is this false)
 	QuickAck          int           // quickack (profile_linux.go)
 	DelAckFin         bool          // delack_fin
 	RstAck            bool          // rst_ack

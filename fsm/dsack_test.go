@@ -91,3 +91,90 @@ func TestPartialDuplicateAckedAtOnceWithSACK(t *testing.T) {
 		}
 	}
 }
+
+// TestSACKCoversHeldFIN: a FIN held above RCV.NXT is reported in the SACK
+// blocks under sack_fin=1 (rfc, linux), so a sender that needs the FIN's
+// sequence number sacked (Linux cannot split a last segment shorter than
+// the MSS from its FIN) does not resend a segment that arrived; under
+// sack_fin=0 (freebsd) the blocks cover text only, and the explanation
+// names the switch. Bytes are numbered from 1 as in TestDSACK.
+//
+//	<  1:100              > ack 100
+//	<  200:300 FIN        > ack 100 <sack 200:301>      sack_fin=0: <sack 200:300>
+//	<  100:200            > ack 301                     (the text and the FIN)
+//
+// and a FIN alone above a hole:
+//
+//	<  1:100              > ack 100
+//	<  200:300            > ack 100 <sack 200:300>
+//	<  FIN at 400         > ack 100 <sack 400:401 200:300>   sack_fin=0: <sack 200:300>
+//	<  100:400            > ack 401
+//
+// Reference: RFC 2018 §3, §4; RFC 9293 §3.4 (the FIN occupies a sequence
+// number) and §3.10.7.4 eighth step (a FIN above RCV.NXT is held).
+func TestSACKCoversHeldFIN(t *testing.T) {
+	type step struct {
+		from, to int
+		fin      bool
+		want     string // sack_fin=1
+		wantBSD  string // sack_fin=0
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"FIN on the last segment", []step{
+			{1, 100, false, "ack 100", "ack 100"},
+			{200, 300, true, "ack 100 <sack 200:301>", "ack 100 <sack 200:300>"},
+			{100, 200, false, "ack 301", "ack 301"},
+		}},
+		{"FIN alone", []step{
+			{1, 100, false, "ack 100", "ack 100"},
+			{200, 300, false, "ack 100 <sack 200:300>", "ack 100 <sack 200:300>"},
+			{400, 400, true, "ack 100 <sack 400:401 200:300>", "ack 100 <sack 200:300>"},
+			{100, 400, false, "ack 401", "ack 401"},
+		}},
+	} {
+		for _, sackFin := range []string{"1", "0"} {
+			t.Run(tc.name+"/sack_fin="+sackFin, func(t *testing.T) {
+				cfg := fixedConfig(300)
+				if err := cfg.SetSwitch("sack_fin", sackFin); err != nil {
+					t.Fatal(err)
+				}
+				_, srv, _, _ := established(t, fixedConfig(100), cfg)
+				data := make([]byte, 700)
+				for _, st := range tc.steps {
+					seg := Segment{Flags: FlagACK, Seq: Seq(100 + st.from), Ack: 301, Window: 65535, Payload: data[st.from:st.to]}
+					if st.fin {
+						seg.Flags |= FlagFIN
+					}
+					srv.inject(clientAddr, serverAddr, seg)
+					r := srv.collect()
+					notSacked := 0
+					for _, x := range r.Explanations {
+						if x.Code == CodeFinNotSACKed {
+							notSacked++
+						}
+					}
+					want, wantNotSacked := st.want, 0
+					if sackFin == "0" {
+						want = st.wantBSD
+						if st.fin {
+							wantNotSacked = 1
+						}
+					}
+					if len(srv.out) != 1 {
+						t.Fatalf("< %d:%d fin=%v: emitted %d segments, want one ACK at once", st.from, st.to, st.fin, len(srv.out))
+					}
+					if got := sackSummary(srv.out[0]); got != want {
+						t.Fatalf("< %d:%d fin=%v: > %s, want > %s", st.from, st.to, st.fin, got, want)
+					}
+					if notSacked != wantNotSacked {
+						t.Fatalf("< %d:%d fin=%v: %d FIN_NOT_SACKED explanations, want %d", st.from, st.to, st.fin, notSacked, wantNotSacked)
+					}
+					srv.out = nil
+				}
+			})
+		}
+	}
+}

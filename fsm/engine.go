@@ -582,6 +582,7 @@ func (e *Engine) newConn(local, remote netip.AddrPort) *conn {
 		c = new(conn)
 	}
 	*c = conn{id: e.nextID, local: local, remote: remote, heapIdx: -1}
+	c.ooo.sackFin = !e.cfg.SACKDataOnly
 	c.openedAt, c.lastRecv, c.ka = e.now, e.now, e.cfg.keepAliveDefaults()
 	c.opts = e.cfg.sockOptsDefaults()
 	e.byID[c.id] = c

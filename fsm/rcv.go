@@ -751,7 +751,11 @@ func (e *Engine) processText(c *conn, seq Seq, payload []byte, fin bool) bool {
 			e.explain(c.id, CodeDataOutOfOrder, ActionQueued, segFields[0], segFields[1], segFields[2],
 				Field{"QUEUED", uint64(added)}, segFields[3], segFields[4])
 			if fin {
-				e.explain(c.id, CodeFinOutOfOrder, ActionQueued, Field{"SEG.SEQ", uint64(seq.Add(Size(len(payload))))}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+				finSeq := uint64(seq.Add(Size(len(payload))))
+				e.explain(c.id, CodeFinOutOfOrder, ActionQueued, Field{"SEG.SEQ", finSeq}, Field{"RCV.NXT", uint64(c.rcvNxt)})
+				if c.sackOK && !c.ooo.sackFin {
+					e.explain(c.id, CodeFinNotSACKed, ActionInfo, Field{"SEG.SEQ", finSeq})
+				}
 			}
 		case oooDuplicate:
 			e.explain(c.id, CodeDataOutOfOrderDuplicate, ActionDropped, segFields[:]...)
