@@ -169,6 +169,9 @@ func propGenerate(seed uint64, mode propMode) propParams {
 			c.Secret[i] = byte(r.Uint32())
 		}
 		c.MSL = time.Second // TIME-WAIT lasts 2 s of virtual time
+		// A held FIN inside the SACK blocks (sack_fin=1) or not (0, as
+		// FreeBSD), by seed: either way the sender must deliver every byte.
+		c.SACKDataOnly = seed/3%2 == 1
 		// A loss rate of 20% would give up on a SYN now and then with the
 		// default retry counts; the property is about delivery, so retry longer.
 		c.SynRetries, c.SynAckRetries, c.MaxRetries = 12, 12, 25
@@ -689,7 +692,7 @@ func (s *propSim) drain(i int) {
 	for _, x := range r.Explanations {
 		switch x.Code {
 		case CodeSACKRecovery, CodeTLPProbe, CodeRACKLost, CodeSpuriousRTO, CodeSpuriousFastRetransmit, CodeFRTOSpurious,
-			CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch:
+			CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch, CodeFinOutOfOrder, CodeFinNotSACKed:
 			if s.counts.recovery == nil {
 				s.counts.recovery = map[Code]int{}
 			}
@@ -1311,10 +1314,11 @@ func TestPropertyLossyLink(t *testing.T) {
 		return
 	}
 	// Across the modes the seeds must exercise every loss-recovery
-	// mechanism the combinations turn on.
+	// mechanism the combinations turn on, and hold a FIN above a hole
+	// with and without it in the SACK blocks (sack_fin).
 	t.Logf("recovery explanations: %v", all.recovery)
 	for _, code := range []Code{CodeSACKRecovery, CodeTLPProbe, CodeRACKLost, CodeSpuriousRTO, CodeFRTOSpurious,
-		CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch} {
+		CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch, CodeFinOutOfOrder, CodeFinNotSACKed} {
 		if all.recovery[code] == 0 {
 			t.Errorf("no seed explained %s", code)
 		}
