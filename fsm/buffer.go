@@ -354,22 +354,7 @@ func (q *reassembly) sackEnd(s *oooSeg) (end Seq, ok bool) {
 // numBlocks is the number of merged ranges blocks reports.
 func (q *reassembly) numBlocks() int {
 	n := 0
-	var end Seq
-	open := false
-	for i := range q.segs {
-		s := &q.segs[i]
-		e, ok := q.sackEnd(s)
-		if !ok {
-			open = false
-			continue
-		}
-		if open && s.seq.LessEq(end) {
-			end = MaxSeq(end, e)
-			continue
-		}
-		n++
-		end, open = e, true
-	}
+	q.blocks(func(SACKBlock, uint32) { n++ })
 	return n
 }
 
