@@ -137,6 +137,7 @@ type Config struct {
 	SynRexmitSlop     time.Duration // rexmit_slop
 	RcvBufMSSRound    bool          // rcvbuf_mss_round
 	SACKDataOnly      bool          // sack_fin=0 (inverted: the switch's 1 is this false)
+	TSRecentDup       bool          // ts_recent_dup
 	QuickAck          int           // quickack (profile_linux.go)
 	DelAckFin         bool          // delack_fin
 	RstAck            bool          // rst_ack

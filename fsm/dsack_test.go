@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sackSummary renders an emitted segment with its SACK blocks, in the
@@ -176,5 +177,70 @@ func TestSACKCoversHeldFIN(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDuplicateTSvalUnderTSRecentDup: a retransmission overtakes the
+// segment sent before it, so a duplicate with a newer TSval arrives first.
+// RFC 7323 §5.3 drops the duplicate (R2) before recording its TSval (R3),
+// and the older segment after it is taken; Linux takes the duplicate's
+// TSval (ts_recent_dup=1), so the older segment fails PAWS and is dropped
+// with an ACK. testdata/scripts/paws-overtaken.pkt runs the same exchange
+// against the kernel.
+func TestDuplicateTSvalUnderTSRecentDup(t *testing.T) {
+	for _, tc := range []struct {
+		sw                string
+		echo              uint32 // TSecr of the duplicate's ACK, above the first TSval
+		ackAfter          Seq    // the ACK of the older segment that follows
+		fromDuplicateExpl int
+	}{
+		{"0", 0, 301, 0},
+		{"1", 50, 201, 1},
+	} {
+		t.Run("ts_recent_dup="+tc.sw, func(t *testing.T) {
+			ccfg, scfg := fixedConfig(100), fixedConfig(300)
+			ccfg.NoTimestamps, scfg.NoTimestamps = false, false
+			if err := scfg.SetSwitch("ts_recent_dup", tc.sw); err != nil {
+				t.Fatal(err)
+			}
+			cli, srv, c, _ := established(t, ccfg, scfg)
+			data := make([]byte, 100)
+			if _, err := cli.e.Send(c, data); err != nil {
+				t.Fatal(err)
+			}
+			first := relay(cli, srv, "P. seq=101 ack=301 len=100").Segment
+			srv.e.AdvanceTo(time.Second) // the delayed ACK leaves
+			srv.collect()
+			srv.out = nil
+			ts := first.Options.TSVal
+			seg := func(seq Seq, tsval uint32) Segment {
+				s := Segment{Flags: FlagACK | FlagPSH, Seq: seq, Ack: 301, Window: 65535, Payload: data}
+				s.Options.HasTimestamp, s.Options.TSVal, s.Options.TSEcr = true, tsval, first.Options.TSEcr
+				return s
+			}
+			// < P. 101:201 (the copy, TSval+50): a duplicate, answered at once.
+			srv.inject(clientAddr, serverAddr, seg(101, ts+50))
+			r := srv.collect()
+			n := 0
+			for _, x := range r.Explanations {
+				if x.Code == CodeTSRecentFromDuplicate {
+					n++
+				}
+			}
+			if len(srv.out) != 1 || srv.out[0].Segment.Ack != 201 || srv.out[0].Segment.Options.TSEcr != ts+tc.echo {
+				t.Fatalf("> %v, want one ACK of 201 echoing TSecr %d", srv.out, ts+tc.echo)
+			}
+			if n != tc.fromDuplicateExpl {
+				t.Fatalf("%d TS_RECENT_FROM_DUPLICATE explanations, want %d", n, tc.fromDuplicateExpl)
+			}
+			srv.out = nil
+			// < P. 201:301 (sent before the copy, TSval+20).
+			srv.inject(clientAddr, serverAddr, seg(201, ts+20))
+			srv.e.AdvanceTo(2 * time.Second)
+			srv.collect()
+			if len(srv.out) == 0 || srv.out[len(srv.out)-1].Segment.Ack != tc.ackAfter {
+				t.Fatalf("> %v, want the last ACK to be of %d", srv.out, tc.ackAfter)
+			}
+		})
 	}
 }

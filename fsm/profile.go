@@ -152,6 +152,8 @@ var switches = []switchSpec{
 		func(c *Config) *bool { return &c.PMTUSynMSS }),
 	negBoolSwitch("sack_fin", "1: a FIN held above RCV.NXT is inside the SACK blocks: the block of the text before it ends one past it, and a FIN that arrives alone is a block of one sequence number, as Linux reports it (the FIN occupies sequence space, RFC 9293 §3.4, and is held with the text). 0: the blocks cover text only, as FreeBSD's tcp_update_sack_list does (RFC 2018 §3 speaks of blocks of data). With 0, a sender whose scoreboard needs the FIN's sequence number sacked (Linux, which cannot split a last segment shorter than the MSS from its FIN) resends the last segment although it arrived.",
 		func(c *Config) *bool { return &c.SACKDataOnly }),
+	boolSwitch("ts_recent_dup", "1: a duplicate segment that starts at or before the last ACK sent and ends at or after it (Linux's rcv_wup) copies its TSval into TS.Recent, as Linux's tcp_sequence and tcp_replace_ts_recent let it; the ACK it gets echoes that TSval. 0: only an acceptable segment updates TS.Recent (RFC 7323 §4.3; §5.3 drops an unacceptable one, R2, before recording, R3). With 1, a retransmission that overtakes the segments before it on a reordering path makes them fail PAWS when they arrive (RFC 7323 §5), as they do at a Linux receiver.",
+		func(c *Config) *bool { return &c.TSRecentDup }),
 	durSwitch("rexmit_initial", "The RTO of the first SYN and of data before an RTT sample, in ms. RFC 6298 §2.1: 1 s (SHOULD). FreeBSD's net.inet.tcp.rexmit_initial, 1000.", time.Second,
 		func(c *Config) *time.Duration { return &c.InitialRTO }),
 	durSwitch("rexmit_slop", "Added to every backed-off SYN retransmission timeout, in ms: FreeBSD's net.inet.tcp.rexmit_slop (200) pads each RTO for timer granularity, so its SYNs follow at 1, 2.2, 4.2, ... s. RFC 6298 §5.5 doubles the RTO and allows any larger value (a conservative timer is always allowed, §5); 0 adds nothing.", 0,
@@ -287,6 +289,7 @@ var profiles = []Profile{
 		{"ecn_maxretries", "1"},
 	}},
 	{Name: "linux", Doc: "Linux 6.x's default choices, as the kernel makes them under script run --target=linux", Settings: [][2]string{
+		{"ts_recent_dup", "1"},
 		{"quickack", "16"},
 		{"oob_inline", "0"},
 		{"delacktime", "40"},

@@ -172,6 +172,10 @@ func propGenerate(seed uint64, mode propMode) propParams {
 		// A held FIN inside the SACK blocks (sack_fin=1) or not (0, as
 		// FreeBSD), by seed: either way the sender must deliver every byte.
 		c.SACKDataOnly = seed/3%2 == 1
+		// A duplicate's newer TSval taken into TS.Recent (ts_recent_dup=1,
+		// as Linux) or not: with 1, a reordered original can fail PAWS and
+		// must be resent.
+		c.TSRecentDup = seed/5%2 == 1
 		// A loss rate of 20% would give up on a SYN now and then with the
 		// default retry counts; the property is about delivery, so retry longer.
 		c.SynRetries, c.SynAckRetries, c.MaxRetries = 12, 12, 25
@@ -692,7 +696,7 @@ func (s *propSim) drain(i int) {
 	for _, x := range r.Explanations {
 		switch x.Code {
 		case CodeSACKRecovery, CodeTLPProbe, CodeRACKLost, CodeSpuriousRTO, CodeSpuriousFastRetransmit, CodeFRTOSpurious,
-			CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch, CodeFinOutOfOrder, CodeFinNotSACKed:
+			CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch, CodeFinOutOfOrder, CodeFinNotSACKed, CodeTSRecentFromDuplicate:
 			if s.counts.recovery == nil {
 				s.counts.recovery = map[Code]int{}
 			}
@@ -1315,10 +1319,11 @@ func TestPropertyLossyLink(t *testing.T) {
 	}
 	// Across the modes the seeds must exercise every loss-recovery
 	// mechanism the combinations turn on, and hold a FIN above a hole
-	// with and without it in the SACK blocks (sack_fin).
+	// with and without it in the SACK blocks (sack_fin), and take a
+	// duplicate's TSval (ts_recent_dup).
 	t.Logf("recovery explanations: %v", all.recovery)
 	for _, code := range []Code{CodeSACKRecovery, CodeTLPProbe, CodeRACKLost, CodeSpuriousRTO, CodeFRTOSpurious,
-		CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch, CodeFinOutOfOrder, CodeFinNotSACKed} {
+		CodeECNNegotiated, CodeECNReduce, CodeECNSetupFallback, CodeCubicEpoch, CodeFinOutOfOrder, CodeFinNotSACKed, CodeTSRecentFromDuplicate} {
 		if all.recovery[code] == 0 {
 			t.Errorf("no seed explained %s", code)
 		}

@@ -109,6 +109,24 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 }
 
 // acceptable is the four-case acceptability test of RFC 9293 §3.10.7.4.
+// tsRecentFromDuplicate applies ts_recent_dup: Linux's window test
+// (tcp_sequence) lets through a duplicate that ends at or after the last
+// ACK sent (its rcv_wup), and tcp_replace_ts_recent then copies a TSval
+// not older than TS.Recent when the segment starts at or before that ACK.
+// RFC 7323 §5.3 rejects the segment (R2) before recording (R3). It matters
+// when a retransmission overtakes the originals on a reordering path: the
+// originals, older, then fail PAWS.
+func (e *Engine) tsRecentFromDuplicate(c *conn, seg *Segment, seq Seq, segLen Size, syn bool) {
+	o := &seg.Options
+	if !e.cfg.TSRecentDup || !c.tsOK || !o.HasTimestamp || syn || seg.Flags&FlagRST != 0 ||
+		!seq.LessEq(c.lastAckSent) || seq.Add(segLen).LessThan(c.lastAckSent) || int32(o.TSVal-c.tsRecent) <= 0 {
+		return
+	}
+	e.explain(c.id, CodeTSRecentFromDuplicate, ActionInfo, Field{"SEG.TSVAL", uint64(o.TSVal)}, Field{"TS.RECENT", uint64(c.tsRecent)},
+		Field{"SEG.SEQ", uint64(seq)}, Field{"SEG.LEN", uint64(segLen)}, Field{"LAST.ACK.SENT", uint64(c.lastAckSent)})
+	c.tsRecent = o.TSVal
+}
+
 func acceptable(seq Seq, segLen Size, rcvNxt Seq, rcvWnd Size) bool {
 	switch {
 	case segLen == 0 && rcvWnd == 0:
@@ -208,6 +226,7 @@ func (e *Engine) otherwiseArrives(c *conn, seg *Segment) bool {
 			if end := seq.Add(Size(len(payload))); len(payload) > 0 && !syn && end.LessEq(c.rcvNxt) {
 				c.noteDuplicate(seq, end) // all of it was received before (RFC 2883 §4.1.1)
 			}
+			e.tsRecentFromDuplicate(c, seg, seq, segLen, syn)
 			// As Linux's tcp_oow_rate_limited: a segment with text or FIN
 			// (sequence space) is always answered, a SYN is limited.
 			if (len(payload) == 0 && !fin || syn) && e.oowRateLimited(c) { // linux_codes.go

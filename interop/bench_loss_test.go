@@ -523,7 +523,7 @@ func socketCC(c *net.TCPConn) string {
 var kernelCounters = []string{
 	"TcpRetransSegs", "TcpExtTCPSackRecovery", "TcpExtTCPFastRetrans", "TcpExtTCPLossProbes", "TcpExtTCPTimeouts",
 	"TcpExtTCPSpuriousRTOs", "TcpExtTCPDSACKUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv", "TcpExtTCPDSACKRecvSegs",
-	"TcpExtTCPOFOQueue", "TcpExtTCPDSACKOldSent", "TcpExtTCPOFODrop", "TcpExtTCPRcvQDrop", "TcpInSegs", "TcpOutSegs",
+	"TcpExtTCPOFOQueue", "TcpExtTCPDSACKOldSent", "TcpExtTCPOFODrop", "TcpExtTCPRcvQDrop", "TcpExtPAWSEstab", "TcpInSegs", "TcpOutSegs",
 }
 
 // nstatCounts reads the namespace's TCP counters (a fresh namespace for
@@ -642,6 +642,13 @@ func kernelSender(m map[string]uint64) string {
 		m["TcpRetransSegs"], m["TcpExtTCPDSACKRecvSegs"], m["TcpExtTCPSackRecovery"], m["TcpExtTCPLossProbes"], m["TcpExtTCPTimeouts"], m["TcpExtTCPDSACKUndo"]+m["TcpExtTCPSpuriousRTOs"])
 }
 
+// pawsDiscards is what the receiving kernel discarded as old duplicates
+// by their timestamps (RFC 7323 §5, PAWS): a copy that overtook the
+// segments before it raised TS.Recent, and they arrived older.
+func pawsDiscards(rcv map[string]uint64) string {
+	return fmt.Sprintf("; receiver's PAWS discards %d", rcv["TcpExtPAWSEstab"])
+}
+
 func (r *benchRun) rate() string {
 	if r == nil {
 		return "failed"
@@ -697,14 +704,14 @@ func benchTables(results map[string][]map[string]*benchRun, rt roundTrips, n int
 				t.rate(), kd.rate(), kc.rate(), ratio(t, kd), ratio(t, kc), c["t→kreno"].rate(), ratio(c["t→kreno"], kc), c["t→klinux"].rate(), ratio(c["t→klinux"], kc))
 		}
 	}
-	fmt.Fprintf(&b, "\n**Recovery, each sender**: packets the impairment dropped on the data path, and the sender's account (tcpstated: data segments resent of those sent, and its explanations: FAST_RETRANSMIT, SACK_RECOVERY, SACK_NEXT_SEGMENT repairs, RACK_LOST, TLP_PROBE, RETRANSMIT_TIMEOUT, SPURIOUS_RTO/FRTO_SPURIOUS; the kernel: nstat TcpRetransSegs, TcpExtTCPDSACKRecvSegs, TcpExtTCPSackRecovery, TcpExtTCPLossProbes, TcpExtTCPTimeouts, TcpExtTCPDSACKUndo + TcpExtTCPSpuriousRTOs):\n\n")
+	fmt.Fprintf(&b, "\n**Recovery, each sender**: packets the impairment dropped on the data path, and the sender's account (tcpstated: data segments resent of those sent, and its explanations: FAST_RETRANSMIT, SACK_RECOVERY, SACK_NEXT_SEGMENT repairs, RACK_LOST, TLP_PROBE, RETRANSMIT_TIMEOUT, SPURIOUS_RTO/FRTO_SPURIOUS; the kernel: nstat TcpRetransSegs, TcpExtTCPDSACKRecvSegs, TcpExtTCPSackRecovery, TcpExtTCPLossProbes, TcpExtTCPTimeouts, TcpExtTCPDSACKUndo + TcpExtTCPSpuriousRTOs; each with the receiving kernel's nstat TcpExtPAWSEstab, segments it discarded by their timestamps, RFC 7323 §5):\n\n")
 	b.WriteString("| impairment (data path) | run | sender | MB/s | dropped | mean cwnd (segments) / SRTT (ms) | recovery |\n|---|---|---|---|---|---|---|\n")
 	for _, imp := range benchImpairments {
 		for i, c := range results[imp.name] {
 			for _, v := range tcpstatedVariants {
 				r, rec := c["t→k"+v.key], "–"
 				if r != nil {
-					rec = r.engine.sender()
+					rec = r.engine.sender() + pawsDiscards(r.kernelRcv)
 				}
 				fmt.Fprintf(&b, "| %s | %d | tcpstated (%s) | %s | %s | %s | %s |\n", imp.name, i+1, v.name, r.rate(), r.lost(), r.samples(), rec)
 			}
@@ -714,7 +721,7 @@ func benchTables(results map[string][]map[string]*benchRun, rt roundTrips, n int
 					name = defaultCC
 				}
 				if r != nil {
-					rec = kernelSender(r.kernelSnd)
+					rec = kernelSender(r.kernelSnd) + pawsDiscards(r.kernelRcv)
 				}
 				fmt.Fprintf(&b, "| %s | %d | kernel (%s) | %s | %s | %s | %s |\n", imp.name, i+1, name, r.rate(), r.lost(), r.samples(), rec)
 			}

@@ -433,6 +433,7 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"window_scaling", "window-scale.pkt", false},
 		{"sack", "sack-first-block.pkt", false},
 		{"sack_fin", "sack-fin.pkt", true}, // the SACK block's right edge is the point
+		{"ts_recent_dup", "paws-overtaken.pkt", true}, // the TSecr echoed is the point
 		{"zwp_bare_ack", "zero-window-probe.pkt", false},
 		{"zwp_bare_ack", "zero-window-fin.pkt", false},
 		{"rcv_beyond_window", "window-right-edge.pkt", false},
