@@ -432,7 +432,7 @@ func TestLinuxSwitchProbes(t *testing.T) {
 		{"synack_retries", "synack-retransmit.pkt", false},
 		{"window_scaling", "window-scale.pkt", false},
 		{"sack", "sack-first-block.pkt", false},
-		{"sack_fin", "sack-fin.pkt", true}, // the SACK block's right edge is the point
+		{"sack_fin", "sack-fin.pkt", true},            // the SACK block's right edge is the point
 		{"ts_recent_dup", "paws-overtaken.pkt", true}, // the TSecr echoed is the point
 		{"zwp_bare_ack", "zero-window-probe.pkt", false},
 		{"zwp_bare_ack", "zero-window-fin.pkt", false},
