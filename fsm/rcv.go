@@ -108,11 +108,11 @@ func (e *Engine) synSentArrives(c *conn, seg *Segment) {
 	}
 }
 
-// acceptable is the four-case acceptability test of RFC 9293 §3.10.7.4.
 // tsRecentFromDuplicate applies ts_recent_dup: Linux's window test
 // (tcp_sequence) lets through a duplicate that ends at or after the last
 // ACK sent (its rcv_wup), and tcp_replace_ts_recent then copies a TSval
-// not older than TS.Recent when the segment starts at or before that ACK.
+// newer than TS.Recent when the segment starts at or before that ACK (an
+// equal one would change nothing, so it is not explained).
 // RFC 7323 §5.3 rejects the segment (R2) before recording (R3). It matters
 // when a retransmission overtakes the originals on a reordering path: the
 // originals, older, then fail PAWS.
@@ -127,6 +127,7 @@ func (e *Engine) tsRecentFromDuplicate(c *conn, seg *Segment, seq Seq, segLen Si
 	c.tsRecent = o.TSVal
 }
 
+// acceptable is the four-case acceptability test of RFC 9293 §3.10.7.4.
 func acceptable(seq Seq, segLen Size, rcvNxt Seq, rcvWnd Size) bool {
 	switch {
 	case segLen == 0 && rcvWnd == 0:
